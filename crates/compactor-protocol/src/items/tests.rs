@@ -1,0 +1,362 @@
+//! Tests of the item types: exact wire JSON, lossless unknown items, the pass-through list.
+
+use pretty_assertions::assert_eq;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use super::*;
+
+/// Asserts `item` serializes to exactly `expected`, that `expected` reads back as `item`, and
+/// snapshots the compact wire string.
+#[track_caller]
+fn check(name: &str, item: &ResponseItem, expected: Value) {
+    let wire = serde_json::to_string(item).unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&wire).unwrap(), expected, "serialize {name}");
+    assert_eq!(&serde_json::from_value::<ResponseItem>(expected).unwrap(), item, "parse {name}");
+    insta::assert_snapshot!(name, wire);
+}
+
+#[test]
+fn context_compaction_trigger_has_no_payload() {
+    check(
+        "context_compaction_trigger",
+        &ResponseItem::ContextCompaction { id: None, encrypted_content: None },
+        json!({"type": "context_compaction"}),
+    );
+}
+
+#[test]
+fn context_compaction_with_content() {
+    check(
+        "context_compaction_with_content",
+        &ResponseItem::ContextCompaction { id: None, encrypted_content: Some("abc".into()) },
+        json!({"type": "context_compaction", "encrypted_content": "abc"}),
+    );
+}
+
+#[test]
+fn compaction_summary_alias_parses_as_compaction() {
+    let item: ResponseItem =
+        serde_json::from_value(json!({"type": "compaction_summary", "encrypted_content": "x"}))
+            .unwrap();
+    assert_eq!(
+        item,
+        ResponseItem::Compaction { id: None, encrypted_content: "x".into(), created_by: None }
+    );
+    assert_eq!(
+        serde_json::to_value(&item).unwrap(),
+        json!({"type": "compaction", "encrypted_content": "x"})
+    );
+}
+
+#[test]
+fn compaction_output_item_keeps_id_and_creator() {
+    check(
+        "compaction_with_id",
+        &ResponseItem::Compaction {
+            id: Some("cmp_1".into()),
+            encrypted_content: "ENC".into(),
+            created_by: Some("server".into()),
+        },
+        json!({"type": "compaction", "id": "cmp_1", "encrypted_content": "ENC", "created_by": "server"}),
+    );
+}
+
+#[test]
+fn compaction_trigger_is_a_bare_type() {
+    check(
+        "compaction_trigger",
+        &ResponseItem::CompactionTrigger,
+        json!({"type": "compaction_trigger"}),
+    );
+}
+
+#[test]
+fn message_with_phase() {
+    check(
+        "message_with_phase",
+        &ResponseItem::Message {
+            id: Some("msg_1".into()),
+            role: "assistant".into(),
+            content: vec![ContentItem::OutputText { text: "done".into() }],
+            phase: Some(MessagePhase::FinalAnswer),
+        },
+        json!({
+            "type": "message", "id": "msg_1", "role": "assistant",
+            "content": [{"type": "output_text", "text": "done"}],
+            "phase": "final_answer"
+        }),
+    );
+}
+
+#[test]
+fn user_message_with_image() {
+    check(
+        "user_message_with_image",
+        &ResponseItem::Message {
+            id: None,
+            role: "user".into(),
+            content: vec![
+                ContentItem::InputText { text: "look".into() },
+                ContentItem::InputImage {
+                    image_url: "data:image/png;base64,AAAA".into(),
+                    detail: Some("high".into()),
+                },
+            ],
+            phase: None,
+        },
+        json!({
+            "type": "message", "role": "user",
+            "content": [
+                {"type": "input_text", "text": "look"},
+                {"type": "input_image", "image_url": "data:image/png;base64,AAAA", "detail": "high"}
+            ]
+        }),
+    );
+}
+
+#[test]
+fn function_call_arguments_are_a_json_string() {
+    check(
+        "function_call",
+        &ResponseItem::FunctionCall {
+            id: Some("fc_1".into()),
+            name: "shell".into(),
+            namespace: None,
+            arguments: r#"{"cmd":"ls -la"}"#.into(),
+            call_id: "call_1".into(),
+        },
+        json!({
+            "type": "function_call", "id": "fc_1", "name": "shell",
+            "arguments": "{\"cmd\":\"ls -la\"}", "call_id": "call_1"
+        }),
+    );
+}
+
+#[test]
+fn function_call_output_as_string() {
+    check(
+        "function_call_output_text",
+        &ResponseItem::FunctionCallOutput {
+            call_id: "call_1".into(),
+            output: ToolOutput::Text("total 0".into()),
+        },
+        json!({"type": "function_call_output", "call_id": "call_1", "output": "total 0"}),
+    );
+}
+
+#[test]
+fn function_call_output_as_content_items() {
+    check(
+        "function_call_output_content",
+        &ResponseItem::FunctionCallOutput {
+            call_id: "call_2".into(),
+            output: ToolOutput::Content(vec![
+                ContentItem::InputText { text: "screenshot".into() },
+                ContentItem::InputImage { image_url: "https://x/y.png".into(), detail: None },
+            ]),
+        },
+        json!({
+            "type": "function_call_output", "call_id": "call_2",
+            "output": [
+                {"type": "input_text", "text": "screenshot"},
+                {"type": "input_image", "image_url": "https://x/y.png"}
+            ]
+        }),
+    );
+}
+
+#[test]
+fn reasoning_writes_encrypted_content_even_when_null() {
+    check(
+        "reasoning",
+        &ResponseItem::Reasoning {
+            id: Some("rs_1".into()),
+            summary: vec![ReasoningSummary::SummaryText { text: "thinking".into() }],
+            content: None,
+            encrypted_content: None,
+        },
+        json!({
+            "type": "reasoning", "id": "rs_1",
+            "summary": [{"type": "summary_text", "text": "thinking"}],
+            "encrypted_content": null
+        }),
+    );
+}
+
+#[test]
+fn local_shell_call() {
+    check(
+        "local_shell_call",
+        &ResponseItem::LocalShellCall {
+            id: None,
+            call_id: Some("call_3".into()),
+            status: "completed".into(),
+            action: LocalShellAction::Exec {
+                command: vec!["ls".into()],
+                timeout_ms: Some(1000),
+                working_directory: None,
+                env: None,
+                user: None,
+            },
+        },
+        json!({
+            "type": "local_shell_call", "call_id": "call_3", "status": "completed",
+            "action": {"type": "exec", "command": ["ls"], "timeout_ms": 1000}
+        }),
+    );
+}
+
+#[test]
+fn unknown_item_round_trips_identically() {
+    for raw in [
+        r#"{"type":"ghost_snapshot","ghost_commit":{"id":"g1"}}"#,
+        r#"{"type":"configuration_update","id":"cu_1","settings":{"a":[1,2,{"b":null}]}}"#,
+        // A known type in a shape this version cannot read is kept, not lost.
+        r#"{"type":"function_call","name":"x"}"#,
+    ] {
+        let item: ResponseItem = serde_json::from_str(raw).unwrap();
+        assert!(matches!(item, ResponseItem::Unknown(_)), "{raw}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&serde_json::to_string(&item).unwrap()).unwrap(),
+            serde_json::from_str::<Value>(raw).unwrap()
+        );
+    }
+}
+
+#[test]
+fn unknown_content_part_round_trips() {
+    let raw = json!({"type": "message", "role": "user", "content": [{"type": "input_file", "file_id": "f"}]});
+    let item: ResponseItem = serde_json::from_value(raw.clone()).unwrap();
+    assert!(
+        matches!(&item, ResponseItem::Message { content, .. } if matches!(content[0], ContentItem::Unknown(_)))
+    );
+    assert_eq!(serde_json::to_value(&item).unwrap(), raw);
+}
+
+#[test]
+fn pass_through_list_decides_unknown_items() {
+    let list = PassThroughList::default();
+    let parse = |raw: Value| serde_json::from_value::<ResponseItem>(raw).unwrap();
+    assert!(list.allows(&parse(json!({"type": "configuration_update", "x": 1}))));
+    assert!(!list.allows(&parse(json!({"type": "ghost_snapshot", "ghost_commit": {"id": "g1"}}))));
+    assert!(list.allows(&ResponseItem::user_text("hi")));
+    let custom = PassThroughList::new(["ghost_snapshot"]);
+    assert!(custom.allows(&parse(json!({"type": "ghost_snapshot"}))));
+    assert!(!custom.allows(&parse(json!({"type": "configuration_update"}))));
+}
+
+#[test]
+fn accessors() {
+    let call = ResponseItem::FunctionCall {
+        id: None,
+        name: "t".into(),
+        namespace: None,
+        arguments: "{}".into(),
+        call_id: "c".into(),
+    };
+    assert_eq!(call.call_id(), Some("c"));
+    assert_eq!(call.output_call_id(), None);
+    let out = ResponseItem::FunctionCallOutput {
+        call_id: "c".into(),
+        output: ToolOutput::Text("o".into()),
+    };
+    assert_eq!(out.output_call_id(), Some("c"));
+    assert!(ResponseItem::context_compaction_trigger().is_compaction_trigger());
+    assert!(!ResponseItem::context_compaction_trigger().is_compaction());
+    assert_eq!(ResponseItem::user_text("a").message_text().as_deref(), Some("a"));
+    let image_only = vec![ContentItem::InputImage { image_url: "u".into(), detail: None }];
+    assert_eq!(content_text(&image_only), None);
+    let two = vec![
+        ContentItem::InputText { text: "a".into() },
+        ContentItem::InputText { text: String::new() },
+        ContentItem::InputText { text: "b".into() },
+    ];
+    assert_eq!(content_text(&two).as_deref(), Some("a\nb"));
+}
+
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof!["[a-z ]{0,12}", "\\PC{0,8}", Just("line\nbreak \"quoted\" \\".to_owned())]
+}
+
+fn content_item() -> impl Strategy<Value = ContentItem> {
+    prop_oneof![
+        text().prop_map(|text| ContentItem::InputText { text }),
+        text().prop_map(|text| ContentItem::OutputText { text }),
+        (text(), proptest::option::of(Just("low".to_owned())))
+            .prop_map(|(image_url, detail)| ContentItem::InputImage { image_url, detail }),
+        text().prop_map(|v| ContentItem::Unknown(json!({"type": "input_file", "file": v}))),
+    ]
+}
+
+fn tool_output() -> impl Strategy<Value = ToolOutput> {
+    prop_oneof![
+        text().prop_map(ToolOutput::Text),
+        proptest::collection::vec(content_item(), 0..3).prop_map(ToolOutput::Content),
+    ]
+}
+
+fn response_item() -> impl Strategy<Value = ResponseItem> {
+    let id = || proptest::option::of("[a-z]{1,6}_[0-9]{1,3}");
+    prop_oneof![
+        (
+            id(),
+            prop_oneof![Just("user"), Just("assistant"), Just("developer"), Just("system")],
+            proptest::collection::vec(content_item(), 0..4),
+            proptest::option::of(prop_oneof![
+                Just(MessagePhase::Commentary),
+                Just(MessagePhase::FinalAnswer)
+            ])
+        )
+            .prop_map(|(id, role, content, phase)| ResponseItem::Message {
+                id,
+                role: role.to_owned(),
+                content,
+                phase
+            }),
+        (id(), proptest::collection::vec(text(), 0..2), proptest::option::of(text())).prop_map(
+            |(id, summary, encrypted_content)| ResponseItem::Reasoning {
+                id,
+                summary: summary
+                    .into_iter()
+                    .map(|text| ReasoningSummary::SummaryText { text })
+                    .collect(),
+                content: None,
+                encrypted_content,
+            }
+        ),
+        (id(), text(), text(), "[a-z0-9]{1,8}").prop_map(|(id, name, arguments, call_id)| {
+            ResponseItem::FunctionCall { id, name, namespace: None, arguments, call_id }
+        }),
+        ("[a-z0-9]{1,8}", tool_output())
+            .prop_map(|(call_id, output)| ResponseItem::FunctionCallOutput { call_id, output }),
+        ("[a-z0-9]{1,8}", text(), text()).prop_map(|(call_id, name, input)| {
+            ResponseItem::CustomToolCall { id: None, status: None, call_id, name, input }
+        }),
+        ("[a-z0-9]{1,8}", proptest::option::of(text()), tool_output()).prop_map(
+            |(call_id, name, output)| ResponseItem::CustomToolCallOutput { call_id, name, output }
+        ),
+        (id(), text()).prop_map(|(id, encrypted_content)| ResponseItem::Compaction {
+            id,
+            encrypted_content,
+            created_by: None
+        }),
+        (id(), proptest::option::of(text())).prop_map(|(id, encrypted_content)| {
+            ResponseItem::ContextCompaction { id, encrypted_content }
+        }),
+        Just(ResponseItem::CompactionTrigger),
+        (text(), 0i64..1000).prop_map(|(v, n)| ResponseItem::Unknown(
+            json!({"type": "ghost_snapshot", "note": v, "n": n, "nested": {"list": [n, null]}})
+        )),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn history_round_trips_through_json(history in proptest::collection::vec(response_item(), 0..24)) {
+        let wire = serde_json::to_string(&history).unwrap();
+        let back: Vec<ResponseItem> = serde_json::from_str(&wire).unwrap();
+        prop_assert_eq!(&back, &history);
+        prop_assert_eq!(serde_json::to_string(&back).unwrap(), wire);
+    }
+}

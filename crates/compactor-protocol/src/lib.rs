@@ -1,0 +1,60 @@
+//! Wire and persisted types of Compactor (layer L0).
+//!
+//! Every type that crosses a crate boundary lives here, with the serde attributes that produce
+//! the exact JSON of the Responses API and of Compactor's rollouts. This crate depends only on
+//! `serde`, `serde_json` and `thiserror`: no tokio, no I/O, and no other Compactor crate.
+//!
+//! - Items: [`ResponseItem`], [`ContentItem`], [`MessagePhase`], [`PassThroughList`].
+//! - Requests: [`Prompt`], [`TurnSettings`], [`ResponsesApiRequest`], [`WsClientMessage`],
+//!   [`CompactRequest`], [`CompactResponse`].
+//! - Streams: [`StreamEventPayload`], [`ResponseEvent`], [`TokenUsage`], [`TokenUsageInfo`],
+//!   [`RateLimitSnapshot`].
+//! - Sessions and rollouts: [`EventMsg`], [`TurnItem`], [`ErrorEvent`], [`CompactedItem`],
+//!   [`RolloutItem`], [`RolloutLine`], [`TurnContextItem`], [`SessionMeta`].
+//! - Compaction vocabulary: [`CompactionTrigger`], [`CompactionReason`],
+//!   [`CompactionImplementation`], [`CompactionPhase`], [`CompactionStrategy`],
+//!   [`CompactionStatus`], [`InitialContextInjection`], [`V2TriggerForm`].
+//! - [`tokens`]: the byte-based token estimates; [`display`]: one-line history rendering.
+//! - [`CompactorError`]: the error taxonomy, with [`CompactorError::is_retryable`].
+//!
+//! # Examples
+//!
+//! ```
+//! use compactor_protocol::ResponseItem;
+//!
+//! let trigger = ResponseItem::context_compaction_trigger();
+//! assert_eq!(serde_json::to_string(&trigger).unwrap(), r#"{"type":"context_compaction"}"#);
+//! let item: ResponseItem =
+//!     serde_json::from_str(r#"{"type":"ghost_snapshot","ghost_commit":{"id":"g1"}}"#).unwrap();
+//! assert_eq!(item.item_type(), "ghost_snapshot");
+//! ```
+
+pub mod compaction;
+pub mod display;
+pub mod error;
+pub mod events;
+pub mod items;
+pub mod request;
+pub mod rollout;
+pub mod stream;
+pub mod tokens;
+
+pub use compaction::{
+    CompactionImplementation, CompactionPhase, CompactionReason, CompactionStatus,
+    CompactionStrategy, CompactionTrigger, InitialContextInjection, V2TriggerForm,
+};
+pub use error::{CompactorError, CompactorErrorInfo};
+pub use events::{ContextCompactionItem, ErrorEvent, EventMsg, HookEventName, TurnItem};
+pub use items::{
+    ContentItem, LocalShellAction, MessagePhase, PassThroughList, ReasoningContent,
+    ReasoningSummary, ResponseItem, ToolOutput, WebSearchAction, content_text,
+};
+pub use request::{
+    CompactRequest, CompactResponse, ContextManagement, Prompt, Reasoning, ResponsesApiRequest,
+    TextControls, TextFormat, ToolSpec, TurnSettings, WsClientMessage,
+};
+pub use rollout::{CompactedItem, RolloutItem, RolloutLine, SessionMeta, TurnContextItem};
+pub use stream::{
+    InputTokensDetails, OutputTokensDetails, RateLimitSnapshot, RateLimitWindow, ResponseEvent,
+    ResponseUsage, StreamEventPayload, TokenUsage, TokenUsageInfo,
+};

@@ -1,0 +1,273 @@
+//! What a client sends: the prompt, the Responses request body, WebSocket client messages and the
+//! `/responses/compact` exchange (ref §2.5, §4.1, §4.3, §4.4).
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::items::ResponseItem;
+use crate::stream::ResponseUsage;
+
+/// A tool specification, as the JSON the Responses API takes.
+pub type ToolSpec = Value;
+
+/// What a turn asks the model: input, tools and instructions (ref §2.5).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    /// The conversation so far, already normalized for the model.
+    pub input: Vec<ResponseItem>,
+    /// The tools the model may call.
+    pub tools: Vec<ToolSpec>,
+    /// Whether the model may call tools in parallel.
+    pub parallel_tool_calls: bool,
+    /// The base instructions, sent as `instructions` (omitted when empty).
+    pub base_instructions: String,
+    /// The personality, when the harness sets one.
+    pub personality: Option<String>,
+    /// A JSON schema for the final output.
+    pub output_schema: Option<Value>,
+    /// Whether the output schema is strict.
+    pub output_schema_strict: bool,
+}
+
+impl Default for Prompt {
+    fn default() -> Self {
+        Self {
+            input: Vec::new(),
+            tools: Vec::new(),
+            parallel_tool_calls: false,
+            base_instructions: String::new(),
+            personality: None,
+            output_schema: None,
+            output_schema_strict: true,
+        }
+    }
+}
+
+/// Per-turn model settings that are not part of the prompt.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TurnSettings {
+    /// The model slug.
+    pub model: String,
+    /// Reasoning settings, when the model reasons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<Reasoning>,
+    /// The service tier, when one is requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<String>,
+    /// Output verbosity (`low`, `medium`, `high`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verbosity: Option<String>,
+    /// Server-managed compaction, sent as `context_management` on normal requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_management: Option<Vec<ContextManagement>>,
+}
+
+/// The `reasoning` object of a request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reasoning {
+    /// `minimal`, `low`, `medium`, `high`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effort: Option<String>,
+    /// `auto`, `concise` or `detailed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+}
+
+/// The `text` object of a request: verbosity and structured output format.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TextControls {
+    /// `low`, `medium` or `high`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verbosity: Option<String>,
+    /// The structured output format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<TextFormat>,
+}
+
+/// `{"type":"json_schema","strict":..,"schema":..,"name":..}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextFormat {
+    /// Always `json_schema`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Whether the schema is strict.
+    pub strict: bool,
+    /// The JSON schema.
+    pub schema: Value,
+    /// The schema's name.
+    pub name: String,
+}
+
+/// One entry of `context_management`: `{"type":"compaction","compact_threshold":N}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ContextManagement {
+    /// Let the server compact past `compact_threshold` tokens (at least 1000).
+    Compaction {
+        /// The token count past which the server compacts.
+        compact_threshold: u64,
+    },
+}
+
+/// The body of `POST /responses` and, without `stream`, of a WebSocket `response.create`
+/// (ref §4.1). The input is borrowed when serializing, so a large history is never cloned just to
+/// be sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResponsesApiRequest<'a> {
+    /// The model slug.
+    pub model: Cow<'a, str>,
+    /// The base instructions; omitted when empty.
+    #[serde(default, skip_serializing_if = "str::is_empty")]
+    pub instructions: Cow<'a, str>,
+    /// The input items.
+    pub input: Cow<'a, [ResponseItem]>,
+    /// The tools.
+    #[serde(default)]
+    pub tools: Cow<'a, [ToolSpec]>,
+    /// Always `auto`.
+    #[serde(default = "tool_choice_auto")]
+    pub tool_choice: Cow<'a, str>,
+    /// Whether tools may run in parallel.
+    #[serde(default)]
+    pub parallel_tool_calls: bool,
+    /// Reasoning settings; written as `null` when absent.
+    #[serde(default)]
+    pub reasoning: Option<Reasoning>,
+    /// Whether the server stores the response.
+    #[serde(default)]
+    pub store: bool,
+    /// `true` over HTTP; absent on WebSocket messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    /// Extra output to include, e.g. `reasoning.encrypted_content`.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// The service tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<String>,
+    /// The prompt cache key (the thread id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_cache_key: Option<String>,
+    /// Verbosity and output format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextControls>,
+    /// Server-managed compaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_management: Option<Vec<ContextManagement>>,
+    /// The response this request continues (WebSocket incremental requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_response_id: Option<String>,
+    /// `false` for a WebSocket prewarm that must not generate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate: Option<bool>,
+    /// Free-form client metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_metadata: Option<serde_json::Map<String, Value>>,
+}
+
+fn tool_choice_auto() -> Cow<'static, str> {
+    Cow::Borrowed("auto")
+}
+
+impl<'a> ResponsesApiRequest<'a> {
+    /// The HTTP streaming request for `prompt` under `settings`, borrowing the prompt's input.
+    pub fn from_prompt(prompt: &'a Prompt, settings: &'a TurnSettings) -> Self {
+        let include = match settings.reasoning {
+            Some(_) => vec!["reasoning.encrypted_content".to_owned()],
+            None => Vec::new(),
+        };
+        let format = prompt.output_schema.as_ref().map(|schema| TextFormat {
+            kind: "json_schema".to_owned(),
+            strict: prompt.output_schema_strict,
+            schema: schema.clone(),
+            name: "compactor_output_schema".to_owned(),
+        });
+        let text = (settings.verbosity.is_some() || format.is_some())
+            .then(|| TextControls { verbosity: settings.verbosity.clone(), format });
+        Self {
+            model: Cow::Borrowed(&settings.model),
+            instructions: Cow::Borrowed(&prompt.base_instructions),
+            input: Cow::Borrowed(&prompt.input),
+            tools: Cow::Borrowed(&prompt.tools),
+            tool_choice: tool_choice_auto(),
+            parallel_tool_calls: prompt.parallel_tool_calls,
+            reasoning: settings.reasoning.clone(),
+            store: false,
+            stream: Some(true),
+            include,
+            service_tier: settings.service_tier.clone(),
+            prompt_cache_key: None,
+            text,
+            context_management: settings.context_management.clone(),
+            previous_response_id: None,
+            generate: None,
+            client_metadata: None,
+        }
+    }
+}
+
+/// A message a client sends on a Responses WebSocket (ref §4.3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum WsClientMessage<'a> {
+    /// `{"type":"response.create", ...request fields...}`.
+    #[serde(rename = "response.create")]
+    ResponseCreate(Box<ResponsesApiRequest<'a>>),
+    /// `{"type":"response.processed","response_id":...}`: the client has installed a response.
+    #[serde(rename = "response.processed")]
+    ResponseProcessed {
+        /// The completed response's id.
+        response_id: String,
+    },
+}
+
+/// The body of `POST /responses/compact` (ref §4.4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompactRequest<'a> {
+    /// The model slug.
+    pub model: Cow<'a, str>,
+    /// The history to compact.
+    pub input: Cow<'a, [ResponseItem]>,
+    /// The base instructions (plus focus text, DESIGN §8.15); omitted when empty.
+    #[serde(default, skip_serializing_if = "str::is_empty")]
+    pub instructions: Cow<'a, str>,
+    /// The same tools a normal request carries.
+    #[serde(default)]
+    pub tools: Cow<'a, [ToolSpec]>,
+    /// Whether tools may run in parallel.
+    #[serde(default)]
+    pub parallel_tool_calls: bool,
+    /// Reasoning settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<Reasoning>,
+    /// The service tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<String>,
+    /// The prompt cache key (the thread id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_cache_key: Option<String>,
+    /// Verbosity and output format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextControls>,
+}
+
+/// The answer of `POST /responses/compact`: the new history (ref §4.4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompactResponse {
+    /// The response id, when the server gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `response.compaction`, when the server says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    /// The compacted history: retained messages and one compaction item.
+    pub output: Vec<ResponseItem>,
+    /// Token usage, when the server reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<ResponseUsage>,
+}
+
+#[cfg(test)]
+mod tests;

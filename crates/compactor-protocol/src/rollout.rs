@@ -1,0 +1,262 @@
+//! Persisted session records: rollout lines, compaction records and turn settings (ref §2.2, §6).
+
+use std::fmt;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::events::EventMsg;
+use crate::items::ResponseItem;
+
+/// The record of one installed compaction (ref §2.2).
+///
+/// `replacement_history` is the complete new history; a legacy record without it is rebuilt on
+/// resume from the user messages and `message`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompactedItem {
+    /// The local summary text (prefix + summary); `""` for remote compactions.
+    #[serde(default)]
+    pub message: String,
+    /// The complete history after the compaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement_history: Option<Vec<ResponseItem>>,
+    /// Fields written by a newer version, kept as they were.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl CompactedItem {
+    /// A record of a compaction that installed `replacement_history`.
+    pub fn new(message: impl Into<String>, replacement_history: Vec<ResponseItem>) -> Self {
+        Self {
+            message: message.into(),
+            replacement_history: Some(replacement_history),
+            extra: Map::new(),
+        }
+    }
+}
+
+/// The settings baseline of a turn, persisted so a resumed session can emit the same diffs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TurnContextItem {
+    /// The turn's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn_id: Option<String>,
+    /// The working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// The date the harness told the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_date: Option<String>,
+    /// The time zone the harness told the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// The model slug.
+    #[serde(default)]
+    pub model: String,
+    /// The personality.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personality: Option<String>,
+    /// Reasoning effort.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effort: Option<String>,
+    /// Reasoning summary setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// User instructions (AGENTS.md and similar).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_instructions: Option<String>,
+    /// Developer instructions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub developer_instructions: Option<String>,
+    /// The final output schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_output_json_schema: Option<Value>,
+    /// Whether a realtime conversation is active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realtime_active: Option<bool>,
+    /// Fields written by a newer version or another harness, kept as they were.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The first line of a rollout: who wrote it and for which thread.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionMeta {
+    /// The thread id.
+    pub id: String,
+    /// When the session started (UTC, RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    /// The working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// The program that wrote the rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub originator: Option<String>,
+    /// Its version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cli_version: Option<String>,
+    /// The model provider's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_provider: Option<String>,
+    /// The base instructions of the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_instructions: Option<String>,
+    /// The thread this one was forked from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forked_from_id: Option<String>,
+    /// Fields written by a newer version, kept as they were.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// What one rollout line records.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RolloutItem {
+    /// `session_meta`.
+    SessionMeta(SessionMeta),
+    /// `response_item`.
+    ResponseItem(ResponseItem),
+    /// `compacted`.
+    Compacted(CompactedItem),
+    /// `turn_context`.
+    TurnContext(TurnContextItem),
+    /// `event_msg`.
+    EventMsg(EventMsg),
+    /// A line type this version does not know, kept as it was and ignored by reconstruction.
+    Unknown {
+        /// The line's `type`.
+        kind: String,
+        /// The line's `payload`, when it had one.
+        payload: Option<Value>,
+    },
+}
+
+impl RolloutItem {
+    /// The line's `type`.
+    pub fn kind(&self) -> &str {
+        match self {
+            RolloutItem::SessionMeta(_) => "session_meta",
+            RolloutItem::ResponseItem(_) => "response_item",
+            RolloutItem::Compacted(_) => "compacted",
+            RolloutItem::TurnContext(_) => "turn_context",
+            RolloutItem::EventMsg(_) => "event_msg",
+            RolloutItem::Unknown { kind, .. } => kind,
+        }
+    }
+}
+
+/// One line of a rollout: `{"timestamp":...,"type":...,"payload":...}` (ref §2.2).
+///
+/// The timestamp is UTC `YYYY-MM-DDTHH:MM:SS.mmmZ`. Top-level fields other than these three are
+/// kept in `extra` and written back after them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutLine {
+    /// When the line was written.
+    pub timestamp: String,
+    /// What it records.
+    pub item: RolloutItem,
+    /// Top-level fields written by a newer version.
+    pub extra: Map<String, Value>,
+}
+
+impl RolloutLine {
+    /// A line with no extra fields.
+    pub fn new(timestamp: impl Into<String>, item: RolloutItem) -> Self {
+        Self { timestamp: timestamp.into(), item, extra: Map::new() }
+    }
+}
+
+impl Serialize for RolloutLine {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("timestamp", &self.timestamp)?;
+        map.serialize_entry("type", self.item.kind())?;
+        match &self.item {
+            RolloutItem::SessionMeta(meta) => map.serialize_entry("payload", meta)?,
+            RolloutItem::ResponseItem(item) => map.serialize_entry("payload", item)?,
+            RolloutItem::Compacted(compacted) => map.serialize_entry("payload", compacted)?,
+            RolloutItem::TurnContext(ctx) => map.serialize_entry("payload", ctx)?,
+            RolloutItem::EventMsg(event) => map.serialize_entry("payload", event)?,
+            RolloutItem::Unknown { payload: Some(payload), .. } => {
+                map.serialize_entry("payload", payload)?;
+            }
+            RolloutItem::Unknown { payload: None, .. } => {}
+        }
+        for (key, value) in &self.extra {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for RolloutLine {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(RolloutLineVisitor)
+    }
+}
+
+struct RolloutLineVisitor;
+
+impl<'de> Visitor<'de> for RolloutLineVisitor {
+    type Value = RolloutLine;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a rollout line object with `timestamp`, `type` and `payload`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<RolloutLine, A::Error> {
+        let mut timestamp: Option<String> = None;
+        let mut kind: Option<String> = None;
+        // The payload is kept raw until the type is known, so it is parsed once, straight into
+        // its typed form, whatever the key order.
+        let mut payload: Option<Box<RawValue>> = None;
+        let mut extra = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            match key.as_str() {
+                "timestamp" => timestamp = Some(access.next_value()?),
+                "type" => kind = Some(access.next_value()?),
+                "payload" => payload = Some(access.next_value()?),
+                _ => {
+                    let value: Value = access.next_value()?;
+                    extra.insert(key, value);
+                }
+            }
+        }
+        let timestamp = timestamp.ok_or_else(|| de::Error::missing_field("timestamp"))?;
+        let kind = kind.ok_or_else(|| de::Error::missing_field("type"))?;
+        let item = parse_item(kind, payload.as_deref()).map_err(de::Error::custom)?;
+        Ok(RolloutLine { timestamp, item, extra })
+    }
+}
+
+fn parse_item(kind: String, payload: Option<&RawValue>) -> Result<RolloutItem, String> {
+    fn typed<T: for<'a> Deserialize<'a>>(
+        kind: &str,
+        payload: Option<&RawValue>,
+    ) -> Result<T, String> {
+        let raw = payload.ok_or_else(|| format!("`{kind}` line without payload"))?;
+        serde_json::from_str(raw.get()).map_err(|err| format!("invalid `{kind}` payload: {err}"))
+    }
+    Ok(match kind.as_str() {
+        "session_meta" => RolloutItem::SessionMeta(typed(&kind, payload)?),
+        "response_item" => RolloutItem::ResponseItem(typed(&kind, payload)?),
+        "compacted" => RolloutItem::Compacted(typed(&kind, payload)?),
+        "turn_context" => RolloutItem::TurnContext(typed(&kind, payload)?),
+        "event_msg" => RolloutItem::EventMsg(typed(&kind, payload)?),
+        _ => {
+            let payload = payload
+                .map(|raw| serde_json::from_str(raw.get()))
+                .transpose()
+                .map_err(|err| err.to_string())?;
+            RolloutItem::Unknown { kind, payload }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,150 @@
+//! Tests of rollout lines: the exact JSON, lossless unknown lines and fields.
+
+use pretty_assertions::assert_eq;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::events::EventMsg;
+
+const TS: &str = "2026-05-15T10:00:00.123Z";
+
+#[track_caller]
+fn round_trip(raw: &str) -> RolloutLine {
+    let line: RolloutLine = serde_json::from_str(raw).unwrap();
+    let back = serde_json::to_string(&line).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&back).unwrap(),
+        serde_json::from_str::<Value>(raw).unwrap()
+    );
+    line
+}
+
+#[test]
+fn compacted_line_with_replacement_history() {
+    let line = RolloutLine::new(
+        TS,
+        RolloutItem::Compacted(CompactedItem::new(
+            "",
+            vec![
+                ResponseItem::user_text("fix the bug"),
+                ResponseItem::ContextCompaction { id: None, encrypted_content: Some("ENC".into()) },
+            ],
+        )),
+    );
+    let wire = serde_json::to_string(&line).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&wire).unwrap(),
+        json!({
+            "timestamp": TS, "type": "compacted",
+            "payload": {"message": "", "replacement_history": [
+                {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "fix the bug"}]},
+                {"type": "context_compaction", "encrypted_content": "ENC"}
+            ]}
+        })
+    );
+    insta::assert_snapshot!(wire);
+    assert_eq!(round_trip(&wire), line);
+}
+
+#[test]
+fn legacy_compacted_line_without_replacement() {
+    let line =
+        round_trip(r#"{"timestamp":"t","type":"compacted","payload":{"message":"summary"}}"#);
+    let RolloutItem::Compacted(compacted) = line.item else { panic!("not compacted") };
+    assert_eq!(compacted.replacement_history, None);
+    assert_eq!(compacted.message, "summary");
+}
+
+#[test]
+fn event_msg_line() {
+    let line = RolloutLine::new(TS, RolloutItem::EventMsg(EventMsg::ContextCompacted {}));
+    let wire = serde_json::to_string(&line).unwrap();
+    assert_eq!(
+        wire,
+        r#"{"timestamp":"2026-05-15T10:00:00.123Z","type":"event_msg","payload":{"type":"context_compacted"}}"#
+    );
+    insta::assert_snapshot!(wire);
+    assert_eq!(round_trip(&wire), line);
+}
+
+#[test]
+fn other_known_lines() {
+    let meta = RolloutLine::new(
+        TS,
+        RolloutItem::SessionMeta(SessionMeta {
+            id: "thread-1".into(),
+            originator: Some("compactor".into()),
+            ..SessionMeta::default()
+        }),
+    );
+    let ctx = RolloutLine::new(
+        TS,
+        RolloutItem::TurnContext(TurnContextItem {
+            turn_id: Some("turn-1".into()),
+            model: "gpt-test".into(),
+            ..TurnContextItem::default()
+        }),
+    );
+    let item = RolloutLine::new(TS, RolloutItem::ResponseItem(ResponseItem::user_text("hi")));
+    let lines: Vec<String> = [meta, ctx, item]
+        .iter()
+        .map(|line| {
+            let wire = serde_json::to_string(line).unwrap();
+            assert_eq!(&round_trip(&wire), line);
+            wire
+        })
+        .collect();
+    insta::assert_snapshot!(lines.join("\n"));
+}
+
+#[test]
+fn unknown_line_type_round_trips() {
+    for raw in [
+        r#"{"timestamp":"t","type":"inference_trace","payload":{"spans":[1,2,{"a":null}]}}"#,
+        r#"{"timestamp":"t","type":"marker"}"#,
+    ] {
+        let line = round_trip(raw);
+        assert!(matches!(line.item, RolloutItem::Unknown { .. }), "{raw}");
+    }
+}
+
+#[test]
+fn unknown_fields_are_kept() {
+    let line = round_trip(
+        r#"{"timestamp":"t","type":"compacted","payload":{"message":"","replacement_history":[],"window_id":"th:3"},"writer":"v9"}"#,
+    );
+    assert_eq!(line.extra.get("writer"), Some(&json!("v9")));
+    let RolloutItem::Compacted(compacted) = &line.item else { panic!("not compacted") };
+    assert_eq!(compacted.extra.get("window_id"), Some(&json!("th:3")));
+}
+
+#[test]
+fn unknown_item_and_event_payloads_round_trip() {
+    round_trip(
+        r#"{"timestamp":"t","type":"response_item","payload":{"type":"ghost_snapshot","ghost_commit":{"id":"g1"}}}"#,
+    );
+    round_trip(
+        r#"{"timestamp":"t","type":"event_msg","payload":{"type":"plan_update","plan":[]}}"#,
+    );
+}
+
+#[test]
+fn broken_known_lines_are_errors() {
+    for raw in [
+        r#"{"timestamp":"t","type":"compacted"}"#,
+        r#"{"timestamp":"t","type":"compacted","payload":{"replacement_history":"nope"}}"#,
+        r#"{"type":"compacted","payload":{}}"#,
+        r#"{"timestamp":"t","payload":{}}"#,
+        r#"[1,2]"#,
+    ] {
+        assert!(serde_json::from_str::<RolloutLine>(raw).is_err(), "{raw}");
+    }
+}
+
+#[test]
+fn parses_from_a_json_value_too() {
+    let value =
+        json!({"timestamp": "t", "type": "event_msg", "payload": {"type": "context_compacted"}});
+    let line: RolloutLine = serde_json::from_value(value).unwrap();
+    assert_eq!(line.item, RolloutItem::EventMsg(EventMsg::ContextCompacted {}));
+}
