@@ -1,0 +1,93 @@
+//! `compactor-testkit`: serves the reference model on a loopback port until Ctrl-C or SIGTERM
+//! (DESIGN §8.18). The first line on stdout is the base URL.
+
+#![allow(clippy::print_stdout, reason = "the base URL is the binary's output")]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use compactor_testkit::{Mode, ReferenceModelConfig, SealKey, TestServer, TestServerConfig};
+use tracing_subscriber::EnvFilter;
+
+/// Serve the compactor-testkit reference model on 127.0.0.1.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The loopback port; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// The key that seals compaction items; servers sharing a key accept each other's items
+    /// (default: the testkit's fixed key).
+    #[arg(long, value_name = "KEY")]
+    seal_key: Option<String>,
+    /// Deterministic filler appended to every assistant reply, in bytes.
+    #[arg(long, default_value_t = 0, value_name = "BYTES")]
+    reply_padding_bytes: usize,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let model = ReferenceModelConfig {
+        seal_key: args.seal_key.map(SealKey::new).unwrap_or_default(),
+        reply_padding_bytes: args.reply_padding_bytes,
+        ..ReferenceModelConfig::default()
+    };
+    let config = TestServerConfig {
+        mode: Mode::ReferenceModel(model),
+        port: args.port,
+        ..TestServerConfig::default()
+    };
+    let server = match TestServer::start(config).await {
+        Ok(server) => server,
+        Err(err) => {
+            tracing::error!("{}", error_chain(&err));
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", server.base_url());
+    stop_signal().await;
+    match server.shutdown().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{}", error_chain(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or, on Unix, SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+                return;
+            }
+            Err(err) => tracing::warn!(%err, "cannot listen for SIGTERM; stop with Ctrl-C"),
+        }
+    }
+    if let Err(err) = tokio::signal::ctrl_c().await {
+        tracing::error!(%err, "cannot listen for Ctrl-C");
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

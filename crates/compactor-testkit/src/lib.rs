@@ -1,0 +1,73 @@
+//! A Responses-compatible server on loopback for tests, benches and the CLI's embedded provider.
+//!
+//! [`TestServer`] is an axum server bound to `127.0.0.1` that serves, on one port,
+//! `POST /v1/responses` (SSE), the WebSocket upgrade on `/v1/responses`, and
+//! `POST /v1/responses/compact` (the same routes also answer without the `/v1` prefix). It runs
+//! in one of two [`Mode`]s:
+//!
+//! - **Scripted**: queued event batches answer HTTP requests in order ([`HttpScript`]); each
+//!   WebSocket connection follows a [`WsConnectionScript`] of request slots, one per client
+//!   message (`response.processed` included); [`CompactScript`]s answer `/responses/compact`.
+//!   The [`events`] builders produce schema-complete events.
+//! - **Reference model**: a deterministic model ([`ReferenceModelConfig`]) answers with text or a
+//!   function call, reports usage from [`compactor_protocol::tokens`], compacts on either trigger
+//!   form into items sealed with a [`SealKey`], verifies sealed items it gets back, serves
+//!   `/responses/compact`, prewarm (`generate: false`) and `previous_response_id`.
+//!
+//! In both modes every request, handshake and client message is recorded ([`RecordedRequest`],
+//! [`RecordedHandshake`], [`RecordedConnection`]) and can be awaited; every request's input is
+//! checked for protocol invariants, and a breach is recorded as a [`Violation`] and answered 400
+//! (see [`TestServer::assert_no_violations`]). [`Fault`]s and [`HandshakeFault`]s inject delays,
+//! broken streams, malformed JSON, error statuses and failed responses.
+//!
+//! Layer: test support, beside the library layers. It depends on `compactor-protocol` only and
+//! must not depend on any other Compactor crate: clients under test talk to it over real sockets.
+//!
+//! # Examples
+//!
+//! ```
+//! use compactor_testkit::TestServer;
+//! use compactor_testkit::events::{ev_assistant_message, ev_completed, ev_response_created};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), compactor_testkit::Error> {
+//! let server = TestServer::scripted().await?;
+//! server.push_sse(vec![
+//!     ev_response_created("resp_1"),
+//!     ev_assistant_message("msg_1", "hi"),
+//!     ev_completed("resp_1"),
+//! ]);
+//! assert!(server.base_url().starts_with("http://127.0.0.1:"));
+//! // ... point a client at `server.base_url()`, then:
+//! server.assert_no_violations();
+//! server.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support code")]
+
+mod error;
+pub mod events;
+mod faults;
+mod http;
+mod invariants;
+mod listener;
+mod model;
+mod record;
+mod script;
+mod seal;
+mod server;
+mod stream;
+mod ws;
+
+pub use error::{Error, Result};
+pub use faults::{ErrorReply, Fault, HandshakeFault};
+pub use invariants::check_input;
+pub use model::{ReferenceModelConfig, ToolCallPolicy};
+pub use record::{
+    Endpoint, RecordedConnection, RecordedHandshake, RecordedRequest, RecordedWsMessage, Violation,
+};
+pub use script::{AfterSlots, CompactScript, HttpScript, WsConnectionScript, WsSlot};
+pub use seal::{DEFAULT_SEAL_KEY, SealError, SealKey};
+pub use server::{Mode, TestServer, TestServerConfig};

@@ -1,0 +1,360 @@
+//! The reference model (DESIGN §4): deterministic answers for demos and end-to-end tests.
+//!
+//! - A normal request gets one assistant message that names the last user message (or the tool
+//!   output it answers), or a function call when [`ToolCallPolicy`] says so.
+//! - A request whose last input item is `{"type":"context_compaction"}` gets one
+//!   `context_compaction` item; `{"type":"compaction_trigger"}` gets one `compaction` item. Both
+//!   carry a digest of the compacted items sealed with the [`SealKey`].
+//! - Sealed items in the input are verified; a tampered one is rejected with
+//!   `400 invalid_encrypted_content`.
+//! - `usage.input_tokens` is [`estimate_history_tokens`] of the instructions and the full input,
+//!   the same estimate the engine makes, so a sealed item counts by the encrypted-blob rule and
+//!   usage drops after a compaction. `usage.output_tokens` is the estimate of the output items.
+//!
+//! The answer is a pure function of the request (plus a per-server id counter), structured as
+//! "verify, decide the output items, build the events", so server-managed compaction can later
+//! be added as one more decision.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use compactor_protocol::tokens::{estimate_history_tokens, estimate_item_tokens};
+use compactor_protocol::{CompactRequest, ResponseItem, ResponsesApiRequest};
+use serde::Deserialize as _;
+use serde_json::{Value, json};
+
+use crate::events::{
+    DEFAULT_MODEL, ResponseObject, ResponseStatus, assistant_message_item, ev_content_part_added,
+    ev_content_part_done, ev_message_item_added, ev_output_item_added, ev_output_item_done,
+    ev_output_text_delta, ev_output_text_done, ev_response, function_call_item, unix_now, usage,
+};
+use crate::faults::ErrorReply;
+use crate::seal::SealKey;
+
+/// How many user messages a digest quotes (the most recent ones).
+const DIGEST_USER_MESSAGES: usize = 8;
+/// How many words of each user message a digest or a reply quotes.
+const SNIPPET_WORDS: usize = 8;
+/// The most characters of a snippet.
+const SNIPPET_CHARS: usize = 80;
+/// Words per text delta.
+const WORDS_PER_DELTA: usize = 4;
+
+/// The reference model's settings.
+#[derive(Debug, Clone, Default)]
+pub struct ReferenceModelConfig {
+    /// The key that seals compaction items (default: [`crate::DEFAULT_SEAL_KEY`]).
+    pub seal_key: SealKey,
+    /// When the model calls a tool instead of answering with text.
+    pub tool_calls: ToolCallPolicy,
+    /// Deterministic filler appended to every assistant reply, in bytes, so a demo can fill a
+    /// context window quickly.
+    pub reply_padding_bytes: usize,
+}
+
+/// When the reference model answers with a function call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ToolCallPolicy {
+    /// Never: every answer is text.
+    #[default]
+    Never,
+    /// When the last input item is a user message containing `trigger`, answer with one call of
+    /// the function `name` with `arguments` (a JSON string). The tool output that comes back gets
+    /// a text answer.
+    OnUserText {
+        /// The text that makes the model call the tool.
+        trigger: String,
+        /// The function's name.
+        name: String,
+        /// The call's arguments, a JSON document as a string.
+        arguments: String,
+    },
+}
+
+/// What the compacted history was made of: read back from sealed items in an input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Memory {
+    /// The newest compaction generation seen (0: none).
+    generation: u64,
+    /// Items summarized by all sealed items seen.
+    summarized_items: u64,
+}
+
+/// The request fields a digest records.
+struct DigestScope<'a> {
+    model: &'a str,
+    /// The estimated tokens of the instructions and the compacted items.
+    tokens: u64,
+}
+
+/// The reference model of one server; ids are numbered per server.
+#[derive(Debug)]
+pub(crate) struct ReferenceModel {
+    config: ReferenceModelConfig,
+    next_id: AtomicU64,
+}
+
+impl ReferenceModel {
+    pub(crate) fn new(config: ReferenceModelConfig) -> Self {
+        Self { config, next_id: AtomicU64::new(1) }
+    }
+
+    fn next_id(&self, prefix: &str) -> String {
+        format!("{prefix}_{}", self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The events answering a `/responses` request whose resolved input is `full_input`.
+    pub(crate) fn respond(
+        &self,
+        request: &ResponsesApiRequest<'_>,
+        full_input: &[ResponseItem],
+    ) -> Result<Vec<Value>, ErrorReply> {
+        let memory = self.verify_sealed(full_input)?;
+        let response_id = self.next_id("resp");
+        let mut response = ResponseObject::new(&response_id, ResponseStatus::InProgress);
+        response.model = if request.model.is_empty() {
+            DEFAULT_MODEL.to_owned()
+        } else {
+            request.model.to_string()
+        };
+        response.tools = request.tools.to_vec();
+        response.tool_choice = Value::from(request.tool_choice.as_ref());
+        response.parallel_tool_calls = request.parallel_tool_calls;
+
+        let mut events = vec![ev_response("response.created", &response)];
+        let mut output = Vec::new();
+        if request.generate != Some(false) {
+            // Each item is serialized once for the estimate; the digest reuses it.
+            let input_tokens = estimate_history_tokens(&request.instructions, full_input);
+            let scope = |trigger: &ResponseItem| DigestScope {
+                model: &response.model,
+                tokens: input_tokens.saturating_sub(estimate_item_tokens(trigger)),
+            };
+            match full_input.split_last() {
+                Some((
+                    trigger @ ResponseItem::ContextCompaction { encrypted_content: None, .. },
+                    before,
+                )) => {
+                    let scope = scope(trigger);
+                    let item = self.sealed_item("context_compaction", "cc", before, &scope, memory);
+                    events.push(ev_output_item_done(item.clone()));
+                    output.push(item);
+                }
+                Some((trigger @ ResponseItem::CompactionTrigger, before)) => {
+                    let scope = scope(trigger);
+                    let item = self.sealed_item("compaction", "cmp", before, &scope, memory);
+                    events.push(ev_output_item_done(item.clone()));
+                    output.push(item);
+                }
+                _ => {
+                    let item = match self.tool_call(full_input) {
+                        Some(call) => {
+                            let mut added = call.clone();
+                            added["status"] = Value::from("in_progress");
+                            events.push(ev_output_item_added(added));
+                            call
+                        }
+                        None => {
+                            let text = self.reply_text(full_input, memory);
+                            let id = self.next_id("msg");
+                            events.extend(message_events(&id, &text));
+                            assistant_message_item(&id, &text)
+                        }
+                    };
+                    events.push(ev_output_item_done(item.clone()));
+                    output.push(item);
+                }
+            }
+            response.usage = Some(usage(saturate(input_tokens), saturate(output_tokens(&output))));
+        } else {
+            response.usage = Some(usage(0, 0));
+        }
+        response.status = ResponseStatus::Completed;
+        response.output = output;
+        events.push(ev_response("response.completed", &response));
+        Ok(events)
+    }
+
+    /// The JSON answer of `/responses/compact`: the retained user messages and one sealed
+    /// `compaction` item.
+    pub(crate) fn compact(&self, request: &CompactRequest<'_>) -> Result<Value, ErrorReply> {
+        let memory = self.verify_sealed(&request.input)?;
+        let mut output: Vec<Value> = request
+            .input
+            .iter()
+            .filter(|item| item.role() == Some("user"))
+            .filter_map(|item| serde_json::to_value(item).ok())
+            .collect();
+        let input_tokens = estimate_history_tokens(&request.instructions, &request.input);
+        let scope = DigestScope { model: &request.model, tokens: input_tokens };
+        output.push(self.sealed_item("compaction", "cmp", &request.input, &scope, memory));
+        let usage = usage(saturate(input_tokens), saturate(output_tokens(&output)));
+        Ok(json!({
+            "id": self.next_id("resp"),
+            "object": "response.compaction",
+            "created_at": unix_now(),
+            "output": output,
+            "usage": crate::events::usage_json(&usage),
+        }))
+    }
+
+    /// Opens every sealed compaction item of `input`.
+    fn verify_sealed(&self, input: &[ResponseItem]) -> Result<Memory, ErrorReply> {
+        let mut memory = Memory::default();
+        for (index, item) in input.iter().enumerate() {
+            let (ResponseItem::Compaction { encrypted_content: sealed, .. }
+            | ResponseItem::ContextCompaction { encrypted_content: Some(sealed), .. }) = item
+            else {
+                continue;
+            };
+            let digest = self.config.seal_key.open(sealed).map_err(|err| {
+                ErrorReply::invalid_request(
+                    "invalid_encrypted_content",
+                    &format!(
+                        "The encrypted content of input[{index}] ({}) could not be verified: {err}.",
+                        item.item_type()
+                    ),
+                )
+            })?;
+            let number = |key: &str| digest.get(key).and_then(Value::as_u64).unwrap_or(0);
+            memory.generation = memory.generation.max(number("generation"));
+            memory.summarized_items =
+                memory.summarized_items.saturating_add(number("summarized_items"));
+        }
+        Ok(memory)
+    }
+
+    /// A sealed item of `kind` summarizing `items`.
+    fn sealed_item(
+        &self,
+        kind: &str,
+        id_prefix: &str,
+        items: &[ResponseItem],
+        scope: &DigestScope<'_>,
+        memory: Memory,
+    ) -> Value {
+        let mut types: BTreeMap<&str, u64> = BTreeMap::new();
+        for item in items {
+            *types.entry(item.item_type()).or_default() += 1;
+        }
+        let user_messages: Vec<String> = items
+            .iter()
+            .filter(|item| item.role() == Some("user"))
+            .filter_map(ResponseItem::message_text)
+            .map(|text| snippet(&text))
+            .collect();
+        let recent = &user_messages[user_messages.len().saturating_sub(DIGEST_USER_MESSAGES)..];
+        let sealed_before = items.iter().filter(|item| item.is_compaction()).count();
+        let summarized = (items.len() - sealed_before) as u64;
+        let digest = json!({
+            "v": 1,
+            "kind": kind,
+            "model": scope.model,
+            "generation": memory.generation + 1,
+            "items": items.len(),
+            "summarized_items": summarized.saturating_add(memory.summarized_items),
+            "tokens": scope.tokens,
+            "types": types,
+            "user_messages": recent,
+        });
+        json!({
+            "type": kind,
+            "id": self.next_id(id_prefix),
+            "encrypted_content": self.config.seal_key.seal(&digest),
+        })
+    }
+
+    /// The function call to answer with, per the policy.
+    fn tool_call(&self, input: &[ResponseItem]) -> Option<Value> {
+        let ToolCallPolicy::OnUserText { trigger, name, arguments } = &self.config.tool_calls
+        else {
+            return None;
+        };
+        let last = input.last()?;
+        let text = last.message_text().filter(|_| last.role() == Some("user"))?;
+        if !text.contains(trigger.as_str()) {
+            return None;
+        }
+        Some(function_call_item(&self.next_id("call"), name, arguments))
+    }
+
+    /// The deterministic reply to `input`.
+    fn reply_text(&self, input: &[ResponseItem], memory: Memory) -> String {
+        let user_turns = input.iter().filter(|item| item.role() == Some("user")).count();
+        let mut text = match input.last() {
+            Some(
+                ResponseItem::FunctionCallOutput { call_id, output }
+                | ResponseItem::CustomToolCallOutput { call_id, output, .. },
+            ) => {
+                let output = output.text();
+                format!(
+                    "Tool call {call_id} returned {} bytes: \"{}\".",
+                    output.len(),
+                    snippet(&output)
+                )
+            }
+            _ => {
+                let last_user = input
+                    .iter()
+                    .rev()
+                    .filter(|item| item.role() == Some("user"))
+                    .find_map(ResponseItem::message_text);
+                match last_user {
+                    Some(text) => {
+                        format!("Reply to user message {user_turns}: \"{}\".", snippet(&text))
+                    }
+                    None => "Hello from the reference model.".to_owned(),
+                }
+            }
+        };
+        if memory.generation > 0 {
+            text.push_str(&format!(
+                " (memory: {} compaction(s) covering {} earlier items)",
+                memory.generation, memory.summarized_items
+            ));
+        }
+        if self.config.reply_padding_bytes > 0 {
+            text.push(' ');
+            const FILLER: &str = "lorem ipsum dolor sit amet consectetur adipiscing elit ";
+            text.extend(FILLER.chars().cycle().take(self.config.reply_padding_bytes));
+        }
+        text
+    }
+}
+
+/// The events of one assistant message with `text`, before its `output_item.done`.
+fn message_events(id: &str, text: &str) -> Vec<Value> {
+    let mut events = vec![ev_message_item_added(id), ev_content_part_added(id)];
+    let words: Vec<&str> = text.split_inclusive(' ').collect();
+    for chunk in words.chunks(WORDS_PER_DELTA) {
+        events.push(ev_output_text_delta(id, &chunk.concat()));
+    }
+    events.push(ev_output_text_done(id, text));
+    events.push(ev_content_part_done(id, text));
+    events
+}
+
+/// The first words of `text`, on one line, cut at a character limit.
+fn snippet(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().take(SNIPPET_WORDS).collect();
+    let joined = words.join(" ");
+    match joined.char_indices().nth(SNIPPET_CHARS) {
+        Some((cut, _)) => format!("{}...", &joined[..cut]),
+        None => joined,
+    }
+}
+
+fn output_tokens(output: &[Value]) -> u64 {
+    output
+        .iter()
+        .filter_map(|item| ResponseItem::deserialize(item).ok())
+        .map(|item| estimate_item_tokens(&item))
+        .fold(0, u64::saturating_add)
+}
+
+fn saturate(tokens: u64) -> i64 {
+    i64::try_from(tokens).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests;

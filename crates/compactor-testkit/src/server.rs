@@ -1,0 +1,608 @@
+//! The server: configuration, lifecycle, shared state, scripting and recording.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::post;
+use compactor_protocol::{ResponseItem, ResponsesApiRequest};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::error::{Error, Result};
+use crate::faults::{ErrorReply, Fault, HandshakeFault};
+use crate::invariants::check_input;
+use crate::listener::CuttableListener;
+use crate::model::{ReferenceModel, ReferenceModelConfig};
+use crate::record::{
+    RecordedConnection, RecordedHandshake, RecordedRequest, RecordedWsMessage, Violation,
+};
+use crate::script::{CompactScript, HttpScript, WsConnectionScript};
+use crate::{http, ws};
+
+/// How the server answers requests that no scripted entry covers.
+#[derive(Debug, Clone, Default)]
+pub enum Mode {
+    /// Only scripted entries answer; a request with none left is a [`Violation`] (answered 400,
+    /// and a WebSocket handshake with no scripted connection left is refused with 400).
+    #[default]
+    Scripted,
+    /// The deterministic reference model answers (scripted entries, when queued, go first).
+    ReferenceModel(ReferenceModelConfig),
+}
+
+/// How a [`TestServer`] starts.
+#[derive(Debug, Clone)]
+pub struct TestServerConfig {
+    /// Scripted or reference model.
+    pub mode: Mode,
+    /// The loopback port; 0 picks a free one.
+    pub port: u16,
+    /// How long `wait_for_*` calls wait.
+    pub wait_timeout: Duration,
+    /// How long [`TestServer::shutdown`] waits for its tasks before aborting them.
+    pub shutdown_timeout: Duration,
+    /// The largest request body or WebSocket message accepted.
+    pub max_body_bytes: usize,
+}
+
+impl Default for TestServerConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Scripted,
+            port: 0,
+            wait_timeout: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(5),
+            max_body_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// A Responses-compatible server on `127.0.0.1` (SSE, WebSocket and `/responses/compact` on one
+/// port), stopped by [`TestServer::shutdown`] or, without waiting, by drop.
+pub struct TestServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    wait_timeout: Duration,
+    shutdown_timeout: Duration,
+    serve: Option<JoinHandle<std::io::Result<()>>>,
+    /// Fails the I/O of every connection: the hard stop after a graceful one timed out, or on
+    /// drop.
+    cut: CancellationToken,
+}
+
+/// How long the connections get to end after they were cut.
+const CUT_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestServer").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl TestServer {
+    /// Binds `127.0.0.1:<port>` and starts serving.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] when the port cannot be bound.
+    pub async fn start(config: TestServerConfig) -> Result<Self> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, config.port))
+            .await
+            .map_err(|source| Error::Bind { port: config.port, source })?;
+        let addr =
+            listener.local_addr().map_err(|source| Error::Bind { port: config.port, source })?;
+        let model = match config.mode {
+            Mode::Scripted => None,
+            Mode::ReferenceModel(model) => Some(ReferenceModel::new(model)),
+        };
+        let shared = Arc::new(Shared {
+            model,
+            state: Mutex::new(State::default()),
+            version: watch::Sender::new(0),
+            cancel: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            max_body_bytes: config.max_body_bytes,
+        });
+        let app = router(Arc::clone(&shared));
+        let cut = CancellationToken::new();
+        let listener = CuttableListener { inner: listener, cut: cut.clone() };
+        let signal = shared.cancel.clone().cancelled_owned();
+        let serve =
+            tokio::spawn(
+                async move { axum::serve(listener, app).with_graceful_shutdown(signal).await },
+            );
+        tracing::debug!(%addr, "compactor-testkit server started");
+        Ok(Self {
+            addr,
+            shared,
+            wait_timeout: config.wait_timeout,
+            shutdown_timeout: config.shutdown_timeout,
+            serve: Some(serve),
+            cut,
+        })
+    }
+
+    /// A scripted server on a free port.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] when no port can be bound.
+    pub async fn scripted() -> Result<Self> {
+        Self::start(TestServerConfig::default()).await
+    }
+
+    /// A reference-model server on a free port, with the default seal key.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] when no port can be bound.
+    pub async fn reference_model() -> Result<Self> {
+        Self::start(TestServerConfig {
+            mode: Mode::ReferenceModel(ReferenceModelConfig::default()),
+            ..TestServerConfig::default()
+        })
+        .await
+    }
+
+    /// The bound address (always loopback).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL a client is configured with: `http://127.0.0.1:PORT/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT/v1/responses`.
+    pub fn responses_url(&self) -> String {
+        format!("http://{}/v1/responses", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT/v1/responses/compact`.
+    pub fn compact_url(&self) -> String {
+        format!("http://{}/v1/responses/compact", self.addr)
+    }
+
+    /// `ws://127.0.0.1:PORT/v1/responses`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/v1/responses", self.addr)
+    }
+
+    /// Queues the SSE answer of the next unanswered `POST /responses`.
+    pub fn push_sse(&self, events: Vec<Value>) {
+        self.push_http(HttpScript::new(events));
+    }
+
+    /// Queues the answer of the next unanswered `POST /responses`.
+    pub fn push_http(&self, script: HttpScript) {
+        self.shared.update(|state| state.http_scripts.push_back(script));
+    }
+
+    /// Queues a 200 JSON answer of the next unanswered `POST /responses/compact`.
+    pub fn push_compact_json(&self, body: Value) {
+        self.push_compact(CompactScript::json(body));
+    }
+
+    /// Queues the answer of the next unanswered `POST /responses/compact`.
+    pub fn push_compact(&self, script: CompactScript) {
+        self.shared.update(|state| state.compact_scripts.push_back(script));
+    }
+
+    /// Queues the script of the next WebSocket connection.
+    pub fn push_ws_connection(&self, script: WsConnectionScript) {
+        self.shared.update(|state| state.ws_scripts.push_back(script));
+    }
+
+    /// Queues faults for the next `POST /responses` (scripted or answered by the model).
+    pub fn push_http_faults(&self, faults: impl IntoIterator<Item = Fault>) {
+        let faults = faults.into_iter().collect();
+        self.shared.update(|state| state.http_faults.push_back(faults));
+    }
+
+    /// Queues faults for the next `POST /responses/compact`.
+    pub fn push_compact_faults(&self, faults: impl IntoIterator<Item = Fault>) {
+        let faults = faults.into_iter().collect();
+        self.shared.update(|state| state.compact_faults.push_back(faults));
+    }
+
+    /// Queues faults for the next WebSocket `response.create`, on any connection.
+    pub fn push_ws_faults(&self, faults: impl IntoIterator<Item = Fault>) {
+        let faults = faults.into_iter().collect();
+        self.shared.update(|state| state.ws_faults.push_back(faults));
+    }
+
+    /// Queues a fault for the next WebSocket handshake.
+    pub fn push_handshake_fault(&self, fault: HandshakeFault) {
+        self.shared.update(|state| state.handshake_faults.push_back(fault));
+    }
+
+    /// Every HTTP request so far, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().requests.clone()
+    }
+
+    /// The `POST /responses` requests so far.
+    pub fn responses_requests(&self) -> Vec<RecordedRequest> {
+        self.requests_to(crate::Endpoint::Responses)
+    }
+
+    /// The `POST /responses/compact` requests so far.
+    pub fn compact_requests(&self) -> Vec<RecordedRequest> {
+        self.requests_to(crate::Endpoint::Compact)
+    }
+
+    fn requests_to(&self, endpoint: crate::Endpoint) -> Vec<RecordedRequest> {
+        let state = self.shared.lock();
+        state.requests.iter().filter(|request| request.endpoint == endpoint).cloned().collect()
+    }
+
+    /// Every WebSocket handshake so far, accepted or refused.
+    pub fn handshakes(&self) -> Vec<RecordedHandshake> {
+        self.shared.lock().handshakes.clone()
+    }
+
+    /// Every accepted WebSocket connection so far, with its messages.
+    pub fn connections(&self) -> Vec<RecordedConnection> {
+        self.shared.lock().connections.clone()
+    }
+
+    /// Accepted connection `index`, when it exists.
+    pub fn connection(&self, index: usize) -> Option<RecordedConnection> {
+        self.shared.lock().connections.get(index).cloned()
+    }
+
+    /// The protocol violations so far.
+    pub fn violations(&self) -> Vec<Violation> {
+        self.shared.lock().violations.clone()
+    }
+
+    /// `Ok` when no request broke an invariant.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Violations`] listing every violation.
+    pub fn check_no_violations(&self) -> Result<()> {
+        let violations = self.violations();
+        if violations.is_empty() {
+            return Ok(());
+        }
+        let details: Vec<String> = violations.iter().map(ToString::to_string).collect();
+        Err(Error::Violations { count: violations.len(), details: details.join("\n") })
+    }
+
+    /// Asserts that no request broke an invariant.
+    ///
+    /// # Panics
+    ///
+    /// When violations were recorded, with every violation in the message.
+    #[track_caller]
+    pub fn assert_no_violations(&self) {
+        if let Err(err) = self.check_no_violations() {
+            panic!("{err}");
+        }
+    }
+
+    /// Waits until at least `n` HTTP requests arrived and returns all of them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WaitTimedOut`] after the configured wait timeout.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only observes.
+    pub async fn wait_for_requests(&self, n: usize) -> Result<Vec<RecordedRequest>> {
+        self.shared
+            .wait_until(
+                self.wait_timeout,
+                |state| format!("{n} HTTP requests (saw {})", state.requests.len()),
+                |state| (state.requests.len() >= n).then(|| state.requests.clone()),
+            )
+            .await
+    }
+
+    /// Waits until at least `n` WebSocket handshakes arrived and returns all of them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WaitTimedOut`] after the configured wait timeout.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only observes.
+    pub async fn wait_for_handshakes(&self, n: usize) -> Result<Vec<RecordedHandshake>> {
+        self.shared
+            .wait_until(
+                self.wait_timeout,
+                |state| format!("{n} WebSocket handshakes (saw {})", state.handshakes.len()),
+                |state| (state.handshakes.len() >= n).then(|| state.handshakes.clone()),
+            )
+            .await
+    }
+
+    /// Waits for client message `index` of connection `connection` and returns it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WaitTimedOut`] after the configured wait timeout.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only observes.
+    pub async fn wait_for_ws_message(
+        &self,
+        connection: usize,
+        index: usize,
+    ) -> Result<RecordedWsMessage> {
+        self.shared
+            .wait_until(
+                self.wait_timeout,
+                |state| {
+                    let seen = state.connections.get(connection).map(|c| c.messages.len());
+                    format!(
+                        "message {index} of WebSocket connection {connection} (connection seen: {}, messages: {})",
+                        seen.is_some(),
+                        seen.unwrap_or(0)
+                    )
+                },
+                |state| state.connections.get(connection)?.messages.get(index).cloned(),
+            )
+            .await
+    }
+
+    /// Stops the server gracefully: no new connections; open streams end, WebSocket connections
+    /// get a Close frame (going away), requests in flight finish. When that takes longer than the
+    /// shutdown timeout (e.g. a client stuck halfway through sending a request), every connection
+    /// is cut. Either way every task the server started has finished when this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShutdownTimedOut`] when connections had to be cut; [`Error::Serve`] or
+    /// [`Error::Join`] when the server task failed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe in the sense that dropping the future mid-way leaves the stop to `Drop`,
+    /// which cuts the remaining connections without waiting.
+    pub async fn shutdown(mut self) -> Result<()> {
+        self.shared.cancel.cancel();
+        self.shared.tracker.close();
+        let Some(mut serve) = self.serve.take() else {
+            return Ok(());
+        };
+        let tracker = self.shared.tracker.clone();
+        let graceful = tokio::time::timeout(self.shutdown_timeout, async {
+            let served = (&mut serve).await;
+            tracker.wait().await;
+            served
+        })
+        .await;
+        let Ok(served) = graceful else {
+            tracing::warn!(
+                addr = %self.addr,
+                timeout = ?self.shutdown_timeout,
+                "compactor-testkit: graceful shutdown timed out; cutting connections"
+            );
+            self.cut.cancel();
+            let forced = tokio::time::timeout(CUT_TIMEOUT, async {
+                let served = (&mut serve).await;
+                tracker.wait().await;
+                served
+            })
+            .await;
+            if forced.is_err() {
+                serve.abort();
+            }
+            return Err(Error::ShutdownTimedOut { timeout: self.shutdown_timeout });
+        };
+        match served {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(Error::Serve(err)),
+            Err(err) => Err(Error::Join(err.to_string())),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // Stops at once: cancelling ends every stream and WebSocket task, cutting fails the I/O
+        // of every connection, so the serve task and the connection tasks end by themselves.
+        // `shutdown()` is the graceful way, and the way to wait.
+        self.shared.cancel.cancel();
+        self.shared.tracker.close();
+        self.cut.cancel();
+        if self.serve.is_some() {
+            let violations = self.shared.lock().violations.len();
+            if violations > 0 {
+                tracing::warn!(
+                    violations,
+                    addr = %self.addr,
+                    "compactor-testkit server dropped with protocol violations"
+                );
+            }
+        }
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    let responses = post(http::responses).get(ws::upgrade);
+    let compact = post(http::compact);
+    Router::new()
+        .route("/v1/responses", responses.clone())
+        .route("/responses", responses)
+        .route("/v1/responses/compact", compact.clone())
+        .route("/responses/compact", compact)
+        .fallback(http::not_found)
+        .with_state(shared)
+}
+
+/// State shared by the handlers and the [`TestServer`] handle.
+pub(crate) struct Shared {
+    pub(crate) model: Option<ReferenceModel>,
+    state: Mutex<State>,
+    version: watch::Sender<u64>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) max_body_bytes: usize,
+}
+
+/// Queues and records.
+#[derive(Default)]
+pub(crate) struct State {
+    pub(crate) http_scripts: VecDeque<HttpScript>,
+    pub(crate) compact_scripts: VecDeque<CompactScript>,
+    pub(crate) ws_scripts: VecDeque<WsConnectionScript>,
+    pub(crate) http_faults: VecDeque<Vec<Fault>>,
+    pub(crate) compact_faults: VecDeque<Vec<Fault>>,
+    pub(crate) ws_faults: VecDeque<Vec<Fault>>,
+    pub(crate) handshake_faults: VecDeque<HandshakeFault>,
+    pub(crate) requests: Vec<RecordedRequest>,
+    pub(crate) handshakes: Vec<RecordedHandshake>,
+    pub(crate) connections: Vec<RecordedConnection>,
+    pub(crate) violations: Vec<Violation>,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Mutates the state and wakes the waiters.
+    pub(crate) fn update<R>(&self, change: impl FnOnce(&mut State) -> R) -> R {
+        let result = change(&mut self.lock());
+        self.version.send_modify(|version| *version += 1);
+        result
+    }
+
+    /// Records a violation.
+    pub(crate) fn violation(&self, context: &str, message: String) {
+        tracing::warn!(context, %message, "compactor-testkit: protocol violation");
+        let violation = Violation { context: context.to_owned(), message };
+        self.update(|state| state.violations.push(violation));
+    }
+
+    /// Records a violation and returns the 400 that answers it.
+    pub(crate) fn violation_reply(&self, context: &str, message: String) -> ErrorReply {
+        let reply = ErrorReply::invalid_request(
+            "testkit_protocol_violation",
+            &format!("compactor-testkit: {context}: {message}"),
+        );
+        self.violation(context, message);
+        reply
+    }
+
+    async fn wait_until<T>(
+        &self,
+        timeout: Duration,
+        describe: impl Fn(&State) -> String,
+        check: impl Fn(&State) -> Option<T>,
+    ) -> Result<T> {
+        let mut changes = self.version.subscribe();
+        let waited = tokio::time::timeout(timeout, async {
+            loop {
+                let found = check(&self.lock());
+                if let Some(found) = found {
+                    return found;
+                }
+                if changes.changed().await.is_err() {
+                    // The sender lives as long as `self`; this cannot happen while we borrow it.
+                    std::future::pending::<()>().await;
+                }
+            }
+        })
+        .await;
+        waited.map_err(|_| Error::WaitTimedOut { what: describe(&self.lock()), timeout })
+    }
+
+    /// Resolves, validates and answers one `/responses` request (CPU work: callers run it on the
+    /// blocking pool). `base` is the resolved history of `previous_response_id`.
+    ///
+    /// An unknown `previous_response_id` is a `400 previous_response_not_found` when the
+    /// reference model serves; in scripted mode it is a [`Violation`], and the script still plays
+    /// (the pairing checks, which need the unknown history, are skipped).
+    pub(crate) fn prepare_response(
+        &self,
+        context: &str,
+        mut request: ResponsesApiRequest<'static>,
+        base: Resolution,
+        answer: Answer,
+    ) -> Prepared {
+        let input = std::mem::take(&mut request.input).into_owned();
+        let (full_input, check) = match base {
+            Resolution::NotRequested => (input, true),
+            Resolution::Resolved(base) => {
+                let mut full = Vec::with_capacity(base.len() + input.len());
+                full.extend(base.iter().cloned());
+                full.extend(input);
+                (full, true)
+            }
+            Resolution::Unresolved(previous) => {
+                if self.model.is_some() {
+                    return Prepared::Reply(ErrorReply::invalid_request(
+                        "previous_response_not_found",
+                        &format!("Previous response with id '{previous}' not found."),
+                    ));
+                }
+                self.violation(context, format!("previous_response_id {previous:?} is unknown"));
+                (input, false)
+            }
+        };
+        if check {
+            let problems = check_input(&full_input);
+            if !problems.is_empty() {
+                return Prepared::Reply(self.violation_reply(context, problems.join("; ")));
+            }
+        }
+        let events = match (answer, &self.model) {
+            (Answer::Script(events), _) => events,
+            (Answer::Faults, _) => Vec::new(),
+            (Answer::Unscripted, Some(model)) => match model.respond(&request, &full_input) {
+                Ok(events) => events,
+                Err(reply) => return Prepared::Reply(reply),
+            },
+            (Answer::Unscripted, None) => {
+                return Prepared::Reply(
+                    self.violation_reply(context, "no scripted response left".to_owned()),
+                );
+            }
+        };
+        Prepared::Events { full_input, events }
+    }
+}
+
+/// Who answers a `/responses` request.
+pub(crate) enum Answer {
+    /// A scripted batch of events.
+    Script(Vec<Value>),
+    /// No script: the reference model, or in scripted mode a violation.
+    Unscripted,
+    /// Queued faults that replace the whole answer; no events are needed.
+    Faults,
+}
+
+/// How `previous_response_id` resolved.
+pub(crate) enum Resolution {
+    /// The request has none.
+    NotRequested,
+    /// The full history of the previous response (its input and output items).
+    Resolved(Arc<Vec<ResponseItem>>),
+    /// The id is unknown (always the case over HTTP, which keeps no responses).
+    Unresolved(String),
+}
+
+/// The outcome of [`Shared::prepare_response`].
+pub(crate) enum Prepared {
+    /// Events to send, and the resolved full input they answer.
+    Events { full_input: Vec<ResponseItem>, events: Vec<Value> },
+    /// An error answer.
+    Reply(ErrorReply),
+}

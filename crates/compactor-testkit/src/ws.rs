@@ -1,0 +1,445 @@
+//! The WebSocket transport on `GET /responses` (ref §4.3): handshake faults, per-connection
+//! scripts or the reference model, `previous_response_id` resolution and one event per text
+//! frame.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use compactor_protocol::{ResponseItem, WsClientMessage};
+use http::{HeaderMap, Method, Uri};
+use tokio_util::sync::CancellationToken;
+
+use crate::faults::{EarlyEnd, ErrorReply, FaultPlan, HandshakeFault, replaces_answer};
+use crate::http::{error_response, insert_headers};
+use crate::record::{
+    Endpoint, RecordedConnection, RecordedHandshake, RecordedRequest, RecordedWsMessage,
+};
+use crate::script::{AfterSlots, WsConnectionScript, WsSlot};
+use crate::server::{Answer, Prepared, Resolution, Shared};
+use crate::stream::{Frame, Step, completed_response, frames, pause, step};
+
+/// How many completed responses a connection remembers for `previous_response_id`.
+const REMEMBERED_RESPONSES: usize = 8;
+/// How long a closing connection waits for the client's Close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `GET /responses` with an upgrade: applies handshake faults, takes the next connection script,
+/// records the handshake, and upgrades.
+#[tracing::instrument(skip_all, fields(path = %uri.path()))]
+pub(crate) async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            let context = format!("{method} {}", uri.path());
+            shared.update(|state| {
+                let index = state.requests.len();
+                let record = RecordedRequest::new(
+                    index,
+                    Endpoint::Other,
+                    method,
+                    uri,
+                    headers,
+                    Bytes::new(),
+                );
+                state.requests.push(record);
+            });
+            shared.violation(&context, format!("not a WebSocket upgrade: {rejection}"));
+            return rejection.into_response();
+        }
+    };
+    let (script, mut faults) = shared.update(|state| {
+        let faults: Vec<HandshakeFault> = state.handshake_faults.pop_front().into_iter().collect();
+        let refused = faults.iter().any(|fault| matches!(fault, HandshakeFault::Reject(_)));
+        // A refused handshake leaves the connection scripts for the next one.
+        let script = if refused { None } else { state.ws_scripts.pop_front() };
+        (script, faults)
+    });
+    if let Some(script) = &script {
+        faults.extend(script.handshake_faults.iter().cloned());
+    }
+    let mut delay = Duration::ZERO;
+    let mut reject = None;
+    for fault in faults {
+        match fault {
+            HandshakeFault::Delay(by) => delay += by,
+            HandshakeFault::Reject(reply) => reject = Some(reply),
+        }
+    }
+    if !pause(delay, &shared.cancel).await {
+        reject = Some(ErrorReply::new(503, "server_shutting_down", "The test server is stopping."));
+    }
+    if reject.is_none() && script.is_none() && shared.model.is_none() {
+        let index = shared.lock().handshakes.len();
+        let context = format!("websocket handshake #{index}");
+        reject = Some(
+            shared.violation_reply(&context, "no scripted WebSocket connection left".to_owned()),
+        );
+    }
+    if let Some(reply) = reject {
+        shared.update(|state| {
+            let index = state.handshakes.len();
+            let status = reply.status;
+            state.handshakes.push(RecordedHandshake::new(index, uri, headers, status));
+        });
+        return error_response(&reply);
+    }
+
+    let connection = shared.update(|state| {
+        let index = state.handshakes.len();
+        let handshake = RecordedHandshake::new(index, uri, headers, 101);
+        state.handshakes.push(handshake.clone());
+        let connection = state.connections.len();
+        state.connections.push(RecordedConnection {
+            index: connection,
+            handshake,
+            messages: Vec::new(),
+        });
+        connection
+    });
+    let response_headers =
+        script.as_ref().map(|script| script.response_headers.clone()).unwrap_or_default();
+    let limit = shared.max_body_bytes;
+    let task_shared = Arc::clone(&shared);
+    let mut response = upgrade
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_failed_upgrade(|err| tracing::debug!(%err, "compactor-testkit: upgrade failed"))
+        .on_upgrade(move |socket| serve_connection(task_shared, connection, script, socket));
+    insert_headers(response.headers_mut(), &response_headers);
+    response
+}
+
+/// What a connection does after a message.
+enum Flow {
+    /// Wait for the next client message.
+    Continue,
+    /// Send a Close frame and end.
+    Close,
+    /// End without a close handshake.
+    Drop,
+    /// The server is stopping.
+    Cancelled,
+}
+
+/// One connection's state: its script and the responses it completed.
+struct Connection {
+    index: usize,
+    script: Option<WsConnectionScript>,
+    next_slot: usize,
+    responses: VecDeque<(String, Arc<Vec<ResponseItem>>)>,
+    completed: HashSet<String>,
+}
+
+impl Connection {
+    fn resolve(&self, previous: &str) -> Option<Arc<Vec<ResponseItem>>> {
+        self.responses.iter().find(|(id, _)| id == previous).map(|(_, items)| Arc::clone(items))
+    }
+
+    fn remember(&mut self, id: String, items: Vec<ResponseItem>) {
+        if self.responses.len() == REMEMBERED_RESPONSES {
+            self.responses.pop_front();
+        }
+        self.completed.insert(id.clone());
+        self.responses.push_back((id, Arc::new(items)));
+    }
+}
+
+/// Serves one upgraded connection until the client leaves, a fault ends it, or the server stops.
+#[tracing::instrument(skip_all, fields(connection = index))]
+async fn serve_connection(
+    shared: Arc<Shared>,
+    index: usize,
+    script: Option<WsConnectionScript>,
+    mut socket: WebSocket,
+) {
+    let _task = shared.tracker.token();
+    let mut connection = Connection {
+        index,
+        script,
+        next_slot: 0,
+        responses: VecDeque::new(),
+        completed: HashSet::new(),
+    };
+    loop {
+        let received = tokio::select! {
+            () = shared.cancel.cancelled() => None,
+            received = socket.recv() => Some(received),
+        };
+        let flow = match received {
+            None => Flow::Cancelled,
+            Some(None) => return,
+            Some(Some(Err(err))) => {
+                tracing::debug!(%err, connection = index, "compactor-testkit: websocket read failed");
+                return;
+            }
+            Some(Some(Ok(Message::Text(text)))) => {
+                on_message(&shared, &mut connection, text, &mut socket).await
+            }
+            Some(Some(Ok(Message::Binary(bytes)))) => {
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                let at = record_message(&shared, index, text);
+                let context = format!("websocket connection {index} message {at}");
+                shared.violation(&context, "binary frame (the protocol uses text frames)".into());
+                Flow::Continue
+            }
+            Some(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => Flow::Continue,
+            Some(Some(Ok(Message::Close(_)))) => {
+                // Reading on flushes tungstenite's Close reply and ends the stream.
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, drain(&mut socket)).await;
+                return;
+            }
+        };
+        match flow {
+            Flow::Continue => {}
+            Flow::Close => {
+                let reason = "no more scripted requests";
+                let wait = CloseWait::ForReply(&shared.cancel);
+                return close(socket, close_code::NORMAL, reason, wait).await;
+            }
+            // A stopping server does not wait for the client's reply: shutdown stays fast even
+            // when a test holds a socket it no longer reads.
+            Flow::Cancelled => {
+                return close(socket, close_code::AWAY, "server shutting down", CloseWait::No)
+                    .await;
+            }
+            Flow::Drop => {
+                tracing::debug!(connection = index, "compactor-testkit: dropping websocket");
+                return;
+            }
+        }
+    }
+}
+
+fn record_message(shared: &Shared, connection: usize, text: String) -> usize {
+    shared.update(|state| match state.connections.get_mut(connection) {
+        Some(record) => {
+            let at = record.messages.len();
+            record.messages.push(RecordedWsMessage::new(at, text));
+            at
+        }
+        None => 0,
+    })
+}
+
+/// Whether a message gets a slot of the connection's script.
+enum Slot {
+    /// The next slot.
+    Taken(WsSlot),
+    /// The connection has no script (reference model).
+    Unscripted,
+    /// The slots are used up; the connection does what its script says.
+    UsedUp(AfterSlots),
+}
+
+impl Connection {
+    fn take_slot(&mut self) -> Slot {
+        let Some(script) = &mut self.script else {
+            return Slot::Unscripted;
+        };
+        match script.slots.get_mut(self.next_slot) {
+            Some(slot) => {
+                self.next_slot += 1;
+                Slot::Taken(std::mem::take(slot))
+            }
+            None => Slot::UsedUp(script.after_slots),
+        }
+    }
+}
+
+/// Handles one client text message: records it, takes its slot, answers it.
+async fn on_message(
+    shared: &Arc<Shared>,
+    connection: &mut Connection,
+    text: Utf8Bytes,
+    socket: &mut WebSocket,
+) -> Flow {
+    let at = record_message(shared, connection.index, text.as_str().to_owned());
+    let context = format!("websocket connection {} message {at}", connection.index);
+
+    let parsed = tokio::task::spawn_blocking(move || {
+        serde_json::from_str::<WsClientMessage<'static>>(text.as_str())
+    })
+    .await;
+    let message = match parsed {
+        Ok(Ok(message)) => message,
+        Ok(Err(err)) => {
+            if let Slot::UsedUp(after) = connection.take_slot() {
+                return after_slots(after);
+            }
+            let reply = shared.violation_reply(
+                &context,
+                format!("not a response.create or response.processed message: {err}"),
+            );
+            return send_reply(socket, &reply).await;
+        }
+        Err(err) => {
+            tracing::error!(%err, "compactor-testkit: message task failed");
+            return send_reply(socket, &ErrorReply::internal_error()).await;
+        }
+    };
+
+    match message {
+        WsClientMessage::ResponseProcessed { response_id } => {
+            let slot = connection.take_slot();
+            if !connection.completed.contains(&response_id) {
+                shared.violation(
+                    &context,
+                    format!(
+                        "response.processed names {response_id:?}, which did not complete on this connection"
+                    ),
+                );
+            }
+            match slot {
+                Slot::Taken(slot) => {
+                    let plan = FaultPlan::new(&slot.faults);
+                    let frames = frames(slot.events, &plan);
+                    send_frames(shared, socket, &frames, &plan).await
+                }
+                Slot::Unscripted => Flow::Continue,
+                Slot::UsedUp(after) => after_slots(after),
+            }
+        }
+        WsClientMessage::ResponseCreate(request) => {
+            let mut faults = shared.update(|state| state.ws_faults.pop_front().unwrap_or_default());
+            let answer = if replaces_answer(&faults) {
+                // The queued faults answer by themselves and leave the slot for the retry.
+                Answer::Faults
+            } else {
+                match connection.take_slot() {
+                    Slot::Taken(slot) => {
+                        faults.extend(slot.faults);
+                        Answer::Script(slot.events)
+                    }
+                    Slot::Unscripted => Answer::Unscripted,
+                    Slot::UsedUp(after) => return after_slots(after),
+                }
+            };
+            let plan = FaultPlan::new(&faults);
+            let base = match &request.previous_response_id {
+                None => Resolution::NotRequested,
+                Some(previous) => match connection.resolve(previous) {
+                    Some(items) => Resolution::Resolved(items),
+                    None => Resolution::Unresolved(previous.clone()),
+                },
+            };
+            let prepared = {
+                let shared = Arc::clone(shared);
+                tokio::task::spawn_blocking(move || {
+                    shared.prepare_response(&context, *request, base, answer)
+                })
+                .await
+            };
+            let (full_input, events) = match prepared {
+                Ok(Prepared::Events { full_input, events }) => (full_input, events),
+                Ok(Prepared::Reply(reply)) => return send_reply(socket, &reply).await,
+                Err(err) => {
+                    tracing::error!(%err, "compactor-testkit: request task failed");
+                    return send_reply(socket, &ErrorReply::internal_error()).await;
+                }
+            };
+            if !pause(plan.delay_before_response, &shared.cancel).await {
+                return Flow::Cancelled;
+            }
+            if let Some(reply) = &plan.reject {
+                return send_reply(socket, reply).await;
+            }
+            let frames = frames(events, &plan);
+            let flow = send_frames(shared, socket, &frames, &plan).await;
+            if let Flow::Continue = flow
+                && let Some((id, output)) = completed_response(&frames)
+            {
+                let mut history = full_input;
+                history.extend(output);
+                connection.remember(id, history);
+            }
+            flow
+        }
+    }
+}
+
+fn after_slots(after: AfterSlots) -> Flow {
+    match after {
+        AfterSlots::Close => Flow::Close,
+        AfterSlots::KeepOpen => Flow::Continue,
+    }
+}
+
+/// Sends a wrapped `error` frame; the connection stays open.
+async fn send_reply(socket: &mut WebSocket, reply: &ErrorReply) -> Flow {
+    match socket.send(Message::Text(reply.ws_frame().to_string().into())).await {
+        Ok(()) => Flow::Continue,
+        Err(_) => Flow::Drop,
+    }
+}
+
+/// Sends `frames`, one per text frame, paced and cut per `plan`.
+async fn send_frames(
+    shared: &Shared,
+    socket: &mut WebSocket,
+    frames: &[Frame],
+    plan: &FaultPlan,
+) -> Flow {
+    let mut sent = 0;
+    loop {
+        match step(plan, sent, frames.len() - sent) {
+            Step::Done => return Flow::Continue,
+            Step::End(delay, end) => {
+                if !pause(delay, &shared.cancel).await {
+                    return Flow::Cancelled;
+                }
+                return match end {
+                    EarlyEnd::Close(_) => Flow::Close,
+                    EarlyEnd::Drop(_) => Flow::Drop,
+                };
+            }
+            Step::Send(delay) => {
+                if !pause(delay, &shared.cancel).await {
+                    return Flow::Cancelled;
+                }
+                let Some(frame) = frames.get(sent) else {
+                    return Flow::Continue;
+                };
+                if socket.send(Message::Text(frame.text().into())).await.is_err() {
+                    return Flow::Drop;
+                }
+                sent += 1;
+            }
+        }
+    }
+}
+
+/// Whether closing waits for the client's Close frame.
+enum CloseWait<'a> {
+    /// Wait for it, completing the close handshake: at most [`CLOSE_TIMEOUT`], and not past the
+    /// server's shutdown.
+    ForReply(&'a CancellationToken),
+    /// Send ours and go.
+    No,
+}
+
+/// Sends a Close frame, then per `wait` waits (bounded) for the client's.
+async fn close(mut socket: WebSocket, code: u16, reason: &'static str, wait: CloseWait<'_>) {
+    let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
+    if socket.send(Message::Close(Some(frame))).await.is_ok()
+        && let CloseWait::ForReply(cancel) = wait
+    {
+        let drained = tokio::time::timeout(CLOSE_TIMEOUT, drain(&mut socket));
+        let _ = cancel.run_until_cancelled(drained).await;
+    }
+}
+
+async fn drain(socket: &mut WebSocket) {
+    while let Some(Ok(_)) = socket.recv().await {}
+}
