@@ -1,0 +1,159 @@
+//! Token estimates of histories and of the session's context usage (ref §9).
+
+use compactor_protocol::tokens::{
+    approx_token_count, approx_tokens_from_byte_count, estimate_item_tokens, serialized_len,
+};
+use compactor_protocol::{PassThroughList, ResponseItem};
+
+use crate::context::{ContextualMarkers, is_user_turn_boundary};
+
+/// What the estimate of a request needs besides its items: the instructions sent with it and the
+/// pass-through list that decides which unknown items reach the model.
+#[derive(Debug, Clone, Copy)]
+pub struct EstimateContext<'a> {
+    /// The session's base instructions (not the model default, ref §3.7).
+    pub base_instructions: &'a str,
+    /// The unknown item types the provider receives.
+    pub pass_through: &'a PassThroughList,
+}
+
+impl EstimateContext<'_> {
+    /// The estimate of a request with these instructions and `items`; see [`estimate_history`].
+    pub fn estimate(&self, items: &[ResponseItem]) -> u64 {
+        estimate_history(self.base_instructions, items, self.pass_through)
+    }
+}
+
+/// The estimated tokens one item adds to a request.
+///
+/// Known items use `compactor_protocol::tokens`. An unknown item counts its serialized size when
+/// `pass_through` lets it reach the model, and zero otherwise (it never leaves the history).
+pub fn item_tokens(item: &ResponseItem, pass_through: &PassThroughList) -> u64 {
+    match item {
+        ResponseItem::Unknown(_) if pass_through.allows(item) => {
+            approx_tokens_from_byte_count(serialized_len(item))
+        }
+        _ => estimate_item_tokens(item),
+    }
+}
+
+/// `approx_token_count(instructions) + Σ item tokens`, saturating, each item serialized once.
+///
+/// # Examples
+///
+/// ```
+/// use compactor_engine::estimate_history;
+/// use compactor_protocol::{PassThroughList, ResponseItem};
+///
+/// let items = [ResponseItem::user_text("hi")];
+/// // 8 bytes of instructions = 2 tokens; the message is 78 bytes of JSON = 20 tokens.
+/// assert_eq!(estimate_history("be brief", &items, &PassThroughList::default()), 22);
+/// ```
+pub fn estimate_history(
+    instructions: &str,
+    items: &[ResponseItem],
+    pass_through: &PassThroughList,
+) -> u64 {
+    items.iter().fold(approx_token_count(instructions), |total, item| {
+        total.saturating_add(item_tokens(item, pass_through))
+    })
+}
+
+/// Every item's token estimate, in order.
+pub(crate) fn item_token_estimates(
+    items: &[ResponseItem],
+    pass_through: &PassThroughList,
+) -> Vec<u64> {
+    items.iter().map(|item| item_tokens(item, pass_through)).collect()
+}
+
+/// Whether the server already counts the reasoning of earlier turns in its usage
+/// (`x-reasoning-included`, `ResponseEvent::ServerReasoningIncluded`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReasoningAccounting {
+    /// The server did not say so: encrypted reasoning before the last user turn is estimated.
+    #[default]
+    Estimated,
+    /// The server includes it: nothing is added for it.
+    IncludedByServer,
+}
+
+/// The inputs of [`total_token_usage`]: the session's history and its last reported usage.
+#[derive(Debug, Clone, Copy)]
+pub struct TotalUsageInput<'a> {
+    /// The session's history.
+    pub items: &'a [ResponseItem],
+    /// `last_token_usage.total_tokens`: the last response's total, or the estimate recorded after
+    /// a compaction.
+    pub last_total_tokens: i64,
+    /// How long the history was when `last_total_tokens` was recorded, when the session tracks
+    /// it. Items from that index on are estimated. When `None`, the items after the last
+    /// model-generated item are estimated instead (ref §9).
+    pub history_len_at_last_usage: Option<usize>,
+    /// Whether the server counts earlier reasoning.
+    pub reasoning: ReasoningAccounting,
+    /// The markers of contextual user messages, which are not user-turn boundaries.
+    pub markers: &'a ContextualMarkers,
+    /// The unknown item types the provider receives.
+    pub pass_through: &'a PassThroughList,
+}
+
+/// The session's estimated context size: the auto-compaction gate (ref §9 `get_total_token_usage`).
+///
+/// It is the last reported total, plus the estimate of the items added locally since that report
+/// (tool outputs and user messages after the last model-generated item), plus, unless the server
+/// includes them, the estimate of the encrypted reasoning items before the last user-turn
+/// boundary. Saturating; linear in the history.
+pub fn total_token_usage(input: &TotalUsageInput<'_>) -> i64 {
+    let items = input.items;
+    let unreported_from = match input.history_len_at_last_usage {
+        Some(len) => len.min(items.len()),
+        None => items
+            .iter()
+            .rposition(is_model_generated)
+            .map_or(items.len(), |index| index.saturating_add(1)),
+    };
+    let unreported = items[unreported_from..]
+        .iter()
+        .fold(0u64, |total, item| total.saturating_add(item_tokens(item, input.pass_through)));
+    let reasoning = match input.reasoning {
+        ReasoningAccounting::IncludedByServer => 0,
+        ReasoningAccounting::Estimated => {
+            let last_boundary =
+                items.iter().rposition(|item| is_user_turn_boundary(item, input.markers));
+            items[..last_boundary.unwrap_or(0)]
+                .iter()
+                .filter(|item| {
+                    matches!(item, ResponseItem::Reasoning { encrypted_content: Some(_), .. })
+                })
+                .fold(0u64, |total, item| total.saturating_add(estimate_item_tokens(item)))
+        }
+    };
+    let estimated = i64::try_from(unreported.saturating_add(reasoning)).unwrap_or(i64::MAX);
+    input.last_total_tokens.saturating_add(estimated)
+}
+
+/// Whether the model produced this item: assistant messages, reasoning, every call, and
+/// compaction items. Their tokens are already in the response's usage.
+pub(crate) fn is_model_generated(item: &ResponseItem) -> bool {
+    match item {
+        ResponseItem::Message { role, .. } => role == "assistant",
+        ResponseItem::Reasoning { .. }
+        | ResponseItem::LocalShellCall { .. }
+        | ResponseItem::FunctionCall { .. }
+        | ResponseItem::ToolSearchCall { .. }
+        | ResponseItem::CustomToolCall { .. }
+        | ResponseItem::WebSearchCall { .. }
+        | ResponseItem::ImageGenerationCall { .. }
+        | ResponseItem::Compaction { .. } => true,
+        ResponseItem::ContextCompaction { encrypted_content, .. } => encrypted_content.is_some(),
+        ResponseItem::FunctionCallOutput { .. }
+        | ResponseItem::CustomToolCallOutput { .. }
+        | ResponseItem::ToolSearchOutput { .. }
+        | ResponseItem::CompactionTrigger
+        | ResponseItem::Unknown(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,271 @@
+//! Local compaction (ref §3.4): the summarization prompt, the summary prefix, and the rebuild of
+//! a history from the user's messages and the model's summary.
+
+use compactor_protocol::tokens::{
+    approx_token_count, approx_tokens_from_byte_count, image_estimate_bytes,
+};
+use compactor_protocol::{ContentItem, ResponseItem};
+
+use crate::context::{ContextualMarkers, is_real_user_message};
+
+/// The first line of every local compaction summary message.
+///
+/// It tells the model what the message is, and it is distinctive enough to recognise old
+/// summaries: they are left out of [`collect_user_messages`] and anchor the initial context
+/// (ref §10 item 10). A summary message's text is this line, `\n`, then the summary.
+pub const SUMMARY_PREFIX: &str = "[compacted context] The conversation before this point was compacted. The summary below was written by the model that worked on it: rely on it and continue the task without redoing finished work.";
+
+/// The default prompt that asks the model for a handoff summary (sent as a user message).
+pub const SUMMARIZATION_PROMPT: &str = "\
+This conversation is about to be moved to a fresh context window, and the messages above will \
+be replaced by what you write now. Write a handoff summary that lets you, or another model, \
+continue the work without them.
+
+Include:
+- the user's goal and every requirement, preference or constraint they stated;
+- what has been done so far: decisions taken, files created or changed, commands run and what \
+they showed;
+- what remains to be done, in order, with the next concrete step first;
+- open questions, unresolved errors, and anything you were about to check;
+- the exact names, paths, identifiers and values the next steps depend on.
+
+Be concise and factual. Write only the summary: no greeting, and no remarks about the summary \
+itself.";
+
+/// The token budget for the user messages a local compaction keeps (ref §3.4 step 8).
+pub const COMPACT_USER_MESSAGE_MAX_TOKENS: u64 = 20_000;
+
+/// What a summary says when the model returned no text.
+pub const NO_SUMMARY_PLACEHOLDER: &str = "(no summary available)";
+
+/// [`SUMMARIZATION_PROMPT`] with a compaction's focus text (`/compact <focus>`, DESIGN §8.15).
+pub fn summarization_prompt_with_focus(focus: &str) -> String {
+    let focus = focus.trim();
+    if focus.is_empty() {
+        return SUMMARIZATION_PROMPT.to_owned();
+    }
+    format!("{SUMMARIZATION_PROMPT}\n\nGive particular attention to the following:\n{focus}")
+}
+
+/// The summary message text for the model's summary: [`SUMMARY_PREFIX`], `\n`, then the summary,
+/// or [`NO_SUMMARY_PLACEHOLDER`] when it is blank. This is also `CompactedItem::message`.
+pub fn summary_text(model_summary: &str) -> String {
+    let summary =
+        if model_summary.trim().is_empty() { NO_SUMMARY_PLACEHOLDER } else { model_summary };
+    format!("{SUMMARY_PREFIX}\n{summary}")
+}
+
+/// The text of the last assistant message of `items`: the summary a summarization request
+/// produced (ref §3.4 step 6).
+pub fn last_assistant_text(items: &[ResponseItem]) -> Option<String> {
+    items
+        .iter()
+        .rev()
+        .find(|item| item.role() == Some("assistant"))
+        .and_then(ResponseItem::message_text)
+}
+
+/// Whether `item` is a local compaction summary: a user message whose first text part starts
+/// with [`SUMMARY_PREFIX`] and a newline.
+pub fn is_summary_message(item: &ResponseItem) -> bool {
+    let ResponseItem::Message { role, content, .. } = item else { return false };
+    role == "user"
+        && content
+            .iter()
+            .find_map(|part| match part {
+                ContentItem::InputText { text } | ContentItem::OutputText { text } => Some(text),
+                ContentItem::InputImage { .. } | ContentItem::Unknown(_) => None,
+            })
+            .and_then(|text| text.strip_prefix(SUMMARY_PREFIX))
+            .is_some_and(|rest| rest.starts_with('\n'))
+}
+
+/// The content of every real user message of `items`, in order: contextual messages and earlier
+/// summaries are skipped (ref §3.4 step 7). Content stays structured, so images survive.
+pub fn collect_user_messages<'a>(
+    items: &'a [ResponseItem],
+    markers: &ContextualMarkers,
+) -> Vec<&'a [ContentItem]> {
+    items
+        .iter()
+        .filter(|item| is_real_user_message(item, markers))
+        .filter_map(|item| match item {
+            ResponseItem::Message { content, .. } => Some(content.as_slice()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// [`build_compacted_history_with_budget`] with [`COMPACT_USER_MESSAGE_MAX_TOKENS`].
+pub fn build_compacted_history(
+    initial_context: &[ResponseItem],
+    user_messages: &[&[ContentItem]],
+    summary_text: &str,
+) -> Vec<ResponseItem> {
+    build_compacted_history_with_budget(
+        initial_context,
+        user_messages,
+        summary_text,
+        COMPACT_USER_MESSAGE_MAX_TOKENS,
+    )
+}
+
+/// The history a local compaction installs (ref §3.4 step 8): `initial_context`, then the newest
+/// user messages that fit `max_tokens`, then the summary as a user message.
+///
+/// The messages are walked newest first. A message that fits is kept whole and its cost (text
+/// bytes plus image estimates, over four) is subtracted; the first one that does not fit is cut
+/// to what is left by [`truncate_middle`] and the walk stops. Kept messages return to
+/// chronological order as `user` messages with their parts (images included). An empty
+/// `summary_text` becomes `summary_text("")`, which still carries [`SUMMARY_PREFIX`].
+pub fn build_compacted_history_with_budget(
+    initial_context: &[ResponseItem],
+    user_messages: &[&[ContentItem]],
+    summary_text: &str,
+    max_tokens: u64,
+) -> Vec<ResponseItem> {
+    let mut kept: Vec<Vec<ContentItem>> = Vec::new();
+    let mut remaining = max_tokens;
+    for content in user_messages.iter().rev() {
+        let (text_bytes, image_bytes) = content_bytes(content);
+        let cost = approx_tokens_from_byte_count(text_bytes.saturating_add(image_bytes));
+        if cost <= remaining {
+            remaining -= cost;
+            kept.push(content.to_vec());
+            continue;
+        }
+        if remaining > 0 {
+            let truncated = truncate_content(content, remaining);
+            if !truncated.is_empty() {
+                kept.push(truncated);
+            }
+        }
+        break;
+    }
+    let mut history = Vec::with_capacity(initial_context.len() + kept.len() + 1);
+    history.extend_from_slice(initial_context);
+    history.extend(kept.into_iter().rev().map(|content| ResponseItem::Message {
+        id: None,
+        role: "user".to_owned(),
+        content,
+        phase: None,
+    }));
+    let summary =
+        if summary_text.is_empty() { self::summary_text("") } else { summary_text.to_owned() };
+    history.push(ResponseItem::user_text(summary));
+    history
+}
+
+/// Rebuilds the history of a legacy `compacted` rollout line that has no replacement history:
+/// the real user messages of `history` within the default budget, then `message` as the summary
+/// (ref §6). Uses the default [`ContextualMarkers`]; this is the function the rollout reader is
+/// given.
+pub fn rebuild_legacy_compacted(history: &[ResponseItem], message: &str) -> Vec<ResponseItem> {
+    let markers = ContextualMarkers::default();
+    build_compacted_history(&[], &collect_user_messages(history, &markers), message)
+}
+
+/// Cuts the middle out of `text` so that about `max_tokens` tokens remain, replacing it with a
+/// `…N tokens truncated…` marker (N = the removed tokens). Text within the budget is returned as
+/// it is. Cuts fall on character boundaries.
+///
+/// # Examples
+///
+/// ```
+/// use compactor_engine::truncate_middle;
+///
+/// assert_eq!(truncate_middle("short", 16), "short");
+/// assert_eq!(truncate_middle(&"ab".repeat(20), 2), "abab…8 tokens truncated…abab");
+/// ```
+pub fn truncate_middle(text: &str, max_tokens: u64) -> String {
+    if approx_token_count(text) <= max_tokens {
+        return text.to_owned();
+    }
+    let part = ContentItem::InputText { text: text.to_owned() };
+    match truncate_content(std::slice::from_ref(&part), max_tokens).into_iter().next() {
+        Some(ContentItem::InputText { text }) => text,
+        _ => String::new(),
+    }
+}
+
+/// The text bytes and the image estimate bytes of a message's parts.
+fn content_bytes(content: &[ContentItem]) -> (u64, u64) {
+    content.iter().fold((0, 0), |(text, images), part| match part {
+        ContentItem::InputText { text: t } | ContentItem::OutputText { text: t } => {
+            (text + t.len() as u64, images)
+        }
+        ContentItem::InputImage { image_url, detail } => {
+            (text, images + image_estimate_bytes(image_url, detail.as_deref()))
+        }
+        ContentItem::Unknown(_) => (text, images),
+    })
+}
+
+/// Middle-truncates a message's parts to `budget_tokens`.
+///
+/// The text parts are treated as one text: its head and tail are kept, the middle is replaced by
+/// the marker (in the part where the cut starts), and parts wholly inside the cut are dropped.
+/// Images are kept when their estimates fit the budget (the text gets the rest) and they do not
+/// sit inside the cut; otherwise they are dropped with it.
+fn truncate_content(content: &[ContentItem], budget_tokens: u64) -> Vec<ContentItem> {
+    let (text_bytes, image_bytes) = content_bytes(content);
+    let budget_bytes = budget_tokens.saturating_mul(4);
+    let keep_images = image_bytes <= budget_bytes;
+    let text_budget = if keep_images { budget_bytes - image_bytes } else { budget_bytes };
+    let text_budget = text_budget.min(text_bytes);
+    let head_end = text_budget / 2;
+    let tail_start = text_bytes - (text_budget - head_end);
+    let removed = tail_start - head_end;
+    let marker = format!("…{} tokens truncated…", approx_tokens_from_byte_count(removed));
+
+    let mut out = Vec::with_capacity(content.len());
+    let mut offset = 0u64;
+    let mut marker_placed = removed == 0;
+    for part in content {
+        let (text, is_output) = match part {
+            ContentItem::InputText { text } => (text, false),
+            ContentItem::OutputText { text } => (text, true),
+            ContentItem::InputImage { .. } | ContentItem::Unknown(_) => {
+                let inside_cut = head_end < offset && offset < tail_start;
+                let is_image = matches!(part, ContentItem::InputImage { .. });
+                if !inside_cut && (keep_images || !is_image) {
+                    out.push(part.clone());
+                }
+                continue;
+            }
+        };
+        let start = offset;
+        let end = offset + text.len() as u64;
+        offset = end;
+        if end <= head_end || start >= tail_start {
+            // Wholly in the head or in the tail.
+            out.push(part.clone());
+            continue;
+        }
+        if marker_placed && start >= head_end && end <= tail_start {
+            // Wholly inside the cut, after the part that carries the marker.
+            continue;
+        }
+        let mut piece = String::new();
+        if start < head_end {
+            piece.push_str(&text[..text.floor_char_boundary((head_end - start) as usize)]);
+        }
+        if !marker_placed {
+            piece.push_str(&marker);
+            marker_placed = true;
+        }
+        if end > tail_start {
+            let from = tail_start.saturating_sub(start) as usize;
+            piece.push_str(&text[text.ceil_char_boundary(from)..]);
+        }
+        out.push(if is_output {
+            ContentItem::OutputText { text: piece }
+        } else {
+            ContentItem::InputText { text: piece }
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

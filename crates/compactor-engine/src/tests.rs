@@ -1,0 +1,4 @@
+//! Crate-level tests: snapshots of compacted-history shapes and property tests.
+
+mod properties;
+mod shapes;
