@@ -1,0 +1,76 @@
+//! Rollouts and compaction traces of Compactor (layer L1): the append-only JSONL record of a
+//! session, resuming and forking from it, and per-attempt compaction trace bundles.
+//!
+//! This crate depends on `compactor-protocol` only among Compactor crates; it never depends on
+//! `compactor-engine` or another L1 crate (DESIGN §1). Where reconstruction needs the engine's
+//! legacy-compaction rebuild, the caller passes it in as a [`LegacyRebuild`] function.
+//!
+//! - Writing: [`RolloutRecorder`] appends [`RolloutLine`](compactor_protocol::RolloutLine)s
+//!   (UTC millisecond timestamps, [`format_timestamp`]) for the items [`is_persisted`] keeps;
+//!   files are 0600; a `compacted` line is synced before `record` returns; opening for append
+//!   truncates a torn last line.
+//! - Reading: [`read_rollout`] / [`parse_rollout`] return every complete line and a
+//!   [`ReadReport`] of torn tails and corrupt lines; they never fail on content and never panic.
+//! - Resuming: [`reconstruct_history_from_rollout`] gives a [`ReconstructedSession`] (history,
+//!   reference context, previous turn settings, token info, window generation); [`fork_rollout`]
+//!   gives the items of a forked rollout; [`Replay`] customizes both.
+//! - Tracing: [`TraceConfig`], [`ThreadTrace`], [`CompactionTraceContext`] and
+//!   [`CompactionTraceAttempt`] write trace bundles (ref §5.2), and do nothing at all unless a
+//!   trace root is configured.
+//! - Errors: [`Error`], converted into [`CompactorError`](compactor_protocol::CompactorError)
+//!   where it crosses crates.
+//!
+//! # Examples
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use compactor_protocol::{CompactedItem, ResponseItem, RolloutItem};
+//! use compactor_rollout_trace::{
+//!     RecorderOptions, RolloutRecorder, read_rollout, reconstruct_history_from_rollout,
+//! };
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("rollout.jsonl");
+//! let recorder = RolloutRecorder::create(&path, RecorderOptions::default()).await?;
+//! recorder.record(&[RolloutItem::ResponseItem(ResponseItem::user_text("hello"))]).await?;
+//! let compacted = vec![ResponseItem::user_text("hello"), ResponseItem::user_text("summary")];
+//! recorder.record(&[RolloutItem::Compacted(CompactedItem::new("", compacted.clone()))]).await?;
+//! recorder.shutdown().await?;
+//!
+//! let contents = read_rollout(&path).await?;
+//! assert!(contents.report.is_clean());
+//! let no_legacy = |history: &[ResponseItem], _: &str| history.to_vec();
+//! let session = reconstruct_history_from_rollout(&contents.lines, &no_legacy);
+//! assert_eq!(session.history, compacted);
+//! assert_eq!(session.window_generation, 1);
+//! # Ok(())
+//! # }
+//! ```
+
+mod clock;
+mod error;
+mod policy;
+mod reader;
+mod reconstruct;
+mod recorder;
+mod timestamp;
+mod trace;
+
+pub use clock::Clock;
+pub use error::{Error, Result};
+pub use policy::is_persisted;
+pub use reader::{CorruptLine, ReadReport, RolloutContents, TornTail, parse_rollout, read_rollout};
+pub use reconstruct::{
+    DEFAULT_CONTEXTUAL_USER_MARKERS, FORKED_MARKER, LegacyRebuild, PreviousTurnSettings,
+    ReconstructedSession, Replay, fork_rollout, reconstruct_history_from_rollout,
+};
+pub use recorder::{RecorderOptions, RolloutRecorder};
+pub use timestamp::format_timestamp;
+pub use trace::{
+    CompactionTraceAttempt, CompactionTraceContext, TRACE_ROOT_ENV, TRACE_SCHEMA_VERSION,
+    ThreadTrace, TraceConfig,
+};
+
+#[cfg(test)]
+mod tests;

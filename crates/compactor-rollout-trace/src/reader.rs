@@ -1,0 +1,184 @@
+//! Reading a rollout: every complete line, with a report of what could not be read.
+//!
+//! A line exists only once its `\n` is written (DESIGN §8.10), so an unterminated last fragment
+//! (a crash in the middle of a write) is ignored and reported, never a failure. A line in the
+//! middle that is not a rollout line (bit rot, a hand edit, a foreign writer) is skipped and
+//! reported with its 1-based line number: resuming must succeed and say what it skipped, and the
+//! caller decides whether a skipped line is acceptable ([`ReadReport::is_clean`]).
+
+use std::path::{Path, PathBuf};
+
+use compactor_protocol::{RolloutItem, RolloutLine};
+
+use crate::error::{Error, Result};
+
+/// Corrupt lines logged one by one before the reader only counts them.
+const LOGGED_CORRUPT_LINES: usize = 8;
+
+/// The lines of a rollout and what reading them found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutContents {
+    /// Every complete line that parsed, in file order. Lines of unknown type are kept as
+    /// [`RolloutItem::Unknown`].
+    pub lines: Vec<RolloutLine>,
+    /// What was skipped or ignored.
+    pub report: ReadReport,
+}
+
+/// What reading a rollout skipped or ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadReport {
+    /// Complete (newline-terminated) lines in the file, blank and corrupt ones included.
+    pub complete_lines: usize,
+    /// Lines holding only whitespace; skipped silently.
+    pub blank_lines: usize,
+    /// Lines of a type this version does not know; kept, and ignored by reconstruction.
+    pub unknown_lines: usize,
+    /// Complete lines that are not rollout lines; skipped.
+    pub corrupt_lines: Vec<CorruptLine>,
+    /// The unterminated fragment after the last `\n`, when there is one; ignored.
+    pub torn_tail: Option<TornTail>,
+}
+
+/// A complete line that could not be read as a rollout line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorruptLine {
+    /// 1-based line number.
+    pub line_number: usize,
+    /// Byte offset of the line's start.
+    pub byte_offset: u64,
+    /// Why it could not be read (the parser's message; it quotes no line content).
+    pub error: String,
+}
+
+/// An unterminated last fragment: a write that never finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TornTail {
+    /// 1-based number the line would have had.
+    pub line_number: usize,
+    /// Byte offset of the fragment's start; the file's valid length.
+    pub byte_offset: u64,
+    /// The fragment's length in bytes.
+    pub len: u64,
+}
+
+impl ReadReport {
+    /// Whether nothing was skipped or ignored (unknown and blank lines aside).
+    pub fn is_clean(&self) -> bool {
+        self.corrupt_lines.is_empty() && self.torn_tail.is_none()
+    }
+
+    /// One human-readable sentence per skipped or ignored part, for a harness's warning event.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .corrupt_lines
+            .iter()
+            .map(|line| {
+                format!(
+                    "rollout line {} (byte {}) is corrupt and was skipped: {}",
+                    line.line_number, line.byte_offset, line.error
+                )
+            })
+            .collect();
+        if let Some(tail) = &self.torn_tail {
+            out.push(format!(
+                "rollout ends with an unterminated line {} ({} bytes at byte {}), ignored",
+                tail.line_number, tail.len, tail.byte_offset
+            ));
+        }
+        out
+    }
+}
+
+/// Parses the bytes of a rollout file. Never fails and never panics: what cannot be read is
+/// reported in [`RolloutContents::report`].
+///
+/// # Examples
+///
+/// ```
+/// use compactor_rollout_trace::parse_rollout;
+///
+/// let file = b"{\"timestamp\":\"2026-05-15T10:00:00.000Z\",\"type\":\"event_msg\",\"payload\":{\"type\":\"context_compacted\"}}\n{\"timest";
+/// let contents = parse_rollout(file);
+/// assert_eq!(contents.lines.len(), 1);
+/// assert!(contents.report.torn_tail.is_some());
+/// ```
+pub fn parse_rollout(bytes: &[u8]) -> RolloutContents {
+    let mut lines = Vec::new();
+    let mut report = ReadReport::default();
+    let mut offset = 0usize;
+    let mut line_number = 0usize;
+    while offset < bytes.len() {
+        line_number += 1;
+        let rest = &bytes[offset..];
+        let Some(newline) = rest.iter().position(|&b| b == b'\n') else {
+            report.torn_tail =
+                Some(TornTail { line_number, byte_offset: offset as u64, len: rest.len() as u64 });
+            tracing::warn!(
+                line_number,
+                byte_offset = offset,
+                len = rest.len(),
+                "ignoring unterminated last rollout line"
+            );
+            break;
+        };
+        let line = &rest[..newline];
+        report.complete_lines += 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            report.blank_lines += 1;
+        } else {
+            match serde_json::from_slice::<RolloutLine>(line) {
+                Ok(parsed) => {
+                    if matches!(parsed.item, RolloutItem::Unknown { .. }) {
+                        report.unknown_lines += 1;
+                    }
+                    lines.push(parsed);
+                }
+                Err(err) => {
+                    if report.corrupt_lines.len() < LOGGED_CORRUPT_LINES {
+                        tracing::warn!(
+                            line_number,
+                            byte_offset = offset,
+                            error = %err,
+                            "skipping corrupt rollout line"
+                        );
+                    }
+                    report.corrupt_lines.push(CorruptLine {
+                        line_number,
+                        byte_offset: offset as u64,
+                        error: err.to_string(),
+                    });
+                }
+            }
+        }
+        offset += newline + 1;
+    }
+    if report.corrupt_lines.len() > LOGGED_CORRUPT_LINES {
+        tracing::warn!(count = report.corrupt_lines.len(), "skipped corrupt rollout lines");
+    }
+    RolloutContents { lines, report }
+}
+
+/// Reads and parses the rollout at `path` on the blocking pool.
+///
+/// # Errors
+///
+/// [`Error::Io`] when the file cannot be read; damaged content is never an error (see
+/// [`parse_rollout`]).
+///
+/// # Cancel safety
+///
+/// Cancel safe: dropping the future abandons the read, which has no side effect.
+#[tracing::instrument(skip_all, fields(path = %path.display()))]
+pub async fn read_rollout(path: &Path) -> Result<RolloutContents> {
+    let owned: PathBuf = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let bytes = std::fs::read(&owned).map_err(|err| Error::io(&owned, err))?;
+        Ok(parse_rollout(&bytes))
+    })
+    .await
+    .map_err(|_| Error::TaskFailed { path: path.to_path_buf() })?
+}
+
+#[cfg(test)]
+mod tests;

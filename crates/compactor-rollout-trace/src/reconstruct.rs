@@ -1,0 +1,439 @@
+//! Resume and fork: the session state a rollout describes (ref §6, §7.6; DESIGN §4, §8.10).
+//!
+//! # Turn segments
+//!
+//! A rollout is cut into turn segments at every `turn_started` line; lines before the first one
+//! form a leading segment. A segment is a *user turn* when it holds a `user_message` event or a
+//! real user message item (a `user` message that is not contextual, i.e. does not start with
+//! one of the contextual markers such as `<environment_context>`).
+//!
+//! # Rollback
+//!
+//! `thread_rolled_back{num_turns: N}` undoes everything from the start of the N-th newest
+//! surviving user turn up to the rollback line: the session returns to the state it had just
+//! before that turn began. Segments that are not user turns (a standalone `/compact` turn, for
+//! example) are undone with the user turns around them but are not counted. When fewer than N
+//! user turns survive, everything from the first user turn on is undone and what came before it
+//! stays. A rollback over a compaction therefore undoes that compaction and replays the
+//! append-only history before it (ref §10 item 9).
+//!
+//! Live sessions apply a rollback the same way: append the `thread_rolled_back` line, then
+//! reconstruct from the session's lines. That keeps the live history and a resumed one equal.
+//!
+//! # History
+//!
+//! The newest surviving `compacted` line with a `replacement_history` is the base; the surviving
+//! lines after it are replayed: a `response_item` is appended (compaction triggers, which are
+//! never persisted, are skipped), a legacy `compacted` line without `replacement_history` is
+//! rebuilt by the caller's function from the history so far and the line's `message`.
+//! Everything else (events, `turn_context`, lines of unknown type) leaves the history alone.
+//! Items are appended as recorded: truncating tool outputs is the recorder's caller's job,
+//! before it records them.
+//!
+//! # Reference context and previous turn settings
+//!
+//! Scanning surviving segments from newest to oldest (ref §6):
+//! - inside a segment, the newest `turn_context` whose `turn_id` is compatible with the segment's
+//!   (equal, or either one absent) sets the segment's baseline, unless a `compacted` line newer
+//!   than it already cleared the baseline: looking backward, a compaction clears every older
+//!   baseline, and a `turn_context` written after the compaction re-establishes it;
+//! - the reference context comes from the newest user turn, or from a newer segment whose
+//!   compaction cleared it; a cleared or never-set baseline gives `None`, and so does any legacy
+//!   compaction in the replayed lines (the next turn then re-injects the full context);
+//! - the previous turn settings (model, realtime) come from the newest user turn that has a
+//!   `turn_context`.
+//!
+//! # Token usage and window generation
+//!
+//! Token info is the `info` of the last surviving `token_count` event that has one (a rolled-back
+//! turn's usage does not count). The window generation is the number of `compacted` lines,
+//! rolled back or not, since the generation of a live session never goes back; lines that a fork
+//! copied from its parent are marked and not counted, so a fork starts at 0.
+
+use compactor_protocol::{
+    ContentItem, EventMsg, ResponseItem, RolloutItem, RolloutLine, SessionMeta, TokenUsageInfo,
+    TurnContextItem,
+};
+use serde_json::Value;
+
+/// The contextual user-message markers of the reference harness (ref §3.4 step 7, DESIGN §8.5):
+/// a `user` message whose first text part starts with one of these is context, not a user turn.
+pub const DEFAULT_CONTEXTUAL_USER_MARKERS: &[&str] = &[
+    "<environment_context>",
+    "<user_instructions>",
+    "# AGENTS.md instructions",
+    "<skill>",
+    "<user_shell_command>",
+    "<turn_aborted>",
+    "<subagent_notification>",
+];
+
+/// The `compacted` payload field that marks a line copied into a fork.
+pub const FORKED_MARKER: &str = "forked";
+
+/// Rebuilds the history of a legacy `compacted` line (no `replacement_history`) from the history
+/// before it and the line's `message`; core passes the engine's local-compaction rebuild
+/// (DESIGN §1).
+pub type LegacyRebuild<'a> = &'a dyn Fn(&[ResponseItem], &str) -> Vec<ResponseItem>;
+
+/// The session state a rollout describes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReconstructedSession {
+    /// The history, item for item as the live session had it.
+    pub history: Vec<ResponseItem>,
+    /// The settings of the newest user turn.
+    pub previous_turn_settings: Option<PreviousTurnSettings>,
+    /// The settings baseline for the next turn's context diffs; `None` means the next turn
+    /// re-injects the full initial context.
+    pub reference_context_item: Option<TurnContextItem>,
+    /// The token accounting to seed the session with.
+    pub token_info: Option<TokenUsageInfo>,
+    /// The number of compactions this thread installed.
+    pub window_generation: u64,
+    /// The first `session_meta` line.
+    pub session_meta: Option<SessionMeta>,
+    /// Legacy `compacted` lines rebuilt while replaying.
+    pub legacy_compactions_replayed: usize,
+}
+
+/// The settings of a previous turn a resumed session compares the next one with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PreviousTurnSettings {
+    /// The model slug.
+    pub model: String,
+    /// Whether a realtime conversation was active.
+    pub realtime_active: Option<bool>,
+}
+
+/// Reconstruction with a caller-chosen definition of contextual user messages.
+#[derive(Clone, Copy)]
+pub struct Replay<'a> {
+    /// Rebuilds legacy compactions.
+    pub legacy_rebuild: LegacyRebuild<'a>,
+    /// Prefixes of contextual user messages (see [`DEFAULT_CONTEXTUAL_USER_MARKERS`]).
+    pub contextual_user_markers: &'a [&'a str],
+}
+
+/// Reconstructs the session state of `lines` (ref §6), with the default contextual markers.
+///
+/// # Examples
+///
+/// ```
+/// use compactor_protocol::{CompactedItem, ResponseItem, RolloutItem, RolloutLine};
+/// use compactor_rollout_trace::reconstruct_history_from_rollout;
+///
+/// let line = |item| RolloutLine::new("2026-05-15T10:00:00.000Z", item);
+/// let lines = vec![
+///     line(RolloutItem::ResponseItem(ResponseItem::user_text("old"))),
+///     line(RolloutItem::Compacted(CompactedItem::new("", vec![ResponseItem::user_text("base")]))),
+///     line(RolloutItem::ResponseItem(ResponseItem::assistant_text("new"))),
+/// ];
+/// let no_legacy = |history: &[ResponseItem], _: &str| history.to_vec();
+/// let session = reconstruct_history_from_rollout(&lines, &no_legacy);
+/// assert_eq!(
+///     session.history,
+///     vec![ResponseItem::user_text("base"), ResponseItem::assistant_text("new")]
+/// );
+/// assert_eq!(session.window_generation, 1);
+/// ```
+pub fn reconstruct_history_from_rollout(
+    lines: &[RolloutLine],
+    legacy_rebuild: LegacyRebuild<'_>,
+) -> ReconstructedSession {
+    Replay::new(legacy_rebuild).reconstruct(lines)
+}
+
+/// The items to write into a new rollout that forks `lines` after dropping its last
+/// `drop_last_user_turns` user turns (0 forks at the end), with the default contextual markers.
+/// See [`Replay::fork`].
+pub fn fork_rollout(lines: &[RolloutLine], drop_last_user_turns: u32) -> Vec<RolloutItem> {
+    fork_surviving(lines, &survive(lines, DEFAULT_CONTEXTUAL_USER_MARKERS, drop_last_user_turns))
+}
+
+impl<'a> Replay<'a> {
+    /// A replay with [`DEFAULT_CONTEXTUAL_USER_MARKERS`].
+    pub fn new(legacy_rebuild: LegacyRebuild<'a>) -> Self {
+        Self { legacy_rebuild, contextual_user_markers: DEFAULT_CONTEXTUAL_USER_MARKERS }
+    }
+
+    /// Reconstructs the session state of `lines` (see the module docs for the rules).
+    pub fn reconstruct(&self, lines: &[RolloutLine]) -> ReconstructedSession {
+        let survival = survive(lines, self.contextual_user_markers, 0);
+        let (history, legacy_compactions_replayed) = self.replay_history(lines, &survival.alive);
+        let (previous_turn_settings, baseline) = scan_metadata(lines, &survival);
+        let reference_context_item = match baseline {
+            Baseline::Latest(ctx) if legacy_compactions_replayed == 0 => Some(ctx.clone()),
+            Baseline::Latest(_) | Baseline::Cleared | Baseline::NeverSet => None,
+        };
+        let token_info =
+            lines.iter().zip(&survival.alive).rev().find_map(|(line, alive)| match &line.item {
+                RolloutItem::EventMsg(EventMsg::TokenCount { info: Some(info), .. }) if *alive => {
+                    Some(*info)
+                }
+                _ => None,
+            });
+        let window_generation = lines
+            .iter()
+            .filter(|line| match &line.item {
+                RolloutItem::Compacted(compacted) => {
+                    compacted.extra.get(FORKED_MARKER) != Some(&Value::Bool(true))
+                }
+                _ => false,
+            })
+            .count() as u64;
+        let session_meta = lines.iter().find_map(|line| match &line.item {
+            RolloutItem::SessionMeta(meta) => Some(meta.clone()),
+            _ => None,
+        });
+        ReconstructedSession {
+            history,
+            previous_turn_settings,
+            reference_context_item,
+            token_info,
+            window_generation,
+            session_meta,
+            legacy_compactions_replayed,
+        }
+    }
+
+    /// The items to write into a new rollout that forks `lines` after dropping its last
+    /// `drop_last_user_turns` user turns (0 forks at the end).
+    ///
+    /// The fork holds the surviving lines of `lines` (rollbacks applied, rollback lines and
+    /// `session_meta` lines left out), so reconstructing it gives the same history, reference
+    /// context, previous turn settings and token info, and a rollback in the fork can go back
+    /// into the inherited turns. Copied `compacted` lines are marked `"forked": true`, so the
+    /// fork's window generation starts at 0 (ref §6). The caller writes the fork's own
+    /// `session_meta` (new thread id, `forked_from_id`) first, then these items.
+    pub fn fork(&self, lines: &[RolloutLine], drop_last_user_turns: u32) -> Vec<RolloutItem> {
+        fork_surviving(lines, &survive(lines, self.contextual_user_markers, drop_last_user_turns))
+    }
+
+    fn replay_history(&self, lines: &[RolloutLine], alive: &[bool]) -> (Vec<ResponseItem>, usize) {
+        let base = lines.iter().zip(alive).rposition(|(line, alive)| {
+            *alive
+                && matches!(&line.item, RolloutItem::Compacted(c) if c.replacement_history.is_some())
+        });
+        let (mut history, replay_from) = match base.map(|index| (index, &lines[index].item)) {
+            Some((index, RolloutItem::Compacted(compacted))) => {
+                (compacted.replacement_history.clone().unwrap_or_default(), index + 1)
+            }
+            _ => (Vec::new(), 0),
+        };
+        let mut legacy = 0;
+        for (line, _) in lines[replay_from..].iter().zip(&alive[replay_from..]).filter(|(_, a)| **a)
+        {
+            match &line.item {
+                RolloutItem::ResponseItem(item) => {
+                    if !item.is_compaction_trigger() {
+                        history.push(item.clone());
+                    }
+                }
+                RolloutItem::Compacted(compacted) => match &compacted.replacement_history {
+                    Some(replacement) => history.clone_from(replacement),
+                    None => {
+                        history = (self.legacy_rebuild)(&history, &compacted.message);
+                        legacy += 1;
+                    }
+                },
+                RolloutItem::SessionMeta(_)
+                | RolloutItem::TurnContext(_)
+                | RolloutItem::EventMsg(_)
+                | RolloutItem::Unknown { .. } => {}
+            }
+        }
+        (history, legacy)
+    }
+}
+
+/// A turn segment: from a `turn_started` line (or the file's start) to the next one.
+#[derive(Debug)]
+struct Segment<'l> {
+    start: usize,
+    turn_id: Option<&'l str>,
+    user_turn: bool,
+}
+
+/// Which lines survive the rollbacks, and the surviving segments in file order.
+#[derive(Debug)]
+struct Survival<'l> {
+    alive: Vec<bool>,
+    segments: Vec<Segment<'l>>,
+}
+
+fn survive<'l>(lines: &'l [RolloutLine], markers: &[&str], trailing_rollback: u32) -> Survival<'l> {
+    let mut survival = Survival {
+        alive: vec![true; lines.len()],
+        segments: vec![Segment { start: 0, turn_id: None, user_turn: false }],
+    };
+    for (index, line) in lines.iter().enumerate() {
+        match &line.item {
+            RolloutItem::EventMsg(EventMsg::TurnStarted { turn_id, .. }) => {
+                survival.segments.push(Segment {
+                    start: index,
+                    turn_id: Some(turn_id),
+                    user_turn: false,
+                });
+            }
+            RolloutItem::EventMsg(EventMsg::ThreadRolledBack { num_turns }) => {
+                survival.alive[index] = false;
+                survival.roll_back(*num_turns, index);
+            }
+            RolloutItem::EventMsg(EventMsg::UserMessage { .. }) => survival.mark_user_turn(),
+            RolloutItem::ResponseItem(item) if is_user_turn_message(item, markers) => {
+                survival.mark_user_turn();
+            }
+            _ => {}
+        }
+    }
+    survival.roll_back(trailing_rollback, lines.len());
+    survival
+}
+
+impl Survival<'_> {
+    fn mark_user_turn(&mut self) {
+        if let Some(segment) = self.segments.last_mut() {
+            segment.user_turn = true;
+        }
+    }
+
+    /// Undoes the newest `num_turns` user turns before line `at`.
+    fn roll_back(&mut self, num_turns: u32, at: usize) {
+        if num_turns == 0 {
+            return;
+        }
+        let mut remaining = num_turns;
+        let mut cut = None;
+        for (position, segment) in self.segments.iter().enumerate().rev() {
+            if segment.user_turn {
+                cut = Some(position);
+                remaining -= 1;
+                if remaining == 0 {
+                    break;
+                }
+            }
+        }
+        let Some(position) = cut else { return };
+        let from = self.segments[position].start;
+        self.alive[from..at].fill(false);
+        self.segments.truncate(position);
+        // Lines after the rollback and before the next `turn_started` join the newest surviving
+        // segment, as lines after a `turn_complete` do; a fork, which leaves the undone lines
+        // out, then cuts the same segments.
+        if self.segments.is_empty() {
+            self.segments.push(Segment { start: at, turn_id: None, user_turn: false });
+        }
+    }
+
+    /// The line range of the segment at `position`.
+    fn range(&self, position: usize, len: usize) -> std::ops::Range<usize> {
+        let start = self.segments[position].start;
+        let end = self.segments.get(position + 1).map_or(len, |next| next.start);
+        start..end
+    }
+}
+
+/// Whether `item` is a real user message: a `user` message that is not contextual.
+fn is_user_turn_message(item: &ResponseItem, markers: &[&str]) -> bool {
+    let ResponseItem::Message { role, content, .. } = item else { return false };
+    if role != "user" {
+        return false;
+    }
+    let first_text = content.iter().find_map(|part| match part {
+        ContentItem::InputText { text } | ContentItem::OutputText { text } => Some(text.as_str()),
+        ContentItem::InputImage { .. } | ContentItem::Unknown(_) => None,
+    });
+    match first_text {
+        Some(text) => {
+            let text = text.trim_start();
+            !markers.iter().any(|marker| text.starts_with(marker))
+        }
+        // Images only: still the user speaking.
+        None => true,
+    }
+}
+
+/// The baseline state of a segment, or of the scan so far.
+#[derive(Debug, Clone, Copy)]
+enum Baseline<'l> {
+    NeverSet,
+    Cleared,
+    Latest(&'l TurnContextItem),
+}
+
+fn scan_metadata<'l>(
+    lines: &'l [RolloutLine],
+    survival: &Survival<'l>,
+) -> (Option<PreviousTurnSettings>, Baseline<'l>) {
+    let mut previous: Option<PreviousTurnSettings> = None;
+    let mut reference = Baseline::NeverSet;
+    for position in (0..survival.segments.len()).rev() {
+        let segment = &survival.segments[position];
+        let mut baseline = Baseline::NeverSet;
+        let mut settings: Option<&TurnContextItem> = None;
+        for index in survival.range(position, lines.len()).rev() {
+            if !survival.alive[index] {
+                continue;
+            }
+            match &lines[index].item {
+                RolloutItem::Compacted(_) => {
+                    if matches!(baseline, Baseline::NeverSet) {
+                        baseline = Baseline::Cleared;
+                    }
+                }
+                RolloutItem::TurnContext(ctx) if turn_ids_compatible(segment.turn_id, ctx) => {
+                    settings.get_or_insert(ctx);
+                    if matches!(baseline, Baseline::NeverSet) {
+                        baseline = Baseline::Latest(ctx);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if previous.is_none() && segment.user_turn {
+            previous = settings.map(|ctx| PreviousTurnSettings {
+                model: ctx.model.clone(),
+                realtime_active: ctx.realtime_active,
+            });
+        }
+        if matches!(reference, Baseline::NeverSet)
+            && (segment.user_turn || matches!(baseline, Baseline::Cleared))
+        {
+            reference = baseline;
+        }
+        if previous.is_some() && !matches!(reference, Baseline::NeverSet) {
+            break;
+        }
+    }
+    (previous, reference)
+}
+
+fn turn_ids_compatible(segment_turn_id: Option<&str>, ctx: &TurnContextItem) -> bool {
+    match (segment_turn_id, ctx.turn_id.as_deref()) {
+        (Some(segment), Some(ctx)) => segment == ctx,
+        (None, _) | (_, None) => true,
+    }
+}
+
+fn fork_surviving(lines: &[RolloutLine], survival: &Survival<'_>) -> Vec<RolloutItem> {
+    lines
+        .iter()
+        .zip(&survival.alive)
+        .filter(|(_, alive)| **alive)
+        .filter_map(|(line, _)| match &line.item {
+            RolloutItem::SessionMeta(_) => None,
+            RolloutItem::Compacted(compacted) => {
+                let mut copied = compacted.clone();
+                copied.extra.insert(FORKED_MARKER.to_owned(), Value::Bool(true));
+                Some(RolloutItem::Compacted(copied))
+            }
+            item @ (RolloutItem::ResponseItem(_)
+            | RolloutItem::TurnContext(_)
+            | RolloutItem::EventMsg(_)
+            | RolloutItem::Unknown { .. }) => Some(item.clone()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,440 @@
+//! The rollout recorder: appends one `RolloutLine` JSON object per line (ref §2.2, §6).
+//!
+//! Durability contract (DESIGN §8.10):
+//! - A line exists only once its `\n` is written; every line is written with its newline in one
+//!   `write_all`, and a batch of lines in one write.
+//! - Every batch is flushed to the OS when written, so it survives a crash of the process.
+//! - A batch holding a `compacted` line is also `fsync`ed (`sync_data`) before
+//!   [`RolloutRecorder::record`] returns, so an installed compaction survives a power loss;
+//!   [`RolloutRecorder::flush`] and [`RolloutRecorder::shutdown`] do the same for everything
+//!   written before them. Other lines are not synced one by one: a sync per streamed item would
+//!   cost more than the item is worth, and losing the last lines of a turn to a power cut leaves a
+//!   valid, shorter rollout.
+//! - Opening an existing rollout for append first truncates an unterminated last fragment, so a
+//!   new line never lands after a partial one.
+//! - Files are created with mode 0600 and new directories with mode 0700 (DESIGN §7).
+//!
+//! One writer task owns the file. Callers hand it whole, already serialized batches over a
+//! bounded channel, so a caller that is cancelled never leaves half a line behind.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use compactor_protocol::RolloutItem;
+use serde::ser::{SerializeMap, Serializer};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::policy::is_persisted;
+use crate::timestamp::format_timestamp;
+
+/// Batches the writer may hold before [`RolloutRecorder::record`] waits for it.
+const QUEUE_CAPACITY: usize = 256;
+
+/// Bytes read per step when searching backwards for the last newline.
+const TAIL_CHUNK: u64 = 64 * 1024;
+
+/// Options of a [`RolloutRecorder`].
+#[derive(Debug, Clone, Default)]
+pub struct RecorderOptions {
+    /// Where line timestamps come from.
+    pub clock: Clock,
+}
+
+/// Appends rollout lines to one file; cheap to clone (all clones share one writer).
+///
+/// Only items that pass [`is_persisted`] are written. Write failures are sticky: after the first
+/// one the writer stops (so no line follows a partial one) and every later call returns
+/// [`Error::WriterFailed`].
+#[derive(Debug, Clone)]
+pub struct RolloutRecorder {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    clock: Clock,
+    tx: mpsc::Sender<Command>,
+    failure: Arc<OnceLock<String>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    truncated_tail_bytes: u64,
+}
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+enum Command {
+    Append { bytes: Vec<u8>, durability: Durability, ack: Option<Ack> },
+    Flush { ack: Ack },
+    Shutdown { ack: Ack },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// Written and flushed to the OS.
+    Flushed,
+    /// Also synced to the disk.
+    Synced,
+}
+
+impl RolloutRecorder {
+    /// Creates a new rollout file at `path` (mode 0600), creating missing parent directories
+    /// (mode 0700).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file already exists or cannot be created.
+    #[tracing::instrument(skip_all, fields(path = %path.display()))]
+    pub async fn create(path: &Path, options: RecorderOptions) -> Result<Self> {
+        let owned = path.to_path_buf();
+        let file = run_blocking(path, move || {
+            create_parent_dirs(&owned)?;
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&owned)
+                .map_err(|err| Error::io(&owned, err))
+        })
+        .await?;
+        Ok(Self::start(path, options, file, 0))
+    }
+
+    /// Opens the rollout at `path` for append, creating it (mode 0600) when missing. An
+    /// unterminated last fragment is truncated first; [`RolloutRecorder::truncated_tail_bytes`]
+    /// says how many bytes went.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file cannot be opened, read or truncated.
+    #[tracing::instrument(skip_all, fields(path = %path.display()))]
+    pub async fn open_append(path: &Path, options: RecorderOptions) -> Result<Self> {
+        let owned = path.to_path_buf();
+        let (file, truncated) = run_blocking(path, move || {
+            create_parent_dirs(&owned)?;
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .mode(0o600)
+                .open(&owned)
+                .map_err(|err| Error::io(&owned, err))?;
+            let truncated = truncate_torn_tail(&mut file).map_err(|err| Error::io(&owned, err))?;
+            Ok((file, truncated))
+        })
+        .await?;
+        if truncated > 0 {
+            tracing::warn!(
+                path = %path.display(),
+                bytes = truncated,
+                "truncated an unterminated last rollout line before appending"
+            );
+        }
+        Ok(Self::start(path, options, file, truncated))
+    }
+
+    fn start(path: &Path, options: RecorderOptions, file: std::fs::File, truncated: u64) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let failure = Arc::new(OnceLock::new());
+        let writer = tokio::spawn(run_writer(
+            tokio::fs::File::from_std(file),
+            rx,
+            Arc::clone(&failure),
+            path.to_path_buf(),
+        ));
+        Self {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                clock: options.clock,
+                tx,
+                failure,
+                writer: Mutex::new(Some(writer)),
+                truncated_tail_bytes: truncated,
+            }),
+        }
+    }
+
+    /// The rollout file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Bytes of an unterminated last line removed when the file was opened for append.
+    pub fn truncated_tail_bytes(&self) -> u64 {
+        self.inner.truncated_tail_bytes
+    }
+
+    /// Appends the persisted ones among `items`, one line each, stamped with the clock's time.
+    ///
+    /// Returns once the batch is queued; a batch holding a `compacted` line is awaited until it
+    /// is written and synced to disk.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WriterFailed`] after an earlier write failure (this one's included when it was
+    /// awaited), [`Error::Closed`] after [`RolloutRecorder::shutdown`], [`Error::Serialize`]
+    /// when an item cannot be serialized.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a batch is either queued whole or not at all. Once queued it is written even
+    /// if the caller stops waiting for the sync.
+    pub async fn record(&self, items: &[RolloutItem]) -> Result<()> {
+        self.check_failure()?;
+        if !items.iter().any(is_persisted) {
+            return Ok(());
+        }
+        let timestamp = format_timestamp(self.inner.clock.now());
+        let mut bytes = Vec::new();
+        let mut durability = Durability::Flushed;
+        for item in items.iter().filter(|item| is_persisted(item)) {
+            write_line(&mut bytes, &timestamp, item)?;
+            if matches!(item, RolloutItem::Compacted(_)) {
+                durability = Durability::Synced;
+            }
+        }
+        match durability {
+            Durability::Flushed => {
+                self.send(Command::Append { bytes, durability, ack: None }).await
+            }
+            Durability::Synced => {
+                let (ack, done) = oneshot::channel();
+                self.send(Command::Append { bytes, durability, ack: Some(ack) }).await?;
+                self.wait(done).await
+            }
+        }
+    }
+
+    /// Waits until everything recorded before is written and synced to disk.
+    ///
+    /// # Errors
+    ///
+    /// As [`RolloutRecorder::record`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the flush happens or not; nothing is lost either way.
+    pub async fn flush(&self) -> Result<()> {
+        self.check_failure()?;
+        let (ack, done) = oneshot::channel();
+        self.send(Command::Flush { ack }).await?;
+        self.wait(done).await
+    }
+
+    /// Writes and syncs everything recorded, then stops the writer. Later calls to `record` and
+    /// `flush` return [`Error::Closed`]; calling `shutdown` again returns `Ok`.
+    ///
+    /// Dropping every clone without calling this also drains, flushes and stops the writer, but
+    /// nobody learns whether that worked. Bound it with `tokio::time::timeout` (DESIGN §8.16).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WriterFailed`] when a write or the final sync failed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: once the request is queued, the writer drains and stops whether or not the
+    /// caller still waits.
+    pub async fn shutdown(&self) -> Result<()> {
+        let (ack, done) = oneshot::channel();
+        let result = match self.inner.tx.send(Command::Shutdown { ack }).await {
+            Ok(()) => match done.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(message)) => {
+                    Err(Error::WriterFailed { path: self.inner.path.clone(), message })
+                }
+                // Another clone's shutdown stopped the writer first.
+                Err(_) => self.check_failure(),
+            },
+            // Already shut down.
+            Err(_) => self.check_failure(),
+        };
+        let writer = self.inner.writer.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(writer) = writer
+            && writer.await.is_err()
+        {
+            return Err(Error::TaskFailed { path: self.inner.path.clone() });
+        }
+        result
+    }
+
+    fn check_failure(&self) -> Result<()> {
+        match self.inner.failure.get() {
+            Some(message) => {
+                Err(Error::WriterFailed { path: self.inner.path.clone(), message: message.clone() })
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn send(&self, command: Command) -> Result<()> {
+        self.inner
+            .tx
+            .send(command)
+            .await
+            .map_err(|_| Error::Closed { path: self.inner.path.clone() })
+    }
+
+    async fn wait(&self, done: oneshot::Receiver<Result<(), String>>) -> Result<()> {
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(Error::WriterFailed { path: self.inner.path.clone(), message }),
+            Err(_) => Err(Error::Closed { path: self.inner.path.clone() }),
+        }
+    }
+}
+
+/// Serializes one rollout line and its newline into `out`, exactly as
+/// `serde_json::to_writer(&RolloutLine::new(timestamp, item.clone()))` would, without the clone
+/// (a `compacted` line can hold megabytes of history).
+pub(crate) fn write_line(out: &mut Vec<u8>, timestamp: &str, item: &RolloutItem) -> Result<()> {
+    let start = out.len();
+    let mut serializer = serde_json::Serializer::new(&mut *out);
+    let written = (|| {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("timestamp", timestamp)?;
+        map.serialize_entry("type", item.kind())?;
+        match item {
+            RolloutItem::SessionMeta(meta) => map.serialize_entry("payload", meta)?,
+            RolloutItem::ResponseItem(item) => map.serialize_entry("payload", item)?,
+            RolloutItem::Compacted(compacted) => map.serialize_entry("payload", compacted)?,
+            RolloutItem::TurnContext(ctx) => map.serialize_entry("payload", ctx)?,
+            RolloutItem::EventMsg(event) => map.serialize_entry("payload", event)?,
+            RolloutItem::Unknown { payload: Some(payload), .. } => {
+                map.serialize_entry("payload", payload)?;
+            }
+            RolloutItem::Unknown { payload: None, .. } => {}
+        }
+        map.end()
+    })();
+    if let Err(err) = written {
+        out.truncate(start);
+        return Err(Error::Serialize(err));
+    }
+    out.push(b'\n');
+    Ok(())
+}
+
+async fn run_writer(
+    mut file: tokio::fs::File,
+    mut rx: mpsc::Receiver<Command>,
+    failure: Arc<OnceLock<String>>,
+    path: PathBuf,
+) {
+    let fail = |err: std::io::Error| -> String {
+        let message = err.to_string();
+        if failure.set(message.clone()).is_ok() {
+            tracing::error!(path = %path.display(), error = %err, "rollout write failed; writer stopped");
+        }
+        message
+    };
+    while let Some(command) = rx.recv().await {
+        match command {
+            Command::Append { bytes, durability, ack } => {
+                let result = match failure.get() {
+                    Some(message) => Err(message.clone()),
+                    None => append(&mut file, &bytes, durability).await.map_err(&fail),
+                };
+                if let Some(ack) = ack {
+                    let _ = ack.send(result);
+                }
+            }
+            Command::Flush { ack } => {
+                let result = match failure.get() {
+                    Some(message) => Err(message.clone()),
+                    None => sync(&mut file).await.map_err(&fail),
+                };
+                let _ = ack.send(result);
+            }
+            Command::Shutdown { ack } => {
+                let result = match failure.get() {
+                    Some(message) => Err(message.clone()),
+                    None => sync(&mut file).await.map_err(&fail),
+                };
+                rx.close();
+                // Batches queued before the channel closed were sent before the shutdown and
+                // have been written already; anything left raced with it and is dropped.
+                let _ = ack.send(result);
+                return;
+            }
+        }
+    }
+    // Every handle was dropped without a shutdown: make what was written durable.
+    if failure.get().is_none()
+        && let Err(err) = sync(&mut file).await
+    {
+        fail(err);
+    }
+}
+
+async fn append(
+    file: &mut tokio::fs::File,
+    bytes: &[u8],
+    durability: Durability,
+) -> std::io::Result<()> {
+    file.write_all(bytes).await?;
+    file.flush().await?;
+    match durability {
+        Durability::Flushed => Ok(()),
+        Durability::Synced => file.sync_data().await,
+    }
+}
+
+async fn sync(file: &mut tokio::fs::File) -> std::io::Result<()> {
+    file.flush().await?;
+    file.sync_data().await
+}
+
+async fn run_blocking<T: Send + 'static>(
+    path: &Path,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| Error::TaskFailed { path: path.to_path_buf() })?
+}
+
+pub(crate) fn create_parent_dirs(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|err| Error::io(parent, err)),
+        Some(_) | None => Ok(()),
+    }
+}
+
+/// Cuts `file` after its last `\n` (to empty when it has none) and returns how many bytes went.
+fn truncate_torn_tail(file: &mut std::fs::File) -> std::io::Result<u64> {
+    let len = file.metadata()?.len();
+    let mut end = len;
+    let mut buf = Vec::new();
+    let keep = loop {
+        if end == 0 {
+            break 0;
+        }
+        let start = end.saturating_sub(TAIL_CHUNK);
+        let chunk_len = usize::try_from(end - start).unwrap_or(usize::MAX);
+        buf.resize(chunk_len, 0);
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut buf)?;
+        if let Some(newline) = buf.iter().rposition(|&b| b == b'\n') {
+            break start + newline as u64 + 1;
+        }
+        end = start;
+    };
+    if keep < len {
+        file.set_len(keep)?;
+        file.sync_data()?;
+    }
+    Ok(len - keep)
+}
+
+#[cfg(test)]
+mod tests;
