@@ -1,0 +1,342 @@
+//! [`ModelClient`] (session-scoped) and [`ModelClientSession`] (turn-scoped).
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use compactor_protocol::{
+    CompactRequest, CompactResponse, CompactorError, Prompt, ResponseItem, ResponsesApiRequest,
+    TurnSettings,
+};
+use futures::StreamExt;
+
+use crate::config::{ProviderConfig, SecretString, WebsocketMode};
+use crate::http::{self, Read, SseReader};
+use crate::retry::{AttemptError, ClientNotice, ClientObserver, with_retries};
+use crate::stream::ResponseStream;
+use crate::ws::{self, WsSession};
+
+/// The model client of one agent session: cheap to clone, shared by every turn.
+///
+/// It owns the HTTP connection pool, the cached WebSocket connection, the sticky HTTP fallback
+/// and the window generation. Turns talk through a [`ModelClientSession`].
+#[derive(Debug, Clone)]
+pub struct ModelClient {
+    pub(crate) inner: Arc<ClientInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct ClientInner {
+    pub(crate) config: ProviderConfig,
+    pub(crate) http: reqwest::Client,
+    pub(crate) thread_id: String,
+    pub(crate) observer: Option<ClientObserver>,
+    window_generation: AtomicU64,
+    disable_websockets: AtomicBool,
+    cached_ws: Mutex<Option<WsSession>>,
+}
+
+/// Builds a [`ModelClient`].
+#[derive(Debug)]
+pub struct ModelClientBuilder {
+    config: ProviderConfig,
+    thread_id: String,
+    observer: Option<ClientObserver>,
+}
+
+impl ModelClientBuilder {
+    /// Calls `observer` before every retry the client makes (`Reconnecting... n/max`) and when it
+    /// falls back from WebSocket to HTTP.
+    pub fn observer(mut self, observer: ClientObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The client.
+    ///
+    /// # Errors
+    ///
+    /// [`CompactorError::Config`] when the HTTP client cannot be built.
+    pub fn build(self) -> Result<ModelClient, CompactorError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(self.config.connect_timeout)
+            .build()
+            .map_err(|err| {
+                CompactorError::Config(format!("cannot build the HTTP client: {err}"))
+            })?;
+        Ok(ModelClient {
+            inner: Arc::new(ClientInner {
+                config: self.config,
+                http,
+                thread_id: self.thread_id,
+                observer: self.observer,
+                window_generation: AtomicU64::new(0),
+                disable_websockets: AtomicBool::new(false),
+                cached_ws: Mutex::new(None),
+            }),
+        })
+    }
+}
+
+impl ModelClient {
+    /// A builder for a client of `config`, for the thread `thread_id` (sent as
+    /// `x-client-request-id` and used as the prompt cache key).
+    pub fn builder(config: ProviderConfig, thread_id: impl Into<String>) -> ModelClientBuilder {
+        ModelClientBuilder { config, thread_id: thread_id.into(), observer: None }
+    }
+
+    /// The provider configuration.
+    pub fn config(&self) -> &ProviderConfig {
+        &self.inner.config
+    }
+
+    /// The thread id.
+    pub fn thread_id(&self) -> &str {
+        &self.inner.thread_id
+    }
+
+    /// A turn-scoped session; it takes the cached WebSocket connection, if any.
+    pub fn new_session(&self) -> ModelClientSession {
+        let ws = self.inner.cached_ws.lock().unwrap_or_else(PoisonError::into_inner).take();
+        ModelClientSession { client: self.clone(), ws }
+    }
+
+    /// Whether requests go over WebSocket (configured and not fallen back to HTTP).
+    pub fn uses_websocket(&self) -> bool {
+        self.inner.config.websocket == WebsocketMode::Enabled
+            && !self.inner.disable_websockets.load(Ordering::Acquire)
+    }
+
+    /// Switches the client to HTTP for the rest of its life (sticky fallback) and tells the
+    /// observer. Returns whether this call made the switch.
+    pub fn fall_back_to_http(&self, reason: &str) -> bool {
+        let switched =
+            self.uses_websocket() && !self.inner.disable_websockets.swap(true, Ordering::AcqRel);
+        if switched {
+            tracing::warn!(reason, "falling back from WebSockets to HTTPS transport");
+            self.inner.cached_ws.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(observer) = &self.inner.observer {
+                observer.notify(&ClientNotice::FallbackToHttp { reason: reason.to_owned() });
+            }
+        }
+        switched
+    }
+
+    /// The number of compactions installed in this thread; it keys the context window.
+    pub fn window_generation(&self) -> u64 {
+        self.inner.window_generation.load(Ordering::Acquire)
+    }
+
+    /// Sets the generation (on resume: the number of `compacted` rollout lines).
+    pub fn set_window_generation(&self, generation: u64) {
+        self.inner.window_generation.store(generation, Ordering::Release);
+    }
+
+    /// Bumps the generation after an installed compaction and forgets the cached WebSocket
+    /// request baseline, whose input no longer matches the history.
+    pub fn advance_window_generation(&self) -> u64 {
+        if let Some(ws) =
+            self.inner.cached_ws.lock().unwrap_or_else(PoisonError::into_inner).as_mut()
+        {
+            ws.forget_baseline();
+        }
+        self.inner.window_generation.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    fn key(&self) -> Result<Option<SecretString>, CompactorError> {
+        self.inner.config.key.resolve()
+    }
+
+    /// Compacts `prompt.input` with `POST /responses/compact` (ref §3.5, §4.4) and returns the
+    /// new history. An empty input returns an empty history without a request.
+    ///
+    /// # Errors
+    ///
+    /// The mapped HTTP failure after the client's retries (DESIGN §8.1), or a `Stream` error when
+    /// the answer is not a compaction response.
+    pub async fn compact(
+        &self,
+        prompt: &Prompt,
+        settings: &TurnSettings,
+    ) -> Result<Vec<ResponseItem>, CompactorError> {
+        if prompt.input.is_empty() {
+            return Ok(Vec::new());
+        }
+        let config = &self.inner.config;
+        let request = CompactRequest {
+            model: Cow::Borrowed(&settings.model),
+            input: allowed_input(&prompt.input, config),
+            instructions: Cow::Borrowed(&prompt.base_instructions),
+            tools: Cow::Borrowed(&prompt.tools),
+            parallel_tool_calls: prompt.parallel_tool_calls,
+            reasoning: settings.reasoning.clone(),
+            service_tier: settings.service_tier.clone(),
+            prompt_cache_key: Some(self.inner.thread_id.clone()),
+            text: None,
+        };
+        let body = Bytes::from(serde_json::to_vec(&request)?);
+        let key = self.key()?;
+        let headers =
+            http::request_headers(config, key.as_ref(), &self.inner.thread_id, "application/json")?;
+        let url = config.url("responses/compact");
+        let text = with_retries(&config.retry, self.inner.observer.as_ref(), || async {
+            let response = self
+                .inner
+                .http
+                .post(&url)
+                .headers(headers.clone())
+                .timeout(config.request_timeout)
+                .body(body.clone())
+                .send()
+                .await
+                .map_err(|err| http::transport_error(&err))?;
+            let status = response.status();
+            let response_headers = response.headers().clone();
+            let text = response.text().await.map_err(|err| http::transport_error(&err))?;
+            if status.is_success() {
+                Ok(text)
+            } else {
+                Err(http::status_error(status, &response_headers, &text, key.as_ref()))
+            }
+        })
+        .await?;
+        let parsed: CompactResponse = serde_json::from_str(&text).map_err(|err| {
+            CompactorError::stream(format!("failed to parse the compact response: {err}"))
+        })?;
+        Ok(parsed.output)
+    }
+}
+
+/// The input to send: the prompt's, minus unknown items off the pass-through list (borrowed
+/// when nothing is removed).
+fn allowed_input<'a>(
+    input: &'a [ResponseItem],
+    config: &ProviderConfig,
+) -> Cow<'a, [ResponseItem]> {
+    if input.iter().all(|item| config.pass_through.allows(item)) {
+        Cow::Borrowed(input)
+    } else {
+        Cow::Owned(input.iter().filter(|item| config.pass_through.allows(item)).cloned().collect())
+    }
+}
+
+/// The model client of one turn. It carries the WebSocket connection and its incremental-request
+/// baseline; dropping it gives them back to the [`ModelClient`] for the next turn.
+#[derive(Debug)]
+pub struct ModelClientSession {
+    client: ModelClient,
+    ws: Option<WsSession>,
+}
+
+impl ModelClientSession {
+    /// The client this session belongs to.
+    pub fn client(&self) -> &ModelClient {
+        &self.client
+    }
+
+    /// Streams one response for `prompt`.
+    ///
+    /// Failures before the first event (connect errors, 5xx, 429, idle timeouts) are retried per
+    /// DESIGN §8.1 and returned as `Err` once final; failures after events have flowed arrive as
+    /// the stream's last item, for the caller to retry if it is safe.
+    ///
+    /// # Errors
+    ///
+    /// The final error of opening the stream.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future abandons the request; a WebSocket connection in use is discarded.
+    pub async fn stream(
+        &mut self,
+        prompt: &Prompt,
+        settings: &TurnSettings,
+    ) -> Result<ResponseStream, CompactorError> {
+        let inner = &self.client.inner;
+        let mut request = ResponsesApiRequest::from_prompt(prompt, settings);
+        request.input = allowed_input(&prompt.input, &inner.config);
+        request.prompt_cache_key = Some(inner.thread_id.clone());
+        if self.client.uses_websocket() {
+            let reason = match ws::stream(self, &mut request).await {
+                Ok(stream) => return Ok(stream),
+                Err(ws::WsFailure::UpgradeRequired) => {
+                    "the server answered the WebSocket upgrade with 426 Upgrade Required".to_owned()
+                }
+                Err(ws::WsFailure::Error(error)) if error.is_retryable() => {
+                    format!("WebSocket retries exhausted: {error}")
+                }
+                Err(ws::WsFailure::Error(error)) => return Err(error),
+            };
+            self.client.fall_back_to_http(&reason);
+            self.ws = None;
+        }
+        request.stream = Some(true);
+        self.stream_http(&request).await
+    }
+
+    async fn stream_http(
+        &self,
+        request: &ResponsesApiRequest<'_>,
+    ) -> Result<ResponseStream, CompactorError> {
+        let inner = &self.client.inner;
+        let config = &inner.config;
+        let body = Bytes::from(serde_json::to_vec(request)?);
+        let key = self.client.key()?;
+        let headers =
+            http::request_headers(config, key.as_ref(), &inner.thread_id, "text/event-stream")?;
+        let url = config.url("responses");
+        let (reader, first) = with_retries(&config.retry, inner.observer.as_ref(), || async {
+            let response = inner
+                .http
+                .post(&url)
+                .headers(headers.clone())
+                .body(body.clone())
+                .send()
+                .await
+                .map_err(|err| http::transport_error(&err))?;
+            let status = response.status();
+            if !status.is_success() {
+                let response_headers = response.headers().clone();
+                let text = response.text().await.unwrap_or_default();
+                return Err(http::status_error(status, &response_headers, &text, key.as_ref()));
+            }
+            let mut reader =
+                SseReader::new(response.bytes_stream().boxed(), config.stream_idle_timeout);
+            match reader.next().await {
+                Read::End(error) => Err(AttemptError::by_class(error)),
+                first => Ok((reader, first)),
+            }
+        })
+        .await?;
+        let (stream, sender) = ResponseStream::channel();
+        tokio::spawn(http::pump(reader, first, sender));
+        Ok(stream)
+    }
+
+    /// Sends `{"type":"response.processed","response_id":ID}` on this session's WebSocket. A
+    /// no-op over HTTP or without a connection; a failed send is logged, never an error.
+    pub async fn send_response_processed(&mut self, response_id: &str) {
+        ws::send_response_processed(self, response_id).await;
+    }
+
+    /// Drops the WebSocket connection and its baseline; the next request reconnects.
+    pub fn reset_websocket_session(&mut self) {
+        self.ws = None;
+    }
+
+    pub(crate) fn ws_mut(&mut self) -> &mut Option<WsSession> {
+        &mut self.ws
+    }
+}
+
+impl Drop for ModelClientSession {
+    fn drop(&mut self) {
+        if let Some(ws) = self.ws.take()
+            && ws.is_reusable()
+            && self.client.uses_websocket()
+        {
+            *self.client.inner.cached_ws.lock().unwrap_or_else(PoisonError::into_inner) = Some(ws);
+        }
+    }
+}

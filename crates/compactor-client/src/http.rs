@@ -1,0 +1,263 @@
+//! The HTTP transport: `POST /responses` read as SSE, `POST /responses/compact`, and the mapping
+//! of HTTP failures to errors (ref §2.4, §4.1, §4.2, §4.4).
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use compactor_protocol::{CompactorError, ResponseEvent};
+use futures::{Stream, StreamExt};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use serde_json::Value;
+
+use crate::config::{ProviderConfig, SecretString};
+use crate::events::{EventMapper, Mapped, map_event, parse_payload, parse_retry_delay};
+use crate::retry::{AttemptError, Retry};
+use crate::sse::SseDecoder;
+use crate::stream::StreamSender;
+
+/// The most bytes of an error body kept in an error message.
+const MAX_ERROR_BODY: usize = 2_000;
+
+/// The headers of every request (DESIGN §8.11). The key's header is marked sensitive, so the
+/// `http` crate never prints it.
+pub(crate) fn request_headers(
+    config: &ProviderConfig,
+    key: Option<&SecretString>,
+    thread_id: &str,
+    accept: &'static str,
+) -> Result<HeaderMap, CompactorError> {
+    let mut headers = HeaderMap::new();
+    if let Some(key) = key {
+        let mut value =
+            HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
+                CompactorError::Config("the API key is not a valid header value".into())
+            })?;
+        value.set_sensitive(true);
+        headers.insert(header::AUTHORIZATION, value);
+    }
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::ACCEPT, HeaderValue::from_static(accept));
+    if let Ok(value) = HeaderValue::from_str(thread_id) {
+        headers.insert(HeaderName::from_static("x-client-request-id"), value);
+    }
+    for (name, value) in &config.extra_headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| CompactorError::Config(format!("invalid header name `{name}`")))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| CompactorError::Config(format!("invalid value for header `{name}`")))?;
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
+/// Maps a transport failure (no HTTP status) of one attempt.
+pub(crate) fn transport_error(err: &reqwest::Error) -> AttemptError {
+    // reqwest's text names the URL and the cause, never the headers.
+    let error = if err.is_timeout() {
+        CompactorError::Timeout(format!("request timed out: {err}"))
+    } else {
+        CompactorError::ConnectionFailed(err.to_string())
+    };
+    AttemptError { error, retry: Retry::After(None) }
+}
+
+/// Maps a non-success HTTP answer of one attempt: the final error and whether a retry may help
+/// (DESIGN §8.1: connect errors, 5xx and 429 without `usage_limit_reached` are retried).
+pub(crate) fn status_error(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &str,
+    key: Option<&SecretString>,
+) -> AttemptError {
+    let body = redact(truncate(body), key);
+    let parsed: Option<Value> = serde_json::from_str(&body).ok();
+    let error_obj = parsed.as_ref().and_then(|v| v.get("error"));
+    let field = |name: &str| error_obj.and_then(|e| e.get(name)).and_then(Value::as_str);
+    let code = field("code").or_else(|| field("type")).unwrap_or("");
+    let message = field("message").map_or_else(|| body.clone(), str::to_owned);
+    let requested = retry_after_header(headers).or_else(|| parse_retry_delay(&message));
+    let code_u16 = status.as_u16();
+    match code_u16 {
+        400 => AttemptError::final_error(match code {
+            "context_length_exceeded" => CompactorError::ContextWindowExceeded,
+            "cyber_policy" => CompactorError::CyberPolicy(message),
+            _ => CompactorError::InvalidRequest(message),
+        }),
+        429 if code == "usage_limit_reached" || field("type") == Some("usage_limit_reached") => {
+            AttemptError::final_error(CompactorError::UsageLimitReached(message))
+        }
+        429 => AttemptError {
+            error: CompactorError::RetryLimit { status: code_u16, message },
+            retry: Retry::After(requested),
+        },
+        500 => AttemptError {
+            error: CompactorError::InternalServerError,
+            retry: Retry::After(requested),
+        },
+        _ if status.is_server_error() => AttemptError {
+            error: match code {
+                "server_is_overloaded" | "slow_down" => CompactorError::ServerOverloaded,
+                _ => CompactorError::UnexpectedStatus { status: code_u16, body: message },
+            },
+            retry: Retry::After(requested),
+        },
+        _ => AttemptError::final_error(CompactorError::UnexpectedStatus {
+            status: code_u16,
+            body: message,
+        }),
+    }
+}
+
+/// `Retry-After: <seconds>` (or `retry-after-ms`).
+fn retry_after_header(headers: &HeaderMap) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        return Duration::try_from_secs_f64(ms / 1000.0).ok();
+    }
+    text("retry-after")
+        .and_then(|v| v.parse::<f64>().ok())
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+}
+
+fn truncate(body: &str) -> &str {
+    if body.len() <= MAX_ERROR_BODY {
+        return body;
+    }
+    let mut end = MAX_ERROR_BODY;
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    &body[..end]
+}
+
+/// Removes the key from text that came from a server, in case it echoed a header back.
+pub(crate) fn redact(text: &str, key: Option<&SecretString>) -> String {
+    match key {
+        Some(key) if !key.expose().is_empty() && text.contains(key.expose()) => {
+            text.replace(key.expose(), "<redacted>")
+        }
+        Some(_) | None => text.to_owned(),
+    }
+}
+
+/// A boxed body byte stream.
+pub(crate) type BodyStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// What reading a response produced next.
+#[derive(Debug)]
+pub(crate) enum Read {
+    /// An event to forward.
+    Event(ResponseEvent),
+    /// The completed event; nothing follows.
+    Completed(ResponseEvent),
+    /// The stream ended with this error.
+    End(CompactorError),
+}
+
+/// Reads an SSE body into events, applying ref §4.2's rules: the idle timeout, the remembered
+/// `response.failed`, and the early-end error.
+pub(crate) struct SseReader {
+    body: BodyStream,
+    decoder: SseDecoder,
+    mapper: EventMapper,
+    remembered: Option<CompactorError>,
+    pending: VecDeque<Read>,
+    idle_timeout: Duration,
+    eof: bool,
+}
+
+impl SseReader {
+    pub(crate) fn new(body: BodyStream, idle_timeout: Duration) -> Self {
+        Self {
+            body,
+            decoder: SseDecoder::default(),
+            mapper: EventMapper::default(),
+            remembered: None,
+            pending: VecDeque::new(),
+            idle_timeout,
+            eof: false,
+        }
+    }
+
+    /// The next event or the end.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: bytes already read stay buffered in the decoder.
+    pub(crate) async fn next(&mut self) -> Read {
+        loop {
+            if let Some(read) = self.pending.pop_front() {
+                return read;
+            }
+            let payload = match self.decoder.next_payload() {
+                Some(data) => Some(parse_payload(data)),
+                None if self.eof => self.decoder.finish().map(parse_payload),
+                None => None,
+            };
+            if let Some(payload) = payload {
+                if let Some(payload) = payload {
+                    self.handle(payload);
+                }
+                continue;
+            }
+            if self.eof {
+                return Read::End(self.remembered.take().unwrap_or_else(|| {
+                    CompactorError::stream("stream closed before response.completed")
+                }));
+            }
+            match tokio::time::timeout(self.idle_timeout, self.body.next()).await {
+                Err(_elapsed) => {
+                    return Read::End(CompactorError::stream("idle timeout waiting for SSE"));
+                }
+                Ok(None) => self.eof = true,
+                Ok(Some(Err(err))) => {
+                    return Read::End(self.remembered.take().unwrap_or_else(|| {
+                        CompactorError::stream(format!("error reading the response stream: {err}"))
+                    }));
+                }
+                Ok(Some(Ok(bytes))) => self.decoder.push(&bytes),
+            }
+        }
+    }
+
+    fn handle(&mut self, payload: compactor_protocol::StreamEventPayload) {
+        if let Some(model) = self.mapper.server_model(&payload) {
+            self.pending.push_back(Read::Event(model));
+        }
+        match map_event(payload) {
+            Mapped::Event(event) => self.pending.push_back(Read::Event(event)),
+            Mapped::Completed(event) => self.pending.push_back(Read::Completed(event)),
+            Mapped::Failure(error) => {
+                // The first failure is the cause; later ones are consequences.
+                self.remembered.get_or_insert(error);
+            }
+            Mapped::Error(error) => self.pending.push_back(Read::End(error)),
+            Mapped::Ignored => {}
+        }
+    }
+}
+
+/// Forwards `first` and then the rest of `reader` into `sender` until the response ends, the
+/// consumer goes away, or the stream is cancelled.
+pub(crate) async fn pump(mut reader: SseReader, first: Read, sender: StreamSender) {
+    let mut next = first;
+    loop {
+        let (item, last) = match next {
+            Read::Event(event) => (Ok(event), false),
+            Read::Completed(event) => (Ok(event), true),
+            Read::End(error) => (Err(error), true),
+        };
+        if !sender.send(item).await || last {
+            return;
+        }
+        next = tokio::select! {
+            () = sender.cancel.cancelled() => return,
+            read = reader.next() => read,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests;

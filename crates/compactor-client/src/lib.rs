@@ -1,0 +1,30 @@
+//! Compactor's model client (layer L1): the Responses API over HTTP+SSE and WebSocket,
+//! `POST /responses/compact`, retries and the sticky HTTP fallback.
+//!
+//! It depends on `compactor-protocol` only among Compactor's crates, never on the engine,
+//! analytics or rollout crates. Key types:
+//!
+//! - [`ProviderConfig`]: base URL, [`KeySource`], extra headers, transport, retries, timeouts.
+//! - [`ModelClient`]: session-scoped and cheap to clone; owns the cached WebSocket connection,
+//!   the sticky fallback and the window generation; [`ModelClient::compact`] is the v1 endpoint.
+//! - [`ModelClientSession`]: turn-scoped; [`ModelClientSession::stream`] returns a
+//!   [`ResponseStream`] of [`compactor_protocol::ResponseEvent`]s, and
+//!   [`ModelClientSession::send_response_processed`] acknowledges a response on its WebSocket.
+//! - [`ClientObserver`]: hears about retries (`Reconnecting... n/max`) and the fallback.
+//!
+//! The API key lives in a [`SecretString`]: it never appears in `Debug`, logs or errors.
+
+mod client;
+mod config;
+mod events;
+mod http;
+mod retry;
+mod sse;
+mod stream;
+mod ws;
+
+pub use client::{ModelClient, ModelClientBuilder, ModelClientSession};
+pub use config::{KeySource, Prewarm, ProviderConfig, RetryPolicy, SecretString, WebsocketMode};
+pub use retry::{ClientNotice, ClientObserver, RetryNotice};
+pub use stream::ResponseStream;
+pub use ws::OPENAI_BETA_WEBSOCKETS;

@@ -1,0 +1,494 @@
+//! The WebSocket transport (ref §4.3, DESIGN §8.3, §8.11): one connection per client session,
+//! reused across turns, with incremental `previous_response_id` requests.
+
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex as StdMutex, PoisonError};
+use std::time::Duration;
+
+use compactor_protocol::{
+    CompactorError, ResponseEvent, ResponseItem, ResponsesApiRequest, StreamEventPayload,
+    WsClientMessage,
+};
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::client::ModelClientSession;
+use crate::config::Prewarm;
+use crate::events::{EventMapper, Mapped, map_event, parse_payload};
+use crate::http::{self as transport, Read};
+use crate::retry::{AttemptError, Retry, next_retry};
+use crate::stream::{ResponseStream, StreamSender};
+
+/// The beta header value of the Responses WebSocket protocol.
+pub const OPENAI_BETA_WEBSOCKETS: &str = "responses_websockets=2026-02-06";
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// An open connection. `broken` marks one that must not carry another request (an error, or a
+/// response abandoned half-read).
+#[derive(Debug)]
+struct Connection {
+    socket: Socket,
+    broken: bool,
+}
+
+/// The last completed response on a connection: the baseline of the next incremental request.
+#[derive(Debug, Clone)]
+struct LastResponse {
+    response_id: String,
+    items_added: Vec<ResponseItem>,
+}
+
+/// A turn's WebSocket state: the connection and the incremental-request baseline.
+#[derive(Debug)]
+pub(crate) struct WsSession {
+    connection: Arc<Mutex<Connection>>,
+    last_request: Option<ResponsesApiRequest<'static>>,
+    last_response: Arc<StdMutex<Option<LastResponse>>>,
+}
+
+impl WsSession {
+    /// Whether the connection can serve another turn.
+    pub(crate) fn is_reusable(&self) -> bool {
+        match self.connection.try_lock() {
+            Ok(connection) => !connection.broken,
+            // A stream still holds it; it will mark it broken if it is abandoned.
+            Err(_) => true,
+        }
+    }
+
+    /// Forgets the baseline; the next request is a full `response.create`.
+    pub(crate) fn forget_baseline(&mut self) {
+        self.last_request = None;
+        *self.last_response.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+/// How a WebSocket attempt ended when it produced no stream.
+#[derive(Debug)]
+pub(crate) enum WsFailure {
+    /// The server answered the upgrade with 426: use HTTP from now on.
+    UpgradeRequired,
+    /// A final error (retries exhausted or not retryable).
+    Error(CompactorError),
+}
+
+/// Streams `request` over the session's WebSocket, connecting (and prewarming) when needed,
+/// retrying failures before the first event on a fresh connection with a full create.
+pub(crate) async fn stream(
+    session: &mut ModelClientSession,
+    request: &mut ResponsesApiRequest<'_>,
+) -> Result<ResponseStream, WsFailure> {
+    request.stream = None;
+    let client = session.client().clone();
+    let config = &client.inner.config;
+    let mut retries = 0u32;
+    loop {
+        let failure = match attempt(session, request).await {
+            Ok(stream) => return Ok(stream),
+            Err(WsAttempt::UpgradeRequired) => return Err(WsFailure::UpgradeRequired),
+            Err(WsAttempt::Failed(failure)) => failure,
+        };
+        // After any error the next request reconnects and sends a full create.
+        *session.ws_mut() = None;
+        match next_retry(&config.retry, client.inner.observer.as_ref(), &mut retries, failure) {
+            Ok(delay) => tokio::time::sleep(delay).await,
+            Err(error) => return Err(WsFailure::Error(error)),
+        }
+    }
+}
+
+enum WsAttempt {
+    UpgradeRequired,
+    Failed(AttemptError),
+}
+
+impl From<AttemptError> for WsAttempt {
+    fn from(failure: AttemptError) -> Self {
+        WsAttempt::Failed(failure)
+    }
+}
+
+async fn attempt(
+    session: &mut ModelClientSession,
+    request: &ResponsesApiRequest<'_>,
+) -> Result<ResponseStream, WsAttempt> {
+    let client = session.client().clone();
+    let config = &client.inner.config;
+    if session.ws_mut().as_ref().is_none_or(|ws| !ws.is_reusable()) {
+        let socket = connect(session).await?;
+        *session.ws_mut() = Some(WsSession {
+            connection: Arc::new(Mutex::new(Connection { socket, broken: false })),
+            last_request: None,
+            last_response: Arc::new(StdMutex::new(None)),
+        });
+        if config.prewarm == Prewarm::On {
+            prewarm(session, request).await?;
+        }
+    }
+    let Some(ws) = session.ws_mut().as_mut() else {
+        return Err(
+            AttemptError::by_class(CompactorError::stream("websocket session missing")).into()
+        );
+    };
+    let mut guard = ws.connection.clone().lock_owned().await;
+    let message = create_message(ws, request).map_err(AttemptError::final_error)?;
+    ws.last_request = Some(owned_request(request));
+    *ws.last_response.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    send_text(&mut guard, message, config.stream_idle_timeout).await?;
+    let mut reader = WsReader::new(guard, config.stream_idle_timeout, ws.last_response.clone());
+    let first = match reader.next().await {
+        Read::End(error) => {
+            reader.guard.broken = true;
+            return Err(AttemptError::by_class(error).into());
+        }
+        first => first,
+    };
+    let (stream, sender) = ResponseStream::channel();
+    tokio::spawn(pump(reader, first, sender));
+    Ok(stream)
+}
+
+/// Sends a `generate: false` request with the real request's settings and no input, and waits
+/// for its completion, so the first real request can go incrementally.
+async fn prewarm(
+    session: &mut ModelClientSession,
+    request: &ResponsesApiRequest<'_>,
+) -> Result<(), WsAttempt> {
+    let idle = session.client().inner.config.stream_idle_timeout;
+    let Some(ws) = session.ws_mut().as_mut() else {
+        return Ok(());
+    };
+    let mut warm = owned_request(request);
+    warm.input = Cow::Owned(Vec::new());
+    warm.generate = Some(false);
+    warm.previous_response_id = None;
+    let message = serde_json::to_string(&WsClientMessage::ResponseCreate(Box::new(warm.clone())))
+        .map_err(|err| AttemptError::final_error(err.into()))?;
+    let mut guard = ws.connection.clone().lock_owned().await;
+    send_text(&mut guard, message, idle).await?;
+    let mut reader = WsReader::new(guard, idle, ws.last_response.clone());
+    loop {
+        match reader.next().await {
+            Read::Event(_) => {}
+            Read::Completed(_) => break,
+            Read::End(error) => {
+                reader.guard.broken = true;
+                return Err(AttemptError::by_class(error).into());
+            }
+        }
+    }
+    warm.generate = None;
+    ws.last_request = Some(warm);
+    Ok(())
+}
+
+/// The `response.create` to send: incremental when the new input extends the last request's
+/// input plus the last response's output and nothing else changed; full otherwise.
+fn create_message(
+    ws: &WsSession,
+    request: &ResponsesApiRequest<'_>,
+) -> Result<String, CompactorError> {
+    let last_response = ws.last_response.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let incremental = match (&ws.last_request, last_response) {
+        (Some(last), Some(response)) if same_settings(last, request) => {
+            let prefix_len = last.input.len() + response.items_added.len();
+            let extends = request.input.len() >= prefix_len
+                && request.input[..last.input.len()] == last.input[..]
+                && request.input[last.input.len()..prefix_len] == response.items_added[..];
+            extends.then_some((response.response_id, prefix_len))
+        }
+        _ => None,
+    };
+    let message = match incremental {
+        Some((response_id, prefix_len)) => {
+            let mut suffix = request.clone();
+            suffix.input = Cow::Borrowed(&request.input[prefix_len..]);
+            suffix.previous_response_id = Some(response_id);
+            WsClientMessage::ResponseCreate(Box::new(suffix))
+        }
+        None => WsClientMessage::ResponseCreate(Box::new(request.clone())),
+    };
+    Ok(serde_json::to_string(&message)?)
+}
+
+/// Whether two requests agree on everything but their input.
+fn same_settings(a: &ResponsesApiRequest<'_>, b: &ResponsesApiRequest<'_>) -> bool {
+    a.model == b.model
+        && a.instructions == b.instructions
+        && a.tools == b.tools
+        && a.tool_choice == b.tool_choice
+        && a.parallel_tool_calls == b.parallel_tool_calls
+        && a.reasoning == b.reasoning
+        && a.store == b.store
+        && a.include == b.include
+        && a.service_tier == b.service_tier
+        && a.prompt_cache_key == b.prompt_cache_key
+        && a.text == b.text
+        && a.context_management == b.context_management
+        && a.client_metadata == b.client_metadata
+}
+
+fn owned_request(request: &ResponsesApiRequest<'_>) -> ResponsesApiRequest<'static> {
+    ResponsesApiRequest {
+        model: Cow::Owned(request.model.clone().into_owned()),
+        instructions: Cow::Owned(request.instructions.clone().into_owned()),
+        input: Cow::Owned(request.input.to_vec()),
+        tools: Cow::Owned(request.tools.to_vec()),
+        tool_choice: Cow::Owned(request.tool_choice.clone().into_owned()),
+        parallel_tool_calls: request.parallel_tool_calls,
+        reasoning: request.reasoning.clone(),
+        store: request.store,
+        stream: request.stream,
+        include: request.include.clone(),
+        service_tier: request.service_tier.clone(),
+        prompt_cache_key: request.prompt_cache_key.clone(),
+        text: request.text.clone(),
+        context_management: request.context_management.clone(),
+        previous_response_id: None,
+        generate: request.generate,
+        client_metadata: request.client_metadata.clone(),
+    }
+}
+
+async fn connect(session: &ModelClientSession) -> Result<Socket, WsAttempt> {
+    let client = session.client();
+    let config = &client.inner.config;
+    let key = config.key.resolve().map_err(AttemptError::final_error)?;
+    let url = config.websocket_url();
+    let mut request = url.as_str().into_client_request().map_err(|err| {
+        AttemptError::final_error(CompactorError::Config(format!("invalid websocket url: {err}")))
+    })?;
+    let headers = transport::request_headers(
+        config,
+        key.as_ref(),
+        &client.inner.thread_id,
+        "application/json",
+    )
+    .map_err(AttemptError::final_error)?;
+    for (name, value) in &headers {
+        if name != ::http::header::CONTENT_TYPE {
+            request.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    request
+        .headers_mut()
+        .insert("openai-beta", ::http::HeaderValue::from_static(OPENAI_BETA_WEBSOCKETS));
+    // Events can be large (a completed response repeats its output); the caps protect nothing here.
+    let ws_config = WebSocketConfig::default().max_message_size(None).max_frame_size(None);
+    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true);
+    match tokio::time::timeout(config.websocket_connect_timeout, connecting).await {
+        Err(_) => Err(AttemptError::by_class(CompactorError::Timeout(
+            "websocket connect timed out".to_owned(),
+        ))
+        .into()),
+        Ok(Ok((socket, _response))) => Ok(socket),
+        Ok(Err(tungstenite::Error::Http(response))) => {
+            let status = response.status();
+            if status.as_u16() == 426 {
+                return Err(WsAttempt::UpgradeRequired);
+            }
+            let body = response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+            Err(transport::status_error(status, response.headers(), &body, key.as_ref()).into())
+        }
+        Ok(Err(err)) => Err(AttemptError {
+            error: CompactorError::ConnectionFailed(format!("websocket connect failed: {err}")),
+            retry: Retry::After(None),
+        }
+        .into()),
+    }
+}
+
+async fn send_text(
+    connection: &mut Connection,
+    text: String,
+    idle: Duration,
+) -> Result<(), AttemptError> {
+    match tokio::time::timeout(idle, connection.socket.send(Message::text(text))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => {
+            connection.broken = true;
+            Err(AttemptError::by_class(CompactorError::stream(format!(
+                "error sending websocket request: {err}"
+            ))))
+        }
+        Err(_) => {
+            connection.broken = true;
+            Err(AttemptError::by_class(CompactorError::stream(
+                "idle timeout sending websocket request",
+            )))
+        }
+    }
+}
+
+/// Reads one response's events from a locked connection.
+struct WsReader {
+    guard: OwnedMutexGuard<Connection>,
+    mapper: EventMapper,
+    idle_timeout: Duration,
+    items_added: Vec<ResponseItem>,
+    last_response: Arc<StdMutex<Option<LastResponse>>>,
+    pending: Option<Read>,
+}
+
+impl WsReader {
+    fn new(
+        guard: OwnedMutexGuard<Connection>,
+        idle_timeout: Duration,
+        last_response: Arc<StdMutex<Option<LastResponse>>>,
+    ) -> Self {
+        Self {
+            guard,
+            mapper: EventMapper::default(),
+            idle_timeout,
+            items_added: Vec::new(),
+            last_response,
+            pending: None,
+        }
+    }
+
+    async fn next(&mut self) -> Read {
+        loop {
+            if let Some(read) = self.pending.take() {
+                return read;
+            }
+            let frame = match tokio::time::timeout(self.idle_timeout, self.guard.socket.next())
+                .await
+            {
+                Err(_) => {
+                    return Read::End(CompactorError::stream("idle timeout waiting for websocket"));
+                }
+                Ok(None | Some(Ok(Message::Close(_)))) => {
+                    return Read::End(CompactorError::stream(
+                        "websocket closed by server before response.completed",
+                    ));
+                }
+                Ok(Some(Err(err))) => {
+                    return Read::End(CompactorError::stream(format!("websocket error: {err}")));
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let text = match frame {
+                Message::Text(text) => text,
+                Message::Binary(_) => {
+                    return Read::End(CompactorError::stream("unexpected binary websocket event"));
+                }
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) | Message::Close(_) => {
+                    continue;
+                }
+            };
+            let Some(payload) = parse_payload(text.as_bytes()) else { continue };
+            if payload.kind == "error" {
+                match wrapped_error(&payload) {
+                    Some(error) => return Read::End(error),
+                    None => continue,
+                }
+            }
+            let model = self.mapper.server_model(&payload);
+            let read = match map_event(payload) {
+                Mapped::Event(event) => {
+                    if let ResponseEvent::OutputItemDone { item } = &event {
+                        self.items_added.push(item.clone());
+                    }
+                    Read::Event(event)
+                }
+                Mapped::Completed(event) => {
+                    if let ResponseEvent::Completed { response_id, .. } = &event {
+                        *self.last_response.lock().unwrap_or_else(PoisonError::into_inner) =
+                            Some(LastResponse {
+                                response_id: response_id.clone(),
+                                items_added: std::mem::take(&mut self.items_added),
+                            });
+                    }
+                    Read::Completed(event)
+                }
+                // Over WebSocket a failure ends the stream at once (ref §4.3).
+                Mapped::Failure(error) | Mapped::Error(error) => Read::End(error),
+                Mapped::Ignored => continue,
+            };
+            match model {
+                Some(model) => {
+                    self.pending = Some(read);
+                    return Read::Event(model);
+                }
+                None => return read,
+            }
+        }
+    }
+}
+
+/// A wrapped `{"type":"error","status":N,"error":{...}}` frame: the connection limit is a
+/// retryable stream error, other non-2xx statuses map like HTTP answers, the rest is ignored.
+fn wrapped_error(payload: &StreamEventPayload) -> Option<CompactorError> {
+    let code = payload.error.as_ref().and_then(|e| e.get("code")).and_then(|c| c.as_str());
+    if code == Some("websocket_connection_limit_reached") {
+        return Some(CompactorError::stream("websocket connection limit reached"));
+    }
+    let status = ::http::StatusCode::from_u16(payload.status?).ok()?;
+    if status.is_success() {
+        return None;
+    }
+    let body = serde_json::json!({ "error": payload.error }).to_string();
+    Some(transport::status_error(status, &::http::HeaderMap::new(), &body, None).error)
+}
+
+async fn pump(mut reader: WsReader, first: Read, sender: StreamSender) {
+    let mut next = first;
+    loop {
+        let (item, last) = match next {
+            Read::Event(event) => (Ok(event), false),
+            Read::Completed(event) => (Ok(event), true),
+            Read::End(error) => {
+                // A terminal error drops the socket without a close handshake.
+                reader.guard.broken = true;
+                (Err(error), true)
+            }
+        };
+        if !sender.send(item).await {
+            // The consumer left mid-response: the rest of it would poison the next request.
+            reader.guard.broken = !last || reader.guard.broken;
+            return;
+        }
+        if last {
+            return;
+        }
+        next = tokio::select! {
+            () = sender.cancel.cancelled() => {
+                reader.guard.broken = true;
+                return;
+            }
+            read = reader.next() => read,
+        };
+    }
+}
+
+/// Sends `response.processed` on the session's connection (DESIGN §8.3).
+pub(crate) async fn send_response_processed(session: &mut ModelClientSession, response_id: &str) {
+    let idle = session.client().inner.config.stream_idle_timeout;
+    let Some(ws) = session.ws_mut().as_ref() else {
+        tracing::debug!("no websocket connection: response.processed not sent");
+        return;
+    };
+    let message = match serde_json::to_string(&WsClientMessage::ResponseProcessed {
+        response_id: response_id.to_owned(),
+    }) {
+        Ok(message) => message,
+        Err(err) => {
+            tracing::debug!(error = %err, "cannot encode response.processed");
+            return;
+        }
+    };
+    let mut connection = ws.connection.lock().await;
+    if connection.broken {
+        tracing::debug!("websocket connection is broken: response.processed not sent");
+        return;
+    }
+    if let Err(failure) = send_text(&mut connection, message, idle).await {
+        tracing::debug!(error = %failure.error, "failed to send response.processed");
+    }
+}
