@@ -1,0 +1,129 @@
+//! Remote compaction v2 (ref §3.8, DESIGN §2 steps 3-6, §8.2): the normal turn request ending
+//! with a trigger item, on the turn's own client session.
+
+use compactor_client::ModelClientSession;
+use compactor_engine::{
+    V2PromptOptions, append_v2_trigger, build_v2_compacted_history,
+    collect_context_compaction_output, process_compacted_history,
+    trim_function_call_history_to_fit_context_window,
+};
+use compactor_protocol::{CompactorError, EventMsg, ResponsesApiRequest};
+use compactor_rollout_trace::CompactionTraceContext;
+
+use super::{CompactionRequest, Prepared};
+use crate::session::Session;
+use crate::turn::{TurnContext, backoff};
+
+impl Session {
+    /// Sends the v2 request and builds the history to install; nothing is installed here.
+    ///
+    /// A stream that fails after opening with a retryable error (an early end above all) is
+    /// retried up to `v2_max_retries` times with `Reconnecting... n/max`; when the WebSocket
+    /// retries run out, the client falls back to HTTP for good and one more attempt goes there.
+    /// Errors from opening the stream were already retried by the client and are final.
+    pub(super) async fn prepare_v2(
+        &self,
+        turn: &TurnContext,
+        client_session: &mut ModelClientSession,
+        request: CompactionRequest<'_>,
+        trace: &CompactionTraceContext,
+        retries: &mut u32,
+    ) -> Result<Prepared, CompactorError> {
+        let config = &self.inner.config;
+        let mut input_history = self.state().history.clone();
+        if let Some(window) = turn.model.model_context_window() {
+            let removed = trim_function_call_history_to_fit_context_window(
+                &mut input_history,
+                u64::try_from(window).unwrap_or(0),
+                &self.estimate_context(),
+            );
+            if removed > 0 {
+                tracing::info!(removed, "trimmed trailing tool traffic before compaction");
+            }
+        }
+        let mut prompt = self.turn_prompt(&turn.model, &input_history);
+        let options =
+            V2PromptOptions { trigger_form: config.compaction.v2_trigger, focus: request.focus };
+        let prompt_len = append_v2_trigger(&mut prompt.input, &options);
+        let settings = turn.settings(self);
+        let max_retries = config.compaction.v2_max_retries;
+        let mut transport_retries = 0u32;
+        let mut on_fallback = false;
+        let mut bytes_sent = 0u64;
+        loop {
+            let body = ResponsesApiRequest::from_prompt(&prompt, &settings);
+            bytes_sent = bytes_sent.saturating_add(serialized_len(&body));
+            let attempt = trace.start_attempt(&body).await;
+            let result = match client_session.stream(&prompt, &settings).await {
+                Ok(stream) => collect_context_compaction_output(stream, options.trigger_form).await,
+                Err(error) => {
+                    attempt.record_result(Err(&error)).await;
+                    return Err(error);
+                }
+            };
+            match result {
+                Ok(collected) => {
+                    attempt.record_result(Ok(std::slice::from_ref(&collected.item))).await;
+                    let retained =
+                        build_v2_compacted_history(&prompt.input[..prompt_len], collected.item);
+                    let new_history = process_compacted_history(
+                        retained,
+                        request.injection,
+                        &config.initial_context,
+                        &config.contextual_markers,
+                    );
+                    return Ok(Prepared {
+                        input_history,
+                        new_history,
+                        response_id: Some(collected.response_id),
+                        retries: *retries,
+                        bytes_sent,
+                    });
+                }
+                Err(error) => {
+                    attempt.record_result(Err(&error)).await;
+                    if !error.is_retryable() || on_fallback {
+                        return Err(error);
+                    }
+                    if transport_retries >= max_retries {
+                        let reason = format!("remote compaction retries exhausted: {error}");
+                        if !self.inner.client.fall_back_to_http(&reason) {
+                            return Err(error);
+                        }
+                        client_session.reset_websocket_session();
+                        on_fallback = true;
+                        continue;
+                    }
+                    transport_retries += 1;
+                    *retries += 1;
+                    self.emit(EventMsg::StreamError {
+                        message: format!("Reconnecting... {transport_retries}/{max_retries}"),
+                        compactor_error_info: Some(error.info()),
+                        additional_details: Some(error.to_string()),
+                    })
+                    .await;
+                    tokio::time::sleep(backoff(transport_retries, error.retry_after())).await;
+                }
+            }
+        }
+    }
+}
+
+/// The length of `value`'s JSON, counted without building it.
+fn serialized_len(value: &impl serde::Serialize) -> u64 {
+    struct Counter(u64);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(buf.len() as u64);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.0,
+        Err(_) => 0,
+    }
+}

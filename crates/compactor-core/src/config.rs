@@ -1,0 +1,157 @@
+//! Session configuration: the model, features, compaction settings and the harness's context.
+
+use std::path::PathBuf;
+
+use compactor_client::ProviderConfig;
+use compactor_engine::{ContextualMarkers, InputModalities};
+use compactor_protocol::{ContextManagement, Reasoning, ResponseItem, ToolSpec, V2TriggerForm};
+use compactor_rollout_trace::TraceConfig;
+
+/// Experimental features, all off by default as in the reference (ref §1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Features {
+    /// Compact with a `/responses` stream ending in a trigger item (ref §3.8).
+    pub remote_compaction_v2: bool,
+    /// Acknowledge responses with `response.processed` on the WebSocket (DESIGN §8.3).
+    pub responses_websocket_response_processed: bool,
+}
+
+/// What Compactor knows about a model (ref §3.2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    /// The model slug sent as `model`.
+    pub slug: String,
+    /// The model's context window in tokens, when known.
+    pub context_window: Option<i64>,
+    /// A configured auto-compact limit, when set; clamped to 90 % of the window.
+    pub auto_compact_token_limit: Option<i64>,
+    /// The share of the window usable by the conversation (default 95).
+    pub effective_context_window_percent: i64,
+    /// Whether the model takes images.
+    pub input_modalities: InputModalities,
+    /// Reasoning settings sent with each request.
+    pub reasoning: Option<Reasoning>,
+}
+
+impl ModelInfo {
+    /// A model with a known window and default settings.
+    pub fn new(slug: impl Into<String>, context_window: i64) -> Self {
+        Self {
+            slug: slug.into(),
+            context_window: Some(context_window),
+            auto_compact_token_limit: None,
+            effective_context_window_percent: 95,
+            input_modalities: InputModalities::default(),
+            reasoning: None,
+        }
+    }
+
+    /// The usable window: `context_window × percent / 100` (ref §3.2).
+    pub fn model_context_window(&self) -> Option<i64> {
+        self.context_window
+            .map(|window| window.saturating_mul(self.effective_context_window_percent) / 100)
+    }
+
+    /// `min(configured limit, 90 % of the window)`; `i64::MAX` (never) when neither is known.
+    pub fn auto_compact_limit(&self) -> i64 {
+        let ninety = self.context_window.map(|window| window.saturating_mul(9) / 10);
+        match (self.auto_compact_token_limit, ninety) {
+            (Some(limit), Some(ninety)) => limit.min(ninety),
+            (Some(limit), None) => limit,
+            (None, Some(ninety)) => ninety,
+            (None, None) => i64::MAX,
+        }
+    }
+}
+
+/// Whether the provider can compact on the server (`/responses/compact`, v2 triggers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RemoteCompaction {
+    /// It can (OpenAI, Azure Responses, the testkit).
+    #[default]
+    Supported,
+    /// It cannot; only local strategies apply.
+    Unsupported,
+}
+
+/// How compaction behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactionSettings {
+    /// The v2 trigger form (DESIGN §3).
+    pub v2_trigger: V2TriggerForm,
+    /// Retries of a v2 compaction stream that fails after opening, per transport (DESIGN §8.2).
+    pub v2_max_retries: u32,
+    /// Retries of a turn's sampling stream that fails after opening (DESIGN §8.1).
+    pub turn_max_retries: u32,
+}
+
+impl Default for CompactionSettings {
+    fn default() -> Self {
+        Self { v2_trigger: V2TriggerForm::default(), v2_max_retries: 2, turn_max_retries: 5 }
+    }
+}
+
+/// Everything a [`crate::Session`] is built from.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The provider.
+    pub provider: ProviderConfig,
+    /// Whether the provider compacts remotely.
+    pub remote_compaction: RemoteCompaction,
+    /// The model of the session's turns (a turn may override it).
+    pub model: ModelInfo,
+    /// Features.
+    pub features: Features,
+    /// Compaction settings.
+    pub compaction: CompactionSettings,
+    /// The base instructions sent as `instructions`.
+    pub base_instructions: String,
+    /// The personality, when the harness sets one.
+    pub personality: Option<String>,
+    /// The tools the model may call.
+    pub tools: Vec<ToolSpec>,
+    /// Whether the model may call tools in parallel.
+    pub parallel_tool_calls: bool,
+    /// The service tier.
+    pub service_tier: Option<String>,
+    /// Server-managed compaction settings sent on every request.
+    pub context_management: Option<Vec<ContextManagement>>,
+    /// The harness's initial context (developer instructions, environment context), injected at
+    /// the first turn and after compactions (DESIGN §8.5).
+    pub initial_context: Vec<ResponseItem>,
+    /// The markers of contextual user messages.
+    pub contextual_markers: ContextualMarkers,
+    /// The working directory recorded in `turn_context` lines.
+    pub cwd: Option<String>,
+    /// Where the rollout is written; `None` keeps the session in memory only.
+    pub rollout_path: Option<PathBuf>,
+    /// Compaction trace bundles.
+    pub trace: TraceConfig,
+}
+
+impl SessionConfig {
+    /// A configuration with defaults for everything but the provider and the model.
+    pub fn new(provider: ProviderConfig, model: ModelInfo) -> Self {
+        Self {
+            provider,
+            remote_compaction: RemoteCompaction::default(),
+            model,
+            features: Features::default(),
+            compaction: CompactionSettings::default(),
+            base_instructions: String::new(),
+            personality: None,
+            tools: Vec::new(),
+            parallel_tool_calls: false,
+            service_tier: None,
+            context_management: None,
+            initial_context: Vec::new(),
+            contextual_markers: ContextualMarkers::default(),
+            cwd: None,
+            rollout_path: None,
+            trace: TraceConfig::disabled(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,28 @@
+//! Compactor's thin orchestrator (layer L2): sessions, turns, and inline (auto) and manual
+//! compaction, composing the client, engine, analytics and rollout-trace crates.
+//!
+//! Algorithms live in `compactor-engine`; this crate is glue. Key types:
+//!
+//! - [`Session`] (cheap to clone, turns serialized) built by [`SessionBuilder`] from a
+//!   [`SessionConfig`]: [`Session::run_turn`], [`Session::compact`], [`Session::interrupt`],
+//!   [`Session::shutdown`], and [`SessionBuilder::resume`] from a rollout.
+//! - [`TurnContext`], [`TurnOptions`], [`TurnOutcome`].
+//! - [`Features`], [`ModelInfo`] (context window and auto-compact limit, ref §3.2),
+//!   [`CompactionSettings`].
+//! - [`ToolHandler`]: the harness runs the model's tool calls.
+//!
+//! Events ([`compactor_protocol::EventMsg`]) arrive on the channel returned with the session;
+//! errors become `error` events here and nowhere else.
+
+mod compact;
+mod config;
+mod session;
+mod state;
+mod tools;
+mod turn;
+
+pub use compact::REMOTE_COMPACT_ERROR_PREFIX;
+pub use config::{CompactionSettings, Features, ModelInfo, RemoteCompaction, SessionConfig};
+pub use session::{EVENT_CHANNEL_CAPACITY, Session, SessionBuilder};
+pub use tools::{NoTools, ToolCall, ToolCallKind, ToolFuture, ToolHandler};
+pub use turn::{TurnContext, TurnOptions, TurnOutcome};

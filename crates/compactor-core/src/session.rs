@@ -1,0 +1,379 @@
+//! [`Session`]: one agent conversation, its services, and the events it emits.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use compactor_analytics::AnalyticsClient;
+use compactor_client::{ClientNotice, ClientObserver, ModelClient};
+use compactor_engine::{EstimateContext, rebuild_legacy_compacted};
+use compactor_protocol::{
+    CompactorError, EventMsg, ResponseItem, RolloutItem, SessionMeta, TokenUsageInfo,
+};
+use compactor_rollout_trace::{
+    RecorderOptions, RolloutRecorder, ThreadTrace, read_rollout, reconstruct_history_from_rollout,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ModelInfo, SessionConfig};
+use crate::state::SessionState;
+use crate::tools::{NoTools, ToolHandler};
+
+/// How many events may wait for the harness before a turn pauses for it to catch up.
+pub const EVENT_CHANNEL_CAPACITY: usize = 4096;
+
+/// How long `shutdown` waits for each service to flush.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One agent conversation: history, token accounting, the model client, the rollout, traces and
+/// analytics.
+///
+/// Cheap to clone; clones share the session. Turns and compactions are serialized: a manual
+/// compaction asked for during a turn waits for the turn to finish (DESIGN §8.13). Events arrive
+/// on the receiver returned by [`SessionBuilder::build`]; the harness must keep reading it.
+#[derive(Clone)]
+pub struct Session {
+    pub(crate) inner: Arc<SessionInner>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("thread_id", &self.inner.thread_id).finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct SessionInner {
+    pub(crate) thread_id: String,
+    pub(crate) config: SessionConfig,
+    pub(crate) client: ModelClient,
+    pub(crate) state: Mutex<SessionState>,
+    /// Serializes turns and manual compactions.
+    pub(crate) turn_lock: tokio::sync::Mutex<()>,
+    events: mpsc::Sender<EventMsg>,
+    pub(crate) rollout: Option<RolloutRecorder>,
+    pub(crate) trace: ThreadTrace,
+    pub(crate) analytics: AnalyticsClient,
+    pub(crate) tools: Arc<dyn ToolHandler>,
+    /// The session's root token; each turn gets a child.
+    pub(crate) cancel: CancellationToken,
+    /// The running turn's token, for [`Session::interrupt`].
+    pub(crate) current_turn: Mutex<Option<CancellationToken>>,
+}
+
+/// Builds a [`Session`].
+pub struct SessionBuilder {
+    config: SessionConfig,
+    thread_id: Option<String>,
+    tools: Arc<dyn ToolHandler>,
+    analytics: AnalyticsClient,
+}
+
+impl std::fmt::Debug for SessionBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionBuilder").field("thread_id", &self.thread_id).finish_non_exhaustive()
+    }
+}
+
+impl SessionBuilder {
+    /// Uses this thread id (default: a new UUID).
+    pub fn thread_id(mut self, thread_id: impl Into<String>) -> Self {
+        self.thread_id = Some(thread_id.into());
+        self
+    }
+
+    /// Runs the model's tool calls with `tools` (default: [`NoTools`]).
+    pub fn tools(mut self, tools: impl ToolHandler) -> Self {
+        self.tools = Arc::new(tools);
+        self
+    }
+
+    /// Tracks compaction attempts with `analytics` (default: disabled).
+    pub fn analytics(mut self, analytics: AnalyticsClient) -> Self {
+        self.analytics = analytics;
+        self
+    }
+
+    /// A new session; its rollout (when configured) is created and starts with `session_meta`.
+    ///
+    /// # Errors
+    ///
+    /// Configuration errors, and rollout or trace files that cannot be created.
+    pub async fn build(self) -> Result<(Session, mpsc::Receiver<EventMsg>), CompactorError> {
+        let thread_id = self.thread_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let rollout = match &self.config.rollout_path {
+            Some(path) => Some(RolloutRecorder::create(path, RecorderOptions::default()).await?),
+            None => None,
+        };
+        let meta = SessionMeta {
+            id: thread_id.clone(),
+            originator: Some("compactor".to_owned()),
+            cli_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+            model_provider: Some(self.config.provider.name.clone()),
+            base_instructions: Some(self.config.base_instructions.clone()),
+            cwd: self.config.cwd.clone(),
+            ..SessionMeta::default()
+        };
+        if let Some(rollout) = &rollout {
+            rollout.record(&[RolloutItem::SessionMeta(meta)]).await?;
+        }
+        self.finish(thread_id, rollout, SessionState::default()).await
+    }
+
+    /// Resumes the session saved in the rollout at `path`: the history, settings baseline, token
+    /// accounting and window generation are those of the live session when it was written, and
+    /// new lines are appended to the same file.
+    ///
+    /// # Errors
+    ///
+    /// A rollout that cannot be read or opened for append.
+    pub async fn resume(
+        mut self,
+        path: &Path,
+    ) -> Result<(Session, mpsc::Receiver<EventMsg>), CompactorError> {
+        let contents = read_rollout(path).await?;
+        for warning in contents.report.warnings() {
+            tracing::warn!(path = %path.display(), "{warning}");
+        }
+        let resumed = reconstruct_history_from_rollout(&contents.lines, &rebuild_legacy_compacted);
+        let thread_id = resumed
+            .session_meta
+            .as_ref()
+            .map(|meta| meta.id.clone())
+            .or_else(|| self.thread_id.clone())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        self.config.rollout_path = Some(path.to_path_buf());
+        let rollout = RolloutRecorder::open_append(path, RecorderOptions::default()).await?;
+        let previous_model = resumed.previous_turn_settings.as_ref().map(|settings| {
+            if settings.model == self.config.model.slug {
+                self.config.model.clone()
+            } else {
+                ModelInfo { slug: settings.model.clone(), ..self.config.model.clone() }
+            }
+        });
+        let state = SessionState {
+            history: resumed.history,
+            reference_context_item: resumed.reference_context_item,
+            token_info: resumed.token_info.unwrap_or_default(),
+            previous_model,
+            ..SessionState::default()
+        };
+        let (session, events) = self.finish(thread_id, Some(rollout), state).await?;
+        session.inner.client.set_window_generation(resumed.window_generation);
+        Ok((session, events))
+    }
+
+    async fn finish(
+        self,
+        thread_id: String,
+        rollout: Option<RolloutRecorder>,
+        state: SessionState,
+    ) -> Result<(Session, mpsc::Receiver<EventMsg>), CompactorError> {
+        let (events_tx, events_rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+        let notices = events_tx.clone();
+        let observer = ClientObserver::new(move |notice: &ClientNotice| {
+            let event = match notice {
+                ClientNotice::Retry(retry) => EventMsg::StreamError {
+                    message: retry.message(),
+                    compactor_error_info: Some(retry.error.info()),
+                    additional_details: Some(retry.error.to_string()),
+                },
+                ClientNotice::FallbackToHttp { .. } => {
+                    EventMsg::Warning { message: notice.message() }
+                }
+            };
+            // The observer runs inside the client and must not wait; a full channel means the
+            // harness is not reading, and a notice is the least important event to lose.
+            if notices.try_send(event).is_err() {
+                tracing::warn!("event channel full: client notice dropped");
+            }
+        });
+        let client = ModelClient::builder(self.config.provider.clone(), thread_id.clone())
+            .observer(observer)
+            .build()?;
+        let trace = ThreadTrace::open(&self.config.trace, &thread_id, &thread_id).await?;
+        let session = Session {
+            inner: Arc::new(SessionInner {
+                thread_id,
+                config: self.config,
+                client,
+                state: Mutex::new(state),
+                turn_lock: tokio::sync::Mutex::new(()),
+                events: events_tx,
+                rollout,
+                trace,
+                analytics: self.analytics,
+                tools: self.tools,
+                cancel: CancellationToken::new(),
+                current_turn: Mutex::new(None),
+            }),
+        };
+        Ok((session, events_rx))
+    }
+}
+
+impl Session {
+    /// A builder for a session configured by `config`.
+    pub fn builder(config: SessionConfig) -> SessionBuilder {
+        SessionBuilder {
+            config,
+            thread_id: None,
+            tools: Arc::new(NoTools),
+            analytics: AnalyticsClient::default(),
+        }
+    }
+
+    /// The thread id.
+    pub fn thread_id(&self) -> &str {
+        &self.inner.thread_id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.inner.config
+    }
+
+    /// The model client (for harnesses that stream on their own).
+    pub fn client(&self) -> &ModelClient {
+        &self.inner.client
+    }
+
+    /// A copy of the history.
+    pub fn history(&self) -> Vec<ResponseItem> {
+        self.state().history.clone()
+    }
+
+    /// The token accounting.
+    pub fn token_usage_info(&self) -> TokenUsageInfo {
+        self.state().token_info
+    }
+
+    /// The context size estimate that gates auto compaction (ref §9).
+    pub fn total_token_usage(&self) -> i64 {
+        let config = &self.inner.config;
+        self.state().total_usage(&config.contextual_markers, &config.provider.pass_through)
+    }
+
+    /// The number of compactions installed in this thread.
+    pub fn window_generation(&self) -> u64 {
+        self.inner.client.window_generation()
+    }
+
+    /// The settings baseline of the next turn (`None`: it re-injects the full context).
+    pub fn reference_context_item(&self) -> Option<compactor_protocol::TurnContextItem> {
+        self.state().reference_context_item.clone()
+    }
+
+    /// Cancels the running turn or compaction, if any. Nothing half-done is installed.
+    pub fn interrupt(&self) {
+        if let Some(token) =
+            self.inner.current_turn.lock().unwrap_or_else(PoisonError::into_inner).as_ref()
+        {
+            token.cancel();
+        }
+    }
+
+    /// Waits until everything recorded so far is in the rollout and trace files.
+    ///
+    /// # Errors
+    ///
+    /// A rollout that could not be flushed.
+    pub async fn flush(&self) -> Result<(), CompactorError> {
+        self.inner.trace.flush().await;
+        match &self.inner.rollout {
+            Some(rollout) => rollout.flush().await.map_err(CompactorError::from),
+            None => Ok(()),
+        }
+    }
+
+    /// Cancels everything and flushes the rollout, traces and analytics, each bounded by a
+    /// timeout (DESIGN §8.16).
+    ///
+    /// # Errors
+    ///
+    /// A rollout that could not be flushed.
+    pub async fn shutdown(&self) -> Result<(), CompactorError> {
+        self.inner.cancel.cancel();
+        // Wait for a running turn to notice the cancellation and let go.
+        let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, self.inner.turn_lock.lock()).await;
+        let rollout = match &self.inner.rollout {
+            Some(rollout) => match tokio::time::timeout(SHUTDOWN_TIMEOUT, rollout.shutdown()).await
+            {
+                Ok(result) => result.map_err(CompactorError::from),
+                Err(_) => Err(CompactorError::Rollout("timed out flushing the rollout".into())),
+            },
+            None => Ok(()),
+        };
+        let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, self.inner.trace.shutdown()).await;
+        if let Err(err) = self.inner.analytics.shutdown().await {
+            tracing::warn!(error = %err, "analytics did not shut down cleanly");
+        }
+        rollout
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, SessionState> {
+        self.inner.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn estimate_context(&self) -> EstimateContext<'_> {
+        let config = &self.inner.config;
+        EstimateContext {
+            base_instructions: &config.base_instructions,
+            pass_through: &config.provider.pass_through,
+        }
+    }
+
+    /// Sends `event` to the harness and records it in the rollout when the policy keeps it.
+    pub(crate) async fn emit(&self, event: EventMsg) {
+        if let Some(rollout) = &self.inner.rollout
+            && let Err(err) = rollout.record(&[RolloutItem::EventMsg(event.clone())]).await
+        {
+            tracing::warn!(error = %err, "failed to record an event in the rollout");
+        }
+        if self.inner.events.send(event).await.is_err() {
+            tracing::debug!("event receiver dropped");
+        }
+    }
+
+    /// Persists `items` and appends them to the history, in that order, so the rollout never
+    /// lags the memory.
+    pub(crate) async fn record_items(
+        &self,
+        items: Vec<ResponseItem>,
+    ) -> Result<(), CompactorError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        if let Some(rollout) = &self.inner.rollout {
+            let lines: Vec<RolloutItem> =
+                items.iter().cloned().map(RolloutItem::ResponseItem).collect();
+            rollout.record(&lines).await?;
+        }
+        self.state().history.extend(items);
+        Ok(())
+    }
+
+    /// Persists rollout items that are not history (turn contexts, compactions).
+    pub(crate) async fn persist(&self, items: &[RolloutItem]) -> Result<(), CompactorError> {
+        match &self.inner.rollout {
+            Some(rollout) => rollout.record(items).await.map_err(CompactorError::from),
+            None => Ok(()),
+        }
+    }
+
+    /// Emits `token_count` with the current accounting.
+    pub(crate) async fn emit_token_count(&self) {
+        let (info, rate_limits) = {
+            let state = self.state();
+            (state.token_info, state.rate_limits.clone())
+        };
+        self.emit(EventMsg::TokenCount { info: Some(info), rate_limits }).await;
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+}

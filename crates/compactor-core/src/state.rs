@@ -1,0 +1,58 @@
+//! The session's mutable state: history, settings baseline and token accounting.
+
+use compactor_engine::{
+    ContextualMarkers, EstimateContext, ReasoningAccounting, TotalUsageInput, total_token_usage,
+};
+use compactor_protocol::{
+    PassThroughList, RateLimitSnapshot, ResponseItem, TokenUsage, TokenUsageInfo, TurnContextItem,
+};
+
+use crate::config::ModelInfo;
+
+/// What a session knows between turns. Guarded by a `std` mutex that is never held across an
+/// await point.
+#[derive(Debug, Default)]
+pub(crate) struct SessionState {
+    /// The conversation as the next request will see it (before `for_prompt`).
+    pub(crate) history: Vec<ResponseItem>,
+    /// The settings baseline; `None` makes the next turn inject the full initial context.
+    pub(crate) reference_context_item: Option<TurnContextItem>,
+    /// Token accounting.
+    pub(crate) token_info: TokenUsageInfo,
+    /// The latest rate limits.
+    pub(crate) rate_limits: Option<RateLimitSnapshot>,
+    /// Whether the server counts earlier reasoning.
+    pub(crate) reasoning: ReasoningAccounting,
+    /// The model of the last completed turn (for the downshift check).
+    pub(crate) previous_model: Option<ModelInfo>,
+}
+
+impl SessionState {
+    /// The context size estimate that gates auto compaction (ref §9).
+    pub(crate) fn total_usage(
+        &self,
+        markers: &ContextualMarkers,
+        pass_through: &PassThroughList,
+    ) -> i64 {
+        total_token_usage(&TotalUsageInput {
+            items: &self.history,
+            last_total_tokens: self.token_info.last_token_usage.total_tokens,
+            history_len_at_last_usage: None,
+            reasoning: self.reasoning,
+            markers,
+            pass_through,
+        })
+    }
+
+    /// After an install: the last usage becomes the estimate of the new history (ref §9
+    /// `recompute_token_usage`); the running total is kept.
+    pub(crate) fn recompute_token_usage(
+        &mut self,
+        estimate: &EstimateContext<'_>,
+        context_window: Option<i64>,
+    ) {
+        let tokens = i64::try_from(estimate.estimate(&self.history)).unwrap_or(i64::MAX);
+        self.token_info.last_token_usage = TokenUsage::with_total(tokens);
+        self.token_info.model_context_window = context_window;
+    }
+}

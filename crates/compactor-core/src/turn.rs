@@ -1,0 +1,427 @@
+//! The turn runner: record input, sample, run tools, loop while the model needs follow-up, and
+//! compact when the context reaches the limit (ref §3.2).
+
+use std::time::Duration;
+
+use compactor_client::ModelClientSession;
+use compactor_engine::{PromptOptions, for_prompt};
+use compactor_protocol::{
+    CompactionPhase, CompactionReason, CompactorError, ContentItem, EventMsg,
+    InitialContextInjection, Prompt, ResponseEvent, ResponseItem, RolloutItem, TokenUsage,
+    TurnContextItem, TurnSettings,
+};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::compact::{AutoCompaction, CompactionFailure};
+use crate::config::ModelInfo;
+use crate::session::Session;
+use crate::tools::ToolCall;
+
+/// What a turn works with: its id, model and cancellation.
+#[derive(Debug, Clone)]
+pub struct TurnContext {
+    /// The turn's id; compaction items of the turn carry it.
+    pub turn_id: String,
+    /// The model sampled in this turn.
+    pub model: ModelInfo,
+    /// Cancelled by [`Session::interrupt`] and shutdown.
+    pub cancel: CancellationToken,
+}
+
+impl TurnContext {
+    /// The settings sent with every request of the turn.
+    pub(crate) fn settings(&self, session: &Session) -> TurnSettings {
+        let config = &session.inner.config;
+        TurnSettings {
+            model: self.model.slug.clone(),
+            reasoning: self.model.reasoning.clone(),
+            service_tier: config.service_tier.clone(),
+            verbosity: None,
+            context_management: config.context_management.clone(),
+        }
+    }
+
+    /// The settings baseline persisted as `turn_context`.
+    pub(crate) fn context_item(&self, session: &Session) -> TurnContextItem {
+        let config = &session.inner.config;
+        TurnContextItem {
+            turn_id: Some(self.turn_id.clone()),
+            cwd: config.cwd.clone(),
+            model: self.model.slug.clone(),
+            personality: config.personality.clone(),
+            effort: self.model.reasoning.as_ref().and_then(|r| r.effort.clone()),
+            summary: self.model.reasoning.as_ref().and_then(|r| r.summary.clone()),
+            ..TurnContextItem::default()
+        }
+    }
+}
+
+/// Per-turn options.
+#[derive(Debug, Clone, Default)]
+pub struct TurnOptions {
+    /// Sample this turn with another model than the session's (a smaller window triggers the
+    /// model-downshift compaction first).
+    pub model: Option<ModelInfo>,
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnOutcome {
+    /// The turn's id.
+    pub turn_id: String,
+    /// The last assistant message, when there was one.
+    pub last_agent_message: Option<String>,
+}
+
+/// One completed sampling request.
+struct Sampled {
+    items: Vec<ResponseItem>,
+    response_id: String,
+    usage: Option<TokenUsage>,
+    end_turn: Option<bool>,
+}
+
+/// Why a turn stopped early. A reported failure already has its `error` event.
+pub(crate) enum TurnFailure {
+    Reported(CompactorError),
+    Unreported(CompactorError),
+}
+
+impl From<CompactorError> for TurnFailure {
+    fn from(error: CompactorError) -> Self {
+        TurnFailure::Unreported(error)
+    }
+}
+
+impl From<CompactionFailure> for TurnFailure {
+    fn from(failure: CompactionFailure) -> Self {
+        TurnFailure::Reported(failure.0)
+    }
+}
+
+impl Session {
+    /// Runs one user turn with the session's model.
+    ///
+    /// # Errors
+    ///
+    /// The error that ended the turn; it has also been emitted as an `error` event (or as
+    /// `turn_aborted` for [`CompactorError::Cancelled`]).
+    pub async fn run_turn(&self, input: Vec<ContentItem>) -> Result<TurnOutcome, CompactorError> {
+        self.run_turn_with(input, TurnOptions::default()).await
+    }
+
+    /// Runs one user turn with `options`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::run_turn`].
+    pub async fn run_turn_with(
+        &self,
+        input: Vec<ContentItem>,
+        options: TurnOptions,
+    ) -> Result<TurnOutcome, CompactorError> {
+        let _turn = self.inner.turn_lock.lock().await;
+        let turn =
+            self.start_turn(options.model.unwrap_or_else(|| self.inner.config.model.clone()));
+        self.emit(EventMsg::TurnStarted {
+            turn_id: turn.turn_id.clone(),
+            started_at: Some(crate::session::now_ms() / 1000),
+            model_context_window: turn.model.model_context_window(),
+        })
+        .await;
+        let result = self.turn_body(&turn, input).await;
+        self.end_turn(&turn, result).await
+    }
+
+    pub(crate) fn start_turn(&self, model: ModelInfo) -> TurnContext {
+        let cancel = self.inner.cancel.child_token();
+        *self.inner.current_turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(cancel.clone());
+        TurnContext { turn_id: uuid::Uuid::new_v4().to_string(), model, cancel }
+    }
+
+    /// Emits the end of a turn (`turn_complete`, or `turn_aborted` when cancelled) and the error
+    /// event a failure still owes.
+    pub(crate) async fn end_turn(
+        &self,
+        turn: &TurnContext,
+        result: Result<Option<String>, TurnFailure>,
+    ) -> Result<TurnOutcome, CompactorError> {
+        *self.inner.current_turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        let error = match result {
+            Ok(last_agent_message) => {
+                self.emit(EventMsg::TurnComplete {
+                    turn_id: turn.turn_id.clone(),
+                    last_agent_message: last_agent_message.clone(),
+                })
+                .await;
+                return Ok(TurnOutcome { turn_id: turn.turn_id.clone(), last_agent_message });
+            }
+            Err(TurnFailure::Reported(error)) => error,
+            Err(TurnFailure::Unreported(error)) => {
+                if error != CompactorError::Cancelled {
+                    self.emit(EventMsg::Error(error.to_unprefixed_error_event())).await;
+                }
+                error
+            }
+        };
+        if error == CompactorError::Cancelled {
+            self.emit(EventMsg::TurnAborted {
+                turn_id: Some(turn.turn_id.clone()),
+                reason: "interrupted".to_owned(),
+            })
+            .await;
+        } else {
+            self.emit(EventMsg::TurnComplete {
+                turn_id: turn.turn_id.clone(),
+                last_agent_message: None,
+            })
+            .await;
+        }
+        Err(error)
+    }
+
+    async fn turn_body(
+        &self,
+        turn: &TurnContext,
+        input: Vec<ContentItem>,
+    ) -> Result<Option<String>, TurnFailure> {
+        let config = &self.inner.config;
+        let mut client_session = self.inner.client.new_session();
+        let mut auto = AutoCompaction::default();
+
+        // Model downshift: the previous model compacts its own history (ref §3.2 item 1).
+        let previous = self.state().previous_model.clone();
+        if let Some(previous) = previous
+            && let (Some(old), Some(new)) = (previous.context_window, turn.model.context_window)
+            && previous.slug != turn.model.slug
+            && old > new
+            && self.total_token_usage() > turn.model.auto_compact_limit()
+        {
+            let previous_turn = TurnContext { model: previous, ..turn.clone() };
+            self.run_auto_compaction(
+                &previous_turn,
+                &mut client_session,
+                &mut auto,
+                InitialContextInjection::DoNotInject,
+                CompactionReason::ModelDownshift,
+                CompactionPhase::PreTurn,
+            )
+            .await?;
+        }
+        // Pre-turn: compact before the new input is recorded (ref §3.2 item 2).
+        if self.total_token_usage() >= turn.model.auto_compact_limit() {
+            self.run_auto_compaction(
+                turn,
+                &mut client_session,
+                &mut auto,
+                InitialContextInjection::DoNotInject,
+                CompactionReason::ContextLimit,
+                CompactionPhase::PreTurn,
+            )
+            .await?;
+        }
+        self.record_context_if_needed(turn).await?;
+        let text = compactor_protocol::content_text(&input).unwrap_or_default();
+        self.record_items(vec![ResponseItem::Message {
+            id: None,
+            role: "user".to_owned(),
+            content: input,
+            phase: None,
+        }])
+        .await?;
+        self.emit(EventMsg::UserMessage { message: text }).await;
+
+        let mut last_agent_message = None;
+        loop {
+            let sampled = self.sample(turn, &mut client_session).await?;
+            let calls: Vec<ToolCall> =
+                sampled.items.iter().filter_map(ToolCall::from_item).collect();
+            for item in &sampled.items {
+                if let ResponseItem::Message { role, .. } = item
+                    && role == "assistant"
+                    && let Some(text) = item.message_text()
+                {
+                    last_agent_message = Some(text.clone());
+                    self.emit(EventMsg::AgentMessage { message: text }).await;
+                }
+            }
+            self.record_items(sampled.items).await?;
+            if let Some(usage) = sampled.usage {
+                self.state().token_info.append_last_usage(&usage);
+                self.state().token_info.model_context_window = turn.model.model_context_window();
+                self.emit_token_count().await;
+            }
+            if config.features.responses_websocket_response_processed {
+                client_session.send_response_processed(&sampled.response_id).await;
+            }
+            let mut outputs = Vec::with_capacity(calls.len());
+            for call in &calls {
+                let output = tokio::select! {
+                    () = turn.cancel.cancelled() => return Err(CompactorError::Cancelled.into()),
+                    output = self.inner.tools.call(call) => output,
+                };
+                outputs.push(call.output_item(output));
+            }
+            self.record_items(outputs).await?;
+            let needs_follow_up = !calls.is_empty() || sampled.end_turn == Some(false);
+            if !needs_follow_up {
+                break;
+            }
+            // Mid-turn: compact between requests, keeping the turn's connection (item 3).
+            if self.total_token_usage() >= turn.model.auto_compact_limit() {
+                self.run_auto_compaction(
+                    turn,
+                    &mut client_session,
+                    &mut auto,
+                    InitialContextInjection::BeforeLastUserMessage,
+                    CompactionReason::ContextLimit,
+                    CompactionPhase::MidTurn,
+                )
+                .await?;
+            }
+        }
+        self.state().previous_model = Some(turn.model.clone());
+        Ok(last_agent_message)
+    }
+
+    /// Injects the full initial context when there is no settings baseline (first turn, or after
+    /// a compaction that cleared it), and records the turn's settings (ref §3.3).
+    pub(crate) async fn record_context_if_needed(
+        &self,
+        turn: &TurnContext,
+    ) -> Result<(), CompactorError> {
+        let item = turn.context_item(self);
+        let current = self.state().reference_context_item.clone();
+        match current {
+            None => {
+                self.record_items(self.inner.config.initial_context.clone()).await?;
+            }
+            Some(reference) if reference.model == item.model && reference.cwd == item.cwd => {
+                return Ok(());
+            }
+            Some(_) => {}
+        }
+        self.persist(&[RolloutItem::TurnContext(item.clone())]).await?;
+        self.state().reference_context_item = Some(item);
+        Ok(())
+    }
+
+    /// The prompt of a normal request for the current history.
+    pub(crate) fn turn_prompt(&self, model: &ModelInfo, history: &[ResponseItem]) -> Prompt {
+        let config = &self.inner.config;
+        let options = PromptOptions {
+            input_modalities: model.input_modalities,
+            pass_through: config.provider.pass_through.clone(),
+        };
+        Prompt {
+            input: for_prompt(history, &options),
+            tools: config.tools.clone(),
+            parallel_tool_calls: config.parallel_tool_calls,
+            base_instructions: config.base_instructions.clone(),
+            personality: config.personality.clone(),
+            output_schema: None,
+            output_schema_strict: true,
+        }
+    }
+
+    /// One sampling request, retried when the stream fails after opening (DESIGN §8.1), then on
+    /// HTTP once WebSocket retries run out.
+    async fn sample(
+        &self,
+        turn: &TurnContext,
+        client_session: &mut ModelClientSession,
+    ) -> Result<Sampled, CompactorError> {
+        let max_retries = self.inner.config.compaction.turn_max_retries;
+        let settings = turn.settings(self);
+        let mut retries = 0u32;
+        loop {
+            let prompt = {
+                let state = self.state();
+                self.turn_prompt(&turn.model, &state.history)
+            };
+            let attempt = async {
+                let stream = client_session.stream(&prompt, &settings).await.map_err(Final)?;
+                self.consume(stream).await.map_err(Retryable)
+            };
+            let result = tokio::select! {
+                () = turn.cancel.cancelled() => return Err(CompactorError::Cancelled),
+                result = attempt => result,
+            };
+            let error = match result {
+                Ok(sampled) => return Ok(sampled),
+                Err(Final(error)) => return Err(error),
+                Err(Retryable(error)) if !error.is_retryable() => return Err(error),
+                Err(Retryable(error)) => error,
+            };
+            if retries >= max_retries {
+                if self
+                    .inner
+                    .client
+                    .fall_back_to_http(&format!("stream retries exhausted: {error}"))
+                {
+                    client_session.reset_websocket_session();
+                    retries = 0;
+                    continue;
+                }
+                return Err(error);
+            }
+            retries += 1;
+            self.emit(EventMsg::StreamError {
+                message: format!("Reconnecting... {retries}/{max_retries}"),
+                compactor_error_info: Some(error.info()),
+                additional_details: Some(error.to_string()),
+            })
+            .await;
+            tokio::select! {
+                () = turn.cancel.cancelled() => return Err(CompactorError::Cancelled),
+                () = tokio::time::sleep(backoff(retries, error.retry_after())) => {}
+            }
+        }
+    }
+
+    /// Reads a response to its end, keeping its output items.
+    async fn consume(
+        &self,
+        mut stream: compactor_client::ResponseStream,
+    ) -> Result<Sampled, CompactorError> {
+        let mut items = Vec::new();
+        while let Some(event) = stream.next().await {
+            match event? {
+                ResponseEvent::OutputItemDone { item } => items.push(item),
+                ResponseEvent::Completed { response_id, token_usage, end_turn } => {
+                    return Ok(Sampled { items, response_id, usage: token_usage, end_turn });
+                }
+                ResponseEvent::ServerReasoningIncluded { included } => {
+                    self.state().reasoning = if included {
+                        compactor_engine::ReasoningAccounting::IncludedByServer
+                    } else {
+                        compactor_engine::ReasoningAccounting::Estimated
+                    };
+                }
+                ResponseEvent::RateLimits { snapshot } => self.state().rate_limits = Some(snapshot),
+                _ => {}
+            }
+        }
+        Err(CompactorError::stream("stream closed before response.completed"))
+    }
+}
+
+/// A failure of one sampling attempt: final (the client already retried opening) or a failure
+/// after the stream opened, which the turn may retry.
+enum AttemptFailure {
+    Final(CompactorError),
+    Retryable(CompactorError),
+}
+use AttemptFailure::{Final, Retryable};
+
+/// `200ms * 2^(n-1)` with ±10 % jitter, or the server's delay (DESIGN §3 "v2 retries").
+pub(crate) fn backoff(retry: u32, requested: Option<Duration>) -> Duration {
+    if let Some(requested) = requested {
+        return requested;
+    }
+    let base = Duration::from_millis(200).saturating_mul(1u32 << retry.saturating_sub(1).min(16));
+    let jitter = 0.9 + fastrand::f64() * 0.2;
+    base.mul_f64(jitter)
+}

@@ -1,0 +1,201 @@
+//! The harness of the core tests: a session wired to a testkit server, its events, rollout,
+//! trace and analytics.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use compactor_analytics::{AnalyticsClient, AnalyticsConfig, CompactionEvent, MemorySink};
+use compactor_client::{KeySource, ProviderConfig, RetryPolicy, SecretString, WebsocketMode};
+use compactor_core::{Features, ModelInfo, Session, SessionConfig};
+use compactor_protocol::{
+    ContentItem, EventMsg, ResponseItem, RolloutItem, RolloutLine, TokenUsageInfo,
+};
+use compactor_rollout_trace::{TraceConfig, parse_rollout, reconstruct_history_from_rollout};
+use compactor_testkit::TestServer;
+use tokio::sync::mpsc;
+
+/// Every test's network wait is bounded by this.
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
+
+/// Runs `future` with the test deadline.
+pub(crate) async fn bounded<F: Future>(future: F) -> F::Output {
+    tokio::time::timeout(WAIT, future).await.expect("the test timed out")
+}
+
+/// How a harness session talks to its server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    Ws,
+    Http,
+}
+
+/// Harness options.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) transport: Transport,
+    pub(crate) response_processed: bool,
+    pub(crate) context_window: i64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { transport: Transport::Ws, response_processed: true, context_window: 100_000 }
+    }
+}
+
+/// The harness's initial context: a developer message and an environment message.
+pub(crate) fn initial_context() -> Vec<ResponseItem> {
+    vec![
+        ResponseItem::developer_text("<permissions instructions>"),
+        ResponseItem::user_text("<environment_context>cwd=/repo</environment_context>"),
+    ]
+}
+
+pub(crate) struct Harness {
+    pub(crate) server: TestServer,
+    pub(crate) session: Session,
+    events: mpsc::Receiver<EventMsg>,
+    pub(crate) seen: Vec<EventMsg>,
+    pub(crate) analytics: MemorySink,
+    pub(crate) dir: tempfile::TempDir,
+}
+
+pub(crate) fn session_config(
+    server: &TestServer,
+    dir: &std::path::Path,
+    options: &Options,
+) -> SessionConfig {
+    let mut provider = ProviderConfig::new("testkit", server.base_url());
+    provider.key = KeySource::Value(SecretString::new("sk-test-key"));
+    provider.websocket = match options.transport {
+        Transport::Ws => WebsocketMode::Enabled,
+        Transport::Http => WebsocketMode::Disabled,
+    };
+    provider.retry = RetryPolicy {
+        max_retries: 2,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(20),
+    };
+    provider.stream_idle_timeout = Duration::from_secs(10);
+    let mut config =
+        SessionConfig::new(provider, ModelInfo::new("gpt-test", options.context_window));
+    config.features = Features {
+        remote_compaction_v2: true,
+        responses_websocket_response_processed: options.response_processed,
+    };
+    config.base_instructions = "You are a coding agent.".to_owned();
+    config.initial_context = initial_context();
+    config.rollout_path = Some(dir.join("rollout.jsonl"));
+    config.trace = TraceConfig::with_root(dir.join("traces"));
+    config
+}
+
+impl Harness {
+    pub(crate) async fn start(server: TestServer, options: Options) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = session_config(&server, dir.path(), &options);
+        Self::with_config(server, config, dir).await
+    }
+
+    pub(crate) async fn with_config(
+        server: TestServer,
+        config: SessionConfig,
+        dir: tempfile::TempDir,
+    ) -> Self {
+        let analytics = MemorySink::default();
+        let client =
+            AnalyticsClient::start(AnalyticsConfig::default(), vec![Box::new(analytics.clone())])
+                .unwrap();
+        let (session, events) = Session::builder(config)
+            .thread_id("thread-test")
+            .analytics(client)
+            .build()
+            .await
+            .unwrap();
+        Self { server, session, events, seen: Vec::new(), analytics, dir }
+    }
+
+    pub(crate) fn rollout_path(&self) -> PathBuf {
+        self.dir.path().join("rollout.jsonl")
+    }
+
+    /// Runs a turn with one text input.
+    pub(crate) async fn turn(
+        &mut self,
+        text: &str,
+    ) -> Result<(), compactor_protocol::CompactorError> {
+        let result =
+            bounded(self.session.run_turn(vec![ContentItem::InputText { text: text.to_owned() }]))
+                .await;
+        self.drain();
+        result.map(drop)
+    }
+
+    pub(crate) async fn compact(&mut self) -> Result<(), compactor_protocol::CompactorError> {
+        let result = bounded(self.session.compact()).await;
+        self.drain();
+        result
+    }
+
+    /// Moves every event received so far into `seen`, and returns the new ones.
+    pub(crate) fn drain(&mut self) -> Vec<EventMsg> {
+        let mut new = Vec::new();
+        while let Ok(event) = self.events.try_recv() {
+            new.push(event);
+        }
+        self.seen.extend(new.iter().cloned());
+        new
+    }
+
+    /// The analytics compaction events once `n` have arrived.
+    pub(crate) async fn analytics_events(&self, n: usize) -> Vec<CompactionEvent> {
+        bounded(self.analytics.wait_for(n)).await;
+        self.analytics.compaction_events()
+    }
+
+    /// The rollout's lines as written so far.
+    pub(crate) async fn rollout_lines(&self) -> Vec<RolloutLine> {
+        self.session.flush().await.unwrap();
+        let bytes = std::fs::read(self.rollout_path()).unwrap();
+        let contents = parse_rollout(&bytes);
+        assert!(contents.report.is_clean(), "{:?}", contents.report);
+        contents.lines
+    }
+
+    /// The history a resume from the rollout would rebuild.
+    pub(crate) async fn resumed_history(&self) -> Vec<ResponseItem> {
+        let lines = self.rollout_lines().await;
+        reconstruct_history_from_rollout(&lines, &compactor_engine::rebuild_legacy_compacted)
+            .history
+    }
+
+    pub(crate) async fn compacted_lines(&self) -> usize {
+        self.rollout_lines()
+            .await
+            .iter()
+            .filter(|line| matches!(line.item, RolloutItem::Compacted(_)))
+            .count()
+    }
+
+    /// What a failure must leave as it was.
+    pub(crate) async fn snapshot(
+        &self,
+    ) -> (Vec<ResponseItem>, TokenUsageInfo, Vec<ResponseItem>, usize) {
+        (
+            self.session.history(),
+            self.session.token_usage_info(),
+            self.resumed_history().await,
+            self.compacted_lines().await,
+        )
+    }
+}
+
+/// Events of one type, by name.
+pub(crate) fn event_types(events: &[EventMsg]) -> Vec<String> {
+    events
+        .iter()
+        .map(|event| {
+            serde_json::to_value(event).unwrap()["type"].as_str().unwrap_or("?").to_owned()
+        })
+        .collect()
+}
