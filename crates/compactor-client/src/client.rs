@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 use compactor_protocol::{
     CompactRequest, CompactResponse, CompactorError, Prompt, ResponseItem, ResponsesApiRequest,
-    TurnSettings,
+    TextControls, TurnSettings,
 };
 use futures::StreamExt;
 
@@ -173,7 +173,10 @@ impl ModelClient {
             reasoning: settings.reasoning.clone(),
             service_tier: settings.service_tier.clone(),
             prompt_cache_key: Some(self.inner.thread_id.clone()),
-            text: None,
+            text: settings
+                .verbosity
+                .clone()
+                .map(|verbosity| TextControls { verbosity: Some(verbosity), format: None }),
         };
         let body = Bytes::from(serde_json::to_vec(&request)?);
         let key = self.key()?;
@@ -263,7 +266,7 @@ impl ModelClientSession {
                 Err(ws::WsFailure::UpgradeRequired) => {
                     "the server answered the WebSocket upgrade with 426 Upgrade Required".to_owned()
                 }
-                Err(ws::WsFailure::Error(error)) if error.is_retryable() => {
+                Err(ws::WsFailure::Exhausted(error)) => {
                     format!("WebSocket retries exhausted: {error}")
                 }
                 Err(ws::WsFailure::Error(error)) => return Err(error),
@@ -286,26 +289,35 @@ impl ModelClientSession {
         let headers =
             http::request_headers(config, key.as_ref(), &inner.thread_id, "text/event-stream")?;
         let url = config.url("responses");
+        let idle = config.stream_idle_timeout;
         let (reader, first) = with_retries(&config.retry, inner.observer.as_ref(), || async {
-            let response = inner
-                .http
-                .post(&url)
-                .headers(headers.clone())
-                .body(body.clone())
-                .send()
-                .await
-                .map_err(|err| http::transport_error(&err))?;
+            // The idle timeout also bounds the wait for the response head (DESIGN §8.1).
+            let sent = inner.http.post(&url).headers(headers.clone()).body(body.clone()).send();
+            let response = match tokio::time::timeout(idle, sent).await {
+                Ok(response) => response.map_err(|err| http::transport_error(&err))?,
+                Err(_elapsed) => {
+                    return Err(AttemptError::by_class(CompactorError::Timeout(
+                        "idle timeout waiting for the response headers".to_owned(),
+                    )));
+                }
+            };
             let status = response.status();
+            let response_headers = response.headers().clone();
             if !status.is_success() {
-                let response_headers = response.headers().clone();
-                let text = response.text().await.unwrap_or_default();
+                let text = match tokio::time::timeout(idle, response.text()).await {
+                    Ok(Ok(text)) => text,
+                    Ok(Err(_)) | Err(_) => String::new(),
+                };
                 return Err(http::status_error(status, &response_headers, &text, key.as_ref()));
             }
-            let mut reader =
-                SseReader::new(response.bytes_stream().boxed(), config.stream_idle_timeout);
+            let mut reader = SseReader::new(response.bytes_stream().boxed(), idle);
+            let lead = reader.header_events(&response_headers);
             match reader.next().await {
                 Read::End(error) => Err(AttemptError::by_class(error)),
-                first => Ok((reader, first)),
+                first => {
+                    let first = reader.lead_with(lead, first);
+                    Ok((reader, first))
+                }
             }
         })
         .await?;

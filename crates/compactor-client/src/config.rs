@@ -128,7 +128,10 @@ impl RetryPolicy {
 }
 
 /// Everything the client needs to know about a Responses-compatible provider.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output shows the names of the extra headers, never their values: some carry
+/// credentials (`api-key`, session tokens).
+#[derive(Clone)]
 pub struct ProviderConfig {
     /// A display name (logs, traces, analytics).
     pub name: String,
@@ -172,6 +175,27 @@ impl Default for ProviderConfig {
             request_timeout: Duration::from_secs(600),
             pass_through: PassThroughList::default(),
         }
+    }
+}
+
+impl fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let header_names: Vec<&str> =
+            self.extra_headers.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("ProviderConfig")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("key", &self.key)
+            .field("extra_headers", &header_names)
+            .field("websocket", &self.websocket)
+            .field("prewarm", &self.prewarm)
+            .field("retry", &self.retry)
+            .field("stream_idle_timeout", &self.stream_idle_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("websocket_connect_timeout", &self.websocket_connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("pass_through", &self.pass_through)
+            .finish()
     }
 }
 

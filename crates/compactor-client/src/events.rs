@@ -53,6 +53,33 @@ impl EventMapper {
             .get("openai-model")
             .or_else(|| headers.get("x-openai-model"))
             .and_then(Value::as_str)?;
+        self.model_changed(model)
+    }
+
+    /// The events of a response's HTTP headers (or a WebSocket handshake's), ref §4.1:
+    /// `openai-model` -> `ServerModel`, `x-models-etag` -> `ModelsEtag`, `x-reasoning-included`
+    /// -> `ServerReasoningIncluded`.
+    pub(crate) fn header_events(&mut self, headers: &http::HeaderMap) -> Vec<ResponseEvent> {
+        let text =
+            |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).map(str::trim);
+        let mut events = Vec::new();
+        if let Some(event) = text("openai-model")
+            .or_else(|| text("x-openai-model"))
+            .filter(|model| !model.is_empty())
+            .and_then(|model| self.model_changed(model))
+        {
+            events.push(event);
+        }
+        if let Some(etag) = text("x-models-etag").filter(|etag| !etag.is_empty()) {
+            events.push(ResponseEvent::ModelsEtag { etag: etag.to_owned() });
+        }
+        if text("x-reasoning-included").is_some() {
+            events.push(ResponseEvent::ServerReasoningIncluded { included: true });
+        }
+        events
+    }
+
+    fn model_changed(&mut self, model: &str) -> Option<ResponseEvent> {
         if self.last_model.as_deref() == Some(model) {
             return None;
         }

@@ -45,8 +45,10 @@ pub(crate) fn request_headers(
     for (name, value) in &config.extra_headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| CompactorError::Config(format!("invalid header name `{name}`")))?;
-        let value = HeaderValue::from_str(value)
+        let mut value = HeaderValue::from_str(value)
             .map_err(|_| CompactorError::Config(format!("invalid value for header `{name}`")))?;
+        // Configured headers may carry credentials; sensitive values never print.
+        value.set_sensitive(true);
         headers.insert(name, value);
     }
     Ok(headers)
@@ -220,6 +222,26 @@ impl SseReader {
                 Ok(Some(Ok(bytes))) => self.decoder.push(&bytes),
             }
         }
+    }
+
+    /// The events of the response's headers; call before reading the body, so a body event that
+    /// repeats the header's model does not report it twice.
+    pub(crate) fn header_events(&mut self, headers: &HeaderMap) -> Vec<ResponseEvent> {
+        self.mapper.header_events(headers)
+    }
+
+    /// Queues `lead` (header events) before `first`, the body's first read, and returns what to
+    /// forward first.
+    pub(crate) fn lead_with(&mut self, lead: Vec<ResponseEvent>, first: Read) -> Read {
+        let mut lead = lead.into_iter();
+        let Some(head) = lead.next() else {
+            return first;
+        };
+        self.pending.push_front(first);
+        for event in lead.rev() {
+            self.pending.push_front(Read::Event(event));
+        }
+        Read::Event(head)
     }
 
     fn handle(&mut self, payload: compactor_protocol::StreamEventPayload) {

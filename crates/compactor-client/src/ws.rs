@@ -2,6 +2,7 @@
 //! reused across turns, with incremental `previous_response_id` requests.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex as StdMutex, PoisonError};
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use compactor_protocol::{
     WsClientMessage,
 };
 use futures::{SinkExt, StreamExt};
+use http::HeaderMap;
 use tokio::net::TcpStream;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -29,12 +31,27 @@ pub const OPENAI_BETA_WEBSOCKETS: &str = "responses_websockets=2026-02-06";
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// An open connection. `broken` marks one that must not carry another request (an error, or a
-/// response abandoned half-read).
+/// The handshake answer's headers that become events (ref §4.1, §4.3).
+const EVENT_HEADERS: [&str; 4] =
+    ["openai-model", "x-openai-model", "x-models-etag", "x-reasoning-included"];
+
+/// A connection. Once it must not carry another request (an error, or a response abandoned
+/// half-read) its socket is dropped at once, without waiting for a close handshake.
 #[derive(Debug)]
 struct Connection {
-    socket: Socket,
-    broken: bool,
+    /// `None` once broken.
+    socket: Option<Socket>,
+}
+
+impl Connection {
+    fn is_broken(&self) -> bool {
+        self.socket.is_none()
+    }
+
+    /// Drops the socket: the server sees the connection end, and the next request reconnects.
+    fn break_off(&mut self) {
+        self.socket = None;
+    }
 }
 
 /// The last completed response on a connection: the baseline of the next incremental request.
@@ -48,16 +65,27 @@ struct LastResponse {
 #[derive(Debug)]
 pub(crate) struct WsSession {
     connection: Arc<Mutex<Connection>>,
+    /// The handshake answer's headers that become events at the start of each stream (ref §4.3).
+    handshake_headers: HeaderMap,
     last_request: Option<ResponsesApiRequest<'static>>,
     last_response: Arc<StdMutex<Option<LastResponse>>>,
 }
 
 impl WsSession {
-    /// Whether the connection can serve another turn.
+    fn new(socket: Socket, handshake_headers: HeaderMap) -> Self {
+        Self {
+            connection: Arc::new(Mutex::new(Connection { socket: Some(socket) })),
+            handshake_headers,
+            last_request: None,
+            last_response: Arc::new(StdMutex::new(None)),
+        }
+    }
+
+    /// Whether the connection may serve another turn. A connection still held by a stream counts
+    /// as reusable: the next request waits for the lock and checks again.
     pub(crate) fn is_reusable(&self) -> bool {
         match self.connection.try_lock() {
-            Ok(connection) => !connection.broken,
-            // A stream still holds it; it will mark it broken if it is abandoned.
+            Ok(connection) => !connection.is_broken(),
             Err(_) => true,
         }
     }
@@ -74,7 +102,9 @@ impl WsSession {
 pub(crate) enum WsFailure {
     /// The server answered the upgrade with 426: use HTTP from now on.
     UpgradeRequired,
-    /// A final error (retries exhausted or not retryable).
+    /// Retryable failures outlasted the retries: the caller falls back to HTTP.
+    Exhausted(CompactorError),
+    /// A final error no retry or transport can fix (e.g. 400, 401).
     Error(CompactorError),
 }
 
@@ -96,8 +126,13 @@ pub(crate) async fn stream(
         };
         // After any error the next request reconnects and sends a full create.
         *session.ws_mut() = None;
+        let retryable = match failure.retry {
+            Retry::After(_) => true,
+            Retry::Never => false,
+        };
         match next_retry(&config.retry, client.inner.observer.as_ref(), &mut retries, failure) {
             Ok(delay) => tokio::time::sleep(delay).await,
+            Err(error) if retryable => return Err(WsFailure::Exhausted(error)),
             Err(error) => return Err(WsFailure::Error(error)),
         }
     }
@@ -120,34 +155,46 @@ async fn attempt(
 ) -> Result<ResponseStream, WsAttempt> {
     let client = session.client().clone();
     let config = &client.inner.config;
-    if session.ws_mut().as_ref().is_none_or(|ws| !ws.is_reusable()) {
-        let socket = connect(session).await?;
-        *session.ws_mut() = Some(WsSession {
-            connection: Arc::new(Mutex::new(Connection { socket, broken: false })),
-            last_request: None,
-            last_response: Arc::new(StdMutex::new(None)),
-        });
-        if config.prewarm == Prewarm::On {
-            prewarm(session, request).await?;
+    // The lock waits for a stream still reading from the connection; only then is it known
+    // whether that stream finished cleanly or left the connection broken.
+    let reused = match session.ws_mut().as_ref() {
+        Some(ws) => {
+            let guard = ws.connection.clone().lock_owned().await;
+            (!guard.is_broken()).then_some(guard)
         }
-    }
+        None => None,
+    };
+    let mut guard = match reused {
+        Some(guard) => guard,
+        None => {
+            // A new connection starts without a baseline: the first request is a full create.
+            let (socket, handshake_headers) = connect(session).await?;
+            let ws = WsSession::new(socket, handshake_headers);
+            let connection = ws.connection.clone();
+            *session.ws_mut() = Some(ws);
+            if config.prewarm == Prewarm::On {
+                prewarm(session, request).await?;
+            }
+            connection.lock_owned().await
+        }
+    };
     let Some(ws) = session.ws_mut().as_mut() else {
         return Err(
             AttemptError::by_class(CompactorError::stream("websocket session missing")).into()
         );
     };
-    let mut guard = ws.connection.clone().lock_owned().await;
     let message = create_message(ws, request).map_err(AttemptError::final_error)?;
     ws.last_request = Some(owned_request(request));
     *ws.last_response.lock().unwrap_or_else(PoisonError::into_inner) = None;
     send_text(&mut guard, message, config.stream_idle_timeout).await?;
     let mut reader = WsReader::new(guard, config.stream_idle_timeout, ws.last_response.clone());
+    let lead = reader.mapper.header_events(&ws.handshake_headers);
     let first = match reader.next().await {
         Read::End(error) => {
-            reader.guard.broken = true;
+            reader.guard.break_off();
             return Err(AttemptError::by_class(error).into());
         }
-        first => first,
+        first => reader.lead_with(lead, first),
     };
     let (stream, sender) = ResponseStream::channel();
     tokio::spawn(pump(reader, first, sender));
@@ -178,7 +225,7 @@ async fn prewarm(
             Read::Event(_) => {}
             Read::Completed(_) => break,
             Read::End(error) => {
-                reader.guard.broken = true;
+                reader.guard.break_off();
                 return Err(AttemptError::by_class(error).into());
             }
         }
@@ -256,7 +303,8 @@ fn owned_request(request: &ResponsesApiRequest<'_>) -> ResponsesApiRequest<'stat
     }
 }
 
-async fn connect(session: &ModelClientSession) -> Result<Socket, WsAttempt> {
+/// Opens a connection; returns it with the handshake answer's headers that carry events.
+async fn connect(session: &ModelClientSession) -> Result<(Socket, HeaderMap), WsAttempt> {
     let client = session.client();
     let config = &client.inner.config;
     let key = config.key.resolve().map_err(AttemptError::final_error)?;
@@ -281,13 +329,24 @@ async fn connect(session: &ModelClientSession) -> Result<Socket, WsAttempt> {
         .insert("openai-beta", ::http::HeaderValue::from_static(OPENAI_BETA_WEBSOCKETS));
     // Events can be large (a completed response repeats its output); the caps protect nothing here.
     let ws_config = WebSocketConfig::default().max_message_size(None).max_frame_size(None);
-    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true);
+    // Boxed: with rustls the connect future is several kilobytes, and every caller's `stream()`
+    // future would carry it.
+    let connecting =
+        Box::pin(tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true));
     match tokio::time::timeout(config.websocket_connect_timeout, connecting).await {
         Err(_) => Err(AttemptError::by_class(CompactorError::Timeout(
             "websocket connect timed out".to_owned(),
         ))
         .into()),
-        Ok(Ok((socket, _response))) => Ok(socket),
+        Ok(Ok((socket, response))) => {
+            let mut kept = HeaderMap::new();
+            for name in EVENT_HEADERS {
+                if let Some(value) = response.headers().get(name) {
+                    kept.insert(name, value.clone());
+                }
+            }
+            Ok((socket, kept))
+        }
         Ok(Err(tungstenite::Error::Http(response))) => {
             let status = response.status();
             if status.as_u16() == 426 {
@@ -309,16 +368,21 @@ async fn send_text(
     text: String,
     idle: Duration,
 ) -> Result<(), AttemptError> {
-    match tokio::time::timeout(idle, connection.socket.send(Message::text(text))).await {
+    let Some(socket) = connection.socket.as_mut() else {
+        return Err(AttemptError::by_class(CompactorError::stream(
+            "the websocket connection is closed",
+        )));
+    };
+    match tokio::time::timeout(idle, socket.send(Message::text(text))).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(err)) => {
-            connection.broken = true;
+            connection.break_off();
             Err(AttemptError::by_class(CompactorError::stream(format!(
                 "error sending websocket request: {err}"
             ))))
         }
         Err(_) => {
-            connection.broken = true;
+            connection.break_off();
             Err(AttemptError::by_class(CompactorError::stream(
                 "idle timeout sending websocket request",
             )))
@@ -333,7 +397,7 @@ struct WsReader {
     idle_timeout: Duration,
     items_added: Vec<ResponseItem>,
     last_response: Arc<StdMutex<Option<LastResponse>>>,
-    pending: Option<Read>,
+    pending: VecDeque<Read>,
 }
 
 impl WsReader {
@@ -348,18 +412,32 @@ impl WsReader {
             idle_timeout,
             items_added: Vec::new(),
             last_response,
-            pending: None,
+            pending: VecDeque::new(),
         }
+    }
+
+    /// Queues `lead` (handshake header events) before `first` and returns what to forward first.
+    fn lead_with(&mut self, lead: Vec<ResponseEvent>, first: Read) -> Read {
+        let mut lead = lead.into_iter();
+        let Some(head) = lead.next() else {
+            return first;
+        };
+        self.pending.push_front(first);
+        for event in lead.rev() {
+            self.pending.push_front(Read::Event(event));
+        }
+        Read::Event(head)
     }
 
     async fn next(&mut self) -> Read {
         loop {
-            if let Some(read) = self.pending.take() {
+            if let Some(read) = self.pending.pop_front() {
                 return read;
             }
-            let frame = match tokio::time::timeout(self.idle_timeout, self.guard.socket.next())
-                .await
-            {
+            let Some(socket) = self.guard.socket.as_mut() else {
+                return Read::End(CompactorError::stream("the websocket connection is closed"));
+            };
+            let frame = match tokio::time::timeout(self.idle_timeout, socket.next()).await {
                 Err(_) => {
                     return Read::End(CompactorError::stream("idle timeout waiting for websocket"));
                 }
@@ -413,7 +491,7 @@ impl WsReader {
             };
             match model {
                 Some(model) => {
-                    self.pending = Some(read);
+                    self.pending.push_back(read);
                     return Read::Event(model);
                 }
                 None => return read,
@@ -445,13 +523,15 @@ async fn pump(mut reader: WsReader, first: Read, sender: StreamSender) {
             Read::Completed(event) => (Ok(event), true),
             Read::End(error) => {
                 // A terminal error drops the socket without a close handshake.
-                reader.guard.broken = true;
+                reader.guard.break_off();
                 (Err(error), true)
             }
         };
         if !sender.send(item).await {
-            // The consumer left mid-response: the rest of it would poison the next request.
-            reader.guard.broken = !last || reader.guard.broken;
+            if !last {
+                // The consumer left mid-response: the rest of it would poison the next request.
+                reader.guard.break_off();
+            }
             return;
         }
         if last {
@@ -459,7 +539,7 @@ async fn pump(mut reader: WsReader, first: Read, sender: StreamSender) {
         }
         next = tokio::select! {
             () = sender.cancel.cancelled() => {
-                reader.guard.broken = true;
+                reader.guard.break_off();
                 return;
             }
             read = reader.next() => read,
@@ -484,7 +564,7 @@ pub(crate) async fn send_response_processed(session: &mut ModelClientSession, re
         }
     };
     let mut connection = ws.connection.lock().await;
-    if connection.broken {
+    if connection.is_broken() {
         tracing::debug!("websocket connection is broken: response.processed not sent");
         return;
     }

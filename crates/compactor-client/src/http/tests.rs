@@ -142,6 +142,23 @@ async fn silence_past_the_idle_timeout_is_an_error() {
     }
 }
 
+#[tokio::test]
+async fn dropping_the_stream_stops_the_pump() {
+    let head = futures::stream::iter([Ok(Bytes::from_static(
+        b"data: {\"type\":\"response.created\",\"response\":{\"id\":\"r\"}}\n\n",
+    ))]);
+    // The body never ends: only the consumer going away can stop the pump.
+    let body: BodyStream = head.chain(futures::stream::pending()).boxed();
+    let mut reader = SseReader::new(body, Duration::from_secs(300));
+    let first = reader.next().await;
+    let (mut stream, sender) = crate::stream::ResponseStream::channel();
+    let task = tokio::spawn(pump(reader, first, sender));
+    let event = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.unwrap();
+    assert!(matches!(event, Some(Ok(ResponseEvent::Created { .. }))), "{event:?}");
+    drop(stream);
+    tokio::time::timeout(Duration::from_secs(5), task).await.expect("the pump stopped").unwrap();
+}
+
 #[test]
 fn status_mapping_table() {
     let retry_after = {
