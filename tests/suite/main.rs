@@ -6,3 +6,4 @@ mod common;
 mod compaction_v2;
 mod protocol;
 mod resume;
+mod strategies;

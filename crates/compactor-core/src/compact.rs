@@ -1,31 +1,42 @@
-//! Compaction turns and tasks: the manual `/compact` turn, inline auto compaction, and the
-//! installation every implementation shares (DESIGN §2).
+//! Compaction turns and tasks: the manual `/compact` turn, inline auto compaction with its loop
+//! guard, the fallback chain, hooks, and the installation every implementation shares
+//! (DESIGN §2, §3, §8.7, §8.8).
 
+mod local;
+mod prune;
+mod remote_v1;
 mod remote_v2;
 
 use compactor_analytics::{
-    AttemptOutcome, AttemptSpec, CompactionAnalyticsAttempt, CompactionContext,
+    AttemptOutcome, AttemptSpec, ChainPosition, CompactionAnalyticsAttempt, CompactionContext,
 };
 use compactor_client::ModelClientSession;
 use compactor_protocol::{
     CompactedItem, CompactionImplementation, CompactionPhase, CompactionReason, CompactionTrigger,
-    CompactorError, ContextCompactionItem, EventMsg, InitialContextInjection, ResponseItem,
-    RolloutItem, TurnItem,
+    CompactorError, ContextCompactionItem, EventMsg, HookEventName, InitialContextInjection,
+    ResponseItem, RolloutItem, TokenUsage, TurnItem,
 };
 use compactor_rollout_trace::CompactionTraceContext;
 
 use crate::config::RemoteCompaction;
+use crate::hooks::{CompactHookInput, HookOutcome};
 use crate::session::{Session, now_ms};
 use crate::turn::{TurnContext, TurnFailure};
 
 /// The prefix of the `error` event of a failed remote compaction (ref §2.3).
 pub const REMOTE_COMPACT_ERROR_PREFIX: &str = "Error running remote compact task";
 
-/// A compaction failure whose `error` event has been emitted already.
+/// The prefix of the `error` event of a failed local compaction or prune.
+pub const LOCAL_COMPACT_ERROR_PREFIX: &str = "Error running local compact task";
+
+/// The notice shown after a local compaction (ref §2.3 `warning`).
+pub const LOCAL_COMPACTION_WARNING: &str = "Heads up: long threads and repeated compactions make the model less accurate. Start a new thread when possible to keep threads small and targeted.";
+
+/// A compaction failure whose events have been emitted already.
 #[derive(Debug)]
 pub(crate) struct CompactionFailure(pub(crate) CompactorError);
 
-/// Auto compactions run so far in one turn.
+/// Auto compactions run so far in one turn (the loop guard's count).
 #[derive(Debug, Default)]
 pub(crate) struct AutoCompaction {
     pub(crate) count: u32,
@@ -41,17 +52,28 @@ pub(crate) struct CompactionRequest<'a> {
     pub(crate) focus: Option<&'a str>,
 }
 
-/// A compacted history ready to install, and what the request that produced it returned.
+/// A compacted history ready to install.
 pub(crate) struct Prepared {
-    /// The history the request compacted (after trimming), for the trace.
+    /// The history the implementation compacted (after trimming), for the trace.
     pub(crate) input_history: Vec<ResponseItem>,
     /// The new history.
     pub(crate) new_history: Vec<ResponseItem>,
-    /// The completed response's id, for `response.processed`.
+    /// The `compacted` line's message: the summary of a local compaction, `""` otherwise.
+    pub(crate) message: String,
+    /// The completed response's id (v2), for `response.processed`.
     pub(crate) response_id: Option<String>,
-    /// Retries made.
+    /// The usage the server reported for the compaction request.
+    pub(crate) usage: Option<TokenUsage>,
+    /// The turn's WebSocket baseline no longer matches (v1, local): drop it after install.
+    pub(crate) reset_websocket: bool,
+    /// The history keeps its initial context (prune): keep the settings baseline as it is.
+    pub(crate) keep_reference: bool,
+}
+
+/// Counters of one attempt, kept across its retries for analytics.
+#[derive(Debug, Default)]
+pub(crate) struct AttemptStats {
     pub(crate) retries: u32,
-    /// Request bytes sent over all attempts.
     pub(crate) bytes_sent: u64,
 }
 
@@ -99,7 +121,9 @@ impl Session {
         self.end_turn(&turn, result).await.map(drop)
     }
 
-    /// An auto compaction inside a turn, on the turn's client session.
+    /// An auto compaction inside a turn, on the turn's client session, under the loop guard
+    /// (DESIGN §8.8): a fourth compaction in one turn, or one that leaves the estimate at or above
+    /// the limit, ends the turn with `CompactionMadeNoProgress`.
     pub(crate) async fn run_auto_compaction(
         &self,
         turn: &TurnContext,
@@ -109,6 +133,17 @@ impl Session {
         reason: CompactionReason,
         phase: CompactionPhase,
     ) -> Result<(), CompactionFailure> {
+        let limit = turn.model.auto_compact_limit();
+        let tokens_before = self.total_token_usage();
+        if auto.count >= self.inner.config.compaction.max_auto_compactions_per_turn {
+            let error = CompactorError::CompactionMadeNoProgress {
+                tokens_before,
+                tokens_after: tokens_before,
+                limit,
+            };
+            self.emit(EventMsg::Error(error.to_unprefixed_error_event())).await;
+            return Err(CompactionFailure(error));
+        }
         auto.count += 1;
         let request = CompactionRequest {
             trigger: CompactionTrigger::Auto,
@@ -117,10 +152,34 @@ impl Session {
             injection,
             focus: None,
         };
-        self.run_compaction(turn, client_session, request).await
+        self.run_compaction(turn, client_session, request).await?;
+        let tokens_after = self.total_token_usage();
+        if tokens_after >= limit {
+            let error =
+                CompactorError::CompactionMadeNoProgress { tokens_before, tokens_after, limit };
+            self.emit(EventMsg::Error(error.to_unprefixed_error_event())).await;
+            return Err(CompactionFailure(error));
+        }
+        Ok(())
     }
 
-    /// Runs the implementation the provider and features select.
+    /// The implementations to try, in order (DESIGN §3, §8.7).
+    pub(crate) fn compaction_chain(&self) -> Vec<CompactionImplementation> {
+        let config = &self.inner.config;
+        if !config.compaction.chain.is_empty() {
+            return config.compaction.chain.clone();
+        }
+        vec![match config.remote_compaction {
+            RemoteCompaction::Supported if config.features.remote_compaction_v2 => {
+                CompactionImplementation::ResponsesCompactionV2
+            }
+            RemoteCompaction::Supported => CompactionImplementation::ResponsesCompact,
+            RemoteCompaction::Unsupported => CompactionImplementation::Responses,
+        }]
+    }
+
+    /// Runs the chain: one `ContextCompaction` item and compaction id for all attempts, one
+    /// analytics event per attempt, and one `error` event only when every attempt failed.
     async fn run_compaction(
         &self,
         turn: &TurnContext,
@@ -128,18 +187,7 @@ impl Session {
         request: CompactionRequest<'_>,
     ) -> Result<(), CompactionFailure> {
         let config = &self.inner.config;
-        let implementation = match config.remote_compaction {
-            RemoteCompaction::Supported if config.features.remote_compaction_v2 => {
-                CompactionImplementation::ResponsesCompactionV2
-            }
-            RemoteCompaction::Supported | RemoteCompaction::Unsupported => {
-                let error = CompactorError::Config(
-                    "no compaction implementation is available: enable remote_compaction_v2 on a provider that supports remote compaction".to_owned(),
-                );
-                self.emit(EventMsg::Error(error.to_error_event(REMOTE_COMPACT_ERROR_PREFIX))).await;
-                return Err(CompactionFailure(error));
-            }
-        };
+        let chain = self.compaction_chain();
         let tokens_before = self.total_token_usage();
         let item = ContextCompactionItem::new(uuid::Uuid::new_v4().to_string());
         let context = CompactionContext {
@@ -150,15 +198,24 @@ impl Session {
             reason: request.reason,
             phase: request.phase,
         };
-        let attempt = CompactionAnalyticsAttempt::begin(
-            &self.inner.analytics,
-            &context,
-            AttemptSpec::new(implementation, tokens_before),
-        );
+        let begin = |index: usize, implementation: CompactionImplementation| {
+            let spec = AttemptSpec::new(implementation, tokens_before)
+                .with_attempt_number(u32::try_from(index + 1).unwrap_or(u32::MAX))
+                .with_chain(ChainPosition::from_index(index, chain.len()));
+            CompactionAnalyticsAttempt::begin(&self.inner.analytics, &context, spec)
+        };
+        let first = chain.first().copied().unwrap_or(CompactionImplementation::Prune);
         if self.state().history.is_empty() {
             // Nothing to compact: no request, no change (DESIGN §3).
-            attempt.track(AttemptOutcome::skipped(tokens_before));
+            begin(0, first).track(AttemptOutcome::skipped(tokens_before));
             return Ok(());
+        }
+        if let HookOutcome::Stop { reason } =
+            self.run_hook(turn, request.trigger, HookEventName::PreCompact).await
+        {
+            let error = CompactorError::TurnAborted { reason };
+            begin(0, first).track(AttemptOutcome::interrupted(error.to_string(), tokens_before));
+            return Err(CompactionFailure(error));
         }
         let trace = self.inner.trace.compaction_trace_context(
             &turn.turn_id,
@@ -173,50 +230,148 @@ impl Session {
             started_at_ms: now_ms(),
         })
         .await;
-        let mut retries = 0u32;
-        let prepared = {
-            let work = self.prepare_v2(turn, client_session, request, &trace, &mut retries);
-            tokio::select! {
-                () = turn.cancel.cancelled() => Err(CompactorError::Cancelled),
-                prepared = work => prepared,
-            }
-        };
-        let installed = match prepared {
-            Ok(prepared) => self
-                .install(turn, &item, &prepared, request.injection, "", &trace)
-                .await
-                .map(|()| prepared),
-            Err(error) => Err(error),
-        };
-        match installed {
-            Ok(prepared) => {
-                // Installed means done: a cancellation now only skips the acknowledgement
-                // (DESIGN §8.17).
-                if config.features.responses_websocket_response_processed
-                    && !turn.cancel.is_cancelled()
-                    && let Some(response_id) = &prepared.response_id
-                {
-                    client_session.send_response_processed(response_id).await;
+        let mut last_error = None;
+        for (index, implementation) in chain.iter().copied().enumerate() {
+            let attempt = begin(index, implementation);
+            let mut stats = AttemptStats::default();
+            let prepared = {
+                let work =
+                    self.prepare(implementation, turn, client_session, request, &trace, &mut stats);
+                tokio::select! {
+                    () = turn.cancel.cancelled() => Err(CompactorError::Cancelled),
+                    prepared = work => prepared,
                 }
-                attempt.track(
-                    AttemptOutcome::completed(self.total_token_usage())
-                        .with_retries(prepared.retries)
-                        .with_bytes_sent(prepared.bytes_sent),
-                );
-                Ok(())
-            }
-            Err(error) => {
-                let outcome =
-                    AttemptOutcome::from_result(&Err::<(), _>(error.clone()), tokens_before)
-                        .with_retries(retries);
-                attempt.track(outcome);
-                if !error.is_interruption() {
-                    self.emit(EventMsg::Error(error.to_error_event(REMOTE_COMPACT_ERROR_PREFIX)))
-                        .await;
+            };
+            let installed = match prepared {
+                Ok(prepared) => self
+                    .install(turn, &item, &prepared, request.injection, &trace)
+                    .await
+                    .map(|()| prepared),
+                Err(error) => Err(error),
+            };
+            let prepared = match installed {
+                Ok(prepared) => prepared,
+                Err(error) => {
+                    let outcome =
+                        AttemptOutcome::from_result(&Err::<(), _>(error.clone()), tokens_before)
+                            .with_retries(stats.retries)
+                            .with_bytes_sent(stats.bytes_sent);
+                    attempt.track(outcome);
+                    tracing::warn!(%implementation, error = %error, "compaction attempt failed");
+                    if error.is_interruption() {
+                        return Err(CompactionFailure(error));
+                    }
+                    last_error = Some((implementation, error));
+                    continue;
                 }
-                Err(CompactionFailure(error))
+            };
+            // Installed means done: a cancellation now only skips the acknowledgement
+            // (DESIGN §8.17).
+            if let Some(response_id) = &prepared.response_id
+                && config.features.responses_websocket_response_processed
+                && !turn.cancel.is_cancelled()
+            {
+                client_session.send_response_processed(response_id).await;
             }
+            if prepared.reset_websocket {
+                client_session.reset_websocket_session();
+            }
+            let mut outcome = AttemptOutcome::completed(self.total_token_usage())
+                .with_retries(stats.retries)
+                .with_bytes_sent(stats.bytes_sent);
+            if let Some(usage) = prepared.usage {
+                outcome = outcome.with_completed_usage(usage);
+            }
+            attempt.track(outcome);
+            if implementation == CompactionImplementation::Responses {
+                self.emit(EventMsg::Warning { message: LOCAL_COMPACTION_WARNING.to_owned() }).await;
+            }
+            if let HookOutcome::Stop { reason } =
+                self.run_hook(turn, request.trigger, HookEventName::PostCompact).await
+            {
+                return Err(CompactionFailure(CompactorError::TurnAborted { reason }));
+            }
+            return Ok(());
         }
+        let (implementation, error) = last_error
+            .unwrap_or((first, CompactorError::Config("the compaction chain is empty".to_owned())));
+        let prefix = match implementation {
+            CompactionImplementation::ResponsesCompact
+            | CompactionImplementation::ResponsesCompactionV2
+            | CompactionImplementation::ServerManaged => REMOTE_COMPACT_ERROR_PREFIX,
+            CompactionImplementation::Responses | CompactionImplementation::Prune => {
+                LOCAL_COMPACT_ERROR_PREFIX
+            }
+        };
+        self.emit(EventMsg::Error(error.to_error_event(prefix))).await;
+        Err(CompactionFailure(error))
+    }
+
+    async fn prepare(
+        &self,
+        implementation: CompactionImplementation,
+        turn: &TurnContext,
+        client_session: &mut ModelClientSession,
+        request: CompactionRequest<'_>,
+        trace: &CompactionTraceContext,
+        stats: &mut AttemptStats,
+    ) -> Result<Prepared, CompactorError> {
+        match implementation {
+            CompactionImplementation::ResponsesCompactionV2 => {
+                self.prepare_v2(turn, client_session, request, trace, stats).await
+            }
+            CompactionImplementation::ResponsesCompact => {
+                self.prepare_v1(turn, request, trace, stats).await
+            }
+            CompactionImplementation::Responses => self.prepare_local(turn, request, stats).await,
+            CompactionImplementation::Prune => self.prepare_prune(turn),
+            CompactionImplementation::ServerManaged => Err(CompactorError::Config(
+                "server_managed compaction happens on the server and cannot be requested"
+                    .to_owned(),
+            )),
+        }
+    }
+
+    /// Runs a hook, with `hook_started` / `hook_completed` around it.
+    async fn run_hook(
+        &self,
+        turn: &TurnContext,
+        trigger: CompactionTrigger,
+        hook_event_name: HookEventName,
+    ) -> HookOutcome {
+        let Some(hooks) = &self.inner.hooks else { return HookOutcome::Continue };
+        let config = &self.inner.config;
+        let input = CompactHookInput {
+            session_id: self.inner.thread_id.clone(),
+            turn_id: turn.turn_id.clone(),
+            cwd: config.cwd.clone(),
+            transcript_path: config.rollout_path.clone(),
+            model: turn.model.slug.clone(),
+            trigger,
+            hook_event_name,
+        };
+        self.emit(EventMsg::HookStarted {
+            turn_id: turn.turn_id.clone(),
+            hook_event_name,
+            trigger,
+        })
+        .await;
+        let outcome = match hook_event_name {
+            HookEventName::PreCompact => hooks.pre_compact(&input).await,
+            HookEventName::PostCompact => hooks.post_compact(&input).await,
+        };
+        let (stopped, reason) = match &outcome {
+            HookOutcome::Continue => (false, None),
+            HookOutcome::Stop { reason } => (true, Some(reason.clone())),
+        };
+        self.emit(EventMsg::HookCompleted {
+            turn_id: turn.turn_id.clone(),
+            hook_event_name,
+            stopped,
+            reason,
+        })
+        .await;
+        outcome
     }
 
     /// Installs a compacted history (DESIGN §2 step 7): trace checkpoint, rollout `compacted`
@@ -228,16 +383,19 @@ impl Session {
         item: &ContextCompactionItem,
         prepared: &Prepared,
         injection: InitialContextInjection,
-        message: &str,
         trace: &CompactionTraceContext,
     ) -> Result<(), CompactorError> {
         trace.record_installed(&prepared.input_history, &prepared.new_history).await;
         let reference = match injection {
+            _ if prepared.keep_reference => self.state().reference_context_item.clone(),
             InitialContextInjection::DoNotInject => None,
             InitialContextInjection::BeforeLastUserMessage => Some(turn.context_item(self)),
         };
-        let mut lines =
-            vec![RolloutItem::Compacted(CompactedItem::new(message, prepared.new_history.clone()))];
+        let mut lines = vec![RolloutItem::Compacted(CompactedItem::new(
+            prepared.message.clone(),
+            prepared.new_history.clone(),
+        ))];
+        // The baseline is persisted after the compaction so a resume restores it (ref §6).
         if let Some(reference) = &reference {
             lines.push(RolloutItem::TurnContext(reference.clone()));
         }
@@ -260,5 +418,40 @@ impl Session {
         .await;
         self.emit(EventMsg::ContextCompacted {}).await;
         Ok(())
+    }
+
+    /// The history trimmed of trailing tool traffic until it fits the window (ref §3.7).
+    pub(crate) fn trimmed_history(&self, turn: &TurnContext) -> Vec<ResponseItem> {
+        let mut history = self.state().history.clone();
+        if let Some(window) = turn.model.model_context_window() {
+            let removed = compactor_engine::trim_function_call_history_to_fit_context_window(
+                &mut history,
+                u64::try_from(window).unwrap_or(0),
+                &self.estimate_context(),
+            );
+            if removed > 0 {
+                tracing::info!(removed, "trimmed trailing tool traffic before compaction");
+            }
+        }
+        history
+    }
+}
+
+/// The length of `value`'s JSON, counted without building it.
+pub(crate) fn serialized_len(value: &impl serde::Serialize) -> u64 {
+    struct Counter(u64);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(buf.len() as u64);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.0,
+        Err(_) => 0,
     }
 }

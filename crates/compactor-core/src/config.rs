@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use compactor_client::ProviderConfig;
 use compactor_engine::{ContextualMarkers, InputModalities};
-use compactor_protocol::{ContextManagement, Reasoning, ResponseItem, ToolSpec, V2TriggerForm};
+use compactor_protocol::{
+    CompactionImplementation, ContextManagement, Reasoning, ResponseItem, ToolSpec, V2TriggerForm,
+};
 use compactor_rollout_trace::TraceConfig;
 
 /// Experimental features, all off by default as in the reference (ref §1).
@@ -74,9 +76,48 @@ pub enum RemoteCompaction {
     Unsupported,
 }
 
+/// How `prune` works (DESIGN §3, defaults §8.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PruneSettings {
+    /// Tool outputs of this many latest user turns are never masked.
+    pub protected_user_turns: usize,
+    /// Prune until the estimate is at most this share (percent) of the auto-compact limit.
+    pub target_percent: u8,
+}
+
+impl Default for PruneSettings {
+    fn default() -> Self {
+        Self { protected_user_turns: 2, target_percent: 50 }
+    }
+}
+
+/// Whether a request that overflows the window triggers one compaction and a retry (DESIGN
+/// §8.6).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReactiveCompaction {
+    /// Compact once and retry the rebuilt request.
+    #[default]
+    On,
+    /// End the turn with `ContextWindowExceeded`.
+    Off,
+}
+
 /// How compaction behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompactionSettings {
+    /// The implementations to try, in order, until one succeeds (DESIGN §8.7); empty selects by
+    /// provider capability and features: v2, else v1 for remote providers, else local.
+    pub chain: Vec<CompactionImplementation>,
+    /// The summarization prompt of local compaction (default: the engine's).
+    pub summarization_prompt: Option<String>,
+    /// Retries of the local summarization stream.
+    pub local_max_retries: u32,
+    /// Pruning.
+    pub prune: PruneSettings,
+    /// The most auto compactions one turn may run (DESIGN §8.8).
+    pub max_auto_compactions_per_turn: u32,
+    /// Reactive compaction on overflow.
+    pub reactive: ReactiveCompaction,
     /// The v2 trigger form (DESIGN §3).
     pub v2_trigger: V2TriggerForm,
     /// Retries of a v2 compaction stream that fails after opening, per transport (DESIGN §8.2).
@@ -87,7 +128,17 @@ pub struct CompactionSettings {
 
 impl Default for CompactionSettings {
     fn default() -> Self {
-        Self { v2_trigger: V2TriggerForm::default(), v2_max_retries: 2, turn_max_retries: 5 }
+        Self {
+            chain: Vec::new(),
+            summarization_prompt: None,
+            local_max_retries: 5,
+            prune: PruneSettings::default(),
+            max_auto_compactions_per_turn: 3,
+            reactive: ReactiveCompaction::default(),
+            v2_trigger: V2TriggerForm::default(),
+            v2_max_retries: 2,
+            turn_max_retries: 5,
+        }
     }
 }
 

@@ -16,13 +16,22 @@
 
 mod compact;
 mod config;
+mod hooks;
 mod session;
 mod state;
+mod toml_config;
 mod tools;
 mod turn;
 
-pub use compact::REMOTE_COMPACT_ERROR_PREFIX;
-pub use config::{CompactionSettings, Features, ModelInfo, RemoteCompaction, SessionConfig};
+pub use compact::{
+    LOCAL_COMPACT_ERROR_PREFIX, LOCAL_COMPACTION_WARNING, REMOTE_COMPACT_ERROR_PREFIX,
+};
+pub use config::{
+    CompactionSettings, Features, ModelInfo, PruneSettings, ReactiveCompaction, RemoteCompaction,
+    SessionConfig,
+};
+pub use hooks::{CompactHookInput, CompactHooks, HookFuture, HookOutcome};
 pub use session::{EVENT_CHANNEL_CAPACITY, Session, SessionBuilder};
 pub use tools::{NoTools, ToolCall, ToolCallKind, ToolFuture, ToolHandler};
 pub use turn::{TurnContext, TurnOptions, TurnOutcome};
+// toml_config re-exports go below this line.

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ModelInfo, SessionConfig};
+use crate::hooks::CompactHooks;
 use crate::state::SessionState;
 use crate::tools::{NoTools, ToolHandler};
 
@@ -55,6 +56,7 @@ pub(crate) struct SessionInner {
     pub(crate) trace: ThreadTrace,
     pub(crate) analytics: AnalyticsClient,
     pub(crate) tools: Arc<dyn ToolHandler>,
+    pub(crate) hooks: Option<Arc<dyn CompactHooks>>,
     /// The session's root token; each turn gets a child.
     pub(crate) cancel: CancellationToken,
     /// The running turn's token, for [`Session::interrupt`].
@@ -66,6 +68,7 @@ pub struct SessionBuilder {
     config: SessionConfig,
     thread_id: Option<String>,
     tools: Arc<dyn ToolHandler>,
+    hooks: Option<Arc<dyn CompactHooks>>,
     analytics: AnalyticsClient,
 }
 
@@ -85,6 +88,12 @@ impl SessionBuilder {
     /// Runs the model's tool calls with `tools` (default: [`NoTools`]).
     pub fn tools(mut self, tools: impl ToolHandler) -> Self {
         self.tools = Arc::new(tools);
+        self
+    }
+
+    /// Runs `hooks` around every compaction.
+    pub fn hooks(mut self, hooks: impl CompactHooks) -> Self {
+        self.hooks = Some(Arc::new(hooks));
         self
     }
 
@@ -204,6 +213,7 @@ impl SessionBuilder {
                 trace,
                 analytics: self.analytics,
                 tools: self.tools,
+                hooks: self.hooks,
                 cancel: CancellationToken::new(),
                 current_turn: Mutex::new(None),
             }),
@@ -219,6 +229,7 @@ impl Session {
             config,
             thread_id: None,
             tools: Arc::new(NoTools),
+            hooks: None,
             analytics: AnalyticsClient::default(),
         }
     }
@@ -284,6 +295,65 @@ impl Session {
             Some(rollout) => rollout.flush().await.map_err(CompactorError::from),
             None => Ok(()),
         }
+    }
+
+    /// Rolls back the last `num_turns` user turns (DESIGN §8.10): a `thread_rolled_back` line is
+    /// appended and the state is rebuilt from the rollout, exactly as a resume would.
+    ///
+    /// # Errors
+    ///
+    /// [`CompactorError::Config`] without a rollout; rollout I/O errors.
+    pub async fn rollback(&self, num_turns: u32) -> Result<(), CompactorError> {
+        let _turn = self.inner.turn_lock.lock().await;
+        let Some(rollout) = &self.inner.rollout else {
+            return Err(CompactorError::Config("rollback needs a rollout".to_owned()));
+        };
+        self.emit(EventMsg::ThreadRolledBack { num_turns }).await;
+        rollout.flush().await?;
+        let contents = read_rollout(rollout.path()).await?;
+        let resumed = reconstruct_history_from_rollout(&contents.lines, &rebuild_legacy_compacted);
+        let mut state = self.state();
+        state.history = resumed.history;
+        state.reference_context_item = resumed.reference_context_item;
+        state.token_info = resumed.token_info.unwrap_or_default();
+        Ok(())
+    }
+
+    /// Writes a fork of this session to a new rollout at `path`: the reconstructed session minus
+    /// its last `drop_last_user_turns` user turns, under a new thread id (window generation 0).
+    /// Resume it with [`SessionBuilder::resume`]. Returns the new thread id.
+    ///
+    /// # Errors
+    ///
+    /// [`CompactorError::Config`] without a rollout; rollout I/O errors.
+    pub async fn fork(
+        &self,
+        path: &Path,
+        drop_last_user_turns: u32,
+    ) -> Result<String, CompactorError> {
+        let _turn = self.inner.turn_lock.lock().await;
+        let Some(rollout) = &self.inner.rollout else {
+            return Err(CompactorError::Config("fork needs a rollout".to_owned()));
+        };
+        rollout.flush().await?;
+        let contents = read_rollout(rollout.path()).await?;
+        let mut items =
+            compactor_rollout_trace::fork_rollout(&contents.lines, drop_last_user_turns);
+        let thread_id = uuid::Uuid::new_v4().to_string();
+        let meta = SessionMeta {
+            id: thread_id.clone(),
+            originator: Some("compactor".to_owned()),
+            forked_from_id: Some(self.inner.thread_id.clone()),
+            model_provider: Some(self.inner.config.provider.name.clone()),
+            base_instructions: Some(self.inner.config.base_instructions.clone()),
+            cwd: self.inner.config.cwd.clone(),
+            ..SessionMeta::default()
+        };
+        items.insert(0, RolloutItem::SessionMeta(meta));
+        let fork = RolloutRecorder::create(path, RecorderOptions::default()).await?;
+        fork.record(&items).await?;
+        fork.shutdown().await?;
+        Ok(thread_id)
     }
 
     /// Cancels everything and flushes the rollout, traces and analytics, each bounded by a

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::compact::{AutoCompaction, CompactionFailure};
-use crate::config::ModelInfo;
+use crate::config::{ModelInfo, ReactiveCompaction};
 use crate::session::Session;
 use crate::tools::ToolCall;
 
@@ -235,7 +235,7 @@ impl Session {
 
         let mut last_agent_message = None;
         loop {
-            let sampled = self.sample(turn, &mut client_session).await?;
+            let sampled = self.sample(turn, &mut client_session, &mut auto).await?;
             let calls: Vec<ToolCall> =
                 sampled.items.iter().filter_map(ToolCall::from_item).collect();
             for item in &sampled.items {
@@ -328,14 +328,19 @@ impl Session {
 
     /// One sampling request, retried when the stream fails after opening (DESIGN §8.1), then on
     /// HTTP once WebSocket retries run out.
+    ///
+    /// A request that overflows the window compacts once (reason `context_limit`, mid-turn) and
+    /// is rebuilt from the compacted history; a second overflow ends the turn (DESIGN §8.6).
     async fn sample(
         &self,
         turn: &TurnContext,
         client_session: &mut ModelClientSession,
-    ) -> Result<Sampled, CompactorError> {
+        auto: &mut AutoCompaction,
+    ) -> Result<Sampled, TurnFailure> {
         let max_retries = self.inner.config.compaction.turn_max_retries;
         let settings = turn.settings(self);
         let mut retries = 0u32;
+        let mut reacted = false;
         loop {
             let prompt = {
                 let state = self.state();
@@ -346,13 +351,35 @@ impl Session {
                 self.consume(stream).await.map_err(Retryable)
             };
             let result = tokio::select! {
-                () = turn.cancel.cancelled() => return Err(CompactorError::Cancelled),
+                () = turn.cancel.cancelled() => return Err(CompactorError::Cancelled.into()),
                 result = attempt => result,
             };
             let error = match result {
                 Ok(sampled) => return Ok(sampled),
-                Err(Final(error)) => return Err(error),
-                Err(Retryable(error)) if !error.is_retryable() => return Err(error),
+                Err(Final(error) | Retryable(error))
+                    if error == CompactorError::ContextWindowExceeded =>
+                {
+                    if let Some(window) = turn.model.model_context_window() {
+                        self.state().token_info.fill_to_context_window(window);
+                        self.emit_token_count().await;
+                    }
+                    if reacted || self.inner.config.compaction.reactive == ReactiveCompaction::Off {
+                        return Err(error.into());
+                    }
+                    reacted = true;
+                    self.run_auto_compaction(
+                        turn,
+                        client_session,
+                        auto,
+                        InitialContextInjection::BeforeLastUserMessage,
+                        CompactionReason::ContextLimit,
+                        CompactionPhase::MidTurn,
+                    )
+                    .await?;
+                    continue;
+                }
+                Err(Final(error)) => return Err(error.into()),
+                Err(Retryable(error)) if !error.is_retryable() => return Err(error.into()),
                 Err(Retryable(error)) => error,
             };
             if retries >= max_retries {
@@ -365,7 +392,7 @@ impl Session {
                     retries = 0;
                     continue;
                 }
-                return Err(error);
+                return Err(error.into());
             }
             retries += 1;
             self.emit(EventMsg::StreamError {
@@ -375,7 +402,7 @@ impl Session {
             })
             .await;
             tokio::select! {
-                () = turn.cancel.cancelled() => return Err(CompactorError::Cancelled),
+                () = turn.cancel.cancelled() => return Err(CompactorError::Cancelled.into()),
                 () = tokio::time::sleep(backoff(retries, error.retry_after())) => {}
             }
         }

@@ -5,12 +5,11 @@ use compactor_client::ModelClientSession;
 use compactor_engine::{
     V2PromptOptions, append_v2_trigger, build_v2_compacted_history,
     collect_context_compaction_output, process_compacted_history,
-    trim_function_call_history_to_fit_context_window,
 };
 use compactor_protocol::{CompactorError, EventMsg, ResponsesApiRequest};
 use compactor_rollout_trace::CompactionTraceContext;
 
-use super::{CompactionRequest, Prepared};
+use super::{AttemptStats, CompactionRequest, Prepared, serialized_len};
 use crate::session::Session;
 use crate::turn::{TurnContext, backoff};
 
@@ -27,20 +26,10 @@ impl Session {
         client_session: &mut ModelClientSession,
         request: CompactionRequest<'_>,
         trace: &CompactionTraceContext,
-        retries: &mut u32,
+        stats: &mut AttemptStats,
     ) -> Result<Prepared, CompactorError> {
         let config = &self.inner.config;
-        let mut input_history = self.state().history.clone();
-        if let Some(window) = turn.model.model_context_window() {
-            let removed = trim_function_call_history_to_fit_context_window(
-                &mut input_history,
-                u64::try_from(window).unwrap_or(0),
-                &self.estimate_context(),
-            );
-            if removed > 0 {
-                tracing::info!(removed, "trimmed trailing tool traffic before compaction");
-            }
-        }
+        let input_history = self.trimmed_history(turn);
         let mut prompt = self.turn_prompt(&turn.model, &input_history);
         let options =
             V2PromptOptions { trigger_form: config.compaction.v2_trigger, focus: request.focus };
@@ -49,10 +38,9 @@ impl Session {
         let max_retries = config.compaction.v2_max_retries;
         let mut transport_retries = 0u32;
         let mut on_fallback = false;
-        let mut bytes_sent = 0u64;
         loop {
             let body = ResponsesApiRequest::from_prompt(&prompt, &settings);
-            bytes_sent = bytes_sent.saturating_add(serialized_len(&body));
+            stats.bytes_sent = stats.bytes_sent.saturating_add(serialized_len(&body));
             let attempt = trace.start_attempt(&body).await;
             let result = match client_session.stream(&prompt, &settings).await {
                 Ok(stream) => collect_context_compaction_output(stream, options.trigger_form).await,
@@ -75,9 +63,11 @@ impl Session {
                     return Ok(Prepared {
                         input_history,
                         new_history,
+                        message: String::new(),
                         response_id: Some(collected.response_id),
-                        retries: *retries,
-                        bytes_sent,
+                        usage: collected.token_usage,
+                        reset_websocket: false,
+                        keep_reference: false,
                     });
                 }
                 Err(error) => {
@@ -95,7 +85,7 @@ impl Session {
                         continue;
                     }
                     transport_retries += 1;
-                    *retries += 1;
+                    stats.retries += 1;
                     self.emit(EventMsg::StreamError {
                         message: format!("Reconnecting... {transport_retries}/{max_retries}"),
                         compactor_error_info: Some(error.info()),
@@ -106,24 +96,5 @@ impl Session {
                 }
             }
         }
-    }
-}
-
-/// The length of `value`'s JSON, counted without building it.
-fn serialized_len(value: &impl serde::Serialize) -> u64 {
-    struct Counter(u64);
-    impl std::io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 = self.0.saturating_add(buf.len() as u64);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter(0);
-    match serde_json::to_writer(&mut counter, value) {
-        Ok(()) => counter.0,
-        Err(_) => 0,
     }
 }

@@ -1,0 +1,49 @@
+//! `prune` (DESIGN §3, §8.9): mask old tool outputs and drop the oldest tool pairs, no model call.
+
+use compactor_engine::{PruneConfig, prune};
+use compactor_protocol::CompactorError;
+
+use super::Prepared;
+use crate::session::Session;
+use crate::turn::TurnContext;
+
+impl Session {
+    /// Prunes the history towards the target share of the auto-compact limit. User messages and
+    /// the initial context stay, so the settings baseline is kept.
+    pub(super) fn prepare_prune(&self, turn: &TurnContext) -> Result<Prepared, CompactorError> {
+        let config = &self.inner.config;
+        let settings = config.compaction.prune;
+        let limit = match turn.model.auto_compact_limit() {
+            i64::MAX => turn.model.model_context_window().unwrap_or(0),
+            limit => limit,
+        };
+        let target = u64::try_from(limit).unwrap_or(0) * u64::from(settings.target_percent) / 100;
+        let prune_config = PruneConfig {
+            protected_user_turns: settings.protected_user_turns,
+            target_tokens: target,
+        };
+        let history = self.state().history.clone();
+        let outcome =
+            prune(&history, &prune_config, &self.estimate_context(), &config.contextual_markers);
+        let report = outcome.report;
+        if report.masked_outputs == 0 && report.dropped_items == 0 {
+            return Err(CompactorError::Fatal("prune found nothing to remove".to_owned()));
+        }
+        tracing::info!(
+            masked = report.masked_outputs,
+            dropped = report.dropped_items,
+            before = report.tokens_before,
+            after = report.tokens_after,
+            "pruned the history"
+        );
+        Ok(Prepared {
+            input_history: history,
+            new_history: outcome.history,
+            message: String::new(),
+            response_id: None,
+            usage: None,
+            reset_websocket: true,
+            keep_reference: true,
+        })
+    }
+}

@@ -1,0 +1,74 @@
+//! Remote compaction v1 (ref §3.5): `POST /responses/compact` with the turn's tools and settings.
+
+use std::borrow::Cow;
+
+use compactor_engine::process_compacted_history;
+use compactor_protocol::{CompactRequest, CompactorError};
+use compactor_rollout_trace::CompactionTraceContext;
+
+use super::{AttemptStats, CompactionRequest, Prepared, serialized_len};
+use crate::session::Session;
+use crate::turn::TurnContext;
+
+impl Session {
+    /// Sends the history to `/responses/compact` and processes the returned history (ref §3.6).
+    /// Focus text is appended to the instructions (DESIGN §8.15).
+    pub(super) async fn prepare_v1(
+        &self,
+        turn: &TurnContext,
+        request: CompactionRequest<'_>,
+        trace: &CompactionTraceContext,
+        stats: &mut AttemptStats,
+    ) -> Result<Prepared, CompactorError> {
+        let config = &self.inner.config;
+        let input_history = self.trimmed_history(turn);
+        let mut prompt = self.turn_prompt(&turn.model, &input_history);
+        if let Some(focus) = request.focus.map(str::trim).filter(|focus| !focus.is_empty()) {
+            prompt.base_instructions = format!(
+                "{}\n\nWhen you compact this conversation, give priority to preserving the following:\n{focus}",
+                prompt.base_instructions
+            );
+        }
+        let settings = turn.settings(self);
+        // What the client sends, for the trace and the byte count.
+        let body = CompactRequest {
+            model: Cow::Borrowed(&settings.model),
+            input: Cow::Borrowed(&prompt.input),
+            instructions: Cow::Borrowed(&prompt.base_instructions),
+            tools: Cow::Borrowed(&prompt.tools),
+            parallel_tool_calls: prompt.parallel_tool_calls,
+            reasoning: settings.reasoning.clone(),
+            service_tier: settings.service_tier.clone(),
+            prompt_cache_key: Some(self.inner.thread_id.clone()),
+            text: None,
+        };
+        stats.bytes_sent = stats.bytes_sent.saturating_add(serialized_len(&body));
+        let attempt = trace.start_attempt(&body).await;
+        let result = self.inner.client.compact(&prompt, &settings).await.and_then(|output| {
+            if output.is_empty() {
+                Err(CompactorError::Fatal("remote compaction v1 returned no output".to_owned()))
+            } else {
+                Ok(output)
+            }
+        });
+        match &result {
+            Ok(output) => attempt.record_result(Ok(output)).await,
+            Err(error) => attempt.record_result(Err(error)).await,
+        }
+        let new_history = process_compacted_history(
+            result?,
+            request.injection,
+            &config.initial_context,
+            &config.contextual_markers,
+        );
+        Ok(Prepared {
+            input_history,
+            new_history,
+            message: String::new(),
+            response_id: None,
+            usage: None,
+            reset_websocket: true,
+            keep_reference: false,
+        })
+    }
+}

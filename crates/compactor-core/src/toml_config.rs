@@ -1,0 +1,1 @@
+//! `compactor.toml`: the session settings as a file (DESIGN §8.14). Owned by the CLI work in progress.
