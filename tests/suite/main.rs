@@ -6,4 +6,5 @@ mod common;
 mod compaction_v2;
 mod protocol;
 mod resume;
+mod server_managed;
 mod strategies;

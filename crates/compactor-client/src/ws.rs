@@ -236,7 +236,8 @@ async fn prewarm(
 }
 
 /// The `response.create` to send: incremental when the new input extends the last request's
-/// input plus the last response's output and nothing else changed; full otherwise.
+/// input plus the last response's output (or, after a server-side compaction, starts with the
+/// compaction item and what followed it) and nothing else changed; full otherwise.
 fn create_message(
     ws: &WsSession,
     request: &ResponsesApiRequest<'_>,
@@ -244,11 +245,26 @@ fn create_message(
     let last_response = ws.last_response.lock().unwrap_or_else(PoisonError::into_inner).clone();
     let incremental = match (&ws.last_request, last_response) {
         (Some(last), Some(response)) if same_settings(last, request) => {
-            let prefix_len = last.input.len() + response.items_added.len();
-            let extends = request.input.len() >= prefix_len
-                && request.input[..last.input.len()] == last.input[..]
-                && request.input[last.input.len()..prefix_len] == response.items_added[..];
-            extends.then_some((response.response_id, prefix_len))
+            // After a server-side compaction the server's state is the compaction item and what
+            // followed it, so a request that starts there chains (nothing pruned by hand).
+            let compaction = response
+                .items_added
+                .iter()
+                .rposition(|item| matches!(item, ResponseItem::Compaction { .. }));
+            let extends = match compaction {
+                Some(at) => {
+                    let tail = &response.items_added[at..];
+                    request.input.starts_with(tail).then_some(tail.len())
+                }
+                None => {
+                    let prefix_len = last.input.len() + response.items_added.len();
+                    let extends = request.input.len() >= prefix_len
+                        && request.input[..last.input.len()] == last.input[..]
+                        && request.input[last.input.len()..prefix_len] == response.items_added[..];
+                    extends.then_some(prefix_len)
+                }
+            };
+            extends.map(|prefix_len| (response.response_id, prefix_len))
         }
         _ => None,
     };

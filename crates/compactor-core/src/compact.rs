@@ -307,6 +307,72 @@ impl Session {
         Err(CompactionFailure(error))
     }
 
+    /// Installs a compaction the server made by itself (`server_managed`): the compaction item
+    /// and the output items after it become the history (the retention rule of
+    /// `reference/interop.md`), with the same events, analytics, trace and rollout line as any
+    /// compaction.
+    pub(crate) async fn install_server_managed(
+        &self,
+        turn: &TurnContext,
+        output: Vec<ResponseItem>,
+        at: usize,
+        phase: CompactionPhase,
+    ) -> Result<(), CompactionFailure> {
+        let tokens_before = self.total_token_usage();
+        let item = ContextCompactionItem::new(uuid::Uuid::new_v4().to_string());
+        let context = CompactionContext {
+            thread_id: self.inner.thread_id.clone(),
+            turn_id: turn.turn_id.clone(),
+            compaction_id: item.id.clone(),
+            trigger: CompactionTrigger::Auto,
+            reason: CompactionReason::ContextLimit,
+            phase,
+        };
+        let attempt = CompactionAnalyticsAttempt::begin(
+            &self.inner.analytics,
+            &context,
+            AttemptSpec::new(CompactionImplementation::ServerManaged, tokens_before),
+        );
+        let trace = self.inner.trace.compaction_trace_context(
+            &turn.turn_id,
+            &item.id,
+            &turn.model.slug,
+            &self.inner.config.provider.name,
+        );
+        self.emit(EventMsg::ItemStarted {
+            thread_id: self.inner.thread_id.clone(),
+            turn_id: turn.turn_id.clone(),
+            item: TurnItem::ContextCompaction(item.clone()),
+            started_at_ms: now_ms(),
+        })
+        .await;
+        let mut input_history = self.state().history.clone();
+        input_history.extend(output[..at].iter().cloned());
+        let prepared = Prepared {
+            input_history,
+            new_history: output.into_iter().skip(at).collect(),
+            message: String::new(),
+            response_id: None,
+            usage: None,
+            reset_websocket: false,
+            keep_reference: true,
+        };
+        match self
+            .install(turn, &item, &prepared, InitialContextInjection::DoNotInject, &trace)
+            .await
+        {
+            Ok(()) => {
+                attempt.track(AttemptOutcome::completed(self.total_token_usage()));
+                Ok(())
+            }
+            Err(error) => {
+                attempt.track(AttemptOutcome::failed(&error, tokens_before));
+                self.emit(EventMsg::Error(error.to_error_event(REMOTE_COMPACT_ERROR_PREFIX))).await;
+                Err(CompactionFailure(error))
+            }
+        }
+    }
+
     async fn prepare(
         &self,
         implementation: CompactionImplementation,

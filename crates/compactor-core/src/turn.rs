@@ -234,6 +234,7 @@ impl Session {
         self.emit(EventMsg::UserMessage { message: text }).await;
 
         let mut last_agent_message = None;
+        let mut samples = 0u32;
         loop {
             let sampled = self.sample(turn, &mut client_session, &mut auto).await?;
             let calls: Vec<ToolCall> =
@@ -247,12 +248,29 @@ impl Session {
                     self.emit(EventMsg::AgentMessage { message: text }).await;
                 }
             }
-            self.record_items(sampled.items).await?;
             if let Some(usage) = sampled.usage {
                 self.state().token_info.append_last_usage(&usage);
                 self.state().token_info.model_context_window = turn.model.model_context_window();
                 self.emit_token_count().await;
             }
+            // A `compaction` item in a normal response: the server compacted by itself
+            // (`context_management`); it and what followed it replace the history.
+            match sampled
+                .items
+                .iter()
+                .rposition(|item| matches!(item, ResponseItem::Compaction { .. }))
+            {
+                Some(at) => {
+                    let phase = if samples == 0 {
+                        CompactionPhase::PreTurn
+                    } else {
+                        CompactionPhase::MidTurn
+                    };
+                    self.install_server_managed(turn, sampled.items, at, phase).await?;
+                }
+                None => self.record_items(sampled.items).await?,
+            }
+            samples += 1;
             if config.features.responses_websocket_response_processed {
                 client_session.send_response_processed(&sampled.response_id).await;
             }

@@ -24,9 +24,10 @@ use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 use crate::events::{
-    DEFAULT_MODEL, ResponseObject, ResponseStatus, assistant_message_item, ev_content_part_added,
-    ev_content_part_done, ev_message_item_added, ev_output_item_added, ev_output_item_done,
-    ev_output_text_delta, ev_output_text_done, ev_response, function_call_item, unix_now, usage,
+    DEFAULT_MODEL, ResponseObject, ResponseStatus, assistant_message_item, ev_compacting,
+    ev_content_part_added, ev_content_part_done, ev_message_item_added, ev_output_item_added,
+    ev_output_item_done, ev_output_text_delta, ev_output_text_done, ev_response,
+    function_call_item, unix_now, usage,
 };
 use crate::faults::ErrorReply;
 use crate::seal::SealKey;
@@ -147,6 +148,20 @@ impl ReferenceModel {
                     output.push(item);
                 }
                 _ => {
+                    // Server-managed compaction (`context_management`): past the threshold the
+                    // server compacts by itself and answers after the compaction item.
+                    if let Some(threshold) = compact_threshold(request)
+                        && input_tokens > threshold
+                    {
+                        let scope = DigestScope { model: &response.model, tokens: input_tokens };
+                        let mut item =
+                            self.sealed_item("compaction", "cmp", full_input, &scope, memory);
+                        item["created_by"] = Value::from("server");
+                        let id = item["id"].as_str().unwrap_or_default().to_owned();
+                        events.push(ev_compacting(&id));
+                        events.push(ev_output_item_done(item.clone()));
+                        output.push(item);
+                    }
                     let item = match self.tool_call(full_input) {
                         Some(call) => {
                             let mut added = call.clone();
@@ -358,3 +373,15 @@ fn saturate(tokens: u64) -> i64 {
 
 #[cfg(test)]
 mod tests;
+
+/// The `compact_threshold` of a request's `context_management`, when it asks for compaction.
+fn compact_threshold(request: &ResponsesApiRequest<'_>) -> Option<u64> {
+    request
+        .context_management
+        .as_ref()?
+        .iter()
+        .map(|compactor_protocol::ContextManagement::Compaction { compact_threshold }| {
+            *compact_threshold
+        })
+        .next()
+}

@@ -360,8 +360,12 @@ async fn on_message(
             if let Flow::Continue = flow
                 && let Some((id, output)) = completed_response(&frames)
             {
-                let mut history = full_input;
-                history.extend(output);
+                // A compaction item in the output carries the context before it (the retention
+                // rule of OpenAI's compaction guide): a chained request continues from it.
+                let start =
+                    output.iter().rposition(|item| matches!(item, ResponseItem::Compaction { .. }));
+                let mut history = if start.is_some() { Vec::new() } else { full_input };
+                history.extend(output.into_iter().skip(start.unwrap_or(0)));
                 connection.remember(id, history);
             }
             flow
