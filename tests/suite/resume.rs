@@ -46,3 +46,30 @@ async fn resume_after_two_compactions_reproduces_the_live_session() {
     other.assert_no_violations();
     live.server.assert_no_violations();
 }
+
+#[tokio::test]
+async fn rollback_and_fork() {
+    let server = TestServer::reference_model().await.unwrap();
+    let options = Options { transport: Transport::Http, response_processed: false, ..Options::default() };
+    let mut h = Harness::start(server, options.clone()).await;
+    h.turn("first task").await.unwrap();
+    h.compact().await.unwrap();
+    let after_compaction = h.session.history();
+    h.turn("second task").await.unwrap();
+    assert_ne!(h.session.history(), after_compaction);
+
+    bounded(h.session.rollback(1)).await.unwrap();
+    assert_eq!(h.session.history(), after_compaction);
+    assert_eq!(h.resumed_history().await, after_compaction, "the rollout agrees");
+
+    h.turn("another second task").await.unwrap();
+    let live = h.session.history();
+    let fork_path = h.dir.path().join("fork.jsonl");
+    let fork_id = bounded(h.session.fork(&fork_path, 0)).await.unwrap();
+    assert_ne!(fork_id, h.session.thread_id());
+    let config = session_config(&h.server, h.dir.path(), &options);
+    let (forked, _events) = bounded(Session::builder(config).resume(&fork_path)).await.unwrap();
+    assert_eq!(forked.history(), live);
+    assert_eq!(forked.thread_id(), fork_id);
+    assert_eq!(forked.window_generation(), 0, "a fork starts its own window generations");
+}
