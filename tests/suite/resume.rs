@@ -50,7 +50,8 @@ async fn resume_after_two_compactions_reproduces_the_live_session() {
 #[tokio::test]
 async fn rollback_and_fork() {
     let server = TestServer::reference_model().await.unwrap();
-    let options = Options { transport: Transport::Http, response_processed: false, ..Options::default() };
+    let options =
+        Options { transport: Transport::Http, response_processed: false, ..Options::default() };
     let mut h = Harness::start(server, options.clone()).await;
     h.turn("first task").await.unwrap();
     h.compact().await.unwrap();
