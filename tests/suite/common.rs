@@ -126,36 +126,6 @@ impl Harness {
         Self { server, session, events, seen: Vec::new(), analytics, dir }
     }
 
-    /// A harness whose session resumes the rollout at `dir/rollout.jsonl` (written by the test),
-    /// with the same analytics wiring as [`Harness::with_config`].
-    pub(crate) async fn resume(
-        server: TestServer,
-        config: SessionConfig,
-        dir: tempfile::TempDir,
-    ) -> Self {
-        let analytics = MemorySink::default();
-        let client =
-            AnalyticsClient::start(AnalyticsConfig::default(), vec![Box::new(analytics.clone())])
-                .unwrap();
-        let path = dir.path().join("rollout.jsonl");
-        let (session, events) =
-            bounded(Session::builder(config).analytics(client).resume(&path)).await.unwrap();
-        Self { server, session, events, seen: Vec::new(), analytics, dir }
-    }
-
-    /// How many events wait in the channel, not yet drained.
-    pub(crate) fn pending_events(&self) -> usize {
-        self.events.len()
-    }
-
-    /// Receives events into `seen` until at most `pending` wait in the channel.
-    pub(crate) fn drain_to(&mut self, pending: usize) {
-        while self.events.len() > pending {
-            let event = self.events.try_recv().unwrap();
-            self.seen.push(event);
-        }
-    }
-
     pub(crate) fn rollout_path(&self) -> PathBuf {
         self.dir.path().join("rollout.jsonl")
     }
