@@ -35,3 +35,4 @@ pub use session::{EVENT_CHANNEL_CAPACITY, Session, SessionBuilder};
 pub use tools::{NoTools, ToolCall, ToolCallKind, ToolFuture, ToolHandler};
 pub use turn::{TurnContext, TurnOptions, TurnOutcome};
 // toml_config re-exports go below this line.
+pub use toml_config::{AnalyticsSettings, CONFIG_FILE_NAME, CompactorToml, ConfigFileError};

@@ -1,0 +1,155 @@
+//! `compactor compact ROLLOUT`: resume a saved session, compact it as a manual compaction with
+//! the configured implementation, and append the result to the rollout.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use compactor_core::{ModelInfo, Session};
+use compactor_engine::estimate_history;
+use compactor_protocol::{CompactionStatus, EventMsg, ResponseItem};
+use compactor_testkit::ToolCallPolicy;
+
+use crate::demo::retry_line;
+use crate::drive::drive;
+use crate::error::{CliError, Exit};
+use crate::format;
+use crate::interrupt::InterruptWatch;
+use crate::rollout;
+use crate::settings::{self, ConfigFile, DEFAULT_MODEL, ModelArgs};
+
+/// `compactor compact` flags.
+#[derive(Debug, Args)]
+pub(crate) struct CompactArgs {
+    /// The rollout (JSONL) of the session to compact; the result is appended to it.
+    rollout: PathBuf,
+    /// What the compaction should preserve, e.g. "the failing tests" (`/compact <focus>`).
+    #[arg(long, value_name = "TEXT")]
+    focus: Option<String>,
+    #[command(flatten)]
+    pub(crate) model: ModelArgs,
+}
+
+pub(crate) async fn run(args: CompactArgs, file: Option<ConfigFile>) -> Result<(), CliError> {
+    let saved = rollout::read(&args.rollout).await?;
+    let before = saved.session.history.clone();
+
+    // Unless told otherwise, compact with the model and window the session was using.
+    let slug = saved
+        .session
+        .previous_turn_settings
+        .as_ref()
+        .map_or(DEFAULT_MODEL, |settings| settings.model.as_str());
+    let usable = saved.session.token_info.and_then(|info| info.model_context_window);
+    let model = ModelInfo {
+        context_window: usable.map(|usable| usable.saturating_mul(100) / 95),
+        ..ModelInfo::new(slug, 0)
+    };
+    let mut defaults = settings::cli_defaults(model);
+    defaults.base_instructions = saved.base_instructions().to_owned();
+    defaults.cwd = saved.session.session_meta.as_ref().and_then(|meta| meta.cwd.clone());
+    let mut settings = settings::layer(&args.model, file, defaults)?;
+    let server = settings.start_provider(ToolCallPolicy::Never).await?;
+    let result = Box::pin(compact(&args, &settings, &saved.path, &before)).await;
+    if let Some(server) = server
+        && let Err(err) = server.shutdown().await
+    {
+        tracing::warn!(error = %err, "the embedded model did not stop cleanly");
+    }
+    result
+}
+
+async fn compact(
+    args: &CompactArgs,
+    settings: &settings::Settings,
+    path: &std::path::Path,
+    before: &[ResponseItem],
+) -> Result<(), CliError> {
+    let (analytics, mut compactions) = settings.start_analytics(Vec::new()).await?;
+    let (session, mut events) =
+        Session::builder(settings.config.clone()).analytics(analytics.clone()).resume(path).await?;
+    let config = session.config().clone();
+    let _watch = InterruptWatch::start(session.clone());
+    let started = Instant::now();
+    let work = async {
+        match &args.focus {
+            Some(focus) => session.compact_with_focus(focus).await,
+            None => session.compact().await,
+        }
+    };
+    let result = drive(work, &mut events, show_notice).await;
+    let elapsed = started.elapsed();
+    let after = session.history();
+    let generation = session.window_generation();
+    let shutdown = session.shutdown().await;
+    result.map_err(|err| {
+        let err = CliError::from(err);
+        match err.exit {
+            Exit::Unreachable => {
+                err.context(format!("cannot reach the model at {}", config.provider.base_url))
+            }
+            Exit::Interrupted => err.context("interrupted; the rollout is unchanged"),
+            Exit::Failure
+            | Exit::MissingFile
+            | Exit::BadRollout
+            | Exit::KeyUnset
+            | Exit::BadConfig => err.context("compaction failed; the rollout is unchanged"),
+        }
+    })?;
+    shutdown?;
+    let mut attempts = Vec::new();
+    while let Ok(event) = compactions.try_recv() {
+        attempts.push(event);
+    }
+    let estimate = |items: &[ResponseItem]| {
+        estimate_history(&config.base_instructions, items, &config.provider.pass_through)
+    };
+    let completed =
+        attempts.iter().rev().find(|attempt| attempt.status == CompactionStatus::Completed);
+    if completed.is_none() && attempts.iter().any(|a| a.status == CompactionStatus::Skipped) {
+        outln!("Nothing to compact in {}: its history is empty.", path.display());
+        return Ok(());
+    }
+    let (implementation, duration) = match completed {
+        Some(attempt) => {
+            (attempt.implementation.to_string(), Duration::from_millis(attempt.duration_ms))
+        }
+        None => (settings.describe_chain(), elapsed),
+    };
+    for attempt in attempts.iter().filter(|attempt| attempt.status != CompactionStatus::Completed) {
+        let error = attempt.error.as_deref().unwrap_or("no error text");
+        outln!("  {} {}: {error}", attempt.implementation, attempt.status);
+    }
+    outln!("Compacted {} with {implementation} in {}", path.display(), format::duration(duration));
+    outln!("  provider {}", settings.describe_provider());
+    outln!("            items   tokens (estimate)");
+    outln!("  before   {:>6}   {:>17}", before.len(), format::count(estimate(before)));
+    outln!("  after    {:>6}   {:>17}", after.len(), format::count(estimate(&after)));
+    outln!("Appended a `compacted` line; {generation} compaction(s) installed in this session.");
+    Ok(())
+}
+
+/// Retries and warnings, as they happen.
+fn show_notice(event: &EventMsg) {
+    match event {
+        EventMsg::StreamError { message, additional_details, .. } => {
+            eprintln!("  {}", retry_line(message, additional_details.as_deref()));
+        }
+        EventMsg::Warning { message } => eprintln!("warning: {message}"),
+        EventMsg::TurnStarted { .. }
+        | EventMsg::ItemStarted { .. }
+        | EventMsg::ItemCompleted { .. }
+        | EventMsg::ContextCompacted {}
+        | EventMsg::TokenCount { .. }
+        | EventMsg::Error(_)
+        | EventMsg::HookStarted { .. }
+        | EventMsg::HookCompleted { .. }
+        | EventMsg::TurnComplete { .. }
+        | EventMsg::TurnAborted { .. }
+        | EventMsg::RawResponseItem { .. }
+        | EventMsg::ThreadRolledBack { .. }
+        | EventMsg::UserMessage { .. }
+        | EventMsg::AgentMessage { .. }
+        | EventMsg::Unknown(_) => {}
+    }
+}

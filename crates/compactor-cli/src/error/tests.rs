@@ -1,0 +1,42 @@
+//! Tests of the exit codes.
+
+use compactor_protocol::CompactorError;
+use pretty_assertions::assert_eq;
+
+use super::*;
+
+#[test]
+fn exit_codes_are_distinct_and_documented() {
+    let all = [
+        Exit::Failure,
+        Exit::MissingFile,
+        Exit::BadRollout,
+        Exit::Unreachable,
+        Exit::KeyUnset,
+        Exit::BadConfig,
+        Exit::Interrupted,
+    ];
+    let mut codes: Vec<u8> = all.iter().map(|exit| exit.code()).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    assert_eq!(codes.len(), all.len());
+    for exit in all {
+        assert!(EXIT_CODES_HELP.contains(&format!("\n  {}  ", exit.code())), "{exit:?}");
+    }
+    assert!(!codes.contains(&0) && !codes.contains(&2), "0 is success, 2 is clap's usage error");
+}
+
+#[test]
+fn session_errors_classify() {
+    let cases = [
+        (CompactorError::ConnectionFailed("refused".into()), Exit::Unreachable),
+        (CompactorError::Timeout("websocket connect timed out".into()), Exit::Unreachable),
+        (CompactorError::Timeout("idle timeout".into()), Exit::Failure),
+        (CompactorError::InternalServerError, Exit::Failure),
+        (CompactorError::Config("x".into()), Exit::Failure),
+        (CompactorError::Cancelled, Exit::Interrupted),
+    ];
+    for (error, expected) in cases {
+        assert_eq!(CliError::from(error.clone()).exit, expected, "{error}");
+    }
+}

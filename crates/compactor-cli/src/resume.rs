@@ -1,0 +1,56 @@
+//! `compactor resume ROLLOUT`: the history a saved session resumes with.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use compactor_engine::estimate_history;
+use compactor_protocol::PassThroughList;
+use compactor_protocol::display::format_history_truncated;
+use serde_json::json;
+
+use crate::error::CliError;
+use crate::format;
+use crate::rollout;
+
+/// `compactor resume` flags.
+#[derive(Debug, Args)]
+pub(crate) struct ResumeArgs {
+    /// The rollout (JSONL) of a saved session.
+    rollout: PathBuf,
+    /// Print one JSON object: thread id, item count, token estimate, window generation and the
+    /// items themselves.
+    #[arg(long)]
+    json: bool,
+    /// Cut each item's text after this many characters.
+    #[arg(long, default_value_t = 120, value_name = "CHARS")]
+    max_chars: usize,
+}
+
+pub(crate) async fn run(args: ResumeArgs) -> Result<(), CliError> {
+    let saved = rollout::read(&args.rollout).await?;
+    let history = &saved.session.history;
+    let tokens = estimate_history(saved.base_instructions(), history, &PassThroughList::default());
+    let generation = saved.session.window_generation;
+    if args.json {
+        let value = json!({
+            "rollout": saved.path,
+            "thread_id": saved.thread_id(),
+            "items": history.len(),
+            "estimated_tokens": tokens,
+            "window_generation": generation,
+            "history": history,
+        });
+        let text = serde_json::to_string_pretty(&value).map_err(CliError::other)?;
+        outln!("{text}");
+        return Ok(());
+    }
+    out!("{}", format_history_truncated(history, args.max_chars));
+    let thread = saved.thread_id().map(|id| format!(", thread {id}")).unwrap_or_default();
+    outln!(
+        "{} items, ~{} tokens (estimate), {} compaction(s) installed{thread}",
+        history.len(),
+        format::count(tokens),
+        generation
+    );
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! `demo`, then `resume` and `compact` on what it wrote.
+
+use std::path::Path;
+
+use pretty_assertions::assert_eq;
+use serde_json::Value;
+
+use crate::common::{Served, redact, run};
+
+/// Runs the demo into `dir/out` and returns its stdout.
+async fn demo(dir: &Path, extra: &[&str]) -> String {
+    let out = dir.join("out");
+    let mut args = vec!["demo", "--turns", "12", "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let result = run(dir, &args).await;
+    assert_eq!(result.code, 0, "stdout:\n{}\nstderr:\n{}", result.stdout, result.stderr);
+    result.stdout
+}
+
+fn compacted_lines(rollout: &Path) -> usize {
+    std::fs::read_to_string(rollout)
+        .unwrap()
+        .lines()
+        .filter(|line| serde_json::from_str::<Value>(line).unwrap()["type"] == "compacted")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_compacts_and_resume_reads_back_the_final_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let stdout = demo(dir.path(), &[]).await;
+
+    let auto = stdout.lines().filter(|line| line.contains(": auto ")).count();
+    let manual = stdout.lines().filter(|line| line.contains(": manual ")).count();
+    assert!(auto >= 2, "fewer than two auto compactions:\n{stdout}");
+    assert_eq!(manual, 1, "{stdout}");
+    insta::assert_snapshot!("demo_stdout", redact(&stdout, dir.path()));
+
+    let out = dir.path().join("out");
+    for file in ["rollout.jsonl", "analytics.jsonl", "summary.json"] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let traces: Vec<_> = std::fs::read_dir(out.join("traces")).unwrap().collect();
+    assert_eq!(traces.len(), 1, "one trace bundle folder per thread");
+    let analytics = std::fs::read_to_string(out.join("analytics.jsonl")).unwrap();
+    assert_eq!(analytics.lines().count(), auto + manual);
+    assert_eq!(compacted_lines(&out.join("rollout.jsonl")), auto + manual);
+
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let resumed = run(dir.path(), &["resume", "--json", "out/rollout.jsonl"]).await;
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    let resumed: Value = serde_json::from_str(&resumed.stdout).unwrap();
+    assert_eq!(resumed["history"], summary["history"]);
+    assert_eq!(resumed["thread_id"], summary["thread_id"]);
+    assert_eq!(resumed["estimated_tokens"], summary["history_estimated_tokens"]);
+    assert_eq!(resumed["window_generation"], Value::from(auto + manual));
+
+    let text = run(dir.path(), &["resume", "out/rollout.jsonl", "--max-chars", "60"]).await;
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    insta::assert_snapshot!("resume_stdout", redact(&text.stdout, dir.path()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_over_http_ends_with_the_same_history() {
+    let ws = tempfile::tempdir().unwrap();
+    let http = tempfile::tempdir().unwrap();
+    demo(ws.path(), &[]).await;
+    let stdout = demo(http.path(), &["--transport", "http"]).await;
+    assert!(stdout.contains("(http + sse)"), "{stdout}");
+    let history = |dir: &Path| -> Value {
+        let text = std::fs::read_to_string(dir.join("out/summary.json")).unwrap();
+        serde_json::from_str::<Value>(&text).unwrap()["history"].clone()
+    };
+    assert_eq!(history(http.path()), history(ws.path()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compact_against_a_served_model_appends_a_compacted_line() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path(), &[]).await;
+    let rollout = dir.path().join("out/rollout.jsonl");
+    let before = compacted_lines(&rollout);
+
+    let served = Served::start(dir.path()).await;
+    let result = run(
+        dir.path(),
+        &[
+            "compact",
+            "out/rollout.jsonl",
+            "--base-url",
+            &served.base_url,
+            "--api-key-env",
+            "",
+            "--focus",
+            "the failing tests",
+        ],
+    )
+    .await;
+    assert_eq!(served.stop().await, 0, "serve exits 0 on SIGTERM");
+    assert_eq!(result.code, 0, "stdout:\n{}\nstderr:\n{}", result.stdout, result.stderr);
+    assert_eq!(compacted_lines(&rollout), before + 1);
+    insta::assert_snapshot!("compact_stdout", redact(&result.stdout, dir.path()));
+
+    // The result resumes: the last item is the new compaction.
+    let resumed = run(dir.path(), &["resume", "--json", "out/rollout.jsonl"]).await;
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    let resumed: Value = serde_json::from_str(&resumed.stdout).unwrap();
+    let history = resumed["history"].as_array().unwrap();
+    assert_eq!(history.last().unwrap()["type"], "context_compaction");
+    assert_eq!(resumed["window_generation"], Value::from(before + 1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compact_without_a_base_url_uses_the_embedded_model() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path(), &[]).await;
+    let rollout = dir.path().join("out/rollout.jsonl");
+    let before = compacted_lines(&rollout);
+    let result = run(dir.path(), &["compact", "out/rollout.jsonl", "--transport", "http"]).await;
+    assert_eq!(result.code, 0, "stdout:\n{}\nstderr:\n{}", result.stdout, result.stderr);
+    assert!(result.stdout.contains("embedded reference model"), "{}", result.stdout);
+    assert_eq!(compacted_lines(&rollout), before + 1);
+}
