@@ -126,6 +126,28 @@ impl Harness {
         Self { server, session, events, seen: Vec::new(), analytics, dir }
     }
 
+    /// A harness whose session resumes the rollout at `dir/rollout.jsonl` (written by the test),
+    /// with the same analytics wiring as [`Harness::with_config`].
+    pub(crate) async fn resume(
+        server: TestServer,
+        config: SessionConfig,
+        dir: tempfile::TempDir,
+    ) -> Self {
+        let analytics = MemorySink::default();
+        let client =
+            AnalyticsClient::start(AnalyticsConfig::default(), vec![Box::new(analytics.clone())])
+                .unwrap();
+        let path = dir.path().join("rollout.jsonl");
+        let (session, events) =
+            bounded(Session::builder(config).analytics(client).resume(&path)).await.unwrap();
+        Self { server, session, events, seen: Vec::new(), analytics, dir }
+    }
+
+    /// How many events wait in the channel, not yet drained.
+    pub(crate) fn pending_events(&self) -> usize {
+        self.events.len()
+    }
+
     pub(crate) fn rollout_path(&self) -> PathBuf {
         self.dir.path().join("rollout.jsonl")
     }
@@ -209,4 +231,55 @@ pub(crate) fn event_types(events: &[EventMsg]) -> Vec<String> {
             serde_json::to_value(event).unwrap()["type"].as_str().unwrap_or("?").to_owned()
         })
         .collect()
+}
+
+/// Content the reference model accepts: sealed with the default key (DESIGN §8.4).
+pub(crate) fn sealed(kind: &str) -> String {
+    compactor_testkit::SealKey::default()
+        .seal(&serde_json::json!({"v": 1, "kind": kind, "generation": 1, "summarized_items": 2}))
+}
+
+/// Writes a rollout for [`Harness::resume`]: one earlier compaction whose item carries
+/// `compaction_content`, a user turn after it, and the token accounting.
+pub(crate) async fn write_rollout(path: &std::path::Path, compaction_content: String) {
+    use compactor_protocol::{
+        CompactedItem, SessionMeta, TokenUsage, TokenUsageInfo, TurnContextItem,
+    };
+    use compactor_rollout_trace::{RecorderOptions, RolloutRecorder};
+
+    let replacement = vec![
+        ResponseItem::user_text("write the parser"),
+        ResponseItem::Compaction {
+            id: Some("cmp-0".into()),
+            encrypted_content: compaction_content,
+            created_by: None,
+        },
+    ];
+    let usage = TokenUsage { input_tokens: 1_200, total_tokens: 1_250, ..TokenUsage::default() };
+    let lines = [
+        RolloutItem::SessionMeta(SessionMeta {
+            id: "thread-resumed".into(),
+            ..SessionMeta::default()
+        }),
+        RolloutItem::ResponseItem(ResponseItem::user_text("write the parser")),
+        RolloutItem::ResponseItem(ResponseItem::assistant_text("The parser is written.")),
+        RolloutItem::Compacted(CompactedItem::new(String::new(), replacement)),
+        RolloutItem::TurnContext(TurnContextItem {
+            model: "gpt-test".into(),
+            ..TurnContextItem::default()
+        }),
+        RolloutItem::ResponseItem(ResponseItem::user_text("now add tests")),
+        RolloutItem::ResponseItem(ResponseItem::assistant_text("The tests are added.")),
+        RolloutItem::EventMsg(EventMsg::TokenCount {
+            info: Some(TokenUsageInfo {
+                total_token_usage: usage,
+                last_token_usage: usage,
+                model_context_window: Some(95_000),
+            }),
+            rate_limits: None,
+        }),
+    ];
+    let recorder = RolloutRecorder::create(path, RecorderOptions::default()).await.unwrap();
+    recorder.record(&lines).await.unwrap();
+    recorder.shutdown().await.unwrap();
 }

@@ -2,9 +2,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
+mod cancellation;
 mod common;
 mod compaction_v2;
+mod concurrency;
+mod fault_matrix;
+mod fuzz_regressions;
+mod openai_types;
 mod protocol;
 mod resume;
+mod secrets;
 mod server_managed;
 mod strategies;

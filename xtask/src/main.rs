@@ -7,6 +7,9 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "CLI")]
 
+mod bench;
+mod fuzz;
+mod interop;
 mod metadata;
 mod tidy;
 
@@ -30,8 +33,14 @@ tasks:
   doc                    RUSTDOCFLAGS=\"-D warnings\" cargo doc --workspace --no-deps
   tidy                   layering, manifests, module docs, ARCHITECTURE.md, stray snapshots
   bench [-p PACKAGE]... [--no-run] [-- ARGS]
-                         cargo bench over the bench targets (crates/*/benches)
+                         cargo bench over the bench targets (crates/*/benches), then a table of
+                         the DESIGN §5 ratios with pass/fail, also in target/bench-summary.json
   ci                     fmt-check, lint, doc, test, bench --no-run
+  interop                installs and starts the independent Responses servers on loopback
+                         (target/interop-cache), runs the interop suite, stops them
+  fuzz [--seconds N] [TARGET]...
+                         runs the cargo-fuzz targets of fuzz/ for N seconds each (default 60;
+                         stable toolchain, --sanitizer none), installing cargo-fuzz if absent
   help                   this text
 
 With the environment variable CI set, tests run with nextest's `ci` profile and INSTA_UPDATE=no.
@@ -60,6 +69,8 @@ enum Task {
     Tidy,
     Bench { scope: Scope, mode: BenchMode, extra: Vec<String> },
     Ci,
+    Interop,
+    Fuzz(fuzz::FuzzArgs),
     Help,
 }
 
@@ -117,6 +128,9 @@ enum Features {
 
 fn parse(args: &[String]) -> Result<Task> {
     let Some((task, rest)) = args.split_first() else { bail!("no task given\n\n{HELP}") };
+    if task == "fuzz" {
+        return fuzz::parse(rest).map(Task::Fuzz);
+    }
     let mut packages = Vec::new();
     let mut mode = BenchMode::Run;
     let mut extra = Vec::new();
@@ -143,6 +157,7 @@ fn parse(args: &[String]) -> Result<Task> {
         "doc" => Task::Doc,
         "tidy" => Task::Tidy,
         "ci" => Task::Ci,
+        "interop" => Task::Interop,
         "help" | "-h" | "--help" => Task::Help,
         other => bail!("unknown task `{other}`\n\n{HELP}"),
     };
@@ -227,13 +242,15 @@ fn run_task(ctx: &Ctx, task: &Task) -> Result<()> {
         Task::FmtCheck => fmt_check(ctx),
         Task::Doc => doc(ctx),
         Task::Tidy => tidy(ctx, &ctx.workspace_metadata()?),
-        Task::Bench { scope, mode, extra } => bench(ctx, scope, *mode, extra),
+        Task::Bench { scope, mode, extra } => bench::bench(ctx, scope, *mode, extra),
+        Task::Interop => interop::interop(ctx),
+        Task::Fuzz(args) => fuzz::fuzz(ctx, args),
         Task::Ci => {
             fmt_check(ctx)?;
             clippy(ctx, &Scope::Workspace, Features::All)?;
             doc(ctx)?;
             test(ctx, &Scope::Workspace)?;
-            bench(ctx, &Scope::Workspace, BenchMode::NoRun, &[])?;
+            bench::bench(ctx, &Scope::Workspace, BenchMode::NoRun, &[])?;
             println!("\nxtask ci: all steps passed");
             Ok(())
         }
@@ -326,31 +343,6 @@ fn test(ctx: &Ctx, scope: &Scope) -> Result<()> {
     }
     println!("\nxtask test: all steps passed");
     Ok(())
-}
-
-fn bench(ctx: &Ctx, scope: &Scope, mode: BenchMode, extra: &[String]) -> Result<()> {
-    let metadata = ctx.workspace_metadata()?;
-    let workspace = metadata::parse(&metadata)?;
-    scope.check(&workspace)?;
-    // `--bench '*'` selects the bench targets only; without it cargo would also build every
-    // library and binary with the release profile and run their (empty) bench harnesses.
-    // With no bench target in scope cargo rejects the pattern, so there is nothing to do.
-    if !workspace.packages.iter().any(|p| p.has_benches && scope.includes(p.name)) {
-        println!("\n==> cargo bench: no bench targets in scope, nothing to do");
-        return Ok(());
-    }
-    let mut cmd = ctx.cargo(&["bench"]);
-    cmd.args(scope.cargo_args()).args(["--bench", "*", "--locked"]);
-    match mode {
-        BenchMode::Run => {}
-        BenchMode::NoRun => {
-            cmd.arg("--no-run");
-        }
-    }
-    if !extra.is_empty() {
-        cmd.arg("--").args(extra);
-    }
-    run(cmd)
 }
 
 #[cfg(test)]

@@ -310,7 +310,8 @@ impl ModelClientSession {
                 };
                 return Err(http::status_error(status, &response_headers, &text, key.as_ref()));
             }
-            let mut reader = SseReader::new(response.bytes_stream().boxed(), idle);
+            let mut reader =
+                SseReader::new(response.bytes_stream().boxed(), idle).redacting(key.clone());
             let lead = reader.header_events(&response_headers);
             match reader.next().await {
                 Read::End(error) => Err(AttemptError::by_class(error)),

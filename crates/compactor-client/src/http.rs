@@ -144,6 +144,56 @@ pub(crate) fn redact(text: &str, key: Option<&SecretString>) -> String {
     }
 }
 
+/// `error` with the key removed from every text it carries that came from a server (a message
+/// that echoes the key, e.g. "Incorrect API key provided: ...").
+pub(crate) fn redact_error(error: CompactorError, key: Option<&SecretString>) -> CompactorError {
+    let Some(key) = key.filter(|key| !key.expose().is_empty()) else {
+        return error;
+    };
+    if !error.to_string().contains(key.expose()) {
+        return error;
+    }
+    let clean = |text: String| text.replace(key.expose(), "<redacted>");
+    match error {
+        CompactorError::TurnAborted { reason } => {
+            CompactorError::TurnAborted { reason: clean(reason) }
+        }
+        CompactorError::Stream { message, retry_after } => {
+            CompactorError::Stream { message: clean(message), retry_after }
+        }
+        CompactorError::UnexpectedStatus { status, body } => {
+            CompactorError::UnexpectedStatus { status, body: clean(body) }
+        }
+        CompactorError::InvalidRequest(text) => CompactorError::InvalidRequest(clean(text)),
+        CompactorError::CyberPolicy(text) => CompactorError::CyberPolicy(clean(text)),
+        CompactorError::UsageLimitReached(text) => CompactorError::UsageLimitReached(clean(text)),
+        CompactorError::QuotaExceeded(text) => CompactorError::QuotaExceeded(clean(text)),
+        CompactorError::UsageNotIncluded(text) => CompactorError::UsageNotIncluded(clean(text)),
+        CompactorError::RetryLimit { status, message } => {
+            CompactorError::RetryLimit { status, message: clean(message) }
+        }
+        CompactorError::Timeout(text) => CompactorError::Timeout(clean(text)),
+        CompactorError::ConnectionFailed(text) => CompactorError::ConnectionFailed(clean(text)),
+        CompactorError::ResponseStreamFailed { code, message, retry_after } => {
+            CompactorError::ResponseStreamFailed {
+                code: clean(code),
+                message: clean(message),
+                retry_after,
+            }
+        }
+        CompactorError::Fatal(text) => CompactorError::Fatal(clean(text)),
+        CompactorError::Io(text) => CompactorError::Io(clean(text)),
+        CompactorError::Json(text) => CompactorError::Json(clean(text)),
+        CompactorError::Rollout(text) => CompactorError::Rollout(clean(text)),
+        CompactorError::Config(text) => CompactorError::Config(clean(text)),
+        error @ (CompactorError::Cancelled
+        | CompactorError::ContextWindowExceeded
+        | CompactorError::ServerOverloaded
+        | CompactorError::InternalServerError
+        | CompactorError::CompactionMadeNoProgress { .. }) => error,
+    }
+}
+
 /// A boxed body byte stream.
 pub(crate) type BodyStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
@@ -168,6 +218,8 @@ pub(crate) struct SseReader {
     pending: VecDeque<Read>,
     idle_timeout: Duration,
     eof: bool,
+    /// The key, redacted from the failures the server reports.
+    key: Option<SecretString>,
 }
 
 impl SseReader {
@@ -180,7 +232,14 @@ impl SseReader {
             pending: VecDeque::new(),
             idle_timeout,
             eof: false,
+            key: None,
         }
+    }
+
+    /// Redacts `key` from the failures this reader reports (`response.failed` messages).
+    pub(crate) fn redacting(mut self, key: Option<SecretString>) -> Self {
+        self.key = key;
+        self
     }
 
     /// The next event or the end.
@@ -190,24 +249,8 @@ impl SseReader {
     /// Cancel safe: bytes already read stay buffered in the decoder.
     pub(crate) async fn next(&mut self) -> Read {
         loop {
-            if let Some(read) = self.pending.pop_front() {
+            if let Some(read) = self.decoded() {
                 return read;
-            }
-            let payload = match self.decoder.next_payload() {
-                Some(data) => Some(parse_payload(data)),
-                None if self.eof => self.decoder.finish().map(parse_payload),
-                None => None,
-            };
-            if let Some(payload) = payload {
-                if let Some(payload) = payload {
-                    self.handle(payload);
-                }
-                continue;
-            }
-            if self.eof {
-                return Read::End(self.remembered.take().unwrap_or_else(|| {
-                    CompactorError::stream("stream closed before response.completed")
-                }));
             }
             match tokio::time::timeout(self.idle_timeout, self.body.next()).await {
                 Err(_elapsed) => {
@@ -221,6 +264,32 @@ impl SseReader {
                 }
                 Ok(Some(Ok(bytes))) => self.decoder.push(&bytes),
             }
+        }
+    }
+
+    /// The next read the bytes received so far make, or `None` when more bytes are needed.
+    fn decoded(&mut self) -> Option<Read> {
+        loop {
+            if let Some(read) = self.pending.pop_front() {
+                return Some(read);
+            }
+            let payload = match self.decoder.next_payload() {
+                Some(data) => Some(parse_payload(data)),
+                None if self.eof => self.decoder.finish().map(parse_payload),
+                None => None,
+            };
+            if let Some(payload) = payload {
+                if let Some(payload) = payload {
+                    self.handle(payload);
+                }
+                continue;
+            }
+            if self.eof {
+                return Some(Read::End(self.remembered.take().unwrap_or_else(|| {
+                    CompactorError::stream("stream closed before response.completed")
+                })));
+            }
+            return None;
         }
     }
 
@@ -253,10 +322,37 @@ impl SseReader {
             Mapped::Completed(event) => self.pending.push_back(Read::Completed(event)),
             Mapped::Failure(error) => {
                 // The first failure is the cause; later ones are consequences.
-                self.remembered.get_or_insert(error);
+                if self.remembered.is_none() {
+                    self.remembered = Some(redact_error(error, self.key.as_ref()));
+                }
             }
-            Mapped::Error(error) => self.pending.push_back(Read::End(error)),
+            Mapped::Error(error) => {
+                self.pending.push_back(Read::End(redact_error(error, self.key.as_ref())));
+            }
             Mapped::Ignored => {}
+        }
+    }
+}
+
+/// Reads an SSE body that arrives in `chunks` as [`SseReader::next`] does, up to and including
+/// the first terminal read (`Completed` or `End`), without I/O: the fuzz targets' entry point.
+pub(crate) fn decode_chunks(chunks: &[&[u8]]) -> Vec<Read> {
+    let mut reader = SseReader::new(Box::pin(futures::stream::empty()), Duration::ZERO);
+    let mut reads = Vec::new();
+    let mut chunks = chunks.iter();
+    loop {
+        match reader.decoded() {
+            Some(read) => {
+                let last = matches!(read, Read::Completed(_) | Read::End(_));
+                reads.push(read);
+                if last {
+                    return reads;
+                }
+            }
+            None => match chunks.next() {
+                Some(chunk) => reader.decoder.push(chunk),
+                None => reader.eof = true,
+            },
         }
     }
 }

@@ -14,9 +14,13 @@
 //!
 //! The API key lives in a [`SecretString`]: it never appears in `Debug`, logs or errors.
 
+#[doc(hidden)]
+pub mod bench;
 mod client;
 mod config;
 mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod retry;
 mod sse;

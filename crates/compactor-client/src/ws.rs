@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::client::ModelClientSession;
-use crate::config::Prewarm;
+use crate::config::{Prewarm, SecretString};
 use crate::events::{EventMapper, Mapped, map_event, parse_payload};
 use crate::http::{self as transport, Read};
 use crate::retry::{AttemptError, Retry, next_retry};
@@ -164,7 +164,7 @@ async fn attempt(
         }
         None => None,
     };
-    let mut guard = match reused {
+    let guard = match reused {
         Some(guard) => guard,
         None => {
             // A new connection starts without a baseline: the first request is a full create.
@@ -184,15 +184,24 @@ async fn attempt(
         );
     };
     let message = create_message(ws, request).map_err(AttemptError::final_error)?;
-    ws.last_request = Some(owned_request(request));
+    // No request extends one that ends with a compaction trigger (the next one starts from the
+    // compacted history), so its input, the whole history, is not copied as a baseline.
+    ws.last_request = match request.input.last() {
+        Some(item) if item.is_compaction_trigger() => None,
+        Some(_) | None => Some(owned_request(request)),
+    };
     *ws.last_response.lock().unwrap_or_else(PoisonError::into_inner) = None;
-    send_text(&mut guard, message, config.stream_idle_timeout).await?;
-    let mut reader = WsReader::new(guard, config.stream_idle_timeout, ws.last_response.clone());
+    // The reader owns the connection from the send on: if this future is dropped before the
+    // response is read to its end, the connection is broken off, never reused with a stale
+    // answer on its way.
+    let mut reader = WsReader::new(guard, config.stream_idle_timeout, ws.last_response.clone())
+        .redacting(redaction_key(&client));
+    send_text(&mut reader.guard, message, config.stream_idle_timeout).await?;
     let lead = reader.mapper.header_events(&ws.handshake_headers);
     let first = match reader.next().await {
         Read::End(error) => {
             reader.guard.break_off();
-            return Err(AttemptError::by_class(error).into());
+            return Err(reader.failure(error).into());
         }
         first => reader.lead_with(lead, first),
     };
@@ -208,6 +217,7 @@ async fn prewarm(
     request: &ResponsesApiRequest<'_>,
 ) -> Result<(), WsAttempt> {
     let idle = session.client().inner.config.stream_idle_timeout;
+    let key = redaction_key(session.client());
     let Some(ws) = session.ws_mut().as_mut() else {
         return Ok(());
     };
@@ -217,16 +227,16 @@ async fn prewarm(
     warm.previous_response_id = None;
     let message = serde_json::to_string(&WsClientMessage::ResponseCreate(Box::new(warm.clone())))
         .map_err(|err| AttemptError::final_error(err.into()))?;
-    let mut guard = ws.connection.clone().lock_owned().await;
-    send_text(&mut guard, message, idle).await?;
-    let mut reader = WsReader::new(guard, idle, ws.last_response.clone());
+    let guard = ws.connection.clone().lock_owned().await;
+    let mut reader = WsReader::new(guard, idle, ws.last_response.clone()).redacting(key);
+    send_text(&mut reader.guard, message, idle).await?;
     loop {
         match reader.next().await {
             Read::Event(_) => {}
             Read::Completed(_) => break,
             Read::End(error) => {
                 reader.guard.break_off();
-                return Err(AttemptError::by_class(error).into());
+                return Err(reader.failure(error).into());
             }
         }
     }
@@ -406,7 +416,8 @@ async fn send_text(
     }
 }
 
-/// Reads one response's events from a locked connection.
+/// Reads one response's events from a locked connection. Dropped before the response was read
+/// to its end (an abandoned stream, a cancelled request), it breaks the connection off.
 struct WsReader {
     guard: OwnedMutexGuard<Connection>,
     mapper: EventMapper,
@@ -414,6 +425,22 @@ struct WsReader {
     items_added: Vec<ResponseItem>,
     last_response: Arc<StdMutex<Option<LastResponse>>>,
     pending: VecDeque<Read>,
+    /// The key, redacted from error frames that echo it.
+    key: Option<SecretString>,
+    /// The retry decision of the wrapped error frame that ended the read, if one did: it maps
+    /// like an HTTP answer (ref §4.3), so a 429 or 503 before the first event is retried as over
+    /// HTTP (DESIGN §8.1).
+    rejected: Option<Retry>,
+    /// The response was read to its `response.completed`.
+    completed: bool,
+}
+
+impl Drop for WsReader {
+    fn drop(&mut self) {
+        if !self.completed {
+            self.guard.break_off();
+        }
+    }
 }
 
 impl WsReader {
@@ -429,6 +456,24 @@ impl WsReader {
             items_added: Vec::new(),
             last_response,
             pending: VecDeque::new(),
+            key: None,
+            rejected: None,
+            completed: false,
+        }
+    }
+
+    /// Redacts `key` from the error frames this reader maps.
+    fn redacting(mut self, key: Option<SecretString>) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// The failure of an attempt whose first read ended with `error`: retried per the wrapped
+    /// error frame's status when a frame ended it, by the error's class otherwise.
+    fn failure(&mut self, error: CompactorError) -> AttemptError {
+        match self.rejected.take() {
+            Some(retry) => AttemptError { error, retry },
+            None => AttemptError::by_class(error),
         }
     }
 
@@ -476,59 +521,139 @@ impl WsReader {
                     continue;
                 }
             };
-            let Some(payload) = parse_payload(text.as_bytes()) else { continue };
-            if payload.kind == "error" {
-                match wrapped_error(&payload) {
-                    Some(error) => return Read::End(error),
-                    None => continue,
-                }
+            if let Some(read) = self.on_text(text.as_bytes()) {
+                return read;
             }
-            let model = self.mapper.server_model(&payload);
-            let read = match map_event(payload) {
-                Mapped::Event(event) => {
-                    if let ResponseEvent::OutputItemDone { item } = &event {
-                        self.items_added.push(item.clone());
-                    }
-                    Read::Event(event)
+        }
+    }
+
+    /// Maps one text frame; `None` when it carries nothing to forward (an unparsable payload,
+    /// an ignored event or error frame).
+    fn on_text(&mut self, text: &[u8]) -> Option<Read> {
+        let payload = parse_payload(text)?;
+        if payload.kind == "error" {
+            let failure = wrapped_error(&payload, self.key.as_ref())?;
+            self.rejected = Some(failure.retry);
+            return Some(Read::End(failure.error));
+        }
+        let model = self.mapper.server_model(&payload);
+        let read = match map_event(payload) {
+            Mapped::Event(event) => {
+                if let ResponseEvent::OutputItemDone { item } = &event {
+                    self.items_added.push(item.clone());
                 }
-                Mapped::Completed(event) => {
-                    if let ResponseEvent::Completed { response_id, .. } = &event {
-                        *self.last_response.lock().unwrap_or_else(PoisonError::into_inner) =
-                            Some(LastResponse {
-                                response_id: response_id.clone(),
-                                items_added: std::mem::take(&mut self.items_added),
-                            });
-                    }
-                    Read::Completed(event)
-                }
-                // Over WebSocket a failure ends the stream at once (ref §4.3).
-                Mapped::Failure(error) | Mapped::Error(error) => Read::End(error),
-                Mapped::Ignored => continue,
-            };
-            match model {
-                Some(model) => {
-                    self.pending.push_back(read);
-                    return Read::Event(model);
-                }
-                None => return read,
+                Read::Event(event)
             }
+            Mapped::Completed(event) => {
+                self.completed = true;
+                if let ResponseEvent::Completed { response_id, .. } = &event {
+                    *self.last_response.lock().unwrap_or_else(PoisonError::into_inner) =
+                        Some(LastResponse {
+                            response_id: response_id.clone(),
+                            items_added: std::mem::take(&mut self.items_added),
+                        });
+                }
+                Read::Completed(event)
+            }
+            // Over WebSocket a failure ends the stream at once (ref §4.3).
+            Mapped::Failure(error) | Mapped::Error(error) => {
+                Read::End(transport::redact_error(error, self.key.as_ref()))
+            }
+            Mapped::Ignored => return None,
+        };
+        match model {
+            Some(model) => {
+                self.pending.push_back(read);
+                Some(Read::Event(model))
+            }
+            None => Some(read),
         }
     }
 }
 
-/// A wrapped `{"type":"error","status":N,"error":{...}}` frame: the connection limit is a
-/// retryable stream error, other non-2xx statuses map like HTTP answers, the rest is ignored.
-fn wrapped_error(payload: &StreamEventPayload) -> Option<CompactorError> {
+/// Maps text `frames` as [`WsReader::next`] does, up to and including the first terminal read,
+/// on a connection without a socket: the fuzz targets' entry point.
+pub(crate) fn map_frames(frames: &[&[u8]]) -> Vec<Read> {
+    let connection = Arc::new(Mutex::new(Connection { socket: None }));
+    let Ok(guard) = connection.try_lock_owned() else {
+        return Vec::new();
+    };
+    let mut reader =
+        WsReader::new(guard, Duration::ZERO, Arc::new(StdMutex::new(None))).redacting(None);
+    let mut reads = Vec::new();
+    let mut frames = frames.iter();
+    loop {
+        let read = match reader.pending.pop_front() {
+            Some(read) => read,
+            None => match frames.next() {
+                Some(frame) => match reader.on_text(frame) {
+                    Some(read) => read,
+                    None => continue,
+                },
+                None => return reads,
+            },
+        };
+        let last = matches!(read, Read::Completed(_) | Read::End(_));
+        reads.push(read);
+        if last {
+            return reads;
+        }
+    }
+}
+
+/// A wrapped `{"type":"error","status":N,"error":{...},"headers":{...}}` frame: the connection
+/// limit is a retryable stream error, other non-2xx statuses map like HTTP answers (with the
+/// frame's headers, e.g. `retry-after`, and the key redacted), the rest is ignored.
+fn wrapped_error(payload: &StreamEventPayload, key: Option<&SecretString>) -> Option<AttemptError> {
     let code = payload.error.as_ref().and_then(|e| e.get("code")).and_then(|c| c.as_str());
     if code == Some("websocket_connection_limit_reached") {
-        return Some(CompactorError::stream("websocket connection limit reached"));
+        return Some(AttemptError::by_class(CompactorError::stream(
+            "websocket connection limit reached",
+        )));
     }
-    let status = ::http::StatusCode::from_u16(payload.status?).ok()?;
+    let Some(status) = payload.status else {
+        // Some peers (aimock) send error frames without a status. The reference ignores them,
+        // which leaves the turn waiting out the idle timeout; an error object with a code or a
+        // message ends the stream at once instead, mapped like `response.failed`.
+        let error = payload.error.as_ref()?;
+        if error.get("code").is_none() && error.get("message").is_none() {
+            return None;
+        }
+        return Some(AttemptError::by_class(crate::events::failure_from_error_object(Some(error))));
+    };
+    let status = ::http::StatusCode::from_u16(status).ok()?;
     if status.is_success() {
         return None;
     }
     let body = serde_json::json!({ "error": payload.error }).to_string();
-    Some(transport::status_error(status, &::http::HeaderMap::new(), &body, None).error)
+    Some(transport::status_error(status, &frame_headers(payload.headers.as_ref()), &body, key))
+}
+
+/// The `headers` object of a wrapped error frame as a header map; entries that are not valid
+/// headers are skipped.
+fn frame_headers(headers: Option<&serde_json::Value>) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    let Some(serde_json::Value::Object(headers)) = headers else {
+        return map;
+    };
+    for (name, value) in headers {
+        let text = match value {
+            serde_json::Value::String(text) => text.clone(),
+            serde_json::Value::Number(number) => number.to_string(),
+            _ => continue,
+        };
+        if let (Ok(name), Ok(value)) =
+            (::http::HeaderName::from_bytes(name.as_bytes()), ::http::HeaderValue::from_str(&text))
+        {
+            map.insert(name, value);
+        }
+    }
+    map
+}
+
+/// The key to redact from server text; none when it cannot be resolved (nothing was sent then).
+fn redaction_key(client: &crate::client::ModelClient) -> Option<SecretString> {
+    client.inner.config.key.resolve().ok().flatten()
 }
 
 async fn pump(mut reader: WsReader, first: Read, sender: StreamSender) {

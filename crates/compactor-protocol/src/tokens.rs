@@ -3,7 +3,9 @@
 //! The engine and the testkit's reference model both use these functions, so a session's
 //! estimate and the usage a test server reports agree exactly.
 
-use std::io;
+mod length;
+
+pub use length::json_len;
 
 use crate::items::{ContentItem, ResponseItem, ToolOutput};
 
@@ -84,27 +86,10 @@ pub fn estimate_history_tokens(instructions: &str, items: &[ResponseItem]) -> u6
     })
 }
 
-/// The length of `item`'s compact JSON serialization, counted without building the string.
+/// The length of `item`'s compact JSON serialization, counted without building the string
+/// (see [`json_len`]).
 pub fn serialized_len(item: &ResponseItem) -> u64 {
-    let mut counter = ByteCounter(0);
-    match serde_json::to_writer(&mut counter, item) {
-        Ok(()) => counter.0,
-        // Serializing an in-memory item cannot fail; count nothing rather than guess.
-        Err(_) => 0,
-    }
-}
-
-struct ByteCounter(u64);
-
-impl io::Write for ByteCounter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0 = self.0.saturating_add(buf.len() as u64);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+    json_len(item)
 }
 
 /// The content parts of a message or a tool output (empty for other items).

@@ -484,11 +484,18 @@ impl Stamper {
                 }
             }
             _ if is_item_scoped(&kind) => {
-                let by_id = map
-                    .get("item_id")
-                    .and_then(Value::as_str)
-                    .and_then(|id| self.index_by_item.get(id))
-                    .copied();
+                let item_id = map.get("item_id").and_then(Value::as_str);
+                let mut by_id = item_id.and_then(|id| self.index_by_item.get(id)).copied();
+                // `compacting` comes before its item is added: it reserves the item's index.
+                if by_id.is_none()
+                    && kind == "response.compaction.compacting"
+                    && let Some(id) = item_id
+                {
+                    let index = self.next_index;
+                    self.next_index += 1;
+                    self.index_by_item.insert(id.to_owned(), index);
+                    by_id = Some(index);
+                }
                 if let Some(index) = by_id.or(self.current_index) {
                     map.entry("output_index").or_insert(Value::from(index));
                 }

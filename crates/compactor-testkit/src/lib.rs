@@ -20,6 +20,9 @@
 //! (see [`TestServer::assert_no_violations`]). [`Fault`]s and [`HandshakeFault`]s inject delays,
 //! broken streams, malformed JSON, error statuses and failed responses.
 //!
+//! [`workload`] generates the deterministic histories, rollouts and event streams the benches
+//! measure (DESIGN §5).
+//!
 //! Layer: test support, beside the library layers. It depends on `compactor-protocol` only and
 //! must not depend on any other Compactor crate: clients under test talk to it over real sockets.
 //!
@@ -59,6 +62,7 @@ mod script;
 mod seal;
 mod server;
 mod stream;
+pub mod workload;
 mod ws;
 
 pub use error::{Error, Result};

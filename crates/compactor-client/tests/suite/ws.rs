@@ -327,6 +327,26 @@ async fn wrapped_error_frame_with_status_400_is_invalid_request() {
 }
 
 #[tokio::test]
+async fn error_frame_without_status_fails_at_once() {
+    let server = TestServer::scripted().await.unwrap();
+    server.push_ws_connection(
+        WsConnectionScript::new([vec![serde_json::json!({
+            "type": "error",
+            "error": {"code": "invalid_prompt", "message": "no fixture matched"}
+        })]])
+        .after_slots(AfterSlots::KeepOpen),
+    );
+    let notices = Notices::default();
+    let client = client(ws_config(&server), &notices);
+    let mut session = client.new_session();
+    let started = Instant::now();
+    let err = open(&mut session, &prompt(vec![user("hi")]), &settings()).await.unwrap_err();
+    assert_eq!(err, CompactorError::InvalidRequest("no fixture matched".into()));
+    assert!(started.elapsed() < Duration::from_secs(5), "no idle wait");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn connection_limit_reached_reconnects_and_succeeds() {
     let server = TestServer::scripted().await.unwrap();
     server.push_ws_connection(WsConnectionScript::new([reply("resp_unused", "never")]));

@@ -360,3 +360,13 @@ proptest! {
         prop_assert_eq!(serde_json::to_string(&back).unwrap(), wire);
     }
 }
+
+#[test]
+fn unknown_item_floats_round_trip_exactly() {
+    // Found by fuzzing: without serde_json's `float_roundtrip`, this came back one ulp off. The
+    // value is kept exactly; only the exponent's spelling may change (`e62` -> `e+62`).
+    let raw = r#"{"type":"future","n":8.88888888888889e62,"m":0.1,"k":-1.5e-300}"#;
+    let item: ResponseItem = serde_json::from_str(raw).unwrap();
+    let written = serde_json::to_string(&item).unwrap();
+    assert_eq!(written.replace("e+", "e"), raw);
+}
