@@ -14,7 +14,7 @@ use compactor_client::ModelClientSession;
 use compactor_protocol::{
     CompactedItem, CompactionImplementation, CompactionPhase, CompactionReason, CompactionTrigger,
     CompactorError, ContextCompactionItem, EventMsg, HookEventName, InitialContextInjection,
-    ResponseItem, RolloutItem, TokenUsage, TurnItem,
+    Prompt, ResponseItem, RolloutItem, TokenUsage, TurnItem,
 };
 use compactor_rollout_trace::CompactionTraceContext;
 
@@ -68,6 +68,13 @@ pub(crate) struct Prepared {
     pub(crate) reset_websocket: bool,
     /// The history keeps its initial context (prune): keep the settings baseline as it is.
     pub(crate) keep_reference: bool,
+}
+
+/// What is left of a [`Prepared`] once its history is installed.
+pub(crate) struct Installed {
+    response_id: Option<String>,
+    usage: Option<TokenUsage>,
+    reset_websocket: bool,
 }
 
 /// Counters of one attempt, kept across its retries for analytics.
@@ -243,14 +250,13 @@ impl Session {
                 }
             };
             let installed = match prepared {
-                Ok(prepared) => self
-                    .install(turn, &item, &prepared, request.injection, &trace)
-                    .await
-                    .map(|()| prepared),
+                Ok(prepared) => {
+                    self.install(turn, &item, prepared, request.injection, &trace).await
+                }
                 Err(error) => Err(error),
             };
-            let prepared = match installed {
-                Ok(prepared) => prepared,
+            let installed = match installed {
+                Ok(installed) => installed,
                 Err(error) => {
                     let outcome =
                         AttemptOutcome::from_result(&Err::<(), _>(error.clone()), tokens_before)
@@ -267,19 +273,19 @@ impl Session {
             };
             // Installed means done: a cancellation now only skips the acknowledgement
             // (DESIGN §8.17).
-            if let Some(response_id) = &prepared.response_id
+            if let Some(response_id) = &installed.response_id
                 && config.features.responses_websocket_response_processed
                 && !turn.cancel.is_cancelled()
             {
                 client_session.send_response_processed(response_id).await;
             }
-            if prepared.reset_websocket {
+            if installed.reset_websocket {
                 client_session.reset_websocket_session();
             }
             let mut outcome = AttemptOutcome::completed(self.total_token_usage())
                 .with_retries(stats.retries)
                 .with_bytes_sent(stats.bytes_sent);
-            if let Some(usage) = prepared.usage {
+            if let Some(usage) = installed.usage {
                 outcome = outcome.with_completed_usage(usage);
             }
             attempt.track(outcome);
@@ -358,10 +364,10 @@ impl Session {
             keep_reference: true,
         };
         match self
-            .install(turn, &item, &prepared, InitialContextInjection::DoNotInject, &trace)
+            .install(turn, &item, prepared, InitialContextInjection::DoNotInject, &trace)
             .await
         {
-            Ok(()) => {
+            Ok(_) => {
                 attempt.track(AttemptOutcome::completed(self.total_token_usage()));
                 Ok(())
             }
@@ -447,32 +453,49 @@ impl Session {
         &self,
         turn: &TurnContext,
         item: &ContextCompactionItem,
-        prepared: &Prepared,
+        prepared: Prepared,
         injection: InitialContextInjection,
         trace: &CompactionTraceContext,
-    ) -> Result<(), CompactorError> {
-        trace.record_installed(&prepared.input_history, &prepared.new_history).await;
+    ) -> Result<Installed, CompactorError> {
+        let Prepared {
+            input_history,
+            new_history,
+            message,
+            response_id,
+            usage,
+            reset_websocket,
+            keep_reference,
+        } = prepared;
+        trace.record_installed(&input_history, &new_history).await;
+        drop(input_history);
         let reference = match injection {
-            _ if prepared.keep_reference => self.state().reference_context_item.clone(),
+            _ if keep_reference => self.state().reference_context_item.clone(),
             InitialContextInjection::DoNotInject => None,
             InitialContextInjection::BeforeLastUserMessage => Some(turn.context_item(self)),
         };
-        let mut lines = vec![RolloutItem::Compacted(CompactedItem::new(
-            prepared.message.clone(),
-            prepared.new_history.clone(),
-        ))];
+        let mut lines = vec![RolloutItem::Compacted(CompactedItem::new(message, new_history))];
         // The baseline is persisted after the compaction so a resume restores it (ref §6).
         if let Some(reference) = &reference {
             lines.push(RolloutItem::TurnContext(reference.clone()));
         }
         self.persist(&lines).await?;
-        {
+        // The history moves from the rollout line into the session: it is never copied.
+        let RolloutItem::Compacted(CompactedItem {
+            replacement_history: Some(new_history), ..
+        }) = lines.swap_remove(0)
+        else {
+            return Err(CompactorError::Fatal("the compacted line lost its history".to_owned()));
+        };
+        let replaced = {
             let estimate = self.estimate_context();
             let mut state = self.state();
-            state.history = prepared.new_history.clone();
+            let replaced = std::mem::replace(&mut state.history, new_history);
             state.reference_context_item = reference;
             state.recompute_token_usage(&estimate, turn.model.model_context_window());
-        }
+            replaced
+        };
+        // Freed outside the lock.
+        drop(replaced);
         self.inner.client.advance_window_generation();
         self.emit_token_count().await;
         self.emit(EventMsg::ItemCompleted {
@@ -483,41 +506,41 @@ impl Session {
         })
         .await;
         self.emit(EventMsg::ContextCompacted {}).await;
-        Ok(())
+        Ok(Installed { response_id, usage, reset_websocket })
     }
 
-    /// The history trimmed of trailing tool traffic until it fits the window (ref §3.7).
-    pub(crate) fn trimmed_history(&self, turn: &TurnContext) -> Vec<ResponseItem> {
-        let mut history = self.state().history.clone();
-        if let Some(window) = turn.model.model_context_window() {
-            let removed = compactor_engine::trim_function_call_history_to_fit_context_window(
-                &mut history,
-                u64::try_from(window).unwrap_or(0),
-                &self.estimate_context(),
-            );
-            if removed > 0 {
+    /// The prompt of a compaction request over the history trimmed of trailing tool traffic
+    /// until it fits the window (ref §3.7), and that history for the trace (empty when tracing
+    /// is off). The history is copied only when it must be trimmed or traced.
+    pub(crate) fn compaction_prompt(
+        &self,
+        turn: &TurnContext,
+        trace: &CompactionTraceContext,
+    ) -> (Prompt, Vec<ResponseItem>) {
+        let estimate = self.estimate_context();
+        let state = self.state();
+        let window = turn.model.model_context_window().map(|w| u64::try_from(w).unwrap_or(0));
+        match window {
+            Some(window) if estimate.estimate(&state.history) > window => {
+                let mut history = state.history.clone();
+                drop(state);
+                let removed = compactor_engine::trim_function_call_history_to_fit_context_window(
+                    &mut history,
+                    window,
+                    &estimate,
+                );
                 tracing::info!(removed, "trimmed trailing tool traffic before compaction");
+                let prompt = self.turn_prompt(&turn.model, &history);
+                if !trace.is_enabled() {
+                    history = Vec::new();
+                }
+                (prompt, history)
+            }
+            Some(_) | None => {
+                let prompt = self.turn_prompt(&turn.model, &state.history);
+                let history = if trace.is_enabled() { state.history.clone() } else { Vec::new() };
+                (prompt, history)
             }
         }
-        history
-    }
-}
-
-/// The length of `value`'s JSON, counted without building it.
-pub(crate) fn serialized_len(value: &impl serde::Serialize) -> u64 {
-    struct Counter(u64);
-    impl std::io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 = self.0.saturating_add(buf.len() as u64);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter(0);
-    match serde_json::to_writer(&mut counter, value) {
-        Ok(()) => counter.0,
-        Err(_) => 0,
     }
 }

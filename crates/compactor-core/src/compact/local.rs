@@ -12,7 +12,9 @@ use compactor_protocol::{
 };
 use futures::StreamExt;
 
-use super::{AttemptStats, CompactionRequest, Prepared, serialized_len};
+use compactor_protocol::tokens::json_len;
+
+use super::{AttemptStats, CompactionRequest, Prepared};
 use crate::session::Session;
 use crate::turn::{TurnContext, backoff};
 
@@ -47,7 +49,7 @@ impl Session {
             prompt.tools = Vec::new();
             prompt.parallel_tool_calls = false;
             let body = ResponsesApiRequest::from_prompt(&prompt, &settings);
-            stats.bytes_sent = stats.bytes_sent.saturating_add(serialized_len(&body));
+            stats.bytes_sent = stats.bytes_sent.saturating_add(json_len(&body));
             let (error, opened) = match client_session.stream(&prompt, &settings).await {
                 Ok(stream) => match collect(stream).await {
                     Ok((items, usage)) => {

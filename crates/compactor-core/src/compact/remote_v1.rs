@@ -6,7 +6,9 @@ use compactor_engine::process_compacted_history;
 use compactor_protocol::{CompactRequest, CompactorError};
 use compactor_rollout_trace::CompactionTraceContext;
 
-use super::{AttemptStats, CompactionRequest, Prepared, serialized_len};
+use compactor_protocol::tokens::json_len;
+
+use super::{AttemptStats, CompactionRequest, Prepared};
 use crate::session::Session;
 use crate::turn::TurnContext;
 
@@ -21,8 +23,7 @@ impl Session {
         stats: &mut AttemptStats,
     ) -> Result<Prepared, CompactorError> {
         let config = &self.inner.config;
-        let input_history = self.trimmed_history(turn);
-        let mut prompt = self.turn_prompt(&turn.model, &input_history);
+        let (mut prompt, input_history) = self.compaction_prompt(turn, trace);
         if let Some(focus) = request.focus.map(str::trim).filter(|focus| !focus.is_empty()) {
             prompt.base_instructions = format!(
                 "{}\n\nWhen you compact this conversation, give priority to preserving the following:\n{focus}",
@@ -42,7 +43,7 @@ impl Session {
             prompt_cache_key: Some(self.inner.thread_id.clone()),
             text: None,
         };
-        stats.bytes_sent = stats.bytes_sent.saturating_add(serialized_len(&body));
+        stats.bytes_sent = stats.bytes_sent.saturating_add(json_len(&body));
         let attempt = trace.start_attempt(&body).await;
         let result = self.inner.client.compact(&prompt, &settings).await.and_then(|output| {
             if output.is_empty() {

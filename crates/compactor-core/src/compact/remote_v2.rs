@@ -9,7 +9,9 @@ use compactor_engine::{
 use compactor_protocol::{CompactorError, EventMsg, ResponsesApiRequest};
 use compactor_rollout_trace::CompactionTraceContext;
 
-use super::{AttemptStats, CompactionRequest, Prepared, serialized_len};
+use compactor_protocol::tokens::json_len;
+
+use super::{AttemptStats, CompactionRequest, Prepared};
 use crate::session::Session;
 use crate::turn::{TurnContext, backoff};
 
@@ -29,8 +31,7 @@ impl Session {
         stats: &mut AttemptStats,
     ) -> Result<Prepared, CompactorError> {
         let config = &self.inner.config;
-        let input_history = self.trimmed_history(turn);
-        let mut prompt = self.turn_prompt(&turn.model, &input_history);
+        let (mut prompt, input_history) = self.compaction_prompt(turn, trace);
         let options =
             V2PromptOptions { trigger_form: config.compaction.v2_trigger, focus: request.focus };
         let prompt_len = append_v2_trigger(&mut prompt.input, &options);
@@ -40,7 +41,7 @@ impl Session {
         let mut on_fallback = false;
         loop {
             let body = ResponsesApiRequest::from_prompt(&prompt, &settings);
-            stats.bytes_sent = stats.bytes_sent.saturating_add(serialized_len(&body));
+            stats.bytes_sent = stats.bytes_sent.saturating_add(json_len(&body));
             let attempt = trace.start_attempt(&body).await;
             let result = match client_session.stream(&prompt, &settings).await {
                 Ok(stream) => collect_context_compaction_output(stream, options.trigger_form).await,
