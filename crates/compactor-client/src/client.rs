@@ -178,7 +178,7 @@ impl ModelClient {
                 .clone()
                 .map(|verbosity| TextControls { verbosity: Some(verbosity), format: None }),
         };
-        let body = Bytes::from(serde_json::to_vec(&request)?);
+        let body = Bytes::from(json_body(&request)?);
         let key = self.key()?;
         let headers =
             http::request_headers(config, key.as_ref(), &self.inner.thread_id, "application/json")?;
@@ -284,7 +284,7 @@ impl ModelClientSession {
     ) -> Result<ResponseStream, CompactorError> {
         let inner = &self.client.inner;
         let config = &inner.config;
-        let body = Bytes::from(serde_json::to_vec(request)?);
+        let body = Bytes::from(json_body(request)?);
         let key = self.client.key()?;
         let headers =
             http::request_headers(config, key.as_ref(), &inner.thread_id, "text/event-stream")?;
@@ -352,4 +352,13 @@ impl Drop for ModelClientSession {
             *self.client.inner.cached_ws.lock().unwrap_or_else(PoisonError::into_inner) = Some(ws);
         }
     }
+}
+
+/// `value` as JSON in a buffer sized exactly once: a multi-megabyte history must not be copied
+/// by the buffer doubling as it grows.
+pub(crate) fn json_body(value: &impl serde::Serialize) -> Result<Vec<u8>, CompactorError> {
+    let len = usize::try_from(compactor_protocol::tokens::json_len(value)).unwrap_or(0);
+    let mut body = Vec::with_capacity(len);
+    serde_json::to_writer(&mut body, value)?;
+    Ok(body)
 }

@@ -287,7 +287,8 @@ fn create_message(
         }
         None => WsClientMessage::ResponseCreate(Box::new(request.clone())),
     };
-    Ok(serde_json::to_string(&message)?)
+    let body = crate::client::json_body(&message)?;
+    String::from_utf8(body).map_err(|err| CompactorError::Json(err.to_string()))
 }
 
 /// Whether two requests agree on everything but their input.
