@@ -60,7 +60,7 @@ fn measure(
 fn main() -> std::process::ExitCode {
     let pass_through = PassThroughList::default();
     let mut times = Vec::new();
-    for (items, runs) in [(1_000usize, 40usize), (10_000, 25), (100_000, 7)] {
+    for (items, runs) in [(1_000usize, 40usize), (10_000, 25), (100_000, 15)] {
         let tail_pairs = items / 20;
         let history = workload::history_with_tool_tail(items, tail_pairs);
         let full = estimate_history(BASE_INSTRUCTIONS, &history, &pass_through);
