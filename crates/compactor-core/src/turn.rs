@@ -75,10 +75,10 @@ pub struct TurnOutcome {
 }
 
 /// One completed sampling request.
-struct Sampled {
-    items: Vec<ResponseItem>,
+pub(crate) struct Sampled {
+    pub(crate) items: Vec<ResponseItem>,
     response_id: String,
-    usage: Option<TokenUsage>,
+    pub(crate) usage: Option<TokenUsage>,
     end_turn: Option<bool>,
 }
 
@@ -427,7 +427,7 @@ impl Session {
     }
 
     /// Reads a response to its end, keeping its output items.
-    async fn consume(
+    pub(crate) async fn consume(
         &self,
         mut stream: compactor_client::ResponseStream,
     ) -> Result<Sampled, CompactorError> {

@@ -1,22 +1,19 @@
 //! Local compaction (ref §3.4): the model summarizes through a normal stream, and the history is
 //! rebuilt from the user messages and the summary.
 
-use compactor_client::ResponseStream;
 use compactor_engine::{
     SUMMARIZATION_PROMPT, build_compacted_history, collect_user_messages, insert_initial_context,
     last_assistant_text, summary_text,
 };
 use compactor_protocol::{
-    CompactorError, EventMsg, InitialContextInjection, ResponseEvent, ResponseItem,
-    ResponsesApiRequest, TokenUsage,
+    CompactorError, EventMsg, InitialContextInjection, ResponseItem, ResponsesApiRequest,
 };
-use futures::StreamExt;
 
 use compactor_protocol::tokens::json_len;
 
 use super::{AttemptStats, CompactionRequest, Prepared};
 use crate::session::Session;
-use crate::turn::{TurnContext, backoff};
+use crate::turn::{Sampled, TurnContext, backoff};
 
 impl Session {
     /// Summarizes on a fresh client session. An overflow drops the oldest item (with its pair)
@@ -51,8 +48,8 @@ impl Session {
             let body = ResponsesApiRequest::from_prompt(&prompt, &settings);
             stats.bytes_sent = stats.bytes_sent.saturating_add(json_len(&body));
             let (error, opened) = match client_session.stream(&prompt, &settings).await {
-                Ok(stream) => match collect(stream).await {
-                    Ok((items, usage)) => {
+                Ok(stream) => match self.consume(stream).await {
+                    Ok(Sampled { items, usage, .. }) => {
                         let summary =
                             summary_text(&last_assistant_text(&items).unwrap_or_default());
                         let user_messages =
@@ -104,21 +101,6 @@ impl Session {
             tokio::time::sleep(backoff(retries, error.retry_after())).await;
         }
     }
-}
-
-/// The summary stream's output items and usage.
-async fn collect(
-    mut stream: ResponseStream,
-) -> Result<(Vec<ResponseItem>, Option<TokenUsage>), CompactorError> {
-    let mut items = Vec::new();
-    while let Some(event) = stream.next().await {
-        match event? {
-            ResponseEvent::OutputItemDone { item } => items.push(item),
-            ResponseEvent::Completed { token_usage, .. } => return Ok((items, token_usage)),
-            _ => {}
-        }
-    }
-    Err(CompactorError::stream("stream closed before response.completed"))
 }
 
 /// Drops the oldest item and, when it is a call, its outputs: the front goes first so the
