@@ -39,7 +39,7 @@ async fn tapped_client() -> (Tap, ModelClient) {
 async fn accepted(
     tap: &Tap,
     client: &ModelClient,
-    prompt: &Prompt,
+    prompt: &Prompt<'_>,
     settings: &TurnSettings,
 ) -> Turn {
     match stream_turn(client, prompt, settings).await {
@@ -90,7 +90,7 @@ async fn sse_compaction_item_turn() {
 /// One request form Compactor sends: its name, prompt and settings.
 struct Form {
     name: &'static str,
-    prompt: Prompt,
+    prompt: Prompt<'static>,
     settings: TurnSettings,
 }
 

@@ -15,7 +15,7 @@ use compactor_client::{
 use compactor_core::{ModelInfo, Session, SessionConfig, ToolCall, ToolFuture, ToolHandler};
 use compactor_protocol::{
     CompactorError, ContentItem, EventMsg, Prompt, ResponseEvent, ResponseItem, RolloutItem,
-    TokenUsage, ToolOutput, TurnSettings,
+    TokenUsage, ToolOutput, TurnSettings, owned_items,
 };
 use compactor_rollout_trace::{parse_rollout, reconstruct_history_from_rollout};
 use futures::StreamExt;
@@ -117,8 +117,8 @@ pub(crate) fn shell_tool() -> Value {
 }
 
 /// A prompt with `input` and `tools`.
-pub(crate) fn prompt(input: Vec<ResponseItem>, tools: Vec<Value>) -> Prompt {
-    Prompt { input, tools, ..Prompt::default() }
+pub(crate) fn prompt(input: Vec<ResponseItem>, tools: Vec<Value>) -> Prompt<'static> {
+    Prompt { input: owned_items(input), tools, ..Prompt::default() }
 }
 
 /// The settings of a request to `model`.
@@ -242,7 +242,7 @@ pub(crate) fn assert_tool_turn(turn: &Turn, name: &str, arguments: &Value) {
 /// afterwards, giving its WebSocket back to the client for the next turn.
 pub(crate) async fn stream_turn(
     client: &ModelClient,
-    prompt: &Prompt,
+    prompt: &Prompt<'_>,
     settings: &TurnSettings,
 ) -> Result<Turn, CompactorError> {
     let mut session = client.new_session();

@@ -104,7 +104,7 @@ fn record_verdict(case: &str, text: &str) {
     write!(file, "== llmock::{case}\n{}\n", text.trim_end()).unwrap();
 }
 
-fn hello_prompt() -> Prompt {
+fn hello_prompt() -> Prompt<'static> {
     prompt(vec![ResponseItem::user_text("hello llmock")], Vec::new())
 }
 

@@ -11,7 +11,7 @@ use async_openai::types::responses::{
 };
 use compactor_client::{KeySource, ModelClient, ProviderConfig, SecretString};
 use compactor_protocol::{
-    ContentItem, ContextManagement, Prompt, Reasoning, ResponseItem, TurnSettings,
+    ContentItem, ContextManagement, Prompt, Reasoning, ResponseItem, TurnSettings, owned_items,
 };
 use compactor_testkit::events::{
     ev_assistant_message, ev_compacting, ev_compaction, ev_completed, ev_completed_with_usage,
@@ -352,7 +352,7 @@ async fn client_requests_deserialize_as_create_and_compact_requests() {
     let server = reference_server(ToolCallPolicy::Never).await;
     let client = client_of(&server);
     let prompt = Prompt {
-        input: vec![
+        input: owned_items([
             ResponseItem::developer_text("<permissions instructions>"),
             ResponseItem::user_text("list the files"),
             serde_json::from_value(json!({"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "Thinking."}], "encrypted_content": "ENC"})).unwrap(),
@@ -367,7 +367,7 @@ async fn client_requests_deserialize_as_create_and_compact_requests() {
                 ],
                 phase: None,
             },
-        ],
+        ]),
         tools: vec![json!({"type": "function", "name": "shell", "strict": false, "parameters": {"type": "object"}})],
         parallel_tool_calls: true,
         base_instructions: "You are a coding agent.".to_owned(),

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use compactor_protocol::{
-    CompactRequest, CompactResponse, CompactorError, Prompt, ResponseItem, ResponsesApiRequest,
-    TextControls, TurnSettings,
+    CompactRequest, CompactResponse, CompactorError, InputItems, Prompt, ResponseItem,
+    ResponsesApiRequest, TextControls, TurnSettings,
 };
 use futures::StreamExt;
 
@@ -99,7 +99,7 @@ impl ModelClient {
     /// A turn-scoped session; it takes the cached WebSocket connection, if any.
     pub fn new_session(&self) -> ModelClientSession {
         let ws = self.inner.cached_ws.lock().unwrap_or_else(PoisonError::into_inner).take();
-        ModelClientSession { client: self.clone(), ws }
+        ModelClientSession { client: self.clone(), ws, last_request_bytes: 0 }
     }
 
     /// Whether requests go over WebSocket (configured and not fallen back to HTTP).
@@ -157,7 +157,7 @@ impl ModelClient {
     /// the answer is not a compaction response.
     pub async fn compact(
         &self,
-        prompt: &Prompt,
+        prompt: &Prompt<'_>,
         settings: &TurnSettings,
     ) -> Result<Vec<ResponseItem>, CompactorError> {
         if prompt.input.is_empty() {
@@ -214,13 +214,19 @@ impl ModelClient {
 /// The input to send: the prompt's, minus unknown items off the pass-through list (borrowed
 /// when nothing is removed).
 fn allowed_input<'a>(
-    input: &'a [ResponseItem],
+    input: &'a [Cow<'a, ResponseItem>],
     config: &ProviderConfig,
-) -> Cow<'a, [ResponseItem]> {
+) -> InputItems<'a> {
     if input.iter().all(|item| config.pass_through.allows(item)) {
         Cow::Borrowed(input)
     } else {
-        Cow::Owned(input.iter().filter(|item| config.pass_through.allows(item)).cloned().collect())
+        Cow::Owned(
+            input
+                .iter()
+                .filter(|item| config.pass_through.allows(item))
+                .map(|item| Cow::Borrowed(item.as_ref()))
+                .collect(),
+        )
     }
 }
 
@@ -230,12 +236,21 @@ fn allowed_input<'a>(
 pub struct ModelClientSession {
     client: ModelClient,
     ws: Option<WsSession>,
+    /// The body size of the last request sent, for the caller's accounting.
+    pub(crate) last_request_bytes: u64,
 }
 
 impl ModelClientSession {
     /// The client this session belongs to.
     pub fn client(&self) -> &ModelClient {
         &self.client
+    }
+
+    /// The size in bytes of the body of the last request [`ModelClientSession::stream`] sent (the
+    /// JSON of an HTTP request, the text of a WebSocket `response.create`), so a caller counts
+    /// what went out without serializing it again; 0 before the first.
+    pub fn last_request_bytes(&self) -> u64 {
+        self.last_request_bytes
     }
 
     /// Streams one response for `prompt`.
@@ -253,9 +268,10 @@ impl ModelClientSession {
     /// Dropping the future abandons the request; a WebSocket connection in use is discarded.
     pub async fn stream(
         &mut self,
-        prompt: &Prompt,
+        prompt: &Prompt<'_>,
         settings: &TurnSettings,
     ) -> Result<ResponseStream, CompactorError> {
+        self.last_request_bytes = 0;
         let inner = &self.client.inner;
         let mut request = ResponsesApiRequest::from_prompt(prompt, settings);
         request.input = allowed_input(&prompt.input, &inner.config);
@@ -279,12 +295,13 @@ impl ModelClientSession {
     }
 
     async fn stream_http(
-        &self,
+        &mut self,
         request: &ResponsesApiRequest<'_>,
     ) -> Result<ResponseStream, CompactorError> {
+        let body = Bytes::from(json_body(request)?);
+        self.last_request_bytes = u64::try_from(body.len()).unwrap_or(u64::MAX);
         let inner = &self.client.inner;
         let config = &inner.config;
-        let body = Bytes::from(json_body(request)?);
         let key = self.client.key()?;
         let headers =
             http::request_headers(config, key.as_ref(), &inner.thread_id, "text/event-stream")?;

@@ -16,6 +16,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data as OpData, OpCode};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -184,6 +186,7 @@ async fn attempt(
         );
     };
     let message = create_message(ws, request).map_err(AttemptError::final_error)?;
+    let sent_bytes = u64::try_from(message.len()).unwrap_or(u64::MAX);
     // No request extends one that ends with a compaction trigger (the next one starts from the
     // compacted history), so its input, the whole history, is not copied as a baseline.
     ws.last_request = match request.input.last() {
@@ -198,6 +201,7 @@ async fn attempt(
         .redacting(redaction_key(&client));
     send_text(&mut reader.guard, message, config.stream_idle_timeout).await?;
     let lead = reader.mapper.header_events(&ws.handshake_headers);
+    session.last_request_bytes = sent_bytes;
     let first = match reader.next().await {
         Read::End(error) => {
             reader.guard.break_off();
@@ -264,13 +268,18 @@ fn create_message(
             let extends = match compaction {
                 Some(at) => {
                     let tail = &response.items_added[at..];
-                    request.input.starts_with(tail).then_some(tail.len())
+                    let starts = request.input.len() >= tail.len()
+                        && request.input.iter().zip(tail).all(|(sent, kept)| **sent == *kept);
+                    starts.then_some(tail.len())
                 }
                 None => {
                     let prefix_len = last.input.len() + response.items_added.len();
                     let extends = request.input.len() >= prefix_len
                         && request.input[..last.input.len()] == last.input[..]
-                        && request.input[last.input.len()..prefix_len] == response.items_added[..];
+                        && request.input[last.input.len()..prefix_len]
+                            .iter()
+                            .zip(&response.items_added)
+                            .all(|(sent, added)| **sent == *added);
                     extends.then_some(prefix_len)
                 }
             };
@@ -280,12 +289,12 @@ fn create_message(
     };
     let message = match incremental {
         Some((response_id, prefix_len)) => {
-            let mut suffix = request.clone();
+            let mut suffix = request.reborrow();
             suffix.input = Cow::Borrowed(&request.input[prefix_len..]);
             suffix.previous_response_id = Some(response_id);
             WsClientMessage::ResponseCreate(Box::new(suffix))
         }
-        None => WsClientMessage::ResponseCreate(Box::new(request.clone())),
+        None => WsClientMessage::ResponseCreate(Box::new(request.reborrow())),
     };
     let body = crate::client::json_body(&message)?;
     String::from_utf8(body).map_err(|err| CompactorError::Json(err.to_string()))
@@ -312,7 +321,9 @@ fn owned_request(request: &ResponsesApiRequest<'_>) -> ResponsesApiRequest<'stat
     ResponsesApiRequest {
         model: Cow::Owned(request.model.clone().into_owned()),
         instructions: Cow::Owned(request.instructions.clone().into_owned()),
-        input: Cow::Owned(request.input.to_vec()),
+        input: Cow::Owned(
+            request.input.iter().map(|item| Cow::Owned(item.as_ref().clone())).collect(),
+        ),
         tools: Cow::Owned(request.tools.to_vec()),
         tool_choice: Cow::Owned(request.tool_choice.clone().into_owned()),
         parallel_tool_calls: request.parallel_tool_calls,
@@ -390,6 +401,13 @@ async fn connect(session: &ModelClientSession) -> Result<(Socket, HeaderMap), Ws
     }
 }
 
+/// Messages longer than this go out as fragments of this size (RFC 6455 §5.4).
+///
+/// The WebSocket writer masks each frame into its own buffer: a multi-megabyte request sent as
+/// one frame is copied whole into that buffer (and the buffer keeps that capacity), while
+/// fragments bound the copy to one fragment at a time.
+const FRAGMENT_BYTES: usize = 256 * 1024;
+
 async fn send_text(
     connection: &mut Connection,
     text: String,
@@ -400,7 +418,28 @@ async fn send_text(
             "the websocket connection is closed",
         )));
     };
-    match tokio::time::timeout(idle, socket.send(Message::text(text))).await {
+    let sent = async {
+        if text.len() <= FRAGMENT_BYTES {
+            return socket.send(Message::text(text)).await;
+        }
+        // A fragment boundary may split a UTF-8 sequence: receivers check the text of the
+        // whole message, not of each fragment.
+        let payload = tungstenite::Bytes::from(text.into_bytes());
+        let mut start = 0;
+        while start < payload.len() {
+            let end = (start + FRAGMENT_BYTES).min(payload.len());
+            let opcode = if start == 0 { OpData::Text } else { OpData::Continue };
+            let frame = Frame::message(
+                payload.slice(start..end),
+                OpCode::Data(opcode),
+                end == payload.len(),
+            );
+            socket.feed(Message::Frame(frame)).await?;
+            start = end;
+        }
+        socket.flush().await
+    };
+    match tokio::time::timeout(idle, sent).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(err)) => {
             connection.break_off();

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use compactor_client::{KeySource, ProviderConfig, WebsocketMode};
 use compactor_core::{Features, ModelInfo, Session, SessionConfig};
 use compactor_engine::{
-    PromptOptions, V2PromptOptions, append_v2_trigger, estimate_history, for_prompt,
+    PromptOptions, V2PromptOptions, append_v2_trigger, estimate_history, prompt_input,
 };
 use compactor_protocol::{
     PassThroughList, Prompt, ResponseItem, ResponsesApiRequest, TurnSettings,
@@ -152,11 +152,11 @@ async fn child(transport: &str) -> ExitCode {
 
 /// The request the HTTP transport sends for the v2 compaction of `history`, without its
 /// serialization: the prompt as core builds it, then the request body borrowing it.
-fn v2_prompt(history: &[ResponseItem]) -> Prompt {
+fn v2_prompt(history: &[ResponseItem]) -> Prompt<'_> {
     let options =
         PromptOptions { pass_through: PassThroughList::default(), ..PromptOptions::default() };
     let mut prompt = Prompt {
-        input: for_prompt(history, &options),
+        input: prompt_input(history, &options),
         base_instructions: BASE_INSTRUCTIONS.to_owned(),
         ..Prompt::default()
     };

@@ -7,6 +7,8 @@ mod prune;
 mod remote_v1;
 mod remote_v2;
 
+use std::sync::Arc;
+
 use compactor_analytics::{
     AttemptOutcome, AttemptSpec, ChainPosition, CompactionAnalyticsAttempt, CompactionContext,
 };
@@ -14,7 +16,7 @@ use compactor_client::ModelClientSession;
 use compactor_protocol::{
     CompactedItem, CompactionImplementation, CompactionPhase, CompactionReason, CompactionTrigger,
     CompactorError, ContextCompactionItem, EventMsg, HookEventName, InitialContextInjection,
-    Prompt, ResponseItem, RolloutItem, TokenUsage, TurnItem,
+    ResponseItem, RolloutItem, TokenUsage, TurnItem,
 };
 use compactor_rollout_trace::CompactionTraceContext;
 
@@ -55,7 +57,7 @@ pub(crate) struct CompactionRequest<'a> {
 /// A compacted history ready to install.
 pub(crate) struct Prepared {
     /// The history the implementation compacted (after trimming), for the trace.
-    pub(crate) input_history: Vec<ResponseItem>,
+    pub(crate) input_history: Arc<Vec<ResponseItem>>,
     /// The new history.
     pub(crate) new_history: Vec<ResponseItem>,
     /// The `compacted` line's message: the summary of a local compaction, `""` otherwise.
@@ -352,10 +354,10 @@ impl Session {
             started_at_ms: now_ms(),
         })
         .await;
-        let mut input_history = self.state().history.clone();
+        let mut input_history = self.state().history.to_vec();
         input_history.extend(output[..at].iter().cloned());
         let prepared = Prepared {
-            input_history,
+            input_history: Arc::new(input_history),
             new_history: output.into_iter().skip(at).collect(),
             message: String::new(),
             response_id: None,
@@ -467,7 +469,6 @@ impl Session {
             keep_reference,
         } = prepared;
         trace.record_installed(&input_history, &new_history).await;
-        drop(input_history);
         let reference = match injection {
             _ if keep_reference => self.state().reference_context_item.clone(),
             InitialContextInjection::DoNotInject => None,
@@ -479,6 +480,7 @@ impl Session {
             lines.push(RolloutItem::TurnContext(reference.clone()));
         }
         self.persist(&lines).await?;
+
         // The history moves from the rollout line into the session: it is never copied.
         let RolloutItem::Compacted(CompactedItem {
             replacement_history: Some(new_history), ..
@@ -489,13 +491,14 @@ impl Session {
         let replaced = {
             let estimate = self.estimate_context();
             let mut state = self.state();
-            let replaced = std::mem::replace(&mut state.history, new_history);
+            let replaced = std::mem::replace(&mut state.history, Arc::new(new_history));
             state.reference_context_item = reference;
             state.recompute_token_usage(&estimate, turn.model.model_context_window());
             replaced
         };
-        // Freed outside the lock.
-        drop(replaced);
+        // Freeing a large history takes milliseconds: it happens off the compaction's path.
+        drop_in_background((replaced, input_history));
+
         self.inner.client.advance_window_generation();
         self.emit_token_count().await;
         self.emit(EventMsg::ItemCompleted {
@@ -509,38 +512,36 @@ impl Session {
         Ok(Installed { response_id, usage, reset_websocket })
     }
 
-    /// The prompt of a compaction request over the history trimmed of trailing tool traffic
-    /// until it fits the window (ref §3.7), and that history for the trace (empty when tracing
-    /// is off). The history is copied only when it must be trimmed or traced.
-    pub(crate) fn compaction_prompt(
-        &self,
-        turn: &TurnContext,
-        trace: &CompactionTraceContext,
-    ) -> (Prompt, Vec<ResponseItem>) {
+    /// The history a compaction request is built from: the session's history, trimmed of
+    /// trailing tool traffic until it fits the window (ref §3.7). It is a snapshot of the
+    /// session's history, copied only when it must be trimmed.
+    pub(crate) fn compaction_history(&self, turn: &TurnContext) -> Arc<Vec<ResponseItem>> {
         let estimate = self.estimate_context();
-        let state = self.state();
+        let history = Arc::clone(&self.state().history);
         let window = turn.model.model_context_window().map(|w| u64::try_from(w).unwrap_or(0));
         match window {
-            Some(window) if estimate.estimate(&state.history) > window => {
-                let mut history = state.history.clone();
-                drop(state);
+            Some(window) if estimate.estimate(&history) > window => {
+                let mut trimmed = history.to_vec();
+                drop(history);
                 let removed = compactor_engine::trim_function_call_history_to_fit_context_window(
-                    &mut history,
+                    &mut trimmed,
                     window,
                     &estimate,
                 );
                 tracing::info!(removed, "trimmed trailing tool traffic before compaction");
-                let prompt = self.turn_prompt(&turn.model, &history);
-                if !trace.is_enabled() {
-                    history = Vec::new();
-                }
-                (prompt, history)
+                Arc::new(trimmed)
             }
-            Some(_) | None => {
-                let prompt = self.turn_prompt(&turn.model, &state.history);
-                let history = if trace.is_enabled() { state.history.clone() } else { Vec::new() };
-                (prompt, history)
-            }
+            Some(_) | None => history,
         }
+    }
+}
+
+/// Drops `value` on the blocking pool when there is a runtime to take it, here otherwise.
+pub(crate) fn drop_in_background<T: Send + 'static>(value: T) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn_blocking(move || drop(value));
+        }
+        Err(_) => drop(value),
     }
 }

@@ -11,7 +11,7 @@ use compactor_protocol::{
     CompactorError, EventMsg, ResponseItem, RolloutItem, SessionMeta, TokenUsageInfo,
 };
 use compactor_rollout_trace::{
-    RecorderOptions, RolloutRecorder, ThreadTrace, read_rollout, reconstruct_history_from_rollout,
+    RecorderOptions, Replay, RolloutRecorder, ThreadTrace, read_rollout,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -144,7 +144,7 @@ impl SessionBuilder {
         for warning in contents.report.warnings() {
             tracing::warn!(path = %path.display(), "{warning}");
         }
-        let resumed = reconstruct_history_from_rollout(&contents.lines, &rebuild_legacy_compacted);
+        let resumed = Replay::new(&rebuild_legacy_compacted).reconstruct_owned(contents.lines);
         let thread_id = resumed
             .session_meta
             .as_ref()
@@ -161,7 +161,7 @@ impl SessionBuilder {
             }
         });
         let state = SessionState {
-            history: resumed.history,
+            history: Arc::new(resumed.history),
             reference_context_item: resumed.reference_context_item,
             token_info: resumed.token_info.unwrap_or_default(),
             previous_model,
@@ -251,7 +251,7 @@ impl Session {
 
     /// A copy of the history.
     pub fn history(&self) -> Vec<ResponseItem> {
-        self.state().history.clone()
+        self.state().history.to_vec()
     }
 
     /// The token accounting.
@@ -311,9 +311,9 @@ impl Session {
         self.emit(EventMsg::ThreadRolledBack { num_turns }).await;
         rollout.flush().await?;
         let contents = read_rollout(rollout.path()).await?;
-        let resumed = reconstruct_history_from_rollout(&contents.lines, &rebuild_legacy_compacted);
+        let resumed = Replay::new(&rebuild_legacy_compacted).reconstruct_owned(contents.lines);
         let mut state = self.state();
-        state.history = resumed.history;
+        state.history = Arc::new(resumed.history);
         state.reference_context_item = resumed.reference_context_item;
         state.token_info = resumed.token_info.unwrap_or_default();
         Ok(())
@@ -419,7 +419,7 @@ impl Session {
                 items.iter().cloned().map(RolloutItem::ResponseItem).collect();
             rollout.record(&lines).await?;
         }
-        self.state().history.extend(items);
+        Arc::make_mut(&mut self.state().history).extend(items);
         Ok(())
     }
 

@@ -1,5 +1,7 @@
 //! The session's mutable state: history, settings baseline and token accounting.
 
+use std::sync::Arc;
+
 use compactor_engine::{
     ContextualMarkers, EstimateContext, ReasoningAccounting, TotalUsageInput, total_token_usage,
 };
@@ -13,8 +15,12 @@ use crate::config::ModelInfo;
 /// await point.
 #[derive(Debug, Default)]
 pub(crate) struct SessionState {
-    /// The conversation as the next request will see it (before `for_prompt`).
-    pub(crate) history: Vec<ResponseItem>,
+    /// The conversation as the next request will see it (before `prompt_input`).
+    ///
+    /// Shared, so a request in flight borrows a snapshot instead of copying a history of many
+    /// megabytes; a change while a snapshot is alive copies it (`Arc::make_mut`), which the turn
+    /// lock makes rare.
+    pub(crate) history: Arc<Vec<ResponseItem>>,
     /// The settings baseline; `None` makes the next turn inject the full initial context.
     pub(crate) reference_context_item: Option<TurnContextItem>,
     /// Token accounting.

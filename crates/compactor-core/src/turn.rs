@@ -1,10 +1,12 @@
 //! The turn runner: record input, sample, run tools, loop while the model needs follow-up, and
 //! compact when the context reaches the limit (ref §3.2).
 
+use std::sync::Arc;
+
 use std::time::Duration;
 
 use compactor_client::ModelClientSession;
-use compactor_engine::{PromptOptions, for_prompt};
+use compactor_engine::{PromptOptions, prompt_input};
 use compactor_protocol::{
     CompactionPhase, CompactionReason, CompactorError, ContentItem, EventMsg,
     InitialContextInjection, Prompt, ResponseEvent, ResponseItem, RolloutItem, TokenUsage,
@@ -327,14 +329,18 @@ impl Session {
     }
 
     /// The prompt of a normal request for the current history.
-    pub(crate) fn turn_prompt(&self, model: &ModelInfo, history: &[ResponseItem]) -> Prompt {
+    pub(crate) fn turn_prompt<'h>(
+        &self,
+        model: &ModelInfo,
+        history: &'h [ResponseItem],
+    ) -> Prompt<'h> {
         let config = &self.inner.config;
         let options = PromptOptions {
             input_modalities: model.input_modalities,
             pass_through: config.provider.pass_through.clone(),
         };
         Prompt {
-            input: for_prompt(history, &options),
+            input: prompt_input(history, &options),
             tools: config.tools.clone(),
             parallel_tool_calls: config.parallel_tool_calls,
             base_instructions: config.base_instructions.clone(),
@@ -360,10 +366,8 @@ impl Session {
         let mut retries = 0u32;
         let mut reacted = false;
         loop {
-            let prompt = {
-                let state = self.state();
-                self.turn_prompt(&turn.model, &state.history)
-            };
+            let history = Arc::clone(&self.state().history);
+            let prompt = self.turn_prompt(&turn.model, &history);
             let attempt = async {
                 let stream = client_session.stream(&prompt, &settings).await.map_err(Final)?;
                 self.consume(stream).await.map_err(Retryable)

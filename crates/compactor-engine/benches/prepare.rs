@@ -7,9 +7,10 @@
 //! 1. the context estimate that gates and tracks the compaction (`total_token_usage`);
 //! 2. the history is estimated against the window, and copied and trimmed only when it does not
 //!    fit (core's `compaction_prompt`; here it fits, as at a usual 90 % auto compaction);
-//! 3. `for_prompt` builds the request input, and the v2 trigger is appended;
-//! 4. the request body is built, its length counted for analytics (`tokens::json_len`), and
-//!    serialized as the HTTP transport sends it (`serde_json::to_vec`);
+//! 3. `prompt_input` builds the request input (borrowing the history's items), and the v2
+//!    trigger is appended;
+//! 4. the request body is built, sized (`tokens::json_len`) and serialized into a buffer of that
+//!    size, as the client sends it (its size is what core counts for analytics);
 //! 5. the new history is rebuilt from the prompt input and the compaction item
 //!    (`build_v2_compacted_history`, then `process_compacted_history`);
 //! 6. the `compacted` rollout line is serialized with its full `replacement_history`;
@@ -29,7 +30,7 @@ use std::time::{Duration, Instant};
 use compactor_engine::{
     ContextualMarkers, EstimateContext, InputModalities, PromptOptions, ReasoningAccounting,
     TotalUsageInput, V2PromptOptions, append_v2_trigger, build_v2_compacted_history,
-    estimate_history, for_prompt, process_compacted_history, total_token_usage,
+    estimate_history, process_compacted_history, prompt_input, total_token_usage,
     trim_function_call_history_to_fit_context_window,
 };
 use compactor_protocol::tokens::json_len;
@@ -117,7 +118,7 @@ fn compact_once(session: &mut Session, compaction_item: &ResponseItem) -> [Durat
         pass_through: session.pass_through.clone(),
     };
     let mut prompt = Prompt {
-        input: for_prompt(&input_history, &options),
+        input: prompt_input(&input_history, &options),
         base_instructions: BASE_INSTRUCTIONS.to_owned(),
         ..Prompt::default()
     };
@@ -127,12 +128,12 @@ fn compact_once(session: &mut Session, compaction_item: &ResponseItem) -> [Durat
     );
     lap(2);
 
-    // Core counts the bytes it sends without serializing the request twice.
-    let bytes_sent = json_len(&ResponsesApiRequest::from_prompt(&prompt, &session.settings));
+    // The client sizes the body before serializing it (and core counts that size).
     let mut request = ResponsesApiRequest::from_prompt(&prompt, &session.settings);
     request.prompt_cache_key = Some("thread-bench".to_owned());
-    let wire = serde_json::to_vec(&request).unwrap_or_default();
-    black_box((bytes_sent, wire.len()));
+    let mut wire = Vec::with_capacity(usize::try_from(json_len(&request)).unwrap_or(0));
+    serde_json::to_writer(&mut wire, &request).unwrap_or_default();
+    black_box(wire.len());
     drop(wire);
     lap(3);
 
@@ -160,7 +161,8 @@ fn compact_once(session: &mut Session, compaction_item: &ResponseItem) -> [Durat
     let estimate = session.estimate_context().estimate(&installed);
     let tokens_after = session.total_usage(&installed);
     black_box((estimate, tokens_after));
-    drop((input_history, prompt, installed));
+    drop(prompt);
+    drop((input_history, installed));
     // The session keeps its history for the next run; dropping the replaced history is timed
     // on a copy below, so the step costs what core's install costs.
     lap(6);

@@ -10,7 +10,7 @@
 //!
 //! - Estimation (ref §9): [`estimate_history`], [`item_tokens`], [`total_token_usage`] with
 //!   [`TotalUsageInput`] and [`ReasoningAccounting`], and [`EstimateContext`].
-//! - Prompt normalization: [`for_prompt`] with [`PromptOptions`] and [`InputModalities`].
+//! - Prompt normalization: [`for_prompt`] (or [`prompt_input`], borrowing) with [`PromptOptions`] and [`InputModalities`].
 //! - Pre-request trimming (ref §3.7): [`trim_function_call_history_to_fit_context_window`].
 //! - Remote compaction v2 (ref §3.8): [`append_v2_trigger`] with [`V2PromptOptions`],
 //!   [`collect_context_compaction_output`] returning a [`CollectedCompaction`], and
@@ -77,7 +77,9 @@ pub use local::{
     is_summary_message, last_assistant_text, rebuild_legacy_compacted,
     summarization_prompt_with_focus, summary_text, truncate_middle,
 };
-pub use normalize::{IMAGE_OMITTED_PLACEHOLDER, InputModalities, PromptOptions, for_prompt};
+pub use normalize::{
+    IMAGE_OMITTED_PLACEHOLDER, InputModalities, PromptOptions, for_prompt, prompt_input,
+};
 pub use prune::{
     DEFAULT_PROTECTED_USER_TURNS, PruneConfig, PruneOutcome, PruneReport, masked_output_text, prune,
 };

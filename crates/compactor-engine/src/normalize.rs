@@ -1,5 +1,7 @@
 //! `for_prompt`: turning a session's history into a valid request input.
 
+use std::borrow::Cow;
+
 use compactor_protocol::{ContentItem, PassThroughList, ResponseItem, ToolOutput};
 
 use crate::pairs::{PairKind, call_key, match_pairs, output_key};
@@ -43,8 +45,19 @@ pub struct PromptOptions {
 /// - Compaction triggers of either form are dropped: they are transient request items, and the
 ///   v2 prompt builder appends exactly one.
 ///
-/// Linear in `items`; `items` is not changed.
+/// Linear in `items`; `items` is not changed. [`prompt_input`] gives the same items without
+/// copying them.
 pub fn for_prompt(items: &[ResponseItem], options: &PromptOptions) -> Vec<ResponseItem> {
+    prompt_input(items, options).into_iter().map(Cow::into_owned).collect()
+}
+
+/// [`for_prompt`] borrowing every item it keeps unchanged from `items`: only synthetic outputs
+/// and image-stripped items are owned, so a prompt over a large history costs a pointer-sized
+/// entry per item instead of a copy of the history.
+pub fn prompt_input<'a>(
+    items: &'a [ResponseItem],
+    options: &PromptOptions,
+) -> Vec<Cow<'a, ResponseItem>> {
     let partner = match_pairs(items);
     let mut out = Vec::with_capacity(items.len());
     for (item, partner) in items.iter().zip(&partner) {
@@ -55,13 +68,17 @@ pub fn for_prompt(items: &[ResponseItem], options: &PromptOptions) -> Vec<Respon
             continue;
         }
         match options.input_modalities {
-            InputModalities::TextOnly if has_image(item) => out.push(without_images(item)),
-            InputModalities::TextOnly | InputModalities::TextAndImages => out.push(item.clone()),
+            InputModalities::TextOnly if has_image(item) => {
+                out.push(Cow::Owned(without_images(item)));
+            }
+            InputModalities::TextOnly | InputModalities::TextAndImages => {
+                out.push(Cow::Borrowed(item));
+            }
         }
         if let Some((kind, call_id)) = call_key(item)
             && partner.is_none()
         {
-            out.push(aborted_output(kind, call_id, item));
+            out.push(Cow::Owned(aborted_output(kind, call_id, item)));
         }
     }
     out

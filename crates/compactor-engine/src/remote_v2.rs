@@ -1,6 +1,7 @@
 //! Remote compaction v2 (ref §3.8): the trigger, collecting the one compaction item from the
 //! stream, and the history it installs.
 
+use std::borrow::Borrow;
 use std::pin::pin;
 
 use compactor_protocol::{CompactorError, ResponseEvent, ResponseItem, TokenUsage, V2TriggerForm};
@@ -49,14 +50,17 @@ pub fn focus_message(focus: &str) -> ResponseItem {
 /// assert_eq!(prompt_len, 1);
 /// assert_eq!(input[1], ResponseItem::context_compaction_trigger());
 /// ```
-pub fn append_v2_trigger(input: &mut Vec<ResponseItem>, options: &V2PromptOptions<'_>) -> usize {
+pub fn append_v2_trigger<T: From<ResponseItem>>(
+    input: &mut Vec<T>,
+    options: &V2PromptOptions<'_>,
+) -> usize {
     let prompt_len = input.len();
     if let Some(focus) = options.focus
         && !focus.trim().is_empty()
     {
-        input.push(focus_message(focus));
+        input.push(focus_message(focus).into());
     }
-    input.push(v2_trigger_item(options.trigger_form));
+    input.push(v2_trigger_item(options.trigger_form).into());
     prompt_len
 }
 
@@ -167,13 +171,14 @@ where
 /// are dropped.
 ///
 /// `prompt_input` is the request input without the v2 tail (see [`append_v2_trigger`]).
-pub fn build_v2_compacted_history(
-    prompt_input: &[ResponseItem],
+pub fn build_v2_compacted_history<T: Borrow<ResponseItem>>(
+    prompt_input: &[T],
     item: ResponseItem,
 ) -> Vec<ResponseItem> {
     let mut history: Vec<ResponseItem> = prompt_input
         .iter()
-        .filter(|item| matches!(item.role(), Some("user" | "developer" | "system")))
+        .map(Borrow::borrow)
+        .filter(|item: &&ResponseItem| matches!(item.role(), Some("user" | "developer" | "system")))
         .cloned()
         .collect();
     history.push(item);

@@ -50,8 +50,9 @@ pub use items::{
     ReasoningSummary, ResponseItem, ToolOutput, WebSearchAction, content_text,
 };
 pub use request::{
-    CompactRequest, CompactResponse, ContextManagement, Prompt, Reasoning, ResponsesApiRequest,
-    TextControls, TextFormat, ToolSpec, TurnSettings, WsClientMessage,
+    CompactRequest, CompactResponse, ContextManagement, InputItems, Prompt, Reasoning,
+    ResponsesApiRequest, TextControls, TextFormat, ToolSpec, TurnSettings, WsClientMessage,
+    borrowed_items, into_owned_items, owned_items,
 };
 pub use rollout::{CompactedItem, RolloutItem, RolloutLine, SessionMeta, TurnContextItem};
 pub use stream::{

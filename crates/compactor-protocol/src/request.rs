@@ -12,11 +12,51 @@ use crate::stream::ResponseUsage;
 /// A tool specification, as the JSON the Responses API takes.
 pub type ToolSpec = Value;
 
+/// A request's input items, each borrowed from a history or owned (synthetic items, triggers).
+///
+/// Borrowing lets a prompt over a history of many megabytes be built and sent without copying
+/// the history; serialized, a borrowed and an owned item are the same JSON.
+pub type InputItems<'a> = Cow<'a, [Cow<'a, ResponseItem>]>;
+
+impl From<ResponseItem> for Cow<'_, ResponseItem> {
+    fn from(item: ResponseItem) -> Self {
+        Cow::Owned(item)
+    }
+}
+
+impl<'a> From<&'a ResponseItem> for Cow<'a, ResponseItem> {
+    fn from(item: &'a ResponseItem) -> Self {
+        Cow::Borrowed(item)
+    }
+}
+
+/// `items` as owned input items, for a prompt or request that owns its input.
+pub fn owned_items(
+    items: impl IntoIterator<Item = ResponseItem>,
+) -> Vec<Cow<'static, ResponseItem>> {
+    items.into_iter().map(Cow::Owned).collect()
+}
+
+/// The items of `input`, moved out where owned and copied where borrowed.
+pub fn into_owned_items(input: InputItems<'_>) -> Vec<ResponseItem> {
+    match input {
+        Cow::Owned(items) => items.into_iter().map(Cow::into_owned).collect(),
+        Cow::Borrowed(items) => items.iter().map(|item| item.as_ref().clone()).collect(),
+    }
+}
+
+/// `items` as input items borrowing from them.
+pub fn borrowed_items(items: &[ResponseItem]) -> Vec<Cow<'_, ResponseItem>> {
+    items.iter().map(Cow::Borrowed).collect()
+}
+
 /// What a turn asks the model: input, tools and instructions (ref §2.5).
+///
+/// The input borrows from the history it was built from where it can (see [`InputItems`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Prompt {
+pub struct Prompt<'a> {
     /// The conversation so far, already normalized for the model.
-    pub input: Vec<ResponseItem>,
+    pub input: Vec<Cow<'a, ResponseItem>>,
     /// The tools the model may call.
     pub tools: Vec<ToolSpec>,
     /// Whether the model may call tools in parallel.
@@ -31,7 +71,7 @@ pub struct Prompt {
     pub output_schema_strict: bool,
 }
 
-impl Default for Prompt {
+impl Default for Prompt<'_> {
     fn default() -> Self {
         Self {
             input: Vec::new(),
@@ -122,7 +162,7 @@ pub struct ResponsesApiRequest<'a> {
     #[serde(default, skip_serializing_if = "str::is_empty")]
     pub instructions: Cow<'a, str>,
     /// The input items.
-    pub input: Cow<'a, [ResponseItem]>,
+    pub input: InputItems<'a>,
     /// The tools.
     #[serde(default)]
     pub tools: Cow<'a, [ToolSpec]>,
@@ -173,7 +213,7 @@ fn tool_choice_auto() -> Cow<'static, str> {
 
 impl<'a> ResponsesApiRequest<'a> {
     /// The HTTP streaming request for `prompt` under `settings`, borrowing the prompt's input.
-    pub fn from_prompt(prompt: &'a Prompt, settings: &'a TurnSettings) -> Self {
+    pub fn from_prompt(prompt: &'a Prompt<'_>, settings: &'a TurnSettings) -> Self {
         let include = match settings.reasoning {
             Some(_) => vec!["reasoning.encrypted_content".to_owned()],
             None => Vec::new(),
@@ -208,6 +248,32 @@ impl<'a> ResponsesApiRequest<'a> {
     }
 }
 
+impl ResponsesApiRequest<'_> {
+    /// The same request borrowing everything large from this one (input, tools, strings), for
+    /// variants such as an incremental WebSocket request that sends only part of the input.
+    pub fn reborrow(&self) -> ResponsesApiRequest<'_> {
+        ResponsesApiRequest {
+            model: Cow::Borrowed(&self.model),
+            instructions: Cow::Borrowed(&self.instructions),
+            input: Cow::Borrowed(&self.input),
+            tools: Cow::Borrowed(&self.tools),
+            tool_choice: Cow::Borrowed(&self.tool_choice),
+            parallel_tool_calls: self.parallel_tool_calls,
+            reasoning: self.reasoning.clone(),
+            store: self.store,
+            stream: self.stream,
+            include: self.include.clone(),
+            service_tier: self.service_tier.clone(),
+            prompt_cache_key: self.prompt_cache_key.clone(),
+            text: self.text.clone(),
+            context_management: self.context_management.clone(),
+            previous_response_id: self.previous_response_id.clone(),
+            generate: self.generate,
+            client_metadata: self.client_metadata.clone(),
+        }
+    }
+}
+
 /// A message a client sends on a Responses WebSocket (ref §4.3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -229,7 +295,7 @@ pub struct CompactRequest<'a> {
     /// The model slug.
     pub model: Cow<'a, str>,
     /// The history to compact.
-    pub input: Cow<'a, [ResponseItem]>,
+    pub input: InputItems<'a>,
     /// The base instructions (plus focus text, DESIGN §8.15); omitted when empty.
     #[serde(default, skip_serializing_if = "str::is_empty")]
     pub instructions: Cow<'a, str>,

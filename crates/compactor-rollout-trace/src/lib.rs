@@ -7,8 +7,8 @@
 //!
 //! - Writing: [`RolloutRecorder`] appends [`RolloutLine`](compactor_protocol::RolloutLine)s
 //!   (UTC millisecond timestamps, [`format_timestamp`]) for the items [`is_persisted`] keeps;
-//!   files are 0600; a `compacted` line is synced before `record` returns; opening for append
-//!   truncates a torn last line.
+//!   files are 0600; a `compacted` line is written before `record` returns and synced right
+//!   after; opening for append truncates a torn last line.
 //! - Reading: [`read_rollout`] / [`parse_rollout`] return every complete line and a
 //!   [`ReadReport`] of torn tails and corrupt lines; they never fail on content and never panic.
 //! - Resuming: [`reconstruct_history_from_rollout`] gives a [`ReconstructedSession`] (history,

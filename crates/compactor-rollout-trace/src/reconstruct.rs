@@ -160,39 +160,25 @@ impl<'a> Replay<'a> {
     pub fn reconstruct(&self, lines: &[RolloutLine]) -> ReconstructedSession {
         let survival = survive(lines, self.contextual_user_markers, 0);
         let (history, legacy_compactions_replayed) = self.replay_history(lines, &survival.alive);
-        let (previous_turn_settings, baseline) = scan_metadata(lines, &survival);
-        let reference_context_item = match baseline {
-            Baseline::Latest(ctx) if legacy_compactions_replayed == 0 => Some(ctx.clone()),
-            Baseline::Latest(_) | Baseline::Cleared | Baseline::NeverSet => None,
-        };
-        let token_info =
-            lines.iter().zip(&survival.alive).rev().find_map(|(line, alive)| match &line.item {
-                RolloutItem::EventMsg(EventMsg::TokenCount { info: Some(info), .. }) if *alive => {
-                    Some(*info)
-                }
-                _ => None,
-            });
-        let window_generation = lines
-            .iter()
-            .filter(|line| match &line.item {
-                RolloutItem::Compacted(compacted) => {
-                    compacted.extra.get(FORKED_MARKER) != Some(&Value::Bool(true))
-                }
-                _ => false,
-            })
-            .count() as u64;
-        let session_meta = lines.iter().find_map(|line| match &line.item {
-            RolloutItem::SessionMeta(meta) => Some(meta.clone()),
-            _ => None,
-        });
+        finish(lines, &survival, history, legacy_compactions_replayed)
+    }
+
+    /// [`Replay::reconstruct`] taking the lines by value: the history's items are moved out of
+    /// them instead of copied, so resuming a large rollout holds its items once, not twice.
+    pub fn reconstruct_owned(&self, mut lines: Vec<RolloutLine>) -> ReconstructedSession {
+        let survival = survive(&lines, self.contextual_user_markers, 0);
+        let alive = survival.alive.clone();
+        // Everything but the history first, while the lines are whole.
+        let session = finish(&lines, &survival, Vec::new(), 0);
+        drop(survival);
+        let (history, legacy_compactions_replayed) = self.replay_history_owned(&mut lines, &alive);
+        let reference_context_item =
+            session.reference_context_item.filter(|_| legacy_compactions_replayed == 0);
         ReconstructedSession {
             history,
-            previous_turn_settings,
             reference_context_item,
-            token_info,
-            window_generation,
-            session_meta,
             legacy_compactions_replayed,
+            ..session
         }
     }
 
@@ -207,6 +193,40 @@ impl<'a> Replay<'a> {
     /// `session_meta` (new thread id, `forked_from_id`) first, then these items.
     pub fn fork(&self, lines: &[RolloutLine], drop_last_user_turns: u32) -> Vec<RolloutItem> {
         fork_surviving(lines, &survive(lines, self.contextual_user_markers, drop_last_user_turns))
+    }
+
+    /// [`Replay::replay_history`] moving the items out of `lines`, which it leaves hollow.
+    fn replay_history_owned(
+        &self,
+        lines: &mut [RolloutLine],
+        alive: &[bool],
+    ) -> (Vec<ResponseItem>, usize) {
+        let replay_from = history_base(lines, alive);
+        let mut history = Vec::new();
+        let mut legacy = 0;
+        for (line, _) in
+            lines[replay_from..].iter_mut().zip(&alive[replay_from..]).filter(|(_, a)| **a)
+        {
+            match &mut line.item {
+                RolloutItem::ResponseItem(item) => {
+                    if !item.is_compaction_trigger() {
+                        history.push(std::mem::replace(item, ResponseItem::CompactionTrigger));
+                    }
+                }
+                RolloutItem::Compacted(compacted) => match compacted.replacement_history.take() {
+                    Some(replacement) => history = replacement,
+                    None => {
+                        history = (self.legacy_rebuild)(&history, &compacted.message);
+                        legacy += 1;
+                    }
+                },
+                RolloutItem::SessionMeta(_)
+                | RolloutItem::TurnContext(_)
+                | RolloutItem::EventMsg(_)
+                | RolloutItem::Unknown { .. } => {}
+            }
+        }
+        (history, legacy)
     }
 
     fn replay_history(&self, lines: &[RolloutLine], alive: &[bool]) -> (Vec<ResponseItem>, usize) {
@@ -244,6 +264,62 @@ impl<'a> Replay<'a> {
         }
         (history, legacy)
     }
+}
+
+/// The session state of `lines` around an already replayed `history`.
+fn finish(
+    lines: &[RolloutLine],
+    survival: &Survival<'_>,
+    history: Vec<ResponseItem>,
+    legacy_compactions_replayed: usize,
+) -> ReconstructedSession {
+    let (previous_turn_settings, baseline) = scan_metadata(lines, survival);
+    let reference_context_item = match baseline {
+        Baseline::Latest(ctx) if legacy_compactions_replayed == 0 => Some(ctx.clone()),
+        Baseline::Latest(_) | Baseline::Cleared | Baseline::NeverSet => None,
+    };
+    let token_info =
+        lines.iter().zip(&survival.alive).rev().find_map(|(line, alive)| match &line.item {
+            RolloutItem::EventMsg(EventMsg::TokenCount { info: Some(info), .. }) if *alive => {
+                Some(*info)
+            }
+            _ => None,
+        });
+    let window_generation = lines
+        .iter()
+        .filter(|line| match &line.item {
+            RolloutItem::Compacted(compacted) => {
+                compacted.extra.get(FORKED_MARKER) != Some(&Value::Bool(true))
+            }
+            _ => false,
+        })
+        .count() as u64;
+    let session_meta = lines.iter().find_map(|line| match &line.item {
+        RolloutItem::SessionMeta(meta) => Some(meta.clone()),
+        _ => None,
+    });
+    ReconstructedSession {
+        history,
+        previous_turn_settings,
+        reference_context_item,
+        token_info,
+        window_generation,
+        session_meta,
+        legacy_compactions_replayed,
+    }
+}
+
+/// The index of the first line to replay: the newest surviving `compacted` line with a
+/// `replacement_history` (whose replacement starts the history), or 0.
+fn history_base(lines: &[RolloutLine], alive: &[bool]) -> usize {
+    lines
+        .iter()
+        .zip(alive)
+        .rposition(|(line, alive)| {
+            *alive
+                && matches!(&line.item, RolloutItem::Compacted(c) if c.replacement_history.is_some())
+        })
+        .unwrap_or(0)
 }
 
 /// A turn segment: from a `turn_started` line (or the file's start) to the next one.

@@ -265,7 +265,10 @@ async fn record_session(path: &Path) -> LiveSession {
 }
 
 fn resume(lines: &[RolloutLine]) -> ReconstructedSession {
-    reconstruct_history_from_rollout(lines, &no_legacy)
+    let borrowed = reconstruct_history_from_rollout(lines, &no_legacy);
+    let owned = crate::Replay::new(&no_legacy).reconstruct_owned(lines.to_vec());
+    assert_eq!(owned, borrowed, "reconstruct_owned disagrees with reconstruct");
+    borrowed
 }
 
 /// Byte ranges `[start, end)` of every line, `end` being the index of its `\n`.

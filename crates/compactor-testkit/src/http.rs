@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Request, State};
 use axum::response::Response;
 use bytes::Bytes;
-use compactor_protocol::{CompactRequest, ResponsesApiRequest};
+use compactor_protocol::{CompactRequest, ResponsesApiRequest, into_owned_items};
 use futures::StreamExt as _;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
@@ -130,18 +130,19 @@ pub(crate) async fn compact(
         let shared = Arc::clone(&shared);
         let context = context.clone();
         tokio::task::spawn_blocking(move || -> Result<(u16, Value), ErrorReply> {
-            let request: CompactRequest<'static> =
+            let mut request: CompactRequest<'static> =
                 serde_json::from_slice(&body).map_err(|err| {
                     let message = format!("the body is not a compact request: {err}");
                     shared.violation_reply(&context, message)
                 })?;
-            let problems = check_input(&request.input);
+            let input = into_owned_items(std::mem::take(&mut request.input));
+            let problems = check_input(&input);
             if !problems.is_empty() {
                 return Err(shared.violation_reply(&context, problems.join("; ")));
             }
             match (scripted, &shared.model) {
                 (Some(answer), _) => Ok(answer),
-                (None, Some(model)) => model.compact(&request).map(|body| (200, body)),
+                (None, Some(model)) => model.compact(&request, &input).map(|body| (200, body)),
                 (None, None) => Err(shared
                     .violation_reply(&context, "no scripted compact response left".to_owned())),
             }

@@ -192,17 +192,20 @@ impl ReferenceModel {
 
     /// The JSON answer of `/responses/compact`: the retained user messages and one sealed
     /// `compaction` item.
-    pub(crate) fn compact(&self, request: &CompactRequest<'_>) -> Result<Value, ErrorReply> {
-        let memory = self.verify_sealed(&request.input)?;
-        let mut output: Vec<Value> = request
-            .input
+    pub(crate) fn compact(
+        &self,
+        request: &CompactRequest<'_>,
+        input: &[ResponseItem],
+    ) -> Result<Value, ErrorReply> {
+        let memory = self.verify_sealed(input)?;
+        let mut output: Vec<Value> = input
             .iter()
             .filter(|item| item.role() == Some("user"))
             .filter_map(|item| serde_json::to_value(item).ok())
             .collect();
-        let input_tokens = estimate_history_tokens(&request.instructions, &request.input);
+        let input_tokens = estimate_history_tokens(&request.instructions, input);
         let scope = DigestScope { model: &request.model, tokens: input_tokens };
-        output.push(self.sealed_item("compaction", "cmp", &request.input, &scope, memory));
+        output.push(self.sealed_item("compaction", "cmp", input, &scope, memory));
         let usage = usage(saturate(input_tokens), saturate(output_tokens(&output)));
         Ok(json!({
             "id": self.next_id("resp"),

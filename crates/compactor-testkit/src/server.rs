@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::post;
-use compactor_protocol::{ResponseItem, ResponsesApiRequest};
+use compactor_protocol::{ResponseItem, ResponsesApiRequest, into_owned_items};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -536,7 +536,7 @@ impl Shared {
         base: Resolution,
         answer: Answer,
     ) -> Prepared {
-        let input = std::mem::take(&mut request.input).into_owned();
+        let input = into_owned_items(std::mem::take(&mut request.input));
         let (full_input, check) = match base {
             Resolution::NotRequested => (input, true),
             Resolution::Resolved(base) => {

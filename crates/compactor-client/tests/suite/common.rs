@@ -8,7 +8,9 @@ use compactor_client::{
     ClientNotice, ClientObserver, KeySource, ModelClient, ModelClientSession, ProviderConfig,
     ResponseStream, RetryPolicy, SecretString, WebsocketMode,
 };
-use compactor_protocol::{CompactorError, Prompt, ResponseEvent, ResponseItem, TurnSettings};
+use compactor_protocol::{
+    CompactorError, Prompt, ResponseEvent, ResponseItem, TurnSettings, owned_items,
+};
 use compactor_testkit::TestServer;
 use futures::StreamExt;
 use serde_json::Value;
@@ -88,8 +90,8 @@ pub(crate) fn settings() -> TurnSettings {
 }
 
 /// A prompt with this input and no tools or instructions.
-pub(crate) fn prompt(input: Vec<ResponseItem>) -> Prompt {
-    Prompt { input, ..Prompt::default() }
+pub(crate) fn prompt(input: Vec<ResponseItem>) -> Prompt<'static> {
+    Prompt { input: owned_items(input), ..Prompt::default() }
 }
 
 /// A user message.
@@ -105,7 +107,7 @@ pub(crate) fn item(json: Value) -> ResponseItem {
 /// Opens a stream, bounded.
 pub(crate) async fn open(
     session: &mut ModelClientSession,
-    prompt: &Prompt,
+    prompt: &Prompt<'_>,
     settings: &TurnSettings,
 ) -> Result<ResponseStream, CompactorError> {
     bounded(session.stream(prompt, settings)).await
@@ -162,7 +164,7 @@ pub(crate) async fn collect(mut stream: ResponseStream) -> Collected {
 
 /// Opens a stream on a new session of `client` and reads it to its end; the session is
 /// dropped afterwards (giving its WebSocket back to the client).
-pub(crate) async fn turn(client: &ModelClient, prompt: &Prompt) -> Collected {
+pub(crate) async fn turn(client: &ModelClient, prompt: &Prompt<'_>) -> Collected {
     let mut session = client.new_session();
     let stream = open(&mut session, prompt, &settings()).await.unwrap();
     collect(stream).await

@@ -1,6 +1,6 @@
 //! `POST /responses/compact` (ref §4.4) against the reference model and scripted answers.
 
-use compactor_protocol::{CompactorError, Prompt, ResponseItem, TurnSettings};
+use compactor_protocol::{CompactorError, Prompt, ResponseItem, TurnSettings, owned_items};
 use compactor_testkit::events::function_call_item;
 use compactor_testkit::{CompactScript, Fault, TestServer};
 use pretty_assertions::assert_eq;
@@ -28,7 +28,7 @@ async fn compact_round_trips_against_the_reference_model() {
     let server = TestServer::reference_model().await.unwrap();
     let client = client(http_config(&server), &Notices::default());
     let prompt = Prompt {
-        input: history(),
+        input: owned_items(history()),
         base_instructions: "You are a test model.".to_owned(),
         ..Prompt::default()
     };

@@ -7,7 +7,7 @@ use std::time::Duration;
 use compactor_client::ClientNotice;
 use compactor_protocol::{
     CompactorError, InputTokensDetails, OutputTokensDetails, Prompt, Reasoning, ResponseEvent,
-    ResponseUsage, TokenUsage, TurnSettings,
+    ResponseUsage, TokenUsage, TurnSettings, owned_items,
 };
 use compactor_testkit::events::{
     assistant_message_item, ev_assistant_message, ev_completed, ev_completed_with_usage,
@@ -34,7 +34,7 @@ async fn request_path_headers_and_body() {
     config.extra_headers = vec![("x-extra-header".to_owned(), "extra-value".to_owned())];
     let client = client(config, &Notices::default());
     let prompt = Prompt {
-        input: vec![
+        input: owned_items([
             item(
                 json!({"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "Be brief."}]}),
             ),
@@ -56,7 +56,7 @@ async fn request_path_headers_and_body() {
             // Unknown and not on the list: kept out of the request.
             item(json!({"type": "mystery_item", "id": "mx_1", "payload": "secret-sauce"})),
             user("thanks"),
-        ],
+        ]),
         tools: vec![json!({
             "type": "function",
             "name": "shell",

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use compactor_client::{ClientNotice, OPENAI_BETA_WEBSOCKETS, Prewarm};
-use compactor_protocol::{CompactorError, Prompt, ResponseEvent, ResponseItem};
+use compactor_protocol::{CompactorError, Prompt, ResponseEvent, ResponseItem, owned_items};
 use compactor_testkit::events::{
     ev_completed, ev_function_call, ev_output_text_delta, ev_response_created,
 };
@@ -22,15 +22,19 @@ use crate::common::{
 };
 
 /// The wire JSON of items, to compare with what the server recorded.
-fn wire(items: &[ResponseItem]) -> Vec<Value> {
+fn wire<T: serde::Serialize>(items: &[T]) -> Vec<Value> {
     items.iter().map(|item| serde_json::to_value(item).unwrap()).collect()
 }
 
 /// `prompt`'s input, then the response's output items, then `more`: the next turn's input.
-fn extend(prompt: &Prompt, output: Vec<ResponseItem>, more: ResponseItem) -> Prompt {
+fn extend(
+    prompt: &Prompt<'static>,
+    output: Vec<ResponseItem>,
+    more: ResponseItem,
+) -> Prompt<'static> {
     let mut next = prompt.clone();
-    next.input.extend(output);
-    next.input.push(more);
+    next.input.extend(owned_items(output));
+    next.input.push(more.into());
     next
 }
 
@@ -479,6 +483,30 @@ async fn a_dropped_session_mid_stream_does_not_hand_over_a_busy_connection_badly
     assert_eq!(server.handshakes().len(), 1);
     let messages = server.connection(0).unwrap().messages;
     assert_eq!(messages[1].previous_response_id(), Some("resp_1"));
+    server.assert_no_violations();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_request_larger_than_a_fragment_arrives_whole() {
+    let server = TestServer::scripted().await.unwrap();
+    server.push_ws_connection(WsConnectionScript::new([reply("resp_1", "read it")]));
+    let client = client(ws_config(&server), &Notices::default());
+    // About 1.3 MB over several fragments, with multi-byte characters across their boundaries.
+    let text: String = "éa🦀".repeat(200_000);
+    let request = prompt(vec![user("summarize this"), user(&text)]);
+    let mut session = client.new_session();
+    let stream = open(&mut session, &request, &settings()).await.unwrap();
+    let collected = collect(stream).await;
+    assert_eq!(collected.error, None);
+    assert_eq!(collected.response_id(), "resp_1");
+
+    let messages = server.connection(0).unwrap().messages;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].input(), wire(&request.input));
+    let sent = session.last_request_bytes();
+    assert_eq!(sent, messages[0].text.len() as u64, "the size the client reports is what it sent");
+    assert!(sent > 1_000_000, "{sent} bytes");
     server.assert_no_violations();
     server.shutdown().await.unwrap();
 }

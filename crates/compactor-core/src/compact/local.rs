@@ -1,6 +1,8 @@
 //! Local compaction (ref §3.4): the model summarizes through a normal stream, and the history is
 //! rebuilt from the user messages and the summary.
 
+use std::sync::Arc;
+
 use compactor_engine::{
     SUMMARIZATION_PROMPT, build_compacted_history, collect_user_messages, insert_initial_context,
     last_assistant_text, summary_text,
@@ -34,7 +36,7 @@ impl Session {
             }
             None => base.to_owned(),
         };
-        let mut history = self.state().history.clone();
+        let mut history = self.state().history.to_vec();
         let mut client_session = self.inner.client.new_session();
         let settings = turn.settings(self);
         let max_retries = config.compaction.local_max_retries;
@@ -64,7 +66,7 @@ impl Session {
                             );
                         }
                         return Ok(Prepared {
-                            input_history: history,
+                            input_history: Arc::new(history),
                             new_history,
                             message: summary,
                             response_id: None,

@@ -1,5 +1,7 @@
 //! `prune` (DESIGN §3, §8.9): mask old tool outputs and drop the oldest tool pairs, no model call.
 
+use std::sync::Arc;
+
 use compactor_engine::{PruneConfig, prune};
 use compactor_protocol::CompactorError;
 
@@ -22,7 +24,7 @@ impl Session {
             protected_user_turns: settings.protected_user_turns,
             target_tokens: target,
         };
-        let history = self.state().history.clone();
+        let history = Arc::clone(&self.state().history);
         let outcome =
             prune(&history, &prune_config, &self.estimate_context(), &config.contextual_markers);
         let report = outcome.report;

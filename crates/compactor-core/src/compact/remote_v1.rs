@@ -23,7 +23,8 @@ impl Session {
         stats: &mut AttemptStats,
     ) -> Result<Prepared, CompactorError> {
         let config = &self.inner.config;
-        let (mut prompt, input_history) = self.compaction_prompt(turn, trace);
+        let input_history = self.compaction_history(turn);
+        let mut prompt = self.turn_prompt(&turn.model, &input_history);
         if let Some(focus) = request.focus.map(str::trim).filter(|focus| !focus.is_empty()) {
             prompt.base_instructions = format!(
                 "{}\n\nWhen you compact this conversation, give priority to preserving the following:\n{focus}",

@@ -9,8 +9,6 @@ use compactor_engine::{
 use compactor_protocol::{CompactorError, EventMsg, ResponsesApiRequest};
 use compactor_rollout_trace::CompactionTraceContext;
 
-use compactor_protocol::tokens::json_len;
-
 use super::{AttemptStats, CompactionRequest, Prepared};
 use crate::session::Session;
 use crate::turn::{TurnContext, backoff};
@@ -31,7 +29,8 @@ impl Session {
         stats: &mut AttemptStats,
     ) -> Result<Prepared, CompactorError> {
         let config = &self.inner.config;
-        let (mut prompt, input_history) = self.compaction_prompt(turn, trace);
+        let input_history = self.compaction_history(turn);
+        let mut prompt = self.turn_prompt(&turn.model, &input_history);
         let options =
             V2PromptOptions { trigger_form: config.compaction.v2_trigger, focus: request.focus };
         let prompt_len = append_v2_trigger(&mut prompt.input, &options);
@@ -41,9 +40,11 @@ impl Session {
         let mut on_fallback = false;
         loop {
             let body = ResponsesApiRequest::from_prompt(&prompt, &settings);
-            stats.bytes_sent = stats.bytes_sent.saturating_add(json_len(&body));
             let attempt = trace.start_attempt(&body).await;
-            let result = match client_session.stream(&prompt, &settings).await {
+            let opened = client_session.stream(&prompt, &settings).await;
+            // Counted as the client sent it, without serializing the request again.
+            stats.bytes_sent = stats.bytes_sent.saturating_add(client_session.last_request_bytes());
+            let result = match opened {
                 Ok(stream) => collect_context_compaction_output(stream, options.trigger_form).await,
                 Err(error) => {
                     attempt.record_result(Err(&error)).await;

@@ -5,9 +5,12 @@ use serde_json::{Value, json};
 
 use super::*;
 
-fn prompt() -> Prompt {
+fn prompt() -> Prompt<'static> {
     Prompt {
-        input: vec![ResponseItem::user_text("hi"), ResponseItem::context_compaction_trigger()],
+        input: owned_items([
+            ResponseItem::user_text("hi"),
+            ResponseItem::context_compaction_trigger(),
+        ]),
         tools: vec![json!({"type": "function", "name": "shell", "parameters": {"type": "object"}})],
         parallel_tool_calls: true,
         base_instructions: "be brief".into(),
@@ -37,7 +40,8 @@ fn http_request_body() {
 
 #[test]
 fn empty_instructions_and_no_reasoning() {
-    let prompt = Prompt { input: vec![ResponseItem::user_text("hi")], ..Prompt::default() };
+    let prompt =
+        Prompt { input: owned_items([ResponseItem::user_text("hi")]), ..Prompt::default() };
     let settings = TurnSettings { model: "m".into(), ..TurnSettings::default() };
     let value = serde_json::to_value(ResponsesApiRequest::from_prompt(&prompt, &settings)).unwrap();
     assert_eq!(

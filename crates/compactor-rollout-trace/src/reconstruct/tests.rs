@@ -15,6 +15,19 @@ use super::*;
 
 const TS: &str = "2026-05-15T10:00:00.000Z";
 
+/// Every reconstruction in these tests goes both ways: borrowing the lines, and taking them by
+/// value (what resume does); the two must agree.
+#[track_caller]
+fn reconstruct_history_from_rollout(
+    lines: &[RolloutLine],
+    legacy_rebuild: LegacyRebuild<'_>,
+) -> ReconstructedSession {
+    let borrowed = super::reconstruct_history_from_rollout(lines, legacy_rebuild);
+    let owned = Replay::new(legacy_rebuild).reconstruct_owned(lines.to_vec());
+    assert_eq!(owned, borrowed, "reconstruct_owned disagrees with reconstruct");
+    borrowed
+}
+
 fn started(turn: &str) -> RolloutItem {
     RolloutItem::EventMsg(EventMsg::TurnStarted {
         turn_id: turn.into(),

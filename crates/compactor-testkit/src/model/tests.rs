@@ -1,5 +1,6 @@
 //! Tests of the reference model, without a server.
 
+use compactor_protocol::into_owned_items;
 use compactor_protocol::tokens::estimate_item_tokens;
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
@@ -46,7 +47,7 @@ fn respond(
     input: &[Value],
 ) -> Result<Vec<Value>, ErrorReply> {
     let req = request(json!({"model": "m", "instructions": instructions, "input": input}));
-    model.respond(&req, &req.input)
+    model.respond(&req, &into_owned_items(req.input.clone()))
 }
 
 fn completed(events: &[Value]) -> &Value {
@@ -200,7 +201,7 @@ fn prewarm_generates_nothing() {
     let req = request(
         json!({"model": "m", "input": [], "generate": false, "tools": [{"type": "function", "name": "t"}]}),
     );
-    let events = model.respond(&req, &req.input).unwrap();
+    let events = model.respond(&req, &into_owned_items(req.input.clone())).unwrap();
     let kinds: Vec<&str> = events.iter().map(|event| event["type"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["response.created", "response.completed"]);
     let response = completed(&events);
@@ -260,14 +261,15 @@ fn compact_endpoint_keeps_user_messages() {
     input.insert(0, json!({"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "dev"}]}));
     let req: CompactRequest<'static> =
         serde_json::from_value(json!({"model": "m", "input": input, "extra_field": true})).unwrap();
-    let mut answer = model.compact(&req).unwrap();
+    let items = into_owned_items(req.input.clone());
+    let mut answer = model.compact(&req, &items).unwrap();
     answer["created_at"] = json!(0);
     let output: Vec<ResponseItem> = serde_json::from_value(answer["output"].clone()).unwrap();
     let roles: Vec<String> =
         output.iter().map(|item| item.role().unwrap_or(item.item_type()).to_owned()).collect();
     assert_eq!(roles, ["user", "user", "user", "compaction"]);
     assert_eq!(answer["object"], json!("response.compaction"));
-    assert_eq!(answer["usage"]["input_tokens"], json!(estimate_history_tokens("", &req.input)));
+    assert_eq!(answer["usage"]["input_tokens"], json!(estimate_history_tokens("", &items)));
     let ResponseItem::Compaction { encrypted_content, .. } = &output[3] else { panic!() };
     assert_eq!(SealKey::default().open(encrypted_content).unwrap()["items"], json!(7));
 }
