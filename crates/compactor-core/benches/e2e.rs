@@ -178,8 +178,16 @@ async fn start_sink() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     (addr, task)
 }
 
-/// One serialization plus one plain loopback transfer of the request: the fastest of several.
-async fn baseline(history: &[ResponseItem]) -> (Duration, Duration, Vec<u8>) {
+/// The fastest of several runs of one serialization of the request, one plain loopback transfer
+/// of its bytes, and (for information: the least a server does with them) one typed parse.
+struct Baseline {
+    serialize: Duration,
+    transfer: Duration,
+    parse: Duration,
+    body: Vec<u8>,
+}
+
+async fn baseline(history: &[ResponseItem]) -> Baseline {
     let (sink, sink_task) = start_sink().await;
     let prompt = v2_prompt(history);
     let settings = TurnSettings { model: MODEL.to_owned(), ..TurnSettings::default() };
@@ -187,6 +195,7 @@ async fn baseline(history: &[ResponseItem]) -> (Duration, Duration, Vec<u8>) {
     request.prompt_cache_key = Some(THREAD_ID.to_owned());
     let mut serialize = Duration::MAX;
     let mut transfer = Duration::MAX;
+    let mut parse = Duration::MAX;
     let mut body = Vec::new();
     for _ in 0..BASELINE_RUNS {
         let start = Instant::now();
@@ -200,10 +209,15 @@ async fn baseline(history: &[ResponseItem]) -> (Duration, Duration, Vec<u8>) {
         let mut ack = [0u8; 1];
         socket.read_exact(&mut ack).await.unwrap();
         transfer = transfer.min(start.elapsed());
+
+        let start = Instant::now();
+        let parsed: ResponsesApiRequest<'static> = serde_json::from_slice(&bytes).unwrap();
+        parse = parse.min(start.elapsed());
+        drop(parsed);
         body = bytes;
     }
     sink_task.abort();
-    (serialize, transfer, body)
+    Baseline { serialize, transfer, parse, body }
 }
 
 /// The server's share: the request bytes POSTed to the testkit on a plain connection and its
@@ -277,7 +291,7 @@ async fn parent() -> ExitCode {
     // Twice the history: nothing is trimmed, the whole history is sent.
     let window = i64::try_from(estimate * 2).unwrap();
     let rollout = workload::rollout_jsonl(THREAD_ID, &history);
-    let (serialize, transfer, request) = baseline(&history).await;
+    let Baseline { serialize, transfer, parse, body: request } = baseline(&history).await;
     drop(history);
     let baseline = serialize + transfer;
     println!(
@@ -309,8 +323,10 @@ async fn parent() -> ExitCode {
 
     let server_time = server_round_trip(&base_url, &request).await;
     println!(
-        "server round trip (POST of the request bytes, answer read to the end): {:.2} ms",
-        server_time.as_secs_f64() * 1e3
+        "server round trip (POST of the request bytes, answer read to the end): {:.2} ms; a typed \
+         parse of the request alone: {:.2} ms",
+        server_time.as_secs_f64() * 1e3,
+        parse.as_secs_f64() * 1e3,
     );
     let dir = tempfile::tempdir().unwrap();
     let mut results: Vec<(&str, Value)> = Vec::new();
@@ -373,12 +389,15 @@ async fn parent() -> ExitCode {
             target: Target::AtMost(MAX_TIME_RATIO),
             details: format!(
                 "{wall:.2} ms vs {baseline_ms:.2} ms (serialize {:.2} + transfer {:.2}); client CPU \
-                 {:.1} ms, server CPU {:.1} ms; the server's round trip alone {:.2} ms",
+                 {:.1} ms, server CPU {:.1} ms; the server's round trip alone {:.2} ms, of which \
+                 a typed parse of the request {:.2} ms ({:.2}x the baseline)",
                 serialize.as_secs_f64() * 1e3,
                 transfer.as_secs_f64() * 1e3,
                 fastest["client_cpu_ms"].as_f64().unwrap_or_default(),
                 fastest["server_cpu_ms"].as_f64().unwrap_or_default(),
                 server_time.as_secs_f64() * 1e3,
+                parse.as_secs_f64() * 1e3,
+                parse.as_secs_f64() / baseline.as_secs_f64(),
             ),
         });
         let history_mb = history_bytes as f64 / 1e6;

@@ -81,7 +81,7 @@ pub(crate) fn tool_search_call(call_id: &str) -> ResponseItem {
         call_id: Some(call_id.to_owned()),
         status: None,
         execution: "client".to_owned(),
-        arguments: json!({"query": "files"}),
+        arguments: Box::new(json!({"query": "files"})),
     }
 }
 

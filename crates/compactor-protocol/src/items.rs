@@ -49,8 +49,9 @@ pub enum ResponseItem {
         call_id: Option<String>,
         /// `completed`, `in_progress` or `incomplete`.
         status: String,
-        /// What to run.
-        action: LocalShellAction,
+        /// What to run; boxed because it is by far the largest field of any item, and every
+        /// item of a history is as large as the largest variant.
+        action: Box<LocalShellAction>,
     },
     /// A function tool call; `arguments` is a JSON document encoded as a string.
     FunctionCall {
@@ -80,8 +81,8 @@ pub enum ResponseItem {
         status: Option<String>,
         /// Where the search runs.
         execution: String,
-        /// The search arguments.
-        arguments: Value,
+        /// The search arguments; boxed, like a shell call's action, to keep every item small.
+        arguments: Box<Value>,
     },
     /// The harness's answer to a [`ResponseItem::FunctionCall`] or [`ResponseItem::LocalShellCall`].
     FunctionCallOutput {

@@ -104,7 +104,8 @@ impl ReadReport {
 /// assert!(contents.report.torn_tail.is_some());
 /// ```
 pub fn parse_rollout(bytes: &[u8]) -> RolloutContents {
-    let mut lines = Vec::new();
+    // Sized once: a rollout of many lines would otherwise leave every smaller buffer behind.
+    let mut lines = Vec::with_capacity(bytes.iter().filter(|&&byte| byte == b'\n').count());
     let mut report = ReadReport::default();
     let mut offset = 0usize;
     let mut line_number = 0usize;

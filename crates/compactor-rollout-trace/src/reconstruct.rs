@@ -202,7 +202,7 @@ impl<'a> Replay<'a> {
         alive: &[bool],
     ) -> (Vec<ResponseItem>, usize) {
         let replay_from = history_base(lines, alive);
-        let mut history = Vec::new();
+        let mut history = Vec::with_capacity(lines.len() - replay_from);
         let mut legacy = 0;
         for (line, _) in
             lines[replay_from..].iter_mut().zip(&alive[replay_from..]).filter(|(_, a)| **a)

@@ -11,7 +11,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use compactor_protocol::{ResponseItem, WsClientMessage};
+use compactor_protocol::{ResponseItem, ResponsesApiRequest, WsClientMessage};
 use http::{HeaderMap, Method, Uri};
 use tokio_util::sync::CancellationToken;
 
@@ -258,6 +258,20 @@ impl Connection {
     }
 }
 
+/// A client message. A `response.create` that starts with its `type` (as clients write it) is
+/// read straight into the request: the generic reading of a tagged message first buffers the
+/// whole message, a cost that grows with the history it carries.
+fn parse_client_message(text: &str) -> serde_json::Result<WsClientMessage<'static>> {
+    const CREATE: &str = r#"{"type":"response.create","#;
+    if text.starts_with(CREATE) {
+        // `type` is not a field of the request, which ignores it.
+        serde_json::from_str::<ResponsesApiRequest<'static>>(text)
+            .map(|request| WsClientMessage::ResponseCreate(Box::new(request)))
+    } else {
+        serde_json::from_str(text)
+    }
+}
+
 /// Handles one client text message: records it, takes its slot, answers it.
 async fn on_message(
     shared: &Arc<Shared>,
@@ -268,10 +282,7 @@ async fn on_message(
     let at = record_message(shared, connection.index, text.as_str().to_owned());
     let context = format!("websocket connection {} message {at}", connection.index);
 
-    let parsed = tokio::task::spawn_blocking(move || {
-        serde_json::from_str::<WsClientMessage<'static>>(text.as_str())
-    })
-    .await;
+    let parsed = tokio::task::spawn_blocking(move || parse_client_message(text.as_str())).await;
     let message = match parsed {
         Ok(Ok(message)) => message,
         Ok(Err(err)) => {
@@ -447,3 +458,6 @@ async fn close(mut socket: WebSocket, code: u16, reason: &'static str, wait: Clo
 async fn drain(socket: &mut WebSocket) {
     while let Some(Ok(_)) = socket.recv().await {}
 }
+
+#[cfg(test)]
+mod tests;

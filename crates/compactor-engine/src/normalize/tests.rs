@@ -38,13 +38,13 @@ fn unanswered_calls_get_an_aborted_output_of_their_type_right_after_them() {
             id: None,
             call_id: Some("c4".into()),
             status: "completed".into(),
-            action: compactor_protocol::LocalShellAction::Exec {
+            action: Box::new(compactor_protocol::LocalShellAction::Exec {
                 command: vec!["ls".into()],
                 timeout_ms: None,
                 working_directory: None,
                 env: None,
                 user: None,
-            },
+            }),
         },
         output("c1", "ok"),
     ];
@@ -99,7 +99,7 @@ fn server_executed_tool_search_is_not_paired() {
         call_id: Some("s1".into()),
         status: Some("completed".into()),
         execution: "server".into(),
-        arguments: json!({}),
+        arguments: Box::new(json!({})),
     };
     let server_output = ResponseItem::ToolSearchOutput {
         call_id: Some("s2".into()),

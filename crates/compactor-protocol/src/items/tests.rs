@@ -192,13 +192,13 @@ fn local_shell_call() {
             id: None,
             call_id: Some("call_3".into()),
             status: "completed".into(),
-            action: LocalShellAction::Exec {
+            action: Box::new(LocalShellAction::Exec {
                 command: vec!["ls".into()],
                 timeout_ms: Some(1000),
                 working_directory: None,
                 env: None,
                 user: None,
-            },
+            }),
         },
         json!({
             "type": "local_shell_call", "call_id": "call_3", "status": "completed",
