@@ -8,6 +8,10 @@
 //! - Peak memory: the client process's peak resident memory while compacting, above what it
 //!   held before loading the session, at most 4x the history's JSON size.
 //!
+//! For the reading of the wall-time ratio, the bench also times the least a server does with the
+//! request, one typed parse of its bytes (`ResponsesApiRequest`), and the testkit's whole round
+//! trip on a plain connection; both are printed beside the ratio.
+//!
 //! Each compaction runs in a fresh client process: this bench binary started again with
 //! [`CHILD_ENV`] set. The child resumes the session from a generated rollout
 //! (`SessionBuilder::resume`), resets the kernel's peak-memory mark, compacts once, and prints
