@@ -66,7 +66,13 @@ pub(crate) async fn responses(
                 Some(previous) => Resolution::Unresolved(previous.clone()),
                 None => Resolution::NotRequested,
             };
-            shared.prepare_response(&context, request, base, answer)
+            match shared.prepare_response(&context, request, base, answer) {
+                // HTTP keeps no history: the input is freed here, not on the way to the answer.
+                Prepared::Events { events, .. } => {
+                    Prepared::Events { full_input: Vec::new(), events }
+                }
+                reply @ Prepared::Reply(_) => reply,
+            }
         })
         .await
     };
