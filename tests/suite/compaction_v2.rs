@@ -102,6 +102,12 @@ async fn manual_v2_over_websocket_acknowledges_on_the_same_connection() {
     assert_eq!(events[0].trigger, CompactionTrigger::Manual);
     assert_eq!(events[0].implementation, CompactionImplementation::ResponsesCompactionV2);
     assert!(events[0].active_context_tokens_after < events[0].active_context_tokens_before);
+    let compaction_message = &h.server.connection(0).unwrap().messages[2];
+    assert_eq!(
+        events[0].bytes_sent,
+        compaction_message.text.len() as u64,
+        "analytics counts the bytes of the message the client sent"
+    );
     h.server.assert_no_violations();
 }
 
@@ -145,6 +151,12 @@ async fn http_never_acknowledges() {
     h.compact().await.unwrap();
     assert_eq!(h.server.requests().len(), 2);
     assert!(h.server.connections().is_empty());
+    let events = h.analytics_events(1).await;
+    assert_eq!(
+        events[0].bytes_sent,
+        h.server.requests()[1].body.len() as u64,
+        "analytics counts the bytes of the body the client sent"
+    );
     assert_eq!(
         h.session.history(),
         vec![ResponseItem::user_text("fix the bug"), compaction_item()]
