@@ -516,3 +516,33 @@ async fn item_events_share_the_trace_compaction_id() {
     let events = h.analytics_events(1).await;
     assert_eq!(events[0].compaction_id, started.0);
 }
+
+#[tokio::test]
+async fn rate_limits_from_the_stream_reach_token_count() {
+    let server = TestServer::scripted().await.unwrap();
+    let rate_limits = json!({"type": "codex.rate_limits", "plan_type": "pro", "rate_limits": {
+        "primary": {"used_percent": 61.0, "window_minutes": 300, "reset_at": 1_767_225_600},
+    }});
+    server.push_ws_connection(WsConnectionScript::new([WsSlot::new(vec![
+        ev_response_created("resp-1"),
+        rate_limits,
+        ev_assistant_message("msg-1", "hi"),
+        ev_completed_with_tokens("resp-1", 2_000),
+    ])]));
+    let mut h = Harness::start(server, Options::default()).await;
+    h.turn("fix the bug").await.unwrap();
+    let last = h
+        .seen
+        .iter()
+        .rev()
+        .find_map(|event| match event {
+            EventMsg::TokenCount { rate_limits, .. } => Some(rate_limits.clone()),
+            _ => None,
+        })
+        .expect("a token_count event");
+    let primary = last.and_then(|snapshot| snapshot.primary).expect("the primary window");
+    assert_eq!(primary.used_percent, 61.0);
+    assert_eq!(primary.window_minutes, Some(300));
+    assert_eq!(primary.resets_at, Some(1_767_225_600));
+    h.server.assert_no_violations();
+}

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use compactor_protocol::{CompactorError, ResponseEvent, ResponseUsage, StreamEventPayload};
+use compactor_protocol::{
+    CompactorError, RateLimitSnapshot, RateLimitWindow, ResponseEvent, ResponseUsage,
+    StreamEventPayload,
+};
 use serde_json::Value;
 
 /// What one server event means to a stream.
@@ -76,6 +79,9 @@ impl EventMapper {
         if text("x-reasoning-included").is_some() {
             events.push(ResponseEvent::ServerReasoningIncluded { included: true });
         }
+        if let Some(snapshot) = rate_limits_from_headers(headers) {
+            events.push(ResponseEvent::RateLimits { snapshot });
+        }
         events
     }
 
@@ -86,6 +92,51 @@ impl EventMapper {
         self.last_model = Some(model.to_owned());
         Some(ResponseEvent::ServerModel { model: model.to_owned() })
     }
+}
+
+/// The rate limits of a response's headers (ref §4.1): for each of the `primary` and
+/// `secondary` windows, `x-codex-{window}-used-percent`, `-window-minutes` and `-reset-at` (unix
+/// seconds). A window without a readable used percentage is absent; `None` without any window.
+pub(crate) fn rate_limits_from_headers(headers: &http::HeaderMap) -> Option<RateLimitSnapshot> {
+    let window = |name: &str| {
+        let text = |field: &str| {
+            headers
+                .get(format!("x-codex-{name}-{field}"))
+                .and_then(|value| value.to_str().ok())
+                .map(str::trim)
+        };
+        let used_percent = text("used-percent")?.parse::<f64>().ok().filter(|p| p.is_finite())?;
+        Some(RateLimitWindow {
+            used_percent,
+            window_minutes: text("window-minutes").and_then(|minutes| minutes.parse().ok()),
+            resets_at: text("reset-at").and_then(|at| at.parse().ok()),
+        })
+    };
+    snapshot(window("primary"), window("secondary"))
+}
+
+/// The rate limits of a `codex.rate_limits` event's `rate_limits` object: `primary` and
+/// `secondary` windows of `used_percent`, `window_minutes` and `reset_at` (or `resets_at`).
+fn rate_limits_from_event(rate_limits: &Value) -> Option<RateLimitSnapshot> {
+    let window = |name: &str| {
+        let window = rate_limits.get(name)?;
+        Some(RateLimitWindow {
+            used_percent: window.get("used_percent")?.as_f64()?,
+            window_minutes: window.get("window_minutes").and_then(Value::as_i64),
+            resets_at: window
+                .get("reset_at")
+                .or_else(|| window.get("resets_at"))
+                .and_then(Value::as_i64),
+        })
+    };
+    snapshot(window("primary"), window("secondary"))
+}
+
+fn snapshot(
+    primary: Option<RateLimitWindow>,
+    secondary: Option<RateLimitWindow>,
+) -> Option<RateLimitSnapshot> {
+    (primary.is_some() || secondary.is_some()).then_some(RateLimitSnapshot { primary, secondary })
 }
 
 /// Maps one payload (ref §4.2's event table).
@@ -102,6 +153,7 @@ pub(crate) fn map_event(payload: StreamEventPayload) -> Mapped {
         summary_index,
         metadata,
         error,
+        rate_limits,
         ..
     } = payload;
     let event = match kind.as_str() {
@@ -117,6 +169,10 @@ pub(crate) fn map_event(payload: StreamEventPayload) -> Mapped {
         },
         "response.output_item.done" => match item {
             Some(item) => ResponseEvent::OutputItemDone { item },
+            None => return Mapped::Ignored,
+        },
+        "codex.rate_limits" => match rate_limits.as_ref().and_then(rate_limits_from_event) {
+            Some(snapshot) => ResponseEvent::RateLimits { snapshot },
             None => return Mapped::Ignored,
         },
         "response.output_text.delta" => match delta {

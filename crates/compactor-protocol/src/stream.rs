@@ -52,6 +52,9 @@ pub struct StreamEventPayload {
     /// `response.metadata` payload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
+    /// `codex.rate_limits`: the `primary` and `secondary` windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<Value>,
     /// Wrapped WebSocket `error` frame: the HTTP-like status.
     #[serde(default, alias = "status_code", skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,

@@ -262,3 +262,67 @@ fn done_sentinel_and_garbage_are_skipped() {
     assert!(parse_payload(b"{not json").is_none());
     assert!(parse_payload(b"{\"no_type\":1}").is_none());
 }
+
+#[test]
+fn rate_limit_headers_become_a_snapshot() {
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in [
+        ("x-codex-primary-used-percent", "12.5"),
+        ("x-codex-primary-window-minutes", "300"),
+        ("x-codex-primary-reset-at", "1700009000"),
+        ("x-codex-secondary-used-percent", " 73 "),
+        ("x-codex-secondary-window-minutes", "10080"),
+    ] {
+        headers.insert(name, value.parse().unwrap());
+    }
+    let events = EventMapper::default().header_events(&headers);
+    assert_eq!(
+        events,
+        [ResponseEvent::RateLimits {
+            snapshot: RateLimitSnapshot {
+                primary: Some(RateLimitWindow {
+                    used_percent: 12.5,
+                    window_minutes: Some(300),
+                    resets_at: Some(1_700_009_000),
+                }),
+                secondary: Some(RateLimitWindow {
+                    used_percent: 73.0,
+                    window_minutes: Some(10080),
+                    resets_at: None,
+                }),
+            },
+        }]
+    );
+
+    // A window needs a readable percentage; without any window there is no event.
+    let mut partial = http::HeaderMap::new();
+    partial.insert("x-codex-primary-used-percent", "lots".parse().unwrap());
+    partial.insert("x-codex-primary-window-minutes", "300".parse().unwrap());
+    assert_eq!(EventMapper::default().header_events(&partial), []);
+    assert_eq!(rate_limits_from_headers(&http::HeaderMap::new()), None);
+}
+
+#[test]
+fn codex_rate_limits_event_becomes_a_snapshot() {
+    let window = |used_percent, window_minutes, resets_at| RateLimitWindow {
+        used_percent,
+        window_minutes: Some(window_minutes),
+        resets_at: Some(resets_at),
+    };
+    assert_eq!(
+        event(json!({"type": "codex.rate_limits", "plan_type": "pro", "rate_limits": {
+            "primary": {"used_percent": 40.0, "window_minutes": 300, "reset_at": 1_700_009_000},
+            "secondary": {"used_percent": 5, "window_minutes": 10080, "resets_at": 1_700_600_000},
+        }, "credits": {"has_credits": true}})),
+        ResponseEvent::RateLimits {
+            snapshot: RateLimitSnapshot {
+                primary: Some(window(40.0, 300, 1_700_009_000)),
+                secondary: Some(window(5.0, 10080, 1_700_600_000)),
+            },
+        }
+    );
+    ignored(&json!({"type": "codex.rate_limits"}));
+    ignored(
+        &json!({"type": "codex.rate_limits", "rate_limits": {"primary": {"window_minutes": 300}}}),
+    );
+}

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use compactor_client::ClientNotice;
 use compactor_protocol::{
-    CompactorError, InputTokensDetails, OutputTokensDetails, Prompt, Reasoning, ResponseEvent,
-    ResponseUsage, TokenUsage, TurnSettings, owned_items,
+    CompactorError, InputTokensDetails, OutputTokensDetails, Prompt, RateLimitSnapshot,
+    RateLimitWindow, Reasoning, ResponseEvent, ResponseUsage, TokenUsage, TurnSettings,
+    owned_items,
 };
 use compactor_testkit::events::{
     assistant_message_item, ev_assistant_message, ev_completed, ev_completed_with_usage,
@@ -379,16 +380,27 @@ async fn response_headers_become_events() {
         HttpScript::new(reply("resp_1", "hi"))
             .with_header("openai-model", "gpt-served")
             .with_header("x-models-etag", "etag-7")
-            .with_header("x-reasoning-included", "true"),
+            .with_header("x-reasoning-included", "true")
+            .with_header("x-codex-primary-used-percent", "42.5")
+            .with_header("x-codex-primary-window-minutes", "300")
+            .with_header("x-codex-primary-reset-at", "1767225600"),
     );
     let client = client(http_config(&server), &Notices::default());
     let collected = turn(&client, &prompt(vec![user("hi")])).await;
+    let primary = RateLimitWindow {
+        used_percent: 42.5,
+        window_minutes: Some(300),
+        resets_at: Some(1_767_225_600),
+    };
     assert_eq!(
-        collected.events[..4],
+        collected.events[..5],
         [
             ResponseEvent::ServerModel { model: "gpt-served".into() },
             ResponseEvent::ModelsEtag { etag: "etag-7".into() },
             ResponseEvent::ServerReasoningIncluded { included: true },
+            ResponseEvent::RateLimits {
+                snapshot: RateLimitSnapshot { primary: Some(primary), secondary: None },
+            },
             ResponseEvent::Created { response_id: Some("resp_1".into()) },
         ]
     );
