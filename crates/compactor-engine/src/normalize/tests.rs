@@ -1,4 +1,4 @@
-//! Tests of `for_prompt`: answered calls, orphan outputs, images, unknown items, triggers.
+//! Tests of `for_prompt` and `prompt_input`: answered calls, orphan outputs, images, unknown items, triggers.
 
 use compactor_protocol::display::format_history;
 use pretty_assertions::assert_eq;
@@ -15,6 +15,15 @@ fn check(items: &[ResponseItem], options: &PromptOptions, expected: &[ResponseIt
     let prompt = for_prompt(items, options);
     assert_eq!(format_history(&prompt), format_history(expected));
     assert_eq!(prompt, expected);
+    // The borrowing form gives the same items; what it borrows is an item of `items` itself.
+    let borrowed = prompt_input(items, options);
+    for item in &borrowed {
+        if let Cow::Borrowed(item) = item {
+            assert!(items.iter().any(|original| std::ptr::eq(original, *item)));
+        }
+    }
+    let owned: Vec<ResponseItem> = borrowed.into_iter().map(Cow::into_owned).collect();
+    assert_eq!(owned, expected);
 }
 
 fn aborted(call_id: &str) -> ResponseItem {
@@ -25,6 +34,12 @@ fn aborted(call_id: &str) -> ResponseItem {
 fn well_formed_history_is_unchanged() {
     let items = [user("u"), call("c1", "shell"), output("c1", "ok"), assistant("done")];
     check(&items, &PromptOptions::default(), &items);
+    // Nothing is copied: every input item borrows its history item, in order.
+    let input = prompt_input(&items, &PromptOptions::default());
+    assert_eq!(input.len(), items.len());
+    for (item, original) in input.iter().zip(&items) {
+        assert!(matches!(item, Cow::Borrowed(item) if std::ptr::eq(*item, original)));
+    }
 }
 
 #[test]
