@@ -49,7 +49,7 @@ const WINDOW_ENV: &str = "COMPACTOR_BENCH_E2E_WINDOW";
 /// The history's size.
 const ITEMS: usize = 10_000;
 /// Compactions per transport.
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 /// Baseline repetitions.
 const BASELINE_RUNS: usize = 7;
 /// DESIGN §5 targets.
