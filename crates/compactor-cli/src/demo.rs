@@ -44,7 +44,7 @@ pub(crate) struct DemoArgs {
     #[arg(long, default_value_t = 7)]
     seed: u64,
     /// Where to write the rollout, traces, analytics and summary [default: a new
-    /// ./compactor-demo-<time> folder].
+    /// ./compactor-demo-YYYYMMDD-HHMMSS folder].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     #[command(flatten)]

@@ -31,7 +31,7 @@ pub(crate) struct ModelArgs {
     /// Read settings from this compactor.toml [default: ./compactor.toml when it exists].
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
-    /// Talk to the Responses endpoint at URL (e.g. https://api.openai.com/v1) instead of the
+    /// Talk to the Responses endpoint at URL (e.g. <https://api.openai.com/v1>) instead of the
     /// embedded reference model.
     #[arg(long, value_name = "URL")]
     pub(crate) base_url: Option<String>,
