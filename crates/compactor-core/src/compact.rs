@@ -480,7 +480,6 @@ impl Session {
             lines.push(RolloutItem::TurnContext(reference.clone()));
         }
         self.persist(&lines).await?;
-
         // The history moves from the rollout line into the session: it is never copied.
         let RolloutItem::Compacted(CompactedItem {
             replacement_history: Some(new_history), ..
@@ -498,7 +497,6 @@ impl Session {
         };
         // Freeing a large history takes milliseconds: it happens off the compaction's path.
         drop_in_background((replaced, input_history));
-
         self.inner.client.advance_window_generation();
         self.emit_token_count().await;
         self.emit(EventMsg::ItemCompleted {

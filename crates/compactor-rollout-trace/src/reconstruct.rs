@@ -230,16 +230,9 @@ impl<'a> Replay<'a> {
     }
 
     fn replay_history(&self, lines: &[RolloutLine], alive: &[bool]) -> (Vec<ResponseItem>, usize) {
-        let base = lines.iter().zip(alive).rposition(|(line, alive)| {
-            *alive
-                && matches!(&line.item, RolloutItem::Compacted(c) if c.replacement_history.is_some())
-        });
-        let (mut history, replay_from) = match base.map(|index| (index, &lines[index].item)) {
-            Some((index, RolloutItem::Compacted(compacted))) => {
-                (compacted.replacement_history.clone().unwrap_or_default(), index + 1)
-            }
-            _ => (Vec::new(), 0),
-        };
+        // The base line itself is replayed first: its replacement starts the history.
+        let replay_from = history_base(lines, alive);
+        let mut history = Vec::new();
         let mut legacy = 0;
         for (line, _) in lines[replay_from..].iter().zip(&alive[replay_from..]).filter(|(_, a)| **a)
         {
