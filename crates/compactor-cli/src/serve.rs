@@ -1,7 +1,9 @@
 //! `compactor serve`: the embedded reference model on a loopback port until Ctrl-C or SIGTERM.
 
 use clap::Args;
-use compactor_testkit::{Mode, ReferenceModelConfig, SealKey, TestServer, TestServerConfig};
+use compactor_testkit::{
+    Mode, ReferenceModelConfig, SealKey, TestServer, TestServerConfig, stop_signal,
+};
 
 use crate::error::CliError;
 
@@ -40,25 +42,4 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     stop_signal().await;
     eprintln!("stopping");
     server.shutdown().await.map_err(|err| CliError::other(err).context("unclean shutdown"))
-}
-
-/// Resolves on Ctrl-C or, on Unix, SIGTERM.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-                return;
-            }
-            Err(err) => tracing::warn!(%err, "cannot listen for SIGTERM; stop with Ctrl-C"),
-        }
-    }
-    if let Err(err) = tokio::signal::ctrl_c().await {
-        tracing::warn!(%err, "cannot listen for Ctrl-C");
-    }
 }

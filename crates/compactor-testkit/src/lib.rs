@@ -74,4 +74,4 @@ pub use record::{
 };
 pub use script::{AfterSlots, CompactScript, HttpScript, WsConnectionScript, WsSlot};
 pub use seal::{DEFAULT_SEAL_KEY, SealError, SealKey};
-pub use server::{Mode, TestServer, TestServerConfig};
+pub use server::{Mode, TestServer, TestServerConfig, stop_signal};

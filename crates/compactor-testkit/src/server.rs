@@ -606,3 +606,25 @@ pub(crate) enum Prepared {
     /// An error answer.
     Reply(ErrorReply),
 }
+
+/// Resolves on Ctrl-C or, on Unix, SIGTERM: how a binary that serves a [`TestServer`] (the
+/// testkit's own, `compactor serve`) learns to stop.
+pub async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+                return;
+            }
+            Err(err) => tracing::warn!(%err, "cannot listen for SIGTERM; stop with Ctrl-C"),
+        }
+    }
+    if let Err(err) = tokio::signal::ctrl_c().await {
+        tracing::warn!(%err, "cannot listen for Ctrl-C");
+    }
+}

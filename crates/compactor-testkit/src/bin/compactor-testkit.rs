@@ -6,7 +6,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use compactor_testkit::{Mode, ReferenceModelConfig, SealKey, TestServer, TestServerConfig};
+use compactor_testkit::{
+    Mode, ReferenceModelConfig, SealKey, TestServer, TestServerConfig, stop_signal,
+};
 use tracing_subscriber::EnvFilter;
 
 /// Serve the compactor-testkit reference model on 127.0.0.1.
@@ -57,27 +59,6 @@ async fn main() -> ExitCode {
             tracing::error!("{}", error_chain(&err));
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Resolves on Ctrl-C or, on Unix, SIGTERM.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-                return;
-            }
-            Err(err) => tracing::warn!(%err, "cannot listen for SIGTERM; stop with Ctrl-C"),
-        }
-    }
-    if let Err(err) = tokio::signal::ctrl_c().await {
-        tracing::error!(%err, "cannot listen for Ctrl-C");
     }
 }
 
