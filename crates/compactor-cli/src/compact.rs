@@ -89,6 +89,12 @@ async fn compact(
                 err.context(format!("cannot reach the model at {}", config.provider.base_url))
             }
             Exit::Interrupted => err.context("interrupted; the rollout is unchanged"),
+            Exit::RolloutWrite => err.context(
+                "compaction failed: the rollout cannot be written, so nothing was installed",
+            ),
+            Exit::RolloutInUse => err.context(
+                "another process is writing this session; run compact again once it has finished",
+            ),
             Exit::Failure
             | Exit::MissingFile
             | Exit::BadRollout

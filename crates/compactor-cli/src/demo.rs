@@ -326,7 +326,9 @@ async fn run_session(
             | Exit::MissingFile
             | Exit::BadRollout
             | Exit::KeyUnset
-            | Exit::BadConfig => err,
+            | Exit::BadConfig
+            | Exit::RolloutWrite
+            | Exit::RolloutInUse => err,
         }
     })?;
     shutdown?;

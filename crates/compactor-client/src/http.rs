@@ -187,6 +187,8 @@ pub(crate) fn redact_error(error: CompactorError, key: Option<&SecretString>) ->
         CompactorError::Rollout(text) => CompactorError::Rollout(clean(text)),
         CompactorError::Config(text) => CompactorError::Config(clean(text)),
         error @ (CompactorError::Cancelled
+        | CompactorError::RolloutWrite { .. }
+        | CompactorError::RolloutInUse { .. }
         | CompactorError::ContextWindowExceeded
         | CompactorError::ServerOverloaded
         | CompactorError::InternalServerError

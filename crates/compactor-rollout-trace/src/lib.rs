@@ -49,7 +49,9 @@
 //! ```
 
 mod clock;
+pub mod crash;
 mod error;
+mod lock;
 mod policy;
 mod reader;
 mod reconstruct;
@@ -60,7 +62,10 @@ mod trace;
 pub use clock::Clock;
 pub use error::{Error, Result};
 pub use policy::is_persisted;
-pub use reader::{CorruptLine, ReadReport, RolloutContents, TornTail, parse_rollout, read_rollout};
+pub use reader::{
+    CorruptLine, DamagedLines, ReadReport, RolloutContents, TornTail, parse_rollout, read_rollout,
+    read_rollout_with,
+};
 pub use reconstruct::{
     DEFAULT_CONTEXTUAL_USER_MARKERS, FORKED_MARKER, LegacyRebuild, PreviousTurnSettings,
     ReconstructedSession, Replay, fork_rollout, reconstruct_history_from_rollout,

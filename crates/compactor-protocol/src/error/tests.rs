@@ -44,6 +44,14 @@ fn every_variant() -> Vec<(CompactorError, bool)> {
             false,
         ),
         (CompactorError::Rollout("torn".into()), false),
+        (
+            CompactorError::RolloutWrite {
+                path: "/r/rollout.jsonl".into(),
+                message: "No space left on device (os error 28)".into(),
+            },
+            false,
+        ),
+        (CompactorError::RolloutInUse { path: "/r/rollout.jsonl".into(), pid: Some(42) }, false),
         (CompactorError::Config("bad".into()), false),
     ]
 }
