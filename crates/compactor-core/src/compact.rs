@@ -19,6 +19,7 @@ use compactor_protocol::{
     ResponseItem, RolloutItem, TokenUsage, TurnItem,
 };
 use compactor_rollout_trace::CompactionTraceContext;
+use compactor_rollout_trace::crash::{self, CrashPoint};
 
 use crate::config::RemoteCompaction;
 use crate::hooks::{CompactHookInput, HookOutcome};
@@ -253,6 +254,7 @@ impl Session {
             };
             let installed = match prepared {
                 Ok(prepared) => {
+                    crash::hit(CrashPoint::AfterCompactionResponse);
                     self.install(turn, &item, prepared, request.injection, &trace).await
                 }
                 Err(error) => Err(error),
@@ -269,7 +271,16 @@ impl Session {
                     if error.is_interruption() {
                         return Err(CompactionFailure(error));
                     }
+                    // A rollout that cannot be written fails every implementation alike: the
+                    // chain stops at once (see D53 in docs/decisions.md).
+                    let rollout_failed = matches!(
+                        error,
+                        CompactorError::RolloutWrite { .. } | CompactorError::RolloutInUse { .. }
+                    );
                     last_error = Some((implementation, error));
+                    if rollout_failed {
+                        break;
+                    }
                     continue;
                 }
             };
@@ -280,6 +291,7 @@ impl Session {
                 && !turn.cancel.is_cancelled()
             {
                 client_session.send_response_processed(response_id).await;
+                crash::hit(CrashPoint::AfterResponseProcessed);
             }
             if installed.reset_websocket {
                 client_session.reset_websocket_session();
@@ -450,7 +462,8 @@ impl Session {
 
     /// Installs a compacted history (DESIGN §2 step 7): trace checkpoint, rollout `compacted`
     /// line (plus `turn_context` when mid-turn), then memory, window generation, token usage and
-    /// `item_completed`. The rollout is written first: if that fails, nothing changes.
+    /// `item_completed`. The rollout is written and synced first: if either fails, nothing
+    /// changes.
     async fn install(
         &self,
         turn: &TurnContext,
@@ -495,6 +508,7 @@ impl Session {
             state.recompute_token_usage(&estimate, turn.model.model_context_window());
             replaced
         };
+        crash::hit(CrashPoint::AfterMemorySwap);
         // Freeing a large history takes milliseconds: it happens off the compaction's path.
         drop_in_background((replaced, input_history));
         self.inner.client.advance_window_generation();
