@@ -5,4 +5,5 @@
 mod common;
 mod demo;
 mod errors;
+mod rollouts;
 mod serve;
