@@ -3,9 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 mod cancellation;
+mod child;
 mod common;
 mod compaction_v2;
 mod concurrency;
+mod damaged_rollouts;
 mod fault_matrix;
 mod fuzz_regressions;
 mod openai_types;
@@ -14,3 +16,4 @@ mod resume;
 mod secrets;
 mod server_managed;
 mod strategies;
+mod write_failures;
