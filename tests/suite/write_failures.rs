@@ -124,8 +124,10 @@ async fn check_write_failure(scenario: &str, dir: &Path, base_url: &str) {
         .filter(|line| matches!(line.item, RolloutItem::Compacted(_)))
         .collect();
     assert_eq!(after.len() as u64, before.2);
-    use std::io::Write as _;
-    writeln!(std::io::stdout(), "write failure {scenario}: checked").unwrap();
+    #[allow(clippy::print_stdout, reason = "the parent reads it")]
+    {
+        println!("write failure {scenario}: checked");
+    }
 }
 
 /// The child. Started by the tests below with [`SCENARIO_ENV`] set; run on its own, it checks
@@ -136,13 +138,13 @@ async fn write_failure_child() {
         Ok(scenario) => {
             let dir = std::env::var(DIR_ENV).unwrap();
             let url = std::env::var(URL_ENV).unwrap();
-            check_write_failure(&scenario, Path::new(&dir), &url).await;
+            Box::pin(check_write_failure(&scenario, Path::new(&dir), &url)).await;
         }
         Err(_) => {
             let server = TestServer::reference_model().await.unwrap();
             let dir = tempfile::tempdir().unwrap();
             saved_session(&server, dir.path()).await;
-            check_write_failure("enospc", dir.path(), &server.base_url()).await;
+            Box::pin(check_write_failure("enospc", dir.path(), &server.base_url())).await;
         }
     }
 }

@@ -168,7 +168,9 @@ impl SessionBuilder {
         }
         let rollout = RolloutRecorder::open_append(path, RecorderOptions::default()).await?;
         let contents = read_rollout(path).await?;
-        self.resume_with(contents, rollout).await
+        // Boxed: the builder's fields and the session state would make every caller's future
+        // large.
+        Box::pin(self.resume_with(contents, rollout)).await
     }
 
     /// Resumes the session whose rollout lines the caller has read already (with
@@ -188,7 +190,7 @@ impl SessionBuilder {
         path: &Path,
     ) -> Result<(Session, mpsc::Receiver<EventMsg>), CompactorError> {
         let rollout = RolloutRecorder::open_append(path, RecorderOptions::default()).await?;
-        self.resume_with(contents, rollout).await
+        Box::pin(self.resume_with(contents, rollout)).await
     }
 
     async fn resume_with(
