@@ -7,6 +7,7 @@ mod child;
 mod common;
 mod compaction_v2;
 mod concurrency;
+mod crash;
 mod damaged_rollouts;
 mod fault_matrix;
 mod fuzz_regressions;
