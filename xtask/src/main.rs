@@ -34,7 +34,8 @@ tasks:
   tidy                   layering, manifests, module docs, ARCHITECTURE.md, stray snapshots
   bench [-p PACKAGE]... [--no-run] [-- ARGS]
                          cargo bench over the bench targets (crates/*/benches), then a table of
-                         the DESIGN §5 ratios with pass/fail, also in target/bench-summary.json
+                         the D48 ratios (docs/decisions.md) with pass/fail, also in
+                         target/bench-summary.json
   ci                     fmt-check, lint, doc, test, bench --no-run
   interop                installs and starts the independent Responses servers on loopback
                          (target/interop-cache), runs the interop suite, stops them

@@ -1,6 +1,6 @@
 //! `cargo xtask tidy`: checks of the workspace's shape that neither rustc nor clippy make.
 //!
-//! - Layering (DESIGN §1): a workspace crate depends, through normal dependencies, only on the
+//! - Layering (D1): a workspace crate depends, through normal dependencies, only on the
 //!   workspace crates its row of [`LAYERS`] allows, and never on the external crates of
 //!   [`FORBIDDEN_EXTERNAL`]. A crate missing from the table may depend on no workspace crate.
 //! - Every member's `Cargo.toml` has `[lints] workspace = true` and inherits `edition` and
@@ -36,7 +36,7 @@ enum Allowed {
     Any,
 }
 
-/// The layer table of DESIGN §1. A new crate gets a row here before it may depend on another.
+/// The layer table of D1. A new crate gets a row here before it may depend on another.
 const LAYERS: &[(&str, Allowed)] = &[
     // L0.
     (PROTOCOL, Allowed::Only(&[])),
