@@ -31,7 +31,8 @@ tasks:
   fmt                    cargo fmt --all
   fmt-check              cargo fmt --all -- --check
   doc                    RUSTDOCFLAGS=\"-D warnings\" cargo doc --workspace --no-deps
-  tidy                   layering, manifests, module docs, ARCHITECTURE.md, stray snapshots
+  tidy                   layering, manifests, module docs, ARCHITECTURE.md, stray snapshots,
+                         citations (only docs/decisions.md and files in the repository)
   bench [-p PACKAGE]... [--no-run] [-- ARGS]
                          cargo bench over the bench targets (crates/*/benches), then a table of
                          the D48 ratios (docs/decisions.md) with pass/fail, also in
