@@ -1,6 +1,6 @@
 //! Reading a rollout: every complete line, with a report of what could not be read.
 //!
-//! A line exists only once its `\n` is written (DESIGN §8.10), so an unterminated last fragment
+//! A line exists only once its `\n` is written (D21), so an unterminated last fragment
 //! (a crash in the middle of a write) is ignored and reported, never a failure. A complete line
 //! that cannot be read is damaged: not JSON, not a rollout line, or a line of a known type whose
 //! needed fields cannot be read ([`RolloutLine::parse`] is the one rule for all three). It is
