@@ -205,7 +205,7 @@ impl RolloutLine {
     /// Reads one complete line of a rollout (without its `\n`), saying why when it cannot.
     ///
     /// This is the one rule for a damaged line, whatever damaged it: the reader skips and reports
-    /// every line this returns an error for. A line of a known type whose payload lacks a field
+    /// every line this returns an error for (D50). A line of a known type whose payload lacks a field
     /// Compactor needs is [`LineDamage::UnreadablePayload`]; a line of an unknown type is never
     /// an error, it is kept as [`RolloutItem::Unknown`].
     ///

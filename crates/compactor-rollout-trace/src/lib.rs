@@ -7,13 +7,18 @@
 //!
 //! - Writing: [`RolloutRecorder`] appends [`RolloutLine`](compactor_protocol::RolloutLine)s
 //!   (UTC millisecond timestamps, [`format_timestamp`]) for the items [`is_persisted`] keeps;
-//!   files are 0600; a `compacted` line is written before `record` returns and synced right
-//!   after; opening for append truncates a torn last line.
+//!   files are 0600; a `compacted` line is written and synced before `record` returns; the
+//!   first failed write stops the writer (D53); opening for append takes the writer lock
+//!   `<rollout>.lock` (D52) and truncates a torn last line.
 //! - Reading: [`read_rollout`] / [`parse_rollout`] return every complete line and a
-//!   [`ReadReport`] of torn tails and corrupt lines; they never fail on content and never panic.
+//!   [`ReadReport`] of torn tails and damaged lines ([`CorruptLine`]); they never fail on
+//!   content and never panic, unless asked to with [`DamagedLines::Fail`] (D50). Readers take
+//!   no lock.
 //! - Resuming: [`reconstruct_history_from_rollout`] gives a [`ReconstructedSession`] (history,
-//!   reference context, previous turn settings, token info, window generation); [`fork_rollout`]
-//!   gives the items of a forked rollout; [`Replay`] customizes both.
+//!   reference context, previous turn settings, token info, window generation);
+//!   [`Replay::reconstruct_contents`] also counts and words what reading skipped;
+//!   [`fork_rollout`] gives the items of a forked rollout; [`Replay`] customizes all three.
+//! - Crash points: [`crash`], compiled in only with the `crash-points` feature (D51).
 //! - Tracing: [`TraceConfig`], [`ThreadTrace`], [`CompactionTraceContext`] and
 //!   [`CompactionTraceAttempt`] write trace bundles (D42), and do nothing at all unless a
 //!   trace root is configured.
