@@ -52,6 +52,12 @@ impl WriterLock {
         let path = lock_path(rollout);
         let io_error = |err| Error::io(&path, err);
         for _ in 0..ATTEMPTS {
+            // Never write through a link planted where the lock file goes.
+            if std::fs::symlink_metadata(&path).is_ok_and(|meta| meta.file_type().is_symlink()) {
+                return Err(io_error(io::Error::other(
+                    "the lock file is a symbolic link; remove it if no writer is running",
+                )));
+            }
             let mut file = OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -117,10 +123,10 @@ pub(crate) fn takeover_message(rollout: &Path, pid: u32) -> String {
     )
 }
 
-/// Whether `path` still names the file `file` is open on.
+/// Whether `path` itself (not a link there) still names the file `file` is open on.
 fn still_at(file: &File, path: &Path) -> io::Result<bool> {
     let open = file.metadata()?;
-    match std::fs::metadata(path) {
+    match std::fs::symlink_metadata(path) {
         Ok(named) => Ok(named.dev() == open.dev() && named.ino() == open.ino()),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(err) => Err(err),

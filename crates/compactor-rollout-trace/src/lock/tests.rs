@@ -102,3 +102,14 @@ fn a_lock_file_replaced_under_its_opener_is_noticed() {
     File::create(&path).unwrap();
     assert!(!still_at(&file, &path).unwrap());
 }
+
+#[test]
+fn a_link_planted_at_the_lock_path_is_not_followed() {
+    let (dir, rollout) = setup();
+    let target = dir.path().join("precious.txt");
+    std::fs::write(&target, "keep me").unwrap();
+    std::os::unix::fs::symlink(&target, lock_path(&rollout)).unwrap();
+    let err = WriterLock::acquire(&rollout).unwrap_err();
+    assert!(err.to_string().starts_with("rollout i/o failed on "), "{err}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+}
