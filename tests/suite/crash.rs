@@ -328,8 +328,8 @@ fn plan(seed: u64, hits: &[(CrashPoint, u64)], duration: Duration) -> Vec<Kill> 
         }
         kills.extend(counts.into_iter().map(|hit| Kill::At { point, hit }));
     }
-    let millis = u64::try_from(duration.as_millis()).unwrap().max(1);
-    kills.extend((0..RANDOM_RUNS).map(|_| Kill::After(Duration::from_millis(rng.u64(0..millis)))));
+    // A fraction of the run, so that the seed alone fixes which run is which.
+    kills.extend((0..RANDOM_RUNS).map(|_| Kill::After(duration.mul_f64(rng.f64()))));
     rng.shuffle(&mut kills);
     kills
 }
@@ -381,6 +381,8 @@ async fn crash_harness() {
     }
 
     let kills = plan(seed, &hits, duration);
+    assert!(kills.len() >= 200, "the plan has {} runs", kills.len());
+    assert!(only.is_none_or(|run| run < kills.len()), "{RUN_ENV} is past the plan's last run");
     let limit = Arc::new(Semaphore::new(PARALLEL));
     let mut runs = tokio::task::JoinSet::new();
     for (index, kill) in kills.iter().copied().enumerate() {
