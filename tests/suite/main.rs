@@ -14,3 +14,4 @@ mod resume;
 mod secrets;
 mod server_managed;
 mod strategies;
+mod user_turns;

@@ -3,9 +3,7 @@
 use compactor_protocol::tokens::{
     approx_token_count, approx_tokens_from_byte_count, estimate_item_tokens, serialized_len,
 };
-use compactor_protocol::{PassThroughList, ResponseItem};
-
-use crate::context::{ContextualMarkers, is_user_turn_boundary};
+use compactor_protocol::{ContextualMarkers, PassThroughList, ResponseItem, is_user_turn_boundary};
 
 /// What the estimate of a request needs besides its items: the instructions sent with it and the
 /// pass-through list that decides which unknown items reach the model.

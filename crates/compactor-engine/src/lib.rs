@@ -16,7 +16,9 @@
 //!   [`collect_context_compaction_output`] returning a [`CollectedCompaction`], and
 //!   [`build_v2_compacted_history`].
 //! - Installed history (ref §3.3, §3.6): [`process_compacted_history`],
-//!   [`insert_initial_context`], [`ContextualMarkers`], [`is_real_user_message`].
+//!   [`insert_initial_context`], [`is_real_user_message`]; what a user turn is comes from
+//!   [`compactor_protocol::is_user_turn_boundary`] and its
+//!   [`ContextualMarkers`](compactor_protocol::ContextualMarkers).
 //! - Local compaction (ref §3.4): [`SUMMARY_PREFIX`], [`SUMMARIZATION_PROMPT`],
 //!   [`collect_user_messages`], [`build_compacted_history`], [`rebuild_legacy_compacted`].
 //! - Deterministic pruning (DESIGN §3, §8.9): [`prune`] with [`PruneConfig`], returning a
@@ -62,10 +64,7 @@ mod remote_v2;
 mod status;
 mod trim;
 
-pub use context::{
-    ContextualMarkers, DEFAULT_CONTEXTUAL_MARKERS, insert_initial_context, is_real_user_message,
-    is_user_turn_boundary, process_compacted_history,
-};
+pub use context::{insert_initial_context, is_real_user_message, process_compacted_history};
 pub use error::{Error, Result};
 pub use estimate::{
     EstimateContext, ReasoningAccounting, TotalUsageInput, estimate_history, item_tokens,

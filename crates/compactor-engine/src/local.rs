@@ -4,9 +4,9 @@
 use compactor_protocol::tokens::{
     approx_token_count, approx_tokens_from_byte_count, image_estimate_bytes,
 };
-use compactor_protocol::{ContentItem, ResponseItem};
+use compactor_protocol::{ContentItem, ContextualMarkers, ResponseItem};
 
-use crate::context::{ContextualMarkers, is_real_user_message};
+use crate::context::is_real_user_message;
 
 /// The first line of every local compaction summary message.
 ///
@@ -157,12 +157,15 @@ pub fn build_compacted_history_with_budget(
 }
 
 /// Rebuilds the history of a legacy `compacted` rollout line that has no replacement history:
-/// the real user messages of `history` within the default budget, then `message` as the summary
-/// (ref §6). Uses the default [`ContextualMarkers`]; this is the function the rollout reader is
-/// given.
-pub fn rebuild_legacy_compacted(history: &[ResponseItem], message: &str) -> Vec<ResponseItem> {
-    let markers = ContextualMarkers::default();
-    build_compacted_history(&[], &collect_user_messages(history, &markers), message)
+/// the real user messages of `history` (by the replay's `markers`) within the default budget,
+/// then `message` as the summary. This is the function the rollout reader is given; it passes
+/// the markers of the session it replays (D72).
+pub fn rebuild_legacy_compacted(
+    history: &[ResponseItem],
+    message: &str,
+    markers: &ContextualMarkers,
+) -> Vec<ResponseItem> {
+    build_compacted_history(&[], &collect_user_messages(history, markers), message)
 }
 
 /// Cuts the middle out of `text` so that about `max_tokens` tokens remain, replacing it with a

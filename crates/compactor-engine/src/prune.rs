@@ -1,9 +1,9 @@
 //! The `prune` strategy (DESIGN §3, §8.9): deterministic compaction without a model call.
 
 use compactor_protocol::tokens::{approx_token_count, estimate_item_tokens, image_estimate_bytes};
-use compactor_protocol::{ContentItem, ResponseItem, ToolOutput};
+use compactor_protocol::{ContentItem, ContextualMarkers, ResponseItem, ToolOutput};
 
-use crate::context::{ContextualMarkers, is_real_user_message};
+use crate::context::is_real_user_message;
 use crate::estimate::{EstimateContext, item_token_estimates};
 use crate::pairs::{call_key, match_pairs, output_key};
 

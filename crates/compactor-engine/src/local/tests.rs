@@ -216,9 +216,15 @@ fn legacy_compacted_lines_are_rebuilt_from_user_messages() {
     ];
     let message = summary_text("legacy");
     assert_eq!(
-        rebuild_legacy_compacted(&history, &message),
+        rebuild_legacy_compacted(&history, &message, &ContextualMarkers::default()),
         [user("first"), user("second"), user(&message)]
     );
-    let rebuild: fn(&[ResponseItem], &str) -> Vec<ResponseItem> = rebuild_legacy_compacted;
-    assert_eq!(rebuild(&[], "m"), [user("m")]);
+    // The replay's markers decide which messages are the user's.
+    assert_eq!(
+        rebuild_legacy_compacted(&history, &message, &ContextualMarkers::new(["first"])),
+        [user("<environment_context>cwd</environment_context>"), user("second"), user(&message)]
+    );
+    let rebuild: fn(&[ResponseItem], &str, &ContextualMarkers) -> Vec<ResponseItem> =
+        rebuild_legacy_compacted;
+    assert_eq!(rebuild(&[], "m", &ContextualMarkers::default()), [user("m")]);
 }

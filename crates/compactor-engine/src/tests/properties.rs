@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use compactor_protocol::{PassThroughList, ResponseItem};
+use compactor_protocol::{ContextualMarkers, PassThroughList, ResponseItem};
 use proptest::prelude::*;
 
 use crate::local::summary_text;
@@ -13,7 +13,7 @@ use crate::test_support::{
     tool_search_output, unknown, user,
 };
 use crate::{
-    ContextualMarkers, EstimateContext, PromptOptions, PruneConfig, estimate_history, for_prompt,
+    EstimateContext, PromptOptions, PruneConfig, estimate_history, for_prompt,
     is_real_user_message, prune, trim_function_call_history_to_fit_context_window,
 };
 
