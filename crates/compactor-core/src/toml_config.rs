@@ -24,14 +24,6 @@ use crate::config::{ReactiveCompaction, RemoteCompaction, SessionConfig};
 /// The file name programs look for when no path is given.
 pub const CONFIG_FILE_NAME: &str = "compactor.toml";
 
-/// The compaction implementations a chain may name, with their accepted short aliases.
-const CHAIN_NAMES: [(&str, &str, CompactionImplementation); 4] = [
-    ("responses_compaction_v2", "v2", CompactionImplementation::ResponsesCompactionV2),
-    ("responses_compact", "v1", CompactionImplementation::ResponsesCompact),
-    ("responses", "local", CompactionImplementation::Responses),
-    ("prune", "prune", CompactionImplementation::Prune),
-];
-
 /// Why a `compactor.toml` could not be used. Every message names the file, and every variant but
 /// [`ConfigFileError::Read`] the line and the key.
 #[derive(Debug, thiserror::Error)]
@@ -713,13 +705,24 @@ impl FileContext<'_> {
                 let mut chain = Vec::with_capacity(names.len());
                 for (index, name) in names.iter().enumerate() {
                     let key = format!("compaction.chain[{index}]");
-                    let Some(implementation) = implementation_named(name.get_ref()) else {
-                        let expected: Vec<&str> = CHAIN_NAMES.iter().map(|(n, _, _)| *n).collect();
+                    let parsed = name.get_ref().parse::<CompactionImplementation>();
+                    let Some(implementation) =
+                        parsed.as_ref().ok().copied().filter(|i| i.can_be_requested())
+                    else {
+                        let expected: Vec<&str> = CompactionImplementation::ALL
+                            .iter()
+                            .filter(|implementation| implementation.can_be_requested())
+                            .map(|implementation| implementation.name())
+                            .collect();
+                        let why = match parsed {
+                            Ok(_) => "the server compacts by itself; ",
+                            Err(_) => "",
+                        };
                         return Err(self.invalid(
                             &key,
                             name.span(),
                             format!(
-                                "{:?} (expected one of {})",
+                                "{:?} ({why}expected one of {})",
                                 name.get_ref(),
                                 expected.join(", ")
                             ),
@@ -919,14 +922,6 @@ impl FileContext<'_> {
 enum Empty {
     Allowed,
     Refused,
-}
-
-/// The implementation a chain entry names (canonical name or alias).
-fn implementation_named(name: &str) -> Option<CompactionImplementation> {
-    CHAIN_NAMES
-        .iter()
-        .find(|(canonical, alias, _)| name == *canonical || name == *alias)
-        .map(|(_, _, implementation)| *implementation)
 }
 
 /// `"500ms"`, `"15s"`, `"5m"`, `"1h"`.

@@ -44,7 +44,8 @@ pub mod user_turn;
 
 pub use compaction::{
     CompactionImplementation, CompactionPhase, CompactionReason, CompactionStatus,
-    CompactionStrategy, CompactionTrigger, InitialContextInjection, V2TriggerForm,
+    CompactionStrategy, CompactionTrigger, InitialContextInjection, UnknownImplementation,
+    V2TriggerForm,
 };
 pub use error::{CompactorError, CompactorErrorInfo};
 pub use events::{ContextCompactionItem, ErrorEvent, EventMsg, HookEventName, TurnItem};
