@@ -19,10 +19,13 @@
 //!   [`insert_initial_context`], [`is_real_user_message`]; what a user turn is comes from
 //!   [`compactor_protocol::is_user_turn_boundary`] and its
 //!   [`ContextualMarkers`](compactor_protocol::ContextualMarkers).
-//! - Local compaction (ref §3.4): [`SUMMARY_PREFIX`], [`SUMMARIZATION_PROMPT`],
-//!   [`collect_user_messages`], [`build_compacted_history`], [`rebuild_legacy_compacted`].
-//! - Deterministic pruning (DESIGN §3, §8.9): [`prune`] with [`PruneConfig`], returning a
-//!   [`PruneOutcome`] and its [`PruneReport`].
+//! - Local compaction: [`SUMMARY_PREFIX`], [`SUMMARIZATION_PROMPT`] and
+//!   [`summarization_prompt_with_focus`], [`collect_user_messages`], [`build_compacted_history`],
+//!   [`drop_oldest`] when the summarization request overflows, [`rebuild_legacy_compacted`].
+//! - Deterministic pruning: [`prune`] with [`PruneConfig`] and
+//!   [`prune_target_tokens`], returning a [`PruneOutcome`] and its [`PruneReport`].
+//! - Server-managed compaction: [`split_server_compaction`] sorts a response's output into a
+//!   [`ResponseOutput`], a [`ServerCompaction`] when the server compacted by itself.
 //! - [`compaction_status_from_result`] (ref §3.4 step 13), and the engine's [`Error`], which
 //!   converts into [`compactor_protocol::CompactorError`].
 //!
@@ -61,6 +64,7 @@ mod normalize;
 mod pairs;
 mod prune;
 mod remote_v2;
+mod server_managed;
 mod status;
 mod trim;
 
@@ -73,19 +77,20 @@ pub use estimate::{
 pub use local::{
     COMPACT_USER_MESSAGE_MAX_TOKENS, NO_SUMMARY_PLACEHOLDER, SUMMARIZATION_PROMPT, SUMMARY_PREFIX,
     build_compacted_history, build_compacted_history_with_budget, collect_user_messages,
-    is_summary_message, last_assistant_text, rebuild_legacy_compacted,
+    drop_oldest, is_summary_message, last_assistant_text, rebuild_legacy_compacted,
     summarization_prompt_with_focus, summary_text, truncate_middle,
 };
 pub use normalize::{
     IMAGE_OMITTED_PLACEHOLDER, InputModalities, PromptOptions, for_prompt, prompt_input,
 };
 pub use prune::{
-    DEFAULT_PROTECTED_USER_TURNS, PruneConfig, PruneOutcome, PruneReport, masked_output_text, prune,
+    PruneConfig, PruneOutcome, PruneReport, masked_output_text, prune, prune_target_tokens,
 };
 pub use remote_v2::{
     CollectedCompaction, V2PromptOptions, append_v2_trigger, build_v2_compacted_history,
     collect_context_compaction_output, focus_message, v2_trigger_item,
 };
+pub use server_managed::{ResponseOutput, ServerCompaction, split_server_compaction};
 pub use status::compaction_status_from_result;
 pub use trim::{is_codex_generated, trim_function_call_history_to_fit_context_window};
 

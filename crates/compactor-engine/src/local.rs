@@ -38,13 +38,15 @@ pub const COMPACT_USER_MESSAGE_MAX_TOKENS: u64 = 20_000;
 /// What a summary says when the model returned no text.
 pub const NO_SUMMARY_PLACEHOLDER: &str = "(no summary available)";
 
-/// [`SUMMARIZATION_PROMPT`] with a compaction's focus text (`/compact <focus>`, DESIGN §8.15).
-pub fn summarization_prompt_with_focus(focus: &str) -> String {
+/// The summarization prompt `base` (the session's, or [`SUMMARIZATION_PROMPT`]) with a manual
+/// compaction's focus text (`/compact <focus>`) appended; blank focus text leaves `base` as it
+/// is.
+pub fn summarization_prompt_with_focus(base: &str, focus: &str) -> String {
     let focus = focus.trim();
     if focus.is_empty() {
-        return SUMMARIZATION_PROMPT.to_owned();
+        return base.to_owned();
     }
-    format!("{SUMMARIZATION_PROMPT}\n\nGive particular attention to the following:\n{focus}")
+    format!("{base}\n\nGive particular attention to the following:\n{focus}")
 }
 
 /// The summary message text for the model's summary: [`SUMMARY_PREFIX`], `\n`, then the summary,
@@ -63,6 +65,19 @@ pub fn last_assistant_text(items: &[ResponseItem]) -> Option<String> {
         .rev()
         .find(|item| item.role() == Some("assistant"))
         .and_then(ResponseItem::message_text)
+}
+
+/// Drops the oldest item of `history`, and its outputs when it is a call, so that a
+/// summarization request that overflowed the window can be retried. The front goes first so the
+/// prompt-cache prefix of the newer items stays stable. Does nothing to an empty history.
+pub fn drop_oldest(history: &mut Vec<ResponseItem>) {
+    if history.is_empty() {
+        return;
+    }
+    let first = history.remove(0);
+    if let Some(call_id) = first.call_id() {
+        history.retain(|item| item.output_call_id() != Some(call_id));
+    }
 }
 
 /// Whether `item` is a local compaction summary: a user message whose first text part starts

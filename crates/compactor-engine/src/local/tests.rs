@@ -40,10 +40,50 @@ fn summary_messages_are_recognised() {
 
 #[test]
 fn focus_is_appended_to_the_prompt() {
-    assert_eq!(summarization_prompt_with_focus("  "), SUMMARIZATION_PROMPT);
-    let prompt = summarization_prompt_with_focus("the failing test");
-    assert!(prompt.starts_with(SUMMARIZATION_PROMPT));
-    assert!(prompt.ends_with("\n\nGive particular attention to the following:\nthe failing test"));
+    // (base, focus, prompt)
+    let cases = [
+        (SUMMARIZATION_PROMPT, "", SUMMARIZATION_PROMPT.to_owned()),
+        (SUMMARIZATION_PROMPT, " \n ", SUMMARIZATION_PROMPT.to_owned()),
+        (
+            SUMMARIZATION_PROMPT,
+            "the failing test",
+            format!(
+                "{SUMMARIZATION_PROMPT}\n\nGive particular attention to the following:\n\
+                 the failing test"
+            ),
+        ),
+        ("Summarize.", "", "Summarize.".to_owned()),
+        (
+            "Summarize.",
+            "  the API\n",
+            "Summarize.\n\nGive particular attention to the following:\nthe API".to_owned(),
+        ),
+    ];
+    for (base, focus, prompt) in cases {
+        assert_eq!(summarization_prompt_with_focus(base, focus), prompt, "{base:?} {focus:?}");
+    }
+}
+
+#[track_caller]
+fn check_drop_oldest(history: &[ResponseItem], expected: &[ResponseItem]) {
+    let mut history = history.to_vec();
+    drop_oldest(&mut history);
+    assert_eq!(format_history(&history), format_history(expected));
+    assert_eq!(history, expected);
+}
+
+#[test]
+fn drop_oldest_takes_the_first_item_with_its_outputs() {
+    check_drop_oldest(&[], &[]);
+    check_drop_oldest(&[user("a")], &[]);
+    check_drop_oldest(&[user("a"), assistant("b"), user("c")], &[assistant("b"), user("c")]);
+    // A call goes with its output, wherever that is; other calls stay.
+    check_drop_oldest(
+        &[call("c1", "shell"), call("c2", "shell"), output("c2", "two"), output("c1", "one")],
+        &[call("c2", "shell"), output("c2", "two")],
+    );
+    // An output goes alone: its call is gone already.
+    check_drop_oldest(&[output("c1", "one"), user("a")], &[user("a")]);
 }
 
 #[test]
