@@ -9,7 +9,7 @@ use crate::local::is_summary_message;
 
 /// Whether `item` is something the user actually said: a user message that is neither contextual
 /// nor a compaction summary.
-pub fn is_real_user_message(item: &ResponseItem, markers: &ContextualMarkers) -> bool {
+pub(crate) fn is_real_user_message(item: &ResponseItem, markers: &ContextualMarkers) -> bool {
     is_user_turn_boundary(item, markers) && !is_summary_message(item)
 }
 

@@ -26,7 +26,7 @@ impl EstimateContext<'_> {
 ///
 /// Known items use `compactor_protocol::tokens`. An unknown item counts its serialized size when
 /// `pass_through` lets it reach the model, and zero otherwise (it never leaves the history).
-pub fn item_tokens(item: &ResponseItem, pass_through: &PassThroughList) -> u64 {
+pub(crate) fn item_tokens(item: &ResponseItem, pass_through: &PassThroughList) -> u64 {
     match item {
         ResponseItem::Unknown(_) if pass_through.allows(item) => {
             approx_tokens_from_byte_count(serialized_len(item))

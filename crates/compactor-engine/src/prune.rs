@@ -70,7 +70,7 @@ pub struct PruneOutcome {
 }
 
 /// The text that replaces a masked tool output (DESIGN §8.9).
-pub fn masked_output_text(tool: &str, tokens: u64) -> String {
+pub(crate) fn masked_output_text(tool: &str, tokens: u64) -> String {
     format!("[output of {tool} removed by compaction: {tokens} tokens]")
 }
 
@@ -78,8 +78,8 @@ pub fn masked_output_text(tool: &str, tokens: u64) -> String {
 ///
 /// 1. Masking: the output of every `function_call_output` and `custom_tool_call_output` before
 ///    the latest `config.protected_user_turns` real user messages is replaced by
-///    [`masked_output_text`], naming the tool and the estimated tokens removed, when that makes
-///    it smaller. Outputs already masked are left alone, so pruning twice changes nothing more.
+///    `[output of <tool> removed by compaction: <N> tokens]`, naming the tool and the estimated
+///    tokens removed, when that makes it smaller. Outputs already masked are left alone, so pruning twice changes nothing more.
 /// 2. Dropping: while the estimate exceeds `config.target_tokens`, the oldest answered call is
 ///    dropped with its output and with the reasoning items right before it (a reasoning item
 ///    belongs to the call that follows it). Pairs are never split; messages, unanswered calls

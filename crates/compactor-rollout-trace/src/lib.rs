@@ -63,7 +63,7 @@ pub use error::{Error, Result};
 pub use policy::is_persisted;
 pub use reader::{CorruptLine, ReadReport, RolloutContents, TornTail, parse_rollout, read_rollout};
 pub use reconstruct::{
-    FORKED_MARKER, LegacyRebuild, PreviousTurnSettings, ReconstructedSession, Replay,
+    LegacyRebuild, PreviousTurnSettings, ReconstructedSession, Replay,
     reconstruct_history_from_rollout,
 };
 pub use recorder::{RecorderOptions, RolloutRecorder};

@@ -59,7 +59,7 @@ use compactor_protocol::{
 use serde_json::Value;
 
 /// The `compacted` payload field that marks a line copied into a fork.
-pub const FORKED_MARKER: &str = "forked";
+pub(crate) const FORKED_MARKER: &str = "forked";
 
 /// Rebuilds the history of a legacy `compacted` line (no `replacement_history`) from the history
 /// before it, the line's `message` and the replay's contextual markers; core passes the engine's

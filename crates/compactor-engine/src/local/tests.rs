@@ -2,6 +2,7 @@
 //! budgeted rebuild (ref §3.4, §7.6).
 
 use compactor_protocol::display::format_history;
+use compactor_protocol::tokens::approx_token_count;
 use pretty_assertions::assert_eq;
 
 use super::*;
@@ -222,9 +223,22 @@ fn truncation_spans_parts() {
     );
 }
 
+/// Middle-truncates one text to `max_tokens`.
+fn truncate_middle(text: &str, max_tokens: u64) -> String {
+    if approx_token_count(text) <= max_tokens {
+        return text.to_owned();
+    }
+    let part = ContentItem::InputText { text: text.to_owned() };
+    match truncate_content(std::slice::from_ref(&part), max_tokens).as_slice() {
+        [ContentItem::InputText { text }] => text.clone(),
+        other => panic!("one text part expected, not {other:?}"),
+    }
+}
+
 #[test]
 fn truncate_middle_respects_char_boundaries() {
     assert_eq!(truncate_middle("short", 2), "short");
+    assert_eq!(truncate_middle(&"ab".repeat(20), 2), "abab…8 tokens truncated…abab");
     let text = "é".repeat(20); // 40 bytes
     let cut = truncate_middle(&text, 1);
     assert!(cut.starts_with("é…"), "{cut}");
