@@ -5,12 +5,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use compactor_client::{KeySource, Prewarm, ProviderConfig, RetryPolicy, WebsocketMode};
-use compactor_protocol::{CompactionImplementation, PassThroughList, V2TriggerForm};
+use compactor_protocol::{
+    CompactionImplementation, CompactorError, PassThroughList, V2TriggerForm,
+};
 use compactor_rollout_trace::TraceConfig;
 use pretty_assertions::assert_eq;
 
+use super::validate::parse_duration;
 use super::*;
-use crate::config::{CompactionSettings, Features, ModelInfo, PruneSettings};
+use crate::config::{
+    CompactionSettings, Features, ModelInfo, PruneSettings, ReactiveCompaction, RemoteCompaction,
+};
 
 fn base() -> SessionConfig {
     SessionConfig::new(ProviderConfig::default(), ModelInfo::new("base-model", 100_000))
