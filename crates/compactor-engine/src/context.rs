@@ -1,5 +1,5 @@
 //! Contextual user messages, user-turn boundaries, and where the initial context goes in a
-//! compacted history (ref §3.3, §3.6; DESIGN §8.5).
+//! compacted history (D16, D15).
 
 use compactor_protocol::{
     ContextualMarkers, InitialContextInjection, ResponseItem, is_user_turn_boundary,
@@ -13,7 +13,7 @@ pub(crate) fn is_real_user_message(item: &ResponseItem, markers: &ContextualMark
     is_user_turn_boundary(item, markers) && !is_summary_message(item)
 }
 
-/// Splices `initial_context` into a compacted history for a mid-turn compaction (ref §3.3), so
+/// Splices `initial_context` into a compacted history for a mid-turn compaction (D16), so
 /// that the summary or compaction item stays last.
 ///
 /// It goes just before the last real user message; without one, before the last summary
@@ -35,7 +35,7 @@ pub fn insert_initial_context(
     history.splice(at..at, initial_context.iter().cloned());
 }
 
-/// Cleans a compacted history before it is installed, and places the initial context (ref §3.6).
+/// Cleans a compacted history before it is installed, and places the initial context (D16).
 ///
 /// Kept: user messages that are not contextual (real messages and summaries), assistant
 /// messages, and compaction items with content. Dropped: developer and system messages (remote

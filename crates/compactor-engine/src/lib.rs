@@ -8,24 +8,24 @@
 //! unit- and property-tested without a runtime. Estimation and trimming are linear in the
 //! history, and each item is serialized at most once per call.
 //!
-//! - Estimation (ref §9): [`estimate_history`], [`total_token_usage`] with
+//! - Estimation (D35): [`estimate_history`], [`total_token_usage`] with
 //!   [`TotalUsageInput`] and [`ReasoningAccounting`], and [`EstimateContext`].
 //! - Prompt normalization: [`for_prompt`] (or [`prompt_input`], borrowing) with [`PromptOptions`] and [`InputModalities`].
-//! - Pre-request trimming (ref §3.7): [`trim_function_call_history_to_fit_context_window`].
-//! - Remote compaction v2 (ref §3.8): [`append_v2_trigger`] with [`V2PromptOptions`],
+//! - Pre-request trimming (D37): [`trim_function_call_history_to_fit_context_window`].
+//! - Remote compaction v2 (D39): [`append_v2_trigger`] with [`V2PromptOptions`],
 //!   [`collect_context_compaction_output`] returning a [`CollectedCompaction`], and
 //!   [`build_v2_compacted_history`].
-//! - Installed history (ref §3.3, §3.6): [`process_compacted_history`],
+//! - Installed history (D16): [`process_compacted_history`],
 //!   [`insert_initial_context`]; what a user turn is comes from
 //!   [`compactor_protocol::is_user_turn_boundary`] and its
-//!   [`ContextualMarkers`](compactor_protocol::ContextualMarkers).
-//! - Local compaction: [`SUMMARY_PREFIX`], [`SUMMARIZATION_PROMPT`] and
+//!   [`ContextualMarkers`](compactor_protocol::ContextualMarkers) (D70).
+//! - Local compaction (D38): [`SUMMARY_PREFIX`], [`SUMMARIZATION_PROMPT`] and
 //!   [`summarization_prompt_with_focus`], [`collect_user_messages`], [`build_compacted_history`],
 //!   [`drop_oldest`] when the summarization request overflows, [`rebuild_legacy_compacted`].
-//! - Deterministic pruning: [`prune`] with [`PruneConfig`] and
+//! - Deterministic pruning (D20): [`prune`] with [`PruneConfig`] and
 //!   [`prune_target_tokens`], returning a [`PruneOutcome`] and its [`PruneReport`].
-//! - Server-managed compaction: [`split_server_compaction`] sorts a response's output into a
-//!   [`ResponseOutput`], a [`ServerCompaction`] when the server compacted by itself.
+//! - Server-managed compaction (D46): [`split_server_compaction`] sorts a response's output
+//!   into a [`ResponseOutput`], a [`ServerCompaction`] when the server compacted by itself.
 //! - The engine's [`Error`], which converts into [`compactor_protocol::CompactorError`].
 //!
 //! # Examples

@@ -1,4 +1,4 @@
-//! The `prune` strategy (DESIGN §3, §8.9): deterministic compaction without a model call.
+//! The `prune` strategy (D20): deterministic compaction without a model call.
 
 use compactor_protocol::tokens::{approx_token_count, estimate_item_tokens, image_estimate_bytes};
 use compactor_protocol::{ContentItem, ContextualMarkers, ResponseItem, ToolOutput};
@@ -16,8 +16,8 @@ pub struct PruneConfig {
     pub target_tokens: u64,
 }
 
-/// The estimate [`prune`] works towards: `target_percent` of the auto-compact limit, or of the
-/// usable window when the model has no limit (`i64::MAX` stands for "no limit", as a model
+/// The estimate [`prune`] works towards (D20): `target_percent` of the auto-compact limit, or of
+/// the usable window when the model has no limit (`i64::MAX` stands for "no limit", as a model
 /// without a window or a configured limit reports it), or 0 when neither is known.
 ///
 /// Negative sizes count as 0; the product never overflows.
@@ -69,12 +69,12 @@ pub struct PruneOutcome {
     pub report: PruneReport,
 }
 
-/// The text that replaces a masked tool output (DESIGN §8.9).
+/// The text that replaces a masked tool output (D20).
 pub(crate) fn masked_output_text(tool: &str, tokens: u64) -> String {
     format!("[output of {tool} removed by compaction: {tokens} tokens]")
 }
 
-/// Prunes `history` without a model call (DESIGN §3).
+/// Prunes `history` without a model call (D20).
 ///
 /// 1. Masking: the output of every `function_call_output` and `custom_tool_call_output` before
 ///    the latest `config.protected_user_turns` real user messages is replaced by

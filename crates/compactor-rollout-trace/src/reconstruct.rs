@@ -1,4 +1,4 @@
-//! Resume and fork: the session state a rollout describes (ref §6, §7.6; DESIGN §4, §8.10).
+//! Resume and fork: the session state a rollout describes (D23, D24, D34).
 //!
 //! # Turn segments
 //!
@@ -17,7 +17,7 @@
 //! example) are undone with the user turns around them but are not counted. When fewer than N
 //! user turns survive, everything from the first user turn on is undone and what came before it
 //! stays. A rollback over a compaction therefore undoes that compaction and replays the
-//! append-only history before it (ref §10 item 9).
+//! append-only history before it (D24).
 //!
 //! Live sessions apply a rollback the same way: append the `thread_rolled_back` line, then
 //! reconstruct from the session's lines. That keeps the live history and a resumed one equal.
@@ -34,7 +34,7 @@
 //!
 //! # Reference context and previous turn settings
 //!
-//! Scanning surviving segments from newest to oldest (ref §6):
+//! Scanning surviving segments from newest to oldest (D23):
 //! - inside a segment, the newest `turn_context` whose `turn_id` is compatible with the segment's
 //!   (equal, or either one absent) sets the segment's baseline, unless a `compacted` line newer
 //!   than it already cleared the baseline: looking backward, a compaction clears every older
@@ -63,7 +63,7 @@ pub(crate) const FORKED_MARKER: &str = "forked";
 
 /// Rebuilds the history of a legacy `compacted` line (no `replacement_history`) from the history
 /// before it, the line's `message` and the replay's contextual markers; core passes the engine's
-/// local-compaction rebuild, which keeps the real user messages by those markers (D72).
+/// local-compaction rebuild (D1), which keeps the real user messages by those markers (D72).
 pub type LegacyRebuild<'a> =
     &'a dyn Fn(&[ResponseItem], &str, &ContextualMarkers) -> Vec<ResponseItem>;
 
@@ -106,7 +106,7 @@ pub struct Replay<'a> {
     pub markers: &'a ContextualMarkers,
 }
 
-/// Reconstructs the session state of `lines` (ref §6), with the default contextual markers: a
+/// Reconstructs the session state of `lines` (D23), with the default contextual markers: a
 /// session with markers of its own replays with [`Replay`].
 ///
 /// # Examples
@@ -175,7 +175,7 @@ impl<'a> Replay<'a> {
     /// `session_meta` lines left out), so reconstructing it gives the same history, reference
     /// context, previous turn settings and token info, and a rollback in the fork can go back
     /// into the inherited turns. Copied `compacted` lines are marked `"forked": true`, so the
-    /// fork's window generation starts at 0 (ref §6). The caller writes the fork's own
+    /// fork's window generation starts at 0 (D23). The caller writes the fork's own
     /// `session_meta` (new thread id, `forked_from_id`) first, then these items.
     pub fn fork(&self, lines: &[RolloutLine], drop_last_user_turns: u32) -> Vec<RolloutItem> {
         fork_surviving(lines, &survive(lines, self.markers, drop_last_user_turns))
