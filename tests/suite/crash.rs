@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use compactor_core::Session;
-use compactor_protocol::{EventMsg, ResponseItem, RolloutItem};
+use compactor_protocol::{ContextualMarkers, EventMsg, ResponseItem, RolloutItem};
 use compactor_rollout_trace::crash::{CRASH_AT_ENV, CrashPoint};
 use compactor_rollout_trace::parse_rollout;
 use compactor_testkit::TestServer;
@@ -102,9 +102,11 @@ async fn crash_child() {
             assert!(installs >= 4, "the script compacts automatically too: {installs}");
             let last = acknowledged.last().unwrap();
             assert_eq!(last["installs"], Value::from(installs));
-            let resumed =
-                compactor_rollout_trace::Replay::new(&compactor_engine::rebuild_legacy_compacted)
-                    .reconstruct_contents(parse_rollout(&bytes));
+            let resumed = compactor_rollout_trace::Replay::new(
+                &compactor_engine::rebuild_legacy_compacted,
+                &ContextualMarkers::default(),
+            )
+            .reconstruct_contents(parse_rollout(&bytes));
             assert_eq!(resumed.history, entry_history(last));
         }
     }
@@ -267,9 +269,11 @@ async fn check_run(kill: Kill, dir: &Path, base_url: &str) -> Result<(), String>
     if !contents.report.is_clean() {
         return Err(format!("the rollout is damaged after resuming: {:?}", contents.report));
     }
-    let replayed =
-        compactor_rollout_trace::Replay::new(&compactor_engine::rebuild_legacy_compacted)
-            .reconstruct_contents(contents);
+    let replayed = compactor_rollout_trace::Replay::new(
+        &compactor_engine::rebuild_legacy_compacted,
+        &ContextualMarkers::default(),
+    )
+    .reconstruct_contents(contents);
     if replayed.history != session.history() {
         return Err("the rollout no longer resumes to the resumed session's history".to_owned());
     }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use compactor_core::Session;
 use compactor_engine::rebuild_legacy_compacted;
-use compactor_protocol::{CompactorError, EventMsg, ResponseItem};
+use compactor_protocol::{CompactorError, ContextualMarkers, EventMsg, ResponseItem};
 use compactor_rollout_trace::{DamagedLines, Replay, parse_rollout, read_rollout};
 use compactor_testkit::TestServer;
 use pretty_assertions::assert_eq;
@@ -45,7 +45,9 @@ fn history_without(path: &Path, index: usize) -> Vec<ResponseItem> {
         .filter(|(i, _)| *i != index)
         .flat_map(|(_, line)| line)
         .collect();
-    Replay::new(&rebuild_legacy_compacted).reconstruct_contents(parse_rollout(&kept)).history
+    Replay::new(&rebuild_legacy_compacted, &ContextualMarkers::default())
+        .reconstruct_contents(parse_rollout(&kept))
+        .history
 }
 
 fn warnings(events: &mut mpsc::Receiver<EventMsg>) -> Vec<String> {
@@ -80,7 +82,8 @@ async fn a_damaged_middle_line_is_skipped_with_a_warning_event() {
 
     // What reading counts.
     let contents = read_rollout(&path).await.unwrap();
-    let resumed = Replay::new(&rebuild_legacy_compacted).reconstruct_contents(contents);
+    let resumed = Replay::new(&rebuild_legacy_compacted, &ContextualMarkers::default())
+        .reconstruct_contents(contents);
     assert_eq!(resumed.skipped_lines, 1);
     assert_eq!(resumed.history, expected);
 
@@ -166,7 +169,12 @@ async fn a_second_writer_is_refused_and_readers_still_read() {
         format!("rollout {} is in use by pid {}", path.display(), std::process::id())
     );
     let read = read_rollout(&path).await.unwrap();
-    assert_eq!(Replay::new(&rebuild_legacy_compacted).reconstruct_owned(read.lines).history, live);
+    assert_eq!(
+        Replay::new(&rebuild_legacy_compacted, &ContextualMarkers::default())
+            .reconstruct_owned(read.lines)
+            .history,
+        live
+    );
 
     bounded(first.shutdown()).await.unwrap();
     let (second, _events) = bounded(Session::builder(config).resume(&path)).await.unwrap();

@@ -17,4 +17,5 @@ mod resume;
 mod secrets;
 mod server_managed;
 mod strategies;
+mod user_turns;
 mod write_failures;

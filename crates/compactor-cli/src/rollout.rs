@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use compactor_engine::rebuild_legacy_compacted;
+use compactor_protocol::ContextualMarkers;
 use compactor_rollout_trace::{DamagedLines, ReconstructedSession, Replay, read_rollout};
 
 use crate::error::{CliError, Exit};
@@ -99,6 +100,7 @@ pub(crate) async fn read(path: &Path, damaged: DamagedLines) -> Result<SavedSess
             format_args!("{} holds no rollout lines", path.display()),
         ));
     }
-    let session = Replay::new(&rebuild_legacy_compacted).reconstruct_contents(contents);
+    let session = Replay::new(&rebuild_legacy_compacted, &ContextualMarkers::default())
+        .reconstruct_contents(contents);
     Ok(SavedSession { path: path.to_path_buf(), session })
 }

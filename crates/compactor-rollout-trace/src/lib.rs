@@ -14,10 +14,11 @@
 //!   [`ReadReport`] of torn tails and damaged lines ([`CorruptLine`]); they never fail on
 //!   content and never panic, unless asked to with [`DamagedLines::Fail`] (D50). Readers take
 //!   no lock.
-//! - Resuming: [`reconstruct_history_from_rollout`] gives a [`ReconstructedSession`] (history,
-//!   reference context, previous turn settings, token info, window generation);
-//!   [`Replay::reconstruct_contents`] also counts and words what reading skipped;
-//!   [`fork_rollout`] gives the items of a forked rollout; [`Replay`] customizes all three.
+//! - Resuming: [`Replay`], built with the session's contextual markers, gives a
+//!   [`ReconstructedSession`] (history, reference context, previous turn settings, token info,
+//!   window generation) and the items of a forked rollout; [`Replay::reconstruct_contents`] also
+//!   counts and words what reading skipped; [`reconstruct_history_from_rollout`] replays with
+//!   the default markers.
 //! - Crash points: [`crash`], compiled in only with the `crash-points` feature (D51).
 //! - Tracing: [`TraceConfig`], [`ThreadTrace`], [`CompactionTraceContext`] and
 //!   [`CompactionTraceAttempt`] write trace bundles (D42), and do nothing at all unless a
@@ -45,7 +46,7 @@
 //!
 //! let contents = read_rollout(&path).await?;
 //! assert!(contents.report.is_clean());
-//! let no_legacy = |history: &[ResponseItem], _: &str| history.to_vec();
+//! let no_legacy = |history: &[ResponseItem], _: &str, _: &_| history.to_vec();
 //! let session = reconstruct_history_from_rollout(&contents.lines, &no_legacy);
 //! assert_eq!(session.history, compacted);
 //! assert_eq!(session.window_generation, 1);
@@ -72,8 +73,8 @@ pub use reader::{
     read_rollout_with,
 };
 pub use reconstruct::{
-    DEFAULT_CONTEXTUAL_USER_MARKERS, FORKED_MARKER, LegacyRebuild, PreviousTurnSettings,
-    ReconstructedSession, Replay, fork_rollout, reconstruct_history_from_rollout,
+    LegacyRebuild, PreviousTurnSettings, ReconstructedSession, Replay,
+    reconstruct_history_from_rollout,
 };
 pub use recorder::{RecorderOptions, RolloutRecorder};
 pub use timestamp::format_timestamp;

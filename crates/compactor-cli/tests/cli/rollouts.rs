@@ -6,6 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use compactor_engine::rebuild_legacy_compacted;
+use compactor_protocol::ContextualMarkers;
 use compactor_rollout_trace::{Replay, parse_rollout};
 use pretty_assertions::assert_eq;
 use serde_json::Value;
@@ -46,7 +47,8 @@ async fn resume_json(dir: &Path, rollout: &Path) -> (Vec<Value>, Value, String) 
 
 /// The history of the rollout `bytes` as the library reconstructs it, as JSON.
 fn reconstructed(bytes: &[u8]) -> Vec<Value> {
-    let session = Replay::new(&rebuild_legacy_compacted).reconstruct_contents(parse_rollout(bytes));
+    let session = Replay::new(&rebuild_legacy_compacted, &ContextualMarkers::default())
+        .reconstruct_contents(parse_rollout(bytes));
     session.history.iter().map(|item| serde_json::to_value(item).unwrap()).collect()
 }
 
