@@ -181,3 +181,30 @@ async fn a_second_writer_is_refused_and_readers_still_read() {
     assert_eq!(second.history(), live);
     bounded(second.shutdown()).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_torn_last_line_is_cut_off_with_a_warning_event() {
+    let server = TestServer::reference_model().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let live = saved_session(&server, dir.path()).await;
+    let path = dir.path().join("rollout.jsonl");
+    let whole = std::fs::read(&path).unwrap();
+    let mut torn = whole.clone();
+    torn.extend_from_slice(br#"{"timestamp":"2026-05-15T10:00:00.000Z","type":"resp"#);
+    std::fs::write(&path, &torn).unwrap();
+
+    let config = session_config(&server, dir.path(), &Options::default());
+    let (session, mut events) = bounded(Session::builder(config).resume(&path)).await.unwrap();
+    assert_eq!(session.history(), live);
+    assert_eq!(std::fs::read(&path).unwrap(), whole, "the torn line is gone before any append");
+    assert_eq!(
+        warnings(&mut events),
+        vec![format!(
+            "rollout {} ended with an unterminated line of {} bytes, a write that never \
+             finished; it was cut off before appending",
+            path.display(),
+            torn.len() - whole.len()
+        )]
+    );
+    bounded(session.shutdown()).await.unwrap();
+}

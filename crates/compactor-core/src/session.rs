@@ -221,6 +221,14 @@ impl SessionBuilder {
         });
         let mut warnings = resumed.warnings;
         warnings.extend(rollout.lock_takeover_warning());
+        if rollout.truncated_tail_bytes() > 0 {
+            warnings.push(format!(
+                "rollout {} ended with an unterminated line of {} bytes, a write that never \
+                 finished; it was cut off before appending",
+                rollout.path().display(),
+                rollout.truncated_tail_bytes()
+            ));
+        }
         let state = SessionState {
             history: Arc::new(resumed.history),
             reference_context_item: resumed.reference_context_item,
