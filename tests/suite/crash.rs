@@ -72,8 +72,9 @@ impl Kill {
 /// What one run found.
 #[derive(Debug)]
 enum Outcome {
-    /// Killed where planned, and everything checked.
-    Killed,
+    /// Killed where planned, and everything checked; whether resuming took over the dead
+    /// child's writer lock.
+    Killed { took_over_lock: bool },
     /// The random kill came after the child had finished; the finished run was checked.
     FinishedFirst,
 }
@@ -153,14 +154,15 @@ fn newest_replacement(bytes: &[u8]) -> Option<Vec<ResponseItem>> {
 }
 
 /// Checks what a kill left in `dir` against the oracle, then resumes it and makes it work.
-async fn check_run(kill: Kill, dir: &Path, base_url: &str) -> Result<(), String> {
+/// Returns whether resuming took over a stale writer lock.
+async fn check_run(kill: Kill, dir: &Path, base_url: &str) -> Result<bool, String> {
     let entries = read_oracle(dir);
     let acknowledged: Vec<&Value> = entries.iter().filter(|e| e["kind"] != "done").collect();
     let rollout = dir.join(ROLLOUT);
     let Ok(bytes) = std::fs::read(&rollout) else {
         // Killed before the session had created its rollout: nothing was acknowledged.
         return if acknowledged.is_empty() {
-            Ok(())
+            Ok(false)
         } else {
             Err("the rollout is gone but the oracle acknowledged lines".to_owned())
         };
@@ -213,11 +215,13 @@ async fn check_run(kill: Kill, dir: &Path, base_url: &str) -> Result<(), String>
             .await
             .map_err(|_| "resume timed out".to_owned())?
             .map_err(|err| format!("resume failed: {err}"))?;
+    let mut took_over_lock = false;
     while let Ok(event) = events.try_recv() {
-        if let EventMsg::Warning { message } = &event
-            && message.contains("is damaged")
-        {
-            return Err(format!("a crash damaged a line: {message}"));
+        if let EventMsg::Warning { message } = &event {
+            if message.contains("is damaged") {
+                return Err(format!("a crash damaged a line: {message}"));
+            }
+            took_over_lock |= message.contains("took over the stale writer lock");
         }
     }
 
@@ -277,7 +281,7 @@ async fn check_run(kill: Kill, dir: &Path, base_url: &str) -> Result<(), String>
     if replayed.history != session.history() {
         return Err("the rollout no longer resumes to the resumed session's history".to_owned());
     }
-    Ok(())
+    Ok(took_over_lock)
 }
 
 /// Runs one planned kill and checks it.
@@ -303,9 +307,9 @@ async fn run_one(kill: Kill, base_url: String) -> Result<Outcome, String> {
         .await
         .map_err(|_| format!("the child ran longer than {CHILD_DEADLINE:?}"))?
         .map_err(|err| format!("cannot wait for the child: {err}"))?;
-    let outcome = match (kill, status.signal(), status.code()) {
-        (Kill::At { .. }, Some(6), _) | (Kill::After(_), Some(9), _) => Outcome::Killed,
-        (Kill::After(_), None, Some(0)) => Outcome::FinishedFirst,
+    let killed = match (kill, status.signal(), status.code()) {
+        (Kill::At { .. }, Some(6), _) | (Kill::After(_), Some(9), _) => true,
+        (Kill::After(_), None, Some(0)) => false,
         _ => {
             let output = process.wait_with_output().await.ok();
             let stderr = output
@@ -314,8 +318,8 @@ async fn run_one(kill: Kill, base_url: String) -> Result<Outcome, String> {
             return Err(format!("the child ended with {status} instead\nstderr:\n{stderr}"));
         }
     };
-    check_run(kill, dir.path(), &base_url).await?;
-    Ok(outcome)
+    let took_over_lock = check_run(kill, dir.path(), &base_url).await?;
+    Ok(if killed { Outcome::Killed { took_over_lock } } else { Outcome::FinishedFirst })
 }
 
 /// The plan: each crash point at every hit count the script reaches, then at random ones, and
@@ -343,6 +347,7 @@ fn plan(seed: u64, hits: &[(CrashPoint, u64)], duration: Duration) -> Vec<Kill> 
 struct Tally {
     killed: BTreeMap<&'static str, usize>,
     finished_first: usize,
+    locks_taken_over: usize,
     failures: Vec<String>,
 }
 
@@ -404,7 +409,10 @@ async fn crash_harness() {
     while let Some(joined) = runs.join_next().await {
         let (index, kill, result) = joined.unwrap();
         match result {
-            Ok(Outcome::Killed) => *tally.killed.entry(kill.label()).or_default() += 1,
+            Ok(Outcome::Killed { took_over_lock }) => {
+                *tally.killed.entry(kill.label()).or_default() += 1;
+                tally.locks_taken_over += usize::from(took_over_lock);
+            }
             Ok(Outcome::FinishedFirst) => tally.finished_first += 1,
             Err(error) => tally.failures.push(format!("run {index} ({kill:?}): {error}")),
         }
@@ -431,7 +439,10 @@ async fn crash_harness() {
         tally.finished_first
     ));
     let kills: usize = tally.killed.values().sum();
-    report.push_str(&format!("  {:<26} {kills:>4} kills\n", "total"));
+    report.push_str(&format!(
+        "  {:<26} {kills:>4} kills; resuming took over the dead child's lock {} times\n",
+        "total", tally.locks_taken_over
+    ));
     report.push_str(&format!("  {:<26} {:>4}\n", "failures", tally.failures.len()));
     #[allow(clippy::print_stdout, reason = "the harness reports its counts")]
     {
