@@ -124,6 +124,15 @@ async fn check_write_failure(scenario: &str, dir: &Path, base_url: &str) {
         .filter(|line| matches!(line.item, RolloutItem::Compacted(_)))
         .collect();
     assert_eq!(after.len() as u64, before.2);
+    if scenario == "efbig" {
+        // The limit left room for the compaction turn's first line: what failed was the
+        // `compacted` line itself.
+        let last = contents.lines.last().map(|line| line.item.clone());
+        assert!(
+            matches!(last, Some(RolloutItem::EventMsg(EventMsg::TurnStarted { .. }))),
+            "{last:?}"
+        );
+    }
     #[allow(clippy::print_stdout, reason = "the parent reads it")]
     {
         println!("write failure {scenario}: checked");
@@ -157,7 +166,7 @@ async fn run_child(scenario: &str, file_size_limit: bool) {
     let mut command = if file_size_limit {
         // Room for the compaction turn's `turn_started` line, not for its `compacted` line.
         let size = std::fs::metadata(dir.path().join("rollout.jsonl")).unwrap().len();
-        child_with_file_size_limit(CHILD, (size + 200).div_ceil(512))
+        child_with_file_size_limit(CHILD, (size + 300).div_ceil(512))
     } else {
         child(CHILD)
     };
