@@ -22,6 +22,7 @@ pub type SentReport<'r> = &'r mut (dyn FnMut(&SentRequest<'_>) + Send);
 pub struct SentRequest<'a>(Sent<'a>);
 
 #[derive(Debug)]
+#[expect(clippy::large_enum_variant, reason = "a short-lived value on the stack, never stored")]
 enum Sent<'a> {
     /// An HTTP body: the logical request, serialized, and what went out.
     Http(&'a Bytes),

@@ -16,7 +16,7 @@
 //!   gives the items of a forked rollout; [`Replay`] customizes both.
 //! - Tracing: [`TraceConfig`], [`ThreadTrace`], [`CompactionTraceContext`] and
 //!   [`CompactionTraceAttempt`] write trace bundles (ref §5.2), and do nothing at all unless a
-//!   trace root is configured.
+//!   trace root is configured; a request is recorded as it was sent ([`SentRequestJson`]).
 //! - Errors: [`Error`], converted into [`CompactorError`](compactor_protocol::CompactorError)
 //!   where it crosses crates.
 //!
@@ -68,8 +68,8 @@ pub use reconstruct::{
 pub use recorder::{RecorderOptions, RolloutRecorder};
 pub use timestamp::format_timestamp;
 pub use trace::{
-    CompactionTraceAttempt, CompactionTraceContext, TRACE_ROOT_ENV, TRACE_SCHEMA_VERSION,
-    ThreadTrace, TraceConfig,
+    CompactionTraceAttempt, CompactionTraceContext, SentRequestJson, TRACE_ROOT_ENV,
+    TRACE_SCHEMA_VERSION, ThreadTrace, TraceConfig,
 };
 
 #[cfg(test)]
