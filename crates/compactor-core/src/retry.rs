@@ -78,9 +78,12 @@ impl Session {
         let max_retries = retries.max_retries;
         let mut count = 0u32;
         loop {
+            // Boxed: an attempt holds the client's stream future, several kilobytes that every
+            // caller's future (a turn, a compaction) would otherwise carry.
+            let run = Box::pin(attempt.run(client_session));
             let result = tokio::select! {
                 () = cancel.cancelled() => return Err(CompactorError::Cancelled),
-                result = attempt.run(client_session) => result,
+                result = run => result,
             };
             let error = match result {
                 Ok(value) => return Ok(value),

@@ -38,7 +38,7 @@ impl TurnContext {
             model: self.model.slug.clone(),
             reasoning: self.model.reasoning.clone(),
             service_tier: config.service_tier.clone(),
-            verbosity: None,
+            verbosity: self.model.verbosity.clone(),
             context_management: config.context_management.clone(),
         }
     }

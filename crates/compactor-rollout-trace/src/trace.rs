@@ -122,9 +122,16 @@ struct Counters {
 
 enum Command {
     /// Payload files (number, bytes), then the line citing them.
-    Event { payloads: Vec<(u64, Vec<u8>)>, line: Vec<u8> },
-    Flush { ack: oneshot::Sender<()> },
-    Shutdown { ack: oneshot::Sender<()> },
+    Event {
+        payloads: Vec<(u64, Vec<u8>)>,
+        line: Vec<u8>,
+    },
+    Flush {
+        ack: oneshot::Sender<()>,
+    },
+    Shutdown {
+        ack: oneshot::Sender<()>,
+    },
 }
 
 /// The kinds of payload files.

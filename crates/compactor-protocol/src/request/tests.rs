@@ -143,7 +143,8 @@ fn compact_request_from_prompt_carries_what_a_normal_request_does() {
         service_tier: Some("priority".into()),
         ..settings()
     };
-    let normal = serde_json::to_value(ResponsesApiRequest::from_prompt(&prompt, &settings)).unwrap();
+    let normal =
+        serde_json::to_value(ResponsesApiRequest::from_prompt(&prompt, &settings)).unwrap();
     let compact = serde_json::to_value(CompactRequest::from_prompt(&prompt, &settings)).unwrap();
     for field in
         ["model", "input", "instructions", "tools", "parallel_tool_calls", "reasoning", "text"]

@@ -239,8 +239,7 @@ async fn a_wire_message_is_a_second_payload_and_both_are_written_as_sent() {
     // Bytes as a client wrote them, key order and spacing included.
     let request = br#"{"model":"gpt-test","input":[{"type":"context_compaction"}],"stream":true}"#;
     let wire = br#"{"type":"response.create","model":"gpt-test","previous_response_id":"resp-1","input":[{"type":"context_compaction"}]}"#;
-    let attempt =
-        ctx.start_attempt(SentRequestJson { request, wire_message: Some(wire) }).await;
+    let attempt = ctx.start_attempt(SentRequestJson { request, wire_message: Some(wire) }).await;
     attempt.record_result(Ok(&[compaction_output()])).await;
     trace.shutdown().await;
 
