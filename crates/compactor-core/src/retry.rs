@@ -126,3 +126,6 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
