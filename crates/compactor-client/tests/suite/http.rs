@@ -463,21 +463,17 @@ async fn the_report_is_the_body_the_server_received() {
     let mut session = client.new_session();
     let prompt = prompt(vec![user("hi")]);
     let mut reports = Vec::new();
-    let stream = bounded(session.stream_with_report(&prompt, &settings(), &mut |sent| {
-        reports.push((sent.request_json().unwrap(), sent.wire_message().is_some(), sent.wire_len()))
-    }))
-    .await
-    .unwrap();
-    collect(stream).await;
-    bounded(client.compact_with_report(&prompt, &settings(), &mut |sent| {
+    let mut keep = |sent: &compactor_client::SentRequest<'_>| {
         reports.push((
             sent.request_json().unwrap(),
             sent.wire_message().is_some(),
             sent.wire_len(),
         ));
-    }))
-    .await
-    .unwrap();
+    };
+    let stream =
+        bounded(session.stream_with_report(&prompt, &settings(), &mut keep)).await.unwrap();
+    collect(stream).await;
+    bounded(client.compact_with_report(&prompt, &settings(), &mut keep)).await.unwrap();
 
     let recorded = server.requests();
     assert_eq!(reports.len(), 2);
