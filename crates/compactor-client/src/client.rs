@@ -99,7 +99,7 @@ impl ModelClient {
     /// A turn-scoped session; it takes the cached WebSocket connection, if any.
     pub fn new_session(&self) -> ModelClientSession {
         let ws = self.inner.cached_ws.lock().unwrap_or_else(PoisonError::into_inner).take();
-        ModelClientSession { client: self.clone(), ws, last_request_bytes: 0 }
+        ModelClientSession { client: self.clone(), ws }
     }
 
     /// Whether requests go over WebSocket (configured and not fallen back to HTTP).
@@ -222,21 +222,12 @@ impl ModelClient {
 pub struct ModelClientSession {
     client: ModelClient,
     ws: Option<WsSession>,
-    /// The body size of the last request sent, for the caller's accounting.
-    pub(crate) last_request_bytes: u64,
 }
 
 impl ModelClientSession {
     /// The client this session belongs to.
     pub fn client(&self) -> &ModelClient {
         &self.client
-    }
-
-    /// The size in bytes of the body of the last request [`ModelClientSession::stream`] sent (the
-    /// JSON of an HTTP request, the text of a WebSocket `response.create`), so a caller counts
-    /// what went out without serializing it again; 0 before the first.
-    pub fn last_request_bytes(&self) -> u64 {
-        self.last_request_bytes
     }
 
     /// Streams one response for `prompt`.
@@ -277,7 +268,6 @@ impl ModelClientSession {
         settings: &TurnSettings,
         report: SentReport<'_>,
     ) -> Result<ResponseStream, CompactorError> {
-        self.last_request_bytes = 0;
         let inner = &self.client.inner;
         let mut request = ResponsesApiRequest::from_prompt(prompt, settings);
         request.input = inner.config.pass_through.filter_input(&prompt.input);
@@ -306,7 +296,6 @@ impl ModelClientSession {
         report: SentReport<'_>,
     ) -> Result<ResponseStream, CompactorError> {
         let body = Bytes::from(json_body(request)?);
-        self.last_request_bytes = u64::try_from(body.len()).unwrap_or(u64::MAX);
         report(&SentRequest::http(&body));
         let inner = &self.client.inner;
         let config = &inner.config;

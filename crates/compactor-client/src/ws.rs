@@ -189,7 +189,6 @@ async fn attempt(
         );
     };
     let message = create_message(ws, request).map_err(AttemptError::final_error)?;
-    let sent_bytes = u64::try_from(message.len()).unwrap_or(u64::MAX);
     report(&SentRequest::websocket(request, &message));
     // No request extends one that ends with a compaction trigger (the next one starts from the
     // compacted history), so its input, the whole history, is not copied as a baseline.
@@ -205,7 +204,6 @@ async fn attempt(
         .redacting(redaction_key(&client));
     send_text(&mut reader.guard, message, config.stream_idle_timeout).await?;
     let lead = reader.mapper.header_events(&ws.handshake_headers);
-    session.last_request_bytes = sent_bytes;
     let first = match reader.next().await {
         Read::End(error) => {
             reader.guard.break_off();

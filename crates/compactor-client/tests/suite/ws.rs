@@ -496,15 +496,14 @@ async fn a_request_larger_than_a_fragment_arrives_whole() {
     let text: String = "éa🦀".repeat(200_000);
     let request = prompt(vec![user("summarize this"), user(&text)]);
     let mut session = client.new_session();
-    let stream = open(&mut session, &request, &settings()).await.unwrap();
-    let collected = collect(stream).await;
+    let (reports, collected) = stream_reporting(&mut session, &request).await;
     assert_eq!(collected.error, None);
     assert_eq!(collected.response_id(), "resp_1");
 
     let messages = server.connection(0).unwrap().messages;
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].input(), wire(&request.input));
-    let sent = session.last_request_bytes();
+    let sent = reports[0].2;
     assert_eq!(sent, messages[0].text.len() as u64, "the size the client reports is what it sent");
     assert!(sent > 1_000_000, "{sent} bytes");
     server.assert_no_violations();
