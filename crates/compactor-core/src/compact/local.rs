@@ -1,4 +1,4 @@
-//! Local compaction (ref §3.4): the model summarizes through a normal stream, and the history is
+//! Local compaction (D38): the model summarizes through a normal stream, and the history is
 //! rebuilt from the user messages and the summary.
 
 use std::sync::Arc;
