@@ -16,3 +16,4 @@ mod secrets;
 mod server_managed;
 mod strategies;
 mod stream_retry;
+mod user_turns;

@@ -14,6 +14,7 @@ use compactor_analytics::{
     AttemptOutcome, AttemptSpec, ChainPosition, CompactionAnalyticsAttempt, CompactionContext,
 };
 use compactor_client::{ModelClientSession, ResponseStream, SentRequest};
+use compactor_engine::ServerCompaction;
 use compactor_protocol::{
     CompactedItem, CompactionImplementation, CompactionPhase, CompactionReason, CompactionTrigger,
     CompactorError, ContextCompactionItem, EventMsg, HookEventName, InitialContextInjection,
@@ -72,6 +73,14 @@ pub(crate) struct Prepared {
     pub(crate) reset_websocket: bool,
     /// The history keeps its initial context (prune): keep the settings baseline as it is.
     pub(crate) keep_reference: bool,
+}
+
+/// What every compaction starts with: its turn item (one per chain, whose id is the compaction
+/// id), its analytics context, and the estimate before it.
+struct CompactionStart {
+    item: ContextCompactionItem,
+    context: CompactionContext,
+    tokens_before: i64,
 }
 
 /// What is left of a [`Prepared`] once its history is installed.
@@ -309,16 +318,8 @@ impl Session {
     ) -> Result<(), CompactionFailure> {
         let config = &self.inner.config;
         let chain = self.compaction_chain();
-        let tokens_before = self.total_token_usage();
-        let item = ContextCompactionItem::new(uuid::Uuid::new_v4().to_string());
-        let context = CompactionContext {
-            thread_id: self.inner.thread_id.clone(),
-            turn_id: turn.turn_id.clone(),
-            compaction_id: item.id.clone(),
-            trigger: request.trigger,
-            reason: request.reason,
-            phase: request.phase,
-        };
+        let CompactionStart { item, context, tokens_before } =
+            self.start_compaction(turn, request.trigger, request.reason, request.phase);
         let begin = |index: usize, implementation: CompactionImplementation| {
             let spec = AttemptSpec::new(implementation, tokens_before)
                 .with_attempt_number(u32::try_from(index + 1).unwrap_or(u32::MAX))
@@ -338,19 +339,7 @@ impl Session {
             begin(0, first).track(AttemptOutcome::interrupted(error.to_string(), tokens_before));
             return Err(CompactionFailure(error));
         }
-        let trace = self.inner.trace.compaction_trace_context(
-            &turn.turn_id,
-            &item.id,
-            &turn.model.slug,
-            &config.provider.name,
-        );
-        self.emit(EventMsg::ItemStarted {
-            thread_id: self.inner.thread_id.clone(),
-            turn_id: turn.turn_id.clone(),
-            item: TurnItem::ContextCompaction(item.clone()),
-            started_at_ms: now_ms(),
-        })
-        .await;
+        let trace = self.announce_compaction(turn, &item).await;
         let mut last_error = None;
         for (index, implementation) in chain.iter().copied().enumerate() {
             let attempt = begin(index, implementation);
@@ -427,49 +416,31 @@ impl Session {
         Err(CompactionFailure(error))
     }
 
-    /// Installs a compaction the server made by itself (`server_managed`): the compaction item
-    /// and the output items after it become the history (D46), with the same events, analytics, trace and rollout line as any
+    /// Installs a compaction the server made by itself (`server_managed`, D46): the engine's
+    /// split of the response (the compaction item and the output items after it become the
+    /// history) goes through the same start, events, analytics, trace and rollout line as any
     /// compaction.
     pub(crate) async fn install_server_managed(
         &self,
         turn: &TurnContext,
-        output: Vec<ResponseItem>,
-        at: usize,
+        compaction: ServerCompaction,
         phase: CompactionPhase,
     ) -> Result<(), CompactionFailure> {
-        let tokens_before = self.total_token_usage();
-        let item = ContextCompactionItem::new(uuid::Uuid::new_v4().to_string());
-        let context = CompactionContext {
-            thread_id: self.inner.thread_id.clone(),
-            turn_id: turn.turn_id.clone(),
-            compaction_id: item.id.clone(),
-            trigger: CompactionTrigger::Auto,
-            reason: CompactionReason::ContextLimit,
+        let CompactionStart { item, context, tokens_before } = self.start_compaction(
+            turn,
+            CompactionTrigger::Auto,
+            CompactionReason::ContextLimit,
             phase,
-        };
+        );
         let attempt = CompactionAnalyticsAttempt::begin(
             &self.inner.analytics,
             &context,
             AttemptSpec::new(CompactionImplementation::ServerManaged, tokens_before),
         );
-        let trace = self.inner.trace.compaction_trace_context(
-            &turn.turn_id,
-            &item.id,
-            &turn.model.slug,
-            &self.inner.config.provider.name,
-        );
-        self.emit(EventMsg::ItemStarted {
-            thread_id: self.inner.thread_id.clone(),
-            turn_id: turn.turn_id.clone(),
-            item: TurnItem::ContextCompaction(item.clone()),
-            started_at_ms: now_ms(),
-        })
-        .await;
-        let mut input_history = self.state().history.to_vec();
-        input_history.extend(output[..at].iter().cloned());
+        let trace = self.announce_compaction(turn, &item).await;
         let prepared = Prepared {
-            input_history: Arc::new(input_history),
-            new_history: output.into_iter().skip(at).collect(),
+            input_history: Arc::new(compaction.input_history),
+            new_history: compaction.new_history,
             message: String::new(),
             response_id: None,
             usage: None,
@@ -490,6 +461,49 @@ impl Session {
                 Err(CompactionFailure(error))
             }
         }
+    }
+
+    /// A new compaction's turn item, analytics context and estimate before.
+    fn start_compaction(
+        &self,
+        turn: &TurnContext,
+        trigger: CompactionTrigger,
+        reason: CompactionReason,
+        phase: CompactionPhase,
+    ) -> CompactionStart {
+        let tokens_before = self.total_token_usage();
+        let item = ContextCompactionItem::new(uuid::Uuid::new_v4().to_string());
+        let context = CompactionContext {
+            thread_id: self.inner.thread_id.clone(),
+            turn_id: turn.turn_id.clone(),
+            compaction_id: item.id.clone(),
+            trigger,
+            reason,
+            phase,
+        };
+        CompactionStart { item, context, tokens_before }
+    }
+
+    /// Opens the compaction's trace context and emits `item_started` for its item.
+    async fn announce_compaction(
+        &self,
+        turn: &TurnContext,
+        item: &ContextCompactionItem,
+    ) -> CompactionTraceContext {
+        let trace = self.inner.trace.compaction_trace_context(
+            &turn.turn_id,
+            &item.id,
+            &turn.model.slug,
+            &self.inner.config.provider.name,
+        );
+        self.emit(EventMsg::ItemStarted {
+            thread_id: self.inner.thread_id.clone(),
+            turn_id: turn.turn_id.clone(),
+            item: TurnItem::ContextCompaction(item.clone()),
+            started_at_ms: now_ms(),
+        })
+        .await;
+        trace
     }
 
     async fn prepare(

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use compactor_client::ModelClientSession;
-use compactor_engine::{PromptOptions, prompt_input};
+use compactor_engine::{PromptOptions, ResponseOutput, prompt_input, split_server_compaction};
 use compactor_protocol::{
     CompactionPhase, CompactionReason, CompactorError, ContentItem, EventMsg,
     InitialContextInjection, Prompt, ResponseEvent, ResponseItem, RolloutItem, TokenUsage,
@@ -256,20 +256,21 @@ impl Session {
             }
             // A `compaction` item in a normal response: the server compacted by itself
             // (`context_management`); it and what followed it replace the history.
-            match sampled
-                .items
-                .iter()
-                .rposition(|item| matches!(item, ResponseItem::Compaction { .. }))
-            {
-                Some(at) => {
+            // The snapshot goes before the history changes, or changing it would copy it.
+            let output = {
+                let history = Arc::clone(&self.state().history);
+                split_server_compaction(&history, sampled.items)
+            };
+            match output {
+                ResponseOutput::Compacted(compaction) => {
                     let phase = if samples == 0 {
                         CompactionPhase::PreTurn
                     } else {
                         CompactionPhase::MidTurn
                     };
-                    self.install_server_managed(turn, sampled.items, at, phase).await?;
+                    self.install_server_managed(turn, compaction, phase).await?;
                 }
-                None => self.record_items(sampled.items).await?,
+                ResponseOutput::Plain(items) => self.record_items(items).await?,
             }
             samples += 1;
             if config.features.responses_websocket_response_processed {

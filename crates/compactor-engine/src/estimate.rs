@@ -3,9 +3,7 @@
 use compactor_protocol::tokens::{
     approx_token_count, approx_tokens_from_byte_count, estimate_item_tokens, serialized_len,
 };
-use compactor_protocol::{PassThroughList, ResponseItem};
-
-use crate::context::{ContextualMarkers, is_user_turn_boundary};
+use compactor_protocol::{ContextualMarkers, PassThroughList, ResponseItem, is_user_turn_boundary};
 
 /// What the estimate of a request needs besides its items: the instructions sent with it and the
 /// pass-through list that decides which unknown items reach the model.
@@ -28,7 +26,7 @@ impl EstimateContext<'_> {
 ///
 /// Known items use `compactor_protocol::tokens`. An unknown item counts its serialized size when
 /// `pass_through` lets it reach the model, and zero otherwise (it never leaves the history).
-pub fn item_tokens(item: &ResponseItem, pass_through: &PassThroughList) -> u64 {
+pub(crate) fn item_tokens(item: &ResponseItem, pass_through: &PassThroughList) -> u64 {
     match item {
         ResponseItem::Unknown(_) if pass_through.allows(item) => {
             approx_tokens_from_byte_count(serialized_len(item))

@@ -11,9 +11,10 @@
 //!   after; opening for append truncates a torn last line.
 //! - Reading: [`read_rollout`] / [`parse_rollout`] return every complete line and a
 //!   [`ReadReport`] of torn tails and corrupt lines; they never fail on content and never panic.
-//! - Resuming: [`reconstruct_history_from_rollout`] gives a [`ReconstructedSession`] (history,
-//!   reference context, previous turn settings, token info, window generation); [`fork_rollout`]
-//!   gives the items of a forked rollout; [`Replay`] customizes both.
+//! - Resuming: [`Replay`], built with the session's contextual markers, gives a
+//!   [`ReconstructedSession`] (history, reference context, previous turn settings, token info,
+//!   window generation) and the items of a forked rollout;
+//!   [`reconstruct_history_from_rollout`] replays with the default markers.
 //! - Tracing: [`TraceConfig`], [`ThreadTrace`], [`CompactionTraceContext`] and
 //!   [`CompactionTraceAttempt`] write trace bundles (D42), and do nothing at all unless a
 //!   trace root is configured; a request is recorded as it was sent ([`SentRequestJson`]).
@@ -40,7 +41,7 @@
 //!
 //! let contents = read_rollout(&path).await?;
 //! assert!(contents.report.is_clean());
-//! let no_legacy = |history: &[ResponseItem], _: &str| history.to_vec();
+//! let no_legacy = |history: &[ResponseItem], _: &str, _: &_| history.to_vec();
 //! let session = reconstruct_history_from_rollout(&contents.lines, &no_legacy);
 //! assert_eq!(session.history, compacted);
 //! assert_eq!(session.window_generation, 1);
@@ -62,8 +63,8 @@ pub use error::{Error, Result};
 pub use policy::is_persisted;
 pub use reader::{CorruptLine, ReadReport, RolloutContents, TornTail, parse_rollout, read_rollout};
 pub use reconstruct::{
-    DEFAULT_CONTEXTUAL_USER_MARKERS, FORKED_MARKER, LegacyRebuild, PreviousTurnSettings,
-    ReconstructedSession, Replay, fork_rollout, reconstruct_history_from_rollout,
+    LegacyRebuild, PreviousTurnSettings, ReconstructedSession, Replay,
+    reconstruct_history_from_rollout,
 };
 pub use recorder::{RecorderOptions, RolloutRecorder};
 pub use timestamp::format_timestamp;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use compactor_client::ResponseStream;
 use compactor_engine::{
-    SUMMARIZATION_PROMPT, build_compacted_history, collect_user_messages, insert_initial_context,
-    last_assistant_text, summary_text,
+    SUMMARIZATION_PROMPT, build_compacted_history, collect_user_messages, drop_oldest,
+    insert_initial_context, last_assistant_text, summarization_prompt_with_focus, summary_text,
 };
 use compactor_protocol::{CompactorError, InitialContextInjection, ResponseItem};
 use compactor_rollout_trace::CompactionTraceContext;
@@ -31,12 +31,7 @@ impl Session {
         let config = &self.inner.config;
         let base =
             config.compaction.summarization_prompt.as_deref().unwrap_or(SUMMARIZATION_PROMPT);
-        let prompt_text = match request.focus.map(str::trim).filter(|focus| !focus.is_empty()) {
-            Some(focus) => {
-                format!("{base}\n\nGive particular attention to the following:\n{focus}")
-            }
-            None => base.to_owned(),
-        };
+        let prompt_text = summarization_prompt_with_focus(base, request.focus.unwrap_or_default());
         let mut history = self.state().history.to_vec();
         let mut client_session = self.inner.client.new_session();
         let settings = turn.settings(self);
@@ -113,17 +108,5 @@ impl ReadAnswer for Summary<'_> {
 
     fn output(answer: &Sampled) -> &[ResponseItem] {
         &answer.items
-    }
-}
-
-/// Drops the oldest item and, when it is a call, its outputs: the front goes first so the
-/// prompt-cache prefix of the newer items stays stable.
-fn drop_oldest(history: &mut Vec<ResponseItem>) {
-    if history.is_empty() {
-        return;
-    }
-    let first = history.remove(0);
-    if let Some(call_id) = first.call_id() {
-        history.retain(|item| item.output_call_id() != Some(call_id));
     }
 }
