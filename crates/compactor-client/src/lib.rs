@@ -11,6 +11,8 @@
 //!   [`ResponseStream`] of [`compactor_protocol::ResponseEvent`]s, and
 //!   [`ModelClientSession::send_response_processed`] acknowledges a response on its WebSocket.
 //! - [`ClientObserver`]: hears about retries (`Reconnecting... n/max`) and the fallback.
+//! - [`SentRequest`]: what a request sent (the logical request and the wire message), reported
+//!   by [`ModelClientSession::stream_with_report`] and [`ModelClient::compact_with_report`].
 //!
 //! The API key lives in a [`SecretString`]: it never appears in `Debug`, logs or errors.
 
@@ -23,6 +25,7 @@ mod events;
 pub mod fuzzing;
 mod http;
 mod retry;
+mod sent;
 mod sse;
 mod stream;
 mod ws;
@@ -30,5 +33,6 @@ mod ws;
 pub use client::{ModelClient, ModelClientBuilder, ModelClientSession};
 pub use config::{KeySource, Prewarm, ProviderConfig, RetryPolicy, SecretString, WebsocketMode};
 pub use retry::{ClientNotice, ClientObserver, RetryNotice};
+pub use sent::{SentReport, SentRequest};
 pub use stream::ResponseStream;
 pub use ws::OPENAI_BETA_WEBSOCKETS;

@@ -22,7 +22,7 @@
 //! - Crash points: [`crash`], compiled in only with the `crash-points` feature (D51).
 //! - Tracing: [`TraceConfig`], [`ThreadTrace`], [`CompactionTraceContext`] and
 //!   [`CompactionTraceAttempt`] write trace bundles (D42), and do nothing at all unless a
-//!   trace root is configured.
+//!   trace root is configured; a request is recorded as it was sent ([`SentRequestJson`]).
 //! - Errors: [`Error`], converted into [`CompactorError`](compactor_protocol::CompactorError)
 //!   where it crosses crates.
 //!
@@ -79,8 +79,8 @@ pub use reconstruct::{
 pub use recorder::{RecorderOptions, RolloutRecorder};
 pub use timestamp::format_timestamp;
 pub use trace::{
-    CompactionTraceAttempt, CompactionTraceContext, TRACE_ROOT_ENV, TRACE_SCHEMA_VERSION,
-    ThreadTrace, TraceConfig,
+    CompactionTraceAttempt, CompactionTraceContext, SentRequestJson, TRACE_ROOT_ENV,
+    TRACE_SCHEMA_VERSION, ThreadTrace, TraceConfig,
 };
 
 #[cfg(test)]
