@@ -282,7 +282,7 @@ async fn run_session(
         "context_window": config.model.context_window,
         "auto_compact_limit": config.model.auto_compact_limit(),
         "chain": config.compaction.chain,
-        "base_url": config.provider.base_url,
+        "base_url": config.provider.display_base_url(),
         "embedded": matches!(settings.endpoint, Endpoint::Embedded { .. }),
         "requests": requests,
         "protocol_violations": violations,
@@ -318,15 +318,18 @@ async fn run_session(
     outcome.map_err(|err| {
         let err = CliError::from(err);
         match err.exit {
-            Exit::Unreachable => {
-                err.context(format!("cannot reach the model at {}", config.provider.base_url))
-            }
+            Exit::Unreachable => err.context(format!(
+                "cannot reach the model at {}",
+                config.provider.display_base_url()
+            )),
             Exit::Interrupted => err.context("interrupted"),
             Exit::Failure
+            | Exit::Usage
             | Exit::MissingFile
             | Exit::BadRollout
             | Exit::KeyUnset
-            | Exit::BadConfig => err,
+            | Exit::BadConfig
+            | Exit::DoesNotFit => err,
         }
     })?;
     shutdown?;

@@ -12,7 +12,11 @@
 //!   [`ModelClientSession::send_response_processed`] acknowledges a response on its WebSocket.
 //! - [`ClientObserver`]: hears about retries (`Reconnecting... n/max`) and the fallback.
 //!
-//! The API key lives in a [`SecretString`]: it never appears in `Debug`, logs or errors.
+//! The API key lives in a [`SecretString`]: it never appears in `Debug`, logs or errors. Text a
+//! server sends back is redacted of the key and of the base URL's credentials, also when the
+//! server encodes them, before it reaches an error (D60 in docs/decisions.md). One stream line,
+//! event or message is capped at [`ProviderConfig::max_event_bytes`] (D61), and the client
+//! follows no redirects (D62).
 
 #[doc(hidden)]
 pub mod bench;
@@ -22,13 +26,17 @@ mod events;
 #[doc(hidden)]
 pub mod fuzzing;
 mod http;
+mod redact;
 mod retry;
 mod sse;
 mod stream;
 mod ws;
 
 pub use client::{ModelClient, ModelClientBuilder, ModelClientSession};
-pub use config::{KeySource, Prewarm, ProviderConfig, RetryPolicy, SecretString, WebsocketMode};
+pub use config::{
+    DEFAULT_MAX_EVENT_BYTES, KeySource, Prewarm, ProviderConfig, RetryPolicy, SecretString,
+    WebsocketMode, check_base_url, url_without_userinfo,
+};
 pub use retry::{ClientNotice, ClientObserver, RetryNotice};
 pub use stream::ResponseStream;
 pub use ws::OPENAI_BETA_WEBSOCKETS;

@@ -21,6 +21,8 @@
 //!   [`collect_user_messages`], [`build_compacted_history`], [`rebuild_legacy_compacted`].
 //! - Deterministic pruning (DESIGN §3, §8.9): [`prune`] with [`PruneConfig`], returning a
 //!   [`PruneOutcome`] and its [`PruneReport`].
+//! - Fit (D63 in docs/decisions.md): [`compacted_floor`], the fewest tokens an implementation's
+//!   result can have, known before a request.
 //! - [`compaction_status_from_result`] (ref §3.4 step 13), and the engine's [`Error`], which
 //!   converts into [`compactor_protocol::CompactorError`].
 //!
@@ -54,6 +56,7 @@
 mod context;
 mod error;
 mod estimate;
+mod fit;
 mod local;
 mod normalize;
 mod pairs;
@@ -71,6 +74,7 @@ pub use estimate::{
     EstimateContext, ReasoningAccounting, TotalUsageInput, estimate_history, item_tokens,
     total_token_usage,
 };
+pub use fit::compacted_floor;
 pub use local::{
     COMPACT_USER_MESSAGE_MAX_TOKENS, NO_SUMMARY_PLACEHOLDER, SUMMARIZATION_PROMPT, SUMMARY_PREFIX,
     build_compacted_history, build_compacted_history_with_budget, collect_user_messages,
