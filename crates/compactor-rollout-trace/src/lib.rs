@@ -17,6 +17,9 @@
 //! - Tracing: [`TraceConfig`], [`ThreadTrace`], [`CompactionTraceContext`] and
 //!   [`CompactionTraceAttempt`] write trace bundles (ref §5.2), and do nothing at all unless a
 //!   trace root is configured.
+//! - Files: every file this crate writes is created 0600 (directories 0700) and never through a
+//!   symbolic link at its final path component; [`private_file_options`] and
+//!   [`create_private_dir_all`] do the same for other writers (D64 in docs/decisions.md).
 //! - Errors: [`Error`], converted into [`CompactorError`](compactor_protocol::CompactorError)
 //!   where it crosses crates.
 //!
@@ -50,6 +53,7 @@
 
 mod clock;
 mod error;
+mod files;
 mod policy;
 mod reader;
 mod reconstruct;
@@ -59,6 +63,7 @@ mod trace;
 
 pub use clock::Clock;
 pub use error::{Error, Result};
+pub use files::{create_private_dir_all, explain_open_error, private_file_options, refused_link};
 pub use policy::is_persisted;
 pub use reader::{CorruptLine, ReadReport, RolloutContents, TornTail, parse_rollout, read_rollout};
 pub use reconstruct::{
