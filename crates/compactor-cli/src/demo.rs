@@ -214,7 +214,7 @@ async fn run_session(
     let estimate =
         estimate_history(&config.base_instructions, &history, &config.provider.pass_through);
     let requests = server.map(count_requests);
-    let violations = server.map(|server| server.violations().len());
+    let violations = server.map(TestServer::violation_count);
 
     let auto = count_compactions(&tally, CompactionTrigger::Auto);
     let manual = count_compactions(&tally, CompactionTrigger::Manual);
@@ -459,20 +459,10 @@ fn count_compactions(tally: &Tally, trigger: CompactionTrigger) -> usize {
         .count()
 }
 
-/// Model requests the embedded server answered: HTTP `/responses` and WebSocket creates.
+/// Model requests the embedded server answered: HTTP `/responses` and `/responses/compact`,
+/// and WebSocket creates.
 fn count_requests(server: &TestServer) -> usize {
-    let websocket: usize = server
-        .connections()
-        .iter()
-        .map(|connection| {
-            connection
-                .messages
-                .iter()
-                .filter(|message| message.message_type() == Some("response.create"))
-                .count()
-        })
-        .sum();
-    server.responses_requests().len() + server.compact_requests().len() + websocket
+    server.model_requests()
 }
 
 fn percent(part: i64, whole: i64) -> i64 {
