@@ -7,6 +7,8 @@
 //! (`VmHWM` in `/proc/self/status`) is its own whichever runner runs the tests. They are heavy:
 //! nextest runs them one at a time (`.config/nextest.toml`).
 
+#![allow(clippy::print_stdout, reason = "the child process reports to its parent on stdout")]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
