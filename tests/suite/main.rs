@@ -7,6 +7,7 @@ mod common;
 mod compaction_v2;
 mod concurrency;
 mod fault_matrix;
+mod fit;
 mod fuzz_regressions;
 mod openai_types;
 mod protocol;
