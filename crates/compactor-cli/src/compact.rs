@@ -160,8 +160,8 @@ fn failure(
                 ));
             }
             err.context(format!(
-                "the compacted history would not fit the model's window, so nothing was \
-                 installed; {appended}.\nTo compact it: {hint}"
+                "the compacted history would not fit the model's window: nothing was \
+                 installed, and {appended}.\nTo compact it: {hint}"
             ))
         }
         Exit::Failure
