@@ -15,3 +15,4 @@ mod resume;
 mod secrets;
 mod server_managed;
 mod strategies;
+mod user_turns;

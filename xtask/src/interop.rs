@@ -1,6 +1,6 @@
 //! `cargo xtask interop`: Compactor against independent Responses servers on loopback.
 //!
-//! The peers are those of `../shared/reference/interop.md`: the LiteLLM proxy, Microsoft's
+//! The peers (`interop/README.md` describes each and its quirks): the LiteLLM proxy, Microsoft's
 //! `azure-ai-agentserver-responses`, llmock and aimock. The task
 //!
 //! 1. installs them into `target/interop-cache/` (one Python venv per Python peer, pinned by the

@@ -1,6 +1,6 @@
 //! `cargo xtask tidy`: checks of the workspace's shape that neither rustc nor clippy make.
 //!
-//! - Layering (DESIGN §1): a workspace crate depends, through normal dependencies, only on the
+//! - Layering (D1): a workspace crate depends, through normal dependencies, only on the
 //!   workspace crates its row of [`LAYERS`] allows, and never on the external crates of
 //!   [`FORBIDDEN_EXTERNAL`]. A crate missing from the table may depend on no workspace crate.
 //! - Every member's `Cargo.toml` has `[lints] workspace = true` and inherits `edition` and
@@ -8,6 +8,9 @@
 //! - Every folder under `crates/` is named in `ARCHITECTURE.md`.
 //! - Every `.rs` file under `crates/*/src`, `tests/` and `xtask/src` opens with a `//!` comment.
 //! - No `*.snap.new` or `*.pending-snap` file is left over from insta.
+//! - Serde is derived only where [`SERDE_DERIVES`] allows it (D74 in docs/decisions.md).
+//! - No text file outside `.ci/` cites a document outside the repository, an issue number, or a
+//!   decision `D<N>` that `docs/decisions.md` does not define ([`citations`]).
 //!
 //! [`check`] is a pure function of the `cargo metadata` JSON and a file list, so the tests can
 //! plant violations in a synthetic workspace; [`collect`] builds the file list from disk.
@@ -20,6 +23,8 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::metadata;
+
+mod citations;
 
 const PROTOCOL: &str = "compactor-protocol";
 const CLIENT: &str = "compactor-client";
@@ -36,7 +41,7 @@ enum Allowed {
     Any,
 }
 
-/// The layer table of DESIGN §1. A new crate gets a row here before it may depend on another.
+/// The layer table of D1. A new crate gets a row here before it may depend on another.
 const LAYERS: &[(&str, Allowed)] = &[
     // L0.
     (PROTOCOL, Allowed::Only(&[])),
@@ -64,20 +69,39 @@ const FORBIDDEN_EXTERNAL: &[(&str, &[&str], &str)] = &[
     (ENGINE, RUNTIME_AND_IO, "the engine is pure and synchronous: no tokio, no I/O"),
 ];
 
+/// Where `Serialize` and `Deserialize` may be derived, by path prefix: protocol's wire and
+/// persisted types, the record types of analytics and rollout-trace, and the schema of core's
+/// config file, which is only read (D74). Unit-test files (`tests.rs`) are not checked.
+const SERDE_DERIVES: &[(&str, &[&str])] = &[
+    ("crates/compactor-protocol/src/", &["Serialize", "Deserialize"]),
+    ("crates/compactor-analytics/src/", &["Serialize", "Deserialize"]),
+    ("crates/compactor-rollout-trace/src/", &["Serialize", "Deserialize"]),
+    ("crates/compactor-core/src/toml_config/schema.rs", &["Deserialize"]),
+];
+
 /// A file of the workspace, with its text when tidy reads it.
 #[derive(Debug, Clone)]
 pub(crate) struct File {
     /// Path relative to the workspace root, with `/` separators.
     pub(crate) path: String,
-    /// The contents of `.rs` files, `Cargo.toml` files and `ARCHITECTURE.md`; empty otherwise.
+    /// The contents of a text file (valid UTF-8 without NUL bytes); empty otherwise.
     pub(crate) text: String,
 }
 
-/// Lists every file under `root`, skipping `.git` and `target` folders.
+/// Folders [`collect`] skips: version control, build output anywhere, the working corpora,
+/// artifacts and coverage cargo-fuzz writes, and the demo's output folders (see `.gitignore`).
+fn skipped(relative: &str, name: &str) -> bool {
+    name == ".git"
+        || name == "target"
+        || matches!(relative, "fuzz/corpus" | "fuzz/artifacts" | "fuzz/coverage")
+        || (!relative.contains('/') && name.starts_with("compactor-demo-"))
+}
+
+/// Lists every file under `root`, skipping the folders of [`skipped`].
 ///
 /// # Errors
 ///
-/// When a folder cannot be listed or a file that tidy reads cannot be read as UTF-8.
+/// When a folder or a file cannot be read.
 pub(crate) fn collect(root: &Path) -> Result<Vec<File>> {
     let mut files = Vec::new();
     let mut pending = vec![root.to_path_buf()];
@@ -89,21 +113,19 @@ pub(crate) fn collect(root: &Path) -> Result<Vec<File>> {
             let path = entry.path();
             let file_type = entry.file_type()?;
             let name = entry.file_name();
+            let Ok(relative) = path.strip_prefix(root) else { continue };
+            let relative = relative.to_string_lossy().replace('\\', "/");
             if file_type.is_dir() {
-                if name != ".git" && name != "target" {
+                if !skipped(&relative, &name.to_string_lossy()) {
                     pending.push(path);
                 }
                 continue;
             }
-            let Ok(relative) = path.strip_prefix(root) else { continue };
-            let relative = relative.to_string_lossy().replace('\\', "/");
-            let read =
-                relative.ends_with(".rs") || name == "Cargo.toml" || relative == "ARCHITECTURE.md";
-            let text = if read {
-                fs::read_to_string(&path)
-                    .with_context(|| format!("cannot read {}", path.display()))?
-            } else {
-                String::new()
+            let bytes =
+                fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let text = match String::from_utf8(bytes) {
+                Ok(text) if !text.contains('\0') => text,
+                Ok(_) | Err(_) => String::new(),
             };
             files.push(File { path: relative, text });
         }
@@ -197,14 +219,35 @@ pub(crate) fn check(metadata: &Value, files: &[File]) -> Result<Vec<String>> {
         }
     }
 
+    let decisions =
+        text_of(citations::DECISIONS).map(|text| citations::decisions(text, &mut violations));
     for file in files {
         let path = file.path.as_str();
+        if !path.starts_with(".ci/") {
+            citations::check(path, &file.text, decisions.as_ref(), &mut violations);
+        }
         if path.ends_with(".snap.new") || path.ends_with(".pending-snap") {
             violations.insert(format!(
                 "{path}: leftover insta snapshot; accept or reject it with `cargo insta review`"
             ));
         }
         let parts: Vec<&str> = path.split('/').collect();
+        let library_code = matches!(parts.as_slice(), ["crates", _, "src", ..])
+            && path.ends_with(".rs")
+            && !path.ends_with("/tests.rs");
+        if library_code {
+            let allowed = SERDE_DERIVES
+                .iter()
+                .find(|(prefix, _)| path.starts_with(prefix))
+                .map_or(&[][..], |(_, derives)| *derives);
+            for derive in serde_derives(&file.text).into_iter().filter(|d| !allowed.contains(d)) {
+                violations.insert(format!(
+                    "{path}: derives {derive}; serde is derived only in compactor-protocol, for the \
+                     records of compactor-analytics and compactor-rollout-trace, and (Deserialize \
+                     only) in core's src/toml_config/schema.rs (D74 in docs/decisions.md)"
+                ));
+            }
+        }
         let needs_doc = matches!(
             parts.as_slice(),
             ["crates", _, "src", ..] | ["tests", ..] | ["xtask", "src", ..]
@@ -220,6 +263,31 @@ pub(crate) fn check(metadata: &Value, files: &[File]) -> Result<Vec<String>> {
     }
 
     Ok(violations.into_iter().collect())
+}
+
+/// The serde traits `text` derives (`Serialize`, `Deserialize`, by any path), in order; derive
+/// lists in `//` comments do not count.
+fn serde_derives(text: &str) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("derive(") {
+        let line_start = rest[..at].rfind('\n').map_or(0, |newline| newline + 1);
+        let commented = rest[line_start..at].trim_start().starts_with("//");
+        let list = &rest[at + "derive(".len()..];
+        let end = list.find(')').unwrap_or(list.len());
+        if !commented {
+            for name in list[..end].split(',') {
+                let name = name.trim().rsplit("::").next().unwrap_or_default().trim();
+                match name {
+                    "Serialize" => found.push("Serialize"),
+                    "Deserialize" => found.push("Deserialize"),
+                    _ => {}
+                }
+            }
+        }
+        rest = &list[end..];
+    }
+    found
 }
 
 /// Whether `text` names `word` on its own, so `compactor-cli` is not found in `compactor-client`.

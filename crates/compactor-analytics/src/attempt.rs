@@ -22,7 +22,7 @@ pub struct CompactionContext {
     pub thread_id: String,
     /// The turn the compaction runs in.
     pub turn_id: String,
-    /// The id of the chain's `ContextCompaction` turn item (DESIGN §8.7).
+    /// The id of the chain's `ContextCompaction` turn item (D18).
     pub compaction_id: String,
     /// Who asked.
     pub trigger: CompactionTrigger,
@@ -262,7 +262,7 @@ impl AttemptOutcome {
     }
 }
 
-/// A running compaction attempt (ref §3.4 step 1, §5.1).
+/// A running compaction attempt (D41).
 ///
 /// [`begin`](Self::begin) records the tokens before and the start time;
 /// [`track`](Self::track) builds the [`CompactionEvent`] and enqueues it without waiting.

@@ -1,5 +1,5 @@
 //! The HTTP transport: `POST /responses` read as SSE, `POST /responses/compact`, and the mapping
-//! of HTTP failures to errors (ref §2.4, §4.1, §4.2, §4.4).
+//! of HTTP failures to errors (D43, D44, D8).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -22,7 +22,7 @@ use crate::stream::StreamSender;
 /// [`MAX_SERVER_TEXT`] an error keeps, so that redaction sees past the cut.
 pub(crate) const MAX_ERROR_BODY_READ: usize = 64 * 1024;
 
-/// The headers of every request (DESIGN §8.11). The key's header is marked sensitive, so the
+/// The headers of every request (D26). The key's header is marked sensitive, so the
 /// `http` crate never prints it.
 pub(crate) fn request_headers(
     config: &ProviderConfig,
@@ -86,9 +86,9 @@ pub(crate) async fn read_limited(
 }
 
 /// Maps a non-success HTTP answer of one attempt: the final error and whether a retry may help
-/// (DESIGN §8.1: connect errors, 5xx and 429 without `usage_limit_reached` are retried). The
-/// server's text is decoded (the `error.message` of a JSON body) and then redacted before it is
-/// cut to [`MAX_SERVER_TEXT`] bytes (D60). A redirect is final: the client follows none (D62).
+/// (D10: connect errors, 5xx and 429 without `usage_limit_reached` are retried). The server's
+/// text is decoded (the `error.message` of a JSON body) and then redacted before it is cut to
+/// [`MAX_SERVER_TEXT`] bytes (D60). A redirect is final: the client follows none (D62).
 pub(crate) fn status_error(
     status: StatusCode,
     headers: &HeaderMap,
@@ -175,7 +175,7 @@ pub(crate) enum Read {
     End(CompactorError),
 }
 
-/// Reads an SSE body into events, applying ref §4.2's rules: the idle timeout, the remembered
+/// Reads an SSE body into events, applying D44's rules: the idle timeout, the remembered
 /// `response.failed`, and the early-end error.
 pub(crate) struct SseReader {
     body: BodyStream,

@@ -1,6 +1,6 @@
 //! Compaction turns and tasks: the manual `/compact` turn, inline auto compaction with its loop
 //! guard, the fallback chain, hooks, and the installation every implementation shares
-//! (DESIGN §2, §3, §8.7, §8.8).
+//! (D7, D8, D18, D19).
 
 mod local;
 mod prune;
@@ -13,6 +13,7 @@ use compactor_analytics::{
     AttemptOutcome, AttemptSpec, ChainPosition, CompactionAnalyticsAttempt, CompactionContext,
 };
 use compactor_client::ModelClientSession;
+use compactor_engine::ServerCompaction;
 use compactor_protocol::{
     CompactedItem, CompactionImplementation, CompactionPhase, CompactionReason, CompactionTrigger,
     CompactorError, ContextCompactionItem, EventMsg, HookEventName, InitialContextInjection,
@@ -25,13 +26,13 @@ use crate::hooks::{CompactHookInput, HookOutcome};
 use crate::session::{Session, now_ms};
 use crate::turn::{TurnContext, TurnFailure};
 
-/// The prefix of the `error` event of a failed remote compaction (ref §2.3).
+/// The prefix of the `error` event of a failed remote compaction.
 pub const REMOTE_COMPACT_ERROR_PREFIX: &str = "Error running remote compact task";
 
 /// The prefix of the `error` event of a failed local compaction or prune.
 pub const LOCAL_COMPACT_ERROR_PREFIX: &str = "Error running local compact task";
 
-/// The notice shown after a local compaction (ref §2.3 `warning`).
+/// The notice shown after a local compaction.
 pub const LOCAL_COMPACTION_WARNING: &str = "Heads up: long threads and repeated compactions make the model less accurate. Start a new thread when possible to keep threads small and targeted.";
 
 /// A compaction failure whose events have been emitted already.
@@ -72,6 +73,14 @@ pub(crate) struct Prepared {
     pub(crate) keep_reference: bool,
 }
 
+/// What every compaction starts with: its turn item (one per chain, whose id is the compaction
+/// id), its analytics context, and the estimate before it.
+struct CompactionStart {
+    item: ContextCompactionItem,
+    context: CompactionContext,
+    tokens_before: i64,
+}
+
 /// What is left of a [`Prepared`] once its history is installed.
 pub(crate) struct Installed {
     response_id: Option<String>,
@@ -96,7 +105,7 @@ impl Session {
         self.manual_compaction(None).await
     }
 
-    /// Compacts the history now, asking the model to preserve what `focus` names (DESIGN §8.15).
+    /// Compacts the history now, asking the model to preserve what `focus` names (D30).
     ///
     /// # Errors
     ///
@@ -137,7 +146,7 @@ impl Session {
     }
 
     /// An auto compaction inside a turn, on the turn's client session, under the loop guard
-    /// (DESIGN §8.8): a fourth compaction in one turn, or one that leaves the estimate at or above
+    /// (D19): a fourth compaction in one turn, or one that leaves the estimate at or above
     /// the limit, ends the turn with `CompactionMadeNoProgress`.
     pub(crate) async fn run_auto_compaction(
         &self,
@@ -211,7 +220,7 @@ impl Session {
         )
     }
 
-    /// The implementations to try, in order (DESIGN §3, §8.7).
+    /// The implementations to try, in order (D8, D18).
     pub(crate) fn compaction_chain(&self) -> Vec<CompactionImplementation> {
         let config = &self.inner.config;
         if !config.compaction.chain.is_empty() {
@@ -236,16 +245,8 @@ impl Session {
     ) -> Result<(), CompactionFailure> {
         let config = &self.inner.config;
         let chain = self.compaction_chain();
-        let tokens_before = self.total_token_usage();
-        let item = ContextCompactionItem::new(uuid::Uuid::new_v4().to_string());
-        let context = CompactionContext {
-            thread_id: self.inner.thread_id.clone(),
-            turn_id: turn.turn_id.clone(),
-            compaction_id: item.id.clone(),
-            trigger: request.trigger,
-            reason: request.reason,
-            phase: request.phase,
-        };
+        let CompactionStart { item, context, tokens_before } =
+            self.start_compaction(turn, request.trigger, request.reason, request.phase);
         let begin = |index: usize, implementation: CompactionImplementation| {
             let spec = AttemptSpec::new(implementation, tokens_before)
                 .with_attempt_number(u32::try_from(index + 1).unwrap_or(u32::MAX))
@@ -254,7 +255,7 @@ impl Session {
         };
         let first = chain.first().copied().unwrap_or(CompactionImplementation::Prune);
         if self.state().history.is_empty() {
-            // Nothing to compact: no request, no change (DESIGN §3).
+            // Nothing to compact: no request, no change (D9).
             begin(0, first).track(AttemptOutcome::skipped(tokens_before));
             return Ok(());
         }
@@ -265,19 +266,7 @@ impl Session {
             begin(0, first).track(AttemptOutcome::interrupted(error.to_string(), tokens_before));
             return Err(CompactionFailure(error));
         }
-        let trace = self.inner.trace.compaction_trace_context(
-            &turn.turn_id,
-            &item.id,
-            &turn.model.slug,
-            &config.provider.name,
-        );
-        self.emit(EventMsg::ItemStarted {
-            thread_id: self.inner.thread_id.clone(),
-            turn_id: turn.turn_id.clone(),
-            item: TurnItem::ContextCompaction(item.clone()),
-            started_at_ms: now_ms(),
-        })
-        .await;
+        let trace = self.announce_compaction(turn, &item).await;
         let mut last_error = None;
         let usable = turn.model.model_context_window();
         for (index, implementation) in chain.iter().copied().enumerate() {
@@ -330,7 +319,7 @@ impl Session {
                 }
             };
             // Installed means done: a cancellation now only skips the acknowledgement
-            // (DESIGN §8.17).
+            // (D32).
             if let Some(response_id) = &installed.response_id
                 && config.features.responses_websocket_response_processed
                 && !turn.cancel.is_cancelled()
@@ -371,50 +360,31 @@ impl Session {
         Err(CompactionFailure(error))
     }
 
-    /// Installs a compaction the server made by itself (`server_managed`): the compaction item
-    /// and the output items after it become the history (the retention rule of
-    /// `reference/interop.md`), with the same events, analytics, trace and rollout line as any
+    /// Installs a compaction the server made by itself (`server_managed`, D46): the engine's
+    /// split of the response (the compaction item and the output items after it become the
+    /// history) goes through the same start, events, analytics, trace and rollout line as any
     /// compaction.
     pub(crate) async fn install_server_managed(
         &self,
         turn: &TurnContext,
-        output: Vec<ResponseItem>,
-        at: usize,
+        compaction: ServerCompaction,
         phase: CompactionPhase,
     ) -> Result<(), CompactionFailure> {
-        let tokens_before = self.total_token_usage();
-        let item = ContextCompactionItem::new(uuid::Uuid::new_v4().to_string());
-        let context = CompactionContext {
-            thread_id: self.inner.thread_id.clone(),
-            turn_id: turn.turn_id.clone(),
-            compaction_id: item.id.clone(),
-            trigger: CompactionTrigger::Auto,
-            reason: CompactionReason::ContextLimit,
+        let CompactionStart { item, context, tokens_before } = self.start_compaction(
+            turn,
+            CompactionTrigger::Auto,
+            CompactionReason::ContextLimit,
             phase,
-        };
+        );
         let attempt = CompactionAnalyticsAttempt::begin(
             &self.inner.analytics,
             &context,
             AttemptSpec::new(CompactionImplementation::ServerManaged, tokens_before),
         );
-        let trace = self.inner.trace.compaction_trace_context(
-            &turn.turn_id,
-            &item.id,
-            &turn.model.slug,
-            &self.inner.config.provider.name,
-        );
-        self.emit(EventMsg::ItemStarted {
-            thread_id: self.inner.thread_id.clone(),
-            turn_id: turn.turn_id.clone(),
-            item: TurnItem::ContextCompaction(item.clone()),
-            started_at_ms: now_ms(),
-        })
-        .await;
-        let mut input_history = self.state().history.to_vec();
-        input_history.extend(output[..at].iter().cloned());
+        let trace = self.announce_compaction(turn, &item).await;
         let prepared = Prepared {
-            input_history: Arc::new(input_history),
-            new_history: output.into_iter().skip(at).collect(),
+            input_history: Arc::new(compaction.input_history),
+            new_history: compaction.new_history,
             message: String::new(),
             response_id: None,
             usage: None,
@@ -435,6 +405,49 @@ impl Session {
                 Err(CompactionFailure(error))
             }
         }
+    }
+
+    /// A new compaction's turn item, analytics context and estimate before.
+    fn start_compaction(
+        &self,
+        turn: &TurnContext,
+        trigger: CompactionTrigger,
+        reason: CompactionReason,
+        phase: CompactionPhase,
+    ) -> CompactionStart {
+        let tokens_before = self.total_token_usage();
+        let item = ContextCompactionItem::new(uuid::Uuid::new_v4().to_string());
+        let context = CompactionContext {
+            thread_id: self.inner.thread_id.clone(),
+            turn_id: turn.turn_id.clone(),
+            compaction_id: item.id.clone(),
+            trigger,
+            reason,
+            phase,
+        };
+        CompactionStart { item, context, tokens_before }
+    }
+
+    /// Opens the compaction's trace context and emits `item_started` for its item.
+    async fn announce_compaction(
+        &self,
+        turn: &TurnContext,
+        item: &ContextCompactionItem,
+    ) -> CompactionTraceContext {
+        let trace = self.inner.trace.compaction_trace_context(
+            &turn.turn_id,
+            &item.id,
+            &turn.model.slug,
+            &self.inner.config.provider.name,
+        );
+        self.emit(EventMsg::ItemStarted {
+            thread_id: self.inner.thread_id.clone(),
+            turn_id: turn.turn_id.clone(),
+            item: TurnItem::ContextCompaction(item.clone()),
+            started_at_ms: now_ms(),
+        })
+        .await;
+        trace
     }
 
     async fn prepare(
@@ -504,7 +517,7 @@ impl Session {
         outcome
     }
 
-    /// Installs a compacted history (DESIGN §2 step 7): trace checkpoint, rollout `compacted`
+    /// Installs a compacted history (D7): trace checkpoint, rollout `compacted`
     /// line (plus `turn_context` when mid-turn), then memory, window generation, token usage and
     /// `item_completed`. The rollout is written first: if that fails, nothing changes.
     async fn install(
@@ -540,7 +553,7 @@ impl Session {
             InitialContextInjection::BeforeLastUserMessage => Some(turn.context_item(self)),
         };
         let mut lines = vec![RolloutItem::Compacted(CompactedItem::new(message, new_history))];
-        // The baseline is persisted after the compaction so a resume restores it (ref §6).
+        // The baseline is persisted after the compaction so a resume restores it (D23).
         if let Some(reference) = &reference {
             lines.push(RolloutItem::TurnContext(reference.clone()));
         }
@@ -576,7 +589,7 @@ impl Session {
     }
 
     /// The history a compaction request is built from: the session's history, trimmed of
-    /// trailing tool traffic until it fits the window (ref §3.7). It is a snapshot of the
+    /// trailing tool traffic until it fits the window (D37). It is a snapshot of the
     /// session's history, copied only when it must be trimmed.
     pub(crate) fn compaction_history(&self, turn: &TurnContext) -> Arc<Vec<ResponseItem>> {
         let estimate = self.estimate_context();

@@ -31,7 +31,7 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// analytics.
 ///
 /// Cheap to clone; clones share the session. Turns and compactions are serialized: a manual
-/// compaction asked for during a turn waits for the turn to finish (DESIGN §8.13). Events arrive
+/// compaction asked for during a turn waits for the turn to finish (D28). Events arrive
 /// on the receiver returned by [`SessionBuilder::build`]; the harness must keep reading it.
 #[derive(Clone)]
 pub struct Session {
@@ -144,7 +144,8 @@ impl SessionBuilder {
         for warning in contents.report.warnings() {
             tracing::warn!(path = %path.display(), "{warning}");
         }
-        let resumed = Replay::new(&rebuild_legacy_compacted).reconstruct_owned(contents.lines);
+        let resumed = Replay::new(&rebuild_legacy_compacted, &self.config.contextual_markers)
+            .reconstruct_owned(contents.lines);
         let thread_id = resumed
             .session_meta
             .as_ref()
@@ -259,7 +260,7 @@ impl Session {
         self.state().token_info
     }
 
-    /// The context size estimate that gates auto compaction (ref §9).
+    /// The context size estimate that gates auto compaction (D36).
     pub fn total_token_usage(&self) -> i64 {
         let config = &self.inner.config;
         self.state().total_usage(&config.contextual_markers, &config.provider.pass_through)
@@ -297,7 +298,7 @@ impl Session {
         }
     }
 
-    /// Rolls back the last `num_turns` user turns (DESIGN §8.10): a `thread_rolled_back` line is
+    /// Rolls back the last `num_turns` user turns (D24): a `thread_rolled_back` line is
     /// appended and the state is rebuilt from the rollout, exactly as a resume would.
     ///
     /// # Errors
@@ -311,7 +312,7 @@ impl Session {
         self.emit(EventMsg::ThreadRolledBack { num_turns }).await;
         rollout.flush().await?;
         let contents = read_rollout(rollout.path()).await?;
-        let resumed = Replay::new(&rebuild_legacy_compacted).reconstruct_owned(contents.lines);
+        let resumed = self.replay().reconstruct_owned(contents.lines);
         let mut state = self.state();
         state.history = Arc::new(resumed.history);
         state.reference_context_item = resumed.reference_context_item;
@@ -337,8 +338,7 @@ impl Session {
         };
         rollout.flush().await?;
         let contents = read_rollout(rollout.path()).await?;
-        let mut items =
-            compactor_rollout_trace::fork_rollout(&contents.lines, drop_last_user_turns);
+        let mut items = self.replay().fork(&contents.lines, drop_last_user_turns);
         let thread_id = uuid::Uuid::new_v4().to_string();
         let meta = SessionMeta {
             id: thread_id.clone(),
@@ -357,7 +357,7 @@ impl Session {
     }
 
     /// Cancels everything and flushes the rollout, traces and analytics, each bounded by a
-    /// timeout (DESIGN §8.16).
+    /// timeout (D31).
     ///
     /// # Errors
     ///
@@ -379,6 +379,12 @@ impl Session {
             tracing::warn!(error = %err, "analytics did not shut down cleanly");
         }
         rollout
+    }
+
+    /// Replays this session's rollout with its own contextual markers, which the legacy rebuild
+    /// gets too (D72).
+    fn replay(&self) -> Replay<'_> {
+        Replay::new(&rebuild_legacy_compacted, &self.inner.config.contextual_markers)
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, SessionState> {

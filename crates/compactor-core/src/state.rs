@@ -2,11 +2,10 @@
 
 use std::sync::Arc;
 
-use compactor_engine::{
-    ContextualMarkers, EstimateContext, ReasoningAccounting, TotalUsageInput, total_token_usage,
-};
+use compactor_engine::{EstimateContext, ReasoningAccounting, TotalUsageInput, total_token_usage};
 use compactor_protocol::{
-    PassThroughList, RateLimitSnapshot, ResponseItem, TokenUsage, TokenUsageInfo, TurnContextItem,
+    ContextualMarkers, PassThroughList, RateLimitSnapshot, ResponseItem, TokenUsage,
+    TokenUsageInfo, TurnContextItem,
 };
 
 use crate::config::ModelInfo;
@@ -34,7 +33,7 @@ pub(crate) struct SessionState {
 }
 
 impl SessionState {
-    /// The context size estimate that gates auto compaction (ref §9).
+    /// The context size estimate that gates auto compaction (D36).
     pub(crate) fn total_usage(
         &self,
         markers: &ContextualMarkers,
@@ -50,8 +49,8 @@ impl SessionState {
         })
     }
 
-    /// After an install: the last usage becomes the estimate of the new history (ref §9
-    /// `recompute_token_usage`); the running total is kept.
+    /// After an install: the last usage becomes the estimate of the new history (D36);
+    /// the running total is kept.
     pub(crate) fn recompute_token_usage(
         &mut self,
         estimate: &EstimateContext<'_>,

@@ -1,4 +1,4 @@
-//! Preparing and installing a v2 compaction, all but the network (DESIGN §5): at most 3x one
+//! Preparing and installing a v2 compaction, all but the network (D48): at most 3x one
 //! `serde_json::to_vec` of the history, for the 10 000-item history.
 //!
 //! The measured work is what `compactor-core` does around the request, step by step, with the
@@ -28,19 +28,19 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use compactor_engine::{
-    ContextualMarkers, EstimateContext, InputModalities, PromptOptions, ReasoningAccounting,
-    TotalUsageInput, V2PromptOptions, append_v2_trigger, build_v2_compacted_history,
-    estimate_history, process_compacted_history, prompt_input, total_token_usage,
+    EstimateContext, InputModalities, PromptOptions, ReasoningAccounting, TotalUsageInput,
+    V2PromptOptions, append_v2_trigger, build_v2_compacted_history, estimate_history,
+    process_compacted_history, prompt_input, total_token_usage,
     trim_function_call_history_to_fit_context_window,
 };
 use compactor_protocol::tokens::json_len;
 use compactor_protocol::{
-    CompactedItem, InitialContextInjection, PassThroughList, Prompt, ResponseItem,
-    ResponsesApiRequest, RolloutItem, RolloutLine, TurnSettings, V2TriggerForm,
+    CompactedItem, ContextualMarkers, InitialContextInjection, PassThroughList, Prompt,
+    ResponseItem, ResponsesApiRequest, RolloutItem, RolloutLine, TurnSettings, V2TriggerForm,
 };
 use compactor_testkit::workload::{self, MeasuredRatio, Target};
 
-/// DESIGN §5: preparing and installing costs at most this many serializations.
+/// D48: preparing and installing costs at most this many serializations.
 const MAX_RATIO: f64 = 3.0;
 
 const BASE_INSTRUCTIONS: &str = "You are a coding agent working in a repository. Use the tools.";

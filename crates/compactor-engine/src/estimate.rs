@@ -1,15 +1,13 @@
-//! Token estimates of histories and of the session's context usage (ref §9).
+//! Token estimates of histories and of the session's context usage (D35).
 
 use compactor_protocol::tokens::{approx_token_count, estimate_item_tokens};
-use compactor_protocol::{PassThroughList, ResponseItem};
-
-use crate::context::{ContextualMarkers, is_user_turn_boundary};
+use compactor_protocol::{ContextualMarkers, PassThroughList, ResponseItem, is_user_turn_boundary};
 
 /// What the estimate of a request needs besides its items: the instructions sent with it and the
 /// pass-through list that decides which unknown items reach the model.
 #[derive(Debug, Clone, Copy)]
 pub struct EstimateContext<'a> {
-    /// The session's base instructions (not the model default, ref §3.7).
+    /// The session's base instructions (not the model default, D37).
     pub base_instructions: &'a str,
     /// The unknown item types the provider receives.
     pub pass_through: &'a PassThroughList,
@@ -25,9 +23,9 @@ impl EstimateContext<'_> {
 /// The estimated tokens one item adds to a request: `compactor_protocol::tokens`' estimate.
 ///
 /// An item of unknown type counts its raw JSON whether or not the pass-through list lets it reach
-/// the model (D67 in docs/decisions.md), so the list no longer changes an estimate; the parameter
-/// stays so that the callers of every estimate keep one signature.
-pub fn item_tokens(item: &ResponseItem, _pass_through: &PassThroughList) -> u64 {
+/// the model (D67), so the list no longer changes an estimate; the parameter stays so that the
+/// callers of every estimate keep one signature.
+pub(crate) fn item_tokens(item: &ResponseItem, _pass_through: &PassThroughList) -> u64 {
     estimate_item_tokens(item)
 }
 
@@ -82,7 +80,7 @@ pub struct TotalUsageInput<'a> {
     pub last_total_tokens: i64,
     /// How long the history was when `last_total_tokens` was recorded, when the session tracks
     /// it. Items from that index on are estimated. When `None`, the items after the last
-    /// model-generated item are estimated instead (ref §9).
+    /// model-generated item are estimated instead (D36).
     pub history_len_at_last_usage: Option<usize>,
     /// Whether the server counts earlier reasoning.
     pub reasoning: ReasoningAccounting,
@@ -92,7 +90,7 @@ pub struct TotalUsageInput<'a> {
     pub pass_through: &'a PassThroughList,
 }
 
-/// The session's estimated context size: the auto-compaction gate (ref §9 `get_total_token_usage`).
+/// The session's estimated context size: the auto-compaction gate (D36).
 ///
 /// It is the last reported total, plus the estimate of the items added locally since that report
 /// (tool outputs and user messages after the last model-generated item), plus, unless the server

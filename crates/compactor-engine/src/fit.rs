@@ -1,10 +1,8 @@
-//! Whether a compaction can fit the window at all (D63 in docs/decisions.md): the fewest tokens
+//! Whether a compaction can fit the window at all (D63): the fewest tokens
 //! the history an implementation installs can have, known before any request is made.
 
 use compactor_protocol::tokens::{approx_token_count, approx_tokens_from_byte_count};
-use compactor_protocol::{CompactionImplementation, ContentItem, ResponseItem};
-
-use crate::context::ContextualMarkers;
+use compactor_protocol::{CompactionImplementation, ContentItem, ContextualMarkers, ResponseItem};
 
 /// A lower bound on the estimated tokens (with `base_instructions`) of the history that
 /// `implementation` installs when it compacts `history`; `None` when nothing useful is known
@@ -20,8 +18,8 @@ use crate::context::ContextualMarkers;
 /// # Examples
 ///
 /// ```
-/// use compactor_engine::{ContextualMarkers, compacted_floor};
-/// use compactor_protocol::{CompactionImplementation, ResponseItem};
+/// use compactor_engine::compacted_floor;
+/// use compactor_protocol::{CompactionImplementation, ContextualMarkers, ResponseItem};
 ///
 /// let history = [ResponseItem::user_text(&"x".repeat(4_000))];
 /// let markers = ContextualMarkers::default();

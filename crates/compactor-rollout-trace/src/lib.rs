@@ -2,7 +2,7 @@
 //! session, resuming and forking from it, and per-attempt compaction trace bundles.
 //!
 //! This crate depends on `compactor-protocol` only among Compactor crates; it never depends on
-//! `compactor-engine` or another L1 crate (DESIGN §1). Where reconstruction needs the engine's
+//! `compactor-engine` or another L1 crate (D1). Where reconstruction needs the engine's
 //! legacy-compaction rebuild, the caller passes it in as a [`LegacyRebuild`] function.
 //!
 //! - Writing: [`RolloutRecorder`] appends [`RolloutLine`](compactor_protocol::RolloutLine)s
@@ -11,11 +11,12 @@
 //!   after; opening for append truncates a torn last line.
 //! - Reading: [`read_rollout`] / [`parse_rollout`] return every complete line and a
 //!   [`ReadReport`] of torn tails and corrupt lines; they never fail on content and never panic.
-//! - Resuming: [`reconstruct_history_from_rollout`] gives a [`ReconstructedSession`] (history,
-//!   reference context, previous turn settings, token info, window generation); [`fork_rollout`]
-//!   gives the items of a forked rollout; [`Replay`] customizes both.
+//! - Resuming: [`Replay`], built with the session's contextual markers, gives a
+//!   [`ReconstructedSession`] (history, reference context, previous turn settings, token info,
+//!   window generation) and the items of a forked rollout;
+//!   [`reconstruct_history_from_rollout`] replays with the default markers.
 //! - Tracing: [`TraceConfig`], [`ThreadTrace`], [`CompactionTraceContext`] and
-//!   [`CompactionTraceAttempt`] write trace bundles (ref §5.2), and do nothing at all unless a
+//!   [`CompactionTraceAttempt`] write trace bundles (D42), and do nothing at all unless a
 //!   trace root is configured.
 //! - Files: every file this crate writes is created 0600 (directories 0700) and never through a
 //!   symbolic link at its final path component; [`private_file_options`] and
@@ -43,7 +44,7 @@
 //!
 //! let contents = read_rollout(&path).await?;
 //! assert!(contents.report.is_clean());
-//! let no_legacy = |history: &[ResponseItem], _: &str| history.to_vec();
+//! let no_legacy = |history: &[ResponseItem], _: &str, _: &_| history.to_vec();
 //! let session = reconstruct_history_from_rollout(&contents.lines, &no_legacy);
 //! assert_eq!(session.history, compacted);
 //! assert_eq!(session.window_generation, 1);
@@ -67,8 +68,8 @@ pub use files::{create_private_dir_all, explain_open_error, private_file_options
 pub use policy::is_persisted;
 pub use reader::{CorruptLine, ReadReport, RolloutContents, TornTail, parse_rollout, read_rollout};
 pub use reconstruct::{
-    DEFAULT_CONTEXTUAL_USER_MARKERS, FORKED_MARKER, LegacyRebuild, PreviousTurnSettings,
-    ReconstructedSession, Replay, fork_rollout, reconstruct_history_from_rollout,
+    LegacyRebuild, PreviousTurnSettings, ReconstructedSession, Replay,
+    reconstruct_history_from_rollout,
 };
 pub use recorder::{RecorderOptions, RolloutRecorder};
 pub use timestamp::format_timestamp;

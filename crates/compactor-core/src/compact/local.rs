@@ -1,11 +1,11 @@
-//! Local compaction (ref §3.4): the model summarizes through a normal stream, and the history is
+//! Local compaction (D38): the model summarizes through a normal stream, and the history is
 //! rebuilt from the user messages and the summary.
 
 use std::sync::Arc;
 
 use compactor_engine::{
-    SUMMARIZATION_PROMPT, build_compacted_history, collect_user_messages, insert_initial_context,
-    last_assistant_text, summary_text,
+    SUMMARIZATION_PROMPT, build_compacted_history, collect_user_messages, drop_oldest,
+    insert_initial_context, last_assistant_text, summarization_prompt_with_focus, summary_text,
 };
 use compactor_protocol::{
     CompactorError, EventMsg, InitialContextInjection, ResponseItem, ResponsesApiRequest,
@@ -30,12 +30,7 @@ impl Session {
         let config = &self.inner.config;
         let base =
             config.compaction.summarization_prompt.as_deref().unwrap_or(SUMMARIZATION_PROMPT);
-        let prompt_text = match request.focus.map(str::trim).filter(|focus| !focus.is_empty()) {
-            Some(focus) => {
-                format!("{base}\n\nGive particular attention to the following:\n{focus}")
-            }
-            None => base.to_owned(),
-        };
+        let prompt_text = summarization_prompt_with_focus(base, request.focus.unwrap_or_default());
         let mut history = self.state().history.to_vec();
         let mut client_session = self.inner.client.new_session();
         let settings = turn.settings(self);
@@ -88,7 +83,7 @@ impl Session {
                 retries = 0;
                 continue;
             }
-            // An error from opening the stream was retried by the client already (DESIGN §8.1).
+            // An error from opening the stream was retried by the client already (D10).
             if !opened || !error.is_retryable() || retries >= max_retries {
                 return Err(error);
             }
@@ -102,17 +97,5 @@ impl Session {
             .await;
             tokio::time::sleep(backoff(retries, error.retry_after())).await;
         }
-    }
-}
-
-/// Drops the oldest item and, when it is a call, its outputs: the front goes first so the
-/// prompt-cache prefix of the newer items stays stable.
-fn drop_oldest(history: &mut Vec<ResponseItem>) {
-    if history.is_empty() {
-        return;
-    }
-    let first = history.remove(0);
-    if let Some(call_id) = first.call_id() {
-        history.retain(|item| item.output_call_id() != Some(call_id));
     }
 }
