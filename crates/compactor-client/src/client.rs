@@ -1,19 +1,19 @@
 //! [`ModelClient`] (session-scoped) and [`ModelClientSession`] (turn-scoped).
 
-use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use compactor_protocol::{
-    CompactRequest, CompactResponse, CompactorError, InputItems, Prompt, ResponseItem,
-    ResponsesApiRequest, TextControls, TurnSettings,
+    CompactRequest, CompactResponse, CompactorError, Prompt, ResponseItem, ResponsesApiRequest,
+    TurnSettings,
 };
 use futures::StreamExt;
 
 use crate::config::{ProviderConfig, SecretString, WebsocketMode};
 use crate::http::{self, MAX_ERROR_BODY_READ, Read, SseReader, read_limited};
 use crate::retry::{AttemptError, ClientNotice, ClientObserver, with_retries};
+use crate::sent::{SentReport, SentRequest};
 use crate::stream::ResponseStream;
 use crate::ws::{self, WsSession};
 
@@ -102,7 +102,7 @@ impl ModelClient {
     /// A turn-scoped session; it takes the cached WebSocket connection, if any.
     pub fn new_session(&self) -> ModelClientSession {
         let ws = self.inner.cached_ws.lock().unwrap_or_else(PoisonError::into_inner).take();
-        ModelClientSession { client: self.clone(), ws, last_request_bytes: 0 }
+        ModelClientSession { client: self.clone(), ws }
     }
 
     /// Whether requests go over WebSocket (configured and not fallen back to HTTP).
@@ -164,12 +164,27 @@ impl ModelClient {
         prompt: &Prompt<'_>,
         settings: &TurnSettings,
     ) -> Result<Vec<ResponseItem>, CompactorError> {
+        self.compact_with_report(prompt, settings, &mut |_| {}).await
+    }
+
+    /// As [`ModelClient::compact`], and calls `report` with the body once it is built, before it
+    /// is sent (not at all for an empty input).
+    ///
+    /// # Errors
+    ///
+    /// As [`ModelClient::compact`].
+    pub async fn compact_with_report(
+        &self,
+        prompt: &Prompt<'_>,
+        settings: &TurnSettings,
+        report: SentReport<'_>,
+    ) -> Result<Vec<ResponseItem>, CompactorError> {
         if prompt.input.is_empty() {
             return Ok(Vec::new());
         }
         let key = self.key()?;
         let redactor = self.inner.config.redactor(key.as_ref());
-        Box::pin(self.compact_with(prompt, settings, key.as_ref(), &redactor))
+        Box::pin(self.compact_with(prompt, settings, key.as_ref(), &redactor, report))
             .await
             .map_err(|error| redactor.error(error))
     }
@@ -180,23 +195,14 @@ impl ModelClient {
         settings: &TurnSettings,
         key: Option<&SecretString>,
         redactor: &crate::redact::Redactor,
+        report: SentReport<'_>,
     ) -> Result<Vec<ResponseItem>, CompactorError> {
         let config = &self.inner.config;
-        let request = CompactRequest {
-            model: Cow::Borrowed(&settings.model),
-            input: allowed_input(&prompt.input, config),
-            instructions: Cow::Borrowed(&prompt.base_instructions),
-            tools: Cow::Borrowed(&prompt.tools),
-            parallel_tool_calls: prompt.parallel_tool_calls,
-            reasoning: settings.reasoning.clone(),
-            service_tier: settings.service_tier.clone(),
-            prompt_cache_key: Some(self.inner.thread_id.clone()),
-            text: settings
-                .verbosity
-                .clone()
-                .map(|verbosity| TextControls { verbosity: Some(verbosity), format: None }),
-        };
+        let mut request = CompactRequest::from_prompt(prompt, settings);
+        request.input = config.pass_through.filter_input(&prompt.input);
+        request.prompt_cache_key = Some(self.inner.thread_id.clone());
         let body = Bytes::from(json_body(&request)?);
+        report(&SentRequest::http(&body));
         let headers =
             http::request_headers(config, key, &self.inner.thread_id, "application/json")?;
         let url = config.url("responses/compact");
@@ -239,46 +245,18 @@ impl ModelClient {
     }
 }
 
-/// The input to send: the prompt's, minus unknown items off the pass-through list (borrowed
-/// when nothing is removed).
-fn allowed_input<'a>(
-    input: &'a [Cow<'a, ResponseItem>],
-    config: &ProviderConfig,
-) -> InputItems<'a> {
-    if input.iter().all(|item| config.pass_through.allows(item)) {
-        Cow::Borrowed(input)
-    } else {
-        Cow::Owned(
-            input
-                .iter()
-                .filter(|item| config.pass_through.allows(item))
-                .map(|item| Cow::Borrowed(item.as_ref()))
-                .collect(),
-        )
-    }
-}
-
 /// The model client of one turn. It carries the WebSocket connection and its incremental-request
 /// baseline; dropping it gives them back to the [`ModelClient`] for the next turn.
 #[derive(Debug)]
 pub struct ModelClientSession {
     client: ModelClient,
     ws: Option<WsSession>,
-    /// The body size of the last request sent, for the caller's accounting.
-    pub(crate) last_request_bytes: u64,
 }
 
 impl ModelClientSession {
     /// The client this session belongs to.
     pub fn client(&self) -> &ModelClient {
         &self.client
-    }
-
-    /// The size in bytes of the body of the last request [`ModelClientSession::stream`] sent (the
-    /// JSON of an HTTP request, the text of a WebSocket `response.create`), so a caller counts
-    /// what went out without serializing it again; 0 before the first.
-    pub fn last_request_bytes(&self) -> u64 {
-        self.last_request_bytes
     }
 
     /// Streams one response for `prompt`.
@@ -299,24 +277,46 @@ impl ModelClientSession {
         prompt: &Prompt<'_>,
         settings: &TurnSettings,
     ) -> Result<ResponseStream, CompactorError> {
+        self.stream_with_report(prompt, settings, &mut |_| {}).await
+    }
+
+    /// As [`ModelClientSession::stream`], and calls `report` with what is sent each time a
+    /// request goes out: the HTTP body once (its retries resend the same bytes), or each
+    /// WebSocket `response.create`. The last call describes the request the stream answers.
+    ///
+    /// # Errors
+    ///
+    /// As [`ModelClientSession::stream`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`ModelClientSession::stream`].
+    pub async fn stream_with_report(
+        &mut self,
+        prompt: &Prompt<'_>,
+        settings: &TurnSettings,
+        report: SentReport<'_>,
+    ) -> Result<ResponseStream, CompactorError> {
         // Every error that leaves the client is redacted here once more, whatever made it.
         let redactor = self.client.inner.config.redactor(self.client.key().ok().flatten().as_ref());
         // Boxed: the transports' futures are large, and every caller's future would carry them.
-        Box::pin(self.stream_inner(prompt, settings)).await.map_err(|error| redactor.error(error))
+        Box::pin(self.stream_inner(prompt, settings, report))
+            .await
+            .map_err(|error| redactor.error(error))
     }
 
     async fn stream_inner(
         &mut self,
         prompt: &Prompt<'_>,
         settings: &TurnSettings,
+        report: SentReport<'_>,
     ) -> Result<ResponseStream, CompactorError> {
-        self.last_request_bytes = 0;
         let inner = &self.client.inner;
         let mut request = ResponsesApiRequest::from_prompt(prompt, settings);
-        request.input = allowed_input(&prompt.input, &inner.config);
+        request.input = inner.config.pass_through.filter_input(&prompt.input);
         request.prompt_cache_key = Some(inner.thread_id.clone());
         if self.client.uses_websocket() {
-            let reason = match ws::stream(self, &mut request).await {
+            let reason = match ws::stream(self, &mut request, &mut *report).await {
                 Ok(stream) => return Ok(stream),
                 Err(ws::WsFailure::UpgradeRequired) => {
                     "the server answered the WebSocket upgrade with 426 Upgrade Required".to_owned()
@@ -330,15 +330,16 @@ impl ModelClientSession {
             self.ws = None;
         }
         request.stream = Some(true);
-        self.stream_http(&request).await
+        self.stream_http(&request, report).await
     }
 
     async fn stream_http(
         &mut self,
         request: &ResponsesApiRequest<'_>,
+        report: SentReport<'_>,
     ) -> Result<ResponseStream, CompactorError> {
         let body = Bytes::from(json_body(request)?);
-        self.last_request_bytes = u64::try_from(body.len()).unwrap_or(u64::MAX);
+        report(&SentRequest::http(&body));
         let inner = &self.client.inner;
         let config = &inner.config;
         let key = self.client.key()?;

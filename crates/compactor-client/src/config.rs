@@ -101,14 +101,16 @@ pub enum Prewarm {
     On,
 }
 
-/// Retry limits and backoff (D10).
+/// Retry limits and backoff (D10). The delays also pace core's retries of streams that fail
+/// after they opened (D81).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Retries of opening a stream or of a unary call.
     pub max_retries: u32,
     /// The first backoff; doubled for each further retry, with ±10 % jitter.
     pub base_delay: Duration,
-    /// The longest a server-requested delay is honoured.
+    /// The longest wait before any retry: a longer server-requested delay (`Retry-After`,
+    /// "try again in Ns") or a longer doubled backoff is cut to this.
     pub max_delay: Duration,
 }
 
@@ -347,3 +349,6 @@ fn userinfo(url: &str) -> Option<(&str, Option<&str>)> {
         None => (info, None),
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,6 +11,8 @@
 //!   [`ResponseStream`] of [`compactor_protocol::ResponseEvent`]s, and
 //!   [`ModelClientSession::send_response_processed`] acknowledges a response on its WebSocket.
 //! - [`ClientObserver`]: hears about retries (`Reconnecting... n/max`) and the fallback.
+//! - [`SentRequest`]: what a request sent (the logical request and the wire message), reported
+//!   by [`ModelClientSession::stream_with_report`] and [`ModelClient::compact_with_report`].
 //!
 //! The API key lives in a [`SecretString`]: it never appears in `Debug`, logs or errors. Text a
 //! server sends back is redacted of the key and of the base URL's credentials, also when the
@@ -28,6 +30,7 @@ pub mod fuzzing;
 mod http;
 mod redact;
 mod retry;
+mod sent;
 mod sse;
 mod stream;
 mod ws;
@@ -38,5 +41,6 @@ pub use config::{
     WebsocketMode, check_base_url, url_without_userinfo,
 };
 pub use retry::{ClientNotice, ClientObserver, RetryNotice};
+pub use sent::{SentReport, SentRequest};
 pub use stream::ResponseStream;
 pub use ws::OPENAI_BETA_WEBSOCKETS;

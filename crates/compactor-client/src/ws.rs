@@ -27,6 +27,7 @@ use crate::events::{EventMapper, Mapped, map_event, parse_payload};
 use crate::http::{self as transport, Read};
 use crate::redact::Redactor;
 use crate::retry::{AttemptError, Retry, next_retry};
+use crate::sent::{SentReport, SentRequest};
 use crate::stream::{ResponseStream, StreamSender};
 
 /// The beta header value of the Responses WebSocket protocol.
@@ -116,13 +117,14 @@ pub(crate) enum WsFailure {
 pub(crate) async fn stream(
     session: &mut ModelClientSession,
     request: &mut ResponsesApiRequest<'_>,
+    report: SentReport<'_>,
 ) -> Result<ResponseStream, WsFailure> {
     request.stream = None;
     let client = session.client().clone();
     let config = &client.inner.config;
     let mut retries = 0u32;
     loop {
-        let failure = match attempt(session, request).await {
+        let failure = match attempt(session, request, &mut *report).await {
             Ok(stream) => return Ok(stream),
             Err(WsAttempt::UpgradeRequired) => return Err(WsFailure::UpgradeRequired),
             Err(WsAttempt::Failed(failure)) => failure,
@@ -155,6 +157,7 @@ impl From<AttemptError> for WsAttempt {
 async fn attempt(
     session: &mut ModelClientSession,
     request: &ResponsesApiRequest<'_>,
+    report: SentReport<'_>,
 ) -> Result<ResponseStream, WsAttempt> {
     let client = session.client().clone();
     let config = &client.inner.config;
@@ -187,7 +190,7 @@ async fn attempt(
         );
     };
     let message = create_message(ws, request).map_err(AttemptError::final_error)?;
-    let sent_bytes = u64::try_from(message.len()).unwrap_or(u64::MAX);
+    report(&SentRequest::websocket(request, &message));
     // No request extends one that ends with a compaction trigger (the next one starts from the
     // compacted history), so its input, the whole history, is not copied as a baseline.
     ws.last_request = match request.input.last() {
@@ -202,7 +205,6 @@ async fn attempt(
         .redacting(redactor_of(&client));
     send_text(&mut reader.guard, message, config.stream_idle_timeout).await?;
     let lead = reader.mapper.header_events(&ws.handshake_headers);
-    session.last_request_bytes = sent_bytes;
     let first = match reader.next().await {
         Read::End(error) => {
             reader.guard.break_off();

@@ -9,20 +9,22 @@ mod remote_v2;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use compactor_analytics::{
     AttemptOutcome, AttemptSpec, ChainPosition, CompactionAnalyticsAttempt, CompactionContext,
 };
-use compactor_client::ModelClientSession;
+use compactor_client::{ModelClientSession, ResponseStream, SentRequest};
 use compactor_engine::ServerCompaction;
 use compactor_protocol::{
     CompactedItem, CompactionImplementation, CompactionPhase, CompactionReason, CompactionTrigger,
     CompactorError, ContextCompactionItem, EventMsg, HookEventName, InitialContextInjection,
-    ResponseItem, RolloutItem, TokenUsage, TurnItem,
+    Prompt, ResponseItem, RolloutItem, TokenUsage, TurnItem, TurnSettings,
 };
-use compactor_rollout_trace::CompactionTraceContext;
+use compactor_rollout_trace::{CompactionTraceAttempt, CompactionTraceContext, SentRequestJson};
 
 use crate::config::RemoteCompaction;
 use crate::hooks::{CompactHookInput, HookOutcome};
+use crate::retry::{StreamAttempt, StreamFailure};
 use crate::session::{Session, now_ms};
 use crate::turn::{TurnContext, TurnFailure};
 
@@ -86,6 +88,116 @@ pub(crate) struct Installed {
     response_id: Option<String>,
     usage: Option<TokenUsage>,
     reset_websocket: bool,
+}
+
+/// What a compaction request sent, kept while the client sends it: its wire size for analytics
+/// and, when the trace is on, the logical request and wire message for the trace (see D80 in
+/// docs/decisions.md). With the trace off nothing is copied or serialized.
+pub(crate) struct SentCapture<'t> {
+    trace: &'t CompactionTraceContext,
+    json: Option<(Bytes, Option<String>)>,
+    wire_len: u64,
+}
+
+impl<'t> SentCapture<'t> {
+    pub(crate) fn new(trace: &'t CompactionTraceContext) -> Self {
+        Self { trace, json: None, wire_len: 0 }
+    }
+
+    /// Keeps `sent`; the client calls this for every request it puts on the wire, so the last
+    /// call describes the request that was answered.
+    pub(crate) fn keep(&mut self, sent: &SentRequest<'_>) {
+        self.wire_len = sent.wire_len();
+        if !self.trace.is_enabled() {
+            return;
+        }
+        self.json = match sent.request_json() {
+            Ok(request) => Some((request, sent.wire_message().map(str::to_owned))),
+            Err(error) => {
+                tracing::warn!(%error, "the request could not be serialized for the trace");
+                None
+            }
+        };
+    }
+
+    /// The size of what went out for the request, in bytes; 0 when nothing did.
+    pub(crate) fn wire_len(&self) -> u64 {
+        self.wire_len
+    }
+
+    /// Records the request in the trace (`compaction_request_started`); a request that never
+    /// went out, or a trace that is off, records nothing.
+    pub(crate) async fn start_attempt(&self) -> CompactionTraceAttempt {
+        match &self.json {
+            Some((request, wire_message)) => {
+                let sent = SentRequestJson {
+                    request,
+                    wire_message: wire_message.as_deref().map(str::as_bytes),
+                };
+                self.trace.start_attempt(sent).await
+            }
+            None => CompactionTraceAttempt::default(),
+        }
+    }
+}
+
+/// How a compaction reads the answer to its stream request.
+pub(crate) trait ReadAnswer {
+    /// What it reads.
+    type Answer: Send;
+
+    /// Reads `stream` to the answer.
+    fn read(
+        &self,
+        stream: ResponseStream,
+    ) -> impl Future<Output = Result<Self::Answer, CompactorError>> + Send;
+
+    /// The output items of `answer` that the trace records.
+    fn output(answer: &Self::Answer) -> &[ResponseItem];
+}
+
+/// One stream request of a compaction (v2, local): sends the prompt, reads the answer, adds
+/// what went out to `bytes_sent`, and traces the request as the client sent it, with the
+/// answer's output items or the error.
+pub(crate) struct TracedStream<'s, 'p, R> {
+    pub(crate) prompt: &'s Prompt<'p>,
+    pub(crate) settings: &'s TurnSettings,
+    pub(crate) trace: &'s CompactionTraceContext,
+    pub(crate) bytes_sent: &'s mut u64,
+    pub(crate) read: R,
+}
+
+impl<R: ReadAnswer + Send + Sync> StreamAttempt for TracedStream<'_, '_, R> {
+    type Output = R::Answer;
+
+    async fn run(
+        &mut self,
+        client_session: &mut ModelClientSession,
+    ) -> Result<R::Answer, StreamFailure> {
+        let mut sent = SentCapture::new(self.trace);
+        let opened = client_session
+            .stream_with_report(self.prompt, self.settings, &mut |report| sent.keep(report))
+            .await;
+        *self.bytes_sent = self.bytes_sent.saturating_add(sent.wire_len());
+        let attempt = sent.start_attempt().await;
+        let stream = match opened {
+            Ok(stream) => stream,
+            Err(error) => {
+                attempt.record_result(Err(&error)).await;
+                return Err(StreamFailure::Open(error));
+            }
+        };
+        match self.read.read(stream).await {
+            Ok(answer) => {
+                attempt.record_result(Ok(R::output(&answer))).await;
+                Ok(answer)
+            }
+            Err(error) => {
+                attempt.record_result(Err(&error)).await;
+                Err(StreamFailure::Stream(error))
+            }
+        }
+    }
 }
 
 /// Counters of one attempt, kept across its retries for analytics.
@@ -466,7 +578,9 @@ impl Session {
             CompactionImplementation::ResponsesCompact => {
                 self.prepare_v1(turn, request, trace, stats).await
             }
-            CompactionImplementation::Responses => self.prepare_local(turn, request, stats).await,
+            CompactionImplementation::Responses => {
+                self.prepare_local(turn, request, trace, stats).await
+            }
             CompactionImplementation::Prune => self.prepare_prune(turn),
             CompactionImplementation::ServerManaged => Err(CompactorError::Config(
                 "server_managed compaction happens on the server and cannot be requested"

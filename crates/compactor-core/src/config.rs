@@ -34,6 +34,9 @@ pub struct ModelInfo {
     pub input_modalities: InputModalities,
     /// Reasoning settings sent with each request.
     pub reasoning: Option<Reasoning>,
+    /// The output verbosity sent with each request as `text.verbosity` (`low`, `medium`,
+    /// `high`), when the model takes one.
+    pub verbosity: Option<String>,
 }
 
 impl ModelInfo {
@@ -46,6 +49,7 @@ impl ModelInfo {
             effective_context_window_percent: 95,
             input_modalities: InputModalities::default(),
             reasoning: None,
+            verbosity: None,
         }
     }
 

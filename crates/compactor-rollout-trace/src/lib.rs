@@ -17,10 +17,10 @@
 //!   [`reconstruct_history_from_rollout`] replays with the default markers.
 //! - Tracing: [`TraceConfig`], [`ThreadTrace`], [`CompactionTraceContext`] and
 //!   [`CompactionTraceAttempt`] write trace bundles (D42), and do nothing at all unless a
-//!   trace root is configured.
+//!   trace root is configured; a request is recorded as it was sent ([`SentRequestJson`]).
 //! - Files: every file this crate writes is created 0600 (directories 0700) and never through a
 //!   symbolic link at its final path component; [`private_file_options`] and
-//!   [`create_private_dir_all`] do the same for other writers (D64 in docs/decisions.md).
+//!   [`create_private_dir_all`] do the same for other writers (D64).
 //! - Errors: [`Error`], converted into [`CompactorError`](compactor_protocol::CompactorError)
 //!   where it crosses crates.
 //!
@@ -74,8 +74,8 @@ pub use reconstruct::{
 pub use recorder::{RecorderOptions, RolloutRecorder};
 pub use timestamp::format_timestamp;
 pub use trace::{
-    CompactionTraceAttempt, CompactionTraceContext, TRACE_ROOT_ENV, TRACE_SCHEMA_VERSION,
-    ThreadTrace, TraceConfig,
+    CompactionTraceAttempt, CompactionTraceContext, SentRequestJson, TRACE_ROOT_ENV,
+    TRACE_SCHEMA_VERSION, ThreadTrace, TraceConfig,
 };
 
 #[cfg(test)]
