@@ -10,6 +10,7 @@ mod concurrency;
 mod crash;
 mod damaged_rollouts;
 mod fault_matrix;
+mod fit;
 mod fuzz_regressions;
 mod openai_types;
 mod protocol;

@@ -1,5 +1,6 @@
 //! A rollout that cannot be written during a compaction, in a child process: a full disk
-//! (`ENOSPC`: the session appends to a symlink to `/dev/full`) and a file-size limit (`EFBIG`:
+//! (`ENOSPC`: the session appends to a node of the `full` device, made in the test's folder
+//! because a rollout is never opened through a link) and a file-size limit (`EFBIG`:
 //! `ulimit -f` leaves room for the compaction turn's first event line, not for its `compacted`
 //! line). Either way the compaction fails with a typed error naming the file and the OS error,
 //! installs nothing, emits one `error` event, and leaves a session whose later writes fail the
@@ -74,8 +75,10 @@ async fn check_write_failure(scenario: &str, dir: &Path, base_url: &str) {
         other => panic!("unknown scenario {other}"),
     };
     let (session, mut events) = if scenario == "enospc" {
-        // The saved lines come from the real file; every new line goes to /dev/full.
-        std::os::unix::fs::symlink("/dev/full", &target).unwrap();
+        // The saved lines come from the real file; every new line goes to a node of the `full`
+        // device (1, 7), as /dev/full is. Making one needs CAP_MKNOD.
+        let made = std::process::Command::new("mknod").arg(&target).args(["c", "1", "7"]).status();
+        assert!(made.unwrap().success(), "cannot make a `full` device node: this needs CAP_MKNOD");
         let contents = read_rollout(&source).await.unwrap();
         bounded(builder.resume_from(contents, &target)).await.unwrap()
     } else {

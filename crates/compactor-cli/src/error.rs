@@ -17,6 +17,8 @@ Exit codes:
   7  the config file has an unknown key or a bad value (the message names the key and line)
   8  the rollout cannot be written (a full disk, a file-size limit): nothing was installed
   9  the rollout is in use by another process (the message names its pid)
+  10  the compacted history would not fit the model's window: nothing was installed (the
+      message names both sizes and what to change)
   130  interrupted with Ctrl-C (the rollout holds everything completed before)";
 
 /// Why the program stopped; each has its own exit code.
@@ -24,6 +26,9 @@ Exit codes:
 pub(crate) enum Exit {
     /// Anything not listed below.
     Failure,
+    /// An invalid command-line argument that clap cannot see (a malformed `--base-url`): clap's
+    /// own usage errors exit 2 as well.
+    Usage,
     /// A file named on the command line does not exist.
     MissingFile,
     /// The rollout is not a readable rollout.
@@ -38,6 +43,8 @@ pub(crate) enum Exit {
     RolloutWrite,
     /// Another process holds the rollout's lock.
     RolloutInUse,
+    /// The compaction's result would not fit the usable window (D63 in docs/decisions.md).
+    DoesNotFit,
     /// Ctrl-C.
     Interrupted,
 }
@@ -47,6 +54,7 @@ impl Exit {
     pub(crate) fn code(self) -> u8 {
         match self {
             Exit::Failure => 1,
+            Exit::Usage => 2,
             Exit::MissingFile => 3,
             Exit::BadRollout => 4,
             Exit::Unreachable => 5,
@@ -54,6 +62,7 @@ impl Exit {
             Exit::BadConfig => 7,
             Exit::RolloutWrite => 8,
             Exit::RolloutInUse => 9,
+            Exit::DoesNotFit => 10,
             Exit::Interrupted => crate::interrupt::INTERRUPTED_EXIT_CODE,
         }
     }
@@ -110,6 +119,7 @@ pub(crate) fn exit_for(error: &CompactorError) -> Exit {
         CompactorError::Cancelled => Exit::Interrupted,
         CompactorError::RolloutWrite { .. } => Exit::RolloutWrite,
         CompactorError::RolloutInUse { .. } => Exit::RolloutInUse,
+        CompactorError::CompactionDoesNotFit { .. } => Exit::DoesNotFit,
         CompactorError::Timeout(_)
         | CompactorError::TurnAborted { .. }
         | CompactorError::Stream { .. }
@@ -128,6 +138,7 @@ pub(crate) fn exit_for(error: &CompactorError) -> Exit {
         | CompactorError::Io(_)
         | CompactorError::Json(_)
         | CompactorError::CompactionMadeNoProgress { .. }
+        | CompactorError::EventTooLarge { .. }
         | CompactorError::Rollout(_)
         | CompactorError::Config(_) => Exit::Failure,
     }

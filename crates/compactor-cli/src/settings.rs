@@ -168,13 +168,9 @@ pub(crate) fn layer(
         file.toml.apply(&mut config);
     }
     if let Some(url) = &args.base_url {
-        let valid = (url.starts_with("http://") || url.starts_with("https://")) && url.len() > 8;
-        if !valid {
-            return Err(CliError::msg(
-                Exit::Failure,
-                format_args!("--base-url {url:?} is not an http:// or https:// URL"),
-            ));
-        }
+        // A malformed URL is a usage error, and the message never shows its userinfo (D62).
+        compactor_client::check_base_url(url)
+            .map_err(|reason| CliError::msg(Exit::Usage, format_args!("--base-url {reason}")))?;
         config.provider.base_url.clone_from(url);
     }
     if let Some(name) = &args.api_key_env {
@@ -286,7 +282,7 @@ impl Settings {
             Endpoint::Embedded { .. } => "embedded reference model",
             Endpoint::Remote => "Responses endpoint",
         };
-        format!("{what} at {} ({transport})", config.provider.base_url)
+        format!("{what} at {} ({transport})", config.provider.display_base_url())
     }
 
     /// The chain as the analytics labels name it.

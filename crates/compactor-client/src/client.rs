@@ -11,7 +11,7 @@ use compactor_protocol::{
 use futures::StreamExt;
 
 use crate::config::{ProviderConfig, SecretString, WebsocketMode};
-use crate::http::{self, Read, SseReader};
+use crate::http::{self, MAX_ERROR_BODY_READ, Read, SseReader, read_limited};
 use crate::retry::{AttemptError, ClientNotice, ClientObserver, with_retries};
 use crate::sent::{SentReport, SentRequest};
 use crate::stream::ResponseStream;
@@ -59,8 +59,11 @@ impl ModelClientBuilder {
     ///
     /// [`CompactorError::Config`] when the HTTP client cannot be built.
     pub fn build(self) -> Result<ModelClient, CompactorError> {
+        // No redirects: the Responses API does not redirect, and a redirect must never carry the
+        // conversation to another origin (D62 in docs/decisions.md).
         let http = reqwest::Client::builder()
             .connect_timeout(self.config.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|err| {
                 CompactorError::Config(format!("cannot build the HTTP client: {err}"))
@@ -153,8 +156,9 @@ impl ModelClient {
     ///
     /// # Errors
     ///
-    /// The mapped HTTP failure after the client's retries (D10), or a `Stream` error when
-    /// the answer is not a compaction response.
+    /// The mapped HTTP failure after the client's retries (D10), a `Stream` error when the answer
+    /// is not a compaction response, or [`CompactorError::EventTooLarge`] when it is longer than
+    /// [`ProviderConfig::max_event_bytes`].
     pub async fn compact(
         &self,
         prompt: &Prompt<'_>,
@@ -178,16 +182,31 @@ impl ModelClient {
         if prompt.input.is_empty() {
             return Ok(Vec::new());
         }
+        let key = self.key()?;
+        let redactor = self.inner.config.redactor(key.as_ref());
+        Box::pin(self.compact_with(prompt, settings, key.as_ref(), &redactor, report))
+            .await
+            .map_err(|error| redactor.error(error))
+    }
+
+    async fn compact_with(
+        &self,
+        prompt: &Prompt<'_>,
+        settings: &TurnSettings,
+        key: Option<&SecretString>,
+        redactor: &crate::redact::Redactor,
+        report: SentReport<'_>,
+    ) -> Result<Vec<ResponseItem>, CompactorError> {
         let config = &self.inner.config;
         let mut request = CompactRequest::from_prompt(prompt, settings);
         request.input = config.pass_through.filter_input(&prompt.input);
         request.prompt_cache_key = Some(self.inner.thread_id.clone());
         let body = Bytes::from(json_body(&request)?);
         report(&SentRequest::http(&body));
-        let key = self.key()?;
         let headers =
-            http::request_headers(config, key.as_ref(), &self.inner.thread_id, "application/json")?;
+            http::request_headers(config, key, &self.inner.thread_id, "application/json")?;
         let url = config.url("responses/compact");
+        let max = config.max_event_bytes;
         let text = with_retries(&config.retry, self.inner.observer.as_ref(), || async {
             let response = self
                 .inner
@@ -198,19 +217,29 @@ impl ModelClient {
                 .body(body.clone())
                 .send()
                 .await
-                .map_err(|err| http::transport_error(&err))?;
+                .map_err(|err| http::transport_error(&err, redactor))?;
             let status = response.status();
             let response_headers = response.headers().clone();
-            let text = response.text().await.map_err(|err| http::transport_error(&err))?;
-            if status.is_success() {
-                Ok(text)
-            } else {
-                Err(http::status_error(status, &response_headers, &text, key.as_ref()))
+            let limit = if status.is_success() { max } else { MAX_ERROR_BODY_READ };
+            let (bytes, cut) = read_limited(response, limit)
+                .await
+                .map_err(|err| http::transport_error(&err, redactor))?;
+            if !status.is_success() {
+                let text = String::from_utf8_lossy(&bytes);
+                return Err(http::status_error(status, &response_headers, &text, redactor));
             }
+            if cut {
+                // The answer is one event: past the cap it is refused, not retried (D61).
+                let limit = u64::try_from(max).unwrap_or(u64::MAX);
+                return Err(AttemptError::final_error(CompactorError::EventTooLarge { limit }));
+            }
+            Ok(bytes)
         })
         .await?;
-        let parsed: CompactResponse = serde_json::from_str(&text).map_err(|err| {
-            CompactorError::stream(format!("failed to parse the compact response: {err}"))
+        let parsed: CompactResponse = serde_json::from_slice(&text).map_err(|err| {
+            redactor.error(CompactorError::stream(format!(
+                "failed to parse the compact response: {err}"
+            )))
         })?;
         Ok(parsed.output)
     }
@@ -268,6 +297,20 @@ impl ModelClientSession {
         settings: &TurnSettings,
         report: SentReport<'_>,
     ) -> Result<ResponseStream, CompactorError> {
+        // Every error that leaves the client is redacted here once more, whatever made it.
+        let redactor = self.client.inner.config.redactor(self.client.key().ok().flatten().as_ref());
+        // Boxed: the transports' futures are large, and every caller's future would carry them.
+        Box::pin(self.stream_inner(prompt, settings, report))
+            .await
+            .map_err(|error| redactor.error(error))
+    }
+
+    async fn stream_inner(
+        &mut self,
+        prompt: &Prompt<'_>,
+        settings: &TurnSettings,
+        report: SentReport<'_>,
+    ) -> Result<ResponseStream, CompactorError> {
         let inner = &self.client.inner;
         let mut request = ResponsesApiRequest::from_prompt(prompt, settings);
         request.input = inner.config.pass_through.filter_input(&prompt.input);
@@ -300,6 +343,7 @@ impl ModelClientSession {
         let inner = &self.client.inner;
         let config = &inner.config;
         let key = self.client.key()?;
+        let redactor = config.redactor(key.as_ref());
         let headers =
             http::request_headers(config, key.as_ref(), &inner.thread_id, "text/event-stream")?;
         let url = config.url("responses");
@@ -308,7 +352,7 @@ impl ModelClientSession {
             // The idle timeout also bounds the wait for the response head (D10).
             let sent = inner.http.post(&url).headers(headers.clone()).body(body.clone()).send();
             let response = match tokio::time::timeout(idle, sent).await {
-                Ok(response) => response.map_err(|err| http::transport_error(&err))?,
+                Ok(response) => response.map_err(|err| http::transport_error(&err, &redactor))?,
                 Err(_elapsed) => {
                     return Err(AttemptError::by_class(CompactorError::Timeout(
                         "idle timeout waiting for the response headers".to_owned(),
@@ -318,14 +362,16 @@ impl ModelClientSession {
             let status = response.status();
             let response_headers = response.headers().clone();
             if !status.is_success() {
-                let text = match tokio::time::timeout(idle, response.text()).await {
-                    Ok(Ok(text)) => text,
+                let read = read_limited(response, MAX_ERROR_BODY_READ);
+                let text = match tokio::time::timeout(idle, read).await {
+                    Ok(Ok((bytes, _))) => String::from_utf8_lossy(&bytes).into_owned(),
                     Ok(Err(_)) | Err(_) => String::new(),
                 };
-                return Err(http::status_error(status, &response_headers, &text, key.as_ref()));
+                return Err(http::status_error(status, &response_headers, &text, &redactor));
             }
+            let body = response.bytes_stream().boxed();
             let mut reader =
-                SseReader::new(response.bytes_stream().boxed(), idle).redacting(key.clone());
+                SseReader::new(body, idle, config.max_event_bytes).redacting(redactor.clone());
             let lead = reader.header_events(&response_headers);
             match reader.next().await {
                 Read::End(error) => Err(AttemptError::by_class(error)),
@@ -336,7 +382,7 @@ impl ModelClientSession {
             }
         })
         .await?;
-        let (stream, sender) = ResponseStream::channel();
+        let (stream, sender) = ResponseStream::channel(redactor);
         tokio::spawn(http::pump(reader, first, sender));
         Ok(stream)
     }

@@ -229,6 +229,12 @@ impl Session {
 
     async fn manual_compaction(&self, focus: Option<&str>) -> Result<(), CompactorError> {
         let _turn = self.inner.turn_lock.lock().await;
+        // A compaction no implementation of the chain can fit is refused before it starts: no
+        // turn, no event, no request, nothing appended (D63 in docs/decisions.md).
+        if let Some(error) = self.cannot_fit(&self.inner.config.model) {
+            tracing::warn!(error = %error, "manual compaction refused");
+            return Err(error);
+        }
         let turn = self.start_turn(self.inner.config.model.clone());
         self.emit(EventMsg::TurnStarted {
             turn_id: turn.turn_id.clone(),
@@ -294,6 +300,39 @@ impl Session {
         Ok(())
     }
 
+    /// The refusal of a compaction of the current history into `model`'s usable window when every
+    /// implementation of the chain is known, before any request, to leave too much (D63).
+    fn cannot_fit(&self, model: &crate::config::ModelInfo) -> Option<CompactorError> {
+        let usable = model.model_context_window()?;
+        let history = Arc::clone(&self.state().history);
+        if history.is_empty() {
+            return None;
+        }
+        let mut smallest: Option<u64> = None;
+        for implementation in self.compaction_chain() {
+            let floor = self.compacted_floor(implementation, &history)?;
+            smallest = Some(smallest.map_or(floor, |smallest| smallest.min(floor)));
+        }
+        let tokens = i64::try_from(smallest?).unwrap_or(i64::MAX);
+        (tokens > usable)
+            .then_some(CompactorError::CompactionDoesNotFit { tokens, usable_window: usable })
+    }
+
+    /// [`compactor_engine::compacted_floor`] with the session's instructions and markers.
+    fn compacted_floor(
+        &self,
+        implementation: CompactionImplementation,
+        history: &[ResponseItem],
+    ) -> Option<u64> {
+        let config = &self.inner.config;
+        compactor_engine::compacted_floor(
+            implementation,
+            history,
+            &config.base_instructions,
+            &config.contextual_markers,
+        )
+    }
+
     /// The implementations to try, in order (D8, D18).
     pub(crate) fn compaction_chain(&self) -> Vec<CompactionImplementation> {
         let config = &self.inner.config;
@@ -342,9 +381,26 @@ impl Session {
         }
         let trace = self.announce_compaction(turn, &item).await;
         let mut last_error = None;
+        let usable = turn.model.model_context_window();
         for (index, implementation) in chain.iter().copied().enumerate() {
             let attempt = begin(index, implementation);
             let mut stats = AttemptStats::default();
+            // An implementation whose result cannot fit is not asked (D63).
+            let floor = usable.and_then(|usable| {
+                let history = Arc::clone(&self.state().history);
+                let floor = self.compacted_floor(implementation, &history)?;
+                let tokens = i64::try_from(floor).unwrap_or(i64::MAX);
+                (tokens > usable).then_some(CompactorError::CompactionDoesNotFit {
+                    tokens,
+                    usable_window: usable,
+                })
+            });
+            if let Some(error) = floor {
+                attempt.track(AttemptOutcome::failed(&error, tokens_before));
+                tracing::warn!(%implementation, error = %error, "compaction attempt skipped");
+                last_error = Some((implementation, error));
+                continue;
+            }
             let prepared = {
                 let work =
                     self.prepare(implementation, turn, client_session, request, &trace, &mut stats);
@@ -608,6 +664,15 @@ impl Session {
             reset_websocket,
             keep_reference,
         } = prepared;
+        // Nothing that does not fit the usable window is installed (D63): the chain goes on.
+        if let Some(usable) = turn.model.model_context_window() {
+            let tokens =
+                i64::try_from(self.estimate_context().estimate(&new_history)).unwrap_or(i64::MAX);
+            if tokens > usable {
+                drop_in_background((new_history, input_history));
+                return Err(CompactorError::CompactionDoesNotFit { tokens, usable_window: usable });
+            }
+        }
         trace.record_installed(&input_history, &new_history).await;
         let reference = match injection {
             _ if keep_reference => self.state().reference_context_item.clone(),

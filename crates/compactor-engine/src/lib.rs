@@ -26,6 +26,8 @@
 //!   [`prune_target_tokens`], returning a [`PruneOutcome`] and its [`PruneReport`].
 //! - Server-managed compaction (D46): [`split_server_compaction`] sorts a response's output
 //!   into a [`ResponseOutput`], a [`ServerCompaction`] when the server compacted by itself.
+//! - Fit (D63): [`compacted_floor`], the fewest tokens an implementation's result can have, known
+//!   before a request.
 //! - The engine's [`Error`], which converts into [`compactor_protocol::CompactorError`].
 //!
 //! # Examples
@@ -58,6 +60,7 @@
 mod context;
 mod error;
 mod estimate;
+mod fit;
 mod local;
 mod normalize;
 mod pairs;
@@ -71,10 +74,11 @@ pub use error::{Error, Result};
 pub use estimate::{
     EstimateContext, ReasoningAccounting, TotalUsageInput, estimate_history, total_token_usage,
 };
+pub use fit::compacted_floor;
 pub use local::{
-    SUMMARIZATION_PROMPT, SUMMARY_PREFIX, build_compacted_history, collect_user_messages,
-    drop_oldest, last_assistant_text, rebuild_legacy_compacted, summarization_prompt_with_focus,
-    summary_text,
+    COMPACT_USER_MESSAGE_MAX_TOKENS, SUMMARIZATION_PROMPT, SUMMARY_PREFIX, build_compacted_history,
+    collect_user_messages, drop_oldest, last_assistant_text, rebuild_legacy_compacted,
+    summarization_prompt_with_focus, summary_text,
 };
 pub use normalize::{InputModalities, PromptOptions, for_prompt, prompt_input};
 pub use prune::{PruneConfig, PruneOutcome, PruneReport, prune, prune_target_tokens};

@@ -31,7 +31,7 @@ Be concise and factual. Write only the summary: no greeting, and no remarks abou
 itself.";
 
 /// The token budget for the user messages a local compaction keeps (D38).
-pub(crate) const COMPACT_USER_MESSAGE_MAX_TOKENS: u64 = 20_000;
+pub const COMPACT_USER_MESSAGE_MAX_TOKENS: u64 = 20_000;
 
 /// What a summary says when the model returned no text.
 pub(crate) const NO_SUMMARY_PLACEHOLDER: &str = "(no summary available)";

@@ -23,6 +23,9 @@
 //! - Tracing: [`TraceConfig`], [`ThreadTrace`], [`CompactionTraceContext`] and
 //!   [`CompactionTraceAttempt`] write trace bundles (D42), and do nothing at all unless a
 //!   trace root is configured; a request is recorded as it was sent ([`SentRequestJson`]).
+//! - Files: every file this crate writes is created 0600 (directories 0700) and never through a
+//!   symbolic link at its final path component; [`private_file_options`] and
+//!   [`create_private_dir_all`] do the same for other writers (D64).
 //! - Errors: [`Error`], converted into [`CompactorError`](compactor_protocol::CompactorError)
 //!   where it crosses crates.
 //!
@@ -57,6 +60,7 @@
 mod clock;
 pub mod crash;
 mod error;
+mod files;
 mod lock;
 mod policy;
 mod reader;
@@ -67,6 +71,7 @@ mod trace;
 
 pub use clock::Clock;
 pub use error::{Error, Result};
+pub use files::{create_private_dir_all, explain_open_error, private_file_options, refused_link};
 pub use policy::is_persisted;
 pub use reader::{
     CorruptLine, DamagedLines, ReadReport, RolloutContents, TornTail, parse_rollout, read_rollout,

@@ -10,12 +10,13 @@
 //! before it was removed may then lock an unlinked file; it notices that the path no longer leads
 //! to what it locked and starts again.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::files::{explain_open_error, private_file_options};
 
 /// Attempts before giving up on a lock file that keeps being replaced under us.
 const ATTEMPTS: usize = 8;
@@ -52,20 +53,14 @@ impl WriterLock {
         let path = lock_path(rollout);
         let io_error = |err| Error::io(&path, err);
         for _ in 0..ATTEMPTS {
-            // Never write through a link planted where the lock file goes.
-            if std::fs::symlink_metadata(&path).is_ok_and(|meta| meta.file_type().is_symlink()) {
-                return Err(io_error(io::Error::other(
-                    "the lock file is a symbolic link; remove it if no writer is running",
-                )));
-            }
-            let mut file = OpenOptions::new()
+            // Private, and never through a link planted where the lock file goes (D64).
+            let mut file = private_file_options()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false)
-                .mode(0o600)
                 .open(&path)
-                .map_err(io_error)?;
+                .map_err(|err| io_error(explain_open_error(&path, err)))?;
             match file.try_lock() {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => {

@@ -19,13 +19,14 @@
 //!   rewritten, damaged or not.
 //! - One writer at a time: creating or opening a rollout takes its lock file `<rollout>.lock`
 //!   first (see the `lock` module), and the writer releases it when it stops.
-//! - Files are created with mode 0600 and new directories with mode 0700 (D47).
+//! - Files are created with mode 0600 and new directories with mode 0700 (D47), and a symbolic
+//!   link where the rollout goes is refused, for append too (D64).
 //!
 //! One writer task owns the file. Callers hand it whole, already serialized batches over a
 //! bounded channel, so a caller that is cancelled never leaves half a line behind.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -38,6 +39,7 @@ use tokio::task::JoinHandle;
 use crate::clock::Clock;
 use crate::crash::{self, CrashPoint};
 use crate::error::{Error, Result};
+use crate::files::{explain_open_error, private_file_options};
 use crate::lock::WriterLock;
 use crate::policy::is_persisted;
 use crate::timestamp::format_timestamp;
@@ -109,19 +111,18 @@ impl RolloutRecorder {
     /// # Errors
     ///
     /// [`Error::InUse`] when another writer holds the lock; [`Error::Io`] when the file already
-    /// exists or cannot be created.
+    /// exists (a symbolic link included) or cannot be created.
     #[tracing::instrument(skip_all, fields(path = %path.display()))]
     pub async fn create(path: &Path, options: RecorderOptions) -> Result<Self> {
         let owned = path.to_path_buf();
         let (file, lock) = run_blocking(path, move || {
             create_parent_dirs(&owned)?;
             let lock = WriterLock::acquire(&owned)?;
-            let file = std::fs::OpenOptions::new()
+            let file = private_file_options()
                 .append(true)
                 .create_new(true)
-                .mode(0o600)
                 .open(&owned)
-                .map_err(|err| Error::io(&owned, err));
+                .map_err(|err| Error::io(&owned, explain_open_error(&owned, err)));
             match file {
                 Ok(file) => Ok((file, lock)),
                 Err(err) => {
@@ -141,20 +142,19 @@ impl RolloutRecorder {
     /// # Errors
     ///
     /// [`Error::InUse`] when another writer holds the lock; [`Error::Io`] when the file cannot be
-    /// opened, read or truncated.
+    /// opened, read or truncated, or is a symbolic link (nothing is written through one).
     #[tracing::instrument(skip_all, fields(path = %path.display()))]
     pub async fn open_append(path: &Path, options: RecorderOptions) -> Result<Self> {
         let owned = path.to_path_buf();
         let (file, truncated, lock) = run_blocking(path, move || {
             create_parent_dirs(&owned)?;
             let lock = WriterLock::acquire(&owned)?;
-            let opened = std::fs::OpenOptions::new()
+            let opened = private_file_options()
                 .read(true)
                 .append(true)
                 .create(true)
-                .mode(0o600)
                 .open(&owned)
-                .map_err(|err| Error::io(&owned, err))
+                .map_err(|err| Error::io(&owned, explain_open_error(&owned, err)))
                 .and_then(|mut file| {
                     let truncated =
                         truncate_torn_tail(&mut file).map_err(|err| Error::io(&owned, err))?;

@@ -21,7 +21,7 @@
 //! rather than written citing a missing file.
 
 use std::ffi::OsString;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,6 +34,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::files::{create_private_dir_all, explain_open_error, private_file_options};
 
 /// The environment variable naming the trace root.
 pub const TRACE_ROOT_ENV: &str = "COMPACTOR_ROLLOUT_TRACE_ROOT";
@@ -601,10 +602,11 @@ fn dir_name(rollout_id: &str) -> String {
 }
 
 fn create_bundle(root: &Path, name: &str, manifest: &[u8]) -> Result<(PathBuf, std::fs::File)> {
+    // A link planted at the root is refused; below it, every directory and file is new, and
+    // neither `mkdir` nor a `create_new` open follows a link (D64 in docs/decisions.md).
+    create_private_dir_all(root).map_err(|err| Error::io(root, err))?;
     let mut dirs = std::fs::DirBuilder::new();
     dirs.mode(0o700);
-    dirs.recursive(true).create(root).map_err(|err| Error::io(root, err))?;
-    dirs.recursive(false);
     let mut dir = root.join(name);
     let mut suffix = 1;
     loop {
@@ -624,19 +626,21 @@ fn create_bundle(root: &Path, name: &str, manifest: &[u8]) -> Result<(PathBuf, s
     let manifest_path = dir.join("manifest.json");
     write_new_file(&manifest_path, manifest).map_err(|err| Error::io(&manifest_path, err))?;
     let trace_path = dir.join("trace.jsonl");
-    let trace = std::fs::OpenOptions::new()
+    let trace = private_file_options()
         .append(true)
         .create_new(true)
-        .mode(0o600)
         .open(&trace_path)
-        .map_err(|err| Error::io(&trace_path, err))?;
+        .map_err(|err| Error::io(&trace_path, explain_open_error(&trace_path, err)))?;
     Ok((dir, trace))
 }
 
 fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
-    let mut file =
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut file = private_file_options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|err| explain_open_error(path, err))?;
     file.write_all(bytes)?;
     file.write_all(b"\n")
 }
@@ -684,8 +688,9 @@ async fn write_payloads(dir: &Path, payloads: Vec<(u64, Vec<u8>)>) -> bool {
 }
 
 async fn write_payload(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file =
-        tokio::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).await?;
+    let mut options = private_file_options();
+    options.write(true).create_new(true);
+    let mut file = tokio::fs::OpenOptions::from(options).open(path).await?;
     file.write_all(bytes).await?;
     file.write_all(b"\n").await?;
     // The event citing this file is appended only after the payload is in the OS.

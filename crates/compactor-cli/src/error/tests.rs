@@ -16,6 +16,7 @@ fn exit_codes_are_distinct_and_documented() {
         Exit::BadConfig,
         Exit::RolloutWrite,
         Exit::RolloutInUse,
+        Exit::DoesNotFit,
         Exit::Interrupted,
     ];
     let mut codes: Vec<u8> = all.iter().map(|exit| exit.code()).collect();
@@ -28,6 +29,8 @@ fn exit_codes_are_distinct_and_documented() {
     assert!(!codes.contains(&0) && !codes.contains(&2), "0 is success, 2 is clap's usage error");
     assert_eq!(Exit::RolloutWrite.code(), 8);
     assert_eq!(Exit::RolloutInUse.code(), 9);
+    assert_eq!(Exit::Usage.code(), 2, "a usage error clap cannot see exits as clap's do");
+    assert_eq!(Exit::DoesNotFit.code(), 10);
 }
 
 #[test]
@@ -58,6 +61,8 @@ fn session_errors_classify() {
             CompactorError::RolloutInUse { path: "/r/rollout.jsonl".into(), pid: Some(7) },
             Exit::RolloutInUse,
         ),
+        (CompactorError::CompactionDoesNotFit { tokens: 1, usable_window: 0 }, Exit::DoesNotFit),
+        (CompactorError::EventTooLarge { limit: 1 }, Exit::Failure),
     ];
     for (error, expected) in cases {
         assert_eq!(CliError::from(error.clone()).exit, expected, "{error}");

@@ -142,8 +142,15 @@ fn a_base_url_selects_a_remote_endpoint_and_needs_its_key() {
     let err = layer(&no_flags(), Some(from_file), defaults()).unwrap_err();
     assert_eq!(err.exit, Exit::KeyUnset);
 
-    let bad_url = ModelArgs { base_url: Some("localhost:8080".into()), ..no_flags() };
-    assert_eq!(layer(&bad_url, None, defaults()).unwrap_err().exit, Exit::Failure);
+    for url in
+        ["localhost:8080", "not a url", "http://", "ftp://example.com/v1", "http://h:99999/v1"]
+    {
+        let bad_url = ModelArgs { base_url: Some(url.into()), ..no_flags() };
+        assert_eq!(layer(&bad_url, None, defaults()).unwrap_err().exit, Exit::Usage, "{url}");
+    }
+    let secret = ModelArgs { base_url: Some("http://me:hunter2@h/v1?x#y".into()), ..no_flags() };
+    let err = layer(&secret, None, defaults()).unwrap_err();
+    assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
 }
 
 #[test]

@@ -5,5 +5,8 @@
 mod common;
 mod demo;
 mod errors;
+mod files;
+mod fit;
+mod hostile;
 mod rollouts;
 mod serve;

@@ -321,7 +321,11 @@ fn bad_values_are_named() {
         ),
         (
             "[provider]\nbase_url = \"api.openai.com\"\n",
-            "conf/compactor.toml:2: invalid value for provider.base_url: \"api.openai.com\" (expected an http:// or https:// URL)",
+            "conf/compactor.toml:2: invalid value for provider.base_url: \"api.openai.com\" is not a URL (relative URL without a base)",
+        ),
+        (
+            "[provider]\nbase_url = \"http://me:hunter2@/v1\"\n",
+            "conf/compactor.toml:2: invalid value for provider.base_url: \"http:///v1\" is not a URL (empty host)",
         ),
         (
             "[provider]\napi_key_env = \"MY KEY\"\n",

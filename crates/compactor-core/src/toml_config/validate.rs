@@ -111,7 +111,7 @@ impl FileContext<'_> {
             .transpose()?;
         Ok(ProviderSettings {
             name: raw.name.map(|name| self.non_empty("provider.name", &name)).transpose()?,
-            base_url: raw.base_url.map(|url| self.url("provider.base_url", &url)).transpose()?,
+            base_url: raw.base_url.map(|url| self.base_url(&url)).transpose()?,
             key,
             websocket: raw
                 .websocket
@@ -288,8 +288,21 @@ impl FileContext<'_> {
             _ => Err(self.invalid(
                 key,
                 value.span(),
-                format!("{url:?} (expected an http:// or https:// URL)"),
+                // Shown without userinfo, which may hold a password (D62).
+                format!(
+                    "{:?} (expected an http:// or https:// URL)",
+                    compactor_client::url_without_userinfo(url)
+                ),
             )),
+        }
+    }
+
+    /// `provider.base_url`: checked as `--base-url` is, and named without its userinfo (D62).
+    fn base_url(&self, value: &Text) -> Result<String, ConfigFileError> {
+        let url = value.get_ref();
+        match compactor_client::check_base_url(url) {
+            Ok(()) => Ok(url.clone()),
+            Err(reason) => Err(self.invalid("provider.base_url", value.span(), reason)),
         }
     }
 

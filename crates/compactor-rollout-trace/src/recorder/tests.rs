@@ -324,8 +324,10 @@ async fn a_stale_lock_of_a_gone_process_is_taken_over_with_a_warning() {
 async fn a_failed_write_names_the_file_and_the_os_error_and_every_later_call_fails_alike() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rollout.jsonl");
-    // Every write to /dev/full fails with ENOSPC.
-    std::os::unix::fs::symlink("/dev/full", &path).unwrap();
+    // A node of the `full` device (1, 7): every write to it fails with ENOSPC. It is made here
+    // rather than linked to /dev/full, because a rollout is never opened through a link (D64).
+    let made = std::process::Command::new("mknod").arg(&path).args(["c", "1", "7"]).status();
+    assert!(made.unwrap().success(), "this test makes a device node: it needs CAP_MKNOD");
     let recorder = RolloutRecorder::open_append(&path, options()).await.unwrap();
     let compacted =
         RolloutItem::Compacted(CompactedItem::new("", vec![ResponseItem::user_text("s")]));
