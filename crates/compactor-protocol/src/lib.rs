@@ -12,6 +12,8 @@
 //! - Sessions and rollouts: [`EventMsg`], [`TurnItem`], [`ErrorEvent`], [`CompactedItem`],
 //!   [`RolloutItem`], [`RolloutLine`] (and [`RolloutLine::parse`], the one rule for a damaged
 //!   line: [`LineError`], [`LineDamage`]), [`TurnContextItem`], [`SessionMeta`].
+//! - The progress ledger's records: [`LedgerSnapshot`] (in a [`CompactedItem`]),
+//!   [`OpenItemsItem`] (a rollout line of its own), [`ToolEffect`] and the entries.
 //! - Compaction vocabulary: [`CompactionTrigger`], [`CompactionReason`],
 //!   [`CompactionImplementation`], [`CompactionPhase`], [`CompactionStrategy`],
 //!   [`CompactionStatus`], [`InitialContextInjection`], [`V2TriggerForm`].
@@ -37,6 +39,7 @@ pub mod display;
 pub mod error;
 pub mod events;
 pub mod items;
+pub mod ledger;
 pub mod request;
 pub mod rollout;
 pub mod stream;
@@ -53,6 +56,10 @@ pub use events::{ContextCompactionItem, ErrorEvent, EventMsg, HookEventName, Tur
 pub use items::{
     ContentItem, LocalShellAction, MessagePhase, PassThroughList, ReasoningContent,
     ReasoningSummary, ResponseItem, ToolOutput, WebSearchAction, content_text,
+};
+pub use ledger::{
+    FileAction, LedgerCommand, LedgerEvicted, LedgerFile, LedgerPatch, LedgerPendingCall,
+    LedgerRequest, LedgerSnapshot, OpenItemsItem, PatchedFile, ToolEffect,
 };
 pub use request::{
     CompactRequest, CompactResponse, ContextManagement, InputItems, Prompt, Reasoning,

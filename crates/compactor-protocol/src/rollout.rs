@@ -10,11 +10,17 @@ use serde_json::{Map, Value};
 
 use crate::events::EventMsg;
 use crate::items::ResponseItem;
+use crate::ledger::{LedgerSnapshot, OpenItemsItem};
 
 /// The record of one installed compaction.
 ///
 /// `replacement_history` is the complete new history; a legacy record without it is rebuilt on
 /// resume from the user messages and `message`.
+///
+/// `ledger` is the progress ledger when the compaction was installed (D153 in
+/// docs/decisions.md); a reader that predates it keeps it among its unknown fields. It is read
+/// tolerantly: a value of a shape this version cannot read is left out, and resume replays the
+/// ledger from an older snapshot, rather than the line becoming unreadable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompactedItem {
     /// The local summary text (prefix + summary); `""` for remote compactions.
@@ -23,6 +29,13 @@ pub struct CompactedItem {
     /// The complete history after the compaction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replacement_history: Option<Vec<ResponseItem>>,
+    /// The progress ledger when the compaction was installed; absent when the ledger is off.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "tolerant_ledger"
+    )]
+    pub ledger: Option<Box<LedgerSnapshot>>,
     /// Fields written by a newer version, kept as they were.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -34,9 +47,18 @@ impl CompactedItem {
         Self {
             message: message.into(),
             replacement_history: Some(replacement_history),
+            ledger: None,
             extra: Map::new(),
         }
     }
+}
+
+/// Reads a `compacted` line's ledger, leaving it out when its shape cannot be read.
+fn tolerant_ledger<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Box<LedgerSnapshot>>, D::Error> {
+    let value = Option::<Value>::deserialize(deserializer)?;
+    Ok(value.and_then(|value| serde_json::from_value(value).ok()))
 }
 
 /// The settings baseline of a turn, persisted so a resumed session can emit the same diffs.
@@ -127,6 +149,8 @@ pub enum RolloutItem {
     TurnContext(TurnContextItem),
     /// `event_msg`.
     EventMsg(EventMsg),
+    /// `open_items`: the harness's open items after it changed them (D153).
+    OpenItems(OpenItemsItem),
     /// A line type this version does not know, kept as it was and ignored by reconstruction.
     Unknown {
         /// The line's `type`.
@@ -145,6 +169,7 @@ impl RolloutItem {
             RolloutItem::Compacted(_) => "compacted",
             RolloutItem::TurnContext(_) => "turn_context",
             RolloutItem::EventMsg(_) => "event_msg",
+            RolloutItem::OpenItems(_) => "open_items",
             RolloutItem::Unknown { kind, .. } => kind,
         }
     }
@@ -182,6 +207,7 @@ impl Serialize for RolloutLine {
             RolloutItem::Compacted(compacted) => map.serialize_entry("payload", compacted)?,
             RolloutItem::TurnContext(ctx) => map.serialize_entry("payload", ctx)?,
             RolloutItem::EventMsg(event) => map.serialize_entry("payload", event)?,
+            RolloutItem::OpenItems(open) => map.serialize_entry("payload", open)?,
             RolloutItem::Unknown { payload: Some(payload), .. } => {
                 map.serialize_entry("payload", payload)?;
             }
@@ -342,6 +368,7 @@ fn parse_item(kind: String, payload: Option<&RawValue>) -> Result<RolloutItem, L
         "compacted" => RolloutItem::Compacted(typed(&kind, payload)?),
         "turn_context" => RolloutItem::TurnContext(typed(&kind, payload)?),
         "event_msg" => RolloutItem::EventMsg(typed(&kind, payload)?),
+        "open_items" => RolloutItem::OpenItems(typed(&kind, payload)?),
         _ => {
             let payload = match payload.map(|raw| serde_json::from_str(raw.get())).transpose() {
                 Ok(payload) => payload,

@@ -264,6 +264,7 @@ impl<'a> Replay<'a> {
                 RolloutItem::SessionMeta(_)
                 | RolloutItem::TurnContext(_)
                 | RolloutItem::EventMsg(_)
+                | RolloutItem::OpenItems(_)
                 | RolloutItem::Unknown { .. } => {}
             }
         }
@@ -293,6 +294,7 @@ impl<'a> Replay<'a> {
                 RolloutItem::SessionMeta(_)
                 | RolloutItem::TurnContext(_)
                 | RolloutItem::EventMsg(_)
+                | RolloutItem::OpenItems(_)
                 | RolloutItem::Unknown { .. } => {}
             }
         }
@@ -565,6 +567,7 @@ fn fork_surviving(lines: &[RolloutLine], survival: &Survival<'_>) -> Vec<Rollout
             item @ (RolloutItem::ResponseItem(_)
             | RolloutItem::TurnContext(_)
             | RolloutItem::EventMsg(_)
+            | RolloutItem::OpenItems(_)
             | RolloutItem::Unknown { .. }) => Some(item.clone()),
         })
         .collect()

@@ -372,6 +372,7 @@ pub(crate) fn write_line(out: &mut Vec<u8>, timestamp: &str, item: &RolloutItem)
             RolloutItem::Compacted(compacted) => map.serialize_entry("payload", compacted)?,
             RolloutItem::TurnContext(ctx) => map.serialize_entry("payload", ctx)?,
             RolloutItem::EventMsg(event) => map.serialize_entry("payload", event)?,
+            RolloutItem::OpenItems(open) => map.serialize_entry("payload", open)?,
             RolloutItem::Unknown { payload: Some(payload), .. } => {
                 map.serialize_entry("payload", payload)?;
             }

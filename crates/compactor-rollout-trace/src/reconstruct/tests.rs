@@ -76,6 +76,7 @@ fn legacy(message: &str) -> RolloutItem {
     RolloutItem::Compacted(CompactedItem {
         message: message.into(),
         replacement_history: None,
+        ledger: None,
         extra: serde_json::Map::new(),
     })
 }
