@@ -2,7 +2,8 @@
 //! `&[ResponseItem]` that decide what a model sees before and after a compaction.
 //!
 //! This crate depends on `compactor-protocol` for every type it handles (and its token
-//! estimates), on `thiserror`, and on `futures` only for the [`futures::Stream`] trait that
+//! estimates), on `thiserror`, on `serde_json` only to read tool-call arguments and outputs for
+//! the ledger, and on `futures` only for the [`futures::Stream`] trait that
 //! [`collect_context_compaction_output`] consumes. It must not depend on tokio, on any networking
 //! crate, or on another L1 crate: it does no I/O and spawns nothing, so every algorithm can be
 //! unit- and property-tested without a runtime. Estimation and trimming are linear in the
@@ -26,6 +27,10 @@
 //!   [`prune_target_tokens`], returning a [`PruneOutcome`] and its [`PruneReport`].
 //! - Server-managed compaction (D46): [`split_server_compaction`] sorts a response's output
 //!   into a [`ResponseOutput`], a [`ServerCompaction`] when the server compacted by itself.
+//! - The progress ledger (D150 to D152): [`Ledger`], updated with [`LedgerRules`] as items are
+//!   recorded and rendered within a budget into a message [`is_ledger_message`] recognizes;
+//!   [`ToolExtractor`] (a harness's description of its tools, given a [`ToolCallView`] of a
+//!   call's [`ToolInput`], reading a [`CallOutcome`]) and [`DefaultTools`] for the common ones.
 //! - Fit (D63): [`compacted_floor`], the fewest tokens an implementation's result can have, known
 //!   before a request.
 //! - The engine's [`Error`], which converts into [`compactor_protocol::CompactorError`].
@@ -61,6 +66,7 @@ mod context;
 mod error;
 mod estimate;
 mod fit;
+mod ledger;
 mod local;
 mod normalize;
 mod pairs;
@@ -75,6 +81,10 @@ pub use estimate::{
     EstimateContext, ReasoningAccounting, TotalUsageInput, estimate_history, total_token_usage,
 };
 pub use fit::compacted_floor;
+pub use ledger::{
+    CallOutcome, DefaultTools, LEDGER_TAG, Ledger, LedgerRules, ToolCallView, ToolExtractor,
+    ToolInput, is_ledger_message,
+};
 pub use local::{
     COMPACT_USER_MESSAGE_MAX_TOKENS, SUMMARIZATION_PROMPT, SUMMARY_PREFIX, build_compacted_history,
     collect_user_messages, drop_oldest, last_assistant_text, rebuild_legacy_compacted,
