@@ -33,6 +33,22 @@ pub fn insert_initial_context(
     history.splice(at..at, initial_context.iter().cloned());
 }
 
+/// Cleans a remote compaction result and places the initial context: what
+/// [`crate::compacted_history`] does for v1, without its budget and image cap. Kept until core
+/// builds every history through that function.
+pub fn process_compacted_history(
+    mut items: Vec<ResponseItem>,
+    injection: compactor_protocol::InitialContextInjection,
+    initial_context: &[ResponseItem],
+    markers: &ContextualMarkers,
+) -> Vec<ResponseItem> {
+    items.retain(|item| keep_in_compacted_history(item, markers));
+    if injection == compactor_protocol::InitialContextInjection::BeforeLastUserMessage {
+        insert_initial_context(&mut items, initial_context, markers);
+    }
+    items
+}
+
 /// Whether a compacted history keeps `item` from a remote result (D16).
 ///
 /// Kept: user messages that are not contextual (real messages and summaries), assistant

@@ -77,7 +77,7 @@ mod server_managed;
 mod trim;
 mod truncate;
 
-pub use context::insert_initial_context;
+pub use context::{insert_initial_context, process_compacted_history};
 pub use error::{Error, Result};
 pub use estimate::{
     EstimateContext, ReasoningAccounting, TotalUsageInput, estimate_history, total_token_usage,
@@ -86,15 +86,16 @@ pub use fit::compacted_floor;
 pub use images::DEFAULT_MAX_RETAINED_IMAGES;
 pub use layout::{Compacted, Layout, compacted_history};
 pub use local::{
-    COMPACT_USER_MESSAGE_MAX_TOKENS, SUMMARIZATION_PROMPT, SUMMARY_PREFIX, collect_user_messages,
+    COMPACT_USER_MESSAGE_MAX_TOKENS, SUMMARIZATION_PROMPT, SUMMARY_PREFIX, build_compacted_history,
+    collect_user_messages,
     drop_oldest, last_assistant_text, rebuild_legacy_compacted, summarization_prompt_with_focus,
     summary_text,
 };
 pub use normalize::{InputModalities, PromptOptions, for_prompt, prompt_input};
 pub use prune::{PruneConfig, PruneOutcome, PruneReport, prune, prune_target_tokens};
 pub use remote_v2::{
-    CollectedCompaction, V2PromptOptions, append_v2_trigger, collect_context_compaction_output,
-    v2_request_messages,
+    CollectedCompaction, V2PromptOptions, append_v2_trigger, build_v2_compacted_history,
+    collect_context_compaction_output, v2_request_messages,
 };
 pub use retained::{MIN_RETAINED_BUDGET_TOKENS, default_retained_budget_tokens};
 pub use server_managed::{ResponseOutput, ServerCompaction, split_server_compaction};
