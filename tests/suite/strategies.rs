@@ -324,32 +324,60 @@ async fn rebuild_with_tools(
 }
 
 #[tokio::test]
-async fn loop_guard_ends_a_turn_that_cannot_get_under_the_limit() {
+async fn loop_guard_ends_a_turn_whose_request_cannot_fit_after_compaction() {
     let server = TestServer::scripted().await.unwrap();
     server.push_sse(vec![
         ev_response_created("r1"),
         ev_function_call("call-1", "shell", "{}"),
-        ev_completed_with_tokens("r1", 12_000),
+        ev_completed_with_tokens("r1", 9_200),
     ]);
+    // A compaction item that alone is over the usable window: about 11 000 tokens.
     server.push_sse(vec![
         ev_response_created("rc"),
-        ev_context_compaction("cc", "ENC"),
+        ev_context_compaction("cc", &"E".repeat(60_000)),
         ev_completed("rc"),
     ]);
     let mut h = Harness::start(server, http_options(10_000)).await;
-    // Retained, this message fits the usable window (9 500 tokens) but not under the limit
-    // (9 000); a bigger one would not be compacted at all (see the `fit` tests).
-    let huge = "word ".repeat(7_300);
-    let error = h.turn(&huge).await.unwrap_err();
-    assert!(matches!(error, CompactorError::CompactionMadeNoProgress { .. }), "{error}");
+    let error = h.turn("go").await.unwrap_err();
+    let CompactorError::CompactionMadeNoProgress { retained_tokens, limit, window } = error else {
+        panic!("{error}");
+    };
+    assert!(retained_tokens > 11_000, "{retained_tokens}");
+    assert_eq!((limit, window), (9_000, 9_500));
     assert_eq!(h.server.requests().len(), 2, "one sampling request, one compaction, nothing after");
     assert!(
         h.session.history().iter().any(ResponseItem::is_compaction),
         "the compacted history stays"
     );
-    assert!(h.seen.iter().any(
-        |e| matches!(e, EventMsg::Error(e) if e.message.starts_with("compaction made no progress"))
-    ));
+    let message = format!(
+        "compaction made no progress: {retained_tokens} tokens remain after compaction, over the \
+         usable context window of 9500 tokens (auto-compact limit 9000)"
+    );
+    assert!(h.seen.iter().any(|e| matches!(e, EventMsg::Error(e) if e.message == message)));
+}
+
+#[tokio::test]
+async fn over_the_limit_after_a_compaction_the_turn_samples_while_the_request_fits() {
+    let server = TestServer::scripted().await.unwrap();
+    server.push_sse(vec![
+        ev_response_created("r1"),
+        ev_function_call("call-1", "shell", "{}"),
+        ev_completed_with_tokens("r1", 9_200),
+    ]);
+    // The compacted history (about 9 200 tokens) stays over the limit but fits the window.
+    server.push_sse(vec![
+        ev_response_created("rc"),
+        ev_context_compaction("cc", &"E".repeat(49_900)),
+        ev_completed("rc"),
+    ]);
+    server.push_sse(reply("r2", "done"));
+    let mut h = Harness::start(server, http_options(10_000)).await;
+    h.turn("go").await.unwrap();
+    let events = h.analytics_events(1).await;
+    let after = events[0].active_context_tokens_after;
+    assert!((9_000..=9_500).contains(&after), "over the limit, within the window: {after}");
+    assert_eq!(h.server.requests().len(), 3, "sample, compact, sample again");
+    assert!(!h.seen.iter().any(|e| matches!(e, EventMsg::Error(_))));
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ pub(crate) fn is_real_user_message(item: &ResponseItem, markers: &ContextualMark
 ///
 /// It goes just before the last real user message; without one, before the last summary
 /// message; without one, before the last compaction item; otherwise at the end.
-pub fn insert_initial_context(
+pub(crate) fn insert_initial_context(
     history: &mut Vec<ResponseItem>,
     initial_context: &[ResponseItem],
     markers: &ContextualMarkers,
@@ -31,22 +31,6 @@ pub fn insert_initial_context(
         .or_else(|| history.iter().rposition(ResponseItem::is_compaction))
         .unwrap_or(history.len());
     history.splice(at..at, initial_context.iter().cloned());
-}
-
-/// Cleans a remote compaction result and places the initial context: what
-/// [`crate::compacted_history`] does for v1, without its budget and image cap. Kept until core
-/// builds every history through that function.
-pub fn process_compacted_history(
-    mut items: Vec<ResponseItem>,
-    injection: compactor_protocol::InitialContextInjection,
-    initial_context: &[ResponseItem],
-    markers: &ContextualMarkers,
-) -> Vec<ResponseItem> {
-    items.retain(|item| keep_in_compacted_history(item, markers));
-    if injection == compactor_protocol::InitialContextInjection::BeforeLastUserMessage {
-        insert_initial_context(&mut items, initial_context, markers);
-    }
-    items
 }
 
 /// Whether a compacted history keeps `item` from a remote result (D16).

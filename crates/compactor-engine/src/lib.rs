@@ -21,6 +21,8 @@
 //!   image cap (D103). What a user turn is comes from
 //!   [`compactor_protocol::is_user_turn_boundary`] and its
 //!   [`ContextualMarkers`](compactor_protocol::ContextualMarkers) (D70).
+//! - The loop guard (D104): [`WindowLimits::compaction_need`] says when an auto compaction runs
+//!   ([`CompactionNeed`]).
 //! - Truncation on record (D100): [`truncate_tool_output`] with a [`TruncationPolicy`],
 //!   reporting a [`ToolOutputTruncation`].
 //! - Local compaction (D38): [`SUMMARY_PREFIX`], [`SUMMARIZATION_PROMPT`] and
@@ -65,6 +67,7 @@ mod context;
 mod error;
 mod estimate;
 mod fit;
+mod guard;
 mod images;
 mod layout;
 mod local;
@@ -77,25 +80,24 @@ mod server_managed;
 mod trim;
 mod truncate;
 
-pub use context::{insert_initial_context, process_compacted_history};
 pub use error::{Error, Result};
 pub use estimate::{
     EstimateContext, ReasoningAccounting, TotalUsageInput, estimate_history, total_token_usage,
 };
 pub use fit::compacted_floor;
+pub use guard::{CompactionNeed, WindowLimits};
 pub use images::DEFAULT_MAX_RETAINED_IMAGES;
 pub use layout::{Compacted, Layout, compacted_history};
 pub use local::{
-    COMPACT_USER_MESSAGE_MAX_TOKENS, SUMMARIZATION_PROMPT, SUMMARY_PREFIX, build_compacted_history,
-    collect_user_messages,
+    COMPACT_USER_MESSAGE_MAX_TOKENS, SUMMARIZATION_PROMPT, SUMMARY_PREFIX, collect_user_messages,
     drop_oldest, last_assistant_text, rebuild_legacy_compacted, summarization_prompt_with_focus,
     summary_text,
 };
 pub use normalize::{InputModalities, PromptOptions, for_prompt, prompt_input};
 pub use prune::{PruneConfig, PruneOutcome, PruneReport, prune, prune_target_tokens};
 pub use remote_v2::{
-    CollectedCompaction, V2PromptOptions, append_v2_trigger, build_v2_compacted_history,
-    collect_context_compaction_output, v2_request_messages,
+    CollectedCompaction, V2PromptOptions, append_v2_trigger, collect_context_compaction_output,
+    v2_request_messages,
 };
 pub use retained::{MIN_RETAINED_BUDGET_TOKENS, default_retained_budget_tokens};
 pub use server_managed::{ResponseOutput, ServerCompaction, split_server_compaction};

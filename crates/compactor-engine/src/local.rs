@@ -151,21 +151,6 @@ pub(crate) fn select_user_messages(
         .collect()
 }
 
-/// `initial_context`, the user messages within the local budget, then the summary. Kept until
-/// core builds every history through [`crate::compacted_history`].
-pub fn build_compacted_history(
-    initial_context: &[ResponseItem],
-    user_messages: &[&[ContentItem]],
-    summary_text: &str,
-) -> Vec<ResponseItem> {
-    let mut history = initial_context.to_vec();
-    history.extend(select_user_messages(user_messages, COMPACT_USER_MESSAGE_MAX_TOKENS));
-    let summary =
-        if summary_text.is_empty() { self::summary_text("") } else { summary_text.to_owned() };
-    history.push(ResponseItem::user_text(summary));
-    history
-}
-
 /// Rebuilds the history of a legacy `compacted` rollout line that has no replacement history:
 /// the real user messages of `history` (by the replay's `markers`) within the default budget,
 /// then `message` as the summary, laid out by [`crate::compacted_history`] (D102). This is the

@@ -165,17 +165,6 @@ where
     Err(Error::StreamClosedEarly.into())
 }
 
-/// [`v2_request_messages`] followed by `item`. Kept until core builds every history through
-/// [`crate::compacted_history`].
-pub fn build_v2_compacted_history<T: Borrow<ResponseItem>>(
-    prompt_input: &[T],
-    item: ResponseItem,
-) -> Vec<ResponseItem> {
-    let mut history = v2_request_messages(prompt_input);
-    history.push(item);
-    history
-}
-
 /// The messages of a v2 request that its compacted history starts from (D39):
 /// every user, developer and system message of `prompt_input`, in order. Assistant messages,
 /// tool traffic, reasoning, old compaction items and triggers are left out.

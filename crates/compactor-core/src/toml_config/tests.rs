@@ -154,6 +154,7 @@ http_bearer_env = "ANALYTICS_TOKEN"
             v2_trigger: V2TriggerForm::CompactionTrigger,
             v2_max_retries: 3,
             turn_max_retries: 4,
+            ..CompactionSettings::default()
         }
     );
     assert_eq!(

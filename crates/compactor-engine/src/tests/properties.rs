@@ -9,9 +9,9 @@ use compactor_protocol::{ContextualMarkers, PassThroughList, ResponseItem};
 use proptest::prelude::*;
 
 use crate::context::is_real_user_message;
+use crate::images::IMAGE_PLACEHOLDER_PREFIX;
 use crate::local::summary_text;
 use crate::pairs::{call_key, output_key};
-use crate::images::IMAGE_PLACEHOLDER_PREFIX;
 use crate::retained::retain_within_budget;
 use crate::test_support::{
     assistant, call, context_compaction, custom_call, custom_output, developer, output, reasoning,
