@@ -14,7 +14,10 @@ use compactor_analytics::{
     AttemptOutcome, AttemptSpec, ChainPosition, CompactionAnalyticsAttempt, CompactionContext,
 };
 use compactor_client::{ModelClientSession, ResponseStream, SentRequest};
-use compactor_engine::{CompactionNeed, Layout, ServerCompaction, WindowLimits, estimate_history};
+use compactor_engine::{
+    Compacted, CompactionNeed, Layout, ServerCompaction, WindowLimits, compacted_history,
+    estimate_history,
+};
 use compactor_protocol::{
     CompactedItem, CompactionImplementation, CompactionPhase, CompactionReason, CompactionTrigger,
     CompactorError, ContextCompactionItem, EventMsg, HookEventName, InitialContextInjection,
@@ -561,15 +564,16 @@ impl Session {
     }
 
     /// Installs a compaction the server made by itself (`server_managed`, D46): the engine's
-    /// split of the response (the compaction item and the output items after it become the
-    /// history) goes through the same start, events, analytics, trace and rollout line as any
-    /// compaction.
+    /// split of the response goes through the same start, events, analytics, trace and rollout
+    /// line as any compaction. The installed history is the compaction item laid out as every
+    /// compacted history is (D102); the output items after it are returned, for the turn to
+    /// record after it.
     pub(crate) async fn install_server_managed(
         &self,
         turn: &TurnContext,
         compaction: ServerCompaction,
         phase: CompactionPhase,
-    ) -> Result<(), CompactionFailure> {
+    ) -> Result<Vec<ResponseItem>, CompactionFailure> {
         let CompactionStart { item, context, tokens_before } = self.start_compaction(
             turn,
             CompactionTrigger::Auto,
@@ -582,22 +586,34 @@ impl Session {
             AttemptSpec::new(CompactionImplementation::ServerManaged, tokens_before),
         );
         let trace = self.announce_compaction(turn, &item).await;
-        let prepared = Prepared {
-            input_history: Arc::new(compaction.input_history),
-            new_history: compaction.new_history,
-            message: String::new(),
-            response_id: None,
-            usage: None,
-            reset_websocket: false,
-            keep_reference: true,
+        let mut compacted = compaction.new_history;
+        let after = compacted.split_off(compacted.len().min(1));
+        let layout = self.layout(turn, InitialContextInjection::DoNotInject);
+        let laid_out = match compacted.pop() {
+            Some(item) => compacted_history(Compacted::ServerManaged { item }, &layout)
+                .map_err(CompactorError::from),
+            None => Err(CompactorError::Fatal("the server's compaction has no item".to_owned())),
         };
-        match self
-            .install(turn, &item, prepared, InitialContextInjection::DoNotInject, &trace)
-            .await
-        {
+        let installed = match laid_out {
+            Ok(new_history) => {
+                let prepared = Prepared {
+                    input_history: Arc::new(compaction.input_history),
+                    new_history,
+                    message: String::new(),
+                    response_id: None,
+                    usage: None,
+                    reset_websocket: false,
+                    keep_reference: true,
+                };
+                self.install(turn, &item, prepared, InitialContextInjection::DoNotInject, &trace)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        match installed {
             Ok(_) => {
                 attempt.track(AttemptOutcome::completed(self.total_token_usage()));
-                Ok(())
+                Ok(after)
             }
             Err(error) => {
                 attempt.track(AttemptOutcome::failed(&error, tokens_before));

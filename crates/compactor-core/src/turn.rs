@@ -269,7 +269,9 @@ impl Session {
                     } else {
                         CompactionPhase::MidTurn
                     };
-                    self.install_server_managed(turn, compaction, phase).await?;
+                    let mut after = self.install_server_managed(turn, compaction, phase).await?;
+                    self.truncate_on_record(turn, &mut after).await;
+                    self.record_items(after).await?;
                 }
                 ResponseOutput::Plain(mut items) => {
                     self.truncate_on_record(turn, &mut items).await;
