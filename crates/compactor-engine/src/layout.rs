@@ -116,8 +116,8 @@ impl<'a> Layout<'a> {
 /// # Examples
 ///
 /// ```
-/// use compactor_engine::{Compacted, ContextualMarkers, Layout, compacted_history};
-/// use compactor_protocol::{InitialContextInjection, ResponseItem};
+/// use compactor_engine::{Compacted, Layout, compacted_history};
+/// use compactor_protocol::{ContextualMarkers, InitialContextInjection, ResponseItem};
 ///
 /// let markers = ContextualMarkers::default();
 /// let context = [ResponseItem::developer_text("<permissions>")];
