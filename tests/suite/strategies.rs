@@ -380,6 +380,54 @@ async fn over_the_limit_after_a_compaction_the_turn_samples_while_the_request_fi
     assert!(!h.seen.iter().any(|e| matches!(e, EventMsg::Error(_))));
 }
 
+/// A scripted turn for the per-turn cap: a call reported at 9 200 tokens, a compaction, a second
+/// call reported at `second_usage` tokens, and (when it is sent) a reply.
+async fn capped_turn(second_usage: i64) -> (Harness, Result<(), CompactorError>) {
+    let server = TestServer::scripted().await.unwrap();
+    server.push_sse(vec![
+        ev_response_created("r1"),
+        ev_function_call("call-1", "shell", "{}"),
+        ev_completed_with_tokens("r1", 9_200),
+    ]);
+    server.push_sse(vec![
+        ev_response_created("rc"),
+        ev_context_compaction("cc", "ENC"),
+        ev_completed("rc"),
+    ]);
+    server.push_sse(vec![
+        ev_response_created("r2"),
+        ev_function_call("call-2", "shell", "{}"),
+        ev_completed_with_tokens("r2", second_usage),
+    ]);
+    server.push_sse(reply("r3", "done"));
+    let mut h = harness_with(server, &http_options(10_000), |config| {
+        config.compaction.max_auto_compactions_per_turn = 1;
+    })
+    .await;
+    let result = h.turn("go").await;
+    (h, result)
+}
+
+#[tokio::test]
+async fn past_the_cap_a_request_that_fits_is_sent_without_compacting() {
+    // 9 300 tokens: over the 9 000-token limit, within the 9 500-token usable window.
+    let (h, result) = capped_turn(9_300).await;
+    result.unwrap();
+    assert_eq!(h.server.requests().len(), 4, "sample, compact, sample, sample");
+    assert_eq!(h.seen.iter().filter(|e| matches!(e, EventMsg::ContextCompacted {})).count(), 1);
+}
+
+#[tokio::test]
+async fn past_the_cap_a_request_that_cannot_fit_ends_the_turn() {
+    let (h, result) = capped_turn(9_800).await;
+    let error = result.unwrap_err();
+    assert!(
+        matches!(error, CompactorError::CompactionMadeNoProgress { window: 9_500, .. }),
+        "{error}"
+    );
+    assert_eq!(h.server.requests().len(), 3, "nothing is sent that cannot fit");
+}
+
 #[tokio::test]
 async fn reactive_compaction_retries_once() {
     let server = TestServer::scripted().await.unwrap();

@@ -284,11 +284,14 @@ impl Session {
         let Some(need) = limits.compaction_need(estimate, after_last_compaction) else {
             return Ok(());
         };
-        if need == CompactionNeed::Limit
-            && auto.count >= self.inner.config.compaction.max_auto_compactions_per_turn
-        {
-            tracing::debug!(estimate, "auto compaction skipped: the turn's cap is reached");
-            return Ok(());
+        if auto.count >= self.inner.config.compaction.max_auto_compactions_per_turn {
+            return match need {
+                CompactionNeed::Limit => {
+                    tracing::debug!(estimate, "auto compaction skipped: the turn's cap is reached");
+                    Ok(())
+                }
+                CompactionNeed::Fit => Err(self.no_progress(estimate, &limits).await),
+            };
         }
         self.run_auto_compaction(
             turn,
