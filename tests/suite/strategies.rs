@@ -328,26 +328,32 @@ async fn loop_guard_ends_a_turn_whose_request_cannot_fit_after_compaction() {
     let server = TestServer::scripted().await.unwrap();
     server.push_sse(vec![
         ev_response_created("r1"),
-        ev_function_call("call-1", "shell", "{}"),
-        ev_completed_with_tokens("r1", 9_200),
+        ev_assistant_message("m-r1", "noted"),
+        ev_completed_with_tokens("r1", 8_000),
     ]);
-    // A compaction item that alone is over the usable window: about 11 000 tokens.
     server.push_sse(vec![
         ev_response_created("rc"),
-        ev_context_compaction("cc", &"E".repeat(60_000)),
+        ev_context_compaction("cc", "ENC"),
         ev_completed("rc"),
     ]);
     let mut h = Harness::start(server, http_options(10_000)).await;
-    let error = h.turn("go").await.unwrap_err();
+    h.turn("first").await.unwrap();
+    // About 9 600 tokens: the history is compacted first, and the message still does not fit
+    // the 9 500-token usable window.
+    let error = h.turn(&"word ".repeat(7_700)).await.unwrap_err();
     let CompactorError::CompactionMadeNoProgress { retained_tokens, limit, window } = error else {
         panic!("{error}");
     };
-    assert!(retained_tokens > 11_000, "{retained_tokens}");
+    assert!(retained_tokens > 9_500, "{retained_tokens}");
     assert_eq!((limit, window), (9_000, 9_500));
     assert_eq!(h.server.requests().len(), 2, "one sampling request, one compaction, nothing after");
+    let history = h.session.history();
+    assert!(history.iter().any(ResponseItem::is_compaction), "the compacted history stays");
     assert!(
-        h.session.history().iter().any(ResponseItem::is_compaction),
-        "the compacted history stays"
+        !history
+            .iter()
+            .any(|item| item.message_text().is_some_and(|text| text.starts_with("word"))),
+        "the message that cannot fit is not recorded"
     );
     let message = format!(
         "compaction made no progress: {retained_tokens} tokens remain after compaction, over the \
