@@ -8,7 +8,7 @@ use compactor_protocol::{
 use compactor_testkit::TestServer;
 use compactor_testkit::events::{
     ev_assistant_message, ev_completed, ev_completed_with_tokens, ev_context_compaction,
-    ev_function_call, ev_response_created,
+    ev_response_created,
 };
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
