@@ -26,7 +26,7 @@ use compactor_protocol::{
 use compactor_rollout_trace::crash::{self, CrashPoint};
 use compactor_rollout_trace::{CompactionTraceAttempt, CompactionTraceContext, SentRequestJson};
 
-use crate::config::RemoteCompaction;
+use crate::config::{ProgressLedger, RemoteCompaction};
 use crate::hooks::{CompactHookInput, HookOutcome};
 use crate::retry::{StreamAttempt, StreamFailure};
 use crate::session::{Session, now_ms};
@@ -336,22 +336,32 @@ impl Session {
         Box::pin(self.run_compaction(turn, client_session, request)).await
     }
 
-    /// Where the parts of a compacted history go and how much of it stays (D101, D102, D103):
-    /// no pins or ledger yet, the harness's initial context placed by `injection`, the model's
-    /// retained budget and the image cap.
-    pub(crate) fn layout(
+    /// The history `compacted` installs, laid out as every compacted history is (D101, D102,
+    /// D103): no pins yet; the progress ledger rendered within its budget (D152, D154), after
+    /// which a previous ledger message is left out of the retained items; the harness's initial
+    /// context placed by `injection`; the model's retained budget and the image cap.
+    pub(crate) fn lay_out(
         &self,
         turn: &TurnContext,
         injection: InitialContextInjection,
-    ) -> Layout<'_> {
+        compacted: Compacted<'_>,
+    ) -> Result<Vec<ResponseItem>, CompactorError> {
         let config = &self.inner.config;
-        Layout {
+        let ledger = match config.compaction.ledger {
+            ProgressLedger::On => {
+                self.state().ledger.render(config.compaction.ledger_budget(&turn.model))
+            }
+            ProgressLedger::Off => None,
+        };
+        let layout = Layout {
+            ledger: ledger.as_slice(),
             initial_context: &config.initial_context,
             injection,
             retained_budget_tokens: config.compaction.retained_budget(&turn.model),
             max_retained_images: config.compaction.max_retained_images,
             ..Layout::new(&config.contextual_markers)
-        }
+        };
+        compacted_history(compacted, &layout).map_err(CompactorError::from)
     }
 
     /// The estimated tokens `incoming` adds to the next request, with the initial context the
@@ -591,10 +601,12 @@ impl Session {
         let trace = self.announce_compaction(turn, &item).await;
         let mut compacted = compaction.new_history;
         let after = compacted.split_off(compacted.len().min(1));
-        let layout = self.layout(turn, InitialContextInjection::DoNotInject);
         let laid_out = match compacted.pop() {
-            Some(item) => compacted_history(Compacted::ServerManaged { item }, &layout)
-                .map_err(CompactorError::from),
+            Some(item) => self.lay_out(
+                turn,
+                InitialContextInjection::DoNotInject,
+                Compacted::ServerManaged { item },
+            ),
             None => Err(CompactorError::Fatal("the server's compaction has no item".to_owned())),
         };
         let installed = match laid_out {
@@ -774,7 +786,13 @@ impl Session {
             InitialContextInjection::DoNotInject => None,
             InitialContextInjection::BeforeLastUserMessage => Some(turn.context_item(self)),
         };
-        let mut lines = vec![RolloutItem::Compacted(CompactedItem::new(message, new_history))];
+        let mut compacted = CompactedItem::new(message, new_history);
+        // The ledger as it is now goes with the compaction: resume replays what follows it
+        // (D153).
+        if self.inner.config.compaction.ledger == ProgressLedger::On {
+            compacted.ledger = Some(Box::new(self.state().ledger.snapshot().clone()));
+        }
+        let mut lines = vec![RolloutItem::Compacted(compacted)];
         // The baseline is persisted after the compaction so a resume restores it (D23).
         if let Some(reference) = &reference {
             lines.push(RolloutItem::TurnContext(reference.clone()));

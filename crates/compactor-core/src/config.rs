@@ -122,6 +122,20 @@ pub enum ReactiveCompaction {
     Off,
 }
 
+/// Whether the session keeps a progress ledger and puts it in every compacted history (D150,
+/// D154).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProgressLedger {
+    /// Keep it, persist it with every compaction, and render it into every compacted history.
+    #[default]
+    On,
+    /// Keep none: no rendering, no snapshot, no open items.
+    Off,
+}
+
+/// The default budget of the ledger message, in tokens.
+pub const DEFAULT_LEDGER_BUDGET_TOKENS: u64 = 2_000;
+
 /// How compaction behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompactionSettings {
@@ -149,6 +163,11 @@ pub struct CompactionSettings {
     pub retained_budget_tokens: Option<u64>,
     /// How many images a compacted history keeps (D103).
     pub max_retained_images: usize,
+    /// The progress ledger (D150).
+    pub ledger: ProgressLedger,
+    /// The most tokens the ledger message takes in a compacted history (D152, D154); it is also
+    /// held to half of the retained budget.
+    pub ledger_budget_tokens: u64,
 }
 
 impl CompactionSettings {
@@ -156,6 +175,13 @@ impl CompactionSettings {
     pub fn retained_budget(&self, model: &ModelInfo) -> u64 {
         self.retained_budget_tokens
             .unwrap_or_else(|| default_retained_budget_tokens(model.context_window))
+    }
+
+    /// The budget of the ledger message for `model`: `ledger_budget_tokens`, at most half of the
+    /// retained budget, so the ledger never crowds out the retained messages nor fails a
+    /// compaction by itself (D154).
+    pub fn ledger_budget(&self, model: &ModelInfo) -> u64 {
+        self.ledger_budget_tokens.min(self.retained_budget(model) / 2)
     }
 }
 
@@ -173,6 +199,8 @@ impl Default for CompactionSettings {
             turn_max_retries: 5,
             retained_budget_tokens: None,
             max_retained_images: DEFAULT_MAX_RETAINED_IMAGES,
+            ledger: ProgressLedger::default(),
+            ledger_budget_tokens: DEFAULT_LEDGER_BUDGET_TOKENS,
         }
     }
 }

@@ -6,9 +6,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use compactor_analytics::AnalyticsClient;
 use compactor_client::{ClientNotice, ClientObserver, ModelClient};
-use compactor_engine::{EstimateContext, rebuild_legacy_compacted};
+use compactor_engine::{
+    DefaultTools, EstimateContext, Ledger, LedgerRules, ToolExtractor, rebuild_legacy_compacted,
+};
 use compactor_protocol::{
-    CompactorError, EventMsg, ResponseItem, RolloutItem, SessionMeta, TokenUsageInfo,
+    CompactorError, EventMsg, OpenItemsItem, ResponseItem, RolloutItem, RolloutLine, SessionMeta,
+    TokenUsageInfo,
 };
 use compactor_rollout_trace::{
     DamagedLines, RecorderOptions, Replay, RolloutContents, RolloutRecorder, ThreadTrace,
@@ -17,7 +20,7 @@ use compactor_rollout_trace::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ModelInfo, SessionConfig};
+use crate::config::{ModelInfo, ProgressLedger, SessionConfig};
 use crate::hooks::CompactHooks;
 use crate::state::SessionState;
 use crate::tools::{NoTools, ToolHandler};
@@ -57,6 +60,8 @@ pub(crate) struct SessionInner {
     pub(crate) trace: ThreadTrace,
     pub(crate) analytics: AnalyticsClient,
     pub(crate) tools: Arc<dyn ToolHandler>,
+    /// Describes the harness's tools to the progress ledger.
+    pub(crate) tool_extractor: Arc<dyn ToolExtractor>,
     pub(crate) hooks: Option<Arc<dyn CompactHooks>>,
     /// The session's root token; each turn gets a child.
     pub(crate) cancel: CancellationToken,
@@ -69,6 +74,7 @@ pub struct SessionBuilder {
     config: SessionConfig,
     thread_id: Option<String>,
     tools: Arc<dyn ToolHandler>,
+    tool_extractor: Arc<dyn ToolExtractor>,
     hooks: Option<Arc<dyn CompactHooks>>,
     analytics: AnalyticsClient,
     damaged_lines: DamagedLines,
@@ -90,6 +96,13 @@ impl SessionBuilder {
     /// Runs the model's tool calls with `tools` (default: [`NoTools`]).
     pub fn tools(mut self, tools: impl ToolHandler) -> Self {
         self.tools = Arc::new(tools);
+        self
+    }
+
+    /// Describes the harness's tools to the progress ledger with `extractor` (default:
+    /// [`DefaultTools`], which knows the common shell, patch and file tools; D151).
+    pub fn tool_extractor(mut self, extractor: impl ToolExtractor + 'static) -> Self {
+        self.tool_extractor = Arc::new(extractor);
         self
     }
 
@@ -200,6 +213,7 @@ impl SessionBuilder {
     ) -> Result<(Session, mpsc::Receiver<EventMsg>), CompactorError> {
         let path = rollout.path().to_path_buf();
         contents.check(&path, self.damaged_lines)?;
+        let ledger = replay_ledger(&self.config, &*self.tool_extractor, &contents.lines);
         let resumed = Replay::new(&rebuild_legacy_compacted, &self.config.contextual_markers)
             .reconstruct_contents(contents);
         for warning in &resumed.warnings {
@@ -234,6 +248,7 @@ impl SessionBuilder {
             reference_context_item: resumed.reference_context_item,
             token_info: resumed.token_info.unwrap_or_default(),
             previous_model,
+            ledger,
             ..SessionState::default()
         };
         let (session, events) = self.finish(thread_id, Some(rollout), state).await?;
@@ -283,6 +298,7 @@ impl SessionBuilder {
                 trace,
                 analytics: self.analytics,
                 tools: self.tools,
+                tool_extractor: self.tool_extractor,
                 hooks: self.hooks,
                 cancel: CancellationToken::new(),
                 current_turn: Mutex::new(None),
@@ -299,6 +315,7 @@ impl Session {
             config,
             thread_id: None,
             tools: Arc::new(NoTools),
+            tool_extractor: Arc::new(DefaultTools),
             hooks: None,
             analytics: AnalyticsClient::default(),
             damaged_lines: DamagedLines::default(),
@@ -346,6 +363,45 @@ impl Session {
         self.state().reference_context_item.clone()
     }
 
+    /// The progress ledger (D150): what the session has read, run and changed so far. Empty
+    /// when the ledger is off.
+    pub fn ledger(&self) -> Ledger {
+        self.state().ledger.clone()
+    }
+
+    /// Replaces the open items of the progress ledger (D150, D153): what the harness considers
+    /// still to do, listed first in every ledger message. The list is also persisted (an
+    /// `open_items` rollout line), so a resume restores it. It may be called at any time, during
+    /// a turn too. Does nothing when the ledger is off.
+    ///
+    /// # Errors
+    ///
+    /// A rollout that cannot be written; the open items are then put back as they were.
+    pub async fn set_open_items<I, S>(&self, items: I) -> Result<(), CompactorError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        if self.inner.config.compaction.ledger == ProgressLedger::Off {
+            return Ok(());
+        }
+        let items: Vec<String> = items.into_iter().map(Into::into).collect();
+        // The live ledger changes first, so a compaction installed meanwhile snapshots the new
+        // list, and the line written after it says the same.
+        let (previous, open_items) = {
+            let mut state = self.state();
+            let previous = state.ledger.open_items().to_vec();
+            state.ledger.set_open_items(&items);
+            (previous, state.ledger.open_items().to_vec())
+        };
+        let line = RolloutItem::OpenItems(OpenItemsItem::new(open_items));
+        if let Err(error) = self.persist(&[line]).await {
+            self.state().ledger.set_open_items(&previous);
+            return Err(error);
+        }
+        Ok(())
+    }
+
     /// Cancels the running turn or compaction, if any. Nothing half-done is installed.
     pub fn interrupt(&self) {
         if let Some(token) =
@@ -382,11 +438,14 @@ impl Session {
         self.emit(EventMsg::ThreadRolledBack { num_turns }).await;
         rollout.flush().await?;
         let contents = read_rollout(rollout.path()).await?;
+        let ledger =
+            replay_ledger(&self.inner.config, &*self.inner.tool_extractor, &contents.lines);
         let resumed = self.replay().reconstruct_owned(contents.lines);
         let mut state = self.state();
         state.history = Arc::new(resumed.history);
         state.reference_context_item = resumed.reference_context_item;
         state.token_info = resumed.token_info.unwrap_or_default();
+        state.ledger = ledger;
         Ok(())
     }
 
@@ -505,7 +564,18 @@ impl Session {
                 items.iter().cloned().map(RolloutItem::ResponseItem).collect();
             rollout.record(&lines).await?;
         }
-        Arc::make_mut(&mut self.state().history).extend(items);
+        let config = &self.inner.config;
+        let mut state = self.state();
+        if config.compaction.ledger == ProgressLedger::On {
+            let rules = LedgerRules {
+                tools: &*self.inner.tool_extractor,
+                markers: &config.contextual_markers,
+            };
+            for item in &items {
+                state.ledger.record(item, &rules);
+            }
+        }
+        Arc::make_mut(&mut state.history).extend(items);
         Ok(())
     }
 
@@ -524,6 +594,23 @@ impl Session {
             (state.token_info, state.rate_limits.clone())
         };
         self.emit(EventMsg::TokenCount { info: Some(info), rate_limits }).await;
+    }
+}
+
+/// The progress ledger the surviving lines of `lines` describe, when the ledger is on (D153).
+fn replay_ledger(
+    config: &SessionConfig,
+    tools: &dyn ToolExtractor,
+    lines: &[RolloutLine],
+) -> Ledger {
+    match config.compaction.ledger {
+        ProgressLedger::Off => Ledger::default(),
+        ProgressLedger::On => {
+            let markers = &config.contextual_markers;
+            let replay = Replay::new(&rebuild_legacy_compacted, markers);
+            let rules = LedgerRules { tools, markers };
+            Ledger::from_rollout(replay.surviving(lines).map(|line| &line.item), &rules)
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use compactor_engine::{EstimateContext, ReasoningAccounting, TotalUsageInput, total_token_usage};
+use compactor_engine::{
+    EstimateContext, Ledger, ReasoningAccounting, TotalUsageInput, total_token_usage,
+};
 use compactor_protocol::{
     ContextualMarkers, PassThroughList, RateLimitSnapshot, ResponseItem, TokenUsage,
     TokenUsageInfo, TurnContextItem,
@@ -33,6 +35,8 @@ pub(crate) struct SessionState {
     /// The context estimate right after the last compaction installed in this session, for the
     /// loop guard's growth rule (D104).
     pub(crate) after_last_compaction: Option<i64>,
+    /// The progress ledger, updated with every recorded item (D150).
+    pub(crate) ledger: Ledger,
 }
 
 impl SessionState {

@@ -84,6 +84,8 @@ impl AnalyticsSettings {
 /// turn_max_retries = 5
 /// retained_budget_tokens = 64000            # default: min(64 000, 25% of the context window)
 /// max_retained_images = 8
+/// ledger = true                             # the progress ledger in every compacted history
+/// ledger_budget_tokens = 2000               # at most half of the retained budget
 /// prune = { protected_user_turns = 2, target_percent = 50 }
 ///
 /// [model]
@@ -246,6 +248,8 @@ impl CompactorToml {
             target.retained_budget_tokens = Some(budget);
         }
         set(&mut target.max_retained_images, compaction.max_retained_images);
+        set(&mut target.ledger, compaction.ledger);
+        set(&mut target.ledger_budget_tokens, compaction.ledger_budget_tokens);
 
         let chain_has_v2 = compaction
             .chain

@@ -7,6 +7,7 @@ use compactor_protocol::{ContentItem, ContextualMarkers, InitialContextInjection
 use crate::context::{insert_initial_context, keep_in_compacted_history};
 use crate::error::{Error, Result};
 use crate::images::{DEFAULT_MAX_RETAINED_IMAGES, cap_images};
+use crate::ledger::is_ledger_message;
 use crate::local::{COMPACT_USER_MESSAGE_MAX_TOKENS, select_user_messages, summary_text};
 use crate::retained::{MAX_DEFAULT_RETAINED_BUDGET_TOKENS, retain_within_budget};
 
@@ -100,8 +101,9 @@ impl<'a> Layout<'a> {
 ///   boundary is cut, not dropped. v1's compaction items move to the end.
 /// - local: the real user messages within the local budget minus the pins and the ledger (their
 ///   text and images measured as local compaction always has), then the summary message.
-/// - prune: the pruned history as it is; it keeps its initial context where it was, so the
-///   injection mode does not apply.
+/// - prune: the pruned history as it is, but for the ledger message of an earlier compaction
+///   (the other implementations keep no developer message); it keeps its initial context where
+///   it was, so the injection mode does not apply.
 /// - server-managed: nothing but the server's compaction item.
 ///
 /// Every implementation keeps at most [`Layout::max_retained_images`] images in its retained
@@ -180,6 +182,9 @@ pub fn compacted_history(
         }
         Compacted::Prune { mut history } => {
             injection = InitialContextInjection::DoNotInject;
+            // The pruned history still holds the ledger of the previous compaction: the
+            // layout's ledger replaces it, so renders never accumulate (D152).
+            history.retain(|item| !is_ledger_message(item));
             cap_images(&mut history, layout.max_retained_images);
             (history, Vec::new())
         }

@@ -7,8 +7,8 @@ mod render;
 
 use compactor_protocol::{
     ContextualMarkers, FileAction, LedgerCommand, LedgerFile, LedgerPatch, LedgerPendingCall,
-    LedgerRequest, LedgerSnapshot, LocalShellAction, ResponseItem, ToolEffect, ToolOutput,
-    is_user_turn_boundary,
+    LedgerRequest, LedgerSnapshot, LocalShellAction, ResponseItem, RolloutItem, ToolEffect,
+    ToolOutput, is_user_turn_boundary,
 };
 
 use crate::local::is_summary_message;
@@ -116,6 +116,42 @@ impl Ledger {
     pub fn from_snapshot(snapshot: LedgerSnapshot) -> Self {
         let mut ledger = Self { state: snapshot };
         ledger.enforce_bounds();
+        ledger
+    }
+
+    /// The ledger that the surviving lines of a rollout describe, `items` in file order (D153):
+    /// the newest `compacted` line's ledger snapshot, then every item recorded after it, and the
+    /// open items of the `open_items` lines after it. Without a snapshot, everything is replayed
+    /// from the start.
+    ///
+    /// A live session updated with the same items from the same snapshot has the same ledger,
+    /// so resume, rollback and fork, which all replay the surviving lines, restore it exactly.
+    pub fn from_rollout<'l>(
+        items: impl IntoIterator<Item = &'l RolloutItem>,
+        rules: &LedgerRules<'_>,
+    ) -> Self {
+        let items: Vec<&RolloutItem> = items.into_iter().collect();
+        let base = items.iter().rposition(
+            |item| matches!(item, RolloutItem::Compacted(compacted) if compacted.ledger.is_some()),
+        );
+        let (mut ledger, replay_from) = match base.map(|index| (index, items[index])) {
+            Some((index, RolloutItem::Compacted(compacted))) => {
+                let snapshot = compacted.ledger.as_deref().cloned().unwrap_or_default();
+                (Self::from_snapshot(snapshot), index + 1)
+            }
+            _ => (Self::default(), 0),
+        };
+        for item in &items[replay_from..] {
+            match item {
+                RolloutItem::ResponseItem(item) => ledger.record(item, rules),
+                RolloutItem::OpenItems(open) => ledger.set_open_items(&open.open_items),
+                RolloutItem::SessionMeta(_)
+                | RolloutItem::Compacted(_)
+                | RolloutItem::TurnContext(_)
+                | RolloutItem::EventMsg(_)
+                | RolloutItem::Unknown { .. } => {}
+            }
+        }
         ledger
     }
 

@@ -236,6 +236,14 @@ impl<'a> Replay<'a> {
         fork_surviving(lines, &survive(lines, self.markers, drop_last_user_turns))
     }
 
+    /// The lines of `lines` that survive its rollbacks, in file order, without the rollback lines
+    /// themselves: what reconstruction replays, for a caller that derives state of its own from
+    /// them (core's progress ledger, D153).
+    pub fn surviving<'l>(&self, lines: &'l [RolloutLine]) -> impl Iterator<Item = &'l RolloutLine> {
+        let alive = survive(lines, self.markers, 0).alive;
+        lines.iter().zip(alive).filter_map(|(line, alive)| alive.then_some(line))
+    }
+
     /// [`Replay::replay_history`] moving the items out of `lines`, which it leaves hollow.
     fn replay_history_owned(
         &self,

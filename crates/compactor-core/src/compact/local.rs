@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use compactor_client::ResponseStream;
 use compactor_engine::{
-    Compacted, SUMMARIZATION_PROMPT, collect_user_messages, compacted_history, drop_oldest,
-    last_assistant_text, summarization_prompt_with_focus, summary_text,
+    Compacted, SUMMARIZATION_PROMPT, collect_user_messages, drop_oldest, last_assistant_text,
+    summarization_prompt_with_focus, summary_text,
 };
 use compactor_protocol::{CompactorError, ResponseItem};
 use compactor_rollout_trace::CompactionTraceContext;
@@ -76,7 +76,7 @@ impl Session {
             let summary = summary_text(&last_assistant_text(&items).unwrap_or_default());
             let user_messages = collect_user_messages(&history, &config.contextual_markers);
             let compacted = Compacted::Local { user_messages: &user_messages, summary: &summary };
-            let new_history = compacted_history(compacted, &self.layout(turn, request.injection))?;
+            let new_history = self.lay_out(turn, request.injection, compacted)?;
             return Ok(Prepared {
                 input_history: Arc::new(history),
                 new_history,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use compactor_engine::{Compacted, PruneConfig, compacted_history, prune, prune_target_tokens};
+use compactor_engine::{Compacted, PruneConfig, prune, prune_target_tokens};
 use compactor_protocol::{CompactorError, InitialContextInjection};
 
 use super::Prepared;
@@ -39,8 +39,7 @@ impl Session {
         );
         // The pruned history keeps its initial context: the layout injects nothing.
         let compacted = Compacted::Prune { history: outcome.history };
-        let layout = self.layout(turn, InitialContextInjection::DoNotInject);
-        let new_history = compacted_history(compacted, &layout)?;
+        let new_history = self.lay_out(turn, InitialContextInjection::DoNotInject, compacted)?;
         Ok(Prepared {
             input_history: history,
             new_history,

@@ -1,6 +1,6 @@
 //! Remote compaction v1 (D8): `POST /responses/compact` with the turn's tools and settings.
 
-use compactor_engine::{Compacted, compacted_history};
+use compactor_engine::Compacted;
 use compactor_protocol::CompactorError;
 use compactor_rollout_trace::CompactionTraceContext;
 
@@ -47,7 +47,7 @@ impl Session {
             Err(error) => attempt.record_result(Err(error)).await,
         }
         let compacted = Compacted::RemoteV1 { output: result? };
-        let new_history = compacted_history(compacted, &self.layout(turn, request.injection))?;
+        let new_history = self.lay_out(turn, request.injection, compacted)?;
         Ok(Prepared {
             input_history,
             new_history,

@@ -4,7 +4,7 @@
 use compactor_client::{ModelClientSession, ResponseStream};
 use compactor_engine::{
     CollectedCompaction, Compacted, V2PromptOptions, append_v2_trigger,
-    collect_context_compaction_output, compacted_history, v2_request_messages,
+    collect_context_compaction_output, v2_request_messages,
 };
 use compactor_protocol::{CompactorError, ResponseItem, V2TriggerForm};
 use compactor_rollout_trace::CompactionTraceContext;
@@ -55,7 +55,7 @@ impl Session {
             messages: v2_request_messages(&prompt.input[..prompt_len]),
             item: collected.item,
         };
-        let new_history = compacted_history(compacted, &self.layout(turn, request.injection))?;
+        let new_history = self.lay_out(turn, request.injection, compacted)?;
         Ok(Prepared {
             input_history,
             new_history,

@@ -11,7 +11,7 @@ use compactor_protocol::{CompactionImplementation, PassThroughList, V2TriggerFor
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{ReactiveCompaction, RemoteCompaction};
+use crate::config::{ProgressLedger, ReactiveCompaction, RemoteCompaction};
 
 // The validated settings: what the file sets, `None` where it is silent.
 
@@ -54,6 +54,8 @@ pub(super) struct CompactionFileSettings {
     pub(super) target_percent: Option<u8>,
     pub(super) retained_budget_tokens: Option<u64>,
     pub(super) max_retained_images: Option<usize>,
+    pub(super) ledger: Option<ProgressLedger>,
+    pub(super) ledger_budget_tokens: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -128,6 +130,8 @@ pub(super) struct RawCompaction {
     pub(super) turn_max_retries: Option<Int>,
     pub(super) retained_budget_tokens: Option<Int>,
     pub(super) max_retained_images: Option<Int>,
+    pub(super) ledger: Option<bool>,
+    pub(super) ledger_budget_tokens: Option<Int>,
     #[serde(default)]
     pub(super) prune: RawPrune,
 }

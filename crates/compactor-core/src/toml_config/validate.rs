@@ -15,7 +15,7 @@ use super::schema::{
 };
 use super::span::{FileContext, dotted};
 use super::{AnalyticsSettings, CompactorToml};
-use crate::config::{ReactiveCompaction, RemoteCompaction};
+use crate::config::{ProgressLedger, ReactiveCompaction, RemoteCompaction};
 
 impl FileContext<'_> {
     /// The settings `raw` holds once every value is checked, or the first value that is wrong.
@@ -234,6 +234,11 @@ impl FileContext<'_> {
             max_retained_images: raw
                 .max_retained_images
                 .map(|n| self.int("compaction.max_retained_images", &n, 0, 1_000_000))
+                .transpose()?,
+            ledger: raw.ledger.map(|on| if on { ProgressLedger::On } else { ProgressLedger::Off }),
+            ledger_budget_tokens: raw
+                .ledger_budget_tokens
+                .map(|n| self.int("compaction.ledger_budget_tokens", &n, 64, 1_000_000))
                 .transpose()?,
         })
     }

@@ -75,9 +75,16 @@ fn render(sections: &[(&str, Vec<ResponseItem>)]) -> String {
 /// What each implementation installs for [`session`] with `layout` (server-managed compaction
 /// never injects the initial context).
 fn every_implementation(layout: &Layout<'_>) -> Vec<(&'static str, Vec<ResponseItem>)> {
-    let history = session();
+    every_implementation_of(&session(), layout)
+}
+
+/// What each implementation installs for `history` with `layout`.
+fn every_implementation_of(
+    history: &[ResponseItem],
+    layout: &Layout<'_>,
+) -> Vec<(&'static str, Vec<ResponseItem>)> {
     let markers = layout.markers;
-    let prompt = for_prompt(&history, &PromptOptions::default());
+    let prompt = for_prompt(history, &PromptOptions::default());
     let v2 = Compacted::RemoteV2 {
         messages: v2_request_messages(&prompt),
         item: context_compaction("NEW_SEALED"),
@@ -86,13 +93,13 @@ fn every_implementation(layout: &Layout<'_>) -> Vec<(&'static str, Vec<ResponseI
     let mut v1_output: Vec<ResponseItem> =
         prompt.iter().filter(|item| item.role() == Some("user")).cloned().collect();
     v1_output.push(compaction("V1_SEALED"));
-    let user_messages = collect_user_messages(&history, markers);
+    let user_messages = collect_user_messages(history, markers);
     let local =
         Compacted::Local { user_messages: &user_messages, summary: "<SUMMARY_PREFIX>\nDID_X" };
     let pass_through = compactor_protocol::PassThroughList::default();
     let estimate = EstimateContext { base_instructions: "", pass_through: &pass_through };
     let pruned = prune(
-        &history,
+        history,
         &PruneConfig { protected_user_turns: 1, target_tokens: 0 },
         &estimate,
         markers,
@@ -261,4 +268,26 @@ fn images_beyond_the_cap_become_placeholders() {
         installed[0].message_text().unwrap(),
         "shot a\n[image removed from the compacted history: image/png, 30 bytes]"
     );
+}
+
+#[test]
+fn a_new_ledger_replaces_the_previous_one_in_every_implementation() {
+    let markers = ContextualMarkers::default();
+    let old = developer(&format!("{}\nOLD_LEDGER", crate::LEDGER_TAG));
+    let new = developer(&format!("{}\nNEW_LEDGER", crate::LEDGER_TAG));
+    // The history as a previous compaction left it: its ledger first.
+    let mut history = vec![old.clone()];
+    history.extend(session());
+    let ledger = [new.clone()];
+    let layout = Layout { ledger: &ledger, ..Layout::new(&markers) };
+    for (implementation, installed) in every_implementation_of(&history, &layout) {
+        let ledgers: Vec<&ResponseItem> =
+            installed.iter().filter(|item| crate::is_ledger_message(item)).collect();
+        assert_eq!(ledgers, [&new], "{implementation}");
+        assert_eq!(installed[0], new, "{implementation}: the ledger comes first");
+    }
+    // Without a ledger of its own, the layout keeps none of an earlier compaction's.
+    for (implementation, installed) in every_implementation_of(&history, &Layout::new(&markers)) {
+        assert!(!installed.iter().any(crate::is_ledger_message), "{implementation}");
+    }
 }
