@@ -131,12 +131,18 @@ pub struct AnalyticsSettings {
     pub http_url: Option<String>,
     /// The environment variable holding the HTTP sink's bearer token.
     pub http_bearer_env: Option<String>,
+    /// Export OpenTelemetry spans and metrics to this OTLP/HTTP base URL (`/v1/traces` and
+    /// `/v1/metrics` are appended); needs `compactor-analytics`' `otlp` feature.
+    pub otlp_endpoint: Option<String>,
+    /// Headers of the OTLP exports: header name -> the environment variable holding its value,
+    /// so that a collector's key never sits in the file.
+    pub otlp_headers: Vec<(String, String)>,
 }
 
 impl AnalyticsSettings {
     /// Whether any sink is configured.
     pub fn is_empty(&self) -> bool {
-        self.jsonl.is_none() && self.http_url.is_none()
+        self.jsonl.is_none() && self.http_url.is_none() && self.otlp_endpoint.is_none()
     }
 }
 
@@ -192,6 +198,8 @@ impl AnalyticsSettings {
 /// jsonl = "analytics.jsonl"
 /// http_url = "https://analytics.example/v1/events"
 /// http_bearer_env = "ANALYTICS_TOKEN"
+/// otlp_endpoint = "http://127.0.0.1:4318"  # OpenTelemetry over OTLP/HTTP
+/// otlp_headers = { "x-api-key" = "OTLP_API_KEY" }   # header = the variable holding its value
 /// ```
 ///
 /// Unknown keys and bad values are errors that name the key and its line
@@ -513,6 +521,8 @@ struct RawAnalytics {
     jsonl: Option<Text>,
     http_url: Option<Text>,
     http_bearer_env: Option<Text>,
+    otlp_endpoint: Option<Text>,
+    otlp_headers: Option<BTreeMap<String, Text>>,
 }
 
 /// The file being read: its text (for line numbers and key paths) and its path.
@@ -593,7 +603,7 @@ impl FileContext<'_> {
         let model = self.model(raw.model)?;
         let trace_root =
             raw.trace.root.map(|root| self.path_value("trace.root", &root)).transpose()?;
-        let analytics = AnalyticsSettings {
+        let mut analytics = AnalyticsSettings {
             jsonl: raw
                 .analytics
                 .jsonl
@@ -609,7 +619,43 @@ impl FileContext<'_> {
                 .http_bearer_env
                 .map(|name| self.env_name("analytics.http_bearer_env", &name, Empty::Refused))
                 .transpose()?,
+            otlp_endpoint: raw
+                .analytics
+                .otlp_endpoint
+                .map(|url| self.url("analytics.otlp_endpoint", &url))
+                .transpose()?,
+            otlp_headers: Vec::new(),
         };
+        if let Some(headers) = raw.analytics.otlp_headers {
+            for (name, variable) in headers {
+                let key = dotted("analytics.otlp_headers", &name);
+                let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+                if name.is_empty() || !name.chars().all(token) {
+                    let message = format!("{name:?} is not a valid header name");
+                    return Err(self.invalid(&key, variable.span(), message));
+                }
+                // A value that is not a variable name may be the secret itself: never echo it.
+                let is_variable = |text: &str| {
+                    !text.is_empty()
+                        && !text.starts_with(|c: char| c.is_ascii_digit())
+                        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                };
+                if !is_variable(variable.get_ref()) {
+                    let message = "expected the name of the environment variable that holds the \
+                                   header's value (the value itself never goes in the file)";
+                    return Err(self.invalid(&key, variable.span(), message));
+                }
+                analytics.otlp_headers.push((name, variable.into_inner()));
+            }
+            if analytics.otlp_endpoint.is_none() {
+                let span = self.find_key_span("analytics", "otlp_headers");
+                return Err(self.invalid(
+                    "analytics.otlp_headers",
+                    span,
+                    "set without analytics.otlp_endpoint",
+                ));
+            }
+        }
         if analytics.http_bearer_env.is_some() && analytics.http_url.is_none() {
             let span = self.find_key_span("analytics", "http_bearer_env");
             return Err(self.invalid(

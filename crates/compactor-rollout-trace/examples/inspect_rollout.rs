@@ -47,7 +47,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 items_since_compaction = 0;
                 let history = compacted.replacement_history.as_deref().unwrap_or_default();
                 let users = history.iter().filter(|item| is_user_message(item)).count();
-                let before = last_usage.as_ref().map_or(0, |info| info.last_token_usage.total_tokens);
+                let before =
+                    last_usage.as_ref().map_or(0, |info| info.last_token_usage.total_tokens);
                 println!(
                     "compaction {compactions} at {} in turn {turns} ({model}): {before} tokens in \
                      context before; {} items kept ({users} user messages), about {} tokens{}",
