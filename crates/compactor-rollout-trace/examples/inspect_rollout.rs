@@ -40,7 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             RolloutItem::TurnContext(context) => model.clone_from(&context.model),
             RolloutItem::EventMsg(EventMsg::TurnStarted { .. }) => turns += 1,
             RolloutItem::EventMsg(EventMsg::TokenCount { info: Some(info), .. }) => {
-                last_usage = Some(info.clone());
+                last_usage = Some(*info);
             }
             RolloutItem::Compacted(compacted) => {
                 compactions += 1;
