@@ -10,6 +10,7 @@ mod fault_matrix;
 mod fuzz_regressions;
 mod openai_types;
 mod protocol;
+mod readme;
 mod resume;
 mod secrets;
 mod server_managed;

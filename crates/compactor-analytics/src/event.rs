@@ -88,7 +88,8 @@ pub struct CompactionEvent {
     pub retries: u32,
     /// **\[beyond\]** The usage reported by the completed compaction response, when there was one.
     pub completed_usage: Option<TokenUsage>,
-    /// **\[beyond\]** The model the compaction ran with (empty in events of older versions).
+    /// **\[beyond\]** The model the compaction ran with (empty in events of older versions;
+    /// D95 in docs/decisions.md).
     #[serde(default)]
     pub model: String,
     /// **\[beyond\]** The provider's display name (empty in events of older versions).

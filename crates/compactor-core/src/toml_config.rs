@@ -135,7 +135,7 @@ pub struct AnalyticsSettings {
     /// `/v1/metrics` are appended); needs `compactor-analytics`' `otlp` feature.
     pub otlp_endpoint: Option<String>,
     /// Headers of the OTLP exports: header name -> the environment variable holding its value,
-    /// so that a collector's key never sits in the file.
+    /// so that a collector's key never sits in the file (D96 in docs/decisions.md).
     pub otlp_headers: Vec<(String, String)>,
 }
 
