@@ -82,7 +82,8 @@ impl Fixture {
         let dir = dir(name);
         self.set(&format!("{dir}/Cargo.toml"), &MANIFEST.replace("NAME", name));
         let main = if name == "compactor-tests" { "suite/main.rs" } else { "src/lib.rs" };
-        self.set(&format!("{dir}/{main}"), &format!("//! The {name} crate.\n"));
+        let example = "//!\n//! # Examples\n//!\n//! ```\n//! let one = 1;\n//! ```\n";
+        self.set(&format!("{dir}/{main}"), &format!("//! The {name} crate.\n{example}"));
     }
 
     fn add_dep(&mut self, member: &str, dep: &str, kind: Option<&'static str>) {
@@ -339,6 +340,28 @@ fn rust_files_open_with_module_docs() {
     let mut expected: Vec<&str> = expected.iter().map(String::as_str).collect();
     expected.sort_unstable();
     check(&fixture, &expected);
+}
+
+#[test]
+fn crate_docs_open_with_an_example() {
+    let mut fixture = Fixture::tidy();
+    fixture.set("crates/compactor-engine/src/lib.rs", "//! The engine.\n//!\n//! No example.\n");
+    // A code block outside an `# Examples` section does not count.
+    fixture.set(
+        "crates/compactor-core/src/lib.rs",
+        "//! Core.\n//!\n//! ```\n//! let x = 1;\n//! ```\n//!\n//! # Examples\n//!\n//! None.\n",
+    );
+    // The binary's main.rs needs none.
+    fixture.set("crates/compactor-cli/src/main.rs", "//! The command.\n");
+    let message = "the crate documentation must show an example (a `//! # Examples` section with \
+                   a code block)";
+    check(
+        &fixture,
+        &[
+            &format!("crates/compactor-core/src/lib.rs: {message}"),
+            &format!("crates/compactor-engine/src/lib.rs: {message}"),
+        ],
+    );
 }
 
 #[test]
