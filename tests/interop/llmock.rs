@@ -23,7 +23,7 @@ const MODEL: &str = "gpt-4o";
 /// What llmock's `hello` style answers for [`MODEL`].
 const HELLO: &str = "Hello! This is a mock response from gpt-4o.";
 
-/// The error of a stream that ends before `response.completed` (ref §4.2).
+/// The error of a stream that ends before `response.completed` (D44).
 const EARLY_END: &str = "stream closed before response.completed";
 
 fn url() -> String {
@@ -109,7 +109,7 @@ fn hello_prompt() -> Prompt<'static> {
 }
 
 /// A stream that broke: the documented error after some events, then the caller's retry (the
-/// client leaves retries after events to its caller, DESIGN §8.1) completes.
+/// client leaves retries after events to its caller, D10) completes.
 async fn broken_then_retried(client: &ModelClient) -> (Turn, Turn) {
     let broken = stream_turn(client, &hello_prompt(), &settings(MODEL)).await.unwrap();
     let retried = stream_turn(client, &hello_prompt(), &settings(MODEL)).await.unwrap();

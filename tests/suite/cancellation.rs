@@ -1,4 +1,4 @@
-//! Cancellation of a compaction (issue 12, DESIGN §2, §8.17): before the first event and between
+//! Cancellation of a compaction (D7, D32): before the first event and between
 //! the compaction item and `response.completed` nothing is installed, the attempt is
 //! `interrupted` and no task is left running; after the install the new history stays, the
 //! attempt is `completed`, and `response.processed` is not sent.
@@ -216,7 +216,7 @@ async fn events_of_a_chatty_turn(messages: usize) -> usize {
     h.pending_events()
 }
 
-/// DESIGN §8.17: a cancellation between the install and `response.processed` keeps the new
+/// D32: a cancellation between the install and `response.processed` keeps the new
 /// history, tracks `completed` and skips the acknowledgement.
 ///
 /// Core offers no hook between the install and the acknowledgement (`PostCompact` runs after

@@ -233,7 +233,7 @@ pub(crate) fn event_types(events: &[EventMsg]) -> Vec<String> {
         .collect()
 }
 
-/// Content the reference model accepts: sealed with the default key (DESIGN §8.4).
+/// Content the reference model accepts: sealed with the default key (D14).
 pub(crate) fn sealed(kind: &str) -> String {
     compactor_testkit::SealKey::default()
         .seal(&serde_json::json!({"v": 1, "kind": kind, "generation": 1, "summarized_items": 2}))

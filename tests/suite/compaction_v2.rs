@@ -1,4 +1,4 @@
-//! Remote compaction v2 end to end (issue 8): manual and inline, over WebSocket and HTTP, with
+//! Remote compaction v2 end to end: manual and inline, over WebSocket and HTTP, with
 //! `response.processed`, failures, cancellation and the HTTP fallback.
 
 use std::time::Duration;
@@ -83,7 +83,7 @@ async fn manual_v2_over_websocket_acknowledges_on_the_same_connection() {
     );
     assert_eq!(h.session.window_generation(), 1);
 
-    // Manual event order (ref §3.10).
+    // Manual event order.
     let types = event_types(&h.seen);
     let start = types.iter().rposition(|t| t == "turn_started").unwrap();
     assert_eq!(

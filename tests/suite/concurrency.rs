@@ -1,4 +1,4 @@
-//! Concurrency (issue 12, DESIGN §8.13): a manual compaction asked for during an auto compaction
+//! Concurrency (D28): a manual compaction asked for during an auto compaction
 //! waits for it; sessions with their own clients compact in parallel against one server without
 //! cross-talk; 200 sessions compact twice each against one reference-model server.
 
@@ -42,7 +42,7 @@ fn bodies(server: &TestServer, transport: Transport) -> Vec<Value> {
     }
 }
 
-/// DESIGN §8.13: `Session::compact` during a turn's auto compaction waits for the turn; the
+/// D28: `Session::compact` during a turn's auto compaction waits for the turn; the
 /// server sees the auto compaction, the turn's request that follows it, then the manual one.
 async fn manual_waits_for_auto(transport: Transport) {
     let hold = Duration::from_millis(300);

@@ -1,11 +1,11 @@
-//! The fault matrix (issue 12, DESIGN §7): every compaction implementation under every fault the
+//! The fault matrix (D7, D43): every compaction implementation under every fault the
 //! testkit injects, at both stages of a response, with the typed error or the documented recovery.
 //!
 //! Each case resumes a small session from a rollout (so the compaction is the first request of
 //! the session and its answer can be scripted precisely), injects one fault into the compaction's
 //! answer, compacts manually, and checks:
-//! - the typed error or the recovery (client retries per DESIGN §8.1, core retries per §8.2 and
-//!   §3 of ref §3.4 for local compaction), with the `stream_error` / `warning` notices it shows;
+//! - the typed error or the recovery (client retries per D10, core retries per D11 and
+//!   D12, and per D38 for local compaction), with the `stream_error` / `warning` notices it shows;
 //! - the `error` event text (prefixed per implementation) and the analytics status and error;
 //! - on failure: history, rollout, token usage and window generation exactly as they were;
 //! - on recovery: one installed compaction, and a resume that rebuilds the live history;
@@ -51,7 +51,7 @@ const CLIENT_RETRY: &str = "Reconnecting... 1/2";
 const CORE_V2_RETRY: &str = "Reconnecting... 1/2";
 /// The `stream_error` text of core's first local retry (`local_max_retries` is 5).
 const CORE_LOCAL_RETRY: &str = "Reconnecting... 1/5";
-/// The fallback warning (ref §4.3).
+/// The fallback warning (D45).
 const FALLBACK: &str = "Falling back from WebSockets to HTTPS transport";
 /// A rate-limit message whose delay the client parses (`try again in`), kept short.
 const RATE_LIMIT_MESSAGE: &str = "Rate limit reached for requests. Please try again in 20ms.";
@@ -104,7 +104,7 @@ impl Implementation {
     }
 }
 
-/// The faults of DESIGN §4 (testkit) and issue 12.
+/// The faults the testkit injects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FaultKind {
     /// The server goes silent for longer than the idle timeout.
@@ -125,7 +125,7 @@ enum FaultKind {
     Failed(&'static str),
     /// The WebSocket upgrade is refused with 426.
     UpgradeRequired,
-    /// A wrapped WebSocket `error` frame of its own kind: the connection limit (ref §4.3).
+    /// A wrapped WebSocket `error` frame of its own kind: the connection limit (D45).
     WrappedErrorFrame,
     /// The history holds a sealed item whose content was changed (reference model: 400
     /// `invalid_encrypted_content`).
@@ -278,11 +278,11 @@ fn expected(implementation: Implementation, fault: FaultKind, stage: Stage) -> E
             client_retry
         }
 
-        // --- Streams: a malformed frame is skipped (DESIGN §6) -----------------------------
+        // --- Streams: a malformed frame is skipped (D44) -----------------------------
         (V2Ws | V2Http | Local, FaultKind::MalformedJson, _) => {
             Expected::Recovers { notices: vec![], retries: 0 }
         }
-        // --- Before the first event: the client retries opening (DESIGN §8.1) --------------
+        // --- Before the first event: the client retries opening (D10) --------------
         (
             V2Ws | V2Http | Local,
             FaultKind::IdleTimeout
@@ -297,7 +297,7 @@ fn expected(implementation: Implementation, fault: FaultKind, stage: Stage) -> E
         (V2Ws, FaultKind::UpgradeRequired, Before) => {
             Expected::Recovers { notices: vec![FALLBACK], retries: 0 }
         }
-        // --- After the compaction item: core retries what is retryable (DESIGN §8.2) --------
+        // --- After the compaction item: core retries what is retryable (D12) --------
         (
             V2Ws | V2Http | Local,
             FaultKind::IdleTimeout | FaultKind::CloseMidStream | FaultKind::DropWithoutClose,
@@ -306,17 +306,17 @@ fn expected(implementation: Implementation, fault: FaultKind, stage: Stage) -> E
         (V2Ws, FaultKind::WrappedErrorFrame | FaultKind::InternalError, After) => {
             implementation.core_retry()
         }
-        // A wrapped 429 or 503 mid-stream maps like the HTTP status (ref §4.3) to an error that
-        // is not retryable (ref §2.4: `RetryLimit`, `ServerOverloaded`).
+        // A wrapped 429 or 503 mid-stream maps like the HTTP status (D45) to an error that
+        // is not retryable (D43: `RetryLimit`, `ServerOverloaded`).
         (V2Ws, FaultKind::RateLimited, After) => fails(CompactorError::RetryLimit {
             status: 429,
             message: "Rate limit reached for requests.".to_owned(),
         }),
         (V2Ws, FaultKind::Overloaded, After) => fails(CompactorError::ServerOverloaded),
 
-        // --- response.failed per code (ref §4.2) --------------------------------------------
+        // --- response.failed per code (D44) --------------------------------------------
         (Local, FaultKind::Failed("context_length_exceeded"), _) => {
-            // Local compaction drops the oldest item and tries again (ref §3.4).
+            // Local compaction drops the oldest item and tries again (D38).
             Expected::Recovers { notices: vec![], retries: 0 }
         }
         (_, FaultKind::Failed(code), stage) => match code {
@@ -732,7 +732,7 @@ fn the_matrix_is_complete() {
     insta::assert_snapshot!(table);
 }
 
-/// A retryable fault on every attempt: the client's retries (DESIGN §8.1) and core's (§8.2, with
+/// A retryable fault on every attempt: the client's retries (D10) and core's (D11, with
 /// the sticky HTTP fallback over WebSocket) run out, and the compaction ends in the typed error.
 fn exhausted(implementation: Implementation) -> (FaultKind, Stage, Expected) {
     let client_retries = vec![CLIENT_RETRY, "Reconnecting... 2/2"];

@@ -1,4 +1,4 @@
-//! The fuzz targets' properties (issue 12, `fuzz/`), checked in the normal test run on every
+//! The fuzz targets' properties (`fuzz/`), checked in the normal test run on every
 //! seed and every input the fuzzer found (`fuzz/seeds/<target>/`, the `found-*` files), so a
 //! finding stays fixed and the client's fuzzing entry points stay in use.
 //!

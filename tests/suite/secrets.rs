@@ -1,4 +1,4 @@
-//! Secrets (issue 12, DESIGN §7, §8.12): with a recognisable API key, succeeding and failing
+//! Secrets (D27): with a recognisable API key, succeeding and failing
 //! compactions of every implementation leave the key in no log line (captured at TRACE from
 //! every thread of the runtime), error, event, analytics record, trace payload or rollout line;
 //! rollout and trace files are created 0600.

@@ -1,4 +1,4 @@
-//! Server-managed compaction (`context_management`, issue 14): the server compacts by itself and
+//! Server-managed compaction (`context_management`, D46): the server compacts by itself and
 //! Compactor installs its `compaction` item as a compaction.
 
 use compactor_core::{ToolCall, ToolFuture, ToolHandler};

@@ -1,5 +1,5 @@
 //! Every compaction implementation, the fallback chain, the loop guard, reactive compaction,
-//! hooks and focus text (issue 9).
+//! hooks and focus text.
 
 use std::sync::{Arc, Mutex};
 

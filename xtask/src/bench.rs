@@ -1,11 +1,11 @@
 //! `cargo xtask bench`: runs the bench targets in release, then gathers the ratios they measured
-//! (DESIGN §5) into a table with pass or fail, written as JSON to `target/bench-summary.json`.
+//! (D48) into a table with pass or fail, written as JSON to `target/bench-summary.json`.
 //!
 //! Each bench (`harness = false`) measures its ratios within one run and, when the environment
 //! variable [`RESULTS_ENV`] names a folder, writes them there as `<bench>.json`
 //! (`compactor_testkit::workload::report`). A missed target, a missing ratio or a failed bench
 //! fails the task. The end-to-end bench runs the testkit's server binary in its own process
-//! (DESIGN §8.18), so that binary is built in release first.
+//! (D33), so that binary is built in release first.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ use crate::{BenchMode, Ctx, Scope, metadata, run, show};
 /// The folder the benches write their ratios to (`compactor_testkit::workload::BENCH_RESULTS_ENV`).
 const RESULTS_ENV: &str = "COMPACTOR_BENCH_RESULTS";
 
-/// Every ratio of DESIGN §5: the package whose bench measures it, and its name.
+/// Every ratio of D48: the package whose bench measures it, and its name.
 const EXPECTED: &[(&str, &str)] = &[
     ("compactor-engine", "v2_prepare_install_vs_to_vec"),
     ("compactor-engine", "trim_estimate_100k_vs_10k"),
@@ -116,12 +116,14 @@ pub(crate) fn bench(ctx: &Ctx, scope: &Scope, mode: BenchMode, extra: &[String])
     let status = cmd.status().with_context(|| format!("cannot start `{shown}`"))?;
 
     let mut ratios = read_results(&results)?;
-    // The order of DESIGN §5; ratios nobody expects go last.
+    // The order of D48; ratios nobody expects go last.
     ratios.sort_by_key(|ratio| {
         EXPECTED.iter().position(|(_, name)| *name == ratio.name).unwrap_or(EXPECTED.len())
     });
     let summary = summary(&ratios, &expected, status.success());
-    println!("\n==> bench summary (DESIGN §5, ratios measured within one run)");
+    println!(
+        "\n==> bench summary (targets of D48 in docs/decisions.md, ratios measured within one run)"
+    );
     print!("{}", table(&ratios, &expected));
     let path = target_dir.join("bench-summary.json");
     fs::write(&path, format!("{summary:#}\n"))
@@ -129,7 +131,7 @@ pub(crate) fn bench(ctx: &Ctx, scope: &Scope, mode: BenchMode, extra: &[String])
     println!("written to {}", path.display());
     ensure!(status.success(), "`{shown}` failed ({status})");
     if summary["pass"] != json!(true) {
-        bail!("a DESIGN §5 target is missed or was not measured (see the table above)");
+        bail!("a D48 target is missed or was not measured (see the table above)");
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `cargo xtask interop`: Compactor against independent Responses servers on loopback.
 //!
-//! The peers are those of `../shared/reference/interop.md`: the LiteLLM proxy, Microsoft's
+//! The peers (`interop/README.md` describes each and its quirks): the LiteLLM proxy, Microsoft's
 //! `azure-ai-agentserver-responses`, llmock and aimock, plus an OTLP/HTTP receiver
 //! (`interop/otlp/receiver.py`, decoding with the `opentelemetry-proto` package) for the OTLP
 //! analytics sink. The task

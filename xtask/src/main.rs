@@ -32,10 +32,12 @@ tasks:
   fmt                    cargo fmt --all
   fmt-check              cargo fmt --all -- --check
   doc                    RUSTDOCFLAGS=\"-D warnings\" cargo doc --workspace --no-deps
-  tidy                   layering, manifests, module docs, ARCHITECTURE.md, stray snapshots
+  tidy                   layering, manifests, module docs, ARCHITECTURE.md, stray snapshots,
+                         citations (only docs/decisions.md and files in the repository)
   bench [-p PACKAGE]... [--no-run] [-- ARGS]
                          cargo bench over the bench targets (crates/*/benches), then a table of
-                         the DESIGN §5 ratios with pass/fail, also in target/bench-summary.json
+                         the D48 ratios (docs/decisions.md) with pass/fail, also in
+                         target/bench-summary.json
   examples               runs every example of every crate (cargo run --example); each must
                          exit 0
   package                cargo package for every published-shaped crate (all but xtask and

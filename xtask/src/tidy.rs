@@ -1,6 +1,6 @@
 //! `cargo xtask tidy`: checks of the workspace's shape that neither rustc nor clippy make.
 //!
-//! - Layering (DESIGN §1): a workspace crate depends, through normal dependencies, only on the
+//! - Layering (D1): a workspace crate depends, through normal dependencies, only on the
 //!   workspace crates its row of [`LAYERS`] allows, and never on the external crates of
 //!   [`FORBIDDEN_EXTERNAL`]. A crate missing from the table may depend on no workspace crate.
 //! - Every member's `Cargo.toml` has `[lints] workspace = true` and inherits `edition` and
@@ -10,6 +10,8 @@
 //! - Every crate's `src/lib.rs` documentation has an `# Examples` section with a code block, so
 //!   the first page of its documentation shows a runnable example.
 //! - No `*.snap.new` or `*.pending-snap` file is left over from insta.
+//! - No text file outside `.ci/` cites a document outside the repository, an issue number, or a
+//!   decision `D<N>` that `docs/decisions.md` does not define ([`citations`]).
 //!
 //! [`check`] is a pure function of the `cargo metadata` JSON and a file list, so the tests can
 //! plant violations in a synthetic workspace; [`collect`] builds the file list from disk.
@@ -22,6 +24,8 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::metadata;
+
+mod citations;
 
 const PROTOCOL: &str = "compactor-protocol";
 const CLIENT: &str = "compactor-client";
@@ -38,7 +42,7 @@ enum Allowed {
     Any,
 }
 
-/// The layer table of DESIGN §1. A new crate gets a row here before it may depend on another.
+/// The layer table of D1. A new crate gets a row here before it may depend on another.
 const LAYERS: &[(&str, Allowed)] = &[
     // L0.
     (PROTOCOL, Allowed::Only(&[])),
@@ -71,15 +75,24 @@ const FORBIDDEN_EXTERNAL: &[(&str, &[&str], &str)] = &[
 pub(crate) struct File {
     /// Path relative to the workspace root, with `/` separators.
     pub(crate) path: String,
-    /// The contents of `.rs` files, `Cargo.toml` files and `ARCHITECTURE.md`; empty otherwise.
+    /// The contents of a text file (valid UTF-8 without NUL bytes); empty otherwise.
     pub(crate) text: String,
 }
 
-/// Lists every file under `root`, skipping `.git` and `target` folders.
+/// Folders [`collect`] skips: version control, build output anywhere, the working corpora,
+/// artifacts and coverage cargo-fuzz writes, and the demo's output folders (see `.gitignore`).
+fn skipped(relative: &str, name: &str) -> bool {
+    name == ".git"
+        || name == "target"
+        || matches!(relative, "fuzz/corpus" | "fuzz/artifacts" | "fuzz/coverage")
+        || (!relative.contains('/') && name.starts_with("compactor-demo-"))
+}
+
+/// Lists every file under `root`, skipping the folders of [`skipped`].
 ///
 /// # Errors
 ///
-/// When a folder cannot be listed or a file that tidy reads cannot be read as UTF-8.
+/// When a folder or a file cannot be read.
 pub(crate) fn collect(root: &Path) -> Result<Vec<File>> {
     let mut files = Vec::new();
     let mut pending = vec![root.to_path_buf()];
@@ -91,21 +104,19 @@ pub(crate) fn collect(root: &Path) -> Result<Vec<File>> {
             let path = entry.path();
             let file_type = entry.file_type()?;
             let name = entry.file_name();
+            let Ok(relative) = path.strip_prefix(root) else { continue };
+            let relative = relative.to_string_lossy().replace('\\', "/");
             if file_type.is_dir() {
-                if name != ".git" && name != "target" {
+                if !skipped(&relative, &name.to_string_lossy()) {
                     pending.push(path);
                 }
                 continue;
             }
-            let Ok(relative) = path.strip_prefix(root) else { continue };
-            let relative = relative.to_string_lossy().replace('\\', "/");
-            let read =
-                relative.ends_with(".rs") || name == "Cargo.toml" || relative == "ARCHITECTURE.md";
-            let text = if read {
-                fs::read_to_string(&path)
-                    .with_context(|| format!("cannot read {}", path.display()))?
-            } else {
-                String::new()
+            let bytes =
+                fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let text = match String::from_utf8(bytes) {
+                Ok(text) if !text.contains('\0') => text,
+                Ok(_) | Err(_) => String::new(),
             };
             files.push(File { path: relative, text });
         }
@@ -199,8 +210,13 @@ pub(crate) fn check(metadata: &Value, files: &[File]) -> Result<Vec<String>> {
         }
     }
 
+    let decisions =
+        text_of(citations::DECISIONS).map(|text| citations::decisions(text, &mut violations));
     for file in files {
         let path = file.path.as_str();
+        if !path.starts_with(".ci/") {
+            citations::check(path, &file.text, decisions.as_ref(), &mut violations);
+        }
         if path.ends_with(".snap.new") || path.ends_with(".pending-snap") {
             violations.insert(format!(
                 "{path}: leftover insta snapshot; accept or reject it with `cargo insta review`"

@@ -26,7 +26,7 @@ pub struct CompactionContext {
     pub model: String,
     /// The provider's display name (`openai`, `azure`, ...).
     pub provider: String,
-    /// The id of the chain's `ContextCompaction` turn item (DESIGN §8.7).
+    /// The id of the chain's `ContextCompaction` turn item (D18).
     pub compaction_id: String,
     /// Who asked.
     pub trigger: CompactionTrigger,
@@ -266,7 +266,7 @@ impl AttemptOutcome {
     }
 }
 
-/// A running compaction attempt (ref §3.4 step 1, §5.1).
+/// A running compaction attempt (D41).
 ///
 /// [`begin`](Self::begin) records the tokens before and the start time;
 /// [`track`](Self::track) builds the [`CompactionEvent`] and enqueues it without waiting.

@@ -24,7 +24,7 @@ pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
 /// Settings of an [`AnalyticsClient`].
 #[derive(Debug, Clone)]
 pub struct AnalyticsConfig {
-    /// Events the queue holds before [`AnalyticsClient::track`] drops (default 256, as ref §5.1;
+    /// Events the queue holds before [`AnalyticsClient::track`] drops (default 256, D41;
     /// clamped to `1..=MAX_QUEUE_CAPACITY`).
     pub queue_capacity: usize,
     /// The bound of [`AnalyticsClient::flush`] (default 5 s).
@@ -88,7 +88,7 @@ impl Counters {
 /// [`start`](Self::start), drains the queue and fans events out to every sink concurrently.
 ///
 /// Cloning is cheap (an `Arc`). The worker stops, after a final drain bounded by
-/// [`AnalyticsConfig::shutdown_timeout`] (DESIGN §8.16), on [`shutdown`](Self::shutdown), on
+/// [`AnalyticsConfig::shutdown_timeout`] (D31), on [`shutdown`](Self::shutdown), on
 /// cancellation of [`AnalyticsConfig::cancel`], or when the last clone is dropped (including
 /// the clones held by pending [`crate::CompactionAnalyticsAttempt`]s). It runs on the runtime
 /// it was started on, so a drain after the runtime is gone cannot happen: call `shutdown` for

@@ -1,4 +1,4 @@
-//! The analytics records: the compaction event of ref §5.1 plus DESIGN §4's extras.
+//! The analytics records: one event per compaction attempt, with its chain and cost fields (D41).
 
 use compactor_protocol::{
     CompactionImplementation, CompactionPhase, CompactionReason, CompactionStatus,
@@ -34,9 +34,9 @@ impl From<CompactionEvent> for AnalyticsEvent {
     }
 }
 
-/// One compaction attempt (ref §5.1), with the chain and cost fields of DESIGN §4.
+/// One compaction attempt, with its chain and cost fields (D41).
 ///
-/// Every attempt of a fallback chain (DESIGN §8.7) is its own event; the attempts of one chain
+/// Every attempt of a fallback chain (D18) is its own event; the attempts of one chain
 /// share [`CompactionEvent::compaction_id`]. Times are unix seconds; `duration_ms` comes from a
 /// monotonic clock, and `completed_at` is `started_at` plus that duration, so the two always
 /// agree.
@@ -101,7 +101,7 @@ pub struct CompactionEvent {
     pub started_at_ms: u64,
 }
 
-/// The software and platform that produced an event (ref §5.1 `runtime`).
+/// The software and platform that produced an event (D41).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuntimeInfo {
     /// Compactor's version (or the harness's, when it sets its own).

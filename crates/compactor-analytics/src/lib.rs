@@ -8,14 +8,14 @@
 //! are logged, never returned.
 //!
 //! - [`CompactionAnalyticsAttempt`]: `begin` captures the tokens before and the start time;
-//!   `track` builds the [`CompactionEvent`] (ref §5.1 plus DESIGN §4's `compaction_id`, attempt
+//!   `track` builds the [`CompactionEvent`] (D41: the reference's fields plus `compaction_id`, attempt
 //!   number, chain position, bytes sent, retries and completed usage) and enqueues it. Inputs:
 //!   [`CompactionContext`] (shared by a fallback chain), [`AttemptSpec`], [`ChainPosition`],
 //!   [`AttemptOutcome`].
 //! - [`AnalyticsEvent`]: the serialized record,
 //!   `{"event_type":"compactor_compaction_event","event_params":{...}}`.
 //! - [`AnalyticsClient`] and [`AnalyticsConfig`]: the queue, the worker task that owns the sinks,
-//!   [`AnalyticsClient::flush`] and [`AnalyticsClient::shutdown`] (bounded; DESIGN §8.16).
+//!   [`AnalyticsClient::flush`] and [`AnalyticsClient::shutdown`] (bounded; D31).
 //! - [`AnalyticsSink`]: the object-safe sink trait, with [`MemorySink`], [`JsonlFileSink`],
 //!   [`TracingSink`] and [`HttpBatchSink`] (`POST {"events":[...]}`); with the cargo feature
 //!   `otlp`, `OtlpSink` exports OpenTelemetry spans and metrics over OTLP/HTTP (see

@@ -1,4 +1,4 @@
-//! Stream decoding keeps up with JSON parsing (DESIGN §5): decoding a 50 MB realistic event
+//! Stream decoding keeps up with JSON parsing (D48): decoding a 50 MB realistic event
 //! stream runs at no less than 0.7x the throughput of `serde_json::from_slice::<Value>` over the
 //! same payloads, over SSE and over WebSocket.
 //!
@@ -25,7 +25,7 @@ use compactor_client::bench::{sse_events, websocket_events};
 use compactor_testkit::events::sse;
 use compactor_testkit::workload::{self, MeasuredRatio, Target};
 
-/// DESIGN §5: decoding keeps at least this share of `serde_json`'s throughput.
+/// D48: decoding keeps at least this share of `serde_json`'s throughput.
 const MIN_RATIO: f64 = 0.7;
 
 /// The size of the stream.

@@ -1,4 +1,4 @@
-//! Entry points for `cargo xtask bench` (DESIGN §5; hidden from the docs, no stability promise):
+//! Entry points for `cargo xtask bench` (D48; hidden from the docs, no stability promise):
 //! the transports' own decoding and mapping code, run over in-memory input.
 
 use compactor_protocol::CompactorError;

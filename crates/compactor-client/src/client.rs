@@ -148,12 +148,12 @@ impl ModelClient {
         self.inner.config.key.resolve()
     }
 
-    /// Compacts `prompt.input` with `POST /responses/compact` (ref §3.5, §4.4) and returns the
+    /// Compacts `prompt.input` with `POST /responses/compact` (D8) and returns the
     /// new history. An empty input returns an empty history without a request.
     ///
     /// # Errors
     ///
-    /// The mapped HTTP failure after the client's retries (DESIGN §8.1), or a `Stream` error when
+    /// The mapped HTTP failure after the client's retries (D10), or a `Stream` error when
     /// the answer is not a compaction response.
     pub async fn compact(
         &self,
@@ -256,7 +256,7 @@ impl ModelClientSession {
     /// Streams one response for `prompt`.
     ///
     /// Failures before the first event (connect errors, 5xx, 429, idle timeouts) are retried per
-    /// DESIGN §8.1 and returned as `Err` once final; failures after events have flowed arrive as
+    /// D10 and returned as `Err` once final; failures after events have flowed arrive as
     /// the stream's last item, for the caller to retry if it is safe.
     ///
     /// # Errors
@@ -308,7 +308,7 @@ impl ModelClientSession {
         let url = config.url("responses");
         let idle = config.stream_idle_timeout;
         let (reader, first) = with_retries(&config.retry, inner.observer.as_ref(), || async {
-            // The idle timeout also bounds the wait for the response head (DESIGN §8.1).
+            // The idle timeout also bounds the wait for the response head (D10).
             let sent = inner.http.post(&url).headers(headers.clone()).body(body.clone()).send();
             let response = match tokio::time::timeout(idle, sent).await {
                 Ok(response) => response.map_err(|err| http::transport_error(&err))?,

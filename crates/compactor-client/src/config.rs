@@ -28,7 +28,7 @@ impl fmt::Debug for SecretString {
     }
 }
 
-/// Where the API key comes from (DESIGN §8.12).
+/// Where the API key comes from (D27).
 #[derive(Clone, PartialEq, Eq)]
 pub enum KeySource {
     /// No key: no `Authorization` header (local servers).
@@ -85,14 +85,14 @@ pub enum WebsocketMode {
 /// Whether a new WebSocket session sends a `generate: false` request before its first turn.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Prewarm {
-    /// No prewarm (DESIGN §8.3).
+    /// No prewarm (D13).
     #[default]
     Off,
     /// Prewarm with an empty `response.create` that does not generate.
     On,
 }
 
-/// Retry limits and backoff (DESIGN §8.1).
+/// Retry limits and backoff (D10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Retries of opening a stream or of a unary call.
@@ -139,7 +139,7 @@ pub struct ProviderConfig {
     pub base_url: String,
     /// Where the key comes from.
     pub key: KeySource,
-    /// Headers sent on every request and WebSocket handshake (DESIGN §8.11).
+    /// Headers sent on every request and WebSocket handshake (D26).
     pub extra_headers: Vec<(String, String)>,
     /// Whether the WebSocket transport is used.
     pub websocket: WebsocketMode,
@@ -155,7 +155,7 @@ pub struct ProviderConfig {
     pub websocket_connect_timeout: Duration,
     /// The longest a unary `/responses/compact` call may take.
     pub request_timeout: Duration,
-    /// Unknown item types that may be sent to the model (DESIGN §4).
+    /// Unknown item types that may be sent to the model (D34).
     pub pass_through: PassThroughList,
 }
 

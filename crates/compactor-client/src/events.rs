@@ -1,4 +1,4 @@
-//! Maps raw server events to [`ResponseEvent`]s and failures (ref §4.2), for both transports.
+//! Maps raw server events to [`ResponseEvent`]s and failures (D44), for both transports.
 
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ pub(crate) enum Mapped {
     Ignored,
 }
 
-/// Parses one event payload; `None` for bytes that are not an event object (skipped, ref §4.2).
+/// Parses one event payload; `None` for bytes that are not an event object (skipped, D44).
 pub(crate) fn parse_payload(data: &[u8]) -> Option<StreamEventPayload> {
     if data == b"[DONE]" {
         return None;
@@ -59,7 +59,7 @@ impl EventMapper {
         self.model_changed(model)
     }
 
-    /// The events of a response's HTTP headers (or a WebSocket handshake's), ref §4.1:
+    /// The events of a response's HTTP headers (or a WebSocket handshake's):
     /// `openai-model` -> `ServerModel`, `x-models-etag` -> `ModelsEtag`, `x-reasoning-included`
     /// -> `ServerReasoningIncluded`.
     pub(crate) fn header_events(&mut self, headers: &http::HeaderMap) -> Vec<ResponseEvent> {
@@ -94,7 +94,7 @@ impl EventMapper {
     }
 }
 
-/// The rate limits of a response's headers (ref §4.1): for each of the `primary` and
+/// The rate limits of a response's headers: for each of the `primary` and
 /// `secondary` windows, `x-codex-{window}-used-percent`, `-window-minutes` and `-reset-at` (unix
 /// seconds). A window without a readable used percentage is absent; `None` without any window.
 pub(crate) fn rate_limits_from_headers(headers: &http::HeaderMap) -> Option<RateLimitSnapshot> {
@@ -139,7 +139,7 @@ fn snapshot(
     (primary.is_some() || secondary.is_some()).then_some(RateLimitSnapshot { primary, secondary })
 }
 
-/// Maps one payload (ref §4.2's event table).
+/// Maps one payload (D44).
 pub(crate) fn map_event(payload: StreamEventPayload) -> Mapped {
     let StreamEventPayload {
         kind,
@@ -267,7 +267,7 @@ fn verification_recommendations(metadata: Option<&Value>) -> Option<Vec<String>>
     }
 }
 
-/// Maps a Responses error object (`{"code":..,"message":..}`) to an error (ref §4.2's
+/// Maps a Responses error object (`{"code":..,"message":..}`) to an error (D44's
 /// `response.failed` table).
 pub(crate) fn failure_from_error_object(error: Option<&Value>) -> CompactorError {
     let code = error.and_then(|e| e.get("code")).and_then(Value::as_str).unwrap_or("");

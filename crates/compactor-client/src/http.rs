@@ -1,5 +1,5 @@
 //! The HTTP transport: `POST /responses` read as SSE, `POST /responses/compact`, and the mapping
-//! of HTTP failures to errors (ref §2.4, §4.1, §4.2, §4.4).
+//! of HTTP failures to errors (D43, D44, D8).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -20,7 +20,7 @@ use crate::stream::StreamSender;
 /// The most bytes of an error body kept in an error message.
 const MAX_ERROR_BODY: usize = 2_000;
 
-/// The headers of every request (DESIGN §8.11). The key's header is marked sensitive, so the
+/// The headers of every request (D26). The key's header is marked sensitive, so the
 /// `http` crate never prints it.
 pub(crate) fn request_headers(
     config: &ProviderConfig,
@@ -66,7 +66,7 @@ pub(crate) fn transport_error(err: &reqwest::Error) -> AttemptError {
 }
 
 /// Maps a non-success HTTP answer of one attempt: the final error and whether a retry may help
-/// (DESIGN §8.1: connect errors, 5xx and 429 without `usage_limit_reached` are retried).
+/// (D10: connect errors, 5xx and 429 without `usage_limit_reached` are retried).
 pub(crate) fn status_error(
     status: StatusCode,
     headers: &HeaderMap,
@@ -208,7 +208,7 @@ pub(crate) enum Read {
     End(CompactorError),
 }
 
-/// Reads an SSE body into events, applying ref §4.2's rules: the idle timeout, the remembered
+/// Reads an SSE body into events, applying D44's rules: the idle timeout, the remembered
 /// `response.failed`, and the early-end error.
 pub(crate) struct SseReader {
     body: BodyStream,

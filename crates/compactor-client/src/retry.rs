@@ -1,4 +1,4 @@
-//! The retry loop for opening streams and unary calls (DESIGN §8.1).
+//! The retry loop for opening streams and unary calls (D10).
 
 use std::fmt;
 use std::future::Future;
@@ -96,7 +96,7 @@ impl AttemptError {
         Self { error, retry: Retry::Never }
     }
 
-    /// Retry when the error's class says a retry can help (ref §2.4).
+    /// Retry when the error's class says a retry can help (D43).
     pub(crate) fn by_class(error: CompactorError) -> Self {
         let retry =
             if error.is_retryable() { Retry::After(error.retry_after()) } else { Retry::Never };

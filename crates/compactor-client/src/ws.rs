@@ -1,4 +1,4 @@
-//! The WebSocket transport (ref §4.3, DESIGN §8.3, §8.11): one connection per client session,
+//! The WebSocket transport (D45, D13, D26): one connection per client session,
 //! reused across turns, with incremental `previous_response_id` requests.
 
 use std::borrow::Cow;
@@ -33,7 +33,7 @@ pub const OPENAI_BETA_WEBSOCKETS: &str = "responses_websockets=2026-02-06";
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// The handshake answer's headers that become events (ref §4.1, §4.3).
+/// The handshake answer's headers that become events (D45).
 const EVENT_HEADERS: [&str; 4] =
     ["openai-model", "x-openai-model", "x-models-etag", "x-reasoning-included"];
 
@@ -67,7 +67,7 @@ struct LastResponse {
 #[derive(Debug)]
 pub(crate) struct WsSession {
     connection: Arc<Mutex<Connection>>,
-    /// The handshake answer's headers that become events at the start of each stream (ref §4.3).
+    /// The handshake answer's headers that become events at the start of each stream (D45).
     handshake_headers: HeaderMap,
     last_request: Option<ResponsesApiRequest<'static>>,
     last_response: Arc<StdMutex<Option<LastResponse>>>,
@@ -401,7 +401,7 @@ async fn connect(session: &ModelClientSession) -> Result<(Socket, HeaderMap), Ws
     }
 }
 
-/// Messages longer than this go out as fragments of this size (RFC 6455 §5.4).
+/// Messages longer than this go out as fragments of this size (RFC 6455, section 5.4).
 ///
 /// The WebSocket writer masks each frame into its own buffer: a multi-megabyte request sent as
 /// one frame is copied whole into that buffer (and the buffer keeps that capacity), while
@@ -468,8 +468,8 @@ struct WsReader {
     /// The key, redacted from error frames that echo it.
     key: Option<SecretString>,
     /// The retry decision of the wrapped error frame that ended the read, if one did: it maps
-    /// like an HTTP answer (ref §4.3), so a 429 or 503 before the first event is retried as over
-    /// HTTP (DESIGN §8.1).
+    /// like an HTTP answer (D45), so a 429 or 503 before the first event is retried as over
+    /// HTTP (D10).
     rejected: Option<Retry>,
     /// The response was read to its `response.completed`.
     completed: bool,
@@ -595,7 +595,7 @@ impl WsReader {
                 }
                 Read::Completed(event)
             }
-            // Over WebSocket a failure ends the stream at once (ref §4.3).
+            // Over WebSocket a failure ends the stream at once (D45).
             Mapped::Failure(error) | Mapped::Error(error) => {
                 Read::End(transport::redact_error(error, self.key.as_ref()))
             }
@@ -728,7 +728,7 @@ async fn pump(mut reader: WsReader, first: Read, sender: StreamSender) {
     }
 }
 
-/// Sends `response.processed` on the session's connection (DESIGN §8.3).
+/// Sends `response.processed` on the session's connection (D13).
 pub(crate) async fn send_response_processed(session: &mut ModelClientSession, response_id: &str) {
     let idle = session.client().inner.config.stream_idle_timeout;
     let Some(ws) = session.ws_mut().as_ref() else {

@@ -1,5 +1,5 @@
-//! A manual v2 compaction end to end (DESIGN §5): a 10 000-item history compacted with
-//! `Session::compact` against the testkit's binary (DESIGN §8.18) in another process on
+//! A manual v2 compaction end to end (D48): a 10 000-item history compacted with
+//! `Session::compact` against the testkit's binary (D33) in another process on
 //! loopback, over WebSocket and over HTTP.
 //!
 //! - Wall time: at most 3x one serialization of the request plus one plain loopback transfer of
@@ -52,7 +52,7 @@ const ITEMS: usize = 10_000;
 const RUNS: usize = 5;
 /// Baseline repetitions.
 const BASELINE_RUNS: usize = 7;
-/// DESIGN §5 targets.
+/// D48 targets.
 const MAX_TIME_RATIO: f64 = 3.0;
 const MAX_MEMORY_RATIO: f64 = 4.0;
 

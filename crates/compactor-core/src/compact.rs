@@ -1,6 +1,6 @@
 //! Compaction turns and tasks: the manual `/compact` turn, inline auto compaction with its loop
 //! guard, the fallback chain, hooks, and the installation every implementation shares
-//! (DESIGN §2, §3, §8.7, §8.8).
+//! (D7, D8, D18, D19).
 
 mod local;
 mod prune;
@@ -25,13 +25,13 @@ use crate::hooks::{CompactHookInput, HookOutcome};
 use crate::session::{Session, now_ms};
 use crate::turn::{TurnContext, TurnFailure};
 
-/// The prefix of the `error` event of a failed remote compaction (ref §2.3).
+/// The prefix of the `error` event of a failed remote compaction.
 pub const REMOTE_COMPACT_ERROR_PREFIX: &str = "Error running remote compact task";
 
 /// The prefix of the `error` event of a failed local compaction or prune.
 pub const LOCAL_COMPACT_ERROR_PREFIX: &str = "Error running local compact task";
 
-/// The notice shown after a local compaction (ref §2.3 `warning`).
+/// The notice shown after a local compaction.
 pub const LOCAL_COMPACTION_WARNING: &str = "Heads up: long threads and repeated compactions make the model less accurate. Start a new thread when possible to keep threads small and targeted.";
 
 /// A compaction failure whose events have been emitted already.
@@ -96,7 +96,7 @@ impl Session {
         self.manual_compaction(None).await
     }
 
-    /// Compacts the history now, asking the model to preserve what `focus` names (DESIGN §8.15).
+    /// Compacts the history now, asking the model to preserve what `focus` names (D30).
     ///
     /// # Errors
     ///
@@ -131,7 +131,7 @@ impl Session {
     }
 
     /// An auto compaction inside a turn, on the turn's client session, under the loop guard
-    /// (DESIGN §8.8): a fourth compaction in one turn, or one that leaves the estimate at or above
+    /// (D19): a fourth compaction in one turn, or one that leaves the estimate at or above
     /// the limit, ends the turn with `CompactionMadeNoProgress`.
     pub(crate) async fn run_auto_compaction(
         &self,
@@ -172,7 +172,7 @@ impl Session {
         Ok(())
     }
 
-    /// The implementations to try, in order (DESIGN §3, §8.7).
+    /// The implementations to try, in order (D8, D18).
     pub(crate) fn compaction_chain(&self) -> Vec<CompactionImplementation> {
         let config = &self.inner.config;
         if !config.compaction.chain.is_empty() {
@@ -217,7 +217,7 @@ impl Session {
         };
         let first = chain.first().copied().unwrap_or(CompactionImplementation::Prune);
         if self.state().history.is_empty() {
-            // Nothing to compact: no request, no change (DESIGN §3).
+            // Nothing to compact: no request, no change (D9).
             begin(0, first).track(AttemptOutcome::skipped(tokens_before));
             return Ok(());
         }
@@ -276,7 +276,7 @@ impl Session {
                 }
             };
             // Installed means done: a cancellation now only skips the acknowledgement
-            // (DESIGN §8.17).
+            // (D32).
             if let Some(response_id) = &installed.response_id
                 && config.features.responses_websocket_response_processed
                 && !turn.cancel.is_cancelled()
@@ -318,8 +318,7 @@ impl Session {
     }
 
     /// Installs a compaction the server made by itself (`server_managed`): the compaction item
-    /// and the output items after it become the history (the retention rule of
-    /// `reference/interop.md`), with the same events, analytics, trace and rollout line as any
+    /// and the output items after it become the history (D46), with the same events, analytics, trace and rollout line as any
     /// compaction.
     pub(crate) async fn install_server_managed(
         &self,
@@ -452,7 +451,7 @@ impl Session {
         outcome
     }
 
-    /// Installs a compacted history (DESIGN §2 step 7): trace checkpoint, rollout `compacted`
+    /// Installs a compacted history (D7): trace checkpoint, rollout `compacted`
     /// line (plus `turn_context` when mid-turn), then memory, window generation, token usage and
     /// `item_completed`. The rollout is written first: if that fails, nothing changes.
     async fn install(
@@ -479,7 +478,7 @@ impl Session {
             InitialContextInjection::BeforeLastUserMessage => Some(turn.context_item(self)),
         };
         let mut lines = vec![RolloutItem::Compacted(CompactedItem::new(message, new_history))];
-        // The baseline is persisted after the compaction so a resume restores it (ref §6).
+        // The baseline is persisted after the compaction so a resume restores it (D23).
         if let Some(reference) = &reference {
             lines.push(RolloutItem::TurnContext(reference.clone()));
         }
@@ -515,7 +514,7 @@ impl Session {
     }
 
     /// The history a compaction request is built from: the session's history, trimmed of
-    /// trailing tool traffic until it fits the window (ref §3.7). It is a snapshot of the
+    /// trailing tool traffic until it fits the window (D37). It is a snapshot of the
     /// session's history, copied only when it must be trimmed.
     pub(crate) fn compaction_history(&self, turn: &TurnContext) -> Arc<Vec<ResponseItem>> {
         let estimate = self.estimate_context();

@@ -9,16 +9,16 @@ use compactor_protocol::{
 };
 use compactor_rollout_trace::TraceConfig;
 
-/// Experimental features, all off by default as in the reference (ref §1).
+/// Experimental features, all off by default as in the reference (D8).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Features {
-    /// Compact with a `/responses` stream ending in a trigger item (ref §3.8).
+    /// Compact with a `/responses` stream ending in a trigger item (D39).
     pub remote_compaction_v2: bool,
-    /// Acknowledge responses with `response.processed` on the WebSocket (DESIGN §8.3).
+    /// Acknowledge responses with `response.processed` on the WebSocket (D13).
     pub responses_websocket_response_processed: bool,
 }
 
-/// What Compactor knows about a model (ref §3.2).
+/// What Compactor knows about a model (D6).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelInfo {
     /// The model slug sent as `model`.
@@ -48,7 +48,7 @@ impl ModelInfo {
         }
     }
 
-    /// The usable window: `context_window × percent / 100` (ref §3.2).
+    /// The usable window: `context_window × percent / 100` (D6).
     pub fn model_context_window(&self) -> Option<i64> {
         self.context_window
             .map(|window| window.saturating_mul(self.effective_context_window_percent) / 100)
@@ -76,7 +76,7 @@ pub enum RemoteCompaction {
     Unsupported,
 }
 
-/// How `prune` works (DESIGN §3, defaults §8.9).
+/// How `prune` works, and its defaults (D20).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PruneSettings {
     /// Tool outputs of this many latest user turns are never masked.
@@ -91,8 +91,8 @@ impl Default for PruneSettings {
     }
 }
 
-/// Whether a request that overflows the window triggers one compaction and a retry (DESIGN
-/// §8.6).
+/// Whether a request that overflows the window triggers one compaction and a retry
+/// (D17).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ReactiveCompaction {
     /// Compact once and retry the rebuilt request.
@@ -105,7 +105,7 @@ pub enum ReactiveCompaction {
 /// How compaction behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompactionSettings {
-    /// The implementations to try, in order, until one succeeds (DESIGN §8.7); empty selects by
+    /// The implementations to try, in order, until one succeeds (D18); empty selects by
     /// provider capability and features: v2, else v1 for remote providers, else local.
     pub chain: Vec<CompactionImplementation>,
     /// The summarization prompt of local compaction (default: the engine's).
@@ -114,15 +114,15 @@ pub struct CompactionSettings {
     pub local_max_retries: u32,
     /// Pruning.
     pub prune: PruneSettings,
-    /// The most auto compactions one turn may run (DESIGN §8.8).
+    /// The most auto compactions one turn may run (D19).
     pub max_auto_compactions_per_turn: u32,
     /// Reactive compaction on overflow.
     pub reactive: ReactiveCompaction,
-    /// The v2 trigger form (DESIGN §3).
+    /// The v2 trigger form (D8).
     pub v2_trigger: V2TriggerForm,
-    /// Retries of a v2 compaction stream that fails after opening, per transport (DESIGN §8.2).
+    /// Retries of a v2 compaction stream that fails after opening, per transport (D11, D12).
     pub v2_max_retries: u32,
-    /// Retries of a turn's sampling stream that fails after opening (DESIGN §8.1).
+    /// Retries of a turn's sampling stream that fails after opening (D11).
     pub turn_max_retries: u32,
 }
 
@@ -168,7 +168,7 @@ pub struct SessionConfig {
     /// Server-managed compaction settings sent on every request.
     pub context_management: Option<Vec<ContextManagement>>,
     /// The harness's initial context (developer instructions, environment context), injected at
-    /// the first turn and after compactions (DESIGN §8.5).
+    /// the first turn and after compactions (D15).
     pub initial_context: Vec<ResponseItem>,
     /// The markers of contextual user messages.
     pub contextual_markers: ContextualMarkers,

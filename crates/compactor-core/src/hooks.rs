@@ -1,4 +1,4 @@
-//! `PreCompact` and `PostCompact` hooks (ref §3.9): the harness can observe every compaction and
+//! `PreCompact` and `PostCompact` hooks (D40): the harness can observe every compaction and
 //! stop one before it sends anything.
 
 use std::future::Future;
@@ -7,7 +7,7 @@ use std::pin::Pin;
 
 use compactor_protocol::{CompactionTrigger, HookEventName};
 
-/// What a compaction hook is told (ref §3.9): no reason, phase or implementation, as in the
+/// What a compaction hook is told (D40): no reason, phase or implementation, as in the
 /// reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompactHookInput {

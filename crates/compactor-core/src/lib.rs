@@ -7,7 +7,7 @@
 //!   [`SessionConfig`]: [`Session::run_turn`], [`Session::compact`], [`Session::interrupt`],
 //!   [`Session::shutdown`], and [`SessionBuilder::resume`] from a rollout.
 //! - [`TurnContext`], [`TurnOptions`], [`TurnOutcome`].
-//! - [`Features`], [`ModelInfo`] (context window and auto-compact limit, ref §3.2),
+//! - [`Features`], [`ModelInfo`] (context window and auto-compact limit, D6),
 //!   [`CompactionSettings`].
 //! - [`ToolHandler`]: the harness runs the model's tool calls.
 //!

@@ -31,7 +31,7 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// analytics.
 ///
 /// Cheap to clone; clones share the session. Turns and compactions are serialized: a manual
-/// compaction asked for during a turn waits for the turn to finish (DESIGN §8.13). Events arrive
+/// compaction asked for during a turn waits for the turn to finish (D28). Events arrive
 /// on the receiver returned by [`SessionBuilder::build`]; the harness must keep reading it.
 #[derive(Clone)]
 pub struct Session {
@@ -259,7 +259,7 @@ impl Session {
         self.state().token_info
     }
 
-    /// The context size estimate that gates auto compaction (ref §9).
+    /// The context size estimate that gates auto compaction (D36).
     pub fn total_token_usage(&self) -> i64 {
         let config = &self.inner.config;
         self.state().total_usage(&config.contextual_markers, &config.provider.pass_through)
@@ -297,7 +297,7 @@ impl Session {
         }
     }
 
-    /// Rolls back the last `num_turns` user turns (DESIGN §8.10): a `thread_rolled_back` line is
+    /// Rolls back the last `num_turns` user turns (D24): a `thread_rolled_back` line is
     /// appended and the state is rebuilt from the rollout, exactly as a resume would.
     ///
     /// # Errors
@@ -357,7 +357,7 @@ impl Session {
     }
 
     /// Cancels everything and flushes the rollout, traces and analytics, each bounded by a
-    /// timeout (DESIGN §8.16).
+    /// timeout (D31).
     ///
     /// # Errors
     ///

@@ -34,7 +34,7 @@ pub(crate) struct SessionState {
 }
 
 impl SessionState {
-    /// The context size estimate that gates auto compaction (ref §9).
+    /// The context size estimate that gates auto compaction (D36).
     pub(crate) fn total_usage(
         &self,
         markers: &ContextualMarkers,
@@ -50,8 +50,8 @@ impl SessionState {
         })
     }
 
-    /// After an install: the last usage becomes the estimate of the new history (ref §9
-    /// `recompute_token_usage`); the running total is kept.
+    /// After an install: the last usage becomes the estimate of the new history (D36);
+    /// the running total is kept.
     pub(crate) fn recompute_token_usage(
         &mut self,
         estimate: &EstimateContext<'_>,

@@ -1,4 +1,4 @@
-//! `compactor.toml`: the session settings as a file (DESIGN §8.14), read by the CLI and by any
+//! `compactor.toml`: the session settings as a file (D29), read by the CLI and by any
 //! harness that wants the same file format.
 //!
 //! [`CompactorToml`] documents the format.

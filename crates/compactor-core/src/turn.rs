@@ -1,5 +1,5 @@
 //! The turn runner: record input, sample, run tools, loop while the model needs follow-up, and
-//! compact when the context reaches the limit (ref §3.2).
+//! compact when the context reaches the limit (D5).
 
 use std::sync::Arc;
 
@@ -193,7 +193,7 @@ impl Session {
         let mut client_session = self.inner.client.new_session();
         let mut auto = AutoCompaction::default();
 
-        // Model downshift: the previous model compacts its own history (ref §3.2 item 1).
+        // Model downshift: the previous model compacts its own history (D5).
         let previous = self.state().previous_model.clone();
         if let Some(previous) = previous
             && let (Some(old), Some(new)) = (previous.context_window, turn.model.context_window)
@@ -212,7 +212,7 @@ impl Session {
             )
             .await?;
         }
-        // Pre-turn: compact before the new input is recorded (ref §3.2 item 2).
+        // Pre-turn: compact before the new input is recorded (D5).
         if self.total_token_usage() >= turn.model.auto_compact_limit() {
             self.run_auto_compaction(
                 turn,
@@ -289,7 +289,7 @@ impl Session {
             if !needs_follow_up {
                 break;
             }
-            // Mid-turn: compact between requests, keeping the turn's connection (item 3).
+            // Mid-turn: compact between requests, keeping the turn's connection (D5).
             if self.total_token_usage() >= turn.model.auto_compact_limit() {
                 self.run_auto_compaction(
                     turn,
@@ -307,7 +307,7 @@ impl Session {
     }
 
     /// Injects the full initial context when there is no settings baseline (first turn, or after
-    /// a compaction that cleared it), and records the turn's settings (ref §3.3).
+    /// a compaction that cleared it), and records the turn's settings (D16).
     pub(crate) async fn record_context_if_needed(
         &self,
         turn: &TurnContext,
@@ -350,11 +350,11 @@ impl Session {
         }
     }
 
-    /// One sampling request, retried when the stream fails after opening (DESIGN §8.1), then on
+    /// One sampling request, retried when the stream fails after opening (D11), then on
     /// HTTP once WebSocket retries run out.
     ///
     /// A request that overflows the window compacts once (reason `context_limit`, mid-turn) and
-    /// is rebuilt from the compacted history; a second overflow ends the turn (DESIGN §8.6).
+    /// is rebuilt from the compacted history; a second overflow ends the turn (D17).
     async fn sample(
         &self,
         turn: &TurnContext,
@@ -465,7 +465,7 @@ enum AttemptFailure {
 }
 use AttemptFailure::{Final, Retryable};
 
-/// `200ms * 2^(n-1)` with ±10 % jitter, or the server's delay (DESIGN §3 "v2 retries").
+/// `200ms * 2^(n-1)` with ±10 % jitter, or the server's delay (D11).
 pub(crate) fn backoff(retry: u32, requested: Option<Duration>) -> Duration {
     if let Some(requested) = requested {
         return requested;

@@ -1,4 +1,4 @@
-//! Preparing and installing a v2 compaction, all but the network (DESIGN §5): at most 3x one
+//! Preparing and installing a v2 compaction, all but the network (D48): at most 3x one
 //! `serde_json::to_vec` of the history, for the 10 000-item history.
 //!
 //! The measured work is what `compactor-core` does around the request, step by step, with the
@@ -40,7 +40,7 @@ use compactor_protocol::{
 };
 use compactor_testkit::workload::{self, MeasuredRatio, Target};
 
-/// DESIGN §5: preparing and installing costs at most this many serializations.
+/// D48: preparing and installing costs at most this many serializations.
 const MAX_RATIO: f64 = 3.0;
 
 const BASE_INSTRUCTIONS: &str = "You are a coding agent working in a repository. Use the tools.";

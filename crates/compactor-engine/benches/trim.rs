@@ -1,4 +1,4 @@
-//! Trimming and estimation scale linearly (DESIGN §5): 100 000 items may cost at most 12x
+//! Trimming and estimation scale linearly (D48): 100 000 items may cost at most 12x
 //! 10 000 items. Prints the timings and the ratio, and exits with status 1 when the target is
 //! missed, so `cargo xtask bench` fails.
 //!

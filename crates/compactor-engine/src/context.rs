@@ -1,11 +1,11 @@
 //! Contextual user messages, user-turn boundaries, and where the initial context goes in a
-//! compacted history (ref §3.3, §3.6; DESIGN §8.5).
+//! compacted history (D16, D15).
 
 use compactor_protocol::{ContentItem, InitialContextInjection, ResponseItem};
 
 use crate::local::is_summary_message;
 
-/// The markers Codex uses for the contextual user messages it injects (ref §3.4 step 7): a user
+/// The markers Codex uses for the contextual user messages it injects (D15): a user
 /// message with a text part starting with one of these is context, not user intent.
 pub const DEFAULT_CONTEXTUAL_MARKERS: &[&str] = &[
     "<user_instructions>",
@@ -20,7 +20,7 @@ pub const DEFAULT_CONTEXTUAL_MARKERS: &[&str] = &[
 /// The text prefixes that identify contextual user messages: the harness's injected context
 /// (environment, instructions files, shell command records, ...) rather than what the user typed.
 ///
-/// The harness supplies them (DESIGN §8.5); [`Default`] holds [`DEFAULT_CONTEXTUAL_MARKERS`].
+/// The harness supplies them (D15); [`Default`] holds [`DEFAULT_CONTEXTUAL_MARKERS`].
 /// A message is contextual when any of its text parts, after leading whitespace, starts with a
 /// marker, compared ASCII case-insensitively.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +83,7 @@ pub fn is_real_user_message(item: &ResponseItem, markers: &ContextualMarkers) ->
     is_user_turn_boundary(item, markers) && !is_summary_message(item)
 }
 
-/// Splices `initial_context` into a compacted history for a mid-turn compaction (ref §3.3), so
+/// Splices `initial_context` into a compacted history for a mid-turn compaction (D16), so
 /// that the summary or compaction item stays last.
 ///
 /// It goes just before the last real user message; without one, before the last summary
@@ -105,7 +105,7 @@ pub fn insert_initial_context(
     history.splice(at..at, initial_context.iter().cloned());
 }
 
-/// Cleans a compacted history before it is installed, and places the initial context (ref §3.6).
+/// Cleans a compacted history before it is installed, and places the initial context (D16).
 ///
 /// Kept: user messages that are not contextual (real messages and summaries), assistant
 /// messages, and compaction items with content. Dropped: developer and system messages (remote

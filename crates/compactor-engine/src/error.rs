@@ -2,7 +2,7 @@
 
 use compactor_protocol::CompactorError;
 
-/// A malformed remote compaction v2 result (ref §3.8 step 8, DESIGN §8.2).
+/// A malformed remote compaction v2 result (D12).
 ///
 /// The messages are the contract: harnesses and tests match on them. Convert with
 /// `CompactorError::from`: a missing payload and a wrong item count are fatal, an early end of the

@@ -1,4 +1,4 @@
-//! Token estimates of histories and of the session's context usage (ref §9).
+//! Token estimates of histories and of the session's context usage (D35).
 
 use compactor_protocol::tokens::{
     approx_token_count, approx_tokens_from_byte_count, estimate_item_tokens, serialized_len,
@@ -11,7 +11,7 @@ use crate::context::{ContextualMarkers, is_user_turn_boundary};
 /// pass-through list that decides which unknown items reach the model.
 #[derive(Debug, Clone, Copy)]
 pub struct EstimateContext<'a> {
-    /// The session's base instructions (not the model default, ref §3.7).
+    /// The session's base instructions (not the model default, D37).
     pub base_instructions: &'a str,
     /// The unknown item types the provider receives.
     pub pass_through: &'a PassThroughList,
@@ -88,7 +88,7 @@ pub struct TotalUsageInput<'a> {
     pub last_total_tokens: i64,
     /// How long the history was when `last_total_tokens` was recorded, when the session tracks
     /// it. Items from that index on are estimated. When `None`, the items after the last
-    /// model-generated item are estimated instead (ref §9).
+    /// model-generated item are estimated instead (D36).
     pub history_len_at_last_usage: Option<usize>,
     /// Whether the server counts earlier reasoning.
     pub reasoning: ReasoningAccounting,
@@ -98,7 +98,7 @@ pub struct TotalUsageInput<'a> {
     pub pass_through: &'a PassThroughList,
 }
 
-/// The session's estimated context size: the auto-compaction gate (ref §9 `get_total_token_usage`).
+/// The session's estimated context size: the auto-compaction gate (D36).
 ///
 /// It is the last reported total, plus the estimate of the items added locally since that report
 /// (tool outputs and user messages after the last model-generated item), plus, unless the server

@@ -8,20 +8,20 @@
 //! unit- and property-tested without a runtime. Estimation and trimming are linear in the
 //! history, and each item is serialized at most once per call.
 //!
-//! - Estimation (ref §9): [`estimate_history`], [`item_tokens`], [`total_token_usage`] with
+//! - Estimation (D35): [`estimate_history`], [`item_tokens`], [`total_token_usage`] with
 //!   [`TotalUsageInput`] and [`ReasoningAccounting`], and [`EstimateContext`].
 //! - Prompt normalization: [`for_prompt`] (or [`prompt_input`], borrowing) with [`PromptOptions`] and [`InputModalities`].
-//! - Pre-request trimming (ref §3.7): [`trim_function_call_history_to_fit_context_window`].
-//! - Remote compaction v2 (ref §3.8): [`append_v2_trigger`] with [`V2PromptOptions`],
+//! - Pre-request trimming (D37): [`trim_function_call_history_to_fit_context_window`].
+//! - Remote compaction v2 (D39): [`append_v2_trigger`] with [`V2PromptOptions`],
 //!   [`collect_context_compaction_output`] returning a [`CollectedCompaction`], and
 //!   [`build_v2_compacted_history`].
-//! - Installed history (ref §3.3, §3.6): [`process_compacted_history`],
+//! - Installed history (D16): [`process_compacted_history`],
 //!   [`insert_initial_context`], [`ContextualMarkers`], [`is_real_user_message`].
-//! - Local compaction (ref §3.4): [`SUMMARY_PREFIX`], [`SUMMARIZATION_PROMPT`],
+//! - Local compaction (D38): [`SUMMARY_PREFIX`], [`SUMMARIZATION_PROMPT`],
 //!   [`collect_user_messages`], [`build_compacted_history`], [`rebuild_legacy_compacted`].
-//! - Deterministic pruning (DESIGN §3, §8.9): [`prune`] with [`PruneConfig`], returning a
+//! - Deterministic pruning (D20): [`prune`] with [`PruneConfig`], returning a
 //!   [`PruneOutcome`] and its [`PruneReport`].
-//! - [`compaction_status_from_result`] (ref §3.4 step 13), and the engine's [`Error`], which
+//! - [`compaction_status_from_result`] (D41), and the engine's [`Error`], which
 //!   converts into [`compactor_protocol::CompactorError`].
 //!
 //! # Examples

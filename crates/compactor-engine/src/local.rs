@@ -1,4 +1,4 @@
-//! Local compaction (ref §3.4): the summarization prompt, the summary prefix, and the rebuild of
+//! Local compaction (D38): the summarization prompt, the summary prefix, and the rebuild of
 //! a history from the user's messages and the model's summary.
 
 use compactor_protocol::tokens::{
@@ -12,7 +12,7 @@ use crate::context::{ContextualMarkers, is_real_user_message};
 ///
 /// It tells the model what the message is, and it is distinctive enough to recognise old
 /// summaries: they are left out of [`collect_user_messages`] and anchor the initial context
-/// (ref §10 item 10). A summary message's text is this line, `\n`, then the summary.
+/// (D38). A summary message's text is this line, `\n`, then the summary.
 pub const SUMMARY_PREFIX: &str = "[compacted context] The conversation before this point was compacted. The summary below was written by the model that worked on it: rely on it and continue the task without redoing finished work.";
 
 /// The default prompt that asks the model for a handoff summary (sent as a user message).
@@ -32,13 +32,13 @@ they showed;
 Be concise and factual. Write only the summary: no greeting, and no remarks about the summary \
 itself.";
 
-/// The token budget for the user messages a local compaction keeps (ref §3.4 step 8).
+/// The token budget for the user messages a local compaction keeps (D38).
 pub const COMPACT_USER_MESSAGE_MAX_TOKENS: u64 = 20_000;
 
 /// What a summary says when the model returned no text.
 pub const NO_SUMMARY_PLACEHOLDER: &str = "(no summary available)";
 
-/// [`SUMMARIZATION_PROMPT`] with a compaction's focus text (`/compact <focus>`, DESIGN §8.15).
+/// [`SUMMARIZATION_PROMPT`] with a compaction's focus text (`/compact <focus>`, D30).
 pub fn summarization_prompt_with_focus(focus: &str) -> String {
     let focus = focus.trim();
     if focus.is_empty() {
@@ -56,7 +56,7 @@ pub fn summary_text(model_summary: &str) -> String {
 }
 
 /// The text of the last assistant message of `items`: the summary a summarization request
-/// produced (ref §3.4 step 6).
+/// produced (D38).
 pub fn last_assistant_text(items: &[ResponseItem]) -> Option<String> {
     items
         .iter()
@@ -81,7 +81,7 @@ pub fn is_summary_message(item: &ResponseItem) -> bool {
 }
 
 /// The content of every real user message of `items`, in order: contextual messages and earlier
-/// summaries are skipped (ref §3.4 step 7). Content stays structured, so images survive.
+/// summaries are skipped (D15, D38). Content stays structured, so images survive.
 pub fn collect_user_messages<'a>(
     items: &'a [ResponseItem],
     markers: &ContextualMarkers,
@@ -110,7 +110,7 @@ pub fn build_compacted_history(
     )
 }
 
-/// The history a local compaction installs (ref §3.4 step 8): `initial_context`, then the newest
+/// The history a local compaction installs (D38): `initial_context`, then the newest
 /// user messages that fit `max_tokens`, then the summary as a user message.
 ///
 /// The messages are walked newest first. A message that fits is kept whole and its cost (text
@@ -158,7 +158,7 @@ pub fn build_compacted_history_with_budget(
 
 /// Rebuilds the history of a legacy `compacted` rollout line that has no replacement history:
 /// the real user messages of `history` within the default budget, then `message` as the summary
-/// (ref §6). Uses the default [`ContextualMarkers`]; this is the function the rollout reader is
+/// (D23). Uses the default [`ContextualMarkers`]; this is the function the rollout reader is
 /// given.
 pub fn rebuild_legacy_compacted(history: &[ResponseItem], message: &str) -> Vec<ResponseItem> {
     let markers = ContextualMarkers::default();

@@ -1,4 +1,4 @@
-//! The `prune` strategy (DESIGN §3, §8.9): deterministic compaction without a model call.
+//! The `prune` strategy (D20): deterministic compaction without a model call.
 
 use compactor_protocol::tokens::{approx_token_count, estimate_item_tokens, image_estimate_bytes};
 use compactor_protocol::{ContentItem, ResponseItem, ToolOutput};
@@ -7,7 +7,7 @@ use crate::context::{ContextualMarkers, is_real_user_message};
 use crate::estimate::{EstimateContext, item_token_estimates};
 use crate::pairs::{call_key, match_pairs, output_key};
 
-/// How many of the latest user turns keep their tool outputs by default (DESIGN §8.9).
+/// How many of the latest user turns keep their tool outputs by default (D20).
 pub const DEFAULT_PROTECTED_USER_TURNS: usize = 2;
 
 /// How [`prune`] prunes.
@@ -20,7 +20,7 @@ pub struct PruneConfig {
 }
 
 impl PruneConfig {
-    /// The defaults of DESIGN §8.9 for an auto-compact limit: two protected user turns, and a
+    /// The defaults of D20 for an auto-compact limit: two protected user turns, and a
     /// target of half the limit.
     pub fn for_auto_compact_limit(auto_compact_limit: u64) -> Self {
         Self {
@@ -54,12 +54,12 @@ pub struct PruneOutcome {
     pub report: PruneReport,
 }
 
-/// The text that replaces a masked tool output (DESIGN §8.9).
+/// The text that replaces a masked tool output (D20).
 pub fn masked_output_text(tool: &str, tokens: u64) -> String {
     format!("[output of {tool} removed by compaction: {tokens} tokens]")
 }
 
-/// Prunes `history` without a model call (DESIGN §3).
+/// Prunes `history` without a model call (D20).
 ///
 /// 1. Masking: the output of every `function_call_output` and `custom_tool_call_output` before
 ///    the latest `config.protected_user_turns` real user messages is replaced by

@@ -1,4 +1,4 @@
-//! Remote compaction v2 (ref §3.8): the trigger, collecting the one compaction item from the
+//! Remote compaction v2 (D39): the trigger, collecting the one compaction item from the
 //! stream, and the history it installs.
 
 use std::borrow::Borrow;
@@ -15,7 +15,7 @@ pub struct V2PromptOptions<'a> {
     /// The trigger item form the provider speaks.
     pub trigger_form: V2TriggerForm,
     /// Focus text of a manual compaction (`/compact <focus>`), sent as a developer message just
-    /// before the trigger (DESIGN §8.15). Blank text sends nothing.
+    /// before the trigger (D30). Blank text sends nothing.
     pub focus: Option<&'a str>,
 }
 
@@ -77,7 +77,7 @@ pub struct CollectedCompaction {
 }
 
 /// Consumes a v2 compaction stream until `response.completed` and returns its one compaction item
-/// (ref §3.8 step 8, §8 item 18).
+/// (D12, D8).
 ///
 /// Every `output_item.done` is counted. For [`V2TriggerForm::ContextCompaction`] the item is a
 /// `context_compaction`, for [`V2TriggerForm::CompactionTrigger`] a `compaction`; other output
@@ -92,7 +92,7 @@ pub struct CollectedCompaction {
 ///   `Fatal("remote compaction v2 expected exactly one context_compaction output item, got {n}
 ///   from {m} output items")`.
 /// - An end before `response.completed`: the retryable
-///   `Stream("remote compaction v2 stream closed before response.completed")` (DESIGN §8.2).
+///   `Stream("remote compaction v2 stream closed before response.completed")` (D12).
 ///
 /// # Cancel safety
 ///
@@ -166,7 +166,7 @@ where
 }
 
 /// The history a v2 compaction installs, before [`crate::process_compacted_history`]
-/// (ref §3.8 step 10): every user, developer and system message of `prompt_input`, in order,
+/// (D39): every user, developer and system message of `prompt_input`, in order,
 /// then `item`. Assistant messages, tool traffic, reasoning, old compaction items and triggers
 /// are dropped.
 ///

@@ -1,4 +1,4 @@
-//! The analytics status of a finished compaction attempt (ref §3.4 step 13).
+//! The analytics status of a finished compaction attempt (D41).
 
 use compactor_protocol::{CompactionStatus, CompactorError};
 

@@ -1,4 +1,4 @@
-//! Pre-request trimming of trailing tool traffic until the history fits the window (ref §3.7).
+//! Pre-request trimming of trailing tool traffic until the history fits the window (D37).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -32,7 +32,7 @@ pub fn is_codex_generated(item: &ResponseItem) -> bool {
 }
 
 /// Removes trailing harness-generated items from `history` while its estimate exceeds
-/// `context_window`, and returns how many items it removed (ref §3.7).
+/// `context_window`, and returns how many items it removed (D37).
 ///
 /// While the estimate (with `estimate.base_instructions`, the session's instructions) is over the
 /// window, the last item is removed if [`is_codex_generated`], together with the call it answers;

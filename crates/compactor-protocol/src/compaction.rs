@@ -1,4 +1,4 @@
-//! The compaction vocabulary shared by core, analytics, traces and hooks (ref §3.2, §5.1).
+//! The compaction vocabulary shared by core, analytics, traces and hooks (D5, D41).
 //!
 //! Every enum serializes as its snake_case name (`auto`, `context_limit`, `mid_turn`, ...).
 
@@ -80,7 +80,7 @@ pub enum CompactionStatus {
     Skipped,
 }
 
-/// Where the initial context goes in a compacted history (ref §3.3).
+/// Where the initial context goes in a compacted history (D16).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InitialContextInjection {
@@ -91,7 +91,7 @@ pub enum InitialContextInjection {
     DoNotInject,
 }
 
-/// The trigger item form of remote compaction v2 (DESIGN §3).
+/// The trigger item form of remote compaction v2 (D8).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum V2TriggerForm {

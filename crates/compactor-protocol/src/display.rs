@@ -1,4 +1,4 @@
-//! A compact text rendering of histories, one item per line as `NN:type/role:text` (ref §7.1),
+//! A compact text rendering of histories, one item per line as `NN:type/role:text`,
 //! shared by snapshot tests and the CLI.
 
 use std::fmt::Write as _;

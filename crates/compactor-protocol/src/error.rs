@@ -1,4 +1,4 @@
-//! The one error taxonomy that crosses crates (ref §2.4).
+//! The one error taxonomy that crosses crates (D43).
 
 use std::time::Duration;
 
@@ -96,7 +96,7 @@ pub enum CompactorError {
     /// JSON that could not be read or written.
     #[error("json error: {0}")]
     Json(String),
-    /// An auto compaction left the context at or above the limit (DESIGN §8.8).
+    /// An auto compaction left the context at or above the limit (D19).
     #[error(
         "compaction made no progress: {tokens_after} tokens after compaction, limit {limit} (before: {tokens_before})"
     )]
@@ -117,7 +117,7 @@ pub enum CompactorError {
 }
 
 impl CompactorError {
-    /// Whether a retry of the same request can succeed (ref §2.4).
+    /// Whether a retry of the same request can succeed (D43).
     pub fn is_retryable(&self) -> bool {
         match self {
             CompactorError::Stream { .. }

@@ -1,4 +1,4 @@
-//! Session events a harness observes, and the turn items they carry (ref §2.3).
+//! Session events a harness observes, and the turn items they carry.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -170,7 +170,7 @@ pub struct ErrorEvent {
     pub compactor_error_info: Option<CompactorErrorInfo>,
 }
 
-/// The compaction hook events (ref §3.9).
+/// The compaction hook events (D40).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum HookEventName {
     /// Before a compaction; may stop it.

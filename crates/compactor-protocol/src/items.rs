@@ -1,4 +1,4 @@
-//! Conversation items of the Responses API: what a history is made of (ref §2.1).
+//! Conversation items of the Responses API: what a history is made of.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -449,7 +449,7 @@ impl ResponseItem {
     }
 }
 
-/// The item types of [`ResponseItem::Unknown`] that may be sent to a model (DESIGN §4).
+/// The item types of [`ResponseItem::Unknown`] that may be sent to a model (D34).
 ///
 /// Known items always pass. An unknown item stays in history and rollout but reaches a request
 /// only when its `type` is on this list. The default holds `configuration_update`, which servers

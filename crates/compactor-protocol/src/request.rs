@@ -1,5 +1,5 @@
 //! What a client sends: the prompt, the Responses request body, WebSocket client messages and the
-//! `/responses/compact` exchange (ref §2.5, §4.1, §4.3, §4.4).
+//! `/responses/compact` exchange (D45, D8).
 
 use std::borrow::Cow;
 
@@ -50,7 +50,7 @@ pub fn borrowed_items(items: &[ResponseItem]) -> Vec<Cow<'_, ResponseItem>> {
     items.iter().map(Cow::Borrowed).collect()
 }
 
-/// What a turn asks the model: input, tools and instructions (ref §2.5).
+/// What a turn asks the model: input, tools and instructions.
 ///
 /// The input borrows from the history it was built from where it can (see [`InputItems`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -151,8 +151,8 @@ pub enum ContextManagement {
     },
 }
 
-/// The body of `POST /responses` and, without `stream`, of a WebSocket `response.create`
-/// (ref §4.1). The input is borrowed when serializing, so a large history is never cloned just to
+/// The body of `POST /responses` and, without `stream`, of a WebSocket `response.create`.
+/// The input is borrowed when serializing, so a large history is never cloned just to
 /// be sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResponsesApiRequest<'a> {
@@ -274,7 +274,7 @@ impl ResponsesApiRequest<'_> {
     }
 }
 
-/// A message a client sends on a Responses WebSocket (ref §4.3).
+/// A message a client sends on a Responses WebSocket (D45).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum WsClientMessage<'a> {
@@ -289,14 +289,14 @@ pub enum WsClientMessage<'a> {
     },
 }
 
-/// The body of `POST /responses/compact` (ref §4.4).
+/// The body of `POST /responses/compact` (D8).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompactRequest<'a> {
     /// The model slug.
     pub model: Cow<'a, str>,
     /// The history to compact.
     pub input: InputItems<'a>,
-    /// The base instructions (plus focus text, DESIGN §8.15); omitted when empty.
+    /// The base instructions (plus focus text, D30); omitted when empty.
     #[serde(default, skip_serializing_if = "str::is_empty")]
     pub instructions: Cow<'a, str>,
     /// The same tools a normal request carries.
@@ -319,7 +319,7 @@ pub struct CompactRequest<'a> {
     pub text: Option<TextControls>,
 }
 
-/// The answer of `POST /responses/compact`: the new history (ref §4.4).
+/// The answer of `POST /responses/compact`: the new history (D8).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompactResponse {
     /// The response id, when the server gives one.

@@ -1,4 +1,4 @@
-//! Persisted session records: rollout lines, compaction records and turn settings (ref §2.2, §6).
+//! Persisted session records: rollout lines, compaction records and turn settings (D23, D25).
 
 use std::fmt;
 
@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::events::EventMsg;
 use crate::items::ResponseItem;
 
-/// The record of one installed compaction (ref §2.2).
+/// The record of one installed compaction.
 ///
 /// `replacement_history` is the complete new history; a legacy record without it is rebuilt on
 /// resume from the user messages and `message`.
@@ -150,7 +150,7 @@ impl RolloutItem {
     }
 }
 
-/// One line of a rollout: `{"timestamp":...,"type":...,"payload":...}` (ref §2.2).
+/// One line of a rollout: `{"timestamp":...,"type":...,"payload":...}`.
 ///
 /// The timestamp is UTC `YYYY-MM-DDTHH:MM:SS.mmmZ`. Top-level fields other than these three are
 /// kept in `extra` and written back after them.

@@ -1,5 +1,5 @@
 //! What a server streams back: the raw event payload, the decoded [`ResponseEvent`], token usage
-//! and rate limits (ref §2.3, §2.5, §4.2).
+//! and rate limits (D44).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -9,7 +9,7 @@ use crate::items::ResponseItem;
 /// One server event as it appears in an SSE `data:` line or a WebSocket text frame.
 ///
 /// Every field but `type` is optional, and unknown fields are ignored, so every peer's dialect
-/// reads (DESIGN §6). Writers (the testkit) fill `sequence_number` and the fields their event
+/// reads (D44). Writers (the testkit) fill `sequence_number` and the fields their event
 /// type carries.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StreamEventPayload {
@@ -63,7 +63,7 @@ pub struct StreamEventPayload {
     pub error: Option<Value>,
 }
 
-/// A decoded stream event (ref §2.5).
+/// A decoded stream event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ResponseEvent {
@@ -164,7 +164,7 @@ pub enum ResponseEvent {
     },
 }
 
-/// Token counts of one response or a running total (ref §2.3).
+/// Token counts of one response or a running total.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenUsage {
     /// Input tokens.
@@ -203,7 +203,7 @@ impl TokenUsage {
     }
 }
 
-/// The `usage` object of a response as the wire carries it (ref §4.2).
+/// The `usage` object of a response as the wire carries it (D44).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResponseUsage {
     /// Input tokens.

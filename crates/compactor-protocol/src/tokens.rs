@@ -1,4 +1,4 @@
-//! Token estimates without a tokenizer (ref §9): four bytes per token, rounded up.
+//! Token estimates without a tokenizer (D35): four bytes per token, rounded up.
 //!
 //! The engine and the testkit's reference model both use these functions, so a session's
 //! estimate and the usage a test server reports agree exactly.
@@ -42,7 +42,7 @@ pub fn encrypted_blob_bytes(encoded_len: usize) -> u64 {
     ((encoded_len as u64).saturating_mul(3) / 4).saturating_sub(ENCRYPTED_OVERHEAD_BYTES)
 }
 
-/// The model-visible bytes of one item (ref §9).
+/// The model-visible bytes of one item (D35).
 ///
 /// Encrypted state (reasoning with `encrypted_content`, `compaction`, `context_compaction` with
 /// content) counts as its decoded size minus overhead. Everything else counts as its JSON
@@ -79,7 +79,7 @@ pub fn estimate_item_tokens(item: &ResponseItem) -> u64 {
     approx_tokens_from_byte_count(estimate_item_bytes(item))
 }
 
-/// `approx_token_count(instructions) + Σ item tokens`, saturating (ref §9 "history estimate").
+/// `approx_token_count(instructions) + Σ item tokens`, saturating (D35).
 pub fn estimate_history_tokens(instructions: &str, items: &[ResponseItem]) -> u64 {
     items.iter().fold(approx_token_count(instructions), |acc, item| {
         acc.saturating_add(estimate_item_tokens(item))

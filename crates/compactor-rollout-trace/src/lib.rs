@@ -2,7 +2,7 @@
 //! session, resuming and forking from it, and per-attempt compaction trace bundles.
 //!
 //! This crate depends on `compactor-protocol` only among Compactor crates; it never depends on
-//! `compactor-engine` or another L1 crate (DESIGN §1). Where reconstruction needs the engine's
+//! `compactor-engine` or another L1 crate (D1). Where reconstruction needs the engine's
 //! legacy-compaction rebuild, the caller passes it in as a [`LegacyRebuild`] function.
 //!
 //! - Writing: [`RolloutRecorder`] appends [`RolloutLine`](compactor_protocol::RolloutLine)s
@@ -15,7 +15,7 @@
 //!   reference context, previous turn settings, token info, window generation); [`fork_rollout`]
 //!   gives the items of a forked rollout; [`Replay`] customizes both.
 //! - Tracing: [`TraceConfig`], [`ThreadTrace`], [`CompactionTraceContext`] and
-//!   [`CompactionTraceAttempt`] write trace bundles (ref §5.2), and do nothing at all unless a
+//!   [`CompactionTraceAttempt`] write trace bundles (D42), and do nothing at all unless a
 //!   trace root is configured.
 //! - Errors: [`Error`], converted into [`CompactorError`](compactor_protocol::CompactorError)
 //!   where it crosses crates.

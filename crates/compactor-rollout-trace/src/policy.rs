@@ -1,4 +1,4 @@
-//! Which rollout items are written to a rollout file (ref §6 persistence policy).
+//! Which rollout items are written to a rollout file (D25).
 
 use compactor_protocol::{EventMsg, ResponseItem, RolloutItem};
 
@@ -6,7 +6,7 @@ use compactor_protocol::{EventMsg, ResponseItem, RolloutItem};
 ///
 /// - `session_meta`, `compacted` and `turn_context` lines are always written.
 /// - Every response item is written, `compaction` and `context_compaction` outputs included, and
-///   items of unknown type too (they stay in history and rollout, DESIGN §3). The transient
+///   items of unknown type too (they stay in history and rollout, D34). The transient
 ///   compaction triggers (`{"type":"context_compaction"}` without content, and
 ///   `{"type":"compaction_trigger"}`) are never written: they exist only inside one request.
 /// - Events: `user_message`, `agent_message`, `token_count`, `context_compacted`, `turn_started`,

@@ -1,6 +1,6 @@
 //! Reading a rollout: every complete line, with a report of what could not be read.
 //!
-//! A line exists only once its `\n` is written (DESIGN §8.10), so an unterminated last fragment
+//! A line exists only once its `\n` is written (D21), so an unterminated last fragment
 //! (a crash in the middle of a write) is ignored and reported, never a failure. A line in the
 //! middle that is not a rollout line (bit rot, a hand edit, a foreign writer) is skipped and
 //! reported with its 1-based line number: resuming must succeed and say what it skipped, and the

@@ -1,4 +1,4 @@
-//! Resume and fork: the session state a rollout describes (ref §6, §7.6; DESIGN §4, §8.10).
+//! Resume and fork: the session state a rollout describes (D23, D24, D34).
 //!
 //! # Turn segments
 //!
@@ -15,7 +15,7 @@
 //! example) are undone with the user turns around them but are not counted. When fewer than N
 //! user turns survive, everything from the first user turn on is undone and what came before it
 //! stays. A rollback over a compaction therefore undoes that compaction and replays the
-//! append-only history before it (ref §10 item 9).
+//! append-only history before it (D24).
 //!
 //! Live sessions apply a rollback the same way: append the `thread_rolled_back` line, then
 //! reconstruct from the session's lines. That keeps the live history and a resumed one equal.
@@ -32,7 +32,7 @@
 //!
 //! # Reference context and previous turn settings
 //!
-//! Scanning surviving segments from newest to oldest (ref §6):
+//! Scanning surviving segments from newest to oldest (D23):
 //! - inside a segment, the newest `turn_context` whose `turn_id` is compatible with the segment's
 //!   (equal, or either one absent) sets the segment's baseline, unless a `compacted` line newer
 //!   than it already cleared the baseline: looking backward, a compaction clears every older
@@ -56,7 +56,7 @@ use compactor_protocol::{
 };
 use serde_json::Value;
 
-/// The contextual user-message markers of the reference harness (ref §3.4 step 7, DESIGN §8.5):
+/// The contextual user-message markers of the reference harness (D15):
 /// a `user` message whose first text part starts with one of these is context, not a user turn.
 pub const DEFAULT_CONTEXTUAL_USER_MARKERS: &[&str] = &[
     "<environment_context>",
@@ -73,7 +73,7 @@ pub const FORKED_MARKER: &str = "forked";
 
 /// Rebuilds the history of a legacy `compacted` line (no `replacement_history`) from the history
 /// before it and the line's `message`; core passes the engine's local-compaction rebuild
-/// (DESIGN §1).
+/// (D1).
 pub type LegacyRebuild<'a> = &'a dyn Fn(&[ResponseItem], &str) -> Vec<ResponseItem>;
 
 /// The session state a rollout describes.
@@ -114,7 +114,7 @@ pub struct Replay<'a> {
     pub contextual_user_markers: &'a [&'a str],
 }
 
-/// Reconstructs the session state of `lines` (ref §6), with the default contextual markers.
+/// Reconstructs the session state of `lines` (D23), with the default contextual markers.
 ///
 /// # Examples
 ///
@@ -189,7 +189,7 @@ impl<'a> Replay<'a> {
     /// `session_meta` lines left out), so reconstructing it gives the same history, reference
     /// context, previous turn settings and token info, and a rollback in the fork can go back
     /// into the inherited turns. Copied `compacted` lines are marked `"forked": true`, so the
-    /// fork's window generation starts at 0 (ref §6). The caller writes the fork's own
+    /// fork's window generation starts at 0 (D23). The caller writes the fork's own
     /// `session_meta` (new thread id, `forked_from_id`) first, then these items.
     pub fn fork(&self, lines: &[RolloutLine], drop_last_user_turns: u32) -> Vec<RolloutItem> {
         fork_surviving(lines, &survive(lines, self.contextual_user_markers, drop_last_user_turns))

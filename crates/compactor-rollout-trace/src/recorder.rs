@@ -1,6 +1,6 @@
-//! The rollout recorder: appends one `RolloutLine` JSON object per line (ref §2.2, §6).
+//! The rollout recorder: appends one `RolloutLine` JSON object per line (D21, D25).
 //!
-//! Durability contract (DESIGN §8.10):
+//! Durability contract (D21):
 //! - A line exists only once its `\n` is written; every line is written with its newline in one
 //!   `write_all`, and a batch of lines in one write.
 //! - Every batch is flushed to the OS when written, so it survives a crash of the process.
@@ -16,7 +16,7 @@
 //!   a power cut leaves a valid, shorter rollout.
 //! - Opening an existing rollout for append first truncates an unterminated last fragment, so a
 //!   new line never lands after a partial one.
-//! - Files are created with mode 0600 and new directories with mode 0700 (DESIGN §7).
+//! - Files are created with mode 0600 and new directories with mode 0700 (D47).
 //!
 //! One writer task owns the file. Callers hand it whole, already serialized batches over a
 //! bounded channel, so a caller that is cancelled never leaves half a line behind.
@@ -234,7 +234,7 @@ impl RolloutRecorder {
     /// `flush` return [`Error::Closed`]; calling `shutdown` again returns `Ok`.
     ///
     /// Dropping every clone without calling this also drains, flushes and stops the writer, but
-    /// nobody learns whether that worked. Bound it with `tokio::time::timeout` (DESIGN §8.16).
+    /// nobody learns whether that worked. Bound it with `tokio::time::timeout` (D31).
     ///
     /// # Errors
     ///

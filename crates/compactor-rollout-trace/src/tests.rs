@@ -122,7 +122,7 @@ impl LiveSession {
         ])
         .await;
         if self.reference.is_none() {
-            // No baseline: the full initial context is injected again (ref §3.3).
+            // No baseline: the full initial context is injected again (D16).
             self.output(ResponseItem::developer_text("<permissions>workspace-write</permissions>"))
                 .await;
             self.output(ResponseItem::user_text(

@@ -1,4 +1,4 @@
-//! UTC timestamps of rollout lines, `YYYY-MM-DDTHH:MM:SS.mmmZ` (ref §2.2), without a date crate.
+//! UTC timestamps of rollout lines, `YYYY-MM-DDTHH:MM:SS.mmmZ`, without a date crate.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

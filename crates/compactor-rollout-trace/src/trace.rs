@@ -1,4 +1,4 @@
-//! Compaction trace bundles (ref §5.2): what each compaction attempt sent and got, for debugging.
+//! Compaction trace bundles (D42): what each compaction attempt sent and got, for debugging.
 //!
 //! Tracing is off unless a trace root is configured ([`TraceConfig::from_env`] reads
 //! `COMPACTOR_ROLLOUT_TRACE_ROOT` once, or a path comes from the config file). Off, every handle
@@ -303,7 +303,7 @@ impl ThreadTrace {
     }
 
     /// Writes everything recorded, syncs it and stops the writer; later events are dropped.
-    /// Bound it with `tokio::time::timeout` (DESIGN §8.16). Dropping every handle also drains and
+    /// Bound it with `tokio::time::timeout` (D31). Dropping every handle also drains and
     /// stops the writer.
     ///
     /// # Cancel safety

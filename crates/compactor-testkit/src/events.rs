@@ -1,5 +1,5 @@
-//! Builders for the server events of ref §7.1, schema-complete per DESIGN §6, and the SSE writer
-//! of ref §4.2.
+//! Builders for the server events a Responses server streams, schema-complete per D44, and the
+//! SSE writer.
 //!
 //! Builders return `serde_json::Value`s so a test can script any shape, including odd ones. The
 //! server stamps each batch as it sends it ([`stamp_events`]): every event gets a
@@ -271,7 +271,7 @@ pub fn ev_assistant_message(id: &str, text: &str) -> Value {
 }
 
 /// A reasoning item whose `encrypted_content` is base64 of 550 bytes of `b` plus the raw texts, so
-/// the estimator sees a realistic size (ref §7.1).
+/// the estimator sees a realistic size.
 pub fn reasoning_item(id: &str, summary: &[&str], raw: &[&str]) -> Value {
     let mut blob = vec![b'b'; 550];
     for text in raw {
@@ -396,12 +396,12 @@ pub fn ev_compacting(item_id: &str) -> Value {
 }
 
 /// A wrapped WebSocket error frame:
-/// `{"type":"error","status":S,"error":{"type":...,"code":C,"message":M}}` (ref §4.3).
+/// `{"type":"error","status":S,"error":{"type":...,"code":C,"message":M}}` (D45).
 pub fn ev_error_frame(status: u16, code: &str, message: &str) -> Value {
     crate::faults::ErrorReply::new(status, code, message).ws_frame()
 }
 
-/// An SSE body: each event as `event: <type>\ndata: <json>\n\n` (ref §4.2). Events are written as
+/// An SSE body: each event as `event: <type>\ndata: <json>\n\n` (D44). Events are written as
 /// given; [`stamp_events`] first for a schema-complete stream.
 pub fn sse(events: &[Value]) -> String {
     events.iter().map(sse_event).collect()

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 /// An error answer: an HTTP status with `{"error":{...}}` over HTTP, or a wrapped `error` frame
-/// `{"type":"error","status":S,"error":{...},"headers":{...}}` over WebSocket (ref §4.3).
+/// `{"type":"error","status":S,"error":{...},"headers":{...}}` over WebSocket (D45).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorReply {
     /// The HTTP status (or the frame's `status`).

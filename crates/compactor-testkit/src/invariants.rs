@@ -1,5 +1,5 @@
-//! Request invariants checked on every request's (resolved) input, as Codex's mock server does
-//! (ref §7.1): tool calls and their outputs come in pairs, and a compaction trigger is last.
+//! Request invariants checked on every request's (resolved) input, as Codex's mock server
+//! does: tool calls and their outputs come in pairs, and a compaction trigger is last.
 
 use std::collections::{HashMap, HashSet};
 

@@ -21,7 +21,7 @@
 //! broken streams, malformed JSON, error statuses and failed responses.
 //!
 //! [`workload`] generates the deterministic histories, rollouts and event streams the benches
-//! measure (DESIGN §5).
+//! measure (D48).
 //!
 //! Layer: test support, beside the library layers. It depends on `compactor-protocol` only and
 //! must not depend on any other Compactor crate: clients under test talk to it over real sockets.

@@ -1,4 +1,4 @@
-//! The reference model (DESIGN §4): deterministic answers for demos and end-to-end tests.
+//! The reference model (D14): deterministic answers for demos and end-to-end tests.
 //!
 //! - A normal request gets one assistant message that names the last user message (or the tool
 //!   output it answers), or a function call when [`ToolCallPolicy`] says so.

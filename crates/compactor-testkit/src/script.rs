@@ -1,5 +1,5 @@
 //! Scripted answers: per-request event batches for HTTP, per-connection request slots for
-//! WebSocket (ref §7.1), and JSON answers for `/responses/compact`.
+//! WebSocket, and JSON answers for `/responses/compact`.
 
 use serde_json::Value;
 
@@ -70,7 +70,7 @@ impl CompactScript {
 
 /// One request slot of a scripted WebSocket connection: the events sent, one per text frame,
 /// after the slot's client message arrives. Every client message takes a slot,
-/// `response.processed` included (script `vec![]` for it, DESIGN §8.3).
+/// `response.processed` included (script `vec![]` for it, D13).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WsSlot {
     /// The events, stamped when sent.

@@ -1,4 +1,4 @@
-//! Sealed compaction state (DESIGN §8.4): a JSON digest authenticated with HMAC-SHA256.
+//! Sealed compaction state (D14): a JSON digest authenticated with HMAC-SHA256.
 //!
 //! A sealed string is `base64(digest_json ‖ tag)`, where `tag` is the 32-byte
 //! HMAC-SHA256 of a fixed domain label followed by `digest_json`. The digest is readable by anyone

@@ -1,4 +1,4 @@
-//! Deterministic workloads for benchmarks (DESIGN §5): realistic agent histories, their rollouts,
+//! Deterministic workloads for benchmarks (D48): realistic agent histories, their rollouts,
 //! and realistic Responses event streams.
 //!
 //! A generated history looks like a long coding session: the harness's initial context, then
@@ -7,8 +7,8 @@
 //! custom calls; outputs range from one line to tens of kilobytes of code and logs, with the
 //! quotes, backslashes, newlines and non-ASCII text that make JSON escaping work), and an
 //! assistant reply. Model-generated items carry server ids as real ones do. A history of
-//! 10 000 items is about 5.8 MB of JSON and 1M estimated tokens (DESIGN §5's "~1M-token,
-//! ~4 MB" assumes plain text; encrypted reasoning and images weigh more bytes per token).
+//! 10 000 items is about 5.8 MB of JSON and 1M estimated tokens (the "~1M-token,
+//! ~4 MB" of D48 assumes plain text; encrypted reasoning and images weigh more bytes per token).
 //!
 //! Everything is a pure function of its arguments: two runs measure the same bytes.
 
@@ -236,7 +236,7 @@ impl HistoryWriter {
     }
 }
 
-/// The initial context a harness injects at the start of a session (DESIGN §8.5).
+/// The initial context a harness injects at the start of a session (D15).
 pub fn initial_context() -> Vec<ResponseItem> {
     vec![
         ResponseItem::developer_text(
@@ -432,7 +432,7 @@ pub enum Target {
     AtLeast(f64),
 }
 
-/// One ratio a bench measured, with its DESIGN §5 target.
+/// One ratio a bench measured, with its D48 target.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MeasuredRatio {
     /// A stable name, e.g. `trim_estimate_100k_vs_10k`.

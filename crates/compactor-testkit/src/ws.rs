@@ -1,4 +1,4 @@
-//! The WebSocket transport on `GET /responses` (ref §4.3): handshake faults, per-connection
+//! The WebSocket transport on `GET /responses` (D45): handshake faults, per-connection
 //! scripts or the reference model, `previous_response_id` resolution and one event per text
 //! frame.
 

@@ -379,6 +379,156 @@ fn leftover_snapshots_are_reported() {
     );
 }
 
+/// The capitalised name of the outside design document, spelled in pieces (like the section
+/// sign below) so that this file passes the check it tests.
+const DESIGN: &str = concat!("DES", "IGN");
+const SECTION: char = '§';
+const ISSUE: &str = concat!("iss", "ue");
+const INSTEAD: &str =
+    "cite a decision of docs/decisions.md (D<N>) or a file in the repository instead";
+
+fn outside(at: &str, found: &str) -> String {
+    format!("{at}: cites a document outside the repository ({found}); {INSTEAD}")
+}
+
+fn issue(at: &str, found: &str) -> String {
+    format!("{at}: cites an issue number ({found}); {INSTEAD}")
+}
+
+#[track_caller]
+fn check_owned(fixture: &Fixture, expected: &[String]) {
+    let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+    check(fixture, &expected);
+}
+
+#[test]
+fn citations_of_outside_documents_are_rejected() {
+    let mut fixture = Fixture::tidy();
+    let planted = [
+        (
+            "crates/compactor-engine/src/lib.rs",
+            format!("//! The engine.\n/// Trims ({DESIGN} {SECTION}3).\n"),
+        ),
+        (
+            "crates/compactor-engine/src/trim.rs",
+            format!("//! Trimming (ref {SECTION} 3.7, step 2).\n"),
+        ),
+        ("README.md", format!("Intro.\n\nSee {DESIGN}.md for more.\n")),
+        ("ARCHITECTURE.md", format!("{}\nThe {DESIGN} {SECTION} table.\n", architecture(&fixture))),
+        (
+            "interop/README.md",
+            format!("Peers ({}/reference/peers.md).\n", concat!("..", "/shared")),
+        ),
+        ("interop/run_peer.py", format!("# as {} says\n", concat!("codex-", "compaction.md"))),
+        (
+            "crates/compactor-cli/tests/snapshots/help.snap",
+            format!("---\nsource: x\n---\n  --seal-key  the key ({SECTION}8.4)\n"),
+        ),
+        (
+            "crates/compactor-engine/benches/trim.rs",
+            format!("fn main() {{ println!(\"targets of {DESIGN} {SECTION}5\"); }}\n"),
+        ),
+    ];
+    for (path, text) in &planted {
+        fixture.set(path, text);
+    }
+    // `.ci/` may say what it likes.
+    fixture.set(".ci/run", &format!("# {DESIGN} {SECTION}1\n"));
+    check_owned(
+        &fixture,
+        &[
+            outside("ARCHITECTURE.md:14", &format!("{DESIGN} {SECTION}")),
+            outside("README.md:3", &format!("{DESIGN}.md")),
+            outside("crates/compactor-cli/tests/snapshots/help.snap:4", &format!("{SECTION}8.4")),
+            outside("crates/compactor-engine/benches/trim.rs:1", &format!("{SECTION}5")),
+            outside("crates/compactor-engine/src/lib.rs:2", &format!("{SECTION}3")),
+            outside("crates/compactor-engine/src/trim.rs:1", &format!("{SECTION}3.7")),
+            outside("interop/README.md:1", concat!("..", "/shared")),
+            outside("interop/run_peer.py:1", concat!("codex-", "compaction.md")),
+        ],
+    );
+}
+
+fn architecture(fixture: &Fixture) -> String {
+    fixture.files.iter().find(|f| f.path == "ARCHITECTURE.md").unwrap().text.clone()
+}
+
+#[test]
+fn issue_numbers_are_rejected() {
+    let mut fixture = Fixture::tidy();
+    let path = "crates/compactor-core/src/lib.rs";
+    let text = [
+        "//! Core.".to_owned(),
+        format!("// Fixed in {ISSUE} 12."),
+        format!("//! ({}S #7 and later)", ISSUE.to_uppercase()),
+        "/// See #23.".to_owned(),
+        "// tests (#4), [#5]".to_owned(),
+        format!("// {ISSUE}\t#9: tabs count as spaces"),
+    ]
+    .join("\n");
+    fixture.set(path, &text);
+    check_owned(
+        &fixture,
+        &[
+            issue(&format!("{path}:2"), &format!("{ISSUE} 12")),
+            issue(&format!("{path}:3"), &format!("{}S #7", ISSUE.to_uppercase())),
+            issue(&format!("{path}:4"), "#23"),
+            issue(&format!("{path}:5"), "#4"),
+            issue(&format!("{path}:6"), &format!("{ISSUE}\t#9")),
+        ],
+    );
+}
+
+#[test]
+fn text_that_only_looks_like_a_citation_passes() {
+    let mut fixture = Fixture::tidy();
+    fixture.set("docs/decisions.md", "# Design decisions\n\n## D1. Layers\n\nText.\n");
+    let rust = [
+        "//! Look-alikes.",
+        "#![allow(dead_code)]",
+        "#[derive(Debug)]",
+        "const RAW: &str = r#\"x\"#;",
+        "/// Which request, e.g. `POST /v1/responses request #2`.",
+        "const MESSAGE: &str = \"websocket handshake #0: none left\";",
+        "const ID: &str = \"path+file:///ws/tests#0.0.0\";",
+        "// tissue 3, issue_7, issues, an issue with #x, the issue #1a",
+        "// ID2, DD2, x_D3, 3D4, v1.D2, D1.5, cargo-D9, a/D12+x=, D<N>, D, a lone § sign",
+        "// D1 is cited, as is (D1), `D1` and D1.",
+    ]
+    .join("\n");
+    fixture.set("crates/compactor-engine/src/lookalike.rs", &rust);
+    let markdown = "# Title\n\n## Section\n\n1. first\n2. second\n\ncolor: #333; fill: #123456\n";
+    fixture.set("docs/style.md", markdown);
+    check(&fixture, &[]);
+}
+
+#[test]
+fn decision_citations_must_exist() {
+    let mut fixture = Fixture::tidy();
+    let decisions = "# Design decisions\n\n## D1. Layers\n\n## D2. Types\n\n## D2. Again\n";
+    fixture.set("docs/decisions.md", decisions);
+    let path = "crates/compactor-engine/src/lib.rs";
+    let text = ["//! The engine (D1, D2).", concat!("/// See D", "99."), concat!("// (D", "3)")];
+    fixture.set(path, &text.join("\n"));
+    let dangling = |line: usize, number: u32| {
+        format!("{path}:{line}: cites D{number}, which docs/decisions.md does not define")
+    };
+    check_owned(
+        &fixture,
+        &[
+            dangling(2, 99),
+            dangling(3, 3),
+            "docs/decisions.md:7: D2 is defined twice (first on line 5)".to_owned(),
+        ],
+    );
+
+    fixture.remove("docs/decisions.md");
+    let missing = [(1, 1), (1, 2), (2, 99), (3, 3)].map(|(line, number)| {
+        format!("{path}:{line}: cites D{number}, but docs/decisions.md is missing")
+    });
+    check_owned(&fixture, &missing);
+}
+
 #[test]
 fn malformed_metadata_is_an_error() {
     let result = tidy_check(&json!({ "packages": [] }), &[]);

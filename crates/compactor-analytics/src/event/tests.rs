@@ -43,7 +43,7 @@ fn event_params_hold_every_reference_field_and_the_extras() {
     assert_eq!(json["event_type"], COMPACTION_EVENT_TYPE);
     let params: Vec<&str> =
         json["event_params"].as_object().unwrap().keys().map(String::as_str).collect();
-    // Ref §5.1 in its order, then DESIGN §4's extras.
+    // The reference's fields in their order, then the chain and cost fields (D41).
     let expected = [
         "thread_id",
         "turn_id",

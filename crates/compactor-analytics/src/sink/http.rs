@@ -1,4 +1,4 @@
-//! A sink that posts batches as `{"events":[...]}` to an HTTP endpoint (ref §5.1).
+//! A sink that posts batches as `{"events":[...]}` to an HTTP endpoint (D41).
 
 use std::fmt;
 use std::time::Duration;
@@ -51,7 +51,7 @@ pub struct HttpSinkConfig {
     pub url: String,
     /// Sent as `Authorization: Bearer ...` when set.
     pub bearer_token: Option<BearerToken>,
-    /// The bound of one request, connect to end of response (default 10 s, as ref §5.1).
+    /// The bound of one request, connect to end of response (default 10 s, D41).
     pub timeout: Duration,
     /// How events are grouped into requests (default: 100 events or 5 s).
     pub batching: Batching,

@@ -1,4 +1,4 @@
-//! Tests of event mapping: every row of ref §4.2's event table and `response.failed` table.
+//! Tests of event mapping: every server event type and every `response.failed` code (D44).
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! `POST /responses/compact` (ref §4.4) against the reference model and scripted answers.
+//! `POST /responses/compact` (D8) against the reference model and scripted answers.
 
 use compactor_protocol::{CompactorError, Prompt, ResponseItem, TurnSettings, owned_items};
 use compactor_testkit::events::function_call_item;

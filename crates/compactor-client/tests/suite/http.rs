@@ -325,7 +325,7 @@ async fn early_end_is_the_streams_last_item() {
     server.shutdown().await.unwrap();
 }
 
-/// DESIGN §8.1: an idle timeout before the first event is retried, whether the server is silent
+/// D10: an idle timeout before the first event is retried, whether the server is silent
 /// before its response head or after it.
 #[tokio::test]
 async fn idle_timeout_before_the_first_event_is_retried() {

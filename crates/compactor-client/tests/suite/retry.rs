@@ -1,5 +1,5 @@
-//! Retries of opening a stream (DESIGN §8.1): what is retried, after how long, how the last
-//! failure maps (ref §2.4), and what the observer hears.
+//! Retries of opening a stream (D10): what is retried, after how long, how the last
+//! failure maps (D43), and what the observer hears.
 
 use std::time::{Duration, Instant};
 

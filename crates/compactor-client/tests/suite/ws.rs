@@ -1,4 +1,4 @@
-//! The WebSocket transport (ref §4.3, DESIGN §8.3, §8.11): connection reuse across turns,
+//! The WebSocket transport (D45, D13, D26): connection reuse across turns,
 //! incremental requests, handshake headers, `response.processed`, terminal errors, the 426 and
 //! exhausted-retries fallbacks, prewarm, wrapped error frames and abandoned streams.
 

@@ -1,4 +1,4 @@
-//! Local compaction (ref §3.4): the model summarizes through a normal stream, and the history is
+//! Local compaction (D38): the model summarizes through a normal stream, and the history is
 //! rebuilt from the user messages and the summary.
 
 use std::sync::Arc;
@@ -88,7 +88,7 @@ impl Session {
                 retries = 0;
                 continue;
             }
-            // An error from opening the stream was retried by the client already (DESIGN §8.1).
+            // An error from opening the stream was retried by the client already (D10).
             if !opened || !error.is_retryable() || retries >= max_retries {
                 return Err(error);
             }

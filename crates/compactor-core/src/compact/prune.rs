@@ -1,4 +1,4 @@
-//! `prune` (DESIGN §3, §8.9): mask old tool outputs and drop the oldest tool pairs, no model call.
+//! `prune` (D20): mask old tool outputs and drop the oldest tool pairs, no model call.
 
 use std::sync::Arc;
 

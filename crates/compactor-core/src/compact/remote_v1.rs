@@ -1,4 +1,4 @@
-//! Remote compaction v1 (ref §3.5): `POST /responses/compact` with the turn's tools and settings.
+//! Remote compaction v1 (D8): `POST /responses/compact` with the turn's tools and settings.
 
 use std::borrow::Cow;
 
@@ -13,8 +13,8 @@ use crate::session::Session;
 use crate::turn::TurnContext;
 
 impl Session {
-    /// Sends the history to `/responses/compact` and processes the returned history (ref §3.6).
-    /// Focus text is appended to the instructions (DESIGN §8.15).
+    /// Sends the history to `/responses/compact` and processes the returned history (D16).
+    /// Focus text is appended to the instructions (D30).
     pub(super) async fn prepare_v1(
         &self,
         turn: &TurnContext,

@@ -1,4 +1,4 @@
-//! Remote compaction v2 (ref §3.8, DESIGN §2 steps 3-6, §8.2): the normal turn request ending
+//! Remote compaction v2 (D39, D7, D12): the normal turn request ending
 //! with a trigger item, on the turn's own client session.
 
 use compactor_client::ModelClientSession;

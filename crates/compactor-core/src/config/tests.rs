@@ -1,4 +1,4 @@
-//! Tests of the model limits (ref §3.2).
+//! Tests of the model limits (D6).
 
 use pretty_assertions::assert_eq;
 

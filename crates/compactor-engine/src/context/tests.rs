@@ -1,5 +1,5 @@
 //! Tests of contextual-message detection, `process_compacted_history` and initial-context
-//! placement (ref §3.3, §3.6, §7.6).
+//! placement (D16).
 
 use compactor_protocol::display::format_history;
 use pretty_assertions::assert_eq;

@@ -1,4 +1,4 @@
-//! Tests of history estimation and of the session usage gate (ref §9).
+//! Tests of history estimation and of the session usage gate (D35, D36).
 
 use compactor_protocol::tokens::estimate_item_tokens;
 use pretty_assertions::assert_eq;

@@ -1,5 +1,5 @@
 //! Tests of local compaction: the summary message, collecting user messages, and the
-//! budgeted rebuild (ref §3.4, §7.6).
+//! budgeted rebuild (D38).
 
 use compactor_protocol::display::format_history;
 use pretty_assertions::assert_eq;

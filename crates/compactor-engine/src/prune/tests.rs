@@ -1,4 +1,4 @@
-//! Tests of the `prune` strategy (DESIGN §3, §8.9).
+//! Tests of the `prune` strategy (D20).
 
 use compactor_protocol::PassThroughList;
 use compactor_protocol::display::format_history;

@@ -1,5 +1,5 @@
-//! Tests of remote compaction v2: the trigger tail, collecting the output (ref §3.8 step 8,
-//! §7.6) and the retention shape.
+//! Tests of remote compaction v2: the trigger tail, collecting the output (D12) and
+//! the retention shape.
 
 use compactor_protocol::display::format_history;
 use futures::executor::block_on;

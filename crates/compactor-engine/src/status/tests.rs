@@ -1,4 +1,4 @@
-//! Tests of the status mapping (ref §3.4 step 13).
+//! Tests of the status mapping (D41).
 
 use compactor_protocol::CompactionStatus;
 use pretty_assertions::assert_eq;

@@ -1,5 +1,5 @@
 //! Snapshots of the histories each compaction path sends and installs, in the `NN:type/role:text`
-//! form of ref §7.1, for manual, mid-turn, multi-summary and prune compactions.
+//! form of `compactor_protocol::display`, for manual, mid-turn, multi-summary and prune compactions.
 
 use compactor_protocol::display::{format_history, format_history_truncated};
 use compactor_protocol::{

@@ -1,4 +1,4 @@
-//! Tests of pre-request trimming (ref §3.7, §7.3).
+//! Tests of pre-request trimming (D37).
 
 use compactor_protocol::PassThroughList;
 use compactor_protocol::display::format_history;

@@ -6,7 +6,7 @@ use pretty_assertions::assert_eq;
 
 use super::*;
 
-/// One value of every variant, with whether it is retryable (ref §2.4).
+/// One value of every variant, with whether it is retryable (D43).
 fn every_variant() -> Vec<(CompactorError, bool)> {
     vec![
         (CompactorError::Cancelled, false),

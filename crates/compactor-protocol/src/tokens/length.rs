@@ -1,7 +1,7 @@
 //! The exact length of a value's compact JSON, as `serde_json::to_vec` would write it, counted
 //! without writing it.
 //!
-//! Estimating a history (ref §9) measures every item's JSON, so this runs over every byte of a
+//! Estimating a history (D35) measures every item's JSON, so this runs over every byte of a
 //! history each time it is estimated. A `serde::Serializer` that only adds up lengths avoids the
 //! writer calls of `serde_json`, and counts the characters JSON escapes in blocks the compiler
 //! vectorizes, which makes it several times faster than serializing into a byte counter.

@@ -1,4 +1,4 @@
-//! Table tests of the token estimates (ref §9).
+//! Table tests of the token estimates (D35).
 
 use pretty_assertions::assert_eq;
 use serde_json::json;

@@ -49,7 +49,7 @@ fn cases() {
         &format!("{GOOD}\n{USER}\n"),
         "lines=[event_msg,response_item] complete=2 blank=0 unknown=0 corrupt=[] torn=none",
     );
-    // A complete JSON object without its newline is still a torn tail (DESIGN §8.10).
+    // A complete JSON object without its newline is still a torn tail (D21).
     check(
         &format!("{GOOD}\n{USER}"),
         "lines=[event_msg] complete=1 blank=0 unknown=0 corrupt=[] torn=2@99+152",

@@ -1,4 +1,4 @@
-//! Tests of resume reconstruction and fork: the cases of ref §6 and §7.6, one tiny rollout each.
+//! Tests of resume reconstruction and fork (D23, D24): one tiny rollout per case.
 
 use std::fmt::Write as _;
 
@@ -481,7 +481,7 @@ generation: 0
 
 #[test]
 fn rollback_after_a_compaction_keeps_the_compacted_history() {
-    // ref §7.4 `snapshot_rollback_past_compaction_replays_append_only_history`.
+    // A rollback past a compaction replays the append-only history before it (D24).
     check(
         concat(vec![
             user_turn("t1", "gpt-a", "hello world"),

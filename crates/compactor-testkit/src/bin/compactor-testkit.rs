@@ -1,5 +1,5 @@
 //! `compactor-testkit`: serves the reference model on a loopback port until Ctrl-C or SIGTERM
-//! (DESIGN §8.18). The first line on stdout is the base URL.
+//! (D33). The first line on stdout is the base URL.
 
 #![allow(clippy::print_stdout, reason = "the base URL is the binary's output")]
 

@@ -30,7 +30,7 @@ pub(crate) async fn post(url: &str, body: &Value) -> reqwest::Response {
     bounded(client().post(url).json(body).send()).await.unwrap()
 }
 
-/// Splits an SSE body into its events, asserting the framing of ref §4.2: every event is an
+/// Splits an SSE body into its events, asserting the framing of D44: every event is an
 /// `event: <type>` line, a `data: <json>` line whose `type` matches, and a blank line.
 #[track_caller]
 pub(crate) fn parse_sse(body: &str) -> Vec<Value> {
