@@ -41,7 +41,8 @@ pub(crate) fn examples(ctx: &Ctx) -> Result<()> {
 pub(crate) fn package(ctx: &Ctx) -> Result<()> {
     let metadata = ctx.workspace_metadata()?;
     let workspace = metadata::parse(&metadata)?;
-    let mut cmd = ctx.cargo(&["package", "--workspace", "--allow-dirty"]);
+    // All features, so that feature-gated code (the OTLP sink) is built from the package too.
+    let mut cmd = ctx.cargo(&["package", "--workspace", "--all-features", "--allow-dirty"]);
     for excluded in UNPACKAGED {
         cmd.args(["--exclude", excluded]);
     }
