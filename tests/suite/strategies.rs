@@ -337,7 +337,9 @@ async fn loop_guard_ends_a_turn_that_cannot_get_under_the_limit() {
         ev_completed("rc"),
     ]);
     let mut h = Harness::start(server, http_options(10_000)).await;
-    let huge = "word ".repeat(10_000);
+    // Retained, this message fits the usable window (9 500 tokens) but not under the limit
+    // (9 000); a bigger one would not be compacted at all (see the `fit` tests).
+    let huge = "word ".repeat(7_300);
     let error = h.turn(&huge).await.unwrap_err();
     assert!(matches!(error, CompactorError::CompactionMadeNoProgress { .. }), "{error}");
     assert_eq!(h.server.requests().len(), 2, "one sampling request, one compaction, nothing after");

@@ -10,6 +10,7 @@
 //! - Every crate's `src/lib.rs` documentation has an `# Examples` section with a code block, so
 //!   the first page of its documentation shows a runnable example.
 //! - No `*.snap.new` or `*.pending-snap` file is left over from insta.
+//! - Serde is derived only where [`SERDE_DERIVES`] allows it (D74 in docs/decisions.md).
 //! - No text file outside `.ci/` cites a document outside the repository, an issue number, or a
 //!   decision `D<N>` that `docs/decisions.md` does not define ([`citations`]).
 //!
@@ -68,6 +69,16 @@ const RUNTIME_AND_IO: &[&str] = &["tokio", "reqwest", "hyper", "axum", "tokio-tu
 const FORBIDDEN_EXTERNAL: &[(&str, &[&str], &str)] = &[
     (PROTOCOL, RUNTIME_AND_IO, "protocol holds types only: no tokio, no I/O"),
     (ENGINE, RUNTIME_AND_IO, "the engine is pure and synchronous: no tokio, no I/O"),
+];
+
+/// Where `Serialize` and `Deserialize` may be derived, by path prefix: protocol's wire and
+/// persisted types, the record types of analytics and rollout-trace, and the schema of core's
+/// config file, which is only read (D74). Unit-test files (`tests.rs`) are not checked.
+const SERDE_DERIVES: &[(&str, &[&str])] = &[
+    ("crates/compactor-protocol/src/", &["Serialize", "Deserialize"]),
+    ("crates/compactor-analytics/src/", &["Serialize", "Deserialize"]),
+    ("crates/compactor-rollout-trace/src/", &["Serialize", "Deserialize"]),
+    ("crates/compactor-core/src/toml_config/schema.rs", &["Deserialize"]),
 ];
 
 /// A file of the workspace, with its text when tidy reads it.
@@ -223,6 +234,22 @@ pub(crate) fn check(metadata: &Value, files: &[File]) -> Result<Vec<String>> {
             ));
         }
         let parts: Vec<&str> = path.split('/').collect();
+        let library_code = matches!(parts.as_slice(), ["crates", _, "src", ..])
+            && path.ends_with(".rs")
+            && !path.ends_with("/tests.rs");
+        if library_code {
+            let allowed = SERDE_DERIVES
+                .iter()
+                .find(|(prefix, _)| path.starts_with(prefix))
+                .map_or(&[][..], |(_, derives)| *derives);
+            for derive in serde_derives(&file.text).into_iter().filter(|d| !allowed.contains(d)) {
+                violations.insert(format!(
+                    "{path}: derives {derive}; serde is derived only in compactor-protocol, for the \
+                     records of compactor-analytics and compactor-rollout-trace, and (Deserialize \
+                     only) in core's src/toml_config/schema.rs (D74 in docs/decisions.md)"
+                ));
+            }
+        }
         let needs_doc = matches!(
             parts.as_slice(),
             ["crates", _, "src", ..] | ["tests", ..] | ["xtask", "src", ..]
@@ -261,6 +288,31 @@ fn has_doc_example(text: &str) -> bool {
         }
     }
     false
+}
+
+/// The serde traits `text` derives (`Serialize`, `Deserialize`, by any path), in order; derive
+/// lists in `//` comments do not count.
+fn serde_derives(text: &str) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("derive(") {
+        let line_start = rest[..at].rfind('\n').map_or(0, |newline| newline + 1);
+        let commented = rest[line_start..at].trim_start().starts_with("//");
+        let list = &rest[at + "derive(".len()..];
+        let end = list.find(')').unwrap_or(list.len());
+        if !commented {
+            for name in list[..end].split(',') {
+                let name = name.trim().rsplit("::").next().unwrap_or_default().trim();
+                match name {
+                    "Serialize" => found.push("Serialize"),
+                    "Deserialize" => found.push("Deserialize"),
+                    _ => {}
+                }
+            }
+        }
+        rest = &list[end..];
+    }
+    found
 }
 
 /// Whether `text` names `word` on its own, so `compactor-cli` is not found in `compactor-client`.

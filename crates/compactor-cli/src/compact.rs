@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use compactor_core::{ModelInfo, Session};
-use compactor_engine::estimate_history;
-use compactor_protocol::{CompactionStatus, EventMsg, ResponseItem};
+use compactor_engine::{COMPACT_USER_MESSAGE_MAX_TOKENS, estimate_history};
+use compactor_protocol::{CompactionImplementation, CompactionStatus, EventMsg, ResponseItem};
 use compactor_testkit::ToolCallPolicy;
 
 use crate::demo::retry_line;
@@ -50,7 +50,7 @@ pub(crate) async fn run(args: CompactArgs, file: Option<ConfigFile>) -> Result<(
     defaults.cwd = saved.session.session_meta.as_ref().and_then(|meta| meta.cwd.clone());
     let mut settings = settings::layer(&args.model, file, defaults)?;
     let server = settings.start_provider(ToolCallPolicy::Never).await?;
-    let result = Box::pin(compact(&args, &settings, &saved.path, &before)).await;
+    let result = Box::pin(compact(&args, &settings, &saved, &before)).await;
     if let Some(server) = server
         && let Err(err) = server.shutdown().await
     {
@@ -62,9 +62,12 @@ pub(crate) async fn run(args: CompactArgs, file: Option<ConfigFile>) -> Result<(
 async fn compact(
     args: &CompactArgs,
     settings: &settings::Settings,
-    path: &std::path::Path,
+    saved: &rollout::SavedSession,
     before: &[ResponseItem],
 ) -> Result<(), CliError> {
+    let path = saved.path.as_path();
+    // Where this run's lines will start, so a failure can say exactly what it appended.
+    let start = rollout::append_offset(saved).await?;
     let (analytics, mut compactions) = settings.start_analytics(Vec::new()).await?;
     let (session, mut events) =
         Session::builder(settings.config.clone()).analytics(analytics.clone()).resume(path).await?;
@@ -82,20 +85,10 @@ async fn compact(
     let after = session.history();
     let generation = session.window_generation();
     let shutdown = session.shutdown().await;
-    result.map_err(|err| {
-        let err = CliError::from(err);
-        match err.exit {
-            Exit::Unreachable => {
-                err.context(format!("cannot reach the model at {}", config.provider.base_url))
-            }
-            Exit::Interrupted => err.context("interrupted; the rollout is unchanged"),
-            Exit::Failure
-            | Exit::MissingFile
-            | Exit::BadRollout
-            | Exit::KeyUnset
-            | Exit::BadConfig => err.context("compaction failed; the rollout is unchanged"),
-        }
-    })?;
+    if let Err(err) = result {
+        let appended = rollout::appended_since(path, start).await;
+        return Err(failure(err, settings, &appended));
+    }
     shutdown?;
     let mut attempts = Vec::new();
     while let Ok(event) = compactions.try_recv() {
@@ -128,6 +121,61 @@ async fn compact(
     outln!("Appended a `compacted` line; {generation} compaction(s) installed in this session.");
     Ok(())
 }
+
+/// The error of a failed compaction, with what it appended to the rollout (D69 in
+/// docs/decisions.md) and, when the result would not fit, what to change.
+fn failure(
+    error: compactor_protocol::CompactorError,
+    settings: &settings::Settings,
+    appended: &str,
+) -> CliError {
+    let config = &settings.config;
+    let fit = match &error {
+        compactor_protocol::CompactorError::CompactionDoesNotFit { tokens, .. } => Some(*tokens),
+        _ => None,
+    };
+    let err = CliError::from(error);
+    match err.exit {
+        Exit::Unreachable => err.context(format!(
+            "cannot reach the model at {}; {appended}",
+            config.provider.display_base_url()
+        )),
+        Exit::Interrupted => err.context(format!("interrupted; {appended}")),
+        Exit::DoesNotFit => {
+            let tokens = fit.unwrap_or_default();
+            let percent = config.model.effective_context_window_percent.max(1);
+            let needed = (tokens.saturating_mul(100) + percent - 1) / percent;
+            let mut hint = format!(
+                "a model window of at least {} tokens would hold it (--window {needed}), or \
+                 remove the largest messages from the session",
+                format::count(needed)
+            );
+            let usable = config.model.model_context_window().unwrap_or_default();
+            let has_local = config.compaction.chain.contains(&CompactionImplementation::Responses);
+            if !has_local && usable > LOCAL_KEEPS_AT_MOST {
+                hint.push_str(&format!(
+                    "; or add local summarization, which keeps at most {} tokens of user \
+                     messages (--implementation v2,local)",
+                    format::count(i64::try_from(COMPACT_USER_MESSAGE_MAX_TOKENS).unwrap_or(0))
+                ));
+            }
+            err.context(format!(
+                "the compacted history would not fit the model's window: nothing was \
+                 installed, and {appended}.\nTo compact it: {hint}"
+            ))
+        }
+        Exit::Failure
+        | Exit::Usage
+        | Exit::MissingFile
+        | Exit::BadRollout
+        | Exit::KeyUnset
+        | Exit::BadConfig => err.context(format!("compaction failed; {appended}")),
+    }
+}
+
+/// A usable window above this holds what local compaction keeps: its budget of user messages
+/// (`COMPACT_USER_MESSAGE_MAX_TOKENS`), and room for the summary.
+const LOCAL_KEEPS_AT_MOST: i64 = 24_000;
 
 /// Retries and warnings, as they happen.
 fn show_notice(event: &EventMsg) {

@@ -214,7 +214,7 @@ async fn run_session(
     let estimate =
         estimate_history(&config.base_instructions, &history, &config.provider.pass_through);
     let requests = server.map(count_requests);
-    let violations = server.map(|server| server.violations().len());
+    let violations = server.map(TestServer::violation_count);
 
     let auto = count_compactions(&tally, CompactionTrigger::Auto);
     let manual = count_compactions(&tally, CompactionTrigger::Manual);
@@ -282,7 +282,7 @@ async fn run_session(
         "context_window": config.model.context_window,
         "auto_compact_limit": config.model.auto_compact_limit(),
         "chain": config.compaction.chain,
-        "base_url": config.provider.base_url,
+        "base_url": config.provider.display_base_url(),
         "embedded": matches!(settings.endpoint, Endpoint::Embedded { .. }),
         "requests": requests,
         "protocol_violations": violations,
@@ -296,7 +296,7 @@ async fn run_session(
         "elapsed_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     });
     let text = serde_json::to_vec_pretty(&summary).map_err(CliError::other)?;
-    tokio::fs::write(&files.summary, text).await.map_err(|err| {
+    write_private(&files.summary, text).await.map_err(|err| {
         CliError::other(err).context(format!("cannot write {}", files.summary.display()))
     })?;
 
@@ -318,19 +318,40 @@ async fn run_session(
     outcome.map_err(|err| {
         let err = CliError::from(err);
         match err.exit {
-            Exit::Unreachable => {
-                err.context(format!("cannot reach the model at {}", config.provider.base_url))
-            }
+            Exit::Unreachable => err.context(format!(
+                "cannot reach the model at {}",
+                config.provider.display_base_url()
+            )),
             Exit::Interrupted => err.context("interrupted"),
             Exit::Failure
+            | Exit::Usage
             | Exit::MissingFile
             | Exit::BadRollout
             | Exit::KeyUnset
-            | Exit::BadConfig => err,
+            | Exit::BadConfig
+            | Exit::DoesNotFit => err,
         }
     })?;
     shutdown?;
     Ok(())
+}
+
+/// Writes `bytes` to a new file at `path` with mode 0600, never through a symbolic link: the
+/// summary holds the whole conversation (D64 in docs/decisions.md).
+async fn write_private(path: &Path, bytes: Vec<u8>) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut file = compactor_rollout_trace::private_file_options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|err| compactor_rollout_trace::explain_open_error(&path, err))?;
+        file.write_all(&bytes)?;
+        file.sync_data()
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// The files the demo writes.
@@ -438,20 +459,10 @@ fn count_compactions(tally: &Tally, trigger: CompactionTrigger) -> usize {
         .count()
 }
 
-/// Model requests the embedded server answered: HTTP `/responses` and WebSocket creates.
+/// Model requests the embedded server answered: HTTP `/responses` and `/responses/compact`,
+/// and WebSocket creates.
 fn count_requests(server: &TestServer) -> usize {
-    let websocket: usize = server
-        .connections()
-        .iter()
-        .map(|connection| {
-            connection
-                .messages
-                .iter()
-                .filter(|message| message.message_type() == Some("response.create"))
-                .count()
-        })
-        .sum();
-    server.responses_requests().len() + server.compact_requests().len() + websocket
+    server.model_requests()
 }
 
 fn percent(part: i64, whole: i64) -> i64 {
@@ -462,13 +473,21 @@ fn percent(part: i64, whole: i64) -> i64 {
 async fn output_dir(flag: Option<&Path>) -> Result<PathBuf, CliError> {
     let dir = match flag {
         Some(dir) => {
-            if tokio::fs::try_exists(dir.join("rollout.jsonl")).await.unwrap_or(false) {
+            // Nothing is written over an earlier demo, nor through a link planted where an
+            // output goes (D64 in docs/decisions.md).
+            let files = Files::new(dir);
+            for path in [&files.rollout, &files.summary, &files.analytics, &files.traces] {
+                let Ok(metadata) = tokio::fs::symlink_metadata(path).await else {
+                    continue;
+                };
+                let why = if metadata.file_type().is_symlink() {
+                    "a symbolic link; Compactor does not write through links"
+                } else {
+                    "already there; choose another --out"
+                };
                 return Err(CliError::msg(
                     Exit::Failure,
-                    format_args!(
-                        "{} already holds a demo (rollout.jsonl); choose another --out",
-                        dir.display()
-                    ),
+                    format_args!("{} is {why}", path.display()),
                 ));
             }
             dir.to_path_buf()
@@ -491,8 +510,11 @@ async fn output_dir(flag: Option<&Path>) -> Result<PathBuf, CliError> {
             dir
         }
     };
-    tokio::fs::create_dir_all(&dir)
+    let created = dir.clone();
+    tokio::task::spawn_blocking(move || compactor_rollout_trace::create_private_dir_all(&created))
         .await
+        .map_err(std::io::Error::other)
+        .and_then(|created| created)
         .map_err(|err| CliError::other(err).context(format!("cannot create {}", dir.display())))?;
     Ok(std::path::absolute(&dir).unwrap_or(dir))
 }

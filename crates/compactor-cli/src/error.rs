@@ -15,6 +15,8 @@ Exit codes:
   5  the model endpoint cannot be reached
   6  the API key variable (or the analytics token variable) is unset or empty
   7  the config file has an unknown key or a bad value (the message names the key and line)
+  10  the compacted history would not fit the model's window: nothing was installed (the
+      message names both sizes and what to change)
   130  interrupted with Ctrl-C (the rollout holds everything completed before)";
 
 /// Why the program stopped; each has its own exit code.
@@ -22,6 +24,9 @@ Exit codes:
 pub(crate) enum Exit {
     /// Anything not listed below.
     Failure,
+    /// An invalid command-line argument that clap cannot see (a malformed `--base-url`): clap's
+    /// own usage errors exit 2 as well.
+    Usage,
     /// A file named on the command line does not exist.
     MissingFile,
     /// The rollout is not a readable rollout.
@@ -32,6 +37,8 @@ pub(crate) enum Exit {
     KeyUnset,
     /// The config file has an unknown key or a bad value.
     BadConfig,
+    /// The compaction's result would not fit the usable window (D63 in docs/decisions.md).
+    DoesNotFit,
     /// Ctrl-C.
     Interrupted,
 }
@@ -41,11 +48,13 @@ impl Exit {
     pub(crate) fn code(self) -> u8 {
         match self {
             Exit::Failure => 1,
+            Exit::Usage => 2,
             Exit::MissingFile => 3,
             Exit::BadRollout => 4,
             Exit::Unreachable => 5,
             Exit::KeyUnset => 6,
             Exit::BadConfig => 7,
+            Exit::DoesNotFit => 10,
             Exit::Interrupted => crate::interrupt::INTERRUPTED_EXIT_CODE,
         }
     }
@@ -99,6 +108,7 @@ pub(crate) fn exit_for(error: &CompactorError) -> Exit {
         CompactorError::ConnectionFailed(_) => Exit::Unreachable,
         CompactorError::Timeout(message) if message.contains("connect") => Exit::Unreachable,
         CompactorError::Cancelled => Exit::Interrupted,
+        CompactorError::CompactionDoesNotFit { .. } => Exit::DoesNotFit,
         CompactorError::Timeout(_)
         | CompactorError::TurnAborted { .. }
         | CompactorError::Stream { .. }
@@ -117,6 +127,7 @@ pub(crate) fn exit_for(error: &CompactorError) -> Exit {
         | CompactorError::Io(_)
         | CompactorError::Json(_)
         | CompactorError::CompactionMadeNoProgress { .. }
+        | CompactorError::EventTooLarge { .. }
         | CompactorError::Rollout(_)
         | CompactorError::Config(_) => Exit::Failure,
     }

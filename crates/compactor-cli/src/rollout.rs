@@ -16,6 +16,8 @@ use crate::error::{CliError, Exit};
 pub(crate) struct SavedSession {
     pub(crate) path: PathBuf,
     pub(crate) session: ReconstructedSession,
+    /// The bytes of an unterminated last line, which opening the rollout for append cuts off.
+    pub(crate) torn_tail_bytes: u64,
 }
 
 impl SavedSession {
@@ -90,5 +92,75 @@ pub(crate) async fn read(path: &Path) -> Result<SavedSession, CliError> {
         ));
     }
     let session = reconstruct_history_from_rollout(&contents.lines, &rebuild_legacy_compacted);
-    Ok(SavedSession { path: path.to_path_buf(), session })
+    let torn_tail_bytes = report.torn_tail.map_or(0, |tail| tail.len);
+    Ok(SavedSession { path: path.to_path_buf(), session, torn_tail_bytes })
+}
+
+/// Where lines appended to `saved`'s rollout from now on start: its length, less the torn tail
+/// that opening it for append removes.
+pub(crate) async fn append_offset(saved: &SavedSession) -> Result<u64, CliError> {
+    let metadata = tokio::fs::metadata(&saved.path).await.map_err(|err| {
+        CliError::new(Exit::BadRollout, err)
+            .context(format!("cannot read rollout {}", saved.path.display()))
+    })?;
+    Ok(metadata.len().saturating_sub(saved.torn_tail_bytes))
+}
+
+/// The most bytes read back to say what a failed command appended.
+const APPENDED_READ_LIMIT: u64 = 1 << 20;
+
+/// What was appended to the rollout at `path` from byte `start` on, as the end of a sentence:
+/// "nothing was appended to the rollout", or "appended 3 lines to the rollout (turn_started,
+/// error, turn_complete); its history is unchanged" (D69 in docs/decisions.md).
+pub(crate) async fn appended_since(path: &Path, start: u64) -> String {
+    match read_appended(path, start).await {
+        Ok(names) if names.is_empty() => "nothing was appended to the rollout".to_owned(),
+        Ok(names) => {
+            let lines = if names.len() == 1 { "line" } else { "lines" };
+            let history = if names.iter().any(|name| name == "compacted") {
+                String::new()
+            } else {
+                "; its history is unchanged".to_owned()
+            };
+            format!(
+                "appended {} {lines} to the rollout ({}){history}",
+                names.len(),
+                names.join(", ")
+            )
+        }
+        Err(err) => format!("what was appended to the rollout cannot be read back ({err})"),
+    }
+}
+
+/// The names of the lines after byte `start`: an event's type (`turn_started`, `error`, ...)
+/// or a line's type (`compacted`, `response_item`, ...).
+async fn read_appended(path: &Path, start: u64) -> io::Result<Vec<String>> {
+    use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+    let mut file = tokio::fs::File::open(path).await?;
+    let end = file.metadata().await?.len();
+    if end <= start {
+        return Ok(Vec::new());
+    }
+    file.seek(io::SeekFrom::Start(start)).await?;
+    let mut bytes = Vec::new();
+    file.take(APPENDED_READ_LIMIT).read_to_end(&mut bytes).await?;
+    let mut names: Vec<String> = bytes
+        .split(|&byte| byte == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| match serde_json::from_slice::<serde_json::Value>(line) {
+            Ok(line) => {
+                let kind = line.get("type").and_then(serde_json::Value::as_str).unwrap_or("?");
+                let event = line.pointer("/payload/type").and_then(serde_json::Value::as_str);
+                match (kind, event) {
+                    ("event_msg", Some(event)) => event.to_owned(),
+                    _ => kind.to_owned(),
+                }
+            }
+            Err(_) => "an unreadable line".to_owned(),
+        })
+        .collect();
+    if end - start > APPENDED_READ_LIMIT {
+        names.push(format!("{} more bytes", end - start - APPENDED_READ_LIMIT));
+    }
+    Ok(names)
 }

@@ -1,8 +1,10 @@
 //! `compactor serve`: the embedded reference model on a loopback port until Ctrl-C or SIGTERM.
 
+use std::time::Duration;
+
 use clap::Args;
 use compactor_testkit::{
-    Mode, ReferenceModelConfig, SealKey, TestServer, TestServerConfig, stop_signal,
+    Mode, RecordLimits, ReferenceModelConfig, SealKey, TestServer, TestServerConfig, stop_signal,
 };
 
 use crate::error::CliError;
@@ -17,6 +19,16 @@ pub(crate) struct ServeArgs {
     /// [default: the testkit's fixed key, which the demo and `compact` use too].
     #[arg(long, value_name = "KEY")]
     seal_key: Option<String>,
+    /// Seconds a client may take to send a request's head, or to send the next one on an idle
+    /// connection, before it is disconnected.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout: u64,
+    /// Seconds a client may take to send a request's body before it gets a 408 and is
+    /// disconnected.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    body_timeout: u64,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
@@ -24,9 +36,14 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
         seal_key: args.seal_key.map(SealKey::new).unwrap_or_default(),
         ..ReferenceModelConfig::default()
     };
+    // It serves until stopped, so it records nothing: memory stays flat however many requests
+    // come (D65 in docs/decisions.md).
     let config = TestServerConfig {
         mode: Mode::ReferenceModel(model),
         port: args.port,
+        record: RecordLimits::none(),
+        header_read_timeout: Duration::from_secs(args.header_timeout),
+        body_read_timeout: Duration::from_secs(args.body_timeout),
         ..TestServerConfig::default()
     };
     let server = TestServer::start(config).await.map_err(|err| {

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 use compactor_analytics::{
     AnalyticsClient, AnalyticsConfig, AnalyticsEvent, AnalyticsSink, BearerToken, CompactionEvent,
@@ -50,8 +51,8 @@ pub(crate) struct ModelArgs {
     pub(crate) transport: Option<Transport>,
     /// The compaction implementation; a comma-separated list is a fallback chain
     /// [default: responses_compaction_v2].
-    #[arg(long, value_enum, value_delimiter = ',', value_name = "IMPL")]
-    pub(crate) implementation: Option<Vec<Implementation>>,
+    #[arg(long, value_parser = implementation_parser(), value_delimiter = ',', value_name = "IMPL")]
+    pub(crate) implementation: Option<Vec<CompactionImplementation>>,
     /// The seal key of the embedded reference model [default: the testkit's fixed key, so a
     /// rollout written by one run compacts in the next].
     #[arg(long, value_name = "KEY")]
@@ -67,30 +68,40 @@ pub(crate) enum Transport {
     Http,
 }
 
-/// The compaction implementations a chain may name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Implementation {
-    /// Remote compaction v2: a `/responses` stream ending with a trigger item.
-    #[value(name = "responses_compaction_v2", alias = "v2")]
-    V2,
-    /// Remote compaction v1: `POST /responses/compact`.
-    #[value(name = "responses_compact", alias = "v1")]
-    V1,
-    /// Local summarization through a normal `/responses` stream.
-    #[value(name = "responses", alias = "local")]
-    Local,
-    /// Deterministic pruning of old tool outputs, without a model call.
-    #[value(name = "prune")]
-    Prune,
+/// `--implementation`: the implementations a chain may name, by their long names (short names
+/// are aliases), parsed by `CompactionImplementation`'s own `FromStr`.
+fn implementation_parser() -> impl TypedValueParser<Value = CompactionImplementation> {
+    let values = CompactionImplementation::ALL
+        .into_iter()
+        .filter(|implementation| implementation.can_be_requested())
+        .map(|implementation| {
+            let value =
+                PossibleValue::new(implementation.name()).help(implementation_help(implementation));
+            match implementation.short_name() {
+                short if short == implementation.name() => value,
+                short => value.alias(short),
+            }
+        });
+    PossibleValuesParser::new(values).try_map(|name| name.parse::<CompactionImplementation>())
 }
 
-impl Implementation {
-    fn to_core(self) -> CompactionImplementation {
-        match self {
-            Implementation::V2 => CompactionImplementation::ResponsesCompactionV2,
-            Implementation::V1 => CompactionImplementation::ResponsesCompact,
-            Implementation::Local => CompactionImplementation::Responses,
-            Implementation::Prune => CompactionImplementation::Prune,
+/// What `--help` says about each implementation.
+fn implementation_help(implementation: CompactionImplementation) -> &'static str {
+    match implementation {
+        CompactionImplementation::ResponsesCompactionV2 => {
+            "Remote compaction v2: a `/responses` stream ending with a trigger item"
+        }
+        CompactionImplementation::ResponsesCompact => {
+            "Remote compaction v1: `POST /responses/compact`"
+        }
+        CompactionImplementation::Responses => {
+            "Local summarization through a normal `/responses` stream"
+        }
+        CompactionImplementation::Prune => {
+            "Deterministic pruning of old tool outputs, without a model call"
+        }
+        CompactionImplementation::ServerManaged => {
+            "The server compacts by itself; it cannot be requested"
         }
     }
 }
@@ -157,13 +168,9 @@ pub(crate) fn layer(
         file.toml.apply(&mut config);
     }
     if let Some(url) = &args.base_url {
-        let valid = (url.starts_with("http://") || url.starts_with("https://")) && url.len() > 8;
-        if !valid {
-            return Err(CliError::msg(
-                Exit::Failure,
-                format_args!("--base-url {url:?} is not an http:// or https:// URL"),
-            ));
-        }
+        // A malformed URL is a usage error, and the message never shows its userinfo (D62).
+        compactor_client::check_base_url(url)
+            .map_err(|reason| CliError::msg(Exit::Usage, format_args!("--base-url {reason}")))?;
         config.provider.base_url.clone_from(url);
     }
     if let Some(name) = &args.api_key_env {
@@ -184,7 +191,7 @@ pub(crate) fn layer(
     }
     if let Some(chain) = &args.implementation {
         let mut core_chain: Vec<CompactionImplementation> = Vec::with_capacity(chain.len());
-        for implementation in chain.iter().map(|implementation| implementation.to_core()) {
+        for implementation in chain.iter().copied() {
             if !core_chain.contains(&implementation) {
                 core_chain.push(implementation);
             }
@@ -275,7 +282,7 @@ impl Settings {
             Endpoint::Embedded { .. } => "embedded reference model",
             Endpoint::Remote => "Responses endpoint",
         };
-        format!("{what} at {} ({transport})", config.provider.base_url)
+        format!("{what} at {} ({transport})", config.provider.display_base_url())
     }
 
     /// The chain as the analytics labels name it.

@@ -1,19 +1,19 @@
 //! [`ModelClient`] (session-scoped) and [`ModelClientSession`] (turn-scoped).
 
-use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use compactor_protocol::{
-    CompactRequest, CompactResponse, CompactorError, InputItems, Prompt, ResponseItem,
-    ResponsesApiRequest, TextControls, TurnSettings,
+    CompactRequest, CompactResponse, CompactorError, Prompt, ResponseItem, ResponsesApiRequest,
+    TurnSettings,
 };
 use futures::StreamExt;
 
 use crate::config::{ProviderConfig, SecretString, WebsocketMode};
-use crate::http::{self, Read, SseReader};
+use crate::http::{self, MAX_ERROR_BODY_READ, Read, SseReader, read_limited};
 use crate::retry::{AttemptError, ClientNotice, ClientObserver, with_retries};
+use crate::sent::{SentReport, SentRequest};
 use crate::stream::ResponseStream;
 use crate::ws::{self, WsSession};
 
@@ -59,8 +59,11 @@ impl ModelClientBuilder {
     ///
     /// [`CompactorError::Config`] when the HTTP client cannot be built.
     pub fn build(self) -> Result<ModelClient, CompactorError> {
+        // No redirects: the Responses API does not redirect, and a redirect must never carry the
+        // conversation to another origin (D62 in docs/decisions.md).
         let http = reqwest::Client::builder()
             .connect_timeout(self.config.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|err| {
                 CompactorError::Config(format!("cannot build the HTTP client: {err}"))
@@ -99,7 +102,7 @@ impl ModelClient {
     /// A turn-scoped session; it takes the cached WebSocket connection, if any.
     pub fn new_session(&self) -> ModelClientSession {
         let ws = self.inner.cached_ws.lock().unwrap_or_else(PoisonError::into_inner).take();
-        ModelClientSession { client: self.clone(), ws, last_request_bytes: 0 }
+        ModelClientSession { client: self.clone(), ws }
     }
 
     /// Whether requests go over WebSocket (configured and not fallen back to HTTP).
@@ -153,36 +156,57 @@ impl ModelClient {
     ///
     /// # Errors
     ///
-    /// The mapped HTTP failure after the client's retries (D10), or a `Stream` error when
-    /// the answer is not a compaction response.
+    /// The mapped HTTP failure after the client's retries (D10), a `Stream` error when the answer
+    /// is not a compaction response, or [`CompactorError::EventTooLarge`] when it is longer than
+    /// [`ProviderConfig::max_event_bytes`].
     pub async fn compact(
         &self,
         prompt: &Prompt<'_>,
         settings: &TurnSettings,
     ) -> Result<Vec<ResponseItem>, CompactorError> {
+        self.compact_with_report(prompt, settings, &mut |_| {}).await
+    }
+
+    /// As [`ModelClient::compact`], and calls `report` with the body once it is built, before it
+    /// is sent (not at all for an empty input).
+    ///
+    /// # Errors
+    ///
+    /// As [`ModelClient::compact`].
+    pub async fn compact_with_report(
+        &self,
+        prompt: &Prompt<'_>,
+        settings: &TurnSettings,
+        report: SentReport<'_>,
+    ) -> Result<Vec<ResponseItem>, CompactorError> {
         if prompt.input.is_empty() {
             return Ok(Vec::new());
         }
-        let config = &self.inner.config;
-        let request = CompactRequest {
-            model: Cow::Borrowed(&settings.model),
-            input: allowed_input(&prompt.input, config),
-            instructions: Cow::Borrowed(&prompt.base_instructions),
-            tools: Cow::Borrowed(&prompt.tools),
-            parallel_tool_calls: prompt.parallel_tool_calls,
-            reasoning: settings.reasoning.clone(),
-            service_tier: settings.service_tier.clone(),
-            prompt_cache_key: Some(self.inner.thread_id.clone()),
-            text: settings
-                .verbosity
-                .clone()
-                .map(|verbosity| TextControls { verbosity: Some(verbosity), format: None }),
-        };
-        let body = Bytes::from(json_body(&request)?);
         let key = self.key()?;
+        let redactor = self.inner.config.redactor(key.as_ref());
+        Box::pin(self.compact_with(prompt, settings, key.as_ref(), &redactor, report))
+            .await
+            .map_err(|error| redactor.error(error))
+    }
+
+    async fn compact_with(
+        &self,
+        prompt: &Prompt<'_>,
+        settings: &TurnSettings,
+        key: Option<&SecretString>,
+        redactor: &crate::redact::Redactor,
+        report: SentReport<'_>,
+    ) -> Result<Vec<ResponseItem>, CompactorError> {
+        let config = &self.inner.config;
+        let mut request = CompactRequest::from_prompt(prompt, settings);
+        request.input = config.pass_through.filter_input(&prompt.input);
+        request.prompt_cache_key = Some(self.inner.thread_id.clone());
+        let body = Bytes::from(json_body(&request)?);
+        report(&SentRequest::http(&body));
         let headers =
-            http::request_headers(config, key.as_ref(), &self.inner.thread_id, "application/json")?;
+            http::request_headers(config, key, &self.inner.thread_id, "application/json")?;
         let url = config.url("responses/compact");
+        let max = config.max_event_bytes;
         let text = with_retries(&config.retry, self.inner.observer.as_ref(), || async {
             let response = self
                 .inner
@@ -193,40 +217,31 @@ impl ModelClient {
                 .body(body.clone())
                 .send()
                 .await
-                .map_err(|err| http::transport_error(&err))?;
+                .map_err(|err| http::transport_error(&err, redactor))?;
             let status = response.status();
             let response_headers = response.headers().clone();
-            let text = response.text().await.map_err(|err| http::transport_error(&err))?;
-            if status.is_success() {
-                Ok(text)
-            } else {
-                Err(http::status_error(status, &response_headers, &text, key.as_ref()))
+            let limit = if status.is_success() { max } else { MAX_ERROR_BODY_READ };
+            let (bytes, cut) = read_limited(response, limit)
+                .await
+                .map_err(|err| http::transport_error(&err, redactor))?;
+            if !status.is_success() {
+                let text = String::from_utf8_lossy(&bytes);
+                return Err(http::status_error(status, &response_headers, &text, redactor));
             }
+            if cut {
+                // The answer is one event: past the cap it is refused, not retried (D61).
+                let limit = u64::try_from(max).unwrap_or(u64::MAX);
+                return Err(AttemptError::final_error(CompactorError::EventTooLarge { limit }));
+            }
+            Ok(bytes)
         })
         .await?;
-        let parsed: CompactResponse = serde_json::from_str(&text).map_err(|err| {
-            CompactorError::stream(format!("failed to parse the compact response: {err}"))
+        let parsed: CompactResponse = serde_json::from_slice(&text).map_err(|err| {
+            redactor.error(CompactorError::stream(format!(
+                "failed to parse the compact response: {err}"
+            )))
         })?;
         Ok(parsed.output)
-    }
-}
-
-/// The input to send: the prompt's, minus unknown items off the pass-through list (borrowed
-/// when nothing is removed).
-fn allowed_input<'a>(
-    input: &'a [Cow<'a, ResponseItem>],
-    config: &ProviderConfig,
-) -> InputItems<'a> {
-    if input.iter().all(|item| config.pass_through.allows(item)) {
-        Cow::Borrowed(input)
-    } else {
-        Cow::Owned(
-            input
-                .iter()
-                .filter(|item| config.pass_through.allows(item))
-                .map(|item| Cow::Borrowed(item.as_ref()))
-                .collect(),
-        )
     }
 }
 
@@ -236,21 +251,12 @@ fn allowed_input<'a>(
 pub struct ModelClientSession {
     client: ModelClient,
     ws: Option<WsSession>,
-    /// The body size of the last request sent, for the caller's accounting.
-    pub(crate) last_request_bytes: u64,
 }
 
 impl ModelClientSession {
     /// The client this session belongs to.
     pub fn client(&self) -> &ModelClient {
         &self.client
-    }
-
-    /// The size in bytes of the body of the last request [`ModelClientSession::stream`] sent (the
-    /// JSON of an HTTP request, the text of a WebSocket `response.create`), so a caller counts
-    /// what went out without serializing it again; 0 before the first.
-    pub fn last_request_bytes(&self) -> u64 {
-        self.last_request_bytes
     }
 
     /// Streams one response for `prompt`.
@@ -271,13 +277,46 @@ impl ModelClientSession {
         prompt: &Prompt<'_>,
         settings: &TurnSettings,
     ) -> Result<ResponseStream, CompactorError> {
-        self.last_request_bytes = 0;
+        self.stream_with_report(prompt, settings, &mut |_| {}).await
+    }
+
+    /// As [`ModelClientSession::stream`], and calls `report` with what is sent each time a
+    /// request goes out: the HTTP body once (its retries resend the same bytes), or each
+    /// WebSocket `response.create`. The last call describes the request the stream answers.
+    ///
+    /// # Errors
+    ///
+    /// As [`ModelClientSession::stream`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`ModelClientSession::stream`].
+    pub async fn stream_with_report(
+        &mut self,
+        prompt: &Prompt<'_>,
+        settings: &TurnSettings,
+        report: SentReport<'_>,
+    ) -> Result<ResponseStream, CompactorError> {
+        // Every error that leaves the client is redacted here once more, whatever made it.
+        let redactor = self.client.inner.config.redactor(self.client.key().ok().flatten().as_ref());
+        // Boxed: the transports' futures are large, and every caller's future would carry them.
+        Box::pin(self.stream_inner(prompt, settings, report))
+            .await
+            .map_err(|error| redactor.error(error))
+    }
+
+    async fn stream_inner(
+        &mut self,
+        prompt: &Prompt<'_>,
+        settings: &TurnSettings,
+        report: SentReport<'_>,
+    ) -> Result<ResponseStream, CompactorError> {
         let inner = &self.client.inner;
         let mut request = ResponsesApiRequest::from_prompt(prompt, settings);
-        request.input = allowed_input(&prompt.input, &inner.config);
+        request.input = inner.config.pass_through.filter_input(&prompt.input);
         request.prompt_cache_key = Some(inner.thread_id.clone());
         if self.client.uses_websocket() {
-            let reason = match ws::stream(self, &mut request).await {
+            let reason = match ws::stream(self, &mut request, &mut *report).await {
                 Ok(stream) => return Ok(stream),
                 Err(ws::WsFailure::UpgradeRequired) => {
                     "the server answered the WebSocket upgrade with 426 Upgrade Required".to_owned()
@@ -291,18 +330,20 @@ impl ModelClientSession {
             self.ws = None;
         }
         request.stream = Some(true);
-        self.stream_http(&request).await
+        self.stream_http(&request, report).await
     }
 
     async fn stream_http(
         &mut self,
         request: &ResponsesApiRequest<'_>,
+        report: SentReport<'_>,
     ) -> Result<ResponseStream, CompactorError> {
         let body = Bytes::from(json_body(request)?);
-        self.last_request_bytes = u64::try_from(body.len()).unwrap_or(u64::MAX);
+        report(&SentRequest::http(&body));
         let inner = &self.client.inner;
         let config = &inner.config;
         let key = self.client.key()?;
+        let redactor = config.redactor(key.as_ref());
         let headers =
             http::request_headers(config, key.as_ref(), &inner.thread_id, "text/event-stream")?;
         let url = config.url("responses");
@@ -311,7 +352,7 @@ impl ModelClientSession {
             // The idle timeout also bounds the wait for the response head (D10).
             let sent = inner.http.post(&url).headers(headers.clone()).body(body.clone()).send();
             let response = match tokio::time::timeout(idle, sent).await {
-                Ok(response) => response.map_err(|err| http::transport_error(&err))?,
+                Ok(response) => response.map_err(|err| http::transport_error(&err, &redactor))?,
                 Err(_elapsed) => {
                     return Err(AttemptError::by_class(CompactorError::Timeout(
                         "idle timeout waiting for the response headers".to_owned(),
@@ -321,14 +362,16 @@ impl ModelClientSession {
             let status = response.status();
             let response_headers = response.headers().clone();
             if !status.is_success() {
-                let text = match tokio::time::timeout(idle, response.text()).await {
-                    Ok(Ok(text)) => text,
+                let read = read_limited(response, MAX_ERROR_BODY_READ);
+                let text = match tokio::time::timeout(idle, read).await {
+                    Ok(Ok((bytes, _))) => String::from_utf8_lossy(&bytes).into_owned(),
                     Ok(Err(_)) | Err(_) => String::new(),
                 };
-                return Err(http::status_error(status, &response_headers, &text, key.as_ref()));
+                return Err(http::status_error(status, &response_headers, &text, &redactor));
             }
+            let body = response.bytes_stream().boxed();
             let mut reader =
-                SseReader::new(response.bytes_stream().boxed(), idle).redacting(key.clone());
+                SseReader::new(body, idle, config.max_event_bytes).redacting(redactor.clone());
             let lead = reader.header_events(&response_headers);
             match reader.next().await {
                 Read::End(error) => Err(AttemptError::by_class(error)),
@@ -339,7 +382,7 @@ impl ModelClientSession {
             }
         })
         .await?;
-        let (stream, sender) = ResponseStream::channel();
+        let (stream, sender) = ResponseStream::channel(redactor);
         tokio::spawn(http::pump(reader, first, sender));
         Ok(stream)
     }

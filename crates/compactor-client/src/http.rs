@@ -13,12 +13,14 @@ use serde_json::Value;
 
 use crate::config::{ProviderConfig, SecretString};
 use crate::events::{EventMapper, Mapped, map_event, parse_payload, parse_retry_delay};
+use crate::redact::{MAX_SERVER_TEXT, Redactor};
 use crate::retry::{AttemptError, Retry};
-use crate::sse::SseDecoder;
+use crate::sse::{EventTooLarge, SseDecoder};
 use crate::stream::StreamSender;
 
-/// The most bytes of an error body kept in an error message.
-const MAX_ERROR_BODY: usize = 2_000;
+/// The most bytes of an error answer read: enough for any error object, and far more than the
+/// [`MAX_SERVER_TEXT`] an error keeps, so that redaction sees past the cut.
+pub(crate) const MAX_ERROR_BODY_READ: usize = 64 * 1024;
 
 /// The headers of every request (D26). The key's header is marked sensitive, so the
 /// `http` crate never prints it.
@@ -55,33 +57,52 @@ pub(crate) fn request_headers(
 }
 
 /// Maps a transport failure (no HTTP status) of one attempt.
-pub(crate) fn transport_error(err: &reqwest::Error) -> AttemptError {
-    // reqwest's text names the URL and the cause, never the headers.
+pub(crate) fn transport_error(err: &reqwest::Error, redactor: &Redactor) -> AttemptError {
+    // reqwest's text names the URL (without userinfo) and the cause, never the headers; it is
+    // redacted all the same.
     let error = if err.is_timeout() {
         CompactorError::Timeout(format!("request timed out: {err}"))
     } else {
         CompactorError::ConnectionFailed(err.to_string())
     };
-    AttemptError { error, retry: Retry::After(None) }
+    AttemptError { error: redactor.error(error), retry: Retry::After(None) }
+}
+
+/// Reads at most `limit` bytes of `response`'s body; the flag says whether more followed.
+pub(crate) async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> reqwest::Result<(Vec<u8>, bool)> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, false))
 }
 
 /// Maps a non-success HTTP answer of one attempt: the final error and whether a retry may help
-/// (D10: connect errors, 5xx and 429 without `usage_limit_reached` are retried).
+/// (D10: connect errors, 5xx and 429 without `usage_limit_reached` are retried). The server's
+/// text is decoded (the `error.message` of a JSON body) and then redacted before it is cut to
+/// [`MAX_SERVER_TEXT`] bytes (D60). A redirect is final: the client follows none (D62).
 pub(crate) fn status_error(
     status: StatusCode,
     headers: &HeaderMap,
     body: &str,
-    key: Option<&SecretString>,
+    redactor: &Redactor,
 ) -> AttemptError {
-    let body = redact(truncate(body), key);
-    let parsed: Option<Value> = serde_json::from_str(&body).ok();
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
     let error_obj = parsed.as_ref().and_then(|v| v.get("error"));
     let field = |name: &str| error_obj.and_then(|e| e.get(name)).and_then(Value::as_str);
     let code = field("code").or_else(|| field("type")).unwrap_or("");
-    let message = field("message").map_or_else(|| body.clone(), str::to_owned);
+    let message = redactor.redact_truncated(field("message").unwrap_or(body), MAX_SERVER_TEXT);
     let requested = retry_after_header(headers).or_else(|| parse_retry_delay(&message));
     let code_u16 = status.as_u16();
-    match code_u16 {
+    let attempt = match code_u16 {
         400 => AttemptError::final_error(match code {
             "context_length_exceeded" => CompactorError::ContextWindowExceeded,
             "cyber_policy" => CompactorError::CyberPolicy(message),
@@ -105,11 +126,28 @@ pub(crate) fn status_error(
             },
             retry: Retry::After(requested),
         },
+        _ if status.is_redirection() => {
+            let target = headers
+                .get(header::LOCATION)
+                .and_then(|value| value.to_str().ok())
+                .map(|location| crate::config::url_without_userinfo(location).into_owned());
+            let body = match target {
+                Some(target) => format!(
+                    "the server redirects to {target}; Compactor follows no redirects, so set the \
+                     base URL to where the API is"
+                ),
+                None => "the server redirects; Compactor follows no redirects, so set the base \
+                         URL to where the API is"
+                    .to_owned(),
+            };
+            AttemptError::final_error(CompactorError::UnexpectedStatus { status: code_u16, body })
+        }
         _ => AttemptError::final_error(CompactorError::UnexpectedStatus {
             status: code_u16,
             body: message,
         }),
-    }
+    };
+    AttemptError { error: redactor.error(attempt.error), retry: attempt.retry }
 }
 
 /// `Retry-After: <seconds>` (or `retry-after-ms`).
@@ -121,77 +159,6 @@ fn retry_after_header(headers: &HeaderMap) -> Option<Duration> {
     text("retry-after")
         .and_then(|v| v.parse::<f64>().ok())
         .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
-}
-
-fn truncate(body: &str) -> &str {
-    if body.len() <= MAX_ERROR_BODY {
-        return body;
-    }
-    let mut end = MAX_ERROR_BODY;
-    while !body.is_char_boundary(end) {
-        end -= 1;
-    }
-    &body[..end]
-}
-
-/// Removes the key from text that came from a server, in case it echoed a header back.
-pub(crate) fn redact(text: &str, key: Option<&SecretString>) -> String {
-    match key {
-        Some(key) if !key.expose().is_empty() && text.contains(key.expose()) => {
-            text.replace(key.expose(), "<redacted>")
-        }
-        Some(_) | None => text.to_owned(),
-    }
-}
-
-/// `error` with the key removed from every text it carries that came from a server (a message
-/// that echoes the key, e.g. "Incorrect API key provided: ...").
-pub(crate) fn redact_error(error: CompactorError, key: Option<&SecretString>) -> CompactorError {
-    let Some(key) = key.filter(|key| !key.expose().is_empty()) else {
-        return error;
-    };
-    if !error.to_string().contains(key.expose()) {
-        return error;
-    }
-    let clean = |text: String| text.replace(key.expose(), "<redacted>");
-    match error {
-        CompactorError::TurnAborted { reason } => {
-            CompactorError::TurnAborted { reason: clean(reason) }
-        }
-        CompactorError::Stream { message, retry_after } => {
-            CompactorError::Stream { message: clean(message), retry_after }
-        }
-        CompactorError::UnexpectedStatus { status, body } => {
-            CompactorError::UnexpectedStatus { status, body: clean(body) }
-        }
-        CompactorError::InvalidRequest(text) => CompactorError::InvalidRequest(clean(text)),
-        CompactorError::CyberPolicy(text) => CompactorError::CyberPolicy(clean(text)),
-        CompactorError::UsageLimitReached(text) => CompactorError::UsageLimitReached(clean(text)),
-        CompactorError::QuotaExceeded(text) => CompactorError::QuotaExceeded(clean(text)),
-        CompactorError::UsageNotIncluded(text) => CompactorError::UsageNotIncluded(clean(text)),
-        CompactorError::RetryLimit { status, message } => {
-            CompactorError::RetryLimit { status, message: clean(message) }
-        }
-        CompactorError::Timeout(text) => CompactorError::Timeout(clean(text)),
-        CompactorError::ConnectionFailed(text) => CompactorError::ConnectionFailed(clean(text)),
-        CompactorError::ResponseStreamFailed { code, message, retry_after } => {
-            CompactorError::ResponseStreamFailed {
-                code: clean(code),
-                message: clean(message),
-                retry_after,
-            }
-        }
-        CompactorError::Fatal(text) => CompactorError::Fatal(clean(text)),
-        CompactorError::Io(text) => CompactorError::Io(clean(text)),
-        CompactorError::Json(text) => CompactorError::Json(clean(text)),
-        CompactorError::Rollout(text) => CompactorError::Rollout(clean(text)),
-        CompactorError::Config(text) => CompactorError::Config(clean(text)),
-        error @ (CompactorError::Cancelled
-        | CompactorError::ContextWindowExceeded
-        | CompactorError::ServerOverloaded
-        | CompactorError::InternalServerError
-        | CompactorError::CompactionMadeNoProgress { .. }) => error,
-    }
 }
 
 /// A boxed body byte stream.
@@ -218,27 +185,29 @@ pub(crate) struct SseReader {
     pending: VecDeque<Read>,
     idle_timeout: Duration,
     eof: bool,
-    /// The key, redacted from the failures the server reports.
-    key: Option<SecretString>,
+    /// The secrets redacted from the failures the server reports.
+    redactor: Redactor,
 }
 
 impl SseReader {
-    pub(crate) fn new(body: BodyStream, idle_timeout: Duration) -> Self {
+    /// A reader of `body` that refuses lines and events over `max_event_bytes` (D61).
+    pub(crate) fn new(body: BodyStream, idle_timeout: Duration, max_event_bytes: usize) -> Self {
         Self {
             body,
-            decoder: SseDecoder::default(),
+            decoder: SseDecoder::new(max_event_bytes),
             mapper: EventMapper::default(),
             remembered: None,
             pending: VecDeque::new(),
             idle_timeout,
             eof: false,
-            key: None,
+            redactor: Redactor::default(),
         }
     }
 
-    /// Redacts `key` from the failures this reader reports (`response.failed` messages).
-    pub(crate) fn redacting(mut self, key: Option<SecretString>) -> Self {
-        self.key = key;
+    /// Redacts these secrets from the failures this reader reports (`response.failed` messages,
+    /// read errors).
+    pub(crate) fn redacting(mut self, redactor: Redactor) -> Self {
+        self.redactor = redactor;
         self
     }
 
@@ -259,7 +228,9 @@ impl SseReader {
                 Ok(None) => self.eof = true,
                 Ok(Some(Err(err))) => {
                     return Read::End(self.remembered.take().unwrap_or_else(|| {
-                        CompactorError::stream(format!("error reading the response stream: {err}"))
+                        self.redactor.error(CompactorError::stream(format!(
+                            "error reading the response stream: {err}"
+                        )))
                     }));
                 }
                 Ok(Some(Ok(bytes))) => self.decoder.push(&bytes),
@@ -273,10 +244,18 @@ impl SseReader {
             if let Some(read) = self.pending.pop_front() {
                 return Some(read);
             }
-            let payload = match self.decoder.next_payload() {
-                Some(data) => Some(parse_payload(data)),
-                None if self.eof => self.decoder.finish().map(parse_payload),
-                None => None,
+            let decoded = match self.decoder.next_payload() {
+                Ok(None) if self.eof => self.decoder.finish(),
+                decoded => decoded,
+            };
+            let payload = match decoded {
+                Ok(data) => data.map(parse_payload),
+                Err(EventTooLarge) => {
+                    // The rest of the body is never read: the stream ends here (D61).
+                    self.pending.clear();
+                    let limit = u64::try_from(self.decoder.max_event_bytes()).unwrap_or(u64::MAX);
+                    return Some(Read::End(CompactorError::EventTooLarge { limit }));
+                }
             };
             if let Some(payload) = payload {
                 if let Some(payload) = payload {
@@ -323,11 +302,11 @@ impl SseReader {
             Mapped::Failure(error) => {
                 // The first failure is the cause; later ones are consequences.
                 if self.remembered.is_none() {
-                    self.remembered = Some(redact_error(error, self.key.as_ref()));
+                    self.remembered = Some(self.redactor.error(error));
                 }
             }
             Mapped::Error(error) => {
-                self.pending.push_back(Read::End(redact_error(error, self.key.as_ref())));
+                self.pending.push_back(Read::End(self.redactor.error(error)));
             }
             Mapped::Ignored => {}
         }
@@ -337,7 +316,11 @@ impl SseReader {
 /// Reads an SSE body that arrives in `chunks` as [`SseReader::next`] does, up to and including
 /// the first terminal read (`Completed` or `End`), without I/O: the fuzz targets' entry point.
 pub(crate) fn decode_chunks(chunks: &[&[u8]]) -> Vec<Read> {
-    let mut reader = SseReader::new(Box::pin(futures::stream::empty()), Duration::ZERO);
+    let mut reader = SseReader::new(
+        Box::pin(futures::stream::empty()),
+        Duration::ZERO,
+        crate::config::DEFAULT_MAX_EVENT_BYTES,
+    );
     let mut reads = Vec::new();
     let mut chunks = chunks.iter();
     loop {

@@ -9,6 +9,8 @@ use futures::Stream;
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use crate::redact::Redactor;
+
 /// Capacity of the channel between a producer and its stream: enough to absorb bursts of small
 /// deltas without letting a slow consumer buffer a whole response.
 pub(crate) const STREAM_CHANNEL_CAPACITY: usize = 1600;
@@ -24,12 +26,13 @@ pub struct ResponseStream {
 }
 
 impl ResponseStream {
-    /// A stream whose producer sends into the returned sender and watches the returned token.
-    pub(crate) fn channel() -> (Self, StreamSender) {
+    /// A stream whose producer sends into the returned sender and watches the returned token;
+    /// the error that ends it is redacted of `redactor`'s secrets.
+    pub(crate) fn channel(redactor: Redactor) -> (Self, StreamSender) {
         let (tx, rx) = mpsc::channel(STREAM_CHANNEL_CAPACITY);
         let cancel = CancellationToken::new();
         let stream = Self { rx, _cancel_on_drop: cancel.clone().drop_guard() };
-        (stream, StreamSender { tx, cancel })
+        (stream, StreamSender { tx, cancel, redactor })
     }
 }
 
@@ -46,11 +49,13 @@ impl Stream for ResponseStream {
 pub(crate) struct StreamSender {
     tx: mpsc::Sender<Result<ResponseEvent, CompactorError>>,
     pub(crate) cancel: CancellationToken,
+    redactor: Redactor,
 }
 
 impl StreamSender {
     /// Sends one item; false when the consumer is gone (the producer should stop).
     pub(crate) async fn send(&self, item: Result<ResponseEvent, CompactorError>) -> bool {
+        let item = item.map_err(|error| self.redactor.error(error));
         tokio::select! {
             biased;
             () = self.cancel.cancelled() => false,

@@ -22,10 +22,12 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::client::ModelClientSession;
-use crate::config::{Prewarm, SecretString};
+use crate::config::Prewarm;
 use crate::events::{EventMapper, Mapped, map_event, parse_payload};
 use crate::http::{self as transport, Read};
+use crate::redact::Redactor;
 use crate::retry::{AttemptError, Retry, next_retry};
+use crate::sent::{SentReport, SentRequest};
 use crate::stream::{ResponseStream, StreamSender};
 
 /// The beta header value of the Responses WebSocket protocol.
@@ -115,13 +117,14 @@ pub(crate) enum WsFailure {
 pub(crate) async fn stream(
     session: &mut ModelClientSession,
     request: &mut ResponsesApiRequest<'_>,
+    report: SentReport<'_>,
 ) -> Result<ResponseStream, WsFailure> {
     request.stream = None;
     let client = session.client().clone();
     let config = &client.inner.config;
     let mut retries = 0u32;
     loop {
-        let failure = match attempt(session, request).await {
+        let failure = match attempt(session, request, &mut *report).await {
             Ok(stream) => return Ok(stream),
             Err(WsAttempt::UpgradeRequired) => return Err(WsFailure::UpgradeRequired),
             Err(WsAttempt::Failed(failure)) => failure,
@@ -154,6 +157,7 @@ impl From<AttemptError> for WsAttempt {
 async fn attempt(
     session: &mut ModelClientSession,
     request: &ResponsesApiRequest<'_>,
+    report: SentReport<'_>,
 ) -> Result<ResponseStream, WsAttempt> {
     let client = session.client().clone();
     let config = &client.inner.config;
@@ -186,7 +190,7 @@ async fn attempt(
         );
     };
     let message = create_message(ws, request).map_err(AttemptError::final_error)?;
-    let sent_bytes = u64::try_from(message.len()).unwrap_or(u64::MAX);
+    report(&SentRequest::websocket(request, &message));
     // No request extends one that ends with a compaction trigger (the next one starts from the
     // compacted history), so its input, the whole history, is not copied as a baseline.
     ws.last_request = match request.input.last() {
@@ -198,10 +202,9 @@ async fn attempt(
     // response is read to its end, the connection is broken off, never reused with a stale
     // answer on its way.
     let mut reader = WsReader::new(guard, config.stream_idle_timeout, ws.last_response.clone())
-        .redacting(redaction_key(&client));
+        .redacting(redactor_of(&client));
     send_text(&mut reader.guard, message, config.stream_idle_timeout).await?;
     let lead = reader.mapper.header_events(&ws.handshake_headers);
-    session.last_request_bytes = sent_bytes;
     let first = match reader.next().await {
         Read::End(error) => {
             reader.guard.break_off();
@@ -209,7 +212,7 @@ async fn attempt(
         }
         first => reader.lead_with(lead, first),
     };
-    let (stream, sender) = ResponseStream::channel();
+    let (stream, sender) = ResponseStream::channel(redactor_of(&client));
     tokio::spawn(pump(reader, first, sender));
     Ok(stream)
 }
@@ -221,7 +224,7 @@ async fn prewarm(
     request: &ResponsesApiRequest<'_>,
 ) -> Result<(), WsAttempt> {
     let idle = session.client().inner.config.stream_idle_timeout;
-    let key = redaction_key(session.client());
+    let key = redactor_of(session.client());
     let Some(ws) = session.ws_mut().as_mut() else {
         return Ok(());
     };
@@ -346,6 +349,8 @@ async fn connect(session: &ModelClientSession) -> Result<(Socket, HeaderMap), Ws
     let client = session.client();
     let config = &client.inner.config;
     let key = config.key.resolve().map_err(AttemptError::final_error)?;
+    let redactor = config.redactor(key.as_ref());
+    // The URL goes without userinfo; its credentials become a `Basic` header, as over HTTP.
     let url = config.websocket_url();
     let mut request = url.as_str().into_client_request().map_err(|err| {
         AttemptError::final_error(CompactorError::Config(format!("invalid websocket url: {err}")))
@@ -362,11 +367,19 @@ async fn connect(session: &ModelClientSession) -> Result<(Socket, HeaderMap), Ws
             request.headers_mut().insert(name.clone(), value.clone());
         }
     }
+    if key.is_none()
+        && let Some(basic) = config.basic_credentials()
+        && let Ok(mut value) = ::http::HeaderValue::from_str(&format!("Basic {basic}"))
+    {
+        value.set_sensitive(true);
+        request.headers_mut().insert(::http::header::AUTHORIZATION, value);
+    }
     request
         .headers_mut()
         .insert("openai-beta", ::http::HeaderValue::from_static(OPENAI_BETA_WEBSOCKETS));
-    // Events can be large (a completed response repeats its output); the caps protect nothing here.
-    let ws_config = WebSocketConfig::default().max_message_size(None).max_frame_size(None);
+    // One message (and so one frame) holds at most one event: the client's cap (D61).
+    let max = Some(config.max_event_bytes);
+    let ws_config = WebSocketConfig::default().max_message_size(max).max_frame_size(max);
     // Boxed: with rustls the connect future is several kilobytes, and every caller's `stream()`
     // future would carry it.
     let connecting =
@@ -391,10 +404,12 @@ async fn connect(session: &ModelClientSession) -> Result<(Socket, HeaderMap), Ws
                 return Err(WsAttempt::UpgradeRequired);
             }
             let body = response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-            Err(transport::status_error(status, response.headers(), &body, key.as_ref()).into())
+            Err(transport::status_error(status, response.headers(), &body, &redactor).into())
         }
         Ok(Err(err)) => Err(AttemptError {
-            error: CompactorError::ConnectionFailed(format!("websocket connect failed: {err}")),
+            error: redactor.error(CompactorError::ConnectionFailed(format!(
+                "websocket connect failed: {err}"
+            ))),
             retry: Retry::After(None),
         }
         .into()),
@@ -465,8 +480,8 @@ struct WsReader {
     items_added: Vec<ResponseItem>,
     last_response: Arc<StdMutex<Option<LastResponse>>>,
     pending: VecDeque<Read>,
-    /// The key, redacted from error frames that echo it.
-    key: Option<SecretString>,
+    /// The secrets redacted from error frames that echo them.
+    redactor: Redactor,
     /// The retry decision of the wrapped error frame that ended the read, if one did: it maps
     /// like an HTTP answer (D45), so a 429 or 503 before the first event is retried as over
     /// HTTP (D10).
@@ -496,15 +511,15 @@ impl WsReader {
             items_added: Vec::new(),
             last_response,
             pending: VecDeque::new(),
-            key: None,
+            redactor: Redactor::default(),
             rejected: None,
             completed: false,
         }
     }
 
     /// Redacts `key` from the error frames this reader maps.
-    fn redacting(mut self, key: Option<SecretString>) -> Self {
-        self.key = key;
+    fn redacting(mut self, redactor: Redactor) -> Self {
+        self.redactor = redactor;
         self
     }
 
@@ -547,8 +562,18 @@ impl WsReader {
                         "websocket closed by server before response.completed",
                     ));
                 }
+                Ok(Some(Err(tungstenite::Error::Capacity(
+                    tungstenite::error::CapacityError::MessageTooLong { max_size, .. },
+                )))) => {
+                    // A message or frame over the cap: the connection goes, unread (D61).
+                    let limit = u64::try_from(max_size).unwrap_or(u64::MAX);
+                    return Read::End(CompactorError::EventTooLarge { limit });
+                }
                 Ok(Some(Err(err))) => {
-                    return Read::End(CompactorError::stream(format!("websocket error: {err}")));
+                    return Read::End(
+                        self.redactor
+                            .error(CompactorError::stream(format!("websocket error: {err}"))),
+                    );
                 }
                 Ok(Some(Ok(frame))) => frame,
             };
@@ -572,7 +597,7 @@ impl WsReader {
     fn on_text(&mut self, text: &[u8]) -> Option<Read> {
         let payload = parse_payload(text)?;
         if payload.kind == "error" {
-            let failure = wrapped_error(&payload, self.key.as_ref())?;
+            let failure = wrapped_error(&payload, &self.redactor)?;
             self.rejected = Some(failure.retry);
             return Some(Read::End(failure.error));
         }
@@ -596,9 +621,7 @@ impl WsReader {
                 Read::Completed(event)
             }
             // Over WebSocket a failure ends the stream at once (D45).
-            Mapped::Failure(error) | Mapped::Error(error) => {
-                Read::End(transport::redact_error(error, self.key.as_ref()))
-            }
+            Mapped::Failure(error) | Mapped::Error(error) => Read::End(self.redactor.error(error)),
             Mapped::Ignored => return None,
         };
         match model {
@@ -618,8 +641,7 @@ pub(crate) fn map_frames(frames: &[&[u8]]) -> Vec<Read> {
     let Ok(guard) = connection.try_lock_owned() else {
         return Vec::new();
     };
-    let mut reader =
-        WsReader::new(guard, Duration::ZERO, Arc::new(StdMutex::new(None))).redacting(None);
+    let mut reader = WsReader::new(guard, Duration::ZERO, Arc::new(StdMutex::new(None)));
     let mut reads = Vec::new();
     let mut frames = frames.iter();
     loop {
@@ -644,7 +666,7 @@ pub(crate) fn map_frames(frames: &[&[u8]]) -> Vec<Read> {
 /// A wrapped `{"type":"error","status":N,"error":{...},"headers":{...}}` frame: the connection
 /// limit is a retryable stream error, other non-2xx statuses map like HTTP answers (with the
 /// frame's headers, e.g. `retry-after`, and the key redacted), the rest is ignored.
-fn wrapped_error(payload: &StreamEventPayload, key: Option<&SecretString>) -> Option<AttemptError> {
+fn wrapped_error(payload: &StreamEventPayload, redactor: &Redactor) -> Option<AttemptError> {
     let code = payload.error.as_ref().and_then(|e| e.get("code")).and_then(|c| c.as_str());
     if code == Some("websocket_connection_limit_reached") {
         return Some(AttemptError::by_class(CompactorError::stream(
@@ -659,14 +681,15 @@ fn wrapped_error(payload: &StreamEventPayload, key: Option<&SecretString>) -> Op
         if error.get("code").is_none() && error.get("message").is_none() {
             return None;
         }
-        return Some(AttemptError::by_class(crate::events::failure_from_error_object(Some(error))));
+        let error = redactor.error(crate::events::failure_from_error_object(Some(error)));
+        return Some(AttemptError::by_class(error));
     };
     let status = ::http::StatusCode::from_u16(status).ok()?;
     if status.is_success() {
         return None;
     }
     let body = serde_json::json!({ "error": payload.error }).to_string();
-    Some(transport::status_error(status, &frame_headers(payload.headers.as_ref()), &body, key))
+    Some(transport::status_error(status, &frame_headers(payload.headers.as_ref()), &body, redactor))
 }
 
 /// The `headers` object of a wrapped error frame as a header map; entries that are not valid
@@ -691,9 +714,11 @@ fn frame_headers(headers: Option<&serde_json::Value>) -> HeaderMap {
     map
 }
 
-/// The key to redact from server text; none when it cannot be resolved (nothing was sent then).
-fn redaction_key(client: &crate::client::ModelClient) -> Option<SecretString> {
-    client.inner.config.key.resolve().ok().flatten()
+/// The secrets to redact from server text: the key when it resolves (none was sent otherwise) and
+/// the base URL's credentials.
+fn redactor_of(client: &crate::client::ModelClient) -> Redactor {
+    let config = &client.inner.config;
+    config.redactor(config.key.resolve().ok().flatten().as_ref())
 }
 
 async fn pump(mut reader: WsReader, first: Read, sender: StreamSender) {

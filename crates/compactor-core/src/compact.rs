@@ -9,19 +9,22 @@ mod remote_v2;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use compactor_analytics::{
     AttemptOutcome, AttemptSpec, ChainPosition, CompactionAnalyticsAttempt, CompactionContext,
 };
-use compactor_client::ModelClientSession;
+use compactor_client::{ModelClientSession, ResponseStream, SentRequest};
+use compactor_engine::ServerCompaction;
 use compactor_protocol::{
     CompactedItem, CompactionImplementation, CompactionPhase, CompactionReason, CompactionTrigger,
     CompactorError, ContextCompactionItem, EventMsg, HookEventName, InitialContextInjection,
-    ResponseItem, RolloutItem, TokenUsage, TurnItem,
+    Prompt, ResponseItem, RolloutItem, TokenUsage, TurnItem, TurnSettings,
 };
-use compactor_rollout_trace::CompactionTraceContext;
+use compactor_rollout_trace::{CompactionTraceAttempt, CompactionTraceContext, SentRequestJson};
 
 use crate::config::RemoteCompaction;
 use crate::hooks::{CompactHookInput, HookOutcome};
+use crate::retry::{StreamAttempt, StreamFailure};
 use crate::session::{Session, now_ms};
 use crate::turn::{TurnContext, TurnFailure};
 
@@ -72,11 +75,129 @@ pub(crate) struct Prepared {
     pub(crate) keep_reference: bool,
 }
 
+/// What every compaction starts with: its turn item (one per chain, whose id is the compaction
+/// id), its analytics context, and the estimate before it.
+struct CompactionStart {
+    item: ContextCompactionItem,
+    context: CompactionContext,
+    tokens_before: i64,
+}
+
 /// What is left of a [`Prepared`] once its history is installed.
 pub(crate) struct Installed {
     response_id: Option<String>,
     usage: Option<TokenUsage>,
     reset_websocket: bool,
+}
+
+/// What a compaction request sent, kept while the client sends it: its wire size for analytics
+/// and, when the trace is on, the logical request and wire message for the trace (see D80 in
+/// docs/decisions.md). With the trace off nothing is copied or serialized.
+pub(crate) struct SentCapture<'t> {
+    trace: &'t CompactionTraceContext,
+    json: Option<(Bytes, Option<String>)>,
+    wire_len: u64,
+}
+
+impl<'t> SentCapture<'t> {
+    pub(crate) fn new(trace: &'t CompactionTraceContext) -> Self {
+        Self { trace, json: None, wire_len: 0 }
+    }
+
+    /// Keeps `sent`; the client calls this for every request it puts on the wire, so the last
+    /// call describes the request that was answered.
+    pub(crate) fn keep(&mut self, sent: &SentRequest<'_>) {
+        self.wire_len = sent.wire_len();
+        if !self.trace.is_enabled() {
+            return;
+        }
+        self.json = match sent.request_json() {
+            Ok(request) => Some((request, sent.wire_message().map(str::to_owned))),
+            Err(error) => {
+                tracing::warn!(%error, "the request could not be serialized for the trace");
+                None
+            }
+        };
+    }
+
+    /// The size of what went out for the request, in bytes; 0 when nothing did.
+    pub(crate) fn wire_len(&self) -> u64 {
+        self.wire_len
+    }
+
+    /// Records the request in the trace (`compaction_request_started`); a request that never
+    /// went out, or a trace that is off, records nothing.
+    pub(crate) async fn start_attempt(&self) -> CompactionTraceAttempt {
+        match &self.json {
+            Some((request, wire_message)) => {
+                let sent = SentRequestJson {
+                    request,
+                    wire_message: wire_message.as_deref().map(str::as_bytes),
+                };
+                self.trace.start_attempt(sent).await
+            }
+            None => CompactionTraceAttempt::default(),
+        }
+    }
+}
+
+/// How a compaction reads the answer to its stream request.
+pub(crate) trait ReadAnswer {
+    /// What it reads.
+    type Answer: Send;
+
+    /// Reads `stream` to the answer.
+    fn read(
+        &self,
+        stream: ResponseStream,
+    ) -> impl Future<Output = Result<Self::Answer, CompactorError>> + Send;
+
+    /// The output items of `answer` that the trace records.
+    fn output(answer: &Self::Answer) -> &[ResponseItem];
+}
+
+/// One stream request of a compaction (v2, local): sends the prompt, reads the answer, adds
+/// what went out to `bytes_sent`, and traces the request as the client sent it, with the
+/// answer's output items or the error.
+pub(crate) struct TracedStream<'s, 'p, R> {
+    pub(crate) prompt: &'s Prompt<'p>,
+    pub(crate) settings: &'s TurnSettings,
+    pub(crate) trace: &'s CompactionTraceContext,
+    pub(crate) bytes_sent: &'s mut u64,
+    pub(crate) read: R,
+}
+
+impl<R: ReadAnswer + Send + Sync> StreamAttempt for TracedStream<'_, '_, R> {
+    type Output = R::Answer;
+
+    async fn run(
+        &mut self,
+        client_session: &mut ModelClientSession,
+    ) -> Result<R::Answer, StreamFailure> {
+        let mut sent = SentCapture::new(self.trace);
+        let opened = client_session
+            .stream_with_report(self.prompt, self.settings, &mut |report| sent.keep(report))
+            .await;
+        *self.bytes_sent = self.bytes_sent.saturating_add(sent.wire_len());
+        let attempt = sent.start_attempt().await;
+        let stream = match opened {
+            Ok(stream) => stream,
+            Err(error) => {
+                attempt.record_result(Err(&error)).await;
+                return Err(StreamFailure::Open(error));
+            }
+        };
+        match self.read.read(stream).await {
+            Ok(answer) => {
+                attempt.record_result(Ok(R::output(&answer))).await;
+                Ok(answer)
+            }
+            Err(error) => {
+                attempt.record_result(Err(&error)).await;
+                Err(StreamFailure::Stream(error))
+            }
+        }
+    }
 }
 
 /// Counters of one attempt, kept across its retries for analytics.
@@ -107,6 +228,12 @@ impl Session {
 
     async fn manual_compaction(&self, focus: Option<&str>) -> Result<(), CompactorError> {
         let _turn = self.inner.turn_lock.lock().await;
+        // A compaction no implementation of the chain can fit is refused before it starts: no
+        // turn, no event, no request, nothing appended (D63 in docs/decisions.md).
+        if let Some(error) = self.cannot_fit(&self.inner.config.model) {
+            tracing::warn!(error = %error, "manual compaction refused");
+            return Err(error);
+        }
         let turn = self.start_turn(self.inner.config.model.clone());
         self.emit(EventMsg::TurnStarted {
             turn_id: turn.turn_id.clone(),
@@ -172,6 +299,39 @@ impl Session {
         Ok(())
     }
 
+    /// The refusal of a compaction of the current history into `model`'s usable window when every
+    /// implementation of the chain is known, before any request, to leave too much (D63).
+    fn cannot_fit(&self, model: &crate::config::ModelInfo) -> Option<CompactorError> {
+        let usable = model.model_context_window()?;
+        let history = Arc::clone(&self.state().history);
+        if history.is_empty() {
+            return None;
+        }
+        let mut smallest: Option<u64> = None;
+        for implementation in self.compaction_chain() {
+            let floor = self.compacted_floor(implementation, &history)?;
+            smallest = Some(smallest.map_or(floor, |smallest| smallest.min(floor)));
+        }
+        let tokens = i64::try_from(smallest?).unwrap_or(i64::MAX);
+        (tokens > usable)
+            .then_some(CompactorError::CompactionDoesNotFit { tokens, usable_window: usable })
+    }
+
+    /// [`compactor_engine::compacted_floor`] with the session's instructions and markers.
+    fn compacted_floor(
+        &self,
+        implementation: CompactionImplementation,
+        history: &[ResponseItem],
+    ) -> Option<u64> {
+        let config = &self.inner.config;
+        compactor_engine::compacted_floor(
+            implementation,
+            history,
+            &config.base_instructions,
+            &config.contextual_markers,
+        )
+    }
+
     /// The implementations to try, in order (D8, D18).
     pub(crate) fn compaction_chain(&self) -> Vec<CompactionImplementation> {
         let config = &self.inner.config;
@@ -197,18 +357,8 @@ impl Session {
     ) -> Result<(), CompactionFailure> {
         let config = &self.inner.config;
         let chain = self.compaction_chain();
-        let tokens_before = self.total_token_usage();
-        let item = ContextCompactionItem::new(uuid::Uuid::new_v4().to_string());
-        let context = CompactionContext {
-            thread_id: self.inner.thread_id.clone(),
-            turn_id: turn.turn_id.clone(),
-            model: turn.model.slug.clone(),
-            provider: self.inner.config.provider.name.clone(),
-            compaction_id: item.id.clone(),
-            trigger: request.trigger,
-            reason: request.reason,
-            phase: request.phase,
-        };
+        let CompactionStart { item, context, tokens_before } =
+            self.start_compaction(turn, request.trigger, request.reason, request.phase);
         let begin = |index: usize, implementation: CompactionImplementation| {
             let spec = AttemptSpec::new(implementation, tokens_before)
                 .with_attempt_number(u32::try_from(index + 1).unwrap_or(u32::MAX))
@@ -228,23 +378,28 @@ impl Session {
             begin(0, first).track(AttemptOutcome::interrupted(error.to_string(), tokens_before));
             return Err(CompactionFailure(error));
         }
-        let trace = self.inner.trace.compaction_trace_context(
-            &turn.turn_id,
-            &item.id,
-            &turn.model.slug,
-            &config.provider.name,
-        );
-        self.emit(EventMsg::ItemStarted {
-            thread_id: self.inner.thread_id.clone(),
-            turn_id: turn.turn_id.clone(),
-            item: TurnItem::ContextCompaction(item.clone()),
-            started_at_ms: now_ms(),
-        })
-        .await;
+        let trace = self.announce_compaction(turn, &item).await;
         let mut last_error = None;
+        let usable = turn.model.model_context_window();
         for (index, implementation) in chain.iter().copied().enumerate() {
             let attempt = begin(index, implementation);
             let mut stats = AttemptStats::default();
+            // An implementation whose result cannot fit is not asked (D63).
+            let floor = usable.and_then(|usable| {
+                let history = Arc::clone(&self.state().history);
+                let floor = self.compacted_floor(implementation, &history)?;
+                let tokens = i64::try_from(floor).unwrap_or(i64::MAX);
+                (tokens > usable).then_some(CompactorError::CompactionDoesNotFit {
+                    tokens,
+                    usable_window: usable,
+                })
+            });
+            if let Some(error) = floor {
+                attempt.track(AttemptOutcome::failed(&error, tokens_before));
+                tracing::warn!(%implementation, error = %error, "compaction attempt skipped");
+                last_error = Some((implementation, error));
+                continue;
+            }
             let prepared = {
                 let work =
                     self.prepare(implementation, turn, client_session, request, &trace, &mut stats);
@@ -317,51 +472,31 @@ impl Session {
         Err(CompactionFailure(error))
     }
 
-    /// Installs a compaction the server made by itself (`server_managed`): the compaction item
-    /// and the output items after it become the history (D46), with the same events, analytics, trace and rollout line as any
+    /// Installs a compaction the server made by itself (`server_managed`, D46): the engine's
+    /// split of the response (the compaction item and the output items after it become the
+    /// history) goes through the same start, events, analytics, trace and rollout line as any
     /// compaction.
     pub(crate) async fn install_server_managed(
         &self,
         turn: &TurnContext,
-        output: Vec<ResponseItem>,
-        at: usize,
+        compaction: ServerCompaction,
         phase: CompactionPhase,
     ) -> Result<(), CompactionFailure> {
-        let tokens_before = self.total_token_usage();
-        let item = ContextCompactionItem::new(uuid::Uuid::new_v4().to_string());
-        let context = CompactionContext {
-            thread_id: self.inner.thread_id.clone(),
-            turn_id: turn.turn_id.clone(),
-            model: turn.model.slug.clone(),
-            provider: self.inner.config.provider.name.clone(),
-            compaction_id: item.id.clone(),
-            trigger: CompactionTrigger::Auto,
-            reason: CompactionReason::ContextLimit,
+        let CompactionStart { item, context, tokens_before } = self.start_compaction(
+            turn,
+            CompactionTrigger::Auto,
+            CompactionReason::ContextLimit,
             phase,
-        };
+        );
         let attempt = CompactionAnalyticsAttempt::begin(
             &self.inner.analytics,
             &context,
             AttemptSpec::new(CompactionImplementation::ServerManaged, tokens_before),
         );
-        let trace = self.inner.trace.compaction_trace_context(
-            &turn.turn_id,
-            &item.id,
-            &turn.model.slug,
-            &self.inner.config.provider.name,
-        );
-        self.emit(EventMsg::ItemStarted {
-            thread_id: self.inner.thread_id.clone(),
-            turn_id: turn.turn_id.clone(),
-            item: TurnItem::ContextCompaction(item.clone()),
-            started_at_ms: now_ms(),
-        })
-        .await;
-        let mut input_history = self.state().history.to_vec();
-        input_history.extend(output[..at].iter().cloned());
+        let trace = self.announce_compaction(turn, &item).await;
         let prepared = Prepared {
-            input_history: Arc::new(input_history),
-            new_history: output.into_iter().skip(at).collect(),
+            input_history: Arc::new(compaction.input_history),
+            new_history: compaction.new_history,
             message: String::new(),
             response_id: None,
             usage: None,
@@ -384,6 +519,51 @@ impl Session {
         }
     }
 
+    /// A new compaction's turn item, analytics context and estimate before.
+    fn start_compaction(
+        &self,
+        turn: &TurnContext,
+        trigger: CompactionTrigger,
+        reason: CompactionReason,
+        phase: CompactionPhase,
+    ) -> CompactionStart {
+        let tokens_before = self.total_token_usage();
+        let item = ContextCompactionItem::new(uuid::Uuid::new_v4().to_string());
+        let context = CompactionContext {
+            thread_id: self.inner.thread_id.clone(),
+            turn_id: turn.turn_id.clone(),
+            model: turn.model.slug.clone(),
+            provider: self.inner.config.provider.name.clone(),
+            compaction_id: item.id.clone(),
+            trigger,
+            reason,
+            phase,
+        };
+        CompactionStart { item, context, tokens_before }
+    }
+
+    /// Opens the compaction's trace context and emits `item_started` for its item.
+    async fn announce_compaction(
+        &self,
+        turn: &TurnContext,
+        item: &ContextCompactionItem,
+    ) -> CompactionTraceContext {
+        let trace = self.inner.trace.compaction_trace_context(
+            &turn.turn_id,
+            &item.id,
+            &turn.model.slug,
+            &self.inner.config.provider.name,
+        );
+        self.emit(EventMsg::ItemStarted {
+            thread_id: self.inner.thread_id.clone(),
+            turn_id: turn.turn_id.clone(),
+            item: TurnItem::ContextCompaction(item.clone()),
+            started_at_ms: now_ms(),
+        })
+        .await;
+        trace
+    }
+
     async fn prepare(
         &self,
         implementation: CompactionImplementation,
@@ -400,7 +580,9 @@ impl Session {
             CompactionImplementation::ResponsesCompact => {
                 self.prepare_v1(turn, request, trace, stats).await
             }
-            CompactionImplementation::Responses => self.prepare_local(turn, request, stats).await,
+            CompactionImplementation::Responses => {
+                self.prepare_local(turn, request, trace, stats).await
+            }
             CompactionImplementation::Prune => self.prepare_prune(turn),
             CompactionImplementation::ServerManaged => Err(CompactorError::Config(
                 "server_managed compaction happens on the server and cannot be requested"
@@ -471,6 +653,15 @@ impl Session {
             reset_websocket,
             keep_reference,
         } = prepared;
+        // Nothing that does not fit the usable window is installed (D63): the chain goes on.
+        if let Some(usable) = turn.model.model_context_window() {
+            let tokens =
+                i64::try_from(self.estimate_context().estimate(&new_history)).unwrap_or(i64::MAX);
+            if tokens > usable {
+                drop_in_background((new_history, input_history));
+                return Err(CompactorError::CompactionDoesNotFit { tokens, usable_window: usable });
+            }
+        }
         trace.record_installed(&input_history, &new_history).await;
         let reference = match injection {
             _ if keep_reference => self.state().reference_context_item.clone(),

@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use compactor_client::ProviderConfig;
-use compactor_engine::{ContextualMarkers, InputModalities};
+use compactor_engine::InputModalities;
 use compactor_protocol::{
-    CompactionImplementation, ContextManagement, Reasoning, ResponseItem, ToolSpec, V2TriggerForm,
+    CompactionImplementation, ContextManagement, ContextualMarkers, Reasoning, ResponseItem,
+    ToolSpec, V2TriggerForm,
 };
 use compactor_rollout_trace::TraceConfig;
 
@@ -33,6 +34,9 @@ pub struct ModelInfo {
     pub input_modalities: InputModalities,
     /// Reasoning settings sent with each request.
     pub reasoning: Option<Reasoning>,
+    /// The output verbosity sent with each request as `text.verbosity` (`low`, `medium`,
+    /// `high`), when the model takes one.
+    pub verbosity: Option<String>,
 }
 
 impl ModelInfo {
@@ -45,6 +49,7 @@ impl ModelInfo {
             effective_context_window_percent: 95,
             input_modalities: InputModalities::default(),
             reasoning: None,
+            verbosity: None,
         }
     }
 
@@ -170,7 +175,8 @@ pub struct SessionConfig {
     /// The harness's initial context (developer instructions, environment context), injected at
     /// the first turn and after compactions (D15).
     pub initial_context: Vec<ResponseItem>,
-    /// The markers of contextual user messages.
+    /// The markers of contextual user messages: they decide what a user turn is, live and when
+    /// the session is resumed, rolled back or forked.
     pub contextual_markers: ContextualMarkers,
     /// The working directory recorded in `turn_context` lines.
     pub cwd: Option<String>,

@@ -53,6 +53,7 @@
 mod compact;
 mod config;
 mod hooks;
+mod retry;
 mod session;
 mod state;
 mod toml_config;

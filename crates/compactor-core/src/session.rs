@@ -144,7 +144,8 @@ impl SessionBuilder {
         for warning in contents.report.warnings() {
             tracing::warn!(path = %path.display(), "{warning}");
         }
-        let resumed = Replay::new(&rebuild_legacy_compacted).reconstruct_owned(contents.lines);
+        let resumed = Replay::new(&rebuild_legacy_compacted, &self.config.contextual_markers)
+            .reconstruct_owned(contents.lines);
         let thread_id = resumed
             .session_meta
             .as_ref()
@@ -311,7 +312,7 @@ impl Session {
         self.emit(EventMsg::ThreadRolledBack { num_turns }).await;
         rollout.flush().await?;
         let contents = read_rollout(rollout.path()).await?;
-        let resumed = Replay::new(&rebuild_legacy_compacted).reconstruct_owned(contents.lines);
+        let resumed = self.replay().reconstruct_owned(contents.lines);
         let mut state = self.state();
         state.history = Arc::new(resumed.history);
         state.reference_context_item = resumed.reference_context_item;
@@ -337,8 +338,7 @@ impl Session {
         };
         rollout.flush().await?;
         let contents = read_rollout(rollout.path()).await?;
-        let mut items =
-            compactor_rollout_trace::fork_rollout(&contents.lines, drop_last_user_turns);
+        let mut items = self.replay().fork(&contents.lines, drop_last_user_turns);
         let thread_id = uuid::Uuid::new_v4().to_string();
         let meta = SessionMeta {
             id: thread_id.clone(),
@@ -379,6 +379,12 @@ impl Session {
             tracing::warn!(error = %err, "analytics did not shut down cleanly");
         }
         rollout
+    }
+
+    /// Replays this session's rollout with its own contextual markers, which the legacy rebuild
+    /// gets too (D72).
+    fn replay(&self) -> Replay<'_> {
+        Replay::new(&rebuild_legacy_compacted, &self.inner.config.contextual_markers)
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, SessionState> {

@@ -2,11 +2,10 @@
 
 use std::sync::Arc;
 
-use compactor_engine::{
-    ContextualMarkers, EstimateContext, ReasoningAccounting, TotalUsageInput, total_token_usage,
-};
+use compactor_engine::{EstimateContext, ReasoningAccounting, TotalUsageInput, total_token_usage};
 use compactor_protocol::{
-    PassThroughList, RateLimitSnapshot, ResponseItem, TokenUsage, TokenUsageInfo, TurnContextItem,
+    ContextualMarkers, PassThroughList, RateLimitSnapshot, ResponseItem, TokenUsage,
+    TokenUsageInfo, TurnContextItem,
 };
 
 use crate::config::ModelInfo;

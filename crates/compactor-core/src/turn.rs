@@ -3,10 +3,8 @@
 
 use std::sync::Arc;
 
-use std::time::Duration;
-
 use compactor_client::ModelClientSession;
-use compactor_engine::{PromptOptions, prompt_input};
+use compactor_engine::{PromptOptions, ResponseOutput, prompt_input, split_server_compaction};
 use compactor_protocol::{
     CompactionPhase, CompactionReason, CompactorError, ContentItem, EventMsg,
     InitialContextInjection, Prompt, ResponseEvent, ResponseItem, RolloutItem, TokenUsage,
@@ -17,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::compact::{AutoCompaction, CompactionFailure};
 use crate::config::{ModelInfo, ReactiveCompaction};
+use crate::retry::{AfterFallback, StreamAttempt, StreamFailure, StreamRetries};
 use crate::session::Session;
 use crate::tools::ToolCall;
 
@@ -39,7 +38,7 @@ impl TurnContext {
             model: self.model.slug.clone(),
             reasoning: self.model.reasoning.clone(),
             service_tier: config.service_tier.clone(),
-            verbosity: None,
+            verbosity: self.model.verbosity.clone(),
             context_management: config.context_management.clone(),
         }
     }
@@ -257,20 +256,21 @@ impl Session {
             }
             // A `compaction` item in a normal response: the server compacted by itself
             // (`context_management`); it and what followed it replace the history.
-            match sampled
-                .items
-                .iter()
-                .rposition(|item| matches!(item, ResponseItem::Compaction { .. }))
-            {
-                Some(at) => {
+            // The snapshot goes before the history changes, or changing it would copy it.
+            let output = {
+                let history = Arc::clone(&self.state().history);
+                split_server_compaction(&history, sampled.items)
+            };
+            match output {
+                ResponseOutput::Compacted(compaction) => {
                     let phase = if samples == 0 {
                         CompactionPhase::PreTurn
                     } else {
                         CompactionPhase::MidTurn
                     };
-                    self.install_server_managed(turn, sampled.items, at, phase).await?;
+                    self.install_server_managed(turn, compaction, phase).await?;
                 }
-                None => self.record_items(sampled.items).await?,
+                ResponseOutput::Plain(items) => self.record_items(items).await?,
             }
             samples += 1;
             if config.features.responses_websocket_response_processed {
@@ -351,7 +351,7 @@ impl Session {
     }
 
     /// One sampling request, retried when the stream fails after opening (D11), then on
-    /// HTTP once WebSocket retries run out.
+    /// HTTP once WebSocket retries run out (D81).
     ///
     /// A request that overflows the window compacts once (reason `context_limit`, mid-turn) and
     /// is rebuilt from the compacted history; a second overflow ends the turn (D17).
@@ -361,72 +361,41 @@ impl Session {
         client_session: &mut ModelClientSession,
         auto: &mut AutoCompaction,
     ) -> Result<Sampled, TurnFailure> {
-        let max_retries = self.inner.config.compaction.turn_max_retries;
+        let retries = StreamRetries {
+            max_retries: self.inner.config.compaction.turn_max_retries,
+            after_fallback: AfterFallback::FreshRetries,
+        };
         let settings = turn.settings(self);
-        let mut retries = 0u32;
         let mut reacted = false;
         loop {
             let history = Arc::clone(&self.state().history);
             let prompt = self.turn_prompt(&turn.model, &history);
-            let attempt = async {
-                let stream = client_session.stream(&prompt, &settings).await.map_err(Final)?;
-                self.consume(stream).await.map_err(Retryable)
-            };
-            let result = tokio::select! {
-                () = turn.cancel.cancelled() => return Err(CompactorError::Cancelled.into()),
-                result = attempt => result,
-            };
-            let error = match result {
+            let mut attempt = SampleAttempt { session: self, prompt: &prompt, settings: &settings };
+            let sampled = self
+                .retry_stream(client_session, retries, &turn.cancel, &mut 0, &mut attempt)
+                .await;
+            let error = match sampled {
                 Ok(sampled) => return Ok(sampled),
-                Err(Final(error) | Retryable(error))
-                    if error == CompactorError::ContextWindowExceeded =>
-                {
-                    if let Some(window) = turn.model.model_context_window() {
-                        self.state().token_info.fill_to_context_window(window);
-                        self.emit_token_count().await;
-                    }
-                    if reacted || self.inner.config.compaction.reactive == ReactiveCompaction::Off {
-                        return Err(error.into());
-                    }
-                    reacted = true;
-                    self.run_auto_compaction(
-                        turn,
-                        client_session,
-                        auto,
-                        InitialContextInjection::BeforeLastUserMessage,
-                        CompactionReason::ContextLimit,
-                        CompactionPhase::MidTurn,
-                    )
-                    .await?;
-                    continue;
-                }
-                Err(Final(error)) => return Err(error.into()),
-                Err(Retryable(error)) if !error.is_retryable() => return Err(error.into()),
-                Err(Retryable(error)) => error,
+                Err(error) if error == CompactorError::ContextWindowExceeded => error,
+                Err(error) => return Err(error.into()),
             };
-            if retries >= max_retries {
-                if self
-                    .inner
-                    .client
-                    .fall_back_to_http(&format!("stream retries exhausted: {error}"))
-                {
-                    client_session.reset_websocket_session();
-                    retries = 0;
-                    continue;
-                }
+            if let Some(window) = turn.model.model_context_window() {
+                self.state().token_info.fill_to_context_window(window);
+                self.emit_token_count().await;
+            }
+            if reacted || self.inner.config.compaction.reactive == ReactiveCompaction::Off {
                 return Err(error.into());
             }
-            retries += 1;
-            self.emit(EventMsg::StreamError {
-                message: format!("Reconnecting... {retries}/{max_retries}"),
-                compactor_error_info: Some(error.info()),
-                additional_details: Some(error.to_string()),
-            })
-            .await;
-            tokio::select! {
-                () = turn.cancel.cancelled() => return Err(CompactorError::Cancelled.into()),
-                () = tokio::time::sleep(backoff(retries, error.retry_after())) => {}
-            }
+            reacted = true;
+            self.run_auto_compaction(
+                turn,
+                client_session,
+                auto,
+                InitialContextInjection::BeforeLastUserMessage,
+                CompactionReason::ContextLimit,
+                CompactionPhase::MidTurn,
+            )
+            .await?;
         }
     }
 
@@ -457,20 +426,22 @@ impl Session {
     }
 }
 
-/// A failure of one sampling attempt: final (the client already retried opening) or a failure
-/// after the stream opened, which the turn may retry.
-enum AttemptFailure {
-    Final(CompactorError),
-    Retryable(CompactorError),
+/// One sampling request: the stream of the turn's prompt, read to its end.
+struct SampleAttempt<'s, 'p> {
+    session: &'s Session,
+    prompt: &'s Prompt<'p>,
+    settings: &'s TurnSettings,
 }
-use AttemptFailure::{Final, Retryable};
 
-/// `200ms * 2^(n-1)` with ±10 % jitter, or the server's delay (D11).
-pub(crate) fn backoff(retry: u32, requested: Option<Duration>) -> Duration {
-    if let Some(requested) = requested {
-        return requested;
+impl StreamAttempt for SampleAttempt<'_, '_> {
+    type Output = Sampled;
+
+    async fn run(
+        &mut self,
+        client_session: &mut ModelClientSession,
+    ) -> Result<Sampled, StreamFailure> {
+        let stream =
+            client_session.stream(self.prompt, self.settings).await.map_err(StreamFailure::Open)?;
+        self.session.consume(stream).await.map_err(StreamFailure::Stream)
     }
-    let base = Duration::from_millis(200).saturating_mul(1u32 << retry.saturating_sub(1).min(16));
-    let jitter = 0.9 + fastrand::f64() * 0.2;
-    base.mul_f64(jitter)
 }

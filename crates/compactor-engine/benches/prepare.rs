@@ -28,15 +28,15 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use compactor_engine::{
-    ContextualMarkers, EstimateContext, InputModalities, PromptOptions, ReasoningAccounting,
-    TotalUsageInput, V2PromptOptions, append_v2_trigger, build_v2_compacted_history,
-    estimate_history, process_compacted_history, prompt_input, total_token_usage,
+    EstimateContext, InputModalities, PromptOptions, ReasoningAccounting, TotalUsageInput,
+    V2PromptOptions, append_v2_trigger, build_v2_compacted_history, estimate_history,
+    process_compacted_history, prompt_input, total_token_usage,
     trim_function_call_history_to_fit_context_window,
 };
 use compactor_protocol::tokens::json_len;
 use compactor_protocol::{
-    CompactedItem, InitialContextInjection, PassThroughList, Prompt, ResponseItem,
-    ResponsesApiRequest, RolloutItem, RolloutLine, TurnSettings, V2TriggerForm,
+    CompactedItem, ContextualMarkers, InitialContextInjection, PassThroughList, Prompt,
+    ResponseItem, ResponsesApiRequest, RolloutItem, RolloutLine, TurnSettings, V2TriggerForm,
 };
 use compactor_testkit::workload::{self, MeasuredRatio, Target};
 

@@ -16,11 +16,10 @@ use std::error::Error;
 use std::path::PathBuf;
 
 use compactor_engine::{
-    ContextualMarkers, EstimateContext, PruneConfig, prune,
-    trim_function_call_history_to_fit_context_window,
+    EstimateContext, PruneConfig, prune, trim_function_call_history_to_fit_context_window,
 };
 use compactor_protocol::display::format_history_truncated;
-use compactor_protocol::{PassThroughList, ResponseItem};
+use compactor_protocol::{ContextualMarkers, PassThroughList, ResponseItem};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);

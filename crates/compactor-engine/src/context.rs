@@ -1,85 +1,15 @@
 //! Contextual user messages, user-turn boundaries, and where the initial context goes in a
 //! compacted history (D16, D15).
 
-use compactor_protocol::{ContentItem, InitialContextInjection, ResponseItem};
+use compactor_protocol::{
+    ContextualMarkers, InitialContextInjection, ResponseItem, is_user_turn_boundary,
+};
 
 use crate::local::is_summary_message;
 
-/// The markers Codex uses for the contextual user messages it injects (D15): a user
-/// message with a text part starting with one of these is context, not user intent.
-pub const DEFAULT_CONTEXTUAL_MARKERS: &[&str] = &[
-    "<user_instructions>",
-    "# AGENTS.md instructions",
-    "<environment_context>",
-    "<skill>",
-    "<user_shell_command>",
-    "<turn_aborted>",
-    "<subagent_notification>",
-];
-
-/// The text prefixes that identify contextual user messages: the harness's injected context
-/// (environment, instructions files, shell command records, ...) rather than what the user typed.
-///
-/// The harness supplies them (D15); [`Default`] holds [`DEFAULT_CONTEXTUAL_MARKERS`].
-/// A message is contextual when any of its text parts, after leading whitespace, starts with a
-/// marker, compared ASCII case-insensitively.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContextualMarkers {
-    /// The prefixes.
-    pub prefixes: Vec<String>,
-}
-
-impl Default for ContextualMarkers {
-    fn default() -> Self {
-        Self::new(DEFAULT_CONTEXTUAL_MARKERS.iter().copied())
-    }
-}
-
-impl ContextualMarkers {
-    /// Markers holding exactly these prefixes.
-    pub fn new<I, S>(prefixes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        Self { prefixes: prefixes.into_iter().map(Into::into).collect() }
-    }
-
-    /// Whether `text` starts, after leading whitespace, with one of the markers.
-    pub fn is_contextual_text(&self, text: &str) -> bool {
-        let text = text.trim_start().as_bytes();
-        self.prefixes.iter().any(|prefix| {
-            let prefix = prefix.as_bytes();
-            !prefix.is_empty()
-                && text.get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix))
-        })
-    }
-
-    /// Whether any text part of `content` is contextual.
-    pub fn is_contextual(&self, content: &[ContentItem]) -> bool {
-        content.iter().any(|part| match part {
-            ContentItem::InputText { text } | ContentItem::OutputText { text } => {
-                self.is_contextual_text(text)
-            }
-            ContentItem::InputImage { .. } | ContentItem::Unknown(_) => false,
-        })
-    }
-}
-
-/// Whether `item` starts a user turn: a user message that is not contextual. Compaction
-/// summaries count, since they stand for the user turns they replaced.
-pub fn is_user_turn_boundary(item: &ResponseItem, markers: &ContextualMarkers) -> bool {
-    match item {
-        ResponseItem::Message { role, content, .. } => {
-            role == "user" && !markers.is_contextual(content)
-        }
-        _ => false,
-    }
-}
-
 /// Whether `item` is something the user actually said: a user message that is neither contextual
 /// nor a compaction summary.
-pub fn is_real_user_message(item: &ResponseItem, markers: &ContextualMarkers) -> bool {
+pub(crate) fn is_real_user_message(item: &ResponseItem, markers: &ContextualMarkers) -> bool {
     is_user_turn_boundary(item, markers) && !is_summary_message(item)
 }
 

@@ -1,11 +1,7 @@
 //! Token estimates of histories and of the session's context usage (D35).
 
-use compactor_protocol::tokens::{
-    approx_token_count, approx_tokens_from_byte_count, estimate_item_tokens, serialized_len,
-};
-use compactor_protocol::{PassThroughList, ResponseItem};
-
-use crate::context::{ContextualMarkers, is_user_turn_boundary};
+use compactor_protocol::tokens::{approx_token_count, estimate_item_tokens};
+use compactor_protocol::{ContextualMarkers, PassThroughList, ResponseItem, is_user_turn_boundary};
 
 /// What the estimate of a request needs besides its items: the instructions sent with it and the
 /// pass-through list that decides which unknown items reach the model.
@@ -24,17 +20,13 @@ impl EstimateContext<'_> {
     }
 }
 
-/// The estimated tokens one item adds to a request.
+/// The estimated tokens one item adds to a request: `compactor_protocol::tokens`' estimate.
 ///
-/// Known items use `compactor_protocol::tokens`. An unknown item counts its serialized size when
-/// `pass_through` lets it reach the model, and zero otherwise (it never leaves the history).
-pub fn item_tokens(item: &ResponseItem, pass_through: &PassThroughList) -> u64 {
-    match item {
-        ResponseItem::Unknown(_) if pass_through.allows(item) => {
-            approx_tokens_from_byte_count(serialized_len(item))
-        }
-        _ => estimate_item_tokens(item),
-    }
+/// An item of unknown type counts its raw JSON whether or not the pass-through list lets it reach
+/// the model (D67), so the list no longer changes an estimate; the parameter stays so that the
+/// callers of every estimate keep one signature.
+pub(crate) fn item_tokens(item: &ResponseItem, _pass_through: &PassThroughList) -> u64 {
+    estimate_item_tokens(item)
 }
 
 /// `approx_token_count(instructions) + Σ item tokens`, saturating, each item serialized once.

@@ -8,7 +8,7 @@
 //! unit- and property-tested without a runtime. Estimation and trimming are linear in the
 //! history, and each item is serialized at most once per call.
 //!
-//! - Estimation (D35): [`estimate_history`], [`item_tokens`], [`total_token_usage`] with
+//! - Estimation (D35): [`estimate_history`], [`total_token_usage`] with
 //!   [`TotalUsageInput`] and [`ReasoningAccounting`], and [`EstimateContext`].
 //! - Prompt normalization: [`for_prompt`] (or [`prompt_input`], borrowing) with [`PromptOptions`] and [`InputModalities`].
 //! - Pre-request trimming (D37): [`trim_function_call_history_to_fit_context_window`].
@@ -16,13 +16,19 @@
 //!   [`collect_context_compaction_output`] returning a [`CollectedCompaction`], and
 //!   [`build_v2_compacted_history`].
 //! - Installed history (D16): [`process_compacted_history`],
-//!   [`insert_initial_context`], [`ContextualMarkers`], [`is_real_user_message`].
-//! - Local compaction (D38): [`SUMMARY_PREFIX`], [`SUMMARIZATION_PROMPT`],
-//!   [`collect_user_messages`], [`build_compacted_history`], [`rebuild_legacy_compacted`].
-//! - Deterministic pruning (D20): [`prune`] with [`PruneConfig`], returning a
-//!   [`PruneOutcome`] and its [`PruneReport`].
-//! - [`compaction_status_from_result`] (D41), and the engine's [`Error`], which
-//!   converts into [`compactor_protocol::CompactorError`].
+//!   [`insert_initial_context`]; what a user turn is comes from
+//!   [`compactor_protocol::is_user_turn_boundary`] and its
+//!   [`ContextualMarkers`](compactor_protocol::ContextualMarkers) (D70).
+//! - Local compaction (D38): [`SUMMARY_PREFIX`], [`SUMMARIZATION_PROMPT`] and
+//!   [`summarization_prompt_with_focus`], [`collect_user_messages`], [`build_compacted_history`],
+//!   [`drop_oldest`] when the summarization request overflows, [`rebuild_legacy_compacted`].
+//! - Deterministic pruning (D20): [`prune`] with [`PruneConfig`] and
+//!   [`prune_target_tokens`], returning a [`PruneOutcome`] and its [`PruneReport`].
+//! - Server-managed compaction (D46): [`split_server_compaction`] sorts a response's output
+//!   into a [`ResponseOutput`], a [`ServerCompaction`] when the server compacted by itself.
+//! - Fit (D63): [`compacted_floor`], the fewest tokens an implementation's result can have, known
+//!   before a request.
+//! - The engine's [`Error`], which converts into [`compactor_protocol::CompactorError`].
 //!
 //! # Examples
 //!
@@ -54,41 +60,34 @@
 mod context;
 mod error;
 mod estimate;
+mod fit;
 mod local;
 mod normalize;
 mod pairs;
 mod prune;
 mod remote_v2;
-mod status;
+mod server_managed;
 mod trim;
 
-pub use context::{
-    ContextualMarkers, DEFAULT_CONTEXTUAL_MARKERS, insert_initial_context, is_real_user_message,
-    is_user_turn_boundary, process_compacted_history,
-};
+pub use context::{insert_initial_context, process_compacted_history};
 pub use error::{Error, Result};
 pub use estimate::{
-    EstimateContext, ReasoningAccounting, TotalUsageInput, estimate_history, item_tokens,
-    total_token_usage,
+    EstimateContext, ReasoningAccounting, TotalUsageInput, estimate_history, total_token_usage,
 };
+pub use fit::compacted_floor;
 pub use local::{
-    COMPACT_USER_MESSAGE_MAX_TOKENS, NO_SUMMARY_PLACEHOLDER, SUMMARIZATION_PROMPT, SUMMARY_PREFIX,
-    build_compacted_history, build_compacted_history_with_budget, collect_user_messages,
-    is_summary_message, last_assistant_text, rebuild_legacy_compacted,
-    summarization_prompt_with_focus, summary_text, truncate_middle,
+    COMPACT_USER_MESSAGE_MAX_TOKENS, SUMMARIZATION_PROMPT, SUMMARY_PREFIX, build_compacted_history,
+    collect_user_messages, drop_oldest, last_assistant_text, rebuild_legacy_compacted,
+    summarization_prompt_with_focus, summary_text,
 };
-pub use normalize::{
-    IMAGE_OMITTED_PLACEHOLDER, InputModalities, PromptOptions, for_prompt, prompt_input,
-};
-pub use prune::{
-    DEFAULT_PROTECTED_USER_TURNS, PruneConfig, PruneOutcome, PruneReport, masked_output_text, prune,
-};
+pub use normalize::{InputModalities, PromptOptions, for_prompt, prompt_input};
+pub use prune::{PruneConfig, PruneOutcome, PruneReport, prune, prune_target_tokens};
 pub use remote_v2::{
     CollectedCompaction, V2PromptOptions, append_v2_trigger, build_v2_compacted_history,
-    collect_context_compaction_output, focus_message, v2_trigger_item,
+    collect_context_compaction_output,
 };
-pub use status::compaction_status_from_result;
-pub use trim::{is_codex_generated, trim_function_call_history_to_fit_context_window};
+pub use server_managed::{ResponseOutput, ServerCompaction, split_server_compaction};
+pub use trim::trim_function_call_history_to_fit_context_window;
 
 #[cfg(test)]
 mod test_support;

@@ -1,12 +1,10 @@
 //! Local compaction (D38): the summarization prompt, the summary prefix, and the rebuild of
 //! a history from the user's messages and the model's summary.
 
-use compactor_protocol::tokens::{
-    approx_token_count, approx_tokens_from_byte_count, image_estimate_bytes,
-};
-use compactor_protocol::{ContentItem, ResponseItem};
+use compactor_protocol::tokens::{approx_tokens_from_byte_count, image_estimate_bytes};
+use compactor_protocol::{ContentItem, ContextualMarkers, ResponseItem};
 
-use crate::context::{ContextualMarkers, is_real_user_message};
+use crate::context::is_real_user_message;
 
 /// The first line of every local compaction summary message.
 ///
@@ -36,19 +34,21 @@ itself.";
 pub const COMPACT_USER_MESSAGE_MAX_TOKENS: u64 = 20_000;
 
 /// What a summary says when the model returned no text.
-pub const NO_SUMMARY_PLACEHOLDER: &str = "(no summary available)";
+pub(crate) const NO_SUMMARY_PLACEHOLDER: &str = "(no summary available)";
 
-/// [`SUMMARIZATION_PROMPT`] with a compaction's focus text (`/compact <focus>`, D30).
-pub fn summarization_prompt_with_focus(focus: &str) -> String {
+/// The summarization prompt `base` (the session's, or [`SUMMARIZATION_PROMPT`]) with a manual
+/// compaction's focus text (`/compact <focus>`, D30) appended; blank focus text leaves `base`
+/// as it is.
+pub fn summarization_prompt_with_focus(base: &str, focus: &str) -> String {
     let focus = focus.trim();
     if focus.is_empty() {
-        return SUMMARIZATION_PROMPT.to_owned();
+        return base.to_owned();
     }
-    format!("{SUMMARIZATION_PROMPT}\n\nGive particular attention to the following:\n{focus}")
+    format!("{base}\n\nGive particular attention to the following:\n{focus}")
 }
 
 /// The summary message text for the model's summary: [`SUMMARY_PREFIX`], `\n`, then the summary,
-/// or [`NO_SUMMARY_PLACEHOLDER`] when it is blank. This is also `CompactedItem::message`.
+/// or `(no summary available)` when it is blank. This is also `CompactedItem::message`.
 pub fn summary_text(model_summary: &str) -> String {
     let summary =
         if model_summary.trim().is_empty() { NO_SUMMARY_PLACEHOLDER } else { model_summary };
@@ -65,9 +65,22 @@ pub fn last_assistant_text(items: &[ResponseItem]) -> Option<String> {
         .and_then(ResponseItem::message_text)
 }
 
+/// Drops the oldest item of `history`, and its outputs when it is a call, so that a
+/// summarization request that overflowed the window can be retried. The front goes first so the
+/// prompt-cache prefix of the newer items stays stable. Does nothing to an empty history.
+pub fn drop_oldest(history: &mut Vec<ResponseItem>) {
+    if history.is_empty() {
+        return;
+    }
+    let first = history.remove(0);
+    if let Some(call_id) = first.call_id() {
+        history.retain(|item| item.output_call_id() != Some(call_id));
+    }
+}
+
 /// Whether `item` is a local compaction summary: a user message whose first text part starts
 /// with [`SUMMARY_PREFIX`] and a newline.
-pub fn is_summary_message(item: &ResponseItem) -> bool {
+pub(crate) fn is_summary_message(item: &ResponseItem) -> bool {
     let ResponseItem::Message { role, content, .. } = item else { return false };
     role == "user"
         && content
@@ -96,7 +109,15 @@ pub fn collect_user_messages<'a>(
         .collect()
 }
 
-/// [`build_compacted_history_with_budget`] with [`COMPACT_USER_MESSAGE_MAX_TOKENS`].
+/// The history a local compaction installs (D38): `initial_context`, then the newest user
+/// messages that fit a budget of 20 000 tokens, then the summary as a user message.
+///
+/// The messages are walked newest first. A message that fits is kept whole and its cost (text
+/// bytes plus image estimates, over four) is subtracted; the first one that does not fit is cut
+/// to what is left by middle truncation (a `…N tokens truncated…` marker replaces the cut) and
+/// the walk stops. Kept messages return to chronological order as `user` messages with their
+/// parts (images included). An empty `summary_text` becomes `summary_text("")`, which still
+/// carries [`SUMMARY_PREFIX`].
 pub fn build_compacted_history(
     initial_context: &[ResponseItem],
     user_messages: &[&[ContentItem]],
@@ -110,15 +131,8 @@ pub fn build_compacted_history(
     )
 }
 
-/// The history a local compaction installs (D38): `initial_context`, then the newest
-/// user messages that fit `max_tokens`, then the summary as a user message.
-///
-/// The messages are walked newest first. A message that fits is kept whole and its cost (text
-/// bytes plus image estimates, over four) is subtracted; the first one that does not fit is cut
-/// to what is left by [`truncate_middle`] and the walk stops. Kept messages return to
-/// chronological order as `user` messages with their parts (images included). An empty
-/// `summary_text` becomes `summary_text("")`, which still carries [`SUMMARY_PREFIX`].
-pub fn build_compacted_history_with_budget(
+/// [`build_compacted_history`] with a budget of `max_tokens`.
+pub(crate) fn build_compacted_history_with_budget(
     initial_context: &[ResponseItem],
     user_messages: &[&[ContentItem]],
     summary_text: &str,
@@ -157,35 +171,15 @@ pub fn build_compacted_history_with_budget(
 }
 
 /// Rebuilds the history of a legacy `compacted` rollout line that has no replacement history:
-/// the real user messages of `history` within the default budget, then `message` as the summary
-/// (D23). Uses the default [`ContextualMarkers`]; this is the function the rollout reader is
-/// given.
-pub fn rebuild_legacy_compacted(history: &[ResponseItem], message: &str) -> Vec<ResponseItem> {
-    let markers = ContextualMarkers::default();
-    build_compacted_history(&[], &collect_user_messages(history, &markers), message)
-}
-
-/// Cuts the middle out of `text` so that about `max_tokens` tokens remain, replacing it with a
-/// `…N tokens truncated…` marker (N = the removed tokens). Text within the budget is returned as
-/// it is. Cuts fall on character boundaries.
-///
-/// # Examples
-///
-/// ```
-/// use compactor_engine::truncate_middle;
-///
-/// assert_eq!(truncate_middle("short", 16), "short");
-/// assert_eq!(truncate_middle(&"ab".repeat(20), 2), "abab…8 tokens truncated…abab");
-/// ```
-pub fn truncate_middle(text: &str, max_tokens: u64) -> String {
-    if approx_token_count(text) <= max_tokens {
-        return text.to_owned();
-    }
-    let part = ContentItem::InputText { text: text.to_owned() };
-    match truncate_content(std::slice::from_ref(&part), max_tokens).into_iter().next() {
-        Some(ContentItem::InputText { text }) => text,
-        _ => String::new(),
-    }
+/// the real user messages of `history` (by the replay's `markers`) within the default budget,
+/// then `message` as the summary. This is the function the rollout reader is given; it passes
+/// the markers of the session it replays (D72).
+pub fn rebuild_legacy_compacted(
+    history: &[ResponseItem],
+    message: &str,
+    markers: &ContextualMarkers,
+) -> Vec<ResponseItem> {
+    build_compacted_history(&[], &collect_user_messages(history, markers), message)
 }
 
 /// The text bytes and the image estimate bytes of a message's parts.

@@ -7,7 +7,7 @@ use compactor_protocol::{ContentItem, PassThroughList, ResponseItem, ToolOutput}
 use crate::pairs::{PairKind, call_key, match_pairs, output_key};
 
 /// The text that replaces an image part for a model without image input.
-pub const IMAGE_OMITTED_PLACEHOLDER: &str =
+pub(crate) const IMAGE_OMITTED_PLACEHOLDER: &str =
     "[image omitted: this model does not accept image input]";
 
 /// The output text given to a call that was never answered.
@@ -19,7 +19,7 @@ pub enum InputModalities {
     /// Text and images.
     #[default]
     TextAndImages,
-    /// Text only: image parts are replaced by [`IMAGE_OMITTED_PLACEHOLDER`].
+    /// Text only: image parts are replaced by a text part saying an image was omitted.
     TextOnly,
 }
 
@@ -39,8 +39,8 @@ pub struct PromptOptions {
 ///   `tool_search_output`) right after it.
 /// - Orphan outputs (no earlier unanswered call of their family with their id) are dropped.
 /// - For [`InputModalities::TextOnly`], every image part of a message or tool output becomes an
-///   `input_text` part holding [`IMAGE_OMITTED_PLACEHOLDER`], so the model still sees that an
-///   image was there.
+///   `input_text` part saying an image was omitted, so the model still sees that an image was
+///   there.
 /// - Unknown items are kept only when `options.pass_through` allows them.
 /// - Compaction triggers of either form are dropped: they are transient request items, and the
 ///   v2 prompt builder appends exactly one.

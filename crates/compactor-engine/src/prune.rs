@@ -1,14 +1,11 @@
 //! The `prune` strategy (D20): deterministic compaction without a model call.
 
 use compactor_protocol::tokens::{approx_token_count, estimate_item_tokens, image_estimate_bytes};
-use compactor_protocol::{ContentItem, ResponseItem, ToolOutput};
+use compactor_protocol::{ContentItem, ContextualMarkers, ResponseItem, ToolOutput};
 
-use crate::context::{ContextualMarkers, is_real_user_message};
+use crate::context::is_real_user_message;
 use crate::estimate::{EstimateContext, item_token_estimates};
 use crate::pairs::{call_key, match_pairs, output_key};
-
-/// How many of the latest user turns keep their tool outputs by default (D20).
-pub const DEFAULT_PROTECTED_USER_TURNS: usize = 2;
 
 /// How [`prune`] prunes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,15 +16,33 @@ pub struct PruneConfig {
     pub target_tokens: u64,
 }
 
-impl PruneConfig {
-    /// The defaults of D20 for an auto-compact limit: two protected user turns, and a
-    /// target of half the limit.
-    pub fn for_auto_compact_limit(auto_compact_limit: u64) -> Self {
-        Self {
-            protected_user_turns: DEFAULT_PROTECTED_USER_TURNS,
-            target_tokens: auto_compact_limit / 2,
-        }
-    }
+/// The estimate [`prune`] works towards (D20): `target_percent` of the auto-compact limit, or of
+/// the usable window when the model has no limit (`i64::MAX` stands for "no limit", as a model
+/// without a window or a configured limit reports it), or 0 when neither is known.
+///
+/// Negative sizes count as 0; the product never overflows.
+///
+/// # Examples
+///
+/// ```
+/// use compactor_engine::prune_target_tokens;
+///
+/// assert_eq!(prune_target_tokens(200_000, Some(258_400), 50), 100_000);
+/// assert_eq!(prune_target_tokens(i64::MAX, Some(258_400), 50), 129_200);
+/// assert_eq!(prune_target_tokens(i64::MAX, None, 50), 0);
+/// ```
+pub fn prune_target_tokens(
+    auto_compact_limit: i64,
+    usable_window: Option<i64>,
+    target_percent: u8,
+) -> u64 {
+    let base = match auto_compact_limit {
+        i64::MAX => usable_window.unwrap_or(0),
+        limit => limit,
+    };
+    let base = u128::try_from(base).unwrap_or(0);
+    let target = base * u128::from(target_percent) / 100;
+    u64::try_from(target).unwrap_or(u64::MAX)
 }
 
 /// What [`prune`] removed, for analytics and logs.
@@ -55,7 +70,7 @@ pub struct PruneOutcome {
 }
 
 /// The text that replaces a masked tool output (D20).
-pub fn masked_output_text(tool: &str, tokens: u64) -> String {
+pub(crate) fn masked_output_text(tool: &str, tokens: u64) -> String {
     format!("[output of {tool} removed by compaction: {tokens} tokens]")
 }
 
@@ -63,8 +78,8 @@ pub fn masked_output_text(tool: &str, tokens: u64) -> String {
 ///
 /// 1. Masking: the output of every `function_call_output` and `custom_tool_call_output` before
 ///    the latest `config.protected_user_turns` real user messages is replaced by
-///    [`masked_output_text`], naming the tool and the estimated tokens removed, when that makes
-///    it smaller. Outputs already masked are left alone, so pruning twice changes nothing more.
+///    `[output of <tool> removed by compaction: <N> tokens]`, naming the tool and the estimated
+///    tokens removed, when that makes it smaller. Outputs already masked are left alone, so pruning twice changes nothing more.
 /// 2. Dropping: while the estimate exceeds `config.target_tokens`, the oldest answered call is
 ///    dropped with its output and with the reasoning items right before it (a reasoning item
 ///    belongs to the call that follows it). Pairs are never split; messages, unanswered calls

@@ -20,7 +20,7 @@ pub struct V2PromptOptions<'a> {
 }
 
 /// The trigger item of `form`: `{"type":"context_compaction"}` or `{"type":"compaction_trigger"}`.
-pub fn v2_trigger_item(form: V2TriggerForm) -> ResponseItem {
+pub(crate) fn v2_trigger_item(form: V2TriggerForm) -> ResponseItem {
     match form {
         V2TriggerForm::ContextCompaction => ResponseItem::context_compaction_trigger(),
         V2TriggerForm::CompactionTrigger => ResponseItem::CompactionTrigger,
@@ -28,7 +28,7 @@ pub fn v2_trigger_item(form: V2TriggerForm) -> ResponseItem {
 }
 
 /// The developer message carrying a compaction's focus text.
-pub fn focus_message(focus: &str) -> ResponseItem {
+pub(crate) fn focus_message(focus: &str) -> ResponseItem {
     ResponseItem::developer_text(format!(
         "When you compact this conversation, give priority to preserving the following:\n{}",
         focus.trim()

@@ -11,7 +11,7 @@ use crate::pairs::{PairKind, call_key, output_key};
 /// Whether the harness, not the model or the user, produced `item`: a tool output
 /// (`function_call_output`, `custom_tool_call_output`, `tool_search_output`) or a developer
 /// message. Only these are trimmed.
-pub fn is_codex_generated(item: &ResponseItem) -> bool {
+pub(crate) fn is_codex_generated(item: &ResponseItem) -> bool {
     match item {
         ResponseItem::FunctionCallOutput { .. }
         | ResponseItem::CustomToolCallOutput { .. }
@@ -35,9 +35,9 @@ pub fn is_codex_generated(item: &ResponseItem) -> bool {
 /// `context_window`, and returns how many items it removed (D37).
 ///
 /// While the estimate (with `estimate.base_instructions`, the session's instructions) is over the
-/// window, the last item is removed if [`is_codex_generated`], together with the call it answers;
-/// at the first other item (a user or assistant message, a call still waiting for its output,
-/// reasoning, ...) trimming stops. The count includes the removed calls. Older pairs and user
+/// window, the last item is removed if the harness produced it (a tool output or a developer
+/// message), together with the call it answers; at the first other item (a user or assistant
+/// message, a call still waiting for its output, reasoning, ...) trimming stops. The count includes the removed calls. Older pairs and user
 /// messages are never touched. When the model's window is unknown, do not call this.
 ///
 /// Linear in `history`: every item is estimated once, the estimate is kept up to date as items

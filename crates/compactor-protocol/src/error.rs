@@ -108,6 +108,26 @@ pub enum CompactorError {
         /// The auto-compact limit.
         limit: i64,
     },
+    /// A stream line, event or WebSocket message grew past the client's cap; the stream was ended
+    /// there, so one event can never take more than a small multiple of the cap in memory
+    /// (D61 in docs/decisions.md). A retry would meet the same event.
+    #[error("a stream event exceeded the limit of {limit} bytes; the stream was ended")]
+    EventTooLarge {
+        /// The cap, in bytes.
+        limit: u64,
+    },
+    /// A compaction's result is still above the usable context window; it was not installed and
+    /// nothing was appended for it (D63 in docs/decisions.md).
+    #[error(
+        "the compacted history does not fit: at least {tokens} tokens, above the usable window of {usable_window} tokens"
+    )]
+    CompactionDoesNotFit {
+        /// The estimated tokens of the compacted history (a lower bound when the compaction was
+        /// refused before any request).
+        tokens: i64,
+        /// The usable context window, in tokens.
+        usable_window: i64,
+    },
     /// A rollout could not be read or written.
     #[error("rollout error: {0}")]
     Rollout(String),
@@ -140,6 +160,8 @@ impl CompactorError {
             | CompactorError::RetryLimit { .. }
             | CompactorError::Fatal(_)
             | CompactorError::CompactionMadeNoProgress { .. }
+            | CompactorError::EventTooLarge { .. }
+            | CompactorError::CompactionDoesNotFit { .. }
             | CompactorError::Rollout(_)
             | CompactorError::Config(_) => false,
         }
@@ -167,7 +189,9 @@ impl CompactorError {
     /// The structured info a harness can act on.
     pub fn info(&self) -> CompactorErrorInfo {
         match self {
-            CompactorError::ContextWindowExceeded => CompactorErrorInfo::ContextWindowExceeded,
+            CompactorError::ContextWindowExceeded | CompactorError::CompactionDoesNotFit { .. } => {
+                CompactorErrorInfo::ContextWindowExceeded
+            }
             CompactorError::UsageLimitReached(_) => CompactorErrorInfo::UsageLimitExceeded,
             CompactorError::ServerOverloaded => CompactorErrorInfo::ServerOverloaded,
             CompactorError::InternalServerError => CompactorErrorInfo::InternalServerError,
@@ -186,7 +210,9 @@ impl CompactorError {
             CompactorError::ConnectionFailed(_) | CompactorError::Timeout(_) => {
                 CompactorErrorInfo::ResponseStreamConnectionFailed { http_status_code: None }
             }
-            CompactorError::Stream { .. } | CompactorError::ResponseStreamFailed { .. } => {
+            CompactorError::Stream { .. }
+            | CompactorError::ResponseStreamFailed { .. }
+            | CompactorError::EventTooLarge { .. } => {
                 CompactorErrorInfo::ResponseStreamDisconnected { http_status_code: None }
             }
             CompactorError::CompactionMadeNoProgress { .. } => {

@@ -1,7 +1,11 @@
 //! Conversation items of the Responses API: what a history is made of.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::request::InputItems;
 
 /// One item of a conversation history, as the Responses API and the rollout carry it.
 ///
@@ -487,6 +491,22 @@ impl PassThroughList {
                 self.0.iter().any(|allowed| allowed == ty)
             }
             _ => true,
+        }
+    }
+
+    /// `input` without the items this list keeps from a model; borrowed when nothing is removed,
+    /// so a request over a large history is not copied.
+    pub fn filter_input<'a>(&self, input: &'a [Cow<'a, ResponseItem>]) -> InputItems<'a> {
+        if input.iter().all(|item| self.allows(item)) {
+            Cow::Borrowed(input)
+        } else {
+            Cow::Owned(
+                input
+                    .iter()
+                    .filter(|item| self.allows(item))
+                    .map(|item| Cow::Borrowed(item.as_ref()))
+                    .collect(),
+            )
         }
     }
 }

@@ -14,6 +14,8 @@
 //! - Compaction vocabulary: [`CompactionTrigger`], [`CompactionReason`],
 //!   [`CompactionImplementation`], [`CompactionPhase`], [`CompactionStrategy`],
 //!   [`CompactionStatus`], [`InitialContextInjection`], [`V2TriggerForm`].
+//! - User turns: [`ContextualMarkers`] and [`is_user_turn_boundary`], the one rule every crate
+//!   counts user turns by.
 //! - [`tokens`]: the byte-based token estimates; [`display`]: one-line history rendering.
 //! - [`CompactorError`]: the error taxonomy, with [`CompactorError::is_retryable`].
 //!
@@ -38,10 +40,12 @@ pub mod request;
 pub mod rollout;
 pub mod stream;
 pub mod tokens;
+pub mod user_turn;
 
 pub use compaction::{
     CompactionImplementation, CompactionPhase, CompactionReason, CompactionStatus,
-    CompactionStrategy, CompactionTrigger, InitialContextInjection, V2TriggerForm,
+    CompactionStrategy, CompactionTrigger, InitialContextInjection, UnknownImplementation,
+    V2TriggerForm,
 };
 pub use error::{CompactorError, CompactorErrorInfo};
 pub use events::{ContextCompactionItem, ErrorEvent, EventMsg, HookEventName, TurnItem};
@@ -59,3 +63,4 @@ pub use stream::{
     InputTokensDetails, OutputTokensDetails, RateLimitSnapshot, RateLimitWindow, ResponseEvent,
     ResponseUsage, StreamEventPayload, TokenUsage, TokenUsageInfo,
 };
+pub use user_turn::{ContextualMarkers, is_user_turn_boundary};

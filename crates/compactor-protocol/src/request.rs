@@ -218,14 +218,6 @@ impl<'a> ResponsesApiRequest<'a> {
             Some(_) => vec!["reasoning.encrypted_content".to_owned()],
             None => Vec::new(),
         };
-        let format = prompt.output_schema.as_ref().map(|schema| TextFormat {
-            kind: "json_schema".to_owned(),
-            strict: prompt.output_schema_strict,
-            schema: schema.clone(),
-            name: "compactor_output_schema".to_owned(),
-        });
-        let text = (settings.verbosity.is_some() || format.is_some())
-            .then(|| TextControls { verbosity: settings.verbosity.clone(), format });
         Self {
             model: Cow::Borrowed(&settings.model),
             instructions: Cow::Borrowed(&prompt.base_instructions),
@@ -239,13 +231,26 @@ impl<'a> ResponsesApiRequest<'a> {
             include,
             service_tier: settings.service_tier.clone(),
             prompt_cache_key: None,
-            text,
+            text: text_controls(prompt, settings),
             context_management: settings.context_management.clone(),
             previous_response_id: None,
             generate: None,
             client_metadata: None,
         }
     }
+}
+
+/// The `text` object of a request for `prompt` under `settings`: the verbosity and the output
+/// schema, or nothing when neither is set.
+fn text_controls(prompt: &Prompt<'_>, settings: &TurnSettings) -> Option<TextControls> {
+    let format = prompt.output_schema.as_ref().map(|schema| TextFormat {
+        kind: "json_schema".to_owned(),
+        strict: prompt.output_schema_strict,
+        schema: schema.clone(),
+        name: "compactor_output_schema".to_owned(),
+    });
+    (settings.verbosity.is_some() || format.is_some())
+        .then(|| TextControls { verbosity: settings.verbosity.clone(), format })
 }
 
 impl ResponsesApiRequest<'_> {
@@ -317,6 +322,25 @@ pub struct CompactRequest<'a> {
     /// Verbosity and output format.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<TextControls>,
+}
+
+impl<'a> CompactRequest<'a> {
+    /// The `/responses/compact` body for `prompt` under `settings`, borrowing the prompt's input:
+    /// the model, instructions, tools, reasoning, service tier and `text` a normal request for
+    /// the same prompt carries. The prompt cache key is the client's to set.
+    pub fn from_prompt(prompt: &'a Prompt<'_>, settings: &'a TurnSettings) -> Self {
+        Self {
+            model: Cow::Borrowed(&settings.model),
+            input: Cow::Borrowed(&prompt.input),
+            instructions: Cow::Borrowed(&prompt.base_instructions),
+            tools: Cow::Borrowed(&prompt.tools),
+            parallel_tool_calls: prompt.parallel_tool_calls,
+            reasoning: settings.reasoning.clone(),
+            service_tier: settings.service_tier.clone(),
+            prompt_cache_key: None,
+            text: text_controls(prompt, settings),
+        }
+    }
 }
 
 /// The answer of `POST /responses/compact`: the new history (D8).

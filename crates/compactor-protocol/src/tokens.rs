@@ -57,7 +57,6 @@ pub fn estimate_item_bytes(item: &ResponseItem) -> u64 {
         | ResponseItem::ContextCompaction { encrypted_content: Some(blob), .. } => {
             encrypted_blob_bytes(blob.len())
         }
-        ResponseItem::Unknown(_) => 0,
         _ => {
             let mut bytes = serialized_len(item);
             for part in content_parts(item) {

@@ -11,12 +11,16 @@
 //!   after; opening for append truncates a torn last line.
 //! - Reading: [`read_rollout`] / [`parse_rollout`] return every complete line and a
 //!   [`ReadReport`] of torn tails and corrupt lines; they never fail on content and never panic.
-//! - Resuming: [`reconstruct_history_from_rollout`] gives a [`ReconstructedSession`] (history,
-//!   reference context, previous turn settings, token info, window generation); [`fork_rollout`]
-//!   gives the items of a forked rollout; [`Replay`] customizes both.
+//! - Resuming: [`Replay`], built with the session's contextual markers, gives a
+//!   [`ReconstructedSession`] (history, reference context, previous turn settings, token info,
+//!   window generation) and the items of a forked rollout;
+//!   [`reconstruct_history_from_rollout`] replays with the default markers.
 //! - Tracing: [`TraceConfig`], [`ThreadTrace`], [`CompactionTraceContext`] and
 //!   [`CompactionTraceAttempt`] write trace bundles (D42), and do nothing at all unless a
-//!   trace root is configured.
+//!   trace root is configured; a request is recorded as it was sent ([`SentRequestJson`]).
+//! - Files: every file this crate writes is created 0600 (directories 0700) and never through a
+//!   symbolic link at its final path component; [`private_file_options`] and
+//!   [`create_private_dir_all`] do the same for other writers (D64).
 //! - Errors: [`Error`], converted into [`CompactorError`](compactor_protocol::CompactorError)
 //!   where it crosses crates.
 //!
@@ -40,7 +44,7 @@
 //!
 //! let contents = read_rollout(&path).await?;
 //! assert!(contents.report.is_clean());
-//! let no_legacy = |history: &[ResponseItem], _: &str| history.to_vec();
+//! let no_legacy = |history: &[ResponseItem], _: &str, _: &_| history.to_vec();
 //! let session = reconstruct_history_from_rollout(&contents.lines, &no_legacy);
 //! assert_eq!(session.history, compacted);
 //! assert_eq!(session.window_generation, 1);
@@ -50,6 +54,7 @@
 
 mod clock;
 mod error;
+mod files;
 mod policy;
 mod reader;
 mod reconstruct;
@@ -59,17 +64,18 @@ mod trace;
 
 pub use clock::Clock;
 pub use error::{Error, Result};
+pub use files::{create_private_dir_all, explain_open_error, private_file_options, refused_link};
 pub use policy::is_persisted;
 pub use reader::{CorruptLine, ReadReport, RolloutContents, TornTail, parse_rollout, read_rollout};
 pub use reconstruct::{
-    DEFAULT_CONTEXTUAL_USER_MARKERS, FORKED_MARKER, LegacyRebuild, PreviousTurnSettings,
-    ReconstructedSession, Replay, fork_rollout, reconstruct_history_from_rollout,
+    LegacyRebuild, PreviousTurnSettings, ReconstructedSession, Replay,
+    reconstruct_history_from_rollout,
 };
 pub use recorder::{RecorderOptions, RolloutRecorder};
 pub use timestamp::format_timestamp;
 pub use trace::{
-    CompactionTraceAttempt, CompactionTraceContext, TRACE_ROOT_ENV, TRACE_SCHEMA_VERSION,
-    ThreadTrace, TraceConfig,
+    CompactionTraceAttempt, CompactionTraceContext, SentRequestJson, TRACE_ROOT_ENV,
+    TRACE_SCHEMA_VERSION, ThreadTrace, TraceConfig,
 };
 
 #[cfg(test)]

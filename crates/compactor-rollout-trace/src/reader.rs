@@ -6,6 +6,7 @@
 //! reported with its 1-based line number: resuming must succeed and say what it skipped, and the
 //! caller decides whether a skipped line is acceptable ([`ReadReport::is_clean`]).
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use compactor_protocol::{RolloutItem, RolloutLine};
@@ -105,62 +106,25 @@ impl ReadReport {
 /// ```
 pub fn parse_rollout(bytes: &[u8]) -> RolloutContents {
     // Sized once: a rollout of many lines would otherwise leave every smaller buffer behind.
-    let mut lines = Vec::with_capacity(bytes.iter().filter(|&&byte| byte == b'\n').count());
-    let mut report = ReadReport::default();
+    let mut parser = LineParser::with_capacity(memchr::memchr_iter(b'\n', bytes).count());
     let mut offset = 0usize;
-    let mut line_number = 0usize;
     while offset < bytes.len() {
-        line_number += 1;
         let rest = &bytes[offset..];
-        let Some(newline) = rest.iter().position(|&b| b == b'\n') else {
-            report.torn_tail =
-                Some(TornTail { line_number, byte_offset: offset as u64, len: rest.len() as u64 });
-            tracing::warn!(
-                line_number,
-                byte_offset = offset,
-                len = rest.len(),
-                "ignoring unterminated last rollout line"
-            );
+        let Some(newline) = memchr::memchr(b'\n', rest) else {
+            parser.torn(offset as u64, rest.len() as u64);
             break;
         };
-        let line = &rest[..newline];
-        report.complete_lines += 1;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            report.blank_lines += 1;
-        } else {
-            match serde_json::from_slice::<RolloutLine>(line) {
-                Ok(parsed) => {
-                    if matches!(parsed.item, RolloutItem::Unknown { .. }) {
-                        report.unknown_lines += 1;
-                    }
-                    lines.push(parsed);
-                }
-                Err(err) => {
-                    if report.corrupt_lines.len() < LOGGED_CORRUPT_LINES {
-                        tracing::warn!(
-                            line_number,
-                            byte_offset = offset,
-                            error = %err,
-                            "skipping corrupt rollout line"
-                        );
-                    }
-                    report.corrupt_lines.push(CorruptLine {
-                        line_number,
-                        byte_offset: offset as u64,
-                        error: err.to_string(),
-                    });
-                }
-            }
-        }
+        parser.line(&rest[..newline], offset as u64);
         offset += newline + 1;
     }
-    if report.corrupt_lines.len() > LOGGED_CORRUPT_LINES {
-        tracing::warn!(count = report.corrupt_lines.len(), "skipped corrupt rollout lines");
-    }
-    RolloutContents { lines, report }
+    parser.finish()
 }
 
-/// Reads and parses the rollout at `path` on the blocking pool.
+/// Bytes read from a rollout file at a time.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Reads and parses the rollout at `path` on the blocking pool, one line at a time: memory holds
+/// the parsed lines and the longest line, never the whole file (D68 in docs/decisions.md).
 ///
 /// # Errors
 ///
@@ -174,11 +138,106 @@ pub fn parse_rollout(bytes: &[u8]) -> RolloutContents {
 pub async fn read_rollout(path: &Path) -> Result<RolloutContents> {
     let owned: PathBuf = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
-        let bytes = std::fs::read(&owned).map_err(|err| Error::io(&owned, err))?;
-        Ok(parse_rollout(&bytes))
+        let file = std::fs::File::open(&owned).map_err(|err| Error::io(&owned, err))?;
+        read_lines(std::io::BufReader::with_capacity(READ_BUFFER, file))
+            .map_err(|err| Error::io(&owned, err))
     })
     .await
     .map_err(|_| Error::TaskFailed { path: path.to_path_buf() })?
+}
+
+/// Parses the lines `reader` yields, holding one line at a time.
+fn read_lines(mut reader: impl BufRead) -> std::io::Result<RolloutContents> {
+    let mut parser = LineParser::with_capacity(0);
+    let mut line = Vec::new();
+    let mut offset = 0u64;
+    loop {
+        line.clear();
+        let read = reader.read_until(b'\n', &mut line)?;
+        if read == 0 {
+            break;
+        }
+        match line.split_last() {
+            Some((b'\n', content)) => parser.line(content, offset),
+            Some(_) | None => parser.torn(offset, read as u64),
+        }
+        offset += read as u64;
+        if line.capacity() > 4 * READ_BUFFER && read < READ_BUFFER {
+            // A long line is behind: its buffer goes back.
+            line.shrink_to(READ_BUFFER);
+        }
+    }
+    Ok(parser.finish())
+}
+
+/// The state of a read: the lines so far and what was skipped.
+struct LineParser {
+    lines: Vec<RolloutLine>,
+    report: ReadReport,
+    line_number: usize,
+}
+
+impl LineParser {
+    fn with_capacity(lines: usize) -> Self {
+        Self { lines: Vec::with_capacity(lines), report: ReadReport::default(), line_number: 0 }
+    }
+
+    /// One complete line (without its `\n`) that starts at byte `offset`.
+    fn line(&mut self, line: &[u8], offset: u64) {
+        self.line_number += 1;
+        let line_number = self.line_number;
+        let report = &mut self.report;
+        report.complete_lines += 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            report.blank_lines += 1;
+            return;
+        }
+        match serde_json::from_slice::<RolloutLine>(line) {
+            Ok(parsed) => {
+                if matches!(parsed.item, RolloutItem::Unknown { .. }) {
+                    report.unknown_lines += 1;
+                }
+                self.lines.push(parsed);
+            }
+            Err(err) => {
+                if report.corrupt_lines.len() < LOGGED_CORRUPT_LINES {
+                    tracing::warn!(
+                        line_number,
+                        byte_offset = offset,
+                        error = %err,
+                        "skipping corrupt rollout line"
+                    );
+                }
+                report.corrupt_lines.push(CorruptLine {
+                    line_number,
+                    byte_offset: offset,
+                    error: err.to_string(),
+                });
+            }
+        }
+    }
+
+    /// The unterminated fragment of `len` bytes at the end, starting at byte `offset`.
+    fn torn(&mut self, offset: u64, len: u64) {
+        let line_number = self.line_number + 1;
+        self.report.torn_tail = Some(TornTail { line_number, byte_offset: offset, len });
+        tracing::warn!(
+            line_number,
+            byte_offset = offset,
+            len,
+            "ignoring unterminated last rollout line"
+        );
+    }
+
+    fn finish(self) -> RolloutContents {
+        if self.report.corrupt_lines.len() > LOGGED_CORRUPT_LINES {
+            tracing::warn!(
+                count = self.report.corrupt_lines.len(),
+                "skipped corrupt rollout lines"
+            );
+        }
+        RolloutContents { lines: self.lines, report: self.report }
+    }
 }
 
 #[cfg(test)]

@@ -3,9 +3,11 @@
 //! # Turn segments
 //!
 //! A rollout is cut into turn segments at every `turn_started` line; lines before the first one
-//! form a leading segment. A segment is a *user turn* when it holds a `user_message` event or a
-//! real user message item (a `user` message that is not contextual, i.e. does not start with
-//! one of the contextual markers such as `<environment_context>`).
+//! form a leading segment. A segment is a *user turn* when it holds a `response_item` line that
+//! is a user-turn boundary by [`compactor_protocol::is_user_turn_boundary`] with the replay's
+//! markers: a `user` message none of whose text parts starts with a contextual marker such as
+//! `<environment_context>`, in any ASCII case. The engine counts the turns of a live history by
+//! the same function (D70). A `user_message` event alone does not make a user turn (D71).
 //!
 //! # Rollback
 //!
@@ -51,30 +53,19 @@
 //! copied from its parent are marked and not counted, so a fork starts at 0.
 
 use compactor_protocol::{
-    ContentItem, EventMsg, ResponseItem, RolloutItem, RolloutLine, SessionMeta, TokenUsageInfo,
-    TurnContextItem,
+    ContextualMarkers, EventMsg, ResponseItem, RolloutItem, RolloutLine, SessionMeta,
+    TokenUsageInfo, TurnContextItem, is_user_turn_boundary,
 };
 use serde_json::Value;
 
-/// The contextual user-message markers of the reference harness (D15):
-/// a `user` message whose first text part starts with one of these is context, not a user turn.
-pub const DEFAULT_CONTEXTUAL_USER_MARKERS: &[&str] = &[
-    "<environment_context>",
-    "<user_instructions>",
-    "# AGENTS.md instructions",
-    "<skill>",
-    "<user_shell_command>",
-    "<turn_aborted>",
-    "<subagent_notification>",
-];
-
 /// The `compacted` payload field that marks a line copied into a fork.
-pub const FORKED_MARKER: &str = "forked";
+pub(crate) const FORKED_MARKER: &str = "forked";
 
 /// Rebuilds the history of a legacy `compacted` line (no `replacement_history`) from the history
-/// before it and the line's `message`; core passes the engine's local-compaction rebuild
-/// (D1).
-pub type LegacyRebuild<'a> = &'a dyn Fn(&[ResponseItem], &str) -> Vec<ResponseItem>;
+/// before it, the line's `message` and the replay's contextual markers; core passes the engine's
+/// local-compaction rebuild (D1), which keeps the real user messages by those markers (D72).
+pub type LegacyRebuild<'a> =
+    &'a dyn Fn(&[ResponseItem], &str, &ContextualMarkers) -> Vec<ResponseItem>;
 
 /// The session state a rollout describes.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -105,16 +96,18 @@ pub struct PreviousTurnSettings {
     pub realtime_active: Option<bool>,
 }
 
-/// Reconstruction with a caller-chosen definition of contextual user messages.
+/// Reconstruction, rollback and fork with the contextual markers of the session whose rollout it
+/// replays: they decide which segments are user turns, and the legacy rebuild gets them too.
 #[derive(Clone, Copy)]
 pub struct Replay<'a> {
     /// Rebuilds legacy compactions.
     pub legacy_rebuild: LegacyRebuild<'a>,
-    /// Prefixes of contextual user messages (see [`DEFAULT_CONTEXTUAL_USER_MARKERS`]).
-    pub contextual_user_markers: &'a [&'a str],
+    /// The session's markers of contextual user messages.
+    pub markers: &'a ContextualMarkers,
 }
 
-/// Reconstructs the session state of `lines` (D23), with the default contextual markers.
+/// Reconstructs the session state of `lines` (D23), with the default contextual markers: a
+/// session with markers of its own replays with [`Replay`].
 ///
 /// # Examples
 ///
@@ -128,7 +121,7 @@ pub struct Replay<'a> {
 ///     line(RolloutItem::Compacted(CompactedItem::new("", vec![ResponseItem::user_text("base")]))),
 ///     line(RolloutItem::ResponseItem(ResponseItem::assistant_text("new"))),
 /// ];
-/// let no_legacy = |history: &[ResponseItem], _: &str| history.to_vec();
+/// let no_legacy = |history: &[ResponseItem], _: &str, _: &_| history.to_vec();
 /// let session = reconstruct_history_from_rollout(&lines, &no_legacy);
 /// assert_eq!(
 ///     session.history,
@@ -140,25 +133,18 @@ pub fn reconstruct_history_from_rollout(
     lines: &[RolloutLine],
     legacy_rebuild: LegacyRebuild<'_>,
 ) -> ReconstructedSession {
-    Replay::new(legacy_rebuild).reconstruct(lines)
-}
-
-/// The items to write into a new rollout that forks `lines` after dropping its last
-/// `drop_last_user_turns` user turns (0 forks at the end), with the default contextual markers.
-/// See [`Replay::fork`].
-pub fn fork_rollout(lines: &[RolloutLine], drop_last_user_turns: u32) -> Vec<RolloutItem> {
-    fork_surviving(lines, &survive(lines, DEFAULT_CONTEXTUAL_USER_MARKERS, drop_last_user_turns))
+    Replay::new(legacy_rebuild, &ContextualMarkers::default()).reconstruct(lines)
 }
 
 impl<'a> Replay<'a> {
-    /// A replay with [`DEFAULT_CONTEXTUAL_USER_MARKERS`].
-    pub fn new(legacy_rebuild: LegacyRebuild<'a>) -> Self {
-        Self { legacy_rebuild, contextual_user_markers: DEFAULT_CONTEXTUAL_USER_MARKERS }
+    /// A replay of a session with these contextual markers.
+    pub fn new(legacy_rebuild: LegacyRebuild<'a>, markers: &'a ContextualMarkers) -> Self {
+        Self { legacy_rebuild, markers }
     }
 
     /// Reconstructs the session state of `lines` (see the module docs for the rules).
     pub fn reconstruct(&self, lines: &[RolloutLine]) -> ReconstructedSession {
-        let survival = survive(lines, self.contextual_user_markers, 0);
+        let survival = survive(lines, self.markers, 0);
         let (history, legacy_compactions_replayed) = self.replay_history(lines, &survival.alive);
         finish(lines, &survival, history, legacy_compactions_replayed)
     }
@@ -166,7 +152,7 @@ impl<'a> Replay<'a> {
     /// [`Replay::reconstruct`] taking the lines by value: the history's items are moved out of
     /// them instead of copied, so resuming a large rollout holds its items once, not twice.
     pub fn reconstruct_owned(&self, mut lines: Vec<RolloutLine>) -> ReconstructedSession {
-        let survival = survive(&lines, self.contextual_user_markers, 0);
+        let survival = survive(&lines, self.markers, 0);
         let alive = survival.alive.clone();
         // Everything but the history first, while the lines are whole.
         let session = finish(&lines, &survival, Vec::new(), 0);
@@ -192,7 +178,7 @@ impl<'a> Replay<'a> {
     /// fork's window generation starts at 0 (D23). The caller writes the fork's own
     /// `session_meta` (new thread id, `forked_from_id`) first, then these items.
     pub fn fork(&self, lines: &[RolloutLine], drop_last_user_turns: u32) -> Vec<RolloutItem> {
-        fork_surviving(lines, &survive(lines, self.contextual_user_markers, drop_last_user_turns))
+        fork_surviving(lines, &survive(lines, self.markers, drop_last_user_turns))
     }
 
     /// [`Replay::replay_history`] moving the items out of `lines`, which it leaves hollow.
@@ -216,7 +202,7 @@ impl<'a> Replay<'a> {
                 RolloutItem::Compacted(compacted) => match compacted.replacement_history.take() {
                     Some(replacement) => history = replacement,
                     None => {
-                        history = (self.legacy_rebuild)(&history, &compacted.message);
+                        history = (self.legacy_rebuild)(&history, &compacted.message, self.markers);
                         legacy += 1;
                     }
                 },
@@ -245,7 +231,7 @@ impl<'a> Replay<'a> {
                 RolloutItem::Compacted(compacted) => match &compacted.replacement_history {
                     Some(replacement) => history.clone_from(replacement),
                     None => {
-                        history = (self.legacy_rebuild)(&history, &compacted.message);
+                        history = (self.legacy_rebuild)(&history, &compacted.message, self.markers);
                         legacy += 1;
                     }
                 },
@@ -330,7 +316,11 @@ struct Survival<'l> {
     segments: Vec<Segment<'l>>,
 }
 
-fn survive<'l>(lines: &'l [RolloutLine], markers: &[&str], trailing_rollback: u32) -> Survival<'l> {
+fn survive<'l>(
+    lines: &'l [RolloutLine],
+    markers: &ContextualMarkers,
+    trailing_rollback: u32,
+) -> Survival<'l> {
     let mut survival = Survival {
         alive: vec![true; lines.len()],
         segments: vec![Segment { start: 0, turn_id: None, user_turn: false }],
@@ -348,8 +338,7 @@ fn survive<'l>(lines: &'l [RolloutLine], markers: &[&str], trailing_rollback: u3
                 survival.alive[index] = false;
                 survival.roll_back(*num_turns, index);
             }
-            RolloutItem::EventMsg(EventMsg::UserMessage { .. }) => survival.mark_user_turn(),
-            RolloutItem::ResponseItem(item) if is_user_turn_message(item, markers) => {
+            RolloutItem::ResponseItem(item) if is_user_turn_boundary(item, markers) => {
                 survival.mark_user_turn();
             }
             _ => {}
@@ -399,26 +388,6 @@ impl Survival<'_> {
         let start = self.segments[position].start;
         let end = self.segments.get(position + 1).map_or(len, |next| next.start);
         start..end
-    }
-}
-
-/// Whether `item` is a real user message: a `user` message that is not contextual.
-fn is_user_turn_message(item: &ResponseItem, markers: &[&str]) -> bool {
-    let ResponseItem::Message { role, content, .. } = item else { return false };
-    if role != "user" {
-        return false;
-    }
-    let first_text = content.iter().find_map(|part| match part {
-        ContentItem::InputText { text } | ContentItem::OutputText { text } => Some(text.as_str()),
-        ContentItem::InputImage { .. } | ContentItem::Unknown(_) => None,
-    });
-    match first_text {
-        Some(text) => {
-            let text = text.trim_start();
-            !markers.iter().any(|marker| text.starts_with(marker))
-        }
-        // Images only: still the user speaking.
-        None => true,
     }
 }
 

@@ -16,13 +16,14 @@
 //!   a power cut leaves a valid, shorter rollout.
 //! - Opening an existing rollout for append first truncates an unterminated last fragment, so a
 //!   new line never lands after a partial one.
-//! - Files are created with mode 0600 and new directories with mode 0700 (D47).
+//! - Files are created with mode 0600 and new directories with mode 0700 (D47), and a symbolic
+//!   link where the rollout goes is refused, for append too (D64).
 //!
 //! One writer task owns the file. Callers hand it whole, already serialized batches over a
 //! bounded channel, so a caller that is cancelled never leaves half a line behind.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -34,6 +35,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::files::{explain_open_error, private_file_options};
 use crate::policy::is_persisted;
 use crate::timestamp::format_timestamp;
 
@@ -92,18 +94,18 @@ impl RolloutRecorder {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the file already exists or cannot be created.
+    /// [`Error::Io`] when the file already exists (a symbolic link included) or cannot be
+    /// created.
     #[tracing::instrument(skip_all, fields(path = %path.display()))]
     pub async fn create(path: &Path, options: RecorderOptions) -> Result<Self> {
         let owned = path.to_path_buf();
         let file = run_blocking(path, move || {
             create_parent_dirs(&owned)?;
-            std::fs::OpenOptions::new()
+            private_file_options()
                 .append(true)
                 .create_new(true)
-                .mode(0o600)
                 .open(&owned)
-                .map_err(|err| Error::io(&owned, err))
+                .map_err(|err| Error::io(&owned, explain_open_error(&owned, err)))
         })
         .await?;
         Ok(Self::start(path, options, file, 0))
@@ -115,19 +117,19 @@ impl RolloutRecorder {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the file cannot be opened, read or truncated.
+    /// [`Error::Io`] when the file cannot be opened, read or truncated, or is a symbolic link
+    /// (nothing is written through one).
     #[tracing::instrument(skip_all, fields(path = %path.display()))]
     pub async fn open_append(path: &Path, options: RecorderOptions) -> Result<Self> {
         let owned = path.to_path_buf();
         let (file, truncated) = run_blocking(path, move || {
             create_parent_dirs(&owned)?;
-            let mut file = std::fs::OpenOptions::new()
+            let mut file = private_file_options()
                 .read(true)
                 .append(true)
                 .create(true)
-                .mode(0o600)
                 .open(&owned)
-                .map_err(|err| Error::io(&owned, err))?;
+                .map_err(|err| Error::io(&owned, explain_open_error(&owned, err)))?;
             let truncated = truncate_torn_tail(&mut file).map_err(|err| Error::io(&owned, err))?;
             Ok((file, truncated))
         })

@@ -7,8 +7,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use compactor_protocol::display::format_history;
 use compactor_protocol::{
-    CompactedItem, CompactionTrigger, ContextCompactionItem, EventMsg, ResponseItem, RolloutItem,
-    RolloutLine, SessionMeta, TokenUsage, TokenUsageInfo, ToolOutput, TurnContextItem, TurnItem,
+    CompactedItem, CompactionTrigger, ContextCompactionItem, ContextualMarkers, EventMsg,
+    ResponseItem, RolloutItem, RolloutLine, SessionMeta, TokenUsage, TokenUsageInfo, ToolOutput,
+    TurnContextItem, TurnItem,
 };
 use pretty_assertions::assert_eq;
 
@@ -18,7 +19,11 @@ use crate::{
 };
 
 /// The engine's legacy rebuild is not needed: this session writes no legacy lines.
-fn no_legacy(history: &[ResponseItem], _message: &str) -> Vec<ResponseItem> {
+fn no_legacy(
+    history: &[ResponseItem],
+    _message: &str,
+    _markers: &ContextualMarkers,
+) -> Vec<ResponseItem> {
     history.to_vec()
 }
 
@@ -131,9 +136,10 @@ impl LiveSession {
             .await;
         }
         self.reference = Some(ctx);
+        // As core does: the user's message is recorded, then announced.
+        self.output(ResponseItem::user_text(text)).await;
         self.record(vec![RolloutItem::EventMsg(EventMsg::UserMessage { message: text.into() })])
             .await;
-        self.output(ResponseItem::user_text(text)).await;
     }
 
     async fn end_turn(&mut self, turn: &str) {
@@ -266,7 +272,8 @@ async fn record_session(path: &Path) -> LiveSession {
 
 fn resume(lines: &[RolloutLine]) -> ReconstructedSession {
     let borrowed = reconstruct_history_from_rollout(lines, &no_legacy);
-    let owned = crate::Replay::new(&no_legacy).reconstruct_owned(lines.to_vec());
+    let markers = ContextualMarkers::default();
+    let owned = crate::Replay::new(&no_legacy, &markers).reconstruct_owned(lines.to_vec());
     assert_eq!(owned, borrowed, "reconstruct_owned disagrees with reconstruct");
     borrowed
 }

@@ -21,7 +21,7 @@
 //! rather than written citing a missing file.
 
 use std::ffi::OsString;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,6 +34,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::files::{create_private_dir_all, explain_open_error, private_file_options};
 
 /// The environment variable naming the trace root.
 pub const TRACE_ROOT_ENV: &str = "COMPACTOR_ROLLOUT_TRACE_ROOT";
@@ -121,9 +122,17 @@ struct Counters {
 }
 
 enum Command {
-    Event { payload: Option<(u64, Vec<u8>)>, line: Vec<u8> },
-    Flush { ack: oneshot::Sender<()> },
-    Shutdown { ack: oneshot::Sender<()> },
+    /// Payload files (number, bytes), then the line citing them.
+    Event {
+        payloads: Vec<(u64, Vec<u8>)>,
+        line: Vec<u8>,
+    },
+    Flush {
+        ack: oneshot::Sender<()>,
+    },
+    Shutdown {
+        ack: oneshot::Sender<()>,
+    },
 }
 
 /// The kinds of payload files.
@@ -132,6 +141,8 @@ enum Command {
 enum PayloadKind {
     #[serde(rename = "compaction_request")]
     Request,
+    #[serde(rename = "compaction_request_wire_message")]
+    WireMessage,
     #[serde(rename = "compaction_response")]
     Response,
     #[serde(rename = "compaction_checkpoint")]
@@ -171,6 +182,8 @@ enum TracePayload<'a> {
         model: &'a str,
         provider_name: &'a str,
         request_payload: RawPayloadRef,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        wire_payload: Option<RawPayloadRef>,
     },
     #[serde(rename = "compaction_request_completed")]
     RequestCompleted {
@@ -339,6 +352,16 @@ struct ContextInner {
     provider_name: String,
 }
 
+/// A compaction request as it was sent, in JSON, for [`CompactionTraceContext::start_attempt`].
+#[derive(Debug, Clone, Copy)]
+pub struct SentRequestJson<'a> {
+    /// The logical request: the whole request body, as an HTTP request carries it.
+    pub request: &'a [u8],
+    /// The message that went on the wire instead, when it differs from `request` (a WebSocket
+    /// `response.create`, incremental or not).
+    pub wire_message: Option<&'a [u8]>,
+}
+
 /// One request of a compaction, from [`CompactionTraceContext::start_attempt`].
 #[derive(Debug, Clone, Default)]
 pub struct CompactionTraceAttempt {
@@ -356,26 +379,30 @@ impl CompactionTraceContext {
         self.inner.is_some()
     }
 
-    /// Records that a request is being sent: writes `request` (the request *body*: v2 traces
-    /// `{model, instructions, input, parallel_tool_calls}`, v1 its compact input) as a
-    /// `compaction_request` payload, then appends `compaction_request_started`. Disabled: does
-    /// nothing, not even serialize.
+    /// Records a request that was sent: writes `sent.request`, the logical request, as a
+    /// `compaction_request` payload and, when there is one, `sent.wire_message` as a
+    /// `compaction_request_wire_message` payload, then appends `compaction_request_started`
+    /// citing them (`request_payload`, `wire_payload`). The bytes are written as they are.
+    /// Disabled: does nothing; a caller that would have to serialize a request for this call
+    /// asks [`CompactionTraceContext::is_enabled`] first.
     ///
     /// # Cancel safety
     ///
     /// Cancel safe: the event is queued whole or not at all.
-    pub async fn start_attempt<T: Serialize + ?Sized>(
-        &self,
-        request: &T,
-    ) -> CompactionTraceAttempt {
+    pub async fn start_attempt(&self, sent: SentRequestJson<'_>) -> CompactionTraceAttempt {
         let Some(ctx) = &self.inner else { return CompactionTraceAttempt::default() };
         let request_id = format!(
             "compaction_request:{}",
             ctx.bundle.next_request.fetch_add(1, Ordering::Relaxed)
         );
-        let payload = serde_json::to_vec(request);
+        let mut payloads = vec![(PayloadKind::Request, sent.request.to_vec())];
+        if let Some(wire_message) = sent.wire_message {
+            payloads.push((PayloadKind::WireMessage, wire_message.to_vec()));
+        }
         ctx.bundle
-            .emit_with_payload(&ctx.turn_id, PayloadKind::Request, payload, |payload_ref| {
+            .emit_with_payloads(&ctx.turn_id, payloads, |mut refs| {
+                let wire_payload = (refs.len() > 1).then(|| refs.remove(1));
+                let request_payload = refs.remove(0);
                 TracePayload::RequestStarted {
                     compaction_id: &ctx.compaction_id,
                     compaction_request_id: &request_id,
@@ -383,7 +410,8 @@ impl CompactionTraceContext {
                     turn_id: &ctx.turn_id,
                     model: &ctx.model,
                     provider_name: &ctx.provider_name,
-                    request_payload: payload_ref,
+                    request_payload,
+                    wire_payload,
                 }
             })
             .await;
@@ -488,14 +516,32 @@ impl Bundle {
                 return;
             }
         };
+        self.emit_with_payloads(turn_id, vec![(kind, bytes)], |mut refs| event(refs.remove(0)))
+            .await;
+    }
+
+    /// Queues payload files, numbered in order, and then the event citing them; `event` gets
+    /// their references in the order of `payloads`.
+    async fn emit_with_payloads<'a>(
+        &'a self,
+        turn_id: &'a str,
+        payloads: Vec<(PayloadKind, Vec<u8>)>,
+        event: impl FnOnce(Vec<RawPayloadRef>) -> TracePayload<'a>,
+    ) {
         let wall_time_unix_ms = self.clock.unix_ms();
         let Ok(permit) = self.tx.reserve().await else { return self.closed() };
         let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
-        let number = counters.payload + 1;
-        let event = event(RawPayloadRef::new(number, kind));
+        let first = counters.payload + 1;
+        let mut refs = Vec::with_capacity(payloads.len());
+        let mut numbered = Vec::with_capacity(payloads.len());
+        for (number, (kind, bytes)) in (first..).zip(payloads) {
+            refs.push(RawPayloadRef::new(number, kind));
+            numbered.push((number, bytes));
+        }
+        let event = event(refs);
         if let Some(line) = self.event_line(&mut counters, wall_time_unix_ms, turn_id, event) {
-            counters.payload = number;
-            permit.send(Command::Event { payload: Some((number, bytes)), line });
+            counters.payload += u64::try_from(numbered.len()).unwrap_or(u64::MAX);
+            permit.send(Command::Event { payloads: numbered, line });
         }
     }
 
@@ -505,7 +551,7 @@ impl Bundle {
         let Ok(permit) = self.tx.reserve().await else { return self.closed() };
         let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(line) = self.event_line(&mut counters, wall_time_unix_ms, turn_id, event) {
-            permit.send(Command::Event { payload: None, line });
+            permit.send(Command::Event { payloads: Vec::new(), line });
         }
     }
 
@@ -556,10 +602,11 @@ fn dir_name(rollout_id: &str) -> String {
 }
 
 fn create_bundle(root: &Path, name: &str, manifest: &[u8]) -> Result<(PathBuf, std::fs::File)> {
+    // A link planted at the root is refused; below it, every directory and file is new, and
+    // neither `mkdir` nor a `create_new` open follows a link (D64 in docs/decisions.md).
+    create_private_dir_all(root).map_err(|err| Error::io(root, err))?;
     let mut dirs = std::fs::DirBuilder::new();
     dirs.mode(0o700);
-    dirs.recursive(true).create(root).map_err(|err| Error::io(root, err))?;
-    dirs.recursive(false);
     let mut dir = root.join(name);
     let mut suffix = 1;
     loop {
@@ -579,19 +626,21 @@ fn create_bundle(root: &Path, name: &str, manifest: &[u8]) -> Result<(PathBuf, s
     let manifest_path = dir.join("manifest.json");
     write_new_file(&manifest_path, manifest).map_err(|err| Error::io(&manifest_path, err))?;
     let trace_path = dir.join("trace.jsonl");
-    let trace = std::fs::OpenOptions::new()
+    let trace = private_file_options()
         .append(true)
         .create_new(true)
-        .mode(0o600)
         .open(&trace_path)
-        .map_err(|err| Error::io(&trace_path, err))?;
+        .map_err(|err| Error::io(&trace_path, explain_open_error(&trace_path, err)))?;
     Ok((dir, trace))
 }
 
 fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
-    let mut file =
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut file = private_file_options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|err| explain_open_error(path, err))?;
     file.write_all(bytes)?;
     file.write_all(b"\n")
 }
@@ -599,13 +648,9 @@ fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 async fn run_writer(mut trace: tokio::fs::File, mut rx: mpsc::Receiver<Command>, dir: PathBuf) {
     while let Some(command) = rx.recv().await {
         match command {
-            Command::Event { payload, line } => {
-                if let Some((number, bytes)) = payload {
-                    let path = dir.join("payloads").join(format!("{number}.json"));
-                    if let Err(err) = write_payload(&path, &bytes).await {
-                        tracing::warn!(path = %path.display(), error = %err, "compaction trace payload write failed; event dropped");
-                        continue;
-                    }
+            Command::Event { payloads, line } => {
+                if !write_payloads(&dir, payloads).await {
+                    continue;
                 }
                 if let Err(err) = append(&mut trace, &line).await {
                     tracing::warn!(dir = %dir.display(), error = %err, "compaction trace event write failed");
@@ -629,9 +674,23 @@ async fn run_writer(mut trace: tokio::fs::File, mut rx: mpsc::Receiver<Command>,
     }
 }
 
+/// Writes each payload file; false (logged) when one cannot be written, and the event citing
+/// them is then dropped.
+async fn write_payloads(dir: &Path, payloads: Vec<(u64, Vec<u8>)>) -> bool {
+    for (number, bytes) in payloads {
+        let path = dir.join("payloads").join(format!("{number}.json"));
+        if let Err(err) = write_payload(&path, &bytes).await {
+            tracing::warn!(path = %path.display(), error = %err, "compaction trace payload write failed; event dropped");
+            return false;
+        }
+    }
+    true
+}
+
 async fn write_payload(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file =
-        tokio::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).await?;
+    let mut options = private_file_options();
+    options.write(true).create_new(true);
+    let mut file = tokio::fs::OpenOptions::from(options).open(path).await?;
     file.write_all(bytes).await?;
     file.write_all(b"\n").await?;
     // The event citing this file is appended only after the payload is in the OS.

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::faults::{EarlyEnd, ErrorReply, Fault, FaultPlan, replaces_answer};
 use crate::invariants::check_input;
-use crate::record::{Endpoint, RecordedRequest};
+use crate::record::Endpoint;
 use crate::server::{Answer, Prepared, Resolution, Shared};
 use crate::stream::{MALFORMED_JSON, drop_connection, frames, pause, sse_body};
 
@@ -31,10 +31,7 @@ pub(crate) async fn responses(
 ) -> Response {
     let context = format!("{method} {} request", uri.path());
     let (index, script, mut faults) = shared.update(|state| {
-        let index = state.requests.len();
-        let record =
-            RecordedRequest::new(index, Endpoint::Responses, method, uri, headers, body.clone());
-        state.requests.push(record);
+        let index = state.record_request(Endpoint::Responses, (method, uri, headers), &body);
         let faults = state.http_faults.pop_front().unwrap_or_default();
         let script = if replaces_answer(&faults) { None } else { state.http_scripts.pop_front() };
         (index, script, faults)
@@ -112,10 +109,7 @@ pub(crate) async fn compact(
 ) -> Response {
     let context = format!("{method} {} request", uri.path());
     let (index, script, mut faults) = shared.update(|state| {
-        let index = state.requests.len();
-        let record =
-            RecordedRequest::new(index, Endpoint::Compact, method, uri, headers, body.clone());
-        state.requests.push(record);
+        let index = state.record_request(Endpoint::Compact, (method, uri, headers), &body);
         let faults = state.compact_faults.pop_front().unwrap_or_default();
         let script =
             if replaces_answer(&faults) { None } else { state.compact_scripts.pop_front() };
@@ -214,17 +208,7 @@ pub(crate) async fn not_found(
     Payload(body): Payload,
 ) -> Response {
     let context = format!("{method} {}", uri.path());
-    shared.update(|state| {
-        let index = state.requests.len();
-        state.requests.push(RecordedRequest::new(
-            index,
-            Endpoint::Other,
-            method,
-            uri,
-            headers,
-            body,
-        ));
-    });
+    shared.update(|state| state.record_request(Endpoint::Other, (method, uri, headers), &body));
     let mut reply = shared.violation_reply(&context, "no such route on this server".to_owned());
     reply.status = 404;
     reply.code = "not_found".to_owned();
@@ -257,7 +241,9 @@ pub(crate) fn insert_headers(headers: &mut HeaderMap, extra: &[(String, String)]
 }
 
 /// A request body, read in full unless the server stops first (so a client that uploads slowly
-/// cannot hold up a shutdown) and at most [`crate::TestServerConfig::max_body_bytes`] long.
+/// cannot hold up a shutdown), at most [`crate::TestServerConfig::max_body_bytes`] long, and
+/// within [`crate::TestServerConfig::body_read_timeout`]: a client that sends it slower gets a
+/// 408 and loses the connection (D66 in docs/decisions.md).
 pub(crate) struct Payload(pub(crate) Bytes);
 
 impl FromRequest<Arc<Shared>> for Payload {
@@ -265,9 +251,10 @@ impl FromRequest<Arc<Shared>> for Payload {
 
     async fn from_request(request: Request, shared: &Arc<Shared>) -> Result<Self, Response> {
         let read = axum::body::to_bytes(request.into_body(), shared.max_body_bytes);
+        let read = tokio::time::timeout(shared.body_read_timeout, read);
         match shared.cancel.run_until_cancelled(read).await {
-            Some(Ok(bytes)) => Ok(Payload(bytes)),
-            Some(Err(err)) => Err(error_response(&ErrorReply::new(
+            Some(Ok(Ok(bytes))) => Ok(Payload(bytes)),
+            Some(Ok(Err(err))) => Err(error_response(&ErrorReply::new(
                 413,
                 "request_body_unreadable",
                 &format!(
@@ -275,6 +262,21 @@ impl FromRequest<Arc<Shared>> for Payload {
                     shared.max_body_bytes
                 ),
             ))),
+            Some(Err(_elapsed)) => {
+                let mut response = error_response(&ErrorReply::new(
+                    408,
+                    "request_timeout",
+                    &format!(
+                        "The request body did not arrive within {:?}.",
+                        shared.body_read_timeout
+                    ),
+                ));
+                // The rest of the body is never read: the connection goes with this answer.
+                response
+                    .headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                Err(response)
+            }
             None => Err(error_response(&shutting_down())),
         }
     }

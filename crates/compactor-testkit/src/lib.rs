@@ -15,7 +15,10 @@
 //!   `/responses/compact`, prewarm (`generate: false`) and `previous_response_id`.
 //!
 //! In both modes every request, handshake and client message is recorded ([`RecordedRequest`],
-//! [`RecordedHandshake`], [`RecordedConnection`]) and can be awaited; every request's input is
+//! [`RecordedHandshake`], [`RecordedConnection`]), within [`RecordLimits`] (the newest entries
+//! are kept, so a long-running server stays small), and can be awaited; slow clients are
+//! disconnected ([`TestServerConfig::header_read_timeout`], [`TestServerConfig::body_read_timeout`]),
+//! and a binary WebSocket frame gets a close with code 1003. Every request's input is
 //! checked for protocol invariants, and a breach is recorded as a [`Violation`] and answered 400
 //! (see [`TestServer::assert_no_violations`]). [`Fault`]s and [`HandshakeFault`]s inject delays,
 //! broken streams, malformed JSON, error statuses and failed responses.
@@ -70,7 +73,8 @@ pub use faults::{ErrorReply, Fault, HandshakeFault};
 pub use invariants::check_input;
 pub use model::{ReferenceModelConfig, ToolCallPolicy};
 pub use record::{
-    Endpoint, RecordedConnection, RecordedHandshake, RecordedRequest, RecordedWsMessage, Violation,
+    Endpoint, RecordLimits, RecordedConnection, RecordedHandshake, RecordedRequest,
+    RecordedWsMessage, Violation,
 };
 pub use script::{AfterSlots, CompactScript, HttpScript, WsConnectionScript, WsSlot};
 pub use seal::{DEFAULT_SEAL_KEY, SealError, SealKey};

@@ -1,6 +1,7 @@
 //! What the server saw: HTTP requests, WebSocket handshakes and client messages, and protocol
-//! violations.
+//! violations, kept within [`RecordLimits`].
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::OnceLock;
 
@@ -17,6 +18,126 @@ pub enum Endpoint {
     Compact,
     /// Any other route (answered 404 and recorded as a violation).
     Other,
+}
+
+/// How much a server keeps in memory (D65 in docs/decisions.md): the newest entries of each
+/// record, within a count and, for bodies and messages, a byte budget. Older entries are
+/// forgotten; the positions ([`RecordedRequest::index`], ...) still count every entry seen, and
+/// waits count every entry seen too. The newest entry is always kept while its count limit is
+/// at least one, whatever its size.
+///
+/// [`Default`] suits tests; a test that needs more asks for it. [`RecordLimits::none`] records
+/// nothing, as `compactor serve` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordLimits {
+    /// HTTP requests kept.
+    pub requests: usize,
+    /// Bytes of HTTP request bodies kept in all.
+    pub request_bytes: usize,
+    /// WebSocket handshakes and connections kept.
+    pub connections: usize,
+    /// Client messages kept per WebSocket connection.
+    pub messages_per_connection: usize,
+    /// Bytes of client messages kept per WebSocket connection.
+    pub message_bytes_per_connection: usize,
+    /// Protocol violations kept.
+    pub violations: usize,
+    /// Completed responses a WebSocket connection remembers for `previous_response_id`.
+    pub responses_per_connection: usize,
+}
+
+impl Default for RecordLimits {
+    fn default() -> Self {
+        Self {
+            requests: 1024,
+            request_bytes: 64 << 20,
+            connections: 256,
+            messages_per_connection: 1024,
+            message_bytes_per_connection: 64 << 20,
+            violations: 1024,
+            responses_per_connection: 8,
+        }
+    }
+}
+
+impl RecordLimits {
+    /// Nothing recorded; connections still chain `previous_response_id` as by default.
+    pub fn none() -> Self {
+        Self {
+            requests: 0,
+            request_bytes: 0,
+            connections: 0,
+            messages_per_connection: 0,
+            message_bytes_per_connection: 0,
+            violations: 0,
+            ..Self::default()
+        }
+    }
+}
+
+/// The newest entries of one record, within a count and a byte budget.
+#[derive(Debug, Clone)]
+pub(crate) struct Kept<T> {
+    items: VecDeque<(T, usize)>,
+    seen: usize,
+    bytes: usize,
+    max_items: usize,
+    max_bytes: usize,
+}
+
+impl<T> Kept<T> {
+    pub(crate) fn new(max_items: usize, max_bytes: usize) -> Self {
+        Self { items: VecDeque::new(), seen: 0, bytes: 0, max_items, max_bytes }
+    }
+
+    /// Every entry ever pushed, forgotten ones included: the position of the next one.
+    pub(crate) fn seen(&self) -> usize {
+        self.seen
+    }
+
+    /// Whether the next entry will be kept at all (so whether it is worth building).
+    pub(crate) fn keeps(&self) -> bool {
+        self.max_items > 0
+    }
+
+    /// Adds the next entry, `bytes` long, and forgets the oldest ones past the limits.
+    pub(crate) fn push(&mut self, item: T, bytes: usize) {
+        self.seen += 1;
+        if self.max_items == 0 {
+            return;
+        }
+        self.items.push_back((item, bytes));
+        self.bytes += bytes;
+        while self.items.len() > self.max_items
+            || (self.bytes > self.max_bytes && self.items.len() > 1)
+        {
+            if let Some((_, gone)) = self.items.pop_front() {
+                self.bytes -= gone;
+            }
+        }
+    }
+
+    /// Counts an entry that is not kept.
+    pub(crate) fn push_forgotten(&mut self) {
+        self.seen += 1;
+    }
+
+    /// The entry at position `index`, if it is still kept.
+    pub(crate) fn get(&self, index: usize) -> Option<&T> {
+        let first = self.seen - self.items.len();
+        self.items.get(index.checked_sub(first)?).map(|(item, _)| item)
+    }
+
+    /// The entry at position `index`, if it is still kept.
+    pub(crate) fn get_mut(&mut self, index: usize) -> Option<&mut T> {
+        let first = self.seen - self.items.len();
+        self.items.get_mut(index.checked_sub(first)?).map(|(item, _)| item)
+    }
+
+    /// The kept entries, oldest first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.items.iter().map(|(item, _)| item)
+    }
 }
 
 /// One HTTP request as it arrived.
@@ -174,8 +295,26 @@ pub struct RecordedConnection {
     pub index: usize,
     /// The handshake that opened it.
     pub handshake: RecordedHandshake,
-    /// The client messages, in order.
+    /// The client messages still kept ([`RecordLimits`]), in order; each knows its position.
     pub messages: Vec<RecordedWsMessage>,
+}
+
+/// A connection as the server keeps it: its messages within their limits.
+#[derive(Debug, Clone)]
+pub(crate) struct KeptConnection {
+    pub(crate) index: usize,
+    pub(crate) handshake: RecordedHandshake,
+    pub(crate) messages: Kept<RecordedWsMessage>,
+}
+
+impl KeptConnection {
+    pub(crate) fn to_recorded(&self) -> RecordedConnection {
+        RecordedConnection {
+            index: self.index,
+            handshake: self.handshake.clone(),
+            messages: self.messages.iter().cloned().collect(),
+        }
+    }
 }
 
 /// A request that broke a protocol invariant (or that the script did not expect). The request

@@ -22,7 +22,8 @@ use crate::invariants::check_input;
 use crate::listener::CuttableListener;
 use crate::model::{ReferenceModel, ReferenceModelConfig};
 use crate::record::{
-    RecordedConnection, RecordedHandshake, RecordedRequest, RecordedWsMessage, Violation,
+    Kept, KeptConnection, RecordLimits, RecordedConnection, RecordedHandshake, RecordedRequest,
+    RecordedWsMessage, Violation,
 };
 use crate::script::{CompactScript, HttpScript, WsConnectionScript};
 use crate::{http, ws};
@@ -51,6 +52,15 @@ pub struct TestServerConfig {
     pub shutdown_timeout: Duration,
     /// The largest request body or WebSocket message accepted.
     pub max_body_bytes: usize,
+    /// How much of what it saw the server keeps in memory.
+    pub record: RecordLimits,
+    /// How long a client may take to send a request's head (request line and headers), and to
+    /// send the next one on an idle connection; a slower one is disconnected (D66 in
+    /// docs/decisions.md).
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body; a slower one is answered
+    /// `408 request_timeout` and disconnected.
+    pub body_read_timeout: Duration,
 }
 
 impl Default for TestServerConfig {
@@ -61,6 +71,9 @@ impl Default for TestServerConfig {
             wait_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),
             max_body_bytes: 256 * 1024 * 1024,
+            record: RecordLimits::default(),
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -105,20 +118,23 @@ impl TestServer {
         };
         let shared = Arc::new(Shared {
             model,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State::new(&config.record)),
             version: watch::Sender::new(0),
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
             max_body_bytes: config.max_body_bytes,
+            body_read_timeout: config.body_read_timeout,
+            responses_per_connection: config.record.responses_per_connection,
         });
         let app = router(Arc::clone(&shared));
         let cut = CancellationToken::new();
         let listener = CuttableListener { inner: listener, cut: cut.clone() };
-        let signal = shared.cancel.clone().cancelled_owned();
-        let serve =
-            tokio::spawn(
-                async move { axum::serve(listener, app).with_graceful_shutdown(signal).await },
-            );
+        let serve = tokio::spawn(crate::listener::serve(
+            listener,
+            app,
+            shared.cancel.clone(),
+            config.header_read_timeout,
+        ));
         tracing::debug!(%addr, "compactor-testkit server started");
         Ok(Self {
             addr,
@@ -225,9 +241,15 @@ impl TestServer {
         self.shared.update(|state| state.handshake_faults.push_back(fault));
     }
 
-    /// Every HTTP request so far, in arrival order.
+    /// The HTTP requests still kept ([`RecordLimits`]), in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.lock().requests.clone()
+        self.shared.lock().requests.iter().cloned().collect()
+    }
+
+    /// How many model requests the server answered or refused so far, forgotten ones included:
+    /// `POST /responses`, `POST /responses/compact` and WebSocket `response.create` messages.
+    pub fn model_requests(&self) -> usize {
+        self.shared.lock().model_requests
     }
 
     /// The `POST /responses` requests so far.
@@ -245,24 +267,29 @@ impl TestServer {
         state.requests.iter().filter(|request| request.endpoint == endpoint).cloned().collect()
     }
 
-    /// Every WebSocket handshake so far, accepted or refused.
+    /// The WebSocket handshakes still kept, accepted or refused.
     pub fn handshakes(&self) -> Vec<RecordedHandshake> {
-        self.shared.lock().handshakes.clone()
+        self.shared.lock().handshakes.iter().cloned().collect()
     }
 
-    /// Every accepted WebSocket connection so far, with its messages.
+    /// The accepted WebSocket connections still kept, with their messages.
     pub fn connections(&self) -> Vec<RecordedConnection> {
-        self.shared.lock().connections.clone()
+        self.shared.lock().connections.iter().map(KeptConnection::to_recorded).collect()
     }
 
-    /// Accepted connection `index`, when it exists.
+    /// Accepted connection `index`, when it exists and is still kept.
     pub fn connection(&self, index: usize) -> Option<RecordedConnection> {
-        self.shared.lock().connections.get(index).cloned()
+        self.shared.lock().connections.get(index).map(KeptConnection::to_recorded)
     }
 
-    /// The protocol violations so far.
+    /// The protocol violations still kept.
     pub fn violations(&self) -> Vec<Violation> {
-        self.shared.lock().violations.clone()
+        self.shared.lock().violations.iter().cloned().collect()
+    }
+
+    /// How many protocol violations there were, forgotten ones included.
+    pub fn violation_count(&self) -> usize {
+        self.shared.lock().violations.seen()
     }
 
     /// `Ok` when no request broke an invariant.
@@ -271,12 +298,12 @@ impl TestServer {
     ///
     /// [`Error::Violations`] listing every violation.
     pub fn check_no_violations(&self) -> Result<()> {
-        let violations = self.violations();
-        if violations.is_empty() {
+        let count = self.violation_count();
+        if count == 0 {
             return Ok(());
         }
-        let details: Vec<String> = violations.iter().map(ToString::to_string).collect();
-        Err(Error::Violations { count: violations.len(), details: details.join("\n") })
+        let details: Vec<String> = self.violations().iter().map(ToString::to_string).collect();
+        Err(Error::Violations { count, details: details.join("\n") })
     }
 
     /// Asserts that no request broke an invariant.
@@ -291,7 +318,7 @@ impl TestServer {
         }
     }
 
-    /// Waits until at least `n` HTTP requests arrived and returns all of them.
+    /// Waits until at least `n` HTTP requests arrived and returns those still kept.
     ///
     /// # Errors
     ///
@@ -304,13 +331,15 @@ impl TestServer {
         self.shared
             .wait_until(
                 self.wait_timeout,
-                |state| format!("{n} HTTP requests (saw {})", state.requests.len()),
-                |state| (state.requests.len() >= n).then(|| state.requests.clone()),
+                |state| format!("{n} HTTP requests (saw {})", state.requests.seen()),
+                |state| {
+                    (state.requests.seen() >= n).then(|| state.requests.iter().cloned().collect())
+                },
             )
             .await
     }
 
-    /// Waits until at least `n` WebSocket handshakes arrived and returns all of them.
+    /// Waits until at least `n` WebSocket handshakes arrived and returns those still kept.
     ///
     /// # Errors
     ///
@@ -323,8 +352,11 @@ impl TestServer {
         self.shared
             .wait_until(
                 self.wait_timeout,
-                |state| format!("{n} WebSocket handshakes (saw {})", state.handshakes.len()),
-                |state| (state.handshakes.len() >= n).then(|| state.handshakes.clone()),
+                |state| format!("{n} WebSocket handshakes (saw {})", state.handshakes.seen()),
+                |state| {
+                    (state.handshakes.seen() >= n)
+                        .then(|| state.handshakes.iter().cloned().collect())
+                },
             )
             .await
     }
@@ -347,7 +379,7 @@ impl TestServer {
             .wait_until(
                 self.wait_timeout,
                 |state| {
-                    let seen = state.connections.get(connection).map(|c| c.messages.len());
+                    let seen = state.connections.get(connection).map(|c| c.messages.seen());
                     format!(
                         "message {index} of WebSocket connection {connection} (connection seen: {}, messages: {})",
                         seen.is_some(),
@@ -421,7 +453,7 @@ impl Drop for TestServer {
         self.shared.tracker.close();
         self.cut.cancel();
         if self.serve.is_some() {
-            let violations = self.shared.lock().violations.len();
+            let violations = self.shared.lock().violations.seen();
             if violations > 0 {
                 tracing::warn!(
                     violations,
@@ -453,10 +485,11 @@ pub(crate) struct Shared {
     pub(crate) cancel: CancellationToken,
     pub(crate) tracker: TaskTracker,
     pub(crate) max_body_bytes: usize,
+    pub(crate) body_read_timeout: Duration,
+    pub(crate) responses_per_connection: usize,
 }
 
 /// Queues and records.
-#[derive(Default)]
 pub(crate) struct State {
     pub(crate) http_scripts: VecDeque<HttpScript>,
     pub(crate) compact_scripts: VecDeque<CompactScript>,
@@ -465,10 +498,55 @@ pub(crate) struct State {
     pub(crate) compact_faults: VecDeque<Vec<Fault>>,
     pub(crate) ws_faults: VecDeque<Vec<Fault>>,
     pub(crate) handshake_faults: VecDeque<HandshakeFault>,
-    pub(crate) requests: Vec<RecordedRequest>,
-    pub(crate) handshakes: Vec<RecordedHandshake>,
-    pub(crate) connections: Vec<RecordedConnection>,
-    pub(crate) violations: Vec<Violation>,
+    pub(crate) requests: Kept<RecordedRequest>,
+    pub(crate) handshakes: Kept<RecordedHandshake>,
+    pub(crate) connections: Kept<KeptConnection>,
+    pub(crate) violations: Kept<Violation>,
+    /// Model requests seen: `/responses`, `/responses/compact`, WebSocket `response.create`.
+    pub(crate) model_requests: usize,
+    /// The limits each new connection's messages get.
+    pub(crate) limits: RecordLimits,
+}
+
+impl State {
+    fn new(limits: &RecordLimits) -> Self {
+        Self {
+            http_scripts: VecDeque::new(),
+            compact_scripts: VecDeque::new(),
+            ws_scripts: VecDeque::new(),
+            http_faults: VecDeque::new(),
+            compact_faults: VecDeque::new(),
+            ws_faults: VecDeque::new(),
+            handshake_faults: VecDeque::new(),
+            requests: Kept::new(limits.requests, limits.request_bytes),
+            handshakes: Kept::new(limits.connections, usize::MAX),
+            connections: Kept::new(limits.connections, usize::MAX),
+            violations: Kept::new(limits.violations, usize::MAX),
+            model_requests: 0,
+            limits: *limits,
+        }
+    }
+
+    /// Records an HTTP request at the next position, when requests are kept at all.
+    pub(crate) fn record_request(
+        &mut self,
+        endpoint: crate::Endpoint,
+        parts: (::http::Method, ::http::Uri, ::http::HeaderMap),
+        body: &bytes::Bytes,
+    ) -> usize {
+        let index = self.requests.seen();
+        if matches!(endpoint, crate::Endpoint::Responses | crate::Endpoint::Compact) {
+            self.model_requests += 1;
+        }
+        if self.requests.keeps() {
+            let (method, uri, headers) = parts;
+            let record = RecordedRequest::new(index, endpoint, method, uri, headers, body.clone());
+            self.requests.push(record, body.len());
+        } else {
+            self.requests.push_forgotten();
+        }
+        index
+    }
 }
 
 impl Shared {
@@ -487,7 +565,7 @@ impl Shared {
     pub(crate) fn violation(&self, context: &str, message: String) {
         tracing::warn!(context, %message, "compactor-testkit: protocol violation");
         let violation = Violation { context: context.to_owned(), message };
-        self.update(|state| state.violations.push(violation));
+        self.update(|state| state.violations.push(violation, 0));
     }
 
     /// Records a violation and returns the 400 that answers it.

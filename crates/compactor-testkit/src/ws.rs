@@ -2,7 +2,7 @@
 //! scripts or the reference model, `previous_response_id` resolution and one event per text
 //! frame.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,15 +17,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::faults::{EarlyEnd, ErrorReply, FaultPlan, HandshakeFault, replaces_answer};
 use crate::http::{error_response, insert_headers};
-use crate::record::{
-    Endpoint, RecordedConnection, RecordedHandshake, RecordedRequest, RecordedWsMessage,
-};
+use crate::record::{Endpoint, Kept, KeptConnection, RecordedHandshake, RecordedWsMessage};
 use crate::script::{AfterSlots, WsConnectionScript, WsSlot};
 use crate::server::{Answer, Prepared, Resolution, Shared};
 use crate::stream::{Frame, Step, completed_response, frames, pause, step};
 
-/// How many completed responses a connection remembers for `previous_response_id`.
-const REMEMBERED_RESPONSES: usize = 8;
+/// How many completed response ids a connection remembers to check `response.processed` against.
+const REMEMBERED_IDS: usize = 1024;
 /// How long a closing connection waits for the client's Close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -44,16 +42,7 @@ pub(crate) async fn upgrade(
         Err(rejection) => {
             let context = format!("{method} {}", uri.path());
             shared.update(|state| {
-                let index = state.requests.len();
-                let record = RecordedRequest::new(
-                    index,
-                    Endpoint::Other,
-                    method,
-                    uri,
-                    headers,
-                    Bytes::new(),
-                );
-                state.requests.push(record);
+                state.record_request(Endpoint::Other, (method, uri, headers), &Bytes::new())
             });
             shared.violation(&context, format!("not a WebSocket upgrade: {rejection}"));
             return rejection.into_response();
@@ -81,7 +70,7 @@ pub(crate) async fn upgrade(
         reject = Some(ErrorReply::new(503, "server_shutting_down", "The test server is stopping."));
     }
     if reject.is_none() && script.is_none() && shared.model.is_none() {
-        let index = shared.lock().handshakes.len();
+        let index = shared.lock().handshakes.seen();
         let context = format!("websocket handshake #{index}");
         reject = Some(
             shared.violation_reply(&context, "no scripted WebSocket connection left".to_owned()),
@@ -89,23 +78,22 @@ pub(crate) async fn upgrade(
     }
     if let Some(reply) = reject {
         shared.update(|state| {
-            let index = state.handshakes.len();
+            let index = state.handshakes.seen();
             let status = reply.status;
-            state.handshakes.push(RecordedHandshake::new(index, uri, headers, status));
+            state.handshakes.push(RecordedHandshake::new(index, uri, headers, status), 0);
         });
         return error_response(&reply);
     }
 
     let connection = shared.update(|state| {
-        let index = state.handshakes.len();
+        let index = state.handshakes.seen();
         let handshake = RecordedHandshake::new(index, uri, headers, 101);
-        state.handshakes.push(handshake.clone());
-        let connection = state.connections.len();
-        state.connections.push(RecordedConnection {
-            index: connection,
-            handshake,
-            messages: Vec::new(),
-        });
+        state.handshakes.push(handshake.clone(), 0);
+        let connection = state.connections.seen();
+        let limits = state.limits;
+        let messages =
+            Kept::new(limits.messages_per_connection, limits.message_bytes_per_connection);
+        state.connections.push(KeptConnection { index: connection, handshake, messages }, 0);
         connection
     });
     let response_headers =
@@ -133,13 +121,19 @@ enum Flow {
     Cancelled,
 }
 
-/// One connection's state: its script and the responses it completed.
+/// One connection's state: its script and the responses it completed, both bounded.
 struct Connection {
     index: usize,
     script: Option<WsConnectionScript>,
     next_slot: usize,
+    /// Client messages seen, kept or not.
+    messages: usize,
+    /// The histories of the latest completed responses, for `previous_response_id`.
     responses: VecDeque<(String, Arc<Vec<ResponseItem>>)>,
-    completed: HashSet<String>,
+    /// How many `responses` are kept.
+    max_responses: usize,
+    /// The ids of the latest completed responses, for `response.processed`.
+    completed: VecDeque<String>,
 }
 
 impl Connection {
@@ -148,10 +142,16 @@ impl Connection {
     }
 
     fn remember(&mut self, id: String, items: Vec<ResponseItem>) {
-        if self.responses.len() == REMEMBERED_RESPONSES {
+        if self.completed.len() == REMEMBERED_IDS {
+            self.completed.pop_front();
+        }
+        self.completed.push_back(id.clone());
+        if self.max_responses == 0 {
+            return;
+        }
+        if self.responses.len() == self.max_responses {
             self.responses.pop_front();
         }
-        self.completed.insert(id.clone());
         self.responses.push_back((id, Arc::new(items)));
     }
 }
@@ -169,8 +169,10 @@ async fn serve_connection(
         index,
         script,
         next_slot: 0,
+        messages: 0,
         responses: VecDeque::new(),
-        completed: HashSet::new(),
+        max_responses: shared.responses_per_connection,
+        completed: VecDeque::new(),
     };
     loop {
         let received = tokio::select! {
@@ -188,11 +190,13 @@ async fn serve_connection(
                 on_message(&shared, &mut connection, text, &mut socket).await
             }
             Some(Some(Ok(Message::Binary(bytes)))) => {
-                let text = String::from_utf8_lossy(&bytes).into_owned();
-                let at = record_message(&shared, index, text);
+                // The protocol is text: a binary frame gets a close with 1003 (D66).
+                let at = record_message(&shared, &mut connection, &String::from_utf8_lossy(&bytes));
                 let context = format!("websocket connection {index} message {at}");
                 shared.violation(&context, "binary frame (the protocol uses text frames)".into());
-                Flow::Continue
+                let reason = "binary frames are not supported; send JSON text frames";
+                let wait = CloseWait::ForReply(&shared.cancel);
+                return close(socket, close_code::UNSUPPORTED, reason, wait).await;
             }
             Some(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => Flow::Continue,
             Some(Some(Ok(Message::Close(_)))) => {
@@ -222,15 +226,20 @@ async fn serve_connection(
     }
 }
 
-fn record_message(shared: &Shared, connection: usize, text: String) -> usize {
-    shared.update(|state| match state.connections.get_mut(connection) {
-        Some(record) => {
-            let at = record.messages.len();
-            record.messages.push(RecordedWsMessage::new(at, text));
-            at
+/// Records a client message of `connection` (when its record is still kept) and returns its
+/// position on the connection.
+fn record_message(shared: &Shared, connection: &mut Connection, text: &str) -> usize {
+    let at = connection.messages;
+    connection.messages += 1;
+    shared.update(|state| match state.connections.get_mut(connection.index) {
+        Some(record) if record.messages.keeps() => {
+            let len = text.len();
+            record.messages.push(RecordedWsMessage::new(at, text.to_owned()), len);
         }
-        None => 0,
-    })
+        Some(record) => record.messages.push_forgotten(),
+        None => {}
+    });
+    at
 }
 
 /// Whether a message gets a slot of the connection's script.
@@ -279,7 +288,7 @@ async fn on_message(
     text: Utf8Bytes,
     socket: &mut WebSocket,
 ) -> Flow {
-    let at = record_message(shared, connection.index, text.as_str().to_owned());
+    let at = record_message(shared, connection, text.as_str());
     let context = format!("websocket connection {} message {at}", connection.index);
 
     let parsed = tokio::task::spawn_blocking(move || parse_client_message(text.as_str())).await;
@@ -323,7 +332,10 @@ async fn on_message(
             }
         }
         WsClientMessage::ResponseCreate(request) => {
-            let mut faults = shared.update(|state| state.ws_faults.pop_front().unwrap_or_default());
+            let mut faults = shared.update(|state| {
+                state.model_requests += 1;
+                state.ws_faults.pop_front().unwrap_or_default()
+            });
             let answer = if replaces_answer(&faults) {
                 // The queued faults answer by themselves and leave the slot for the retry.
                 Answer::Faults

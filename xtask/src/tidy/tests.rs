@@ -532,6 +532,50 @@ fn decision_citations_must_exist() {
 }
 
 #[test]
+fn serde_is_derived_only_where_the_rule_allows() {
+    let mut fixture = Fixture::tidy();
+    let wire = "//! Types.\n#[derive(Debug, Serialize, Deserialize)]\npub struct Item;\n";
+    let read_only = "//! Schema.\n#[derive(Debug, Default, serde::Deserialize)]\nstruct Raw;\n";
+    // Allowed: protocol, the crates' own records, core's config-file schema, unit-test files,
+    // and derive lists in comments.
+    fixture.set("crates/compactor-protocol/src/items.rs", wire);
+    fixture.set("crates/compactor-analytics/src/event.rs", wire);
+    fixture.set("crates/compactor-rollout-trace/src/trace.rs", "//! T.\n#[derive(Serialize)]\n");
+    fixture.set("crates/compactor-core/src/toml_config/schema.rs", read_only);
+    fixture.set("crates/compactor-engine/src/local/tests.rs", wire);
+    fixture.set("crates/compactor-engine/src/local.rs", "//! L.\n// #[derive(Serialize)]\n");
+    check(&fixture, &[]);
+
+    // Everywhere else, and serializing in the config schema, are violations.
+    fixture.set(
+        "crates/compactor-core/src/session.rs",
+        "//! S.\n#[derive(Clone, serde::Serialize)]\n",
+    );
+    fixture.set(
+        "crates/compactor-core/src/toml_config/schema.rs",
+        "//! Schema.\n#[derive(\n    Debug,\n    Serialize,\n    Deserialize,\n)]\nstruct Raw;\n",
+    );
+    fixture.set(
+        "crates/compactor-engine/src/context.rs",
+        "//! C.\n#[cfg_attr(test, derive(Deserialize))]\n",
+    );
+    fixture.set("crates/compactor-cli/src/main.rs", wire);
+    let why = "serde is derived only in compactor-protocol, for the records of compactor-analytics \
+               and compactor-rollout-trace, and (Deserialize only) in core's \
+               src/toml_config/schema.rs (D74 in docs/decisions.md)";
+    check(
+        &fixture,
+        &[
+            &format!("crates/compactor-cli/src/main.rs: derives Deserialize; {why}"),
+            &format!("crates/compactor-cli/src/main.rs: derives Serialize; {why}"),
+            &format!("crates/compactor-core/src/session.rs: derives Serialize; {why}"),
+            &format!("crates/compactor-core/src/toml_config/schema.rs: derives Serialize; {why}"),
+            &format!("crates/compactor-engine/src/context.rs: derives Deserialize; {why}"),
+        ],
+    );
+}
+
+#[test]
 fn malformed_metadata_is_an_error() {
     let result = tidy_check(&json!({ "packages": [] }), &[]);
     assert_eq!(

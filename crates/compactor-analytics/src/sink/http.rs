@@ -113,8 +113,10 @@ impl HttpBatchSink {
                 url.scheme()
             )));
         }
+        // No redirects: a batch is never re-sent to another origin (D62 in docs/decisions.md).
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("compactor-analytics/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|err| Error::Http(err.without_url()))?;

@@ -1,4 +1,5 @@
-//! A sink appending one JSON object per line to a file created with mode 0600.
+//! A sink appending one JSON object per line to a file created with mode 0600, never through a
+//! symbolic link (D64 in docs/decisions.md).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,8 +14,9 @@ use crate::sink::{AnalyticsSink, Batching, SinkFuture};
 /// Appends events to a JSONL file, one `{"event_type":...,"event_params":{...}}` per line.
 ///
 /// The file and its missing parent directories are created on [`JsonlFileSink::open`]; a new
-/// file gets mode 0600 on Unix (an existing file keeps its mode). Every batch is written with
-/// one `write_all` and flushed to the OS; [`AnalyticsSink::flush`] also syncs it to disk.
+/// file gets mode 0600 and new directories 0700 (an existing file keeps its mode). A symbolic
+/// link at the file's path is refused: nothing is appended through it. Every batch is written
+/// with one `write_all` and flushed to the OS; [`AnalyticsSink::flush`] also syncs it to disk.
 /// Events are written as soon as the worker sees them, up to 256 per write.
 #[derive(Debug)]
 pub struct JsonlFileSink {
@@ -28,22 +30,32 @@ impl JsonlFileSink {
     ///
     /// # Errors
     ///
-    /// [`Error::Open`] when the directory or the file cannot be created or opened.
+    /// [`Error::Open`] when the directory or the file cannot be created or opened, or the file's
+    /// path is a symbolic link.
     pub async fn open(path: impl Into<PathBuf>) -> Result<Self> {
         let path = path.into();
         if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(parent)
+            tokio::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
                 .await
                 .map_err(|source| Error::Open { path: parent.to_path_buf(), source })?;
         }
         let mut options = OpenOptions::new();
-        options.create(true).append(true);
-        #[cfg(unix)]
-        options.mode(0o600);
-        let file = options
-            .open(&path)
-            .await
-            .map_err(|source| Error::Open { path: path.clone(), source })?;
+        // O_NOFOLLOW: a link where the file goes fails the open instead of being appended to.
+        options.create(true).append(true).mode(0o600).custom_flags(libc::O_NOFOLLOW);
+        let file = options.open(&path).await.map_err(|source| {
+            let source = if source.raw_os_error() == Some(libc::ELOOP) {
+                std::io::Error::other(format!(
+                    "{} is a symbolic link; Compactor does not write through links",
+                    path.display()
+                ))
+            } else {
+                source
+            };
+            Error::Open { path: path.clone(), source }
+        })?;
         Ok(JsonlFileSink { path, file, line: Vec::new() })
     }
 

@@ -83,6 +83,23 @@ async fn jsonl_sink_creates_files_owner_only() {
     sink.send(&events(1..=1)).await.unwrap();
     let mode = tokio::fs::metadata(&path).await.unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    // New directories are owner-only too.
+    let nested = dir.path().join("new/analytics.jsonl");
+    JsonlFileSink::open(&nested).await.unwrap();
+    let mode = tokio::fs::metadata(dir.path().join("new")).await.unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "mode {mode:o}");
+}
+
+#[tokio::test]
+async fn jsonl_sink_refuses_a_symbolic_link_and_leaves_its_target_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("precious.txt");
+    tokio::fs::write(&target, b"keep").await.unwrap();
+    let link = dir.path().join("analytics.jsonl");
+    tokio::fs::symlink(&target, &link).await.unwrap();
+    let err = JsonlFileSink::open(&link).await.unwrap_err();
+    assert!(err.chain().contains("is a symbolic link"), "{}", err.chain());
+    assert_eq!(tokio::fs::read(&target).await.unwrap(), b"keep");
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ fn exit_codes_are_distinct_and_documented() {
         Exit::Unreachable,
         Exit::KeyUnset,
         Exit::BadConfig,
+        Exit::DoesNotFit,
         Exit::Interrupted,
     ];
     let mut codes: Vec<u8> = all.iter().map(|exit| exit.code()).collect();
@@ -24,6 +25,8 @@ fn exit_codes_are_distinct_and_documented() {
         assert!(EXIT_CODES_HELP.contains(&format!("\n  {}  ", exit.code())), "{exit:?}");
     }
     assert!(!codes.contains(&0) && !codes.contains(&2), "0 is success, 2 is clap's usage error");
+    assert_eq!(Exit::Usage.code(), 2, "a usage error clap cannot see exits as clap's do");
+    assert_eq!(Exit::DoesNotFit.code(), 10);
 }
 
 #[test]
@@ -35,6 +38,8 @@ fn session_errors_classify() {
         (CompactorError::InternalServerError, Exit::Failure),
         (CompactorError::Config("x".into()), Exit::Failure),
         (CompactorError::Cancelled, Exit::Interrupted),
+        (CompactorError::CompactionDoesNotFit { tokens: 1, usable_window: 0 }, Exit::DoesNotFit),
+        (CompactorError::EventTooLarge { limit: 1 }, Exit::Failure),
     ];
     for (error, expected) in cases {
         assert_eq!(CliError::from(error.clone()).exit, expected, "{error}");

@@ -57,7 +57,11 @@ fn the_file_overrides_defaults_and_flags_override_the_file() {
         model: Some("from-flag".into()),
         window: Some(20_000),
         transport: Some(Transport::Ws),
-        implementation: Some(vec![Implementation::V2, Implementation::Local, Implementation::V2]),
+        implementation: Some(vec![
+            CompactionImplementation::ResponsesCompactionV2,
+            CompactionImplementation::Responses,
+            CompactionImplementation::ResponsesCompactionV2,
+        ]),
         ..no_flags()
     };
     let settings = layer(&flags, Some(file), defaults()).unwrap();
@@ -72,9 +76,42 @@ fn the_file_overrides_defaults_and_flags_override_the_file() {
     assert!(config.features.remote_compaction_v2);
     assert_eq!(settings.describe_chain(), "responses_compaction_v2 -> responses");
 
-    let prune_only = ModelArgs { implementation: Some(vec![Implementation::Prune]), ..no_flags() };
+    let prune_only =
+        ModelArgs { implementation: Some(vec![CompactionImplementation::Prune]), ..no_flags() };
     let settings = layer(&prune_only, None, defaults()).unwrap();
     assert!(!settings.config.features.remote_compaction_v2);
+}
+
+/// The model flags on their own, as a command line.
+#[derive(Debug, clap::Parser)]
+struct Flags {
+    #[command(flatten)]
+    args: ModelArgs,
+}
+
+#[test]
+fn implementation_flags_take_long_and_short_names() {
+    use clap::Parser as _;
+    let parsed = Flags::try_parse_from(["compactor", "--implementation", "v2,responses,v1,prune"]);
+    assert_eq!(
+        parsed.unwrap().args.implementation,
+        Some(vec![
+            CompactionImplementation::ResponsesCompactionV2,
+            CompactionImplementation::Responses,
+            CompactionImplementation::ResponsesCompact,
+            CompactionImplementation::Prune,
+        ])
+    );
+    let parsed = Flags::try_parse_from(["compactor", "--implementation", "local"]);
+    assert_eq!(
+        parsed.unwrap().args.implementation,
+        Some(vec![CompactionImplementation::Responses])
+    );
+    // server_managed is a name, but not one a chain may request.
+    for bad in ["fastest", "server_managed", "V2", ""] {
+        let err = Flags::try_parse_from(["compactor", "--implementation", bad]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue, "{bad:?}");
+    }
 }
 
 #[test]
@@ -105,8 +142,15 @@ fn a_base_url_selects_a_remote_endpoint_and_needs_its_key() {
     let err = layer(&no_flags(), Some(from_file), defaults()).unwrap_err();
     assert_eq!(err.exit, Exit::KeyUnset);
 
-    let bad_url = ModelArgs { base_url: Some("localhost:8080".into()), ..no_flags() };
-    assert_eq!(layer(&bad_url, None, defaults()).unwrap_err().exit, Exit::Failure);
+    for url in
+        ["localhost:8080", "not a url", "http://", "ftp://example.com/v1", "http://h:99999/v1"]
+    {
+        let bad_url = ModelArgs { base_url: Some(url.into()), ..no_flags() };
+        assert_eq!(layer(&bad_url, None, defaults()).unwrap_err().exit, Exit::Usage, "{url}");
+    }
+    let secret = ModelArgs { base_url: Some("http://me:hunter2@h/v1?x#y".into()), ..no_flags() };
+    let err = layer(&secret, None, defaults()).unwrap_err();
+    assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
 }
 
 #[test]

@@ -56,7 +56,14 @@ pub(crate) struct Served {
 impl Served {
     /// Starts `compactor serve` and reads its base URL (the first stdout line).
     pub(crate) async fn start(cwd: &Path) -> Served {
-        let mut child = compactor(cwd, &["serve", "--port", "0"]).spawn().unwrap();
+        Self::start_with(cwd, &[]).await
+    }
+
+    /// [`Served::start`] with more flags.
+    pub(crate) async fn start_with(cwd: &Path, flags: &[&str]) -> Served {
+        let mut args = vec!["serve", "--port", "0"];
+        args.extend_from_slice(flags);
+        let mut child = compactor(cwd, &args).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let base_url = tokio::time::timeout(Duration::from_secs(30), lines.next_line())

@@ -72,7 +72,9 @@ async fn bad_inputs_give_their_exit_codes() {
         (&["demo", "--config", "bad-syntax.toml", "--out", "o4"], 7),
         (&["demo", "--turns", "0"], 2),
         (&["demo", "--implementation", "fastest"], 2),
-        (&["demo", "--base-url", "localhost:8080", "--out", "o5"], 1),
+        (&["demo", "--base-url", "localhost:8080", "--out", "o5"], 2),
+        (&["demo", "--base-url", "not a url", "--out", "o6"], 2),
+        (&["compact", "good.jsonl", "--base-url", "http://me:hunter2@", "--api-key-env", ""], 2),
     ];
     let mut report = String::new();
     for (args, expected) in cases {

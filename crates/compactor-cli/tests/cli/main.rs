@@ -5,4 +5,7 @@
 mod common;
 mod demo;
 mod errors;
+mod files;
+mod fit;
+mod hostile;
 mod serve;

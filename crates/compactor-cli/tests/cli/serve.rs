@@ -1,11 +1,12 @@
 //! `serve` answers a plain HTTP client with a valid SSE stream and a WebSocket client on the
-//! same port.
+//! same port; it stays small over many requests and drops clients that send too slowly.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::Served;
@@ -99,5 +100,88 @@ async fn serve_answers_sse_and_websocket_on_one_port() {
     check_events(&events);
     socket.close(None).await.unwrap();
 
+    assert_eq!(served.stop().await, 0);
+}
+
+/// The resident memory of process `pid`, in kB.
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
+    line["VmRSS:".len()..].trim().trim_end_matches("kB").trim().parse().unwrap()
+}
+
+/// Sends `count` small streaming requests, a few at a time, and reads every answer to its end.
+async fn requests(client: &reqwest::Client, url: &str, count: usize) {
+    let mut body = request();
+    body["stream"] = Value::Bool(true);
+    let body = &body;
+    futures::stream::iter(0..count)
+        .for_each_concurrent(4, |_| async move {
+            let response = client.post(url).json(body).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.bytes().await.unwrap();
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn heavy_serve_memory_stays_flat_over_10_000_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(dir.path()).await;
+    let pid = served.child.id().unwrap();
+    let url = format!("{}/responses", served.base_url);
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    requests(&client, &url, 1_000).await;
+    let at_1_000 = rss_kb(pid);
+    requests(&client, &url, 9_000).await;
+    let at_10_000 = rss_kb(pid);
+    let growth = at_10_000.saturating_sub(at_1_000);
+    assert!(
+        growth < 20 * 1024,
+        "RSS grew by {growth} kB from request 1 000 ({at_1_000} kB) to 10 000 ({at_10_000} kB)"
+    );
+    assert_eq!(served.stop().await, 0);
+}
+
+/// Connects to `base_url`'s server, sends `head` at once and then `trickled` one byte a second,
+/// and returns how long the server took to close the connection and what it answered.
+async fn trickle(base_url: &str, head: &[u8], trickled: &[u8]) -> (Duration, String) {
+    let addr = base_url.trim_start_matches("http://").trim_end_matches("/v1");
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    write.write_all(head).await.unwrap();
+    let start = Instant::now();
+    let trickled = trickled.to_vec();
+    let writer = tokio::spawn(async move {
+        for byte in trickled {
+            if write.write_all(&[byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        std::future::pending::<()>().await;
+    });
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(WAIT, read.read_to_end(&mut answer)).await;
+    let took = start.elapsed();
+    writer.abort();
+    (took, String::from_utf8_lossy(&answer).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_sending_a_byte_a_second_is_disconnected() {
+    let dir = tempfile::tempdir().unwrap();
+    let served =
+        Served::start_with(dir.path(), &["--header-timeout", "2", "--body-timeout", "2"]).await;
+    // Its request head: cut off within the header timeout, not held while it trickles.
+    let head =
+        b"POST /v1/responses HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n";
+    let (took, _) = trickle(&served.base_url, b"", head).await;
+    assert!(took < Duration::from_millis(3_500), "head: disconnected after {took:?}");
+    // Its body: a 408, then the connection goes.
+    let head = b"POST /v1/responses HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 200\r\n\r\n";
+    let (took, answer) = trickle(&served.base_url, head, &[b' '; 200]).await;
+    assert!(took < Duration::from_millis(3_500), "body: disconnected after {took:?}");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert_eq!(served.stop().await, 0);
 }

@@ -14,7 +14,15 @@ fn body_of(chunks: Vec<Vec<u8>>) -> BodyStream {
 
 /// Reads every item of a stream: events, then the terminal error if there is one.
 async fn read_all(chunks: Vec<Vec<u8>>) -> (Vec<ResponseEvent>, Option<CompactorError>) {
-    let mut reader = SseReader::new(body_of(chunks), Duration::from_secs(5));
+    read_all_capped(chunks, crate::config::DEFAULT_MAX_EVENT_BYTES).await
+}
+
+/// [`read_all`] under a cap of `max` bytes per line and event.
+async fn read_all_capped(
+    chunks: Vec<Vec<u8>>,
+    max: usize,
+) -> (Vec<ResponseEvent>, Option<CompactorError>) {
+    let mut reader = SseReader::new(body_of(chunks), Duration::from_secs(5), max);
     let mut events = Vec::new();
     loop {
         match reader.next().await {
@@ -131,7 +139,7 @@ async fn silence_past_the_idle_timeout_is_an_error() {
         b"data: {\"type\":\"response.created\",\"response\":{\"id\":\"r\"}}\n\n",
     ))]);
     let body: BodyStream = head.chain(futures::stream::pending()).boxed();
-    let mut reader = SseReader::new(body, Duration::from_secs(300));
+    let mut reader = SseReader::new(body, Duration::from_secs(300), 1 << 20);
     assert!(matches!(reader.next().await, Read::Event(ResponseEvent::Created { .. })));
     match reader.next().await {
         Read::End(error) => {
@@ -148,9 +156,9 @@ async fn dropping_the_stream_stops_the_pump() {
     ))]);
     // The body never ends: only the consumer going away can stop the pump.
     let body: BodyStream = head.chain(futures::stream::pending()).boxed();
-    let mut reader = SseReader::new(body, Duration::from_secs(300));
+    let mut reader = SseReader::new(body, Duration::from_secs(300), 1 << 20);
     let first = reader.next().await;
-    let (mut stream, sender) = crate::stream::ResponseStream::channel();
+    let (mut stream, sender) = crate::stream::ResponseStream::channel(Redactor::default());
     let task = tokio::spawn(pump(reader, first, sender));
     let event = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.unwrap();
     assert!(matches!(event, Some(Ok(ResponseEvent::Created { .. }))), "{event:?}");
@@ -233,7 +241,12 @@ fn status_mapping_table() {
         ),
     ];
     for (status, headers, body, error, retry) in cases {
-        let got = status_error(StatusCode::from_u16(status).unwrap(), headers, body, None);
+        let got = status_error(
+            StatusCode::from_u16(status).unwrap(),
+            headers,
+            body,
+            &Redactor::default(),
+        );
         assert_eq!((got.error, got.retry), (error, retry), "{status} {body}");
     }
 }
@@ -241,13 +254,58 @@ fn status_mapping_table() {
 #[test]
 fn error_bodies_never_carry_the_key() {
     let key = SecretString::new("sk-secret-123");
-    let got = status_error(
-        StatusCode::UNAUTHORIZED,
-        &HeaderMap::new(),
-        "bad key sk-secret-123",
-        Some(&key),
+    let redactor = ProviderConfig::new("test", "http://127.0.0.1:1/v1").redactor(Some(&key));
+    let check = |status: u16, body: &str, expected: &str| {
+        let got =
+            status_error(StatusCode::from_u16(status).unwrap(), &HeaderMap::new(), body, &redactor);
+        assert_eq!(got.error.to_string(), expected, "{body}");
+    };
+    check(401, "bad key sk-secret-123", "unexpected status 401: bad key <redacted>");
+    // Escaped in the JSON, the message decodes to the key.
+    let escaped: String = "sk-secret-123".chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+    check(
+        401,
+        &format!(r#"{{"error":{{"message":"bad key {escaped}"}}}}"#),
+        "unexpected status 401: bad key <redacted>",
     );
-    assert_eq!(got.error.to_string(), "unexpected status 401: bad key <redacted>");
+    // Percent-encoded inside the message.
+    let percent: String = "sk-secret-123".bytes().map(|b| format!("%{b:02X}")).collect();
+    check(
+        400,
+        &format!(r#"{{"error":{{"message":"key={percent}&x=1"}}}}"#),
+        "invalid request: key=<redacted>&x=1",
+    );
+    // Past the cut, a prefix of the key is all that would be left.
+    let long = format!("{}sk-secret-123 trailing", "x".repeat(MAX_SERVER_TEXT - 8));
+    let got = status_error(StatusCode::BAD_GATEWAY, &HeaderMap::new(), &long, &redactor);
+    let text = got.error.to_string();
+    assert!(!text.contains("sk-secr"), "{text}");
+    // A server that cut its own message inside the key.
+    check(401, "bad key sk-secre", "unexpected status 401: bad key <redacted>");
+    check(401, "bad key sk-se", "unexpected status 401: bad key sk-se");
+}
+
+#[test]
+fn a_redirect_is_final_and_names_its_target_without_userinfo() {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::LOCATION, HeaderValue::from_static("http://u:pw@127.0.0.1:9/v1"));
+    let got = status_error(StatusCode::TEMPORARY_REDIRECT, &headers, "", &Redactor::default());
+    assert_eq!(got.retry, Retry::Never);
+    let text = got.error.to_string();
+    assert!(text.contains("redirects to http://127.0.0.1:9/v1"), "{text}");
+    assert!(!text.contains("pw"), "{text}");
+}
+
+#[tokio::test]
+async fn a_line_past_the_cap_ends_the_stream_with_event_too_large() {
+    let created = b"data: {\"type\":\"response.created\",\"response\":{\"id\":\"r\"}}\n\n".to_vec();
+    let endless = vec![b'a'; 4096];
+    let mut chunks = vec![created, b"data: ".to_vec()];
+    chunks.extend(std::iter::repeat_n(endless, 64));
+    let (events, error) = read_all_capped(chunks, 64 * 1024).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(error, Some(CompactorError::EventTooLarge { limit: 64 * 1024 }));
+    assert!(!error.unwrap().is_retryable());
 }
 
 #[test]

@@ -6,18 +6,26 @@ use proptest::prelude::*;
 use super::*;
 
 fn decode_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Vec<String> {
-    let mut decoder = SseDecoder::default();
+    decode_capped(chunks, DEFAULT_MAX_EVENT_BYTES).unwrap()
+}
+
+/// The payloads of `chunks` under a cap of `max` bytes, or the error that ended them.
+fn decode_capped<'a>(
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+    max: usize,
+) -> Result<Vec<String>, EventTooLarge> {
+    let mut decoder = SseDecoder::new(max);
     let mut out = Vec::new();
     for chunk in chunks {
         decoder.push(chunk);
-        while let Some(payload) = decoder.next_payload() {
+        while let Some(payload) = decoder.next_payload()? {
             out.push(String::from_utf8(payload.to_vec()).unwrap());
         }
     }
-    if let Some(payload) = decoder.finish() {
+    if let Some(payload) = decoder.finish()? {
         out.push(String::from_utf8(payload.to_vec()).unwrap());
     }
-    out
+    Ok(out)
 }
 
 fn decode(input: &str) -> Vec<String> {
@@ -68,6 +76,58 @@ fn long_line_across_many_chunks() {
     let input = format!("data: {body}\n\n");
     let chunks: Vec<&[u8]> = input.as_bytes().chunks(16 * 1024).collect();
     assert_eq!(decode_chunks(chunks), [body]);
+}
+
+#[test]
+fn the_cap_bounds_lines_and_events() {
+    let chunked =
+        |input: &str| -> Vec<Vec<u8>> { input.as_bytes().chunks(7).map(<[u8]>::to_vec).collect() };
+    let check =
+        |name: &str, input: &str, max: usize, expected: Result<Vec<&str>, EventTooLarge>| {
+            let whole = decode_capped([input.as_bytes()], max);
+            let chunks = chunked(input);
+            let pieces = decode_capped(chunks.iter().map(Vec::as_slice), max);
+            let expected = expected
+                .map(|payloads| payloads.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>());
+            assert_eq!(whole, expected, "{name}, whole");
+            assert_eq!(pieces, expected, "{name}, in chunks");
+        };
+    let ten = "0123456789";
+    check("a line at the cap", &format!("data: {ten}\n\n"), 16, Ok(vec![ten]));
+    check("a line past the cap", &format!("data: {ten}{ten}\n\n"), 16, Err(EventTooLarge));
+    check("a line that never ends", &"y".repeat(100), 16, Err(EventTooLarge));
+    check("a comment past the cap", &format!(": {ten}{ten}\n"), 16, Err(EventTooLarge));
+    check(
+        "data lines adding up past the cap",
+        &format!("data: {ten}\ndata: {ten}\n\n"),
+        16,
+        Err(EventTooLarge),
+    );
+    check(
+        "events under the cap one by one",
+        &format!("data: {ten}\n\ndata: {ten}\n\n"),
+        16,
+        Ok(vec![ten, ten]),
+    );
+}
+
+#[test]
+fn a_large_event_does_not_keep_its_buffer() {
+    let body = "z".repeat(8 << 20);
+    let input = format!("data: {body}\n\ndata: small\n\n");
+    let mut decoder = SseDecoder::default();
+    let mut seen = Vec::new();
+    for chunk in input.as_bytes().chunks(64 * 1024) {
+        decoder.push(chunk);
+        while let Some(payload) = decoder.next_payload().unwrap() {
+            seen.push(payload.len());
+        }
+        // Never more than the event and a quarter, plus one chunk.
+        assert!(decoder.buf.capacity() <= body.len() + body.len() / 4 + 2 * 64 * 1024);
+    }
+    assert_eq!(seen, [body.len(), 5]);
+    decoder.push(b"data: x\n\n");
+    assert!(decoder.buf.capacity() <= KEEP_CAPACITY, "{}", decoder.buf.capacity());
 }
 
 proptest! {

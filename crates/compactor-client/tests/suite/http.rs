@@ -451,3 +451,36 @@ fn the_api_works_across_tasks() {
     send(&session);
     send(&client.compact(&prompt, &settings));
 }
+
+#[tokio::test]
+async fn the_report_is_the_body_the_server_received() {
+    let server = TestServer::scripted().await.unwrap();
+    server.push_sse(reply("resp_1", "hi"));
+    server.push_compact_json(json!({"output": [
+        {"type": "compaction", "encrypted_content": "ENC"}
+    ]}));
+    let client = client(http_config(&server), &Notices::default());
+    let mut session = client.new_session();
+    let prompt = prompt(vec![user("hi")]);
+    let mut reports = Vec::new();
+    let mut keep = |sent: &compactor_client::SentRequest<'_>| {
+        reports.push((
+            sent.request_json().unwrap(),
+            sent.wire_message().is_some(),
+            sent.wire_len(),
+        ));
+    };
+    let stream =
+        bounded(session.stream_with_report(&prompt, &settings(), &mut keep)).await.unwrap();
+    collect(stream).await;
+    bounded(client.compact_with_report(&prompt, &settings(), &mut keep)).await.unwrap();
+
+    let recorded = server.requests();
+    assert_eq!(reports.len(), 2);
+    for ((body, has_wire, len), recorded) in reports.iter().zip(&recorded) {
+        assert_eq!(body, &recorded.body, "{}", recorded.path());
+        assert!(!has_wire, "over HTTP the body is what went out");
+        assert_eq!(*len, recorded.body.len() as u64);
+    }
+    server.shutdown().await.unwrap();
+}

@@ -3,8 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
+mod bounded;
 mod common;
 mod compact;
+mod hostile;
 mod http;
 mod retry;
 mod secrets;

@@ -496,17 +496,79 @@ async fn a_request_larger_than_a_fragment_arrives_whole() {
     let text: String = "éa🦀".repeat(200_000);
     let request = prompt(vec![user("summarize this"), user(&text)]);
     let mut session = client.new_session();
-    let stream = open(&mut session, &request, &settings()).await.unwrap();
-    let collected = collect(stream).await;
+    let (reports, collected) = stream_reporting(&mut session, &request).await;
     assert_eq!(collected.error, None);
     assert_eq!(collected.response_id(), "resp_1");
 
     let messages = server.connection(0).unwrap().messages;
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].input(), wire(&request.input));
-    let sent = session.last_request_bytes();
+    let sent = reports[0].2;
     assert_eq!(sent, messages[0].text.len() as u64, "the size the client reports is what it sent");
     assert!(sent > 1_000_000, "{sent} bytes");
+    server.assert_no_violations();
+    server.shutdown().await.unwrap();
+}
+
+/// What one `stream_with_report` call reported, owned: (logical request, wire message, size).
+type Reported = (Vec<u8>, Option<String>, u64);
+
+async fn stream_reporting(
+    session: &mut compactor_client::ModelClientSession,
+    prompt: &Prompt<'_>,
+) -> (Vec<Reported>, crate::common::Collected) {
+    let mut reports = Vec::new();
+    let stream = bounded(session.stream_with_report(prompt, &settings(), &mut |sent| {
+        let request = sent.request_json().unwrap().to_vec();
+        reports.push((request, sent.wire_message().map(str::to_owned), sent.wire_len()));
+    }))
+    .await
+    .unwrap();
+    (reports, collect(stream).await)
+}
+
+#[tokio::test]
+async fn every_message_sent_is_reported_with_the_logical_request() {
+    let server = TestServer::scripted().await.unwrap();
+    server.push_ws_connection(WsConnectionScript::new([reply("resp_unused", "never")]));
+    server.push_ws_connection(WsConnectionScript::new([
+        reply("resp_1", "fresh connection"),
+        reply("resp_2", "incremental"),
+    ]));
+    server.push_ws_faults([Fault::error(
+        400,
+        "websocket_connection_limit_reached",
+        "Responses websocket connection limit reached (60 minutes).",
+    )]);
+    let client = client(ws_config(&server), &Notices::default());
+    let mut session = client.new_session();
+    let first = prompt(vec![user("hi")]);
+    let (reports, collected) = stream_reporting(&mut session, &first).await;
+    assert_eq!(collected.error, None);
+    let sent =
+        [&server.connection(0).unwrap().messages[0], &server.connection(1).unwrap().messages[0]];
+    assert_eq!(reports.len(), 2, "one report per message sent, the retry included");
+    for ((request, message, len), recorded) in reports.iter().zip(sent) {
+        assert_eq!(message.as_deref(), Some(recorded.text.as_str()));
+        assert_eq!(*len, recorded.text.len() as u64);
+        let logical: Value = serde_json::from_slice(request).unwrap();
+        assert_eq!(logical["input"], json!(wire(&first.input)));
+        assert_eq!(
+            (&logical["stream"], &logical["prompt_cache_key"]),
+            (&json!(true), &json!(THREAD_ID))
+        );
+    }
+
+    let second = extend(&first, collected.output_items(), user("and now?"));
+    let (reports, collected) = stream_reporting(&mut session, &second).await;
+    assert_eq!(collected.error, None);
+    let recorded = &server.connection(1).unwrap().messages[1];
+    assert_eq!(recorded.previous_response_id(), Some("resp_1"));
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].1.as_deref(), Some(recorded.text.as_str()), "the incremental message");
+    let logical: Value = serde_json::from_slice(&reports[0].0).unwrap();
+    assert_eq!(logical["input"], json!(wire(&second.input)), "the logical request is whole");
+    assert_eq!(logical.get("previous_response_id"), None);
     server.assert_no_violations();
     server.shutdown().await.unwrap();
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use compactor_engine::{PruneConfig, prune};
+use compactor_engine::{PruneConfig, prune, prune_target_tokens};
 use compactor_protocol::CompactorError;
 
 use super::Prepared;
@@ -15,14 +15,13 @@ impl Session {
     pub(super) fn prepare_prune(&self, turn: &TurnContext) -> Result<Prepared, CompactorError> {
         let config = &self.inner.config;
         let settings = config.compaction.prune;
-        let limit = match turn.model.auto_compact_limit() {
-            i64::MAX => turn.model.model_context_window().unwrap_or(0),
-            limit => limit,
-        };
-        let target = u64::try_from(limit).unwrap_or(0) * u64::from(settings.target_percent) / 100;
         let prune_config = PruneConfig {
             protected_user_turns: settings.protected_user_turns,
-            target_tokens: target,
+            target_tokens: prune_target_tokens(
+                turn.model.auto_compact_limit(),
+                turn.model.model_context_window(),
+                settings.target_percent,
+            ),
         };
         let history = Arc::clone(&self.state().history);
         let outcome =

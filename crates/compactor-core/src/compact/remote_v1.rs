@@ -1,14 +1,10 @@
 //! Remote compaction v1 (D8): `POST /responses/compact` with the turn's tools and settings.
 
-use std::borrow::Cow;
-
 use compactor_engine::process_compacted_history;
-use compactor_protocol::{CompactRequest, CompactorError};
+use compactor_protocol::CompactorError;
 use compactor_rollout_trace::CompactionTraceContext;
 
-use compactor_protocol::tokens::json_len;
-
-use super::{AttemptStats, CompactionRequest, Prepared};
+use super::{AttemptStats, CompactionRequest, Prepared, SentCapture};
 use crate::session::Session;
 use crate::turn::TurnContext;
 
@@ -32,27 +28,21 @@ impl Session {
             );
         }
         let settings = turn.settings(self);
-        // What the client sends, for the trace and the byte count.
-        let body = CompactRequest {
-            model: Cow::Borrowed(&settings.model),
-            input: Cow::Borrowed(&prompt.input),
-            instructions: Cow::Borrowed(&prompt.base_instructions),
-            tools: Cow::Borrowed(&prompt.tools),
-            parallel_tool_calls: prompt.parallel_tool_calls,
-            reasoning: settings.reasoning.clone(),
-            service_tier: settings.service_tier.clone(),
-            prompt_cache_key: Some(self.inner.thread_id.clone()),
-            text: None,
-        };
-        stats.bytes_sent = stats.bytes_sent.saturating_add(json_len(&body));
-        let attempt = trace.start_attempt(&body).await;
-        let result = self.inner.client.compact(&prompt, &settings).await.and_then(|output| {
-            if output.is_empty() {
-                Err(CompactorError::Fatal("remote compaction v1 returned no output".to_owned()))
-            } else {
-                Ok(output)
-            }
-        });
+        let mut sent = SentCapture::new(trace);
+        let result = self
+            .inner
+            .client
+            .compact_with_report(&prompt, &settings, &mut |report| sent.keep(report))
+            .await
+            .and_then(|output| {
+                if output.is_empty() {
+                    Err(CompactorError::Fatal("remote compaction v1 returned no output".to_owned()))
+                } else {
+                    Ok(output)
+                }
+            });
+        stats.bytes_sent = stats.bytes_sent.saturating_add(sent.wire_len());
+        let attempt = sent.start_attempt().await;
         match &result {
             Ok(output) => attempt.record_result(Ok(output)).await,
             Err(error) => attempt.record_result(Err(error)).await,

@@ -5,12 +5,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use compactor_client::{KeySource, Prewarm, ProviderConfig, RetryPolicy, WebsocketMode};
-use compactor_protocol::{CompactionImplementation, PassThroughList, V2TriggerForm};
+use compactor_protocol::{
+    CompactionImplementation, CompactorError, PassThroughList, V2TriggerForm,
+};
 use compactor_rollout_trace::TraceConfig;
 use pretty_assertions::assert_eq;
 
+use super::validate::parse_duration;
 use super::*;
-use crate::config::{CompactionSettings, Features, ModelInfo, PruneSettings};
+use crate::config::{
+    CompactionSettings, Features, ModelInfo, PruneSettings, ReactiveCompaction, RemoteCompaction,
+};
 
 fn base() -> SessionConfig {
     SessionConfig::new(ProviderConfig::default(), ModelInfo::new("base-model", 100_000))
@@ -219,7 +224,7 @@ fn settings_the_file_does_not_name_are_kept() {
 fn small_cases() {
     // (file, what to read back from the applied config)
     type Read = fn(&SessionConfig) -> String;
-    let cases: [(&str, Read, &str); 8] = [
+    let cases: [(&str, Read, &str); 9] = [
         (
             "[provider]\napi_key_env = \"\"\n",
             |c| format!("{:?}", c.provider.key),
@@ -236,6 +241,11 @@ fn small_cases() {
             "[compaction]\nchain = [\"responses_compact\", \"local\"]\n",
             |c| format!("{:?}", c.compaction.chain),
             "[ResponsesCompact, Responses]",
+        ),
+        (
+            "[compaction]\nchain = [\"v1\", \"v2\", \"local\"]\n",
+            |c| format!("{:?}", c.compaction.chain),
+            "[ResponsesCompact, ResponsesCompactionV2, Responses]",
         ),
         (
             "[features]\nremote_compaction_v2 = false\n[compaction]\nchain = [\"prune\"]\n",
@@ -291,6 +301,14 @@ fn bad_values_are_named() {
             "conf/compactor.toml:2: invalid value for compaction.chain[1]: \"foo\" (expected one of responses_compaction_v2, responses_compact, responses, prune)",
         ),
         (
+            "[compaction]\nchain = [\"server_managed\"]\n",
+            "conf/compactor.toml:2: invalid value for compaction.chain[0]: \"server_managed\" (the server compacts by itself; expected one of responses_compaction_v2, responses_compact, responses, prune)",
+        ),
+        (
+            "[compaction]\nchain = [\"V2\"]\n",
+            "conf/compactor.toml:2: invalid value for compaction.chain[0]: \"V2\" (expected one of responses_compaction_v2, responses_compact, responses, prune)",
+        ),
+        (
             "[compaction]\nchain = [\"prune\", \"prune\"]\n",
             "conf/compactor.toml:2: invalid value for compaction.chain[1]: \"prune\" is listed twice",
         ),
@@ -312,7 +330,11 @@ fn bad_values_are_named() {
         ),
         (
             "[provider]\nbase_url = \"api.openai.com\"\n",
-            "conf/compactor.toml:2: invalid value for provider.base_url: \"api.openai.com\" (expected an http:// or https:// URL)",
+            "conf/compactor.toml:2: invalid value for provider.base_url: \"api.openai.com\" is not a URL (relative URL without a base)",
+        ),
+        (
+            "[provider]\nbase_url = \"http://me:hunter2@/v1\"\n",
+            "conf/compactor.toml:2: invalid value for provider.base_url: \"http:///v1\" is not a URL (empty host)",
         ),
         (
             "[provider]\napi_key_env = \"MY KEY\"\n",

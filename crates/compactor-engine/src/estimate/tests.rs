@@ -11,12 +11,26 @@ fn tokens(item: &ResponseItem) -> i64 {
 }
 
 #[test]
-fn unknown_items_count_only_when_passed_through() {
-    let item = unknown("configuration_update");
-    let serialized = serde_json::to_string(&item).unwrap().len() as u64;
-    assert_eq!(item_tokens(&item, &PassThroughList::default()), serialized.div_ceil(4));
-    assert_eq!(item_tokens(&item, &PassThroughList::new(Vec::<String>::new())), 0);
-    assert_eq!(item_tokens(&unknown("ghost_snapshot"), &PassThroughList::default()), 0);
+fn unknown_items_count_their_raw_json_whether_sent_or_not() {
+    for kind in ["configuration_update", "ghost_snapshot"] {
+        let item = unknown(kind);
+        let serialized = serde_json::to_string(&item).unwrap().len() as u64;
+        assert_eq!(item_tokens(&item, &PassThroughList::default()), serialized.div_ceil(4));
+        assert_eq!(
+            item_tokens(&item, &PassThroughList::new(Vec::<String>::new())),
+            serialized.div_ceil(4)
+        );
+    }
+}
+
+#[test]
+fn a_large_unknown_item_is_not_free() {
+    let big = ResponseItem::Unknown(serde_json::json!({
+        "type": "vendor_blob",
+        "data": "x".repeat(4 << 20),
+    }));
+    let tokens = estimate_history("", std::slice::from_ref(&big), &PassThroughList::default());
+    assert!(tokens > 1 << 20, "{tokens}");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! budgeted rebuild (D38).
 
 use compactor_protocol::display::format_history;
+use compactor_protocol::tokens::approx_token_count;
 use pretty_assertions::assert_eq;
 
 use super::*;
@@ -40,10 +41,50 @@ fn summary_messages_are_recognised() {
 
 #[test]
 fn focus_is_appended_to_the_prompt() {
-    assert_eq!(summarization_prompt_with_focus("  "), SUMMARIZATION_PROMPT);
-    let prompt = summarization_prompt_with_focus("the failing test");
-    assert!(prompt.starts_with(SUMMARIZATION_PROMPT));
-    assert!(prompt.ends_with("\n\nGive particular attention to the following:\nthe failing test"));
+    // (base, focus, prompt)
+    let cases = [
+        (SUMMARIZATION_PROMPT, "", SUMMARIZATION_PROMPT.to_owned()),
+        (SUMMARIZATION_PROMPT, " \n ", SUMMARIZATION_PROMPT.to_owned()),
+        (
+            SUMMARIZATION_PROMPT,
+            "the failing test",
+            format!(
+                "{SUMMARIZATION_PROMPT}\n\nGive particular attention to the following:\n\
+                 the failing test"
+            ),
+        ),
+        ("Summarize.", "", "Summarize.".to_owned()),
+        (
+            "Summarize.",
+            "  the API\n",
+            "Summarize.\n\nGive particular attention to the following:\nthe API".to_owned(),
+        ),
+    ];
+    for (base, focus, prompt) in cases {
+        assert_eq!(summarization_prompt_with_focus(base, focus), prompt, "{base:?} {focus:?}");
+    }
+}
+
+#[track_caller]
+fn check_drop_oldest(history: &[ResponseItem], expected: &[ResponseItem]) {
+    let mut history = history.to_vec();
+    drop_oldest(&mut history);
+    assert_eq!(format_history(&history), format_history(expected));
+    assert_eq!(history, expected);
+}
+
+#[test]
+fn drop_oldest_takes_the_first_item_with_its_outputs() {
+    check_drop_oldest(&[], &[]);
+    check_drop_oldest(&[user("a")], &[]);
+    check_drop_oldest(&[user("a"), assistant("b"), user("c")], &[assistant("b"), user("c")]);
+    // A call goes with its output, wherever that is; other calls stay.
+    check_drop_oldest(
+        &[call("c1", "shell"), call("c2", "shell"), output("c2", "two"), output("c1", "one")],
+        &[call("c2", "shell"), output("c2", "two")],
+    );
+    // An output goes alone: its call is gone already.
+    check_drop_oldest(&[output("c1", "one"), user("a")], &[user("a")]);
 }
 
 #[test]
@@ -182,9 +223,22 @@ fn truncation_spans_parts() {
     );
 }
 
+/// Middle-truncates one text to `max_tokens`.
+fn truncate_middle(text: &str, max_tokens: u64) -> String {
+    if approx_token_count(text) <= max_tokens {
+        return text.to_owned();
+    }
+    let part = ContentItem::InputText { text: text.to_owned() };
+    match truncate_content(std::slice::from_ref(&part), max_tokens).as_slice() {
+        [ContentItem::InputText { text }] => text.clone(),
+        other => panic!("one text part expected, not {other:?}"),
+    }
+}
+
 #[test]
 fn truncate_middle_respects_char_boundaries() {
     assert_eq!(truncate_middle("short", 2), "short");
+    assert_eq!(truncate_middle(&"ab".repeat(20), 2), "abab…8 tokens truncated…abab");
     let text = "é".repeat(20); // 40 bytes
     let cut = truncate_middle(&text, 1);
     assert!(cut.starts_with("é…"), "{cut}");
@@ -216,9 +270,15 @@ fn legacy_compacted_lines_are_rebuilt_from_user_messages() {
     ];
     let message = summary_text("legacy");
     assert_eq!(
-        rebuild_legacy_compacted(&history, &message),
+        rebuild_legacy_compacted(&history, &message, &ContextualMarkers::default()),
         [user("first"), user("second"), user(&message)]
     );
-    let rebuild: fn(&[ResponseItem], &str) -> Vec<ResponseItem> = rebuild_legacy_compacted;
-    assert_eq!(rebuild(&[], "m"), [user("m")]);
+    // The replay's markers decide which messages are the user's.
+    assert_eq!(
+        rebuild_legacy_compacted(&history, &message, &ContextualMarkers::new(["first"])),
+        [user("<environment_context>cwd</environment_context>"), user("second"), user(&message)]
+    );
+    let rebuild: fn(&[ResponseItem], &str, &ContextualMarkers) -> Vec<ResponseItem> =
+        rebuild_legacy_compacted;
+    assert_eq!(rebuild(&[], "m", &ContextualMarkers::default()), [user("m")]);
 }

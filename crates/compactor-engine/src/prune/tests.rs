@@ -33,11 +33,31 @@ fn keep_all(protected_user_turns: usize) -> PruneConfig {
 }
 
 #[test]
-fn defaults_follow_the_auto_compact_limit() {
-    assert_eq!(
-        PruneConfig::for_auto_compact_limit(360_000),
-        PruneConfig { protected_user_turns: 2, target_tokens: 180_000 }
-    );
+fn the_target_is_a_share_of_the_limit_or_of_the_usable_window() {
+    // (auto-compact limit, usable window, percent, target)
+    let cases = [
+        (360_000, Some(500_000), 50, 180_000),
+        (360_000, None, 50, 180_000),
+        (360_000, Some(500_000), 100, 360_000),
+        (101, None, 50, 50),
+        // No limit: the usable window, or nothing at all.
+        (i64::MAX, Some(258_400), 50, 129_200),
+        (i64::MAX, Some(258_400), 1, 2_584),
+        (i64::MAX, None, 50, 0),
+        (0, Some(1_000), 50, 0),
+        (-5, Some(1_000), 50, 0),
+        (i64::MAX, Some(-1), 50, 0),
+        // Huge limits do not overflow.
+        (i64::MAX - 1, None, 100, (i64::MAX - 1) as u64),
+        (i64::MAX, Some(i64::MAX - 1), 200, (i64::MAX - 1) as u64 * 2),
+    ];
+    for (limit, window, percent, target) in cases {
+        assert_eq!(
+            prune_target_tokens(limit, window, percent),
+            target,
+            "{limit} {window:?} {percent}"
+        );
+    }
 }
 
 #[test]

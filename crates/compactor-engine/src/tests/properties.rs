@@ -3,9 +3,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use compactor_protocol::{PassThroughList, ResponseItem};
+use compactor_protocol::{ContextualMarkers, PassThroughList, ResponseItem};
 use proptest::prelude::*;
 
+use crate::context::is_real_user_message;
 use crate::local::summary_text;
 use crate::pairs::{call_key, output_key};
 use crate::test_support::{
@@ -13,8 +14,8 @@ use crate::test_support::{
     tool_search_output, unknown, user,
 };
 use crate::{
-    ContextualMarkers, EstimateContext, PromptOptions, PruneConfig, estimate_history, for_prompt,
-    is_real_user_message, prune, trim_function_call_history_to_fit_context_window,
+    EstimateContext, PromptOptions, PruneConfig, estimate_history, for_prompt, prune,
+    trim_function_call_history_to_fit_context_window,
 };
 
 /// One step of a generated, well-formed conversation.

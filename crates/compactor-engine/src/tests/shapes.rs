@@ -3,8 +3,8 @@
 
 use compactor_protocol::display::{format_history, format_history_truncated};
 use compactor_protocol::{
-    CompactorError, InitialContextInjection, PassThroughList, ResponseEvent, ResponseItem,
-    V2TriggerForm,
+    CompactorError, ContextualMarkers, InitialContextInjection, PassThroughList, ResponseEvent,
+    ResponseItem, V2TriggerForm,
 };
 use futures::executor::block_on;
 use futures::stream;
@@ -14,11 +14,11 @@ use crate::test_support::{
     reasoning, user, user_with_image,
 };
 use crate::{
-    ContextualMarkers, EstimateContext, PromptOptions, PruneConfig, SUMMARIZATION_PROMPT,
-    SUMMARY_PREFIX, V2PromptOptions, append_v2_trigger, build_compacted_history,
-    build_v2_compacted_history, collect_context_compaction_output, collect_user_messages,
-    estimate_history, for_prompt, insert_initial_context, process_compacted_history, prune,
-    summary_text, trim_function_call_history_to_fit_context_window,
+    EstimateContext, PromptOptions, PruneConfig, SUMMARIZATION_PROMPT, SUMMARY_PREFIX,
+    V2PromptOptions, append_v2_trigger, build_compacted_history, build_v2_compacted_history,
+    collect_context_compaction_output, collect_user_messages, estimate_history, for_prompt,
+    insert_initial_context, process_compacted_history, prune, summary_text,
+    trim_function_call_history_to_fit_context_window,
 };
 
 /// The harness's initial context in these scenarios.

@@ -43,6 +43,8 @@ fn every_variant() -> Vec<(CompactorError, bool)> {
             },
             false,
         ),
+        (CompactorError::EventTooLarge { limit: 64 << 20 }, false),
+        (CompactorError::CompactionDoesNotFit { tokens: 524_288, usable_window: 15_200 }, false),
         (CompactorError::Rollout("torn".into()), false),
         (CompactorError::Config("bad".into()), false),
     ]

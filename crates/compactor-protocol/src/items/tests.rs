@@ -247,6 +247,21 @@ fn pass_through_list_decides_unknown_items() {
 }
 
 #[test]
+fn filter_input_drops_what_the_list_keeps_from_a_model() {
+    let parse = |raw: Value| serde_json::from_value::<ResponseItem>(raw).unwrap();
+    let ghost = parse(json!({"type": "ghost_snapshot"}));
+    let update = parse(json!({"type": "configuration_update"}));
+    let list = PassThroughList::default();
+    let input = crate::borrowed_items(std::slice::from_ref(&update));
+    assert!(matches!(list.filter_input(&input), Cow::Borrowed(_)), "nothing removed: no copy");
+    let history = [ResponseItem::user_text("hi"), ghost, update.clone()];
+    let input = crate::borrowed_items(&history);
+    let filtered = list.filter_input(&input);
+    let kept: Vec<&ResponseItem> = filtered.iter().map(AsRef::as_ref).collect();
+    assert_eq!(kept, [&history[0], &update]);
+}
+
+#[test]
 fn accessors() {
     let call = ResponseItem::FunctionCall {
         id: None,

@@ -134,3 +134,25 @@ fn compact_request_and_response() {
     assert!(response.output[1].is_compaction());
     assert_eq!(response.usage.map(|u| u.total_tokens), Some(12));
 }
+
+#[test]
+fn compact_request_from_prompt_carries_what_a_normal_request_does() {
+    let prompt = Prompt { output_schema: Some(json!({"type": "object"})), ..prompt() };
+    let settings = TurnSettings {
+        verbosity: Some("low".into()),
+        service_tier: Some("priority".into()),
+        ..settings()
+    };
+    let normal =
+        serde_json::to_value(ResponsesApiRequest::from_prompt(&prompt, &settings)).unwrap();
+    let compact = serde_json::to_value(CompactRequest::from_prompt(&prompt, &settings)).unwrap();
+    for field in
+        ["model", "input", "instructions", "tools", "parallel_tool_calls", "reasoning", "text"]
+    {
+        assert_eq!(compact[field], normal[field], "{field}");
+    }
+    assert_eq!(compact["service_tier"], "priority");
+    assert_eq!(compact["text"]["verbosity"], "low");
+    assert!(compact.get("prompt_cache_key").is_none());
+    assert!(compact.get("stream").is_none());
+}

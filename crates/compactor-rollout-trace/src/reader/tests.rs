@@ -36,6 +36,11 @@ fn render(contents: &RolloutContents) -> String {
 #[track_caller]
 fn check(input: &str, expected: &str) {
     assert_eq!(render(&parse_rollout(input.as_bytes())), expected);
+    // Read as a stream, through buffers of every small size, the file reads the same.
+    for buffer in [1, 2, 7, 64] {
+        let streamed = read_lines(std::io::BufReader::with_capacity(buffer, input.as_bytes()));
+        assert_eq!(render(&streamed.unwrap()), expected, "buffer of {buffer} bytes");
+    }
 }
 
 #[test]

@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 
 use compactor_protocol::display::format_history;
 use compactor_protocol::{
-    CompactedItem, EventMsg, ResponseItem, RolloutItem, RolloutLine, SessionMeta, TokenUsage,
-    TokenUsageInfo, TurnContextItem,
+    CompactedItem, ContentItem, ContextualMarkers, EventMsg, ResponseItem, RolloutItem,
+    RolloutLine, SessionMeta, TokenUsage, TokenUsageInfo, TurnContextItem, is_user_turn_boundary,
 };
 use pretty_assertions::assert_eq;
 use proptest::prelude::*;
@@ -23,7 +23,8 @@ fn reconstruct_history_from_rollout(
     legacy_rebuild: LegacyRebuild<'_>,
 ) -> ReconstructedSession {
     let borrowed = super::reconstruct_history_from_rollout(lines, legacy_rebuild);
-    let owned = Replay::new(legacy_rebuild).reconstruct_owned(lines.to_vec());
+    let markers = ContextualMarkers::default();
+    let owned = Replay::new(legacy_rebuild, &markers).reconstruct_owned(lines.to_vec());
     assert_eq!(owned, borrowed, "reconstruct_owned disagrees with reconstruct");
     borrowed
 }
@@ -116,8 +117,13 @@ fn lines(items: Vec<RolloutItem>) -> Vec<RolloutLine> {
     items.into_iter().map(|item| RolloutLine::new(TS, item)).collect()
 }
 
+/// The items of a fork of `lines` with the default markers.
+fn fork_rollout(lines: &[RolloutLine], drop_last_user_turns: u32) -> Vec<RolloutItem> {
+    Replay::new(&rebuild, &ContextualMarkers::default()).fork(lines, drop_last_user_turns)
+}
+
 /// The test's legacy rebuild: the user messages so far, then the message as a summary.
-fn rebuild(history: &[ResponseItem], message: &str) -> Vec<ResponseItem> {
+fn rebuild(history: &[ResponseItem], message: &str, _: &ContextualMarkers) -> Vec<ResponseItem> {
     let mut out: Vec<ResponseItem> =
         history.iter().filter(|item| item.role() == Some("user")).cloned().collect();
     out.push(ResponseItem::user_text(format!("SUMMARY: {message}")));
@@ -623,12 +629,13 @@ fn turn_context_of_another_turn_is_ignored() {
         vec![
             started("t1"),
             ctx(Some("t1"), "gpt-a"),
-            user_event("one"),
+            user("one"),
             ctx(Some("other"), "gpt-z"),
             complete("t1"),
         ],
         "
 history:
+00:message/user:one
 reference: t1/gpt-a
 previous: gpt-a
 tokens: none
@@ -656,8 +663,8 @@ fn user_turn_from_items_when_events_are_missing() {
     );
     assert_eq!(session.history.len(), 2);
     assert_eq!(session.previous_turn_settings, None);
-    let custom =
-        Replay { legacy_rebuild: &rebuild, contextual_user_markers: &["<user_instructions>"] };
+    let markers = ContextualMarkers::new(["<user_instructions>"]);
+    let custom = Replay::new(&rebuild, &markers);
     let session = custom.reconstruct(&lines(vec![
         started("t1"),
         user("<user_instructions>x</user_instructions>"),
@@ -669,6 +676,135 @@ fn user_turn_from_items_when_events_are_missing() {
         session.history,
         vec![ResponseItem::user_text("<user_instructions>x</user_instructions>")]
     );
+}
+
+/// A user message item with these text parts.
+fn user_parts(parts: &[&str]) -> RolloutItem {
+    RolloutItem::ResponseItem(ResponseItem::Message {
+        id: None,
+        role: "user".into(),
+        content: parts.iter().map(|text| ContentItem::InputText { text: (*text).into() }).collect(),
+        phase: None,
+    })
+}
+
+/// A turn without a `user_message` event: `turn_started`, `turn_context`, `item`, a reply and
+/// `turn_complete`.
+fn silent_turn(turn: &str, item: RolloutItem) -> Vec<RolloutItem> {
+    vec![
+        started(turn),
+        ctx(Some(turn), &format!("model-{turn}")),
+        item,
+        assistant(&format!("re: {turn}")),
+        complete(turn),
+    ]
+}
+
+/// For every `n`, rolling back (and forking before) the last `n` user turns cuts the history
+/// just before the `n`-th newest user-turn boundary that protocol's rule finds in the live
+/// history, so replay and the engine count the same turns.
+#[track_caller]
+fn check_turns_counted_by_the_protocol_rule(
+    items: &[RolloutItem],
+    markers: &ContextualMarkers,
+    expected_turns: usize,
+) {
+    let replay = Replay::new(&rebuild, markers);
+    let live = replay.reconstruct(&lines(items.to_vec())).history;
+    let boundaries: Vec<usize> = live
+        .iter()
+        .enumerate()
+        .filter(|(_, item)| is_user_turn_boundary(item, markers))
+        .map(|(index, _)| index)
+        .collect();
+    assert_eq!(boundaries.len(), expected_turns, "{}", format_history(&live));
+    for n in 0..=expected_turns + 1 {
+        let cut = match n {
+            0 => live.len(),
+            n => boundaries[boundaries.len().saturating_sub(n)],
+        };
+        let mut rolled_back = items.to_vec();
+        rolled_back.push(rollback(u32::try_from(n).unwrap()));
+        let resumed = replay.reconstruct(&lines(rolled_back));
+        assert_eq!(format_history(&resumed.history), format_history(&live[..cut]), "rollback {n}");
+        let forked = replay.fork(&lines(items.to_vec()), u32::try_from(n).unwrap());
+        let fork = replay.reconstruct(&lines(forked));
+        assert_eq!(fork.history, live[..cut], "fork before {n}");
+    }
+}
+
+#[test]
+fn user_turns_are_counted_by_the_protocol_rule() {
+    // No `user_message` events: the items alone say which turns are the user's.
+    let items = concat(vec![
+        silent_turn("t1", user("first")),
+        silent_turn(
+            "t2",
+            user_parts(&["see below", "<environment_context>x</environment_context>"]),
+        ),
+        silent_turn("t3", user("<ENVIRONMENT_CONTEXT>y</ENVIRONMENT_CONTEXT>")),
+        silent_turn("t4", user("fourth")),
+        silent_turn("t5", user_parts(&["and this", "<Environment_Context>z"])),
+    ]);
+    check_turns_counted_by_the_protocol_rule(&items, &ContextualMarkers::default(), 2);
+    // The reference context and the previous settings come from the newest user turn, t4.
+    let session = Replay::new(&rebuild, &ContextualMarkers::default()).reconstruct(&lines(items));
+    assert_eq!(session.reference_context_item.map(|ctx| ctx.model), Some("model-t4".to_owned()));
+    assert_eq!(session.previous_turn_settings.map(|s| s.model), Some("model-t4".to_owned()));
+
+    // A session's own markers replace the defaults everywhere.
+    let markers = ContextualMarkers::new(["<ctx>"]);
+    let items = concat(vec![
+        silent_turn("t1", user("first")),
+        silent_turn("t2", user_parts(&["see below", "<CTX>a</CTX>"])),
+        silent_turn("t3", user("<Ctx>b</Ctx>")),
+        silent_turn("t4", user("<environment_context>not context here</environment_context>")),
+        silent_turn("t5", user_parts(&["and this", "<ctx>c"])),
+    ]);
+    check_turns_counted_by_the_protocol_rule(&items, &markers, 2);
+    let session = Replay::new(&rebuild, &markers).reconstruct(&lines(items));
+    assert_eq!(session.reference_context_item.map(|ctx| ctx.model), Some("model-t4".to_owned()));
+}
+
+#[test]
+fn a_user_message_event_alone_is_not_a_user_turn() {
+    // t2 announces a message but records only context: it is undone with t1, not counted.
+    check(
+        concat(vec![
+            user_turn("t1", "gpt-a", "one"),
+            vec![
+                started("t2"),
+                ctx(Some("t2"), "gpt-b"),
+                user_event("!ls"),
+                user("<user_shell_command>ls</user_shell_command>"),
+                complete("t2"),
+            ],
+            user_turn("t3", "gpt-c", "three"),
+            vec![rollback(2)],
+        ]),
+        "
+history:
+reference: none
+previous: none
+tokens: none
+generation: 0
+",
+    );
+}
+
+#[test]
+fn the_legacy_rebuild_gets_the_replays_markers() {
+    let seen = std::cell::RefCell::new(Vec::new());
+    let rebuild = |history: &[ResponseItem], _: &str, markers: &ContextualMarkers| {
+        seen.borrow_mut().push(markers.clone());
+        history.to_vec()
+    };
+    let markers = ContextualMarkers::new(["<mine>"]);
+    let items = lines(concat(vec![user_turn("t1", "gpt-a", "one"), vec![legacy("old")]]));
+    let replay = Replay::new(&rebuild, &markers);
+    replay.reconstruct(&items);
+    replay.reconstruct_owned(items);
+    assert_eq!(*seen.borrow(), [markers.clone(), markers]);
 }
 
 #[test]

@@ -4,7 +4,6 @@ use std::os::unix::fs::PermissionsExt;
 
 use compactor_protocol::{CompactorError, ResponseItem};
 use pretty_assertions::assert_eq;
-use serde::{Serialize, Serializer};
 use serde_json::{Value, json};
 
 use super::*;
@@ -38,14 +37,6 @@ fn cited_payload(dir: &Path, event: &Value) -> Option<Value> {
     Some(serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap())
 }
 
-struct PanicsIfSerialized;
-
-impl Serialize for PanicsIfSerialized {
-    fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
-        panic!("a disabled trace must not serialize anything");
-    }
-}
-
 fn v2_request() -> Value {
     json!({
         "model": "gpt-test",
@@ -56,6 +47,15 @@ fn v2_request() -> Value {
         ],
         "parallel_tool_calls": false
     })
+}
+
+fn v2_request_json() -> Vec<u8> {
+    serde_json::to_vec(&v2_request()).unwrap()
+}
+
+/// A request sent as it is (over HTTP).
+fn sent(request: &[u8]) -> SentRequestJson<'_> {
+    SentRequestJson { request, wire_message: None }
 }
 
 fn compaction_output() -> ResponseItem {
@@ -95,7 +95,7 @@ async fn disabled_trace_does_nothing() {
     assert_eq!(trace.bundle_dir(), None);
     let ctx = trace.compaction_trace_context("turn", "cmp", "model", "provider");
     assert!(!ctx.is_enabled());
-    let attempt = ctx.start_attempt(&PanicsIfSerialized).await;
+    let attempt = ctx.start_attempt(sent(b"{}")).await;
     assert_eq!(attempt.request_id(), None);
     attempt.record_result(Ok(&[compaction_output()])).await;
     attempt.record_result(Err(&CompactorError::InternalServerError)).await;
@@ -114,7 +114,7 @@ async fn v2_attempt_writes_cited_payloads() {
     let dir = trace.bundle_dir().unwrap().to_path_buf();
     assert_eq!(dir, root.path().join("traces/rollout-1"));
     let ctx = trace.compaction_trace_context("turn-1", "cmp-1", "gpt-test", "testkit");
-    let attempt = ctx.start_attempt(&v2_request()).await;
+    let attempt = ctx.start_attempt(sent(&v2_request_json())).await;
     assert_eq!(attempt.request_id(), Some("compaction_request:1"));
     attempt.record_result(Ok(&[compaction_output()])).await;
     let input = vec![ResponseItem::user_text("fix the bug"), ResponseItem::assistant_text("done")];
@@ -163,11 +163,11 @@ async fn failed_attempt_records_the_error_text() {
     let trace = ThreadTrace::open(&config(root.path()), "rollout", "thread").await.unwrap();
     let dir = trace.bundle_dir().unwrap().to_path_buf();
     let ctx = trace.compaction_trace_context("turn-1", "cmp-1", "gpt-test", "testkit");
-    let first = ctx.start_attempt(&v2_request()).await;
+    let first = ctx.start_attempt(sent(&v2_request_json())).await;
     let error =
         CompactorError::stream("remote compaction v2 stream closed before response.completed");
     first.record_result(Err(&error)).await;
-    let second = ctx.start_attempt(&v2_request()).await;
+    let second = ctx.start_attempt(sent(&v2_request_json())).await;
     assert_eq!(second.request_id(), Some("compaction_request:2"));
     trace.flush().await;
 
@@ -197,7 +197,7 @@ async fn an_event_whose_payload_cannot_be_written_is_dropped() {
     let dir = trace.bundle_dir().unwrap().to_path_buf();
     std::fs::remove_dir(dir.join("payloads")).unwrap();
     let ctx = trace.compaction_trace_context("turn-1", "cmp-1", "gpt-test", "testkit");
-    let attempt = ctx.start_attempt(&v2_request()).await;
+    let attempt = ctx.start_attempt(sent(&v2_request_json())).await;
     attempt.record_result(Err(&CompactorError::InternalServerError)).await;
     trace.shutdown().await;
     let kinds: Vec<String> =
@@ -224,8 +224,37 @@ async fn events_after_shutdown_are_dropped() {
     trace.shutdown().await;
     trace.shutdown().await;
     let ctx = trace.compaction_trace_context("turn-1", "cmp-1", "gpt-test", "testkit");
-    let attempt = ctx.start_attempt(&v2_request()).await;
+    let attempt = ctx.start_attempt(sent(&v2_request_json())).await;
     attempt.record_result(Ok(&[])).await;
     trace.flush().await;
     assert_eq!(std::fs::read_to_string(dir.join("trace.jsonl")).unwrap(), "");
+}
+
+#[tokio::test]
+async fn a_wire_message_is_a_second_payload_and_both_are_written_as_sent() {
+    let root = tempfile::tempdir().unwrap();
+    let trace = ThreadTrace::open(&config(root.path()), "rollout", "thread").await.unwrap();
+    let dir = trace.bundle_dir().unwrap().to_path_buf();
+    let ctx = trace.compaction_trace_context("turn-1", "cmp-1", "gpt-test", "testkit");
+    // Bytes as a client wrote them, key order and spacing included.
+    let request = br#"{"model":"gpt-test","input":[{"type":"context_compaction"}],"stream":true}"#;
+    let wire = br#"{"type":"response.create","model":"gpt-test","previous_response_id":"resp-1","input":[{"type":"context_compaction"}]}"#;
+    let attempt = ctx.start_attempt(SentRequestJson { request, wire_message: Some(wire) }).await;
+    attempt.record_result(Ok(&[compaction_output()])).await;
+    trace.shutdown().await;
+
+    let events = events(&dir);
+    let started = &events[0]["payload"];
+    assert_eq!(
+        (&started["request_payload"], &started["wire_payload"]),
+        (
+            &json!({"raw_payload_id": "raw_payload:1", "kind": {"type": "compaction_request"}, "path": "payloads/1.json"}),
+            &json!({"raw_payload_id": "raw_payload:2", "kind": {"type": "compaction_request_wire_message"}, "path": "payloads/2.json"}),
+        )
+    );
+    let file = |name: &str| std::fs::read(dir.join("payloads").join(name)).unwrap();
+    assert_eq!(file("1.json"), [&request[..], b"\n"].concat());
+    assert_eq!(file("2.json"), [&wire[..], b"\n"].concat());
+    assert_eq!(mode(&dir.join("payloads/2.json")), 0o600);
+    assert_eq!(events[1]["payload"]["response_payload"]["path"], "payloads/3.json");
 }

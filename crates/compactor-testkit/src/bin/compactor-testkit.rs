@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use compactor_testkit::{
-    Mode, ReferenceModelConfig, SealKey, TestServer, TestServerConfig, stop_signal,
+    Mode, RecordLimits, ReferenceModelConfig, SealKey, TestServer, TestServerConfig, stop_signal,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -39,9 +39,11 @@ async fn main() -> ExitCode {
         reply_padding_bytes: args.reply_padding_bytes,
         ..ReferenceModelConfig::default()
     };
+    // Nobody reads this process's records: it keeps none, and stays small however long it runs.
     let config = TestServerConfig {
         mode: Mode::ReferenceModel(model),
         port: args.port,
+        record: RecordLimits::none(),
         ..TestServerConfig::default()
     };
     let server = match TestServer::start(config).await {

@@ -9,5 +9,6 @@ mod faults;
 mod http;
 mod invariants;
 mod lifecycle;
+mod limits;
 mod model;
 mod ws;

@@ -294,3 +294,27 @@ fn a_missing_token_variable_is_a_config_error() {
          COMPACTOR_ANALYTICS_TEST_UNSET_VARIABLE holds no bearer token"
     );
 }
+
+#[tokio::test]
+async fn a_redirect_is_not_followed() {
+    // The second server must never see the batch the first one redirects.
+    let mut elsewhere = Server::start(StatusCode::OK).await;
+    let location = elsewhere.url();
+    let app = Router::new().route(
+        "/v1/events",
+        post(move || {
+            let location = location.clone();
+            async move { (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)]) }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = http_client(HttpSinkConfig::new(format!("http://{addr}/v1/events")));
+    client.track(sample_event(1));
+    client.shutdown().await.unwrap();
+    assert_eq!(client.stats().sink_errors, 1, "the redirect is an error");
+    let nothing = tokio::time::timeout(Duration::from_millis(300), elsewhere.received.recv()).await;
+    assert!(nothing.is_err(), "the batch went to the redirect target: {nothing:?}");
+    task.abort();
+}

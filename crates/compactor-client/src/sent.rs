@@ -1,0 +1,83 @@
+//! [`SentRequest`]: what the client sent for one request, reported to its caller for traces and
+//! byte counts (see D80 in docs/decisions.md).
+
+use bytes::Bytes;
+use compactor_protocol::{CompactorError, ResponsesApiRequest};
+
+use crate::client::json_body;
+
+/// Called with what the client sent, once per request it puts on the wire (a retry of opening
+/// reports again when it sends something new, such as a full `response.create` on a fresh
+/// WebSocket connection). It is called synchronously: keep it quick.
+pub type SentReport<'r> = &'r mut (dyn FnMut(&SentRequest<'_>) + Send);
+
+/// What the client sent for one request.
+///
+/// The *logical request* is the whole request: the prompt's input after the pass-through
+/// filter, with `prompt_cache_key` and, for `/responses`, `stream: true`; the body an HTTP
+/// request carries. The *wire message* is what went out instead when that differs: over
+/// WebSocket, the `response.create` text, which is incremental (`previous_response_id` and only
+/// the new input) when the connection allowed it.
+#[derive(Debug)]
+pub struct SentRequest<'a>(Sent<'a>);
+
+#[derive(Debug)]
+#[expect(clippy::large_enum_variant, reason = "a short-lived value on the stack, never stored")]
+enum Sent<'a> {
+    /// An HTTP body: the logical request, serialized, and what went out.
+    Http(&'a Bytes),
+    /// A WebSocket `response.create` text sent for a logical request that was never serialized
+    /// as such (borrowed from the request sent, in its HTTP form).
+    Websocket { request: ResponsesApiRequest<'a>, message: &'a str },
+}
+
+impl<'a> SentRequest<'a> {
+    /// An HTTP request: `body` is the logical request and went out as it is.
+    pub(crate) fn http(body: &'a Bytes) -> Self {
+        Self(Sent::Http(body))
+    }
+
+    /// A WebSocket request: `message` went out for `request`.
+    pub(crate) fn websocket(request: &'a ResponsesApiRequest<'_>, message: &'a str) -> Self {
+        let mut request = request.reborrow();
+        request.stream = Some(true);
+        request.previous_response_id = None;
+        request.generate = None;
+        Self(Sent::Websocket { request, message })
+    }
+
+    /// The logical request as JSON. Over HTTP these are the very bytes sent, shared rather than
+    /// copied; over WebSocket the request is serialized by this call, so a caller that does not
+    /// ask pays nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`CompactorError::Json`] when the request cannot be serialized.
+    pub fn request_json(&self) -> Result<Bytes, CompactorError> {
+        match &self.0 {
+            Sent::Http(body) => Ok((*body).clone()),
+            Sent::Websocket { request, .. } => json_body(request).map(Bytes::from),
+        }
+    }
+
+    /// The message that went on the wire when it differs from the logical request: the text of
+    /// a WebSocket `response.create`; `None` over HTTP.
+    pub fn wire_message(&self) -> Option<&str> {
+        match &self.0 {
+            Sent::Http(_) => None,
+            Sent::Websocket { message, .. } => Some(message),
+        }
+    }
+
+    /// The size in bytes of what went out: the body, or the WebSocket message.
+    pub fn wire_len(&self) -> u64 {
+        let len = match &self.0 {
+            Sent::Http(body) => body.len(),
+            Sent::Websocket { message, .. } => message.len(),
+        };
+        u64::try_from(len).unwrap_or(u64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests;

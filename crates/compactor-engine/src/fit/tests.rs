@@ -1,0 +1,79 @@
+//! Tests of the fit floor: it never exceeds what an implementation really installs.
+
+use compactor_protocol::{InitialContextInjection, PassThroughList};
+use pretty_assertions::assert_eq;
+use proptest::prelude::*;
+
+use super::*;
+use crate::test_support::{assistant, call, developer, output, user, user_with_image};
+use crate::{
+    PruneConfig, build_v2_compacted_history, estimate_history, process_compacted_history, prune,
+};
+
+fn markers() -> ContextualMarkers {
+    ContextualMarkers::default()
+}
+
+#[test]
+fn the_floor_counts_the_instructions_and_the_kept_user_text() {
+    let history = [
+        user(&"a".repeat(400)),
+        user("<environment_context>cwd</environment_context>"),
+        assistant(&"b".repeat(4_000)),
+        developer(&"c".repeat(4_000)),
+        call("c1", "shell"),
+        output("c1", &"d".repeat(4_000)),
+        user_with_image("look"),
+    ];
+    let v2 = CompactionImplementation::ResponsesCompactionV2;
+    // 16 bytes of instructions, 400 and 4 bytes of kept user text.
+    assert_eq!(compacted_floor(v2, &history, &"i".repeat(16), &markers()), Some(4 + 100 + 1));
+    let prune = CompactionImplementation::Prune;
+    assert_eq!(compacted_floor(prune, &history, "", &markers()), Some(101));
+    for none in [
+        CompactionImplementation::Responses,
+        CompactionImplementation::ResponsesCompact,
+        CompactionImplementation::ServerManaged,
+    ] {
+        assert_eq!(compacted_floor(none, &history, "", &markers()), None, "{none:?}");
+    }
+}
+
+fn arbitrary_item() -> impl Strategy<Value = ResponseItem> {
+    prop_oneof![
+        "[a-z \"\\\\é]{0,60}".prop_map(|text| user(&text)),
+        "[a-z ]{0,60}".prop_map(|text| user_with_image(&text)),
+        "[a-z ]{0,60}".prop_map(|text| assistant(&text)),
+        "[a-z ]{0,60}".prop_map(|text| developer(&text)),
+        ("[a-z]{1,4}", "[a-z ]{0,200}").prop_map(|(id, text)| output(&id, &text)),
+        "[a-z]{1,4}".prop_map(|id| call(&id, "shell")),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn the_floor_is_never_above_the_installed_history(
+        history in proptest::collection::vec(arbitrary_item(), 0..30),
+        instructions in "[a-z]{0,40}",
+    ) {
+        let pass_through = PassThroughList::default();
+        let estimate = |items: &[ResponseItem]| estimate_history(&instructions, items, &pass_through);
+        // v2 with the smallest compaction item there is.
+        let item = ResponseItem::ContextCompaction { id: None, encrypted_content: Some(String::new()) };
+        let retained = build_v2_compacted_history(&history, item);
+        let installed = process_compacted_history(
+            retained,
+            InitialContextInjection::DoNotInject,
+            &[],
+            &markers(),
+        );
+        let v2 = compacted_floor(CompactionImplementation::ResponsesCompactionV2, &history, &instructions, &markers());
+        prop_assert!(v2.unwrap() <= estimate(&installed));
+        // Prune with a target nothing reaches: it removes all it can.
+        let config = PruneConfig { protected_user_turns: 0, target_tokens: 0 };
+        let context = crate::EstimateContext { base_instructions: &instructions, pass_through: &pass_through };
+        let pruned = prune(&history, &config, &context, &markers());
+        let floor = compacted_floor(CompactionImplementation::Prune, &history, &instructions, &markers());
+        prop_assert!(floor.unwrap() <= estimate(&pruned.history));
+    }
+}
