@@ -65,7 +65,16 @@ pub(crate) fn session_config(
     dir: &std::path::Path,
     options: &Options,
 ) -> SessionConfig {
-    let mut provider = ProviderConfig::new("testkit", server.base_url());
+    session_config_for(&server.base_url(), dir, options)
+}
+
+/// [`session_config`] for a server given by its base URL (a child process's parent's server).
+pub(crate) fn session_config_for(
+    base_url: &str,
+    dir: &std::path::Path,
+    options: &Options,
+) -> SessionConfig {
+    let mut provider = ProviderConfig::new("testkit", base_url);
     provider.key = KeySource::Value(SecretString::new("sk-test-key"));
     provider.websocket = match options.transport {
         Transport::Ws => WebsocketMode::Enabled,
@@ -282,4 +291,21 @@ pub(crate) async fn write_rollout(path: &std::path::Path, compaction_content: St
     let recorder = RolloutRecorder::create(path, RecorderOptions::default()).await.unwrap();
     recorder.record(&lines).await.unwrap();
     recorder.shutdown().await.unwrap();
+}
+
+/// A saved session in `dir/rollout.jsonl`, its writer shut down: three turns on the reference
+/// model of `server`, a manual compaction after each of the first two. Returns its history.
+pub(crate) async fn saved_session(server: &TestServer, dir: &std::path::Path) -> Vec<ResponseItem> {
+    let config = session_config(server, dir, &Options::default());
+    let (session, _events) = Session::builder(config).build().await.unwrap();
+    let turn =
+        |text: &str| session.run_turn(vec![ContentItem::InputText { text: text.to_owned() }]);
+    bounded(turn("write the parser")).await.unwrap();
+    bounded(session.compact()).await.unwrap();
+    bounded(turn("now add tests")).await.unwrap();
+    bounded(session.compact()).await.unwrap();
+    bounded(turn("and document it")).await.unwrap();
+    let history = session.history();
+    bounded(session.shutdown()).await.unwrap();
+    history
 }

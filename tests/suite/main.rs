@@ -3,9 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 mod cancellation;
+mod child;
 mod common;
 mod compaction_v2;
 mod concurrency;
+mod crash;
+mod damaged_rollouts;
 mod fault_matrix;
 mod fit;
 mod fuzz_regressions;
@@ -19,3 +22,4 @@ mod server_managed;
 mod strategies;
 mod stream_retry;
 mod user_turns;
+mod write_failures;

@@ -15,7 +15,7 @@ use crate::drive::drive;
 use crate::error::{CliError, Exit};
 use crate::format;
 use crate::interrupt::InterruptWatch;
-use crate::rollout;
+use crate::rollout::{self, ReadArgs};
 use crate::settings::{self, ConfigFile, DEFAULT_MODEL, ModelArgs};
 
 /// `compactor compact` flags.
@@ -27,11 +27,13 @@ pub(crate) struct CompactArgs {
     #[arg(long, value_name = "TEXT")]
     focus: Option<String>,
     #[command(flatten)]
+    read: ReadArgs,
+    #[command(flatten)]
     pub(crate) model: ModelArgs,
 }
 
 pub(crate) async fn run(args: CompactArgs, file: Option<ConfigFile>) -> Result<(), CliError> {
-    let saved = rollout::read(&args.rollout).await?;
+    let saved = rollout::read(&args.rollout, args.read.damaged_lines()).await?;
     let before = saved.session.history.clone();
 
     // Unless told otherwise, compact with the model and window the session was using.
@@ -69,8 +71,11 @@ async fn compact(
     // Where this run's lines will start, so a failure can say exactly what it appended.
     let start = rollout::append_offset(saved).await?;
     let (analytics, mut compactions) = settings.start_analytics(Vec::new()).await?;
-    let (session, mut events) =
-        Session::builder(settings.config.clone()).analytics(analytics.clone()).resume(path).await?;
+    let (session, mut events) = Session::builder(settings.config.clone())
+        .analytics(analytics.clone())
+        .damaged_lines(args.read.damaged_lines())
+        .resume(path)
+        .await?;
     let config = session.config().clone();
     let _watch = InterruptWatch::start(session.clone());
     let started = Instant::now();
@@ -141,6 +146,14 @@ fn failure(
             config.provider.display_base_url()
         )),
         Exit::Interrupted => err.context(format!("interrupted; {appended}")),
+        Exit::RolloutWrite => err.context(format!(
+            "compaction failed: the rollout cannot be written, so nothing was installed, and \
+             {appended}"
+        )),
+        Exit::RolloutInUse => err.context(format!(
+            "another process is writing this session; run compact again once it has finished \
+             ({appended})"
+        )),
         Exit::DoesNotFit => {
             let tokens = fit.unwrap_or_default();
             let percent = config.model.effective_context_window_percent.max(1);

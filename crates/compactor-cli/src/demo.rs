@@ -329,6 +329,8 @@ async fn run_session(
             | Exit::BadRollout
             | Exit::KeyUnset
             | Exit::BadConfig
+            | Exit::RolloutWrite
+            | Exit::RolloutInUse
             | Exit::DoesNotFit => err,
         }
     })?;

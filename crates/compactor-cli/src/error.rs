@@ -15,6 +15,8 @@ Exit codes:
   5  the model endpoint cannot be reached
   6  the API key variable (or the analytics token variable) is unset or empty
   7  the config file has an unknown key or a bad value (the message names the key and line)
+  8  the rollout cannot be written (a full disk, a file-size limit): nothing was installed
+  9  the rollout is in use by another process (the message names its pid)
   10  the compacted history would not fit the model's window: nothing was installed (the
       message names both sizes and what to change)
   130  interrupted with Ctrl-C (the rollout holds everything completed before)";
@@ -37,6 +39,10 @@ pub(crate) enum Exit {
     KeyUnset,
     /// The config file has an unknown key or a bad value.
     BadConfig,
+    /// Writing the rollout failed; nothing was installed.
+    RolloutWrite,
+    /// Another process holds the rollout's lock.
+    RolloutInUse,
     /// The compaction's result would not fit the usable window (D63 in docs/decisions.md).
     DoesNotFit,
     /// Ctrl-C.
@@ -54,6 +60,8 @@ impl Exit {
             Exit::Unreachable => 5,
             Exit::KeyUnset => 6,
             Exit::BadConfig => 7,
+            Exit::RolloutWrite => 8,
+            Exit::RolloutInUse => 9,
             Exit::DoesNotFit => 10,
             Exit::Interrupted => crate::interrupt::INTERRUPTED_EXIT_CODE,
         }
@@ -102,12 +110,15 @@ impl From<CompactorError> for CliError {
     }
 }
 
-/// The exit code of a session error: an endpoint that cannot be reached has its own.
+/// The exit code of a session error: an endpoint that cannot be reached, a rollout that cannot be
+/// written and a rollout another process writes have their own.
 pub(crate) fn exit_for(error: &CompactorError) -> Exit {
     match error {
         CompactorError::ConnectionFailed(_) => Exit::Unreachable,
         CompactorError::Timeout(message) if message.contains("connect") => Exit::Unreachable,
         CompactorError::Cancelled => Exit::Interrupted,
+        CompactorError::RolloutWrite { .. } => Exit::RolloutWrite,
+        CompactorError::RolloutInUse { .. } => Exit::RolloutInUse,
         CompactorError::CompactionDoesNotFit { .. } => Exit::DoesNotFit,
         CompactorError::Timeout(_)
         | CompactorError::TurnAborted { .. }

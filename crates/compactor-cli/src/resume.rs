@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::error::CliError;
 use crate::format;
-use crate::rollout;
+use crate::rollout::{self, ReadArgs};
 
 /// `compactor resume` flags.
 #[derive(Debug, Args)]
@@ -24,10 +24,15 @@ pub(crate) struct ResumeArgs {
     /// Cut each item's text after this many characters.
     #[arg(long, default_value_t = 120, value_name = "CHARS")]
     max_chars: usize,
+    #[command(flatten)]
+    read: ReadArgs,
 }
 
 pub(crate) async fn run(args: ResumeArgs) -> Result<(), CliError> {
-    let saved = rollout::read(&args.rollout).await?;
+    let saved = rollout::read(&args.rollout, args.read.damaged_lines()).await?;
+    for warning in &saved.session.warnings {
+        eprintln!("warning: {}: {warning}", saved.path.display());
+    }
     let history = &saved.session.history;
     let tokens = estimate_history(saved.base_instructions(), history, &PassThroughList::default());
     let generation = saved.session.window_generation;
@@ -38,6 +43,7 @@ pub(crate) async fn run(args: ResumeArgs) -> Result<(), CliError> {
             "items": history.len(),
             "estimated_tokens": tokens,
             "window_generation": generation,
+            "skipped_lines": saved.session.skipped_lines,
             "history": history,
         });
         let text = serde_json::to_string_pretty(&value).map_err(CliError::other)?;
@@ -46,8 +52,13 @@ pub(crate) async fn run(args: ResumeArgs) -> Result<(), CliError> {
     }
     out!("{}", format_history_truncated(history, args.max_chars));
     let thread = saved.thread_id().map(|id| format!(", thread {id}")).unwrap_or_default();
+    let skipped = match saved.session.skipped_lines {
+        0 => String::new(),
+        1 => ", 1 damaged line skipped".to_owned(),
+        n => format!(", {n} damaged lines skipped"),
+    };
     outln!(
-        "{} items, ~{} tokens (estimate), {} compaction(s) installed{thread}",
+        "{} items, ~{} tokens (estimate), {} compaction(s) installed{thread}{skipped}",
         history.len(),
         format::count(tokens),
         generation

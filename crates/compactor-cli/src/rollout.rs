@@ -1,15 +1,31 @@
-//! Reading a saved session for `resume` and `compact`: strict about damage in the middle of the
-//! file (an error naming the first corrupt line), tolerant of a torn last line (a warning).
+//! Reading a saved session for `resume` and `compact`: a damaged line in the middle of the file
+//! is skipped with a warning naming it (an error under `--strict`), and a torn last line is
+//! ignored with a warning.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
+use clap::Args;
 use compactor_engine::rebuild_legacy_compacted;
-use compactor_rollout_trace::{
-    ReconstructedSession, read_rollout, reconstruct_history_from_rollout,
-};
+use compactor_protocol::ContextualMarkers;
+use compactor_rollout_trace::{DamagedLines, ReconstructedSession, Replay, read_rollout};
 
 use crate::error::{CliError, Exit};
+
+/// How strictly a rollout is read.
+#[derive(Debug, Args)]
+pub(crate) struct ReadArgs {
+    /// Fail (exit 4) on a damaged rollout line instead of skipping it with a warning.
+    #[arg(long)]
+    strict: bool,
+}
+
+impl ReadArgs {
+    /// What the reader does with a damaged line.
+    pub(crate) fn damaged_lines(&self) -> DamagedLines {
+        if self.strict { DamagedLines::Fail } else { DamagedLines::Skip }
+    }
+}
 
 /// A rollout read and reconstructed.
 #[derive(Debug)]
@@ -36,8 +52,8 @@ impl SavedSession {
     }
 }
 
-/// Reads the rollout at `path`.
-pub(crate) async fn read(path: &Path) -> Result<SavedSession, CliError> {
+/// Reads the rollout at `path`; what it skipped is in the session's `warnings`.
+pub(crate) async fn read(path: &Path, damaged: DamagedLines) -> Result<SavedSession, CliError> {
     match tokio::fs::metadata(path).await {
         Ok(metadata) if metadata.is_dir() => {
             return Err(CliError::msg(
@@ -62,28 +78,23 @@ pub(crate) async fn read(path: &Path) -> Result<SavedSession, CliError> {
             .context(format!("cannot read rollout {}", path.display()))
     })?;
     let report = &contents.report;
-    if let Some(first) = report.corrupt_lines.first() {
+    if damaged == DamagedLines::Fail
+        && let Some(first) = report.corrupt_lines.first()
+    {
         let more = match report.corrupt_lines.len() {
             1 => String::new(),
-            n => format!(" ({n} corrupt lines in all)"),
+            n => format!(" ({n} damaged lines in all)"),
         };
         return Err(CliError::msg(
             Exit::BadRollout,
             format_args!(
-                "{}:{}: not a rollout line: {}{more}",
+                "{}:{}: damaged rollout line (byte {}): {}{more}; without --strict it is skipped",
                 path.display(),
                 first.line_number,
+                first.byte_offset,
                 first.error.replace("at line 1 column ", "at column ")
             ),
         ));
-    }
-    if let Some(tail) = &report.torn_tail {
-        eprintln!(
-            "warning: {}:{}: ignoring an unterminated last line ({} bytes): a write that never finished",
-            path.display(),
-            tail.line_number,
-            tail.len
-        );
     }
     if contents.lines.is_empty() {
         return Err(CliError::msg(
@@ -91,8 +102,9 @@ pub(crate) async fn read(path: &Path) -> Result<SavedSession, CliError> {
             format_args!("{} holds no rollout lines", path.display()),
         ));
     }
-    let session = reconstruct_history_from_rollout(&contents.lines, &rebuild_legacy_compacted);
-    let torn_tail_bytes = report.torn_tail.map_or(0, |tail| tail.len);
+    let torn_tail_bytes = contents.report.torn_tail.map_or(0, |tail| tail.len);
+    let session = Replay::new(&rebuild_legacy_compacted, &ContextualMarkers::default())
+        .reconstruct_contents(contents);
     Ok(SavedSession { path: path.to_path_buf(), session, torn_tail_bytes })
 }
 

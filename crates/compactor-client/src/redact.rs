@@ -128,7 +128,9 @@ impl Redactor {
             | CompactorError::InternalServerError
             | CompactorError::CompactionMadeNoProgress { .. }
             | CompactorError::EventTooLarge { .. }
-            | CompactorError::CompactionDoesNotFit { .. }) => error,
+            | CompactorError::CompactionDoesNotFit { .. }
+            | CompactorError::RolloutWrite { .. }
+            | CompactorError::RolloutInUse { .. }) => error,
         }
     }
 

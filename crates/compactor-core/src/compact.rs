@@ -20,6 +20,7 @@ use compactor_protocol::{
     CompactorError, ContextCompactionItem, EventMsg, HookEventName, InitialContextInjection,
     Prompt, ResponseItem, RolloutItem, TokenUsage, TurnItem, TurnSettings,
 };
+use compactor_rollout_trace::crash::{self, CrashPoint};
 use compactor_rollout_trace::{CompactionTraceAttempt, CompactionTraceContext, SentRequestJson};
 
 use crate::config::RemoteCompaction;
@@ -410,6 +411,7 @@ impl Session {
             };
             let installed = match prepared {
                 Ok(prepared) => {
+                    crash::hit(CrashPoint::AfterCompactionResponse);
                     self.install(turn, &item, prepared, request.injection, &trace).await
                 }
                 Err(error) => Err(error),
@@ -426,7 +428,16 @@ impl Session {
                     if error.is_interruption() {
                         return Err(CompactionFailure(error));
                     }
+                    // A rollout that cannot be written fails every implementation alike: the
+                    // chain stops at once (see D53 in docs/decisions.md).
+                    let rollout_failed = matches!(
+                        error,
+                        CompactorError::RolloutWrite { .. } | CompactorError::RolloutInUse { .. }
+                    );
                     last_error = Some((implementation, error));
+                    if rollout_failed {
+                        break;
+                    }
                     continue;
                 }
             };
@@ -437,6 +448,7 @@ impl Session {
                 && !turn.cancel.is_cancelled()
             {
                 client_session.send_response_processed(response_id).await;
+                crash::hit(CrashPoint::AfterResponseProcessed);
             }
             if installed.reset_websocket {
                 client_session.reset_websocket_session();
@@ -635,7 +647,8 @@ impl Session {
 
     /// Installs a compacted history (D7): trace checkpoint, rollout `compacted`
     /// line (plus `turn_context` when mid-turn), then memory, window generation, token usage and
-    /// `item_completed`. The rollout is written first: if that fails, nothing changes.
+    /// `item_completed`. The rollout is written and synced first: if either fails, nothing
+    /// changes.
     async fn install(
         &self,
         turn: &TurnContext,
@@ -689,6 +702,7 @@ impl Session {
             state.recompute_token_usage(&estimate, turn.model.model_context_window());
             replaced
         };
+        crash::hit(CrashPoint::AfterMemorySwap);
         // Freeing a large history takes milliseconds: it happens off the compaction's path.
         drop_in_background((replaced, input_history));
         self.inner.client.advance_window_generation();

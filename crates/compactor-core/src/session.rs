@@ -11,7 +11,8 @@ use compactor_protocol::{
     CompactorError, EventMsg, ResponseItem, RolloutItem, SessionMeta, TokenUsageInfo,
 };
 use compactor_rollout_trace::{
-    RecorderOptions, Replay, RolloutRecorder, ThreadTrace, read_rollout,
+    DamagedLines, RecorderOptions, Replay, RolloutContents, RolloutRecorder, ThreadTrace,
+    read_rollout,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -70,6 +71,7 @@ pub struct SessionBuilder {
     tools: Arc<dyn ToolHandler>,
     hooks: Option<Arc<dyn CompactHooks>>,
     analytics: AnalyticsClient,
+    damaged_lines: DamagedLines,
 }
 
 impl std::fmt::Debug for SessionBuilder {
@@ -103,6 +105,13 @@ impl SessionBuilder {
         self
     }
 
+    /// What resuming does with a damaged rollout line (default: [`DamagedLines::Skip`], with a
+    /// `warning` event per skipped line; [`DamagedLines::Fail`] refuses the rollout).
+    pub fn damaged_lines(mut self, damaged_lines: DamagedLines) -> Self {
+        self.damaged_lines = damaged_lines;
+        self
+    }
+
     /// A new session; its rollout (when configured) is created and starts with `session_meta`.
     ///
     /// # Errors
@@ -126,34 +135,83 @@ impl SessionBuilder {
         if let Some(rollout) = &rollout {
             rollout.record(&[RolloutItem::SessionMeta(meta)]).await?;
         }
-        self.finish(thread_id, rollout, SessionState::default()).await
+        let warnings: Vec<String> =
+            rollout.iter().filter_map(RolloutRecorder::lock_takeover_warning).collect();
+        let (session, events) = self.finish(thread_id, rollout, SessionState::default()).await?;
+        session.warn_all(warnings).await;
+        Ok((session, events))
     }
 
     /// Resumes the session saved in the rollout at `path`: the history, settings baseline, token
     /// accounting and window generation are those of the live session when it was written, and
     /// new lines are appended to the same file.
     ///
+    /// The rollout's writer lock is taken first, so the file is read while no other writer can
+    /// append to it. A damaged line is skipped (see [`SessionBuilder::damaged_lines`]); what was
+    /// skipped or ignored, and a stale lock taken over, arrive as `warning` events before
+    /// anything else.
+    ///
     /// # Errors
     ///
-    /// A rollout that cannot be read or opened for append.
+    /// [`CompactorError::RolloutInUse`] when another writer holds the rollout; a rollout that
+    /// cannot be read or opened for append; under [`DamagedLines::Fail`], a damaged line.
     pub async fn resume(
-        mut self,
+        self,
         path: &Path,
     ) -> Result<(Session, mpsc::Receiver<EventMsg>), CompactorError> {
+        // Opening for append would create a missing file; resuming one is an error.
+        if let Err(err) = tokio::fs::metadata(path).await {
+            return Err(CompactorError::Rollout(format!(
+                "rollout i/o failed on {}: {err}",
+                path.display()
+            )));
+        }
+        let rollout = RolloutRecorder::open_append(path, RecorderOptions::default()).await?;
         let contents = read_rollout(path).await?;
-        for warning in contents.report.warnings() {
+        // Boxed: the builder's fields and the session state would make every caller's future
+        // large.
+        Box::pin(self.resume_with(contents, rollout)).await
+    }
+
+    /// Resumes the session whose rollout lines the caller has read already (with
+    /// [`read_rollout`]), appending new lines to the rollout at `path`, as
+    /// [`SessionBuilder::resume`] does.
+    ///
+    /// `path` is normally the file `contents` came from. Lines another writer appended to it
+    /// after `contents` were read are not in the resumed session, so read `contents` while no
+    /// other process writes the session.
+    ///
+    /// # Errors
+    ///
+    /// As [`SessionBuilder::resume`].
+    pub async fn resume_from(
+        self,
+        contents: RolloutContents,
+        path: &Path,
+    ) -> Result<(Session, mpsc::Receiver<EventMsg>), CompactorError> {
+        let rollout = RolloutRecorder::open_append(path, RecorderOptions::default()).await?;
+        Box::pin(self.resume_with(contents, rollout)).await
+    }
+
+    async fn resume_with(
+        mut self,
+        contents: RolloutContents,
+        rollout: RolloutRecorder,
+    ) -> Result<(Session, mpsc::Receiver<EventMsg>), CompactorError> {
+        let path = rollout.path().to_path_buf();
+        contents.check(&path, self.damaged_lines)?;
+        let resumed = Replay::new(&rebuild_legacy_compacted, &self.config.contextual_markers)
+            .reconstruct_contents(contents);
+        for warning in &resumed.warnings {
             tracing::warn!(path = %path.display(), "{warning}");
         }
-        let resumed = Replay::new(&rebuild_legacy_compacted, &self.config.contextual_markers)
-            .reconstruct_owned(contents.lines);
         let thread_id = resumed
             .session_meta
             .as_ref()
             .map(|meta| meta.id.clone())
             .or_else(|| self.thread_id.clone())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        self.config.rollout_path = Some(path.to_path_buf());
-        let rollout = RolloutRecorder::open_append(path, RecorderOptions::default()).await?;
+        self.config.rollout_path = Some(path);
         let previous_model = resumed.previous_turn_settings.as_ref().map(|settings| {
             if settings.model == self.config.model.slug {
                 self.config.model.clone()
@@ -161,6 +219,16 @@ impl SessionBuilder {
                 ModelInfo { slug: settings.model.clone(), ..self.config.model.clone() }
             }
         });
+        let mut warnings = resumed.warnings;
+        warnings.extend(rollout.lock_takeover_warning());
+        if rollout.truncated_tail_bytes() > 0 {
+            warnings.push(format!(
+                "rollout {} ended with an unterminated line of {} bytes, a write that never \
+                 finished; it was cut off before appending",
+                rollout.path().display(),
+                rollout.truncated_tail_bytes()
+            ));
+        }
         let state = SessionState {
             history: Arc::new(resumed.history),
             reference_context_item: resumed.reference_context_item,
@@ -170,6 +238,7 @@ impl SessionBuilder {
         };
         let (session, events) = self.finish(thread_id, Some(rollout), state).await?;
         session.inner.client.set_window_generation(resumed.window_generation);
+        session.warn_all(warnings).await;
         Ok((session, events))
     }
 
@@ -232,6 +301,7 @@ impl Session {
             tools: Arc::new(NoTools),
             hooks: None,
             analytics: AnalyticsClient::default(),
+            damaged_lines: DamagedLines::default(),
         }
     }
 
@@ -396,6 +466,16 @@ impl Session {
         EstimateContext {
             base_instructions: &config.base_instructions,
             pass_through: &config.provider.pass_through,
+        }
+    }
+
+    /// Sends one `warning` event per message to the harness, without recording them: they
+    /// describe the rollout itself (what resuming skipped, a stale lock taken over).
+    async fn warn_all(&self, warnings: Vec<String>) {
+        for message in warnings {
+            if self.inner.events.send(EventMsg::Warning { message }).await.is_err() {
+                tracing::debug!("event receiver dropped");
+            }
         }
     }
 

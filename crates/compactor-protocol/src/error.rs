@@ -128,9 +128,26 @@ pub enum CompactorError {
         /// The usable context window, in tokens.
         usable_window: i64,
     },
-    /// A rollout could not be read or written.
+    /// A rollout could not be read, opened or created.
     #[error("rollout error: {0}")]
     Rollout(String),
+    /// Writing or syncing the rollout failed (a full disk, a file-size limit, an I/O error).
+    /// What that write was to record took no effect, and every later write fails the same way.
+    #[error("rollout write to {path} failed: {message}")]
+    RolloutWrite {
+        /// The rollout file.
+        path: String,
+        /// What the OS said.
+        message: String,
+    },
+    /// Another process is writing this rollout: it holds the rollout's lock file.
+    #[error("rollout {path} is in use by {}", in_use_by(*.pid))]
+    RolloutInUse {
+        /// The rollout file.
+        path: String,
+        /// The writer's process id, when its lock file names it.
+        pid: Option<u32>,
+    },
     /// Invalid configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -163,6 +180,8 @@ impl CompactorError {
             | CompactorError::EventTooLarge { .. }
             | CompactorError::CompactionDoesNotFit { .. }
             | CompactorError::Rollout(_)
+            | CompactorError::RolloutWrite { .. }
+            | CompactorError::RolloutInUse { .. }
             | CompactorError::Config(_) => false,
         }
     }
@@ -225,6 +244,8 @@ impl CompactorError {
             | CompactorError::Io(_)
             | CompactorError::Json(_)
             | CompactorError::Rollout(_)
+            | CompactorError::RolloutWrite { .. }
+            | CompactorError::RolloutInUse { .. }
             | CompactorError::Config(_) => CompactorErrorInfo::Other,
         }
     }
@@ -237,6 +258,14 @@ impl CompactorError {
     /// The `error` event for this error, without a prefix.
     pub fn to_unprefixed_error_event(&self) -> ErrorEvent {
         ErrorEvent { message: self.to_string(), compactor_error_info: Some(self.info()) }
+    }
+}
+
+/// Who holds a rollout, for [`CompactorError::RolloutInUse`].
+fn in_use_by(pid: Option<u32>) -> String {
+    match pid {
+        Some(pid) => format!("pid {pid}"),
+        None => "another process".to_owned(),
     }
 }
 

@@ -10,7 +10,8 @@
 //! - Streams: [`StreamEventPayload`], [`ResponseEvent`], [`TokenUsage`], [`TokenUsageInfo`],
 //!   [`RateLimitSnapshot`].
 //! - Sessions and rollouts: [`EventMsg`], [`TurnItem`], [`ErrorEvent`], [`CompactedItem`],
-//!   [`RolloutItem`], [`RolloutLine`], [`TurnContextItem`], [`SessionMeta`].
+//!   [`RolloutItem`], [`RolloutLine`] (and [`RolloutLine::parse`], the one rule for a damaged
+//!   line: [`LineError`], [`LineDamage`]), [`TurnContextItem`], [`SessionMeta`].
 //! - Compaction vocabulary: [`CompactionTrigger`], [`CompactionReason`],
 //!   [`CompactionImplementation`], [`CompactionPhase`], [`CompactionStrategy`],
 //!   [`CompactionStatus`], [`InitialContextInjection`], [`V2TriggerForm`].
@@ -58,7 +59,9 @@ pub use request::{
     ResponsesApiRequest, TextControls, TextFormat, ToolSpec, TurnSettings, WsClientMessage,
     borrowed_items, into_owned_items, owned_items,
 };
-pub use rollout::{CompactedItem, RolloutItem, RolloutLine, SessionMeta, TurnContextItem};
+pub use rollout::{
+    CompactedItem, LineDamage, LineError, RolloutItem, RolloutLine, SessionMeta, TurnContextItem,
+};
 pub use stream::{
     InputTokensDetails, OutputTokensDetails, RateLimitSnapshot, RateLimitWindow, ResponseEvent,
     ResponseUsage, StreamEventPayload, TokenUsage, TokenUsageInfo,

@@ -196,20 +196,109 @@ impl Serialize for RolloutLine {
 
 impl<'de> Deserialize<'de> for RolloutLine {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(RolloutLineVisitor)
+        let envelope = deserializer.deserialize_map(EnvelopeVisitor)?;
+        envelope.into_line().map_err(|err| de::Error::custom(err.message))
     }
 }
 
-struct RolloutLineVisitor;
+impl RolloutLine {
+    /// Reads one complete line of a rollout (without its `\n`), saying why when it cannot.
+    ///
+    /// This is the one rule for a damaged line, whatever damaged it: the reader skips and reports
+    /// every line this returns an error for (D50). A line of a known type whose payload lacks a field
+    /// Compactor needs is [`LineDamage::UnreadablePayload`]; a line of an unknown type is never
+    /// an error, it is kept as [`RolloutItem::Unknown`].
+    ///
+    /// # Errors
+    ///
+    /// A [`LineError`] naming the damage and, when it can be read or recognized, the line's
+    /// `type`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compactor_protocol::{LineDamage, RolloutLine};
+    ///
+    /// let line = br#"{"timestamp":"t","type":"compacted","payload":{"replacement_history":7}}"#;
+    /// let err = RolloutLine::parse(line).unwrap_err();
+    /// assert_eq!(err.damage, LineDamage::UnreadablePayload);
+    /// assert_eq!(err.kind.as_deref(), Some("compacted"));
+    ///
+    /// let torn = br#"{"timestamp":"t","type":"compacted","payl{"timestamp":"u"}"#;
+    /// let err = RolloutLine::parse(torn).unwrap_err();
+    /// assert_eq!(err.damage, LineDamage::NotJson);
+    /// assert_eq!(err.kind.as_deref(), Some("compacted"));
+    /// ```
+    pub fn parse(line: &[u8]) -> Result<Self, LineError> {
+        let mut deserializer = serde_json::Deserializer::from_slice(line);
+        let envelope = deserializer
+            .deserialize_map(EnvelopeVisitor)
+            .and_then(|envelope| deserializer.end().map(|()| envelope))
+            .map_err(|err| LineError {
+                damage: match err.classify() {
+                    serde_json::error::Category::Data => LineDamage::NotRolloutLine,
+                    serde_json::error::Category::Io
+                    | serde_json::error::Category::Syntax
+                    | serde_json::error::Category::Eof => LineDamage::NotJson,
+                },
+                kind: recognize_kind(line),
+                message: err.to_string(),
+            })?;
+        envelope.into_line()
+    }
+}
 
-impl<'de> Visitor<'de> for RolloutLineVisitor {
-    type Value = RolloutLine;
+/// Why a complete rollout line cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineDamage {
+    /// The line is not JSON: bit rot, a hand edit, or two writers interleaving.
+    NotJson,
+    /// The line is JSON but not a rollout line: not an object, or without `timestamp` or `type`.
+    NotRolloutLine,
+    /// A line of a known type whose payload is missing, or lacks a field Compactor needs in a
+    /// shape it can read.
+    UnreadablePayload,
+}
+
+/// A complete rollout line that cannot be read, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct LineError {
+    /// What is wrong with it.
+    pub damage: LineDamage,
+    /// The line's `type`: read from the line when it is JSON, otherwise recognized from its
+    /// first bytes (a writer puts `type` right after `timestamp`), when it can be.
+    pub kind: Option<String>,
+    /// The parser's message; it quotes no content of the line.
+    pub message: String,
+}
+
+/// The three fields of a rollout line, its payload still raw.
+struct Envelope {
+    timestamp: String,
+    kind: String,
+    payload: Option<Box<RawValue>>,
+    extra: Map<String, Value>,
+}
+
+impl Envelope {
+    fn into_line(self) -> Result<RolloutLine, LineError> {
+        let Envelope { timestamp, kind, payload, extra } = self;
+        let item = parse_item(kind, payload.as_deref())?;
+        Ok(RolloutLine { timestamp, item, extra })
+    }
+}
+
+struct EnvelopeVisitor;
+
+impl<'de> Visitor<'de> for EnvelopeVisitor {
+    type Value = Envelope;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a rollout line object with `timestamp`, `type` and `payload`")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<RolloutLine, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Envelope, A::Error> {
         let mut timestamp: Option<String> = None;
         let mut kind: Option<String> = None;
         // The payload is kept raw until the type is known, so it is parsed once, straight into
@@ -229,18 +318,23 @@ impl<'de> Visitor<'de> for RolloutLineVisitor {
         }
         let timestamp = timestamp.ok_or_else(|| de::Error::missing_field("timestamp"))?;
         let kind = kind.ok_or_else(|| de::Error::missing_field("type"))?;
-        let item = parse_item(kind, payload.as_deref()).map_err(de::Error::custom)?;
-        Ok(RolloutLine { timestamp, item, extra })
+        Ok(Envelope { timestamp, kind, payload, extra })
     }
 }
 
-fn parse_item(kind: String, payload: Option<&RawValue>) -> Result<RolloutItem, String> {
+fn parse_item(kind: String, payload: Option<&RawValue>) -> Result<RolloutItem, LineError> {
     fn typed<T: for<'a> Deserialize<'a>>(
         kind: &str,
         payload: Option<&RawValue>,
-    ) -> Result<T, String> {
-        let raw = payload.ok_or_else(|| format!("`{kind}` line without payload"))?;
-        serde_json::from_str(raw.get()).map_err(|err| format!("invalid `{kind}` payload: {err}"))
+    ) -> Result<T, LineError> {
+        let unreadable = |message: String| LineError {
+            damage: LineDamage::UnreadablePayload,
+            kind: Some(kind.to_owned()),
+            message,
+        };
+        let raw = payload.ok_or_else(|| unreadable(format!("`{kind}` line without payload")))?;
+        serde_json::from_str(raw.get())
+            .map_err(|err| unreadable(format!("invalid `{kind}` payload: {err}")))
     }
     Ok(match kind.as_str() {
         "session_meta" => RolloutItem::SessionMeta(typed(&kind, payload)?),
@@ -249,13 +343,37 @@ fn parse_item(kind: String, payload: Option<&RawValue>) -> Result<RolloutItem, S
         "turn_context" => RolloutItem::TurnContext(typed(&kind, payload)?),
         "event_msg" => RolloutItem::EventMsg(typed(&kind, payload)?),
         _ => {
-            let payload = payload
-                .map(|raw| serde_json::from_str(raw.get()))
-                .transpose()
-                .map_err(|err| err.to_string())?;
+            let payload = match payload.map(|raw| serde_json::from_str(raw.get())).transpose() {
+                Ok(payload) => payload,
+                Err(err) => {
+                    return Err(LineError {
+                        damage: LineDamage::UnreadablePayload,
+                        kind: Some(kind),
+                        message: err.to_string(),
+                    });
+                }
+            };
             RolloutItem::Unknown { kind, payload }
         }
     })
+}
+
+/// How far into a line that is not JSON its `type` is looked for.
+const RECOGNIZE_WINDOW: usize = 160;
+
+/// The `type` of a line that cannot be parsed, when its first bytes still show it: the first
+/// `"type":"<name>"` whose name is a plain identifier.
+fn recognize_kind(line: &[u8]) -> Option<String> {
+    const KEY: &[u8] = b"\"type\":\"";
+    let window = &line[..line.len().min(RECOGNIZE_WINDOW)];
+    let start = window.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let rest = &line[start..];
+    let len = rest.iter().position(|&b| b == b'"')?;
+    let name = &rest[..len];
+    let plain = !name.is_empty()
+        && name.len() <= 64
+        && name.iter().all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    plain.then(|| String::from_utf8_lossy(name).into_owned())
 }
 
 #[cfg(test)]

@@ -20,14 +20,40 @@ pub enum Error {
     /// A rollout record could not be serialized.
     #[error("rollout record could not be serialized")]
     Serialize(#[source] serde_json::Error),
-    /// The recorder's writer stopped after an earlier failure; nothing more is written so that no
-    /// line lands after a partial one.
-    #[error("rollout writer for {path} failed earlier: {message}")]
+    /// Writing or syncing the rollout failed. The writer stopped at the first failure, so this
+    /// call and every later one report that failure, and no line lands after a partial one.
+    #[error("rollout write to {path} failed: {message}")]
     WriterFailed {
         /// The rollout file.
         path: PathBuf,
-        /// The first failure.
+        /// What the OS said the first time, e.g. `No space left on device (os error 28)`.
         message: String,
+    },
+    /// Another writer holds the rollout's lock file (`<rollout>.lock`).
+    #[error("rollout {} is in use by {}", path.display(), match pid {
+        Some(pid) => format!("pid {pid}"),
+        None => "another process".to_owned(),
+    })]
+    InUse {
+        /// The rollout file.
+        path: PathBuf,
+        /// The writer's process id, when the lock file names it.
+        pid: Option<u32>,
+    },
+    /// A complete line could not be read and the reader was told to fail on one
+    /// ([`DamagedLines::Fail`](crate::DamagedLines::Fail)).
+    #[error("{}:{line_number}: damaged rollout line (byte {byte_offset}): {message}", path.display())]
+    Damaged {
+        /// The rollout file.
+        path: PathBuf,
+        /// The first damaged line's 1-based number.
+        line_number: usize,
+        /// Its byte offset.
+        byte_offset: u64,
+        /// Why it cannot be read.
+        message: String,
+        /// How many damaged lines the file has in all.
+        count: usize,
     },
     /// The recorder was shut down, or its writer task ended.
     #[error("rollout recorder for {path} is closed")]
@@ -59,7 +85,19 @@ impl From<Error> for CompactorError {
         let message = match &err {
             Error::Io { source, .. } => format!("{err}: {source}"),
             Error::Serialize(source) => format!("{err}: {source}"),
-            Error::WriterFailed { .. } | Error::Closed { .. } | Error::TaskFailed { .. } => {
+            Error::WriterFailed { path, message } => {
+                return CompactorError::RolloutWrite {
+                    path: path.display().to_string(),
+                    message: message.clone(),
+                };
+            }
+            Error::InUse { path, pid } => {
+                return CompactorError::RolloutInUse {
+                    path: path.display().to_string(),
+                    pid: *pid,
+                };
+            }
+            Error::Damaged { .. } | Error::Closed { .. } | Error::TaskFailed { .. } => {
                 err.to_string()
             }
         };

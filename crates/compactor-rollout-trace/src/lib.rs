@@ -7,14 +7,19 @@
 //!
 //! - Writing: [`RolloutRecorder`] appends [`RolloutLine`](compactor_protocol::RolloutLine)s
 //!   (UTC millisecond timestamps, [`format_timestamp`]) for the items [`is_persisted`] keeps;
-//!   files are 0600; a `compacted` line is written before `record` returns and synced right
-//!   after; opening for append truncates a torn last line.
+//!   files are 0600; a `compacted` line is written and synced before `record` returns; the
+//!   first failed write stops the writer (D53); opening for append takes the writer lock
+//!   `<rollout>.lock` (D52) and truncates a torn last line.
 //! - Reading: [`read_rollout`] / [`parse_rollout`] return every complete line and a
-//!   [`ReadReport`] of torn tails and corrupt lines; they never fail on content and never panic.
+//!   [`ReadReport`] of torn tails and damaged lines ([`CorruptLine`]); they never fail on
+//!   content and never panic, unless asked to with [`DamagedLines::Fail`] (D50). Readers take
+//!   no lock.
 //! - Resuming: [`Replay`], built with the session's contextual markers, gives a
 //!   [`ReconstructedSession`] (history, reference context, previous turn settings, token info,
-//!   window generation) and the items of a forked rollout;
-//!   [`reconstruct_history_from_rollout`] replays with the default markers.
+//!   window generation) and the items of a forked rollout; [`Replay::reconstruct_contents`] also
+//!   counts and words what reading skipped; [`reconstruct_history_from_rollout`] replays with
+//!   the default markers.
+//! - Crash points: [`crash`], compiled in only with the `crash-points` feature (D51).
 //! - Tracing: [`TraceConfig`], [`ThreadTrace`], [`CompactionTraceContext`] and
 //!   [`CompactionTraceAttempt`] write trace bundles (D42), and do nothing at all unless a
 //!   trace root is configured; a request is recorded as it was sent ([`SentRequestJson`]).
@@ -53,8 +58,10 @@
 //! ```
 
 mod clock;
+pub mod crash;
 mod error;
 mod files;
+mod lock;
 mod policy;
 mod reader;
 mod reconstruct;
@@ -66,7 +73,10 @@ pub use clock::Clock;
 pub use error::{Error, Result};
 pub use files::{create_private_dir_all, explain_open_error, private_file_options, refused_link};
 pub use policy::is_persisted;
-pub use reader::{CorruptLine, ReadReport, RolloutContents, TornTail, parse_rollout, read_rollout};
+pub use reader::{
+    CorruptLine, DamagedLines, ReadReport, RolloutContents, TornTail, parse_rollout, read_rollout,
+    read_rollout_with,
+};
 pub use reconstruct::{
     LegacyRebuild, PreviousTurnSettings, ReconstructedSession, Replay,
     reconstruct_history_from_rollout,

@@ -1,15 +1,17 @@
 //! Reading a rollout: every complete line, with a report of what could not be read.
 //!
 //! A line exists only once its `\n` is written (D21), so an unterminated last fragment
-//! (a crash in the middle of a write) is ignored and reported, never a failure. A line in the
-//! middle that is not a rollout line (bit rot, a hand edit, a foreign writer) is skipped and
-//! reported with its 1-based line number: resuming must succeed and say what it skipped, and the
-//! caller decides whether a skipped line is acceptable ([`ReadReport::is_clean`]).
+//! (a crash in the middle of a write) is ignored and reported, never a failure. A complete line
+//! that cannot be read is damaged: not JSON, not a rollout line, or a line of a known type whose
+//! needed fields cannot be read ([`RolloutLine::parse`] is the one rule for all three). It is
+//! skipped and reported with its 1-based line number and byte offset: resuming succeeds and says
+//! what it skipped, unless the caller asks for [`DamagedLines::Fail`] (see D50 in
+//! docs/decisions.md).
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use compactor_protocol::{RolloutItem, RolloutLine};
+use compactor_protocol::{LineDamage, RolloutItem, RolloutLine};
 
 use crate::error::{Error, Result};
 
@@ -41,7 +43,7 @@ pub struct ReadReport {
     pub torn_tail: Option<TornTail>,
 }
 
-/// A complete line that could not be read as a rollout line.
+/// A complete line that could not be read as a rollout line: a damaged line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CorruptLine {
     /// 1-based line number.
@@ -50,6 +52,24 @@ pub struct CorruptLine {
     pub byte_offset: u64,
     /// Why it could not be read (the parser's message; it quotes no line content).
     pub error: String,
+    /// What is wrong with it.
+    pub damage: LineDamage,
+    /// The line's `type`, when it could be read or recognized (a damaged `compacted` line means
+    /// a lost compaction).
+    pub kind: Option<String>,
+    /// Where it sat among the lines that were read: the number of [`RolloutContents::lines`]
+    /// before it.
+    pub position: usize,
+}
+
+/// What a reader does with a damaged line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DamagedLines {
+    /// Skip it and report it (the default): the session resumes without it.
+    #[default]
+    Skip,
+    /// Fail with [`Error::Damaged`], naming the first one.
+    Fail,
 }
 
 /// An unterminated last fragment: a write that never finished.
@@ -71,23 +91,52 @@ impl ReadReport {
 
     /// One human-readable sentence per skipped or ignored part, for a harness's warning event.
     pub fn warnings(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .corrupt_lines
-            .iter()
-            .map(|line| {
-                format!(
-                    "rollout line {} (byte {}) is corrupt and was skipped: {}",
-                    line.line_number, line.byte_offset, line.error
-                )
-            })
-            .collect();
+        let mut out: Vec<String> = self.corrupt_lines.iter().map(CorruptLine::warning).collect();
         if let Some(tail) = &self.torn_tail {
-            out.push(format!(
-                "rollout ends with an unterminated line {} ({} bytes at byte {}), ignored",
-                tail.line_number, tail.len, tail.byte_offset
-            ));
+            out.push(tail.warning());
         }
         out
+    }
+}
+
+impl CorruptLine {
+    /// The warning for this line: its number, byte offset and what is wrong with it.
+    pub fn warning(&self) -> String {
+        format!(
+            "rollout line {} (byte {}) is damaged and was skipped: {}",
+            self.line_number, self.byte_offset, self.error
+        )
+    }
+}
+
+impl TornTail {
+    /// The warning for an ignored torn last line.
+    pub fn warning(&self) -> String {
+        format!(
+            "rollout ends with an unterminated line {} ({} bytes at byte {}), ignored",
+            self.line_number, self.len, self.byte_offset
+        )
+    }
+}
+
+impl RolloutContents {
+    /// `Err` naming the first damaged line of the rollout at `path` when `policy` is
+    /// [`DamagedLines::Fail`] and there is one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Damaged`].
+    pub fn check(&self, path: &Path, policy: DamagedLines) -> Result<()> {
+        match (policy, self.report.corrupt_lines.first()) {
+            (DamagedLines::Fail, Some(first)) => Err(Error::Damaged {
+                path: path.to_path_buf(),
+                line_number: first.line_number,
+                byte_offset: first.byte_offset,
+                message: first.error.clone(),
+                count: self.report.corrupt_lines.len(),
+            }),
+            (DamagedLines::Fail | DamagedLines::Skip, _) => Ok(()),
+        }
     }
 }
 
@@ -124,12 +173,13 @@ pub fn parse_rollout(bytes: &[u8]) -> RolloutContents {
 const READ_BUFFER: usize = 64 * 1024;
 
 /// Reads and parses the rollout at `path` on the blocking pool, one line at a time: memory holds
-/// the parsed lines and the longest line, never the whole file (D68 in docs/decisions.md).
+/// the parsed lines and the longest line, never the whole file (D68 in docs/decisions.md). It
+/// takes no lock: a reader may read a rollout while its writer appends.
 ///
 /// # Errors
 ///
 /// [`Error::Io`] when the file cannot be read; damaged content is never an error (see
-/// [`parse_rollout`]).
+/// [`parse_rollout`] and [`read_rollout_with`]).
 ///
 /// # Cancel safety
 ///
@@ -144,6 +194,22 @@ pub async fn read_rollout(path: &Path) -> Result<RolloutContents> {
     })
     .await
     .map_err(|_| Error::TaskFailed { path: path.to_path_buf() })?
+}
+
+/// [`read_rollout`], failing on a damaged line when `damaged` is [`DamagedLines::Fail`].
+///
+/// # Errors
+///
+/// [`Error::Io`] when the file cannot be read, [`Error::Damaged`] for the first damaged line
+/// under [`DamagedLines::Fail`].
+///
+/// # Cancel safety
+///
+/// Cancel safe, as [`read_rollout`].
+pub async fn read_rollout_with(path: &Path, damaged: DamagedLines) -> Result<RolloutContents> {
+    let contents = read_rollout(path).await?;
+    contents.check(path, damaged)?;
+    Ok(contents)
 }
 
 /// Parses the lines `reader` yields, holding one line at a time.
@@ -192,7 +258,7 @@ impl LineParser {
             report.blank_lines += 1;
             return;
         }
-        match serde_json::from_slice::<RolloutLine>(line) {
+        match RolloutLine::parse(line) {
             Ok(parsed) => {
                 if matches!(parsed.item, RolloutItem::Unknown { .. }) {
                     report.unknown_lines += 1;
@@ -204,14 +270,19 @@ impl LineParser {
                     tracing::warn!(
                         line_number,
                         byte_offset = offset,
+                        damage = ?err.damage,
+                        kind = err.kind.as_deref(),
                         error = %err,
-                        "skipping corrupt rollout line"
+                        "skipping a damaged rollout line"
                     );
                 }
                 report.corrupt_lines.push(CorruptLine {
                     line_number,
                     byte_offset: offset,
-                    error: err.to_string(),
+                    error: err.message,
+                    damage: err.damage,
+                    kind: err.kind,
+                    position: self.lines.len(),
                 });
             }
         }
@@ -233,7 +304,7 @@ impl LineParser {
         if self.report.corrupt_lines.len() > LOGGED_CORRUPT_LINES {
             tracing::warn!(
                 count = self.report.corrupt_lines.len(),
-                "skipped corrupt rollout lines"
+                "skipped damaged rollout lines"
             );
         }
         RolloutContents { lines: self.lines, report: self.report }

@@ -45,6 +45,15 @@
 //! - the previous turn settings (model, realtime) come from the newest user turn that has a
 //!   `turn_context`.
 //!
+//! # Damaged lines
+//!
+//! [`Replay::reconstruct_contents`] also takes what reading skipped (see D50 in
+//! docs/decisions.md): a damaged line is left out as if it had never been written, so a damaged
+//! `compacted` line falls back to the compaction before it and replays the lines after that one,
+//! which are all still in the append-only file. Its result counts the skipped lines and carries
+//! one warning per skipped line, the warning of a lost newest compaction saying so; a damaged
+//! `compacted` line still counts towards the window generation, which never goes back.
+//!
 //! # Token usage and window generation
 //!
 //! Token info is the `info` of the last surviving `token_count` event that has one (a rolled-back
@@ -57,6 +66,11 @@ use compactor_protocol::{
     TokenUsageInfo, TurnContextItem, is_user_turn_boundary,
 };
 use serde_json::Value;
+
+use crate::reader::{CorruptLine, ReadReport, RolloutContents};
+
+/// Damaged lines warned about one by one before the rest are only counted.
+const DAMAGE_WARNINGS: usize = 16;
 
 /// The `compacted` payload field that marks a line copied into a fork.
 pub(crate) const FORKED_MARKER: &str = "forked";
@@ -85,6 +99,12 @@ pub struct ReconstructedSession {
     pub session_meta: Option<SessionMeta>,
     /// Legacy `compacted` lines rebuilt while replaying.
     pub legacy_compactions_replayed: usize,
+    /// Complete lines skipped because they were damaged ([`Replay::reconstruct_contents`] only).
+    pub skipped_lines: usize,
+    /// What the harness should be told about the rollout: skipped lines (with line number and
+    /// byte offset), a lost compaction, an ignored torn last line ([`Replay::reconstruct_contents`]
+    /// only).
+    pub warnings: Vec<String>,
 }
 
 /// The settings of a previous turn a resumed session compares the next one with.
@@ -166,6 +186,41 @@ impl<'a> Replay<'a> {
             legacy_compactions_replayed,
             ..session
         }
+    }
+
+    /// [`Replay::reconstruct_owned`] of what [`read_rollout`](crate::read_rollout) returned,
+    /// counting and describing what reading skipped (see the module docs on damaged lines).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use compactor_protocol::{ContextualMarkers, ResponseItem};
+    /// use compactor_rollout_trace::{Replay, parse_rollout};
+    ///
+    /// let file = concat!(
+    ///     r#"{"timestamp":"t","type":"response_item","payload":{"type":"message","role":"user","content":[{"type":"input_text","text":"a"}]}}"#, "\n",
+    ///     r#"{"timestamp":"t","type":"response_item","payload":{"type":"mess"#, "\n",
+    ///     r#"{"timestamp":"t","type":"response_item","payload":{"type":"message","role":"user","content":[{"type":"input_text","text":"b"}]}}"#, "\n",
+    /// );
+    /// let no_legacy = |history: &[ResponseItem], _: &str, _: &_| history.to_vec();
+    /// let markers = ContextualMarkers::default();
+    /// let session =
+    ///     Replay::new(&no_legacy, &markers).reconstruct_contents(parse_rollout(file.as_bytes()));
+    /// assert_eq!(session.history, vec![ResponseItem::user_text("a"), ResponseItem::user_text("b")]);
+    /// assert_eq!(session.skipped_lines, 1);
+    /// assert!(session.warnings[0].starts_with("rollout line 2 (byte 129) is damaged and was skipped"));
+    /// ```
+    pub fn reconstruct_contents(&self, contents: RolloutContents) -> ReconstructedSession {
+        let RolloutContents { lines, report } = contents;
+        let newest_compaction =
+            lines.iter().rposition(|line| matches!(line.item, RolloutItem::Compacted(_)));
+        let mut session = self.reconstruct_owned(lines);
+        let damaged_compactions =
+            report.corrupt_lines.iter().filter(|line| is_compacted(line)).count();
+        session.window_generation += damaged_compactions as u64;
+        session.skipped_lines = report.corrupt_lines.len();
+        session.warnings = damage_warnings(&report, newest_compaction);
+        session
     }
 
     /// The items to write into a new rollout that forks `lines` after dropping its last
@@ -285,7 +340,49 @@ fn finish(
         window_generation,
         session_meta,
         legacy_compactions_replayed,
+        skipped_lines: 0,
+        warnings: Vec::new(),
     }
+}
+
+fn is_compacted(line: &CorruptLine) -> bool {
+    line.kind.as_deref() == Some("compacted")
+}
+
+/// The warnings of a read report, given the index of the newest readable `compacted` line.
+fn damage_warnings(report: &ReadReport, newest_compaction: Option<usize>) -> Vec<String> {
+    let newer = |line: &CorruptLine| newest_compaction.is_none_or(|index| line.position > index);
+    // The newest damaged compaction that is newer than every readable one was the last one
+    // installed: the session resumes from the one before.
+    let lost = report.corrupt_lines.iter().rposition(|line| is_compacted(line) && newer(line));
+    let fallback = match newest_compaction {
+        Some(_) => "the session resumes from the compaction before it",
+        None => "the session resumes from the history before it",
+    };
+    let mut warnings = Vec::new();
+    let mut skipped_silently = 0usize;
+    for (index, line) in report.corrupt_lines.iter().enumerate() {
+        if Some(index) == lost {
+            warnings.push(format!(
+                "{}; it held the newest compaction, which was lost: {fallback}",
+                line.warning()
+            ));
+        } else if is_compacted(line) {
+            let state = if newer(line) { "a lost compaction" } else { "an older compaction" };
+            warnings.push(format!("{}; it held {state}", line.warning()));
+        } else if index < DAMAGE_WARNINGS {
+            warnings.push(line.warning());
+        } else {
+            skipped_silently += 1;
+        }
+    }
+    if skipped_silently > 0 {
+        warnings.push(format!("{skipped_silently} more damaged rollout lines were skipped"));
+    }
+    if let Some(tail) = &report.torn_tail {
+        warnings.push(tail.warning());
+    }
+    warnings
 }
 
 /// The index of the first line to replay: the newest surviving `compacted` line with a

@@ -4,18 +4,21 @@
 //! - A line exists only once its `\n` is written; every line is written with its newline in one
 //!   `write_all`, and a batch of lines in one write.
 //! - Every batch is flushed to the OS when written, so it survives a crash of the process.
-//! - A batch holding a `compacted` line is also `fsync`ed (`sync_data`) right after it is
-//!   written, so an installed compaction soon survives a power loss. [`RolloutRecorder::record`]
-//!   returns once the batch is written, before the sync: a sync costs a disk round trip (15 ms
-//!   on the benchmark VM) that the compaction's install should not wait for, and a power cut in
-//!   that window leaves a valid rollout without the compaction, which resumes to the longer
-//!   history before it. A failed sync stops the writer like a failed write, so the next call
-//!   reports it. [`RolloutRecorder::flush`] and [`RolloutRecorder::shutdown`] wait until
+//! - A batch holding a `compacted` line is also `fsync`ed (`sync_data`), and
+//!   [`RolloutRecorder::record`] returns only once both are done, so a compaction is installed
+//!   only when its line is on disk, and a failed write or sync installs nothing (see D53 in
+//!   docs/decisions.md). [`RolloutRecorder::flush`] and [`RolloutRecorder::shutdown`] wait until
 //!   everything written before them is synced. Other lines are not synced one by one: a sync per
 //!   streamed item would cost more than the item is worth, and losing the last lines of a turn to
 //!   a power cut leaves a valid, shorter rollout.
+//! - A failed write or sync stops the writer for good: that call and every later one return
+//!   [`Error::WriterFailed`] naming the file and the OS error. What the failed write managed to
+//!   append is cut off again when the file allows it, so the file keeps only whole lines.
 //! - Opening an existing rollout for append first truncates an unterminated last fragment, so a
-//!   new line never lands after a partial one.
+//!   new line never lands after a partial one. Lines in the middle of the file are never
+//!   rewritten, damaged or not.
+//! - One writer at a time: creating or opening a rollout takes its lock file `<rollout>.lock`
+//!   first (see the `lock` module), and the writer releases it when it stops.
 //! - Files are created with mode 0600 and new directories with mode 0700 (D47), and a symbolic
 //!   link where the rollout goes is refused, for append too (D64).
 //!
@@ -34,8 +37,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
+use crate::crash::{self, CrashPoint};
 use crate::error::{Error, Result};
 use crate::files::{explain_open_error, private_file_options};
+use crate::lock::WriterLock;
 use crate::policy::is_persisted;
 use crate::timestamp::format_timestamp;
 
@@ -70,6 +75,7 @@ struct Inner {
     failure: Arc<OnceLock<String>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     truncated_tail_bytes: u64,
+    lock_taken_over_from: Option<u32>,
 }
 
 type Ack = oneshot::Sender<Result<(), String>>;
@@ -84,54 +90,83 @@ enum Command {
 enum Durability {
     /// Written and flushed to the OS.
     Flushed,
-    /// Also synced to the disk, after the caller was told it is written.
+    /// Also synced to the disk before the caller is told it is written.
     Synced,
+}
+
+/// What the writer task owns.
+struct WriterState {
+    file: tokio::fs::File,
+    /// The file's length: where the next batch starts, and where a failed one is cut back to.
+    len: u64,
+    lock: Option<WriterLock>,
+    failure: Arc<OnceLock<String>>,
+    path: PathBuf,
 }
 
 impl RolloutRecorder {
     /// Creates a new rollout file at `path` (mode 0600), creating missing parent directories
-    /// (mode 0700).
+    /// (mode 0700), and takes its writer lock.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the file already exists (a symbolic link included) or cannot be
-    /// created.
+    /// [`Error::InUse`] when another writer holds the lock; [`Error::Io`] when the file already
+    /// exists (a symbolic link included) or cannot be created.
     #[tracing::instrument(skip_all, fields(path = %path.display()))]
     pub async fn create(path: &Path, options: RecorderOptions) -> Result<Self> {
         let owned = path.to_path_buf();
-        let file = run_blocking(path, move || {
+        let (file, lock) = run_blocking(path, move || {
             create_parent_dirs(&owned)?;
-            private_file_options()
+            let lock = WriterLock::acquire(&owned)?;
+            let file = private_file_options()
                 .append(true)
                 .create_new(true)
                 .open(&owned)
-                .map_err(|err| Error::io(&owned, explain_open_error(&owned, err)))
+                .map_err(|err| Error::io(&owned, explain_open_error(&owned, err)));
+            match file {
+                Ok(file) => Ok((file, lock)),
+                Err(err) => {
+                    lock.release();
+                    Err(err)
+                }
+            }
         })
         .await?;
-        Ok(Self::start(path, options, file, 0))
+        Ok(Self::start(path, options, file, 0, lock))
     }
 
-    /// Opens the rollout at `path` for append, creating it (mode 0600) when missing. An
-    /// unterminated last fragment is truncated first; [`RolloutRecorder::truncated_tail_bytes`]
-    /// says how many bytes went.
+    /// Opens the rollout at `path` for append, creating it (mode 0600) when missing, after taking
+    /// its writer lock. An unterminated last fragment is truncated first;
+    /// [`RolloutRecorder::truncated_tail_bytes`] says how many bytes went.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the file cannot be opened, read or truncated, or is a symbolic link
-    /// (nothing is written through one).
+    /// [`Error::InUse`] when another writer holds the lock; [`Error::Io`] when the file cannot be
+    /// opened, read or truncated, or is a symbolic link (nothing is written through one).
     #[tracing::instrument(skip_all, fields(path = %path.display()))]
     pub async fn open_append(path: &Path, options: RecorderOptions) -> Result<Self> {
         let owned = path.to_path_buf();
-        let (file, truncated) = run_blocking(path, move || {
+        let (file, truncated, lock) = run_blocking(path, move || {
             create_parent_dirs(&owned)?;
-            let mut file = private_file_options()
+            let lock = WriterLock::acquire(&owned)?;
+            let opened = private_file_options()
                 .read(true)
                 .append(true)
                 .create(true)
                 .open(&owned)
-                .map_err(|err| Error::io(&owned, explain_open_error(&owned, err)))?;
-            let truncated = truncate_torn_tail(&mut file).map_err(|err| Error::io(&owned, err))?;
-            Ok((file, truncated))
+                .map_err(|err| Error::io(&owned, explain_open_error(&owned, err)))
+                .and_then(|mut file| {
+                    let truncated =
+                        truncate_torn_tail(&mut file).map_err(|err| Error::io(&owned, err))?;
+                    Ok((file, truncated))
+                });
+            match opened {
+                Ok((file, truncated)) => Ok((file, truncated, lock)),
+                Err(err) => {
+                    lock.release();
+                    Err(err)
+                }
+            }
         })
         .await?;
         if truncated > 0 {
@@ -141,18 +176,29 @@ impl RolloutRecorder {
                 "truncated an unterminated last rollout line before appending"
             );
         }
-        Ok(Self::start(path, options, file, truncated))
+        Ok(Self::start(path, options, file, truncated, lock))
     }
 
-    fn start(path: &Path, options: RecorderOptions, file: std::fs::File, truncated: u64) -> Self {
+    fn start(
+        path: &Path,
+        options: RecorderOptions,
+        file: std::fs::File,
+        truncated: u64,
+        lock: WriterLock,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let failure = Arc::new(OnceLock::new());
-        let writer = tokio::spawn(run_writer(
-            tokio::fs::File::from_std(file),
-            rx,
-            Arc::clone(&failure),
-            path.to_path_buf(),
-        ));
+        // A character device such as /dev/full has no length to keep.
+        let len = file.metadata().map_or(0, |metadata| metadata.len());
+        let lock_taken_over_from = lock.taken_over_from();
+        let state = WriterState {
+            file: tokio::fs::File::from_std(file),
+            len,
+            lock: Some(lock),
+            failure: Arc::clone(&failure),
+            path: path.to_path_buf(),
+        };
+        let writer = tokio::spawn(run_writer(state, rx));
         Self {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -161,6 +207,7 @@ impl RolloutRecorder {
                 failure,
                 writer: Mutex::new(Some(writer)),
                 truncated_tail_bytes: truncated,
+                lock_taken_over_from,
             }),
         }
     }
@@ -175,15 +222,29 @@ impl RolloutRecorder {
         self.inner.truncated_tail_bytes
     }
 
+    /// The process whose stale writer lock this recorder took over: a writer that ended without
+    /// releasing it, most likely in a crash.
+    pub fn lock_taken_over_from(&self) -> Option<u32> {
+        self.inner.lock_taken_over_from
+    }
+
+    /// The warning to show for [`RolloutRecorder::lock_taken_over_from`], naming the rollout and
+    /// the process.
+    pub fn lock_takeover_warning(&self) -> Option<String> {
+        self.inner
+            .lock_taken_over_from
+            .map(|pid| crate::lock::takeover_message(&self.inner.path, pid))
+    }
+
     /// Appends the persisted ones among `items`, one line each, stamped with the clock's time.
     ///
     /// Returns once the batch is queued; a batch holding a `compacted` line is awaited until it
-    /// is written (its sync follows at once, see the module docs).
+    /// is written and synced to disk.
     ///
     /// # Errors
     ///
-    /// [`Error::WriterFailed`] after an earlier write failure (this one's included when it was
-    /// awaited), [`Error::Closed`] after [`RolloutRecorder::shutdown`], [`Error::Serialize`]
+    /// [`Error::WriterFailed`] after an earlier write failure, and for this batch's own when it
+    /// was awaited; [`Error::Closed`] after [`RolloutRecorder::shutdown`]; [`Error::Serialize`]
     /// when an item cannot be serialized.
     ///
     /// # Cancel safety
@@ -326,62 +387,104 @@ pub(crate) fn write_line(out: &mut Vec<u8>, timestamp: &str, item: &RolloutItem)
     Ok(())
 }
 
-async fn run_writer(
-    mut file: tokio::fs::File,
-    mut rx: mpsc::Receiver<Command>,
-    failure: Arc<OnceLock<String>>,
-    path: PathBuf,
-) {
-    let fail = |err: std::io::Error| -> String {
-        let message = err.to_string();
-        if failure.set(message.clone()).is_ok() {
-            tracing::error!(path = %path.display(), error = %err, "rollout write failed; writer stopped");
-        }
-        message
-    };
+async fn run_writer(mut state: WriterState, mut rx: mpsc::Receiver<Command>) {
     while let Some(command) = rx.recv().await {
         match command {
             Command::Append { bytes, durability, ack } => {
-                let result = match failure.get() {
-                    Some(message) => Err(message.clone()),
-                    None => append(&mut file, &bytes).await.map_err(&fail),
-                };
-                let written = result.is_ok();
+                let result = state.append(&bytes, durability).await;
                 if let Some(ack) = ack {
                     let _ = ack.send(result);
                 }
-                if written
-                    && durability == Durability::Synced
-                    && let Err(err) = file.sync_data().await
-                {
-                    fail(err);
-                }
             }
             Command::Flush { ack } => {
-                let result = match failure.get() {
-                    Some(message) => Err(message.clone()),
-                    None => sync(&mut file).await.map_err(&fail),
-                };
-                let _ = ack.send(result);
+                let _ = ack.send(state.sync().await);
             }
             Command::Shutdown { ack } => {
-                let result = match failure.get() {
-                    Some(message) => Err(message.clone()),
-                    None => sync(&mut file).await.map_err(&fail),
-                };
+                let result = state.sync().await;
                 rx.close();
                 // Batches queued before the channel closed were sent before the shutdown and
                 // have been written already; anything left raced with it and is dropped.
+                state.release_lock().await;
                 let _ = ack.send(result);
                 return;
             }
         }
     }
     // Every handle was dropped without a shutdown: make what was written durable.
-    if failure.get().is_none()
-        && let Err(err) = sync(&mut file).await
-    {
-        fail(err);
+    let _ = state.sync().await;
+    state.release_lock().await;
+}
+
+impl WriterState {
+    /// Appends one batch: all of it, or, when the write fails, nothing that can be taken back.
+    async fn append(&mut self, bytes: &[u8], durability: Durability) -> Result<(), String> {
+        self.check()?;
+        if crash::reached(CrashPoint::MidLine) {
+            // Half of the batch's first line, as a crash in the middle of the write leaves it.
+            let first_line = bytes.iter().position(|&b| b == b'\n').unwrap_or(bytes.len());
+            let _ = append(&mut self.file, &bytes[..first_line / 2]).await;
+            crash::abort(CrashPoint::MidLine);
+        }
+        if let Err(err) = append(&mut self.file, bytes).await {
+            let message = self.fail(&err);
+            self.cut_back().await;
+            return Err(message);
+        }
+        if durability == Durability::Synced {
+            crash::hit(CrashPoint::AfterCompactedWrite);
+            if let Err(err) = self.file.sync_data().await {
+                // The caller installs nothing, so the file must not keep the batch either.
+                let message = self.fail(&err);
+                self.cut_back().await;
+                return Err(message);
+            }
+            crash::hit(CrashPoint::AfterCompactedSync);
+        }
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    async fn sync(&mut self) -> Result<(), String> {
+        self.check()?;
+        sync(&mut self.file).await.map_err(|err| self.fail(&err))
+    }
+
+    fn check(&self) -> Result<(), String> {
+        match self.failure.get() {
+            Some(message) => Err(message.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops the writer for good; the first failure is the one every later call reports.
+    fn fail(&self, err: &std::io::Error) -> String {
+        let message = err.to_string();
+        if self.failure.set(message.clone()).is_ok() {
+            tracing::error!(path = %self.path.display(), error = %err, "rollout write failed; writer stopped");
+        }
+        self.failure.get().cloned().unwrap_or(message)
+    }
+
+    /// Cuts off what a failed batch appended, so the file ends where it ended before the batch.
+    async fn cut_back(&mut self) {
+        match self.file.metadata().await {
+            Ok(metadata) if metadata.is_file() && metadata.len() > self.len => {
+                if let Err(err) = self.file.set_len(self.len).await {
+                    tracing::warn!(
+                        path = %self.path.display(),
+                        error = %err,
+                        "cannot cut a partly written rollout line; the reader will ignore it"
+                    );
+                }
+            }
+            Ok(_) | Err(_) => {}
+        }
+    }
+
+    async fn release_lock(&mut self) {
+        if let Some(lock) = self.lock.take() {
+            let _ = tokio::task::spawn_blocking(move || lock.release()).await;
+        }
     }
 }
 

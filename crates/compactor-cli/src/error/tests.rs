@@ -14,6 +14,8 @@ fn exit_codes_are_distinct_and_documented() {
         Exit::Unreachable,
         Exit::KeyUnset,
         Exit::BadConfig,
+        Exit::RolloutWrite,
+        Exit::RolloutInUse,
         Exit::DoesNotFit,
         Exit::Interrupted,
     ];
@@ -25,6 +27,8 @@ fn exit_codes_are_distinct_and_documented() {
         assert!(EXIT_CODES_HELP.contains(&format!("\n  {}  ", exit.code())), "{exit:?}");
     }
     assert!(!codes.contains(&0) && !codes.contains(&2), "0 is success, 2 is clap's usage error");
+    assert_eq!(Exit::RolloutWrite.code(), 8);
+    assert_eq!(Exit::RolloutInUse.code(), 9);
     assert_eq!(Exit::Usage.code(), 2, "a usage error clap cannot see exits as clap's do");
     assert_eq!(Exit::DoesNotFit.code(), 10);
 }
@@ -38,6 +42,25 @@ fn session_errors_classify() {
         (CompactorError::InternalServerError, Exit::Failure),
         (CompactorError::Config("x".into()), Exit::Failure),
         (CompactorError::Cancelled, Exit::Interrupted),
+        (CompactorError::Rollout("torn".into()), Exit::Failure),
+        (
+            CompactorError::RolloutWrite {
+                path: "/r/rollout.jsonl".into(),
+                message: "No space left on device (os error 28)".into(),
+            },
+            Exit::RolloutWrite,
+        ),
+        (
+            CompactorError::RolloutWrite {
+                path: "/r/rollout.jsonl".into(),
+                message: "File too large (os error 27)".into(),
+            },
+            Exit::RolloutWrite,
+        ),
+        (
+            CompactorError::RolloutInUse { path: "/r/rollout.jsonl".into(), pid: Some(7) },
+            Exit::RolloutInUse,
+        ),
         (CompactorError::CompactionDoesNotFit { tokens: 1, usable_window: 0 }, Exit::DoesNotFit),
         (CompactorError::EventTooLarge { limit: 1 }, Exit::Failure),
     ];

@@ -45,8 +45,8 @@ async fn bad_inputs_give_their_exit_codes() {
         (&["resume", "missing.jsonl"], 3),
         (&["compact", "missing.jsonl"], 3),
         (&["demo", "--config", "missing.toml", "--out", "o1"], 3),
-        (&["resume", "corrupt.jsonl"], 4),
-        (&["compact", "corrupt.jsonl"], 4),
+        (&["resume", "--strict", "corrupt.jsonl"], 4),
+        (&["compact", "--strict", "corrupt.jsonl"], 4),
         (&["resume", "empty.jsonl"], 4),
         (&["resume", "folder.jsonl"], 4),
         (
@@ -97,11 +97,24 @@ async fn bad_inputs_give_their_exit_codes() {
     let torn = run(root, &["resume", "torn.jsonl"]).await;
     assert_eq!(torn.code, 0, "{}", torn.stderr);
     assert!(
-        torn.stderr.contains("torn.jsonl:3: ignoring an unterminated last line"),
+        torn.stderr.contains(
+            "torn.jsonl: rollout ends with an unterminated line 3 (18 bytes at byte 247), ignored"
+        ),
         "{}",
         torn.stderr
     );
     assert!(torn.stdout.starts_with("00:message/user:hello\n"), "{}", torn.stdout);
+    // So is a damaged line without --strict: it is skipped, named and counted.
+    let corrupt = run(root, &["resume", "corrupt.jsonl"]).await;
+    assert_eq!(corrupt.code, 0, "{}", corrupt.stderr);
+    assert!(
+        corrupt.stderr.contains(
+            "corrupt.jsonl: rollout line 2 (byte 91) is damaged and was skipped: expected value"
+        ),
+        "{}",
+        corrupt.stderr
+    );
+    assert!(corrupt.stdout.ends_with(", 1 damaged line skipped\n"), "{}", corrupt.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -123,6 +136,8 @@ async fn help_documents_the_exit_codes() {
             "5  the model endpoint",
             "6  the API key",
             "7  the config file",
+            "8  the rollout cannot be written",
+            "9  the rollout is in use",
         ] {
             assert!(result.stdout.contains(code), "{args:?} lacks {code:?}:\n{}", result.stdout);
         }

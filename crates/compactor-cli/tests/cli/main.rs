@@ -8,4 +8,5 @@ mod errors;
 mod files;
 mod fit;
 mod hostile;
+mod rollouts;
 mod serve;

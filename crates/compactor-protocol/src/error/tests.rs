@@ -46,6 +46,14 @@ fn every_variant() -> Vec<(CompactorError, bool)> {
         (CompactorError::EventTooLarge { limit: 64 << 20 }, false),
         (CompactorError::CompactionDoesNotFit { tokens: 524_288, usable_window: 15_200 }, false),
         (CompactorError::Rollout("torn".into()), false),
+        (
+            CompactorError::RolloutWrite {
+                path: "/r/rollout.jsonl".into(),
+                message: "No space left on device (os error 28)".into(),
+            },
+            false,
+        ),
+        (CompactorError::RolloutInUse { path: "/r/rollout.jsonl".into(), pid: Some(42) }, false),
         (CompactorError::Config("bad".into()), false),
     ]
 }

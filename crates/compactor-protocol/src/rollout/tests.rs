@@ -148,3 +148,70 @@ fn parses_from_a_json_value_too() {
     let line: RolloutLine = serde_json::from_value(value).unwrap();
     assert_eq!(line.item, RolloutItem::EventMsg(EventMsg::ContextCompacted {}));
 }
+
+/// `RolloutLine::parse` of `raw`, rendered as the damage and the recognized type.
+fn damage(raw: &str) -> String {
+    match RolloutLine::parse(raw.as_bytes()) {
+        Ok(line) => format!("ok {}", line.item.kind()),
+        Err(err) => format!("{:?} {}", err.damage, err.kind.as_deref().unwrap_or("-")),
+    }
+}
+
+#[test]
+fn parse_names_the_damage_of_a_line() {
+    let cases = [
+        (
+            r#"{"timestamp":"t","type":"event_msg","payload":{"type":"context_compacted"}}"#,
+            "ok event_msg",
+        ),
+        (r#"{"timestamp":"t","type":"future","payload":[1]}"#, "ok future"),
+        (r#"{"timestamp":"t","type":"compacted","payload":{"message":""}}"#, "ok compacted"),
+        ("{\"timestamp\":\"t\",\"type\":\"turn_context\",\"payload\":{}}\r", "ok turn_context"),
+        // Not JSON: torn and overwritten, flipped bytes, two objects on one line.
+        (
+            r#"{"timestamp":"t","type":"compacted","payload":{"repl{"timestamp":"u"}"#,
+            "NotJson compacted",
+        ),
+        (
+            r#"{"timestamp":"t","type":"response_item","payload":{"type":"message""#,
+            "NotJson response_item",
+        ),
+        (
+            r#"{"timestamp":"t","type":"event_msg","payload":{}}{"timestamp":"t"}"#,
+            "NotJson event_msg",
+        ),
+        ("not json", "NotJson -"),
+        ("{\"timestamp\":\"\u{0}\",\"type\":\"compacted\"", "NotJson compacted"),
+        // JSON, but not a rollout line.
+        ("[1,2]", "NotRolloutLine -"),
+        (r#"{"type":"compacted","payload":{}}"#, "NotRolloutLine compacted"),
+        (r#"{"timestamp":"t","payload":{}}"#, "NotRolloutLine -"),
+        (r#"{"timestamp":7,"type":"compacted","payload":{}}"#, "NotRolloutLine compacted"),
+        // A known type whose needed fields cannot be read.
+        (r#"{"timestamp":"t","type":"compacted"}"#, "UnreadablePayload compacted"),
+        (
+            r#"{"timestamp":"t","type":"compacted","payload":{"replacement_history":7}}"#,
+            "UnreadablePayload compacted",
+        ),
+        (
+            r#"{"timestamp":"t","type":"session_meta","payload":{"cwd":"/"}}"#,
+            "UnreadablePayload session_meta",
+        ),
+        (r#"{"timestamp":"t","type":"response_item"}"#, "UnreadablePayload response_item"),
+        // A response item of any shape is kept: an unknown item keeps its raw JSON.
+        (r#"{"timestamp":"t","type":"response_item","payload":"text"}"#, "ok response_item"),
+        // A type that is no plain name is not recognized.
+        (r#"{"timestamp":"t","type":"Comp acted","payload":"#, "NotJson -"),
+    ];
+    for (raw, expected) in cases {
+        assert_eq!(damage(raw), expected, "{raw}");
+    }
+}
+
+#[test]
+fn parse_agrees_with_deserialize() {
+    let raw = r#"{"timestamp":"t","type":"compacted","payload":{"message":"m","replacement_history":[]},"x":1}"#;
+    let parsed = RolloutLine::parse(raw.as_bytes()).unwrap();
+    assert_eq!(parsed, serde_json::from_str::<RolloutLine>(raw).unwrap());
+    assert_eq!(serde_json::to_string(&parsed).unwrap(), raw);
+}

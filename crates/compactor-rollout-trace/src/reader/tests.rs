@@ -120,7 +120,7 @@ fn report_warnings_name_lines() {
     let warnings = contents.report.warnings();
     assert_eq!(warnings.len(), 2);
     assert!(
-        warnings[0].starts_with("rollout line 2 (byte 99) is corrupt and was skipped: "),
+        warnings[0].starts_with("rollout line 2 (byte 99) is damaged and was skipped: "),
         "{}",
         warnings[0]
     );
@@ -129,6 +129,72 @@ fn report_warnings_name_lines() {
         "rollout ends with an unterminated line 4 (5 bytes at byte 205), ignored"
     );
     assert!(parse_rollout(format!("{GOOD}\n\n").as_bytes()).report.is_clean());
+}
+
+/// Each damaged line as `line@offset:damage:kind:position`.
+fn render_damage(input: &str) -> Vec<String> {
+    parse_rollout(input.as_bytes())
+        .report
+        .corrupt_lines
+        .iter()
+        .map(|line| {
+            format!(
+                "{}@{}:{:?}:{}:{}",
+                line.line_number,
+                line.byte_offset,
+                line.damage,
+                line.kind.as_deref().unwrap_or("-"),
+                line.position
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn damaged_lines_say_what_they_were_and_where_they_sat() {
+    let compacted_torn = r#"{"timestamp":"t","type":"compacted","payload":{"message":"","repl"#;
+    let compacted_bad =
+        r#"{"timestamp":"t","type":"compacted","payload":{"replacement_history":7}}"#;
+    assert_eq!(
+        render_damage(&format!(
+            "{GOOD}\n{compacted_torn}\n{USER}\nnot json\n{compacted_bad}\n[1]\n"
+        )),
+        vec![
+            "2@99:NotJson:compacted:1",
+            "4@318:NotJson:-:2",
+            "5@327:UnreadablePayload:compacted:2",
+            "6@400:NotRolloutLine:-:2",
+        ]
+    );
+}
+
+#[test]
+fn the_strict_policy_fails_on_the_first_damaged_line_only() {
+    let path = Path::new("/r/rollout.jsonl");
+    let damaged = parse_rollout(format!("{GOOD}\nbroken\n{GOOD}\n[]\n").as_bytes());
+    damaged.check(path, DamagedLines::Skip).unwrap();
+    let err = damaged.check(path, DamagedLines::Fail).unwrap_err();
+    assert!(
+        matches!(err, Error::Damaged { line_number: 2, byte_offset: 99, count: 2, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().starts_with("/r/rollout.jsonl:2: damaged rollout line (byte 99): "),
+        "{err}"
+    );
+    // A torn tail is a crash's normal leftover, not damage.
+    let torn = parse_rollout(format!("{GOOD}\n{{\"tim").as_bytes());
+    torn.check(path, DamagedLines::Fail).unwrap();
+}
+
+#[tokio::test]
+async fn read_rollout_with_the_strict_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rollout.jsonl");
+    std::fs::write(&path, format!("{GOOD}\nbroken\n{GOOD}\n")).unwrap();
+    assert_eq!(read_rollout_with(&path, DamagedLines::Skip).await.unwrap().lines.len(), 2);
+    let err = read_rollout_with(&path, DamagedLines::Fail).await.unwrap_err();
+    assert!(matches!(err, Error::Damaged { line_number: 2, .. }), "{err:?}");
 }
 
 #[tokio::test]

@@ -973,3 +973,188 @@ proptest! {
         prop_assert_eq!(session.window_generation, compactions as u64);
     }
 }
+
+/// The JSONL of `items`, with the lines at `damaged` (0-based) cut short so that they are no
+/// longer JSON, as bit rot or an interleaved writer would leave them.
+fn damaged_file(items: &[RolloutItem], damaged: &[usize]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (index, line) in lines(items.to_vec()).iter().enumerate() {
+        let mut json = serde_json::to_vec(line).unwrap();
+        if damaged.contains(&index) {
+            json.truncate(json.len() - 3);
+        }
+        out.extend_from_slice(&json);
+        out.push(b'\n');
+    }
+    out
+}
+
+/// The byte offset of the 0-based line `index` of `file`.
+fn line_offset(file: &[u8], index: usize) -> usize {
+    file.split_inclusive(|&b| b == b'\n').take(index).map(<[u8]>::len).sum()
+}
+
+/// Reconstructs `items` with the lines at `damaged` damaged, and checks that the result is the
+/// reconstruction of the other lines, with the damaged ones counted. Returns the warnings.
+#[track_caller]
+fn check_damaged(items: Vec<RolloutItem>, damaged: &[usize], expected: &str) -> Vec<String> {
+    let contents = crate::parse_rollout(&damaged_file(&items, damaged));
+    let session =
+        Replay::new(&rebuild, &ContextualMarkers::default()).reconstruct_contents(contents);
+    let survivors: Vec<RolloutItem> = items
+        .into_iter()
+        .enumerate()
+        .filter(|(index, _)| !damaged.contains(index))
+        .map(|(_, item)| item)
+        .collect();
+    let without = reconstruct_history_from_rollout(&lines(survivors), &rebuild);
+    assert_eq!(session.history, without.history);
+    assert_eq!(session.reference_context_item, without.reference_context_item);
+    assert_eq!(session.token_info, without.token_info);
+    assert_eq!(session.skipped_lines, damaged.len());
+    assert_eq!(render(&session), expected.trim_start());
+    session.warnings
+}
+
+#[test]
+fn a_damaged_middle_line_is_left_out_and_warned_about() {
+    let items = concat(vec![user_turn("t1", "m", "one"), user_turn("t2", "m", "two")]);
+    let items_copy = items.clone();
+    // Line 5 (0-based 4) is the first turn's reply.
+    let warnings = check_damaged(
+        items,
+        &[4],
+        "
+history:
+00:message/user:one
+01:message/user:two
+02:message/assistant:re: two
+reference: t2/m
+previous: m
+tokens: none
+generation: 0
+",
+    );
+    assert_eq!(warnings.len(), 1);
+    let offset = line_offset(&damaged_file(&items_copy, &[]), 4);
+    assert!(
+        warnings[0]
+            .starts_with(&format!("rollout line 5 (byte {offset}) is damaged and was skipped: ")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn a_damaged_newest_compaction_falls_back_to_the_one_before() {
+    let items = concat(vec![
+        user_turn("t1", "m", "one"),
+        compaction_turn("c1", &["one", "S1"]),
+        user_turn("t2", "m", "two"),
+        compaction_turn("c2", &["one", "two", "S2"]),
+        user_turn("t3", "m", "three"),
+    ]);
+    // Line 18 (0-based 17) is the second `compacted` line.
+    let warnings = check_damaged(
+        items,
+        &[17],
+        "
+history:
+00:message/user:one
+01:message/user:S1
+02:message/user:two
+03:message/assistant:re: two
+04:message/user:three
+05:message/assistant:re: three
+reference: t3/m
+previous: m
+tokens: none
+generation: 2
+",
+    );
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].starts_with("rollout line 18 (byte "), "{warnings:?}");
+    assert!(
+        warnings[0].ends_with(
+            "; it held the newest compaction, which was lost: the session resumes from the \
+             compaction before it"
+        ),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn a_damaged_only_compaction_falls_back_to_the_history_before_it() {
+    let items = concat(vec![user_turn("t1", "m", "one"), compaction_turn("c1", &["one", "S1"])]);
+    let warnings = check_damaged(
+        items,
+        &[7],
+        "
+history:
+00:message/user:one
+01:message/assistant:re: one
+reference: t1/m
+previous: m
+tokens: none
+generation: 1
+",
+    );
+    assert!(
+        warnings[0].ends_with("the session resumes from the history before it"),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn a_damaged_older_compaction_changes_nothing_but_is_warned_about() {
+    let items = concat(vec![
+        user_turn("t1", "m", "one"),
+        compaction_turn("c1", &["one", "S1"]),
+        user_turn("t2", "m", "two"),
+        compaction_turn("c2", &["one", "two", "S2"]),
+    ]);
+    let warnings = check_damaged(
+        items,
+        &[7],
+        "
+history:
+00:message/user:one
+01:message/user:two
+02:message/user:S2
+reference: none
+previous: m
+tokens: none
+generation: 2
+",
+    );
+    assert!(warnings[0].ends_with("; it held an older compaction"), "{warnings:?}");
+}
+
+#[test]
+fn many_damaged_lines_are_all_counted_and_the_warnings_bounded() {
+    let items: Vec<RolloutItem> = (0..40).map(|n| user(&format!("u{n}"))).collect();
+    let damaged: Vec<usize> = (0..40).filter(|n| n % 2 == 1).collect();
+    let contents = crate::parse_rollout(&damaged_file(&items, &damaged));
+    let session =
+        Replay::new(&rebuild, &ContextualMarkers::default()).reconstruct_contents(contents);
+    assert_eq!(session.skipped_lines, 20);
+    assert_eq!(session.history.len(), 20);
+    assert_eq!(session.warnings.len(), 17);
+    assert_eq!(session.warnings[16], "4 more damaged rollout lines were skipped");
+}
+
+#[test]
+fn a_torn_tail_is_warned_about_but_not_counted() {
+    let mut file = damaged_file(&[user("a"), user("b")], &[]);
+    let offset = file.len();
+    file.extend_from_slice(br#"{"timestamp":"t","ty"#);
+    let session = Replay::new(&rebuild, &ContextualMarkers::default())
+        .reconstruct_contents(crate::parse_rollout(&file));
+    assert_eq!(session.skipped_lines, 0);
+    assert_eq!(session.history.len(), 2);
+    assert_eq!(
+        session.warnings,
+        vec![format!(
+            "rollout ends with an unterminated line 3 (20 bytes at byte {offset}), ignored"
+        )]
+    );
+}

@@ -248,3 +248,110 @@ async fn concurrent_clones_never_interleave_lines() {
     assert!(contents.report.is_clean());
     assert_eq!(contents.lines.len(), 80);
 }
+
+fn context_compacted() -> RolloutItem {
+    RolloutItem::EventMsg(EventMsg::ContextCompacted {})
+}
+
+#[tokio::test]
+async fn one_writer_at_a_time_and_readers_never_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rollout.jsonl");
+    let lock = crate::lock::lock_path(&path);
+    let writer = RolloutRecorder::create(&path, options()).await.unwrap();
+    writer.record(&[context_compacted()]).await.unwrap();
+    writer.flush().await.unwrap();
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), format!("{}\n", std::process::id()));
+    for second in [
+        RolloutRecorder::open_append(&path, options()).await,
+        RolloutRecorder::create(&path, options()).await,
+    ] {
+        let err = second.unwrap_err();
+        assert!(
+            matches!(&err, Error::InUse { pid: Some(pid), .. } if *pid == std::process::id()),
+            "{err:?}"
+        );
+        assert_eq!(
+            compactor_protocol::CompactorError::from(err).to_string(),
+            format!("rollout {} is in use by pid {}", path.display(), std::process::id())
+        );
+    }
+    // A reader takes no lock and reads what the writer has written.
+    assert_eq!(crate::read_rollout(&path).await.unwrap().lines.len(), 1);
+    writer.shutdown().await.unwrap();
+    assert!(!lock.exists(), "shutdown releases and removes the lock file");
+    let next = RolloutRecorder::open_append(&path, options()).await.unwrap();
+    assert_eq!(next.lock_taken_over_from(), None);
+    next.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn dropping_every_handle_releases_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rollout.jsonl");
+    drop(RolloutRecorder::create(&path, options()).await.unwrap());
+    let reopen = async {
+        loop {
+            match RolloutRecorder::open_append(&path, options()).await {
+                Ok(recorder) => break recorder,
+                Err(Error::InUse { .. }) => tokio::time::sleep(Duration::from_millis(5)).await,
+                Err(err) => panic!("{err:?}"),
+            }
+        }
+    };
+    let recorder = tokio::time::timeout(Duration::from_secs(10), reopen).await.unwrap();
+    recorder.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stale_lock_of_a_gone_process_is_taken_over_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rollout.jsonl");
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let gone = child.id();
+    child.wait().unwrap();
+    std::fs::write(crate::lock::lock_path(&path), format!("{gone}\n")).unwrap();
+    let recorder = RolloutRecorder::open_append(&path, options()).await.unwrap();
+    assert_eq!(recorder.lock_taken_over_from(), Some(gone));
+    let warning = recorder.lock_takeover_warning().unwrap();
+    assert!(warning.contains(&format!("left by pid {gone}, which is gone")), "{warning}");
+    recorder.record(&[context_compacted()]).await.unwrap();
+    recorder.shutdown().await.unwrap();
+    assert_eq!(parse_rollout(&std::fs::read(&path).unwrap()).lines.len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_write_names_the_file_and_the_os_error_and_every_later_call_fails_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rollout.jsonl");
+    // A node of the `full` device (1, 7): every write to it fails with ENOSPC. It is made here
+    // rather than linked to /dev/full, because a rollout is never opened through a link (D64).
+    let made = std::process::Command::new("mknod").arg(&path).args(["c", "1", "7"]).status();
+    assert!(made.unwrap().success(), "this test makes a device node: it needs CAP_MKNOD");
+    let recorder = RolloutRecorder::open_append(&path, options()).await.unwrap();
+    let compacted =
+        RolloutItem::Compacted(CompactedItem::new("", vec![ResponseItem::user_text("s")]));
+    let expected = format!(
+        "rollout write to {} failed: No space left on device (os error 28)",
+        path.display()
+    );
+    let first = recorder.record(std::slice::from_ref(&compacted)).await.unwrap_err();
+    assert!(matches!(first, Error::WriterFailed { .. }), "{first:?}");
+    assert_eq!(first.to_string(), expected);
+    let later = [
+        recorder.record(&[context_compacted()]).await.unwrap_err(),
+        recorder.record(std::slice::from_ref(&compacted)).await.unwrap_err(),
+        recorder.flush().await.unwrap_err(),
+        recorder.shutdown().await.unwrap_err(),
+    ];
+    for err in later {
+        assert_eq!(err.to_string(), expected);
+    }
+    assert_eq!(
+        compactor_protocol::CompactorError::from(first),
+        compactor_protocol::CompactorError::RolloutWrite {
+            path: path.display().to_string(),
+            message: "No space left on device (os error 28)".into(),
+        }
+    );
+}
