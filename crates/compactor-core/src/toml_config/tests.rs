@@ -15,7 +15,8 @@ use pretty_assertions::assert_eq;
 use super::validate::parse_duration;
 use super::*;
 use crate::config::{
-    CompactionSettings, Features, ModelInfo, PruneSettings, ReactiveCompaction, RemoteCompaction,
+    CompactionSettings, Features, ModelInfo, ProgressLedger, PruneSettings, ReactiveCompaction,
+    RemoteCompaction,
 };
 
 fn base() -> SessionConfig {
@@ -87,6 +88,8 @@ v2_max_retries = 3
 turn_max_retries = 4
 retained_budget_tokens = 12000
 max_retained_images = 2
+ledger = false
+ledger_budget_tokens = 3000
 prune = { protected_user_turns = 1, target_percent = 40 }
 
 [model]
@@ -162,6 +165,8 @@ otlp_headers = { authorization = "OTLP_AUTH", "x-team" = "OTLP_TEAM" }
             turn_max_retries: 4,
             retained_budget_tokens: Some(12_000),
             max_retained_images: 2,
+            ledger: ProgressLedger::Off,
+            ledger_budget_tokens: 3_000,
         }
     );
     assert_eq!(
@@ -386,6 +391,10 @@ fn bad_values_are_named() {
         (
             "[compaction]\nretained_budget_tokens = 10\n",
             "conf/compactor.toml:2: invalid value for compaction.retained_budget_tokens: 10 (expected an integer at least 64)",
+        ),
+        (
+            "[compaction]\nledger_budget_tokens = 10\n",
+            "conf/compactor.toml:2: invalid value for compaction.ledger_budget_tokens: 10 (expected an integer from 64 to 1000000)",
         ),
         (
             "[compaction]\nmax_retained_images = -1\n",
