@@ -177,6 +177,21 @@ impl Ledger {
             && state.evicted == compactor_protocol::LedgerEvicted::default()
     }
 
+    /// Whether the ledger holds progress: a file, command or patch (kept or evicted), or an open
+    /// item. User requests alone are no progress, and render nothing (D155): a compacted history
+    /// keeps the newest user messages already.
+    pub fn has_progress(&self) -> bool {
+        let state = &self.state;
+        let evicted = &state.evicted;
+        !(state.files.is_empty()
+            && state.commands.is_empty()
+            && state.patches.is_empty()
+            && state.open_items.is_empty()
+            && evicted.files == 0
+            && evicted.commands == 0
+            && evicted.patches == 0)
+    }
+
     /// The harness's open items.
     pub fn open_items(&self) -> &[String] {
         &self.state.open_items

@@ -282,12 +282,12 @@ fn a_new_ledger_replaces_the_previous_one_in_every_implementation() {
     let layout = Layout { ledger: &ledger, ..Layout::new(&markers) };
     for (implementation, installed) in every_implementation_of(&history, &layout) {
         let ledgers: Vec<&ResponseItem> =
-            installed.iter().filter(|item| crate::is_ledger_message(item)).collect();
+            installed.iter().filter(|item| is_ledger_message(item)).collect();
         assert_eq!(ledgers, [&new], "{implementation}");
         assert_eq!(installed[0], new, "{implementation}: the ledger comes first");
     }
     // Without a ledger of its own, the layout keeps none of an earlier compaction's.
     for (implementation, installed) in every_implementation_of(&history, &Layout::new(&markers)) {
-        assert!(!installed.iter().any(crate::is_ledger_message), "{implementation}");
+        assert!(!installed.iter().any(is_ledger_message), "{implementation}");
     }
 }

@@ -104,7 +104,7 @@ impl Ledger {
     /// long as they fit. Each section lists its shown entries oldest first, and a last line counts
     /// what is not shown: entries that did not fit and entries the bounds evicted.
     pub fn render(&self, budget_tokens: u64) -> Option<ResponseItem> {
-        if self.is_empty() {
+        if !self.has_progress() {
             return None;
         }
         let lines = self.lines_by_priority();

@@ -55,6 +55,20 @@ fn an_empty_ledger_renders_nothing() {
 }
 
 #[test]
+fn user_requests_alone_render_nothing() {
+    let ledger = ledger_of(&[
+        ResponseItem::user_text("Find why the WAL tests fail"),
+        ResponseItem::user_text("Fix it"),
+    ]);
+    assert!(!ledger.is_empty());
+    assert_eq!(ledger.render(2_000), None);
+    let mut with_open_item = ledger;
+    with_open_item.set_open_items(&["ship it".into()]);
+    let text = with_open_item.render(2_000).unwrap().message_text().unwrap();
+    assert!(text.contains("- turn 2: Fix it"), "{text}");
+}
+
+#[test]
 fn a_budget_below_the_frame_renders_nothing() {
     assert_eq!(sample().render(10), None);
 }
@@ -180,10 +194,11 @@ proptest! {
         let ledger = ledger_from(&events);
         let priority = ledger.lines_by_priority();
         let Some(item) = ledger.render(budget) else {
-            // Nothing rendered: the ledger is empty, or not even the frame and footer fit.
+            // Nothing rendered: the ledger holds no progress, or not even the frame and footer
+            // fit.
             let frame_only = ledger.text(&[]);
             prop_assert!(
-                ledger.is_empty()
+                !ledger.has_progress()
                     || estimate_item_tokens(&ResponseItem::developer_text(frame_only)) > budget
             );
             return Ok(());
