@@ -195,11 +195,13 @@ async fn inline_mid_turn_compaction_rides_the_turn_connection() {
     let follow_up: Vec<ResponseItem> = serde_json::from_value(sent[4]["input"].clone()).unwrap();
     assert!(sent[4].get("previous_response_id").is_none(), "the follow-up is a full create");
     assert_eq!(sent[5], json!({"type": "response.processed", "response_id": "resp-2"}));
+    // The shell call is in the progress ledger, laid out before everything else.
     insta::assert_snapshot!(format_history(&follow_up), @r"
-    00:message/developer:<permissions instructions>
-    01:message/user:<environment_context>cwd=/repo</environment_context>
-    02:message/user:make the tests pass
-    03:context_compaction:encrypted=true
+    00:message/developer:<progress_ledger>\nWhat this session has done so far, recorded by the harness from its tool calls. It survives compaction and replaces any earlier ledger. The files listed were already read or changed and the commands already run: do not redo them unless something changed since.\nUser requests:\n- turn 1: make the tests pass\nCommands run:\n- turn 1: cargo test (no exit code)\n</progress_ledger>
+    01:message/developer:<permissions instructions>
+    02:message/user:<environment_context>cwd=/repo</environment_context>
+    03:message/user:make the tests pass
+    04:context_compaction:encrypted=true
     ");
     // The tool loop went on: the final answer is in history after the compaction item.
     let history = h.session.history();
