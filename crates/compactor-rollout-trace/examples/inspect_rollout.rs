@@ -59,7 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 );
             }
             RolloutItem::ResponseItem(_) => items_since_compaction += 1,
-            RolloutItem::EventMsg(_) | RolloutItem::Unknown { .. } => {}
+            RolloutItem::EventMsg(_) | RolloutItem::OpenItems(_) | RolloutItem::Unknown { .. } => {}
         }
     }
     if let Some(info) = last_usage {

@@ -71,7 +71,7 @@ mod ws;
 pub use error::{Error, Result};
 pub use faults::{ErrorReply, Fault, HandshakeFault};
 pub use invariants::check_input;
-pub use model::{ReferenceModelConfig, ToolCallPolicy};
+pub use model::{PlannedCall, ReferenceModelConfig, ScriptedTurn, ToolCallPolicy, ToolScript};
 pub use record::{
     Endpoint, RecordLimits, RecordedConnection, RecordedHandshake, RecordedRequest,
     RecordedWsMessage, Violation,

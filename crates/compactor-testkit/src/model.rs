@@ -70,6 +70,88 @@ pub enum ToolCallPolicy {
         /// The call's arguments, a JSON document as a string.
         arguments: String,
     },
+    /// A scripted agent: see [`ToolScript`].
+    Script(ToolScript),
+}
+
+/// A scripted agent that calls several tools per turn.
+///
+/// When the last input item is a user message that contains the `marker` of one of `turns`
+/// (the first that matches), the model answers with all of that turn's calls at once; the
+/// outputs that come back get a text answer.
+///
+/// With `forgetful` set, the model behaves like an agent that lost track of its work in a
+/// compaction: before the turn's own calls, it calls `read_tool` again for every file an earlier
+/// turn of the script read (the `path` argument of its `read_tool` calls) whose path string does
+/// not appear anywhere in the request. A history that still shows the earlier reads, or a
+/// progress ledger that lists the files, spares the re-reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolScript {
+    /// The turns, in order.
+    pub turns: Vec<ScriptedTurn>,
+    /// Whether the model reads again the files it cannot find in the request.
+    pub forgetful: bool,
+    /// The tool that reads a file, by a `path` argument.
+    pub read_tool: String,
+}
+
+/// One turn of a [`ToolScript`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScriptedTurn {
+    /// The text in the user message that starts this turn.
+    pub marker: String,
+    /// The calls the model makes, all in its first answer.
+    pub calls: Vec<PlannedCall>,
+}
+
+/// One function call of a [`ScriptedTurn`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlannedCall {
+    /// The function's name.
+    pub name: String,
+    /// The call's arguments, a JSON document as a string.
+    pub arguments: String,
+}
+
+impl PlannedCall {
+    /// A call of `name` with `arguments`.
+    pub fn new(name: impl Into<String>, arguments: &Value) -> Self {
+        Self { name: name.into(), arguments: arguments.to_string() }
+    }
+
+    /// The `path` argument of this call.
+    fn path(&self) -> Option<String> {
+        let arguments: Value = serde_json::from_str(&self.arguments).ok()?;
+        arguments.get("path")?.as_str().map(str::to_owned)
+    }
+}
+
+impl ToolScript {
+    /// The calls answering a user message with `text`, in a request whose items are `input`.
+    fn calls(&self, text: &str, input: &[ResponseItem]) -> Vec<PlannedCall> {
+        let Some(index) = self.turns.iter().position(|turn| text.contains(&turn.marker)) else {
+            return Vec::new();
+        };
+        let mut calls = Vec::new();
+        if self.forgetful {
+            let request = serde_json::to_string(input).unwrap_or_default();
+            for call in self.turns[..index].iter().flat_map(|turn| &turn.calls) {
+                if call.name != self.read_tool {
+                    continue;
+                }
+                let Some(path) = call.path() else { continue };
+                let planned = calls.iter().any(|c: &PlannedCall| c.path().as_ref() == Some(&path));
+                if !planned && !request.contains(&path) {
+                    calls.push(PlannedCall::new(
+                        self.read_tool.clone(),
+                        &serde_json::json!({ "path": path }),
+                    ));
+                }
+            }
+        }
+        calls.extend(self.turns[index].calls.iter().cloned());
+        calls
+    }
 }
 
 /// What the compacted history was made of: read back from sealed items in an input.
@@ -162,22 +244,22 @@ impl ReferenceModel {
                         events.push(ev_output_item_done(item.clone()));
                         output.push(item);
                     }
-                    let item = match self.tool_call(full_input) {
-                        Some(call) => {
-                            let mut added = call.clone();
-                            added["status"] = Value::from("in_progress");
-                            events.push(ev_output_item_added(added));
-                            call
-                        }
-                        None => {
-                            let text = self.reply_text(full_input, memory);
-                            let id = self.next_id("msg");
-                            events.extend(message_events(&id, &text));
-                            assistant_message_item(&id, &text)
-                        }
-                    };
-                    events.push(ev_output_item_done(item.clone()));
-                    output.push(item);
+                    let calls = self.tool_calls(full_input);
+                    if calls.is_empty() {
+                        let text = self.reply_text(full_input, memory);
+                        let id = self.next_id("msg");
+                        events.extend(message_events(&id, &text));
+                        let item = assistant_message_item(&id, &text);
+                        events.push(ev_output_item_done(item.clone()));
+                        output.push(item);
+                    }
+                    for call in calls {
+                        let mut added = call.clone();
+                        added["status"] = Value::from("in_progress");
+                        events.push(ev_output_item_added(added));
+                        events.push(ev_output_item_done(call.clone()));
+                        output.push(call);
+                    }
                 }
             }
             response.usage = Some(usage(saturate(input_tokens), saturate(output_tokens(&output))));
@@ -282,18 +364,26 @@ impl ReferenceModel {
         })
     }
 
-    /// The function call to answer with, per the policy.
-    fn tool_call(&self, input: &[ResponseItem]) -> Option<Value> {
-        let ToolCallPolicy::OnUserText { trigger, name, arguments } = &self.config.tool_calls
-        else {
-            return None;
+    /// The function calls to answer with, per the policy; none for a text answer.
+    fn tool_calls(&self, input: &[ResponseItem]) -> Vec<Value> {
+        let Some(last) = input.last() else { return Vec::new() };
+        let Some(text) = last.message_text().filter(|_| last.role() == Some("user")) else {
+            return Vec::new();
         };
-        let last = input.last()?;
-        let text = last.message_text().filter(|_| last.role() == Some("user"))?;
-        if !text.contains(trigger.as_str()) {
-            return None;
+        match &self.config.tool_calls {
+            ToolCallPolicy::Never => Vec::new(),
+            ToolCallPolicy::OnUserText { trigger, name, arguments } => {
+                if !text.contains(trigger.as_str()) {
+                    return Vec::new();
+                }
+                vec![function_call_item(&self.next_id("call"), name, arguments)]
+            }
+            ToolCallPolicy::Script(script) => script
+                .calls(&text, input)
+                .iter()
+                .map(|call| function_call_item(&self.next_id("call"), &call.name, &call.arguments))
+                .collect(),
         }
-        Some(function_call_item(&self.next_id("call"), name, arguments))
     }
 
     /// The deterministic reply to `input`.

@@ -243,6 +243,77 @@ fn tool_call_policy() {
     assert_eq!(output_items(&events)[0].item_type(), "message");
 }
 
+fn script(forgetful: bool) -> ReferenceModel {
+    let read = |path: &str| PlannedCall::new("read_file", &json!({ "path": path }));
+    let turns = vec![
+        ScriptedTurn { marker: "first".into(), calls: vec![read("src/a.rs"), read("src/b.rs")] },
+        ScriptedTurn {
+            marker: "second".into(),
+            calls: vec![PlannedCall::new("shell", &json!({ "command": "cargo test" }))],
+        },
+    ];
+    ReferenceModel::new(ReferenceModelConfig {
+        tool_calls: ToolCallPolicy::Script(ToolScript {
+            turns,
+            forgetful,
+            read_tool: "read_file".into(),
+        }),
+        ..ReferenceModelConfig::default()
+    })
+}
+
+fn calls(events: &[Value]) -> Vec<(String, String)> {
+    output_items(events)
+        .into_iter()
+        .filter_map(|item| match item {
+            ResponseItem::FunctionCall { name, arguments, .. } => Some((name, arguments)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_script_calls_several_tools_per_turn() {
+    let model = script(false);
+    let events = respond(&model, "", &[user("the first task")]).unwrap();
+    assert_eq!(
+        calls(&events),
+        [
+            ("read_file".to_owned(), r#"{"path":"src/a.rs"}"#.to_owned()),
+            ("read_file".to_owned(), r#"{"path":"src/b.rs"}"#.to_owned()),
+        ]
+    );
+    // Not forgetful: the second turn makes its own call only, whatever the request shows.
+    let events = respond(&model, "", &[user("the second task")]).unwrap();
+    assert_eq!(calls(&events).len(), 1);
+    let events = respond(&model, "", &[user("no marker here")]).unwrap();
+    assert!(calls(&events).is_empty());
+}
+
+#[test]
+fn a_forgetful_script_reads_again_the_files_the_request_does_not_show() {
+    let model = script(true);
+    // The request shows src/a.rs (in a ledger, say) but not src/b.rs.
+    let input = [
+        json!({"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "files: src/a.rs (read)"}]}),
+        user("the second task"),
+    ];
+    let events = respond(&model, "", &input).unwrap();
+    assert_eq!(
+        calls(&events),
+        [
+            ("read_file".to_owned(), r#"{"path":"src/b.rs"}"#.to_owned()),
+            ("shell".to_owned(), r#"{"command":"cargo test"}"#.to_owned()),
+        ]
+    );
+    // A request that shows both reads nothing again.
+    let input = [
+        json!({"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "src/a.rs src/b.rs"}]}),
+        user("the second task"),
+    ];
+    assert_eq!(calls(&respond(&model, "", &input).unwrap()).len(), 1);
+}
+
 #[test]
 fn reply_padding() {
     let model = ReferenceModel::new(ReferenceModelConfig {
