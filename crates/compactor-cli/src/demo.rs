@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 
 use clap::Args;
 use compactor_analytics::{AnalyticsClient, CompactionEvent, JsonlFileSink};
-use compactor_core::{ModelInfo, Session};
+use compactor_core::{ModelInfo, ProgressLedger, Session};
 use compactor_engine::estimate_history;
 use compactor_protocol::{
     CompactionStatus, CompactionTrigger, CompactorError, ContentItem, EventMsg, TurnItem,
@@ -47,8 +47,21 @@ pub(crate) struct DemoArgs {
     /// ./compactor-demo-YYYYMMDD-HHMMSS folder].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Keep a progress ledger and put it in every compacted history [default: on, or what the
+    /// config file sets]. The embedded model acts as a forgetful agent: after a compaction it
+    /// reads again every file it read before whose path the request does not show, so the
+    /// summary's tool-call count shows what the ledger saves.
+    #[arg(long, value_enum, value_name = "SWITCH")]
+    ledger: Option<Switch>,
     #[command(flatten)]
     pub(crate) model: ModelArgs,
+}
+
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Switch {
+    On,
+    Off,
 }
 
 /// What the demo counted.
@@ -73,11 +86,12 @@ pub(crate) async fn run(args: DemoArgs, file: Option<ConfigFile>) -> Result<(), 
         file,
         settings::cli_defaults(ModelInfo::new(slug, DEFAULT_WINDOW)),
     )?;
-    let tool_calls = ToolCallPolicy::OnUserText {
-        trigger: workload::TOOL_TRIGGER.to_owned(),
-        name: workload::TOOL_NAME.to_owned(),
-        arguments: workload::TOOL_ARGUMENTS.to_owned(),
-    };
+    match args.ledger {
+        Some(Switch::On) => settings.config.compaction.ledger = ProgressLedger::On,
+        Some(Switch::Off) => settings.config.compaction.ledger = ProgressLedger::Off,
+        None => {}
+    }
+    let tool_calls = ToolCallPolicy::Script(workload::script(true));
     let server = settings.start_provider(tool_calls).await?;
     let result = Box::pin(run_session(&args, &mut settings, &out, server.as_ref(), started)).await;
     if let Some(server) = server
@@ -124,6 +138,11 @@ async fn run_session(
     );
     outln!("  provider     {}", settings.describe_provider());
     outln!("  compaction   {}", settings.describe_chain());
+    let ledger = match config.compaction.ledger {
+        ProgressLedger::On => "on",
+        ProgressLedger::Off => "off",
+    };
+    outln!("  ledger       {ledger}");
     if let Some(file) = &settings.file {
         outln!("  config       {}", file.path.display());
     }
@@ -256,6 +275,9 @@ async fn run_session(
         format::count(token_info.total_token_usage.input_tokens),
         format::count(token_info.total_token_usage.output_tokens)
     );
+    let calls = tool_stats.calls.load(std::sync::atomic::Ordering::Relaxed);
+    let rereads = tool_stats.rereads.load(std::sync::atomic::Ordering::Relaxed);
+    outln!("  tool calls       {calls} ({rereads} files read again)");
     outln!(
         "  history          {} items, ~{} tokens (estimate)",
         history.len(),
@@ -287,6 +309,9 @@ async fn run_session(
         "requests": requests,
         "protocol_violations": violations,
         "compactions": tally.compactions,
+        "ledger": ledger,
+        "tool_calls": calls,
+        "files_read_again": rereads,
         "peak_context_tokens": tally.peak_context,
         "context_tokens": context,
         "token_usage": token_info,

@@ -1,25 +1,72 @@
-//! The demo's scripted coding session: the user's prompts, the `shell` tool, and its large,
-//! deterministic outputs (file listings, test logs, search results, git history).
+//! The demo's scripted coding session: the user's prompts, the tools (`shell`, `read_file`,
+//! `apply_patch`), the calls the embedded model makes in each turn, and the tools' large,
+//! deterministic outputs (file listings, test logs with exit codes, search results, git history,
+//! source files).
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use compactor_core::{ToolCall, ToolFuture, ToolHandler};
 use compactor_protocol::{ResponseItem, ToolOutput, ToolSpec};
-use serde_json::json;
+use compactor_testkit::{PlannedCall, ScriptedTurn, ToolScript};
+use serde_json::{Value, json};
 
-/// The tool the model calls.
-pub(crate) const TOOL_NAME: &str = "shell";
+/// The tool that runs a command.
+pub(crate) const SHELL: &str = "shell";
 
-/// The word in every prompt that makes the reference model call the tool.
-pub(crate) const TOOL_TRIGGER: &str = "shell";
+/// The tool that reads a file.
+pub(crate) const READ_FILE: &str = "read_file";
 
-/// The arguments the reference model calls the tool with.
-pub(crate) const TOOL_ARGUMENTS: &str = r#"{"command":"inspect the repository"}"#;
+/// The tool that edits files.
+pub(crate) const APPLY_PATCH: &str = "apply_patch";
 
-/// The smallest and largest tool output, in bytes (about 2.5k to 3.5k tokens).
+/// The smallest and largest shell output, in bytes (about 2.5k to 3.5k tokens).
 const OUTPUT_BYTES: std::ops::RangeInclusive<usize> = 10_000..=14_000;
+
+/// The smallest and largest file `read_file` returns, in bytes.
+const FILE_BYTES: std::ops::RangeInclusive<usize> = 2_000..=3_000;
+
+/// What the agent does in each turn of [`PROMPTS`]: a shell command, the files it reads, and
+/// the file it patches. No path here appears in a prompt, a command or a shell output, so a path
+/// is in a request only when the history (or the progress ledger) shows that the file was read.
+const PLAN: [(&str, &[&str], Option<&str>); 12] = [
+    ("find . -name '*.rs' | sort", &["src/storage/pager.rs"], None),
+    ("cargo test --workspace", &["tests/wal_recovery.rs"], None),
+    ("grep -rn TODO src", &["src/query/optimizer.rs", "src/storage/freelist.rs"], None),
+    ("git log --oneline -- src/storage", &["src/storage/overflow.rs"], None),
+    ("ls -lS src/storage", &["src/wal/checkpoint.rs"], None),
+    ("RUST_BACKTRACE=1 cargo test -p wal", &["src/wal/writer.rs"], Some("src/wal/writer.rs")),
+    ("grep -rn 'unwrap()' src/query", &["src/query/executor.rs"], None),
+    ("git diff HEAD~5 --stat", &["src/index/bloom.rs"], None),
+    ("ls -l benches", &["benches/insert_bench.rs"], None),
+    ("cargo test -p wal", &["src/wal/reader.rs"], Some("src/wal/reader.rs")),
+    ("grep -rn 'enum .*Error' src", &["src/util/errors.rs"], None),
+    ("git log -1 -- src/query", &["src/query/tokenizer.rs"], Some("src/query/tokenizer.rs")),
+];
+
+/// The calls the embedded model makes, turn by turn: each turn's prompt starts it, and the
+/// model makes all of the turn's calls at once. `forgetful`: the model also reads again, at the
+/// start of a turn, every file read earlier whose path the request does not show.
+pub(crate) fn script(forgetful: bool) -> ToolScript {
+    let turns = PROMPTS
+        .iter()
+        .zip(PLAN)
+        .map(|(prompt, (command, reads, patch))| {
+            let mut calls = vec![PlannedCall::new(SHELL, &json!({ "command": command }))];
+            calls.extend(reads.iter().map(|path| PlannedCall::new(READ_FILE, &json!({ "path": path }))));
+            if let Some(path) = patch {
+                let patch = format!(
+                    "*** Begin Patch\n*** Update File: {path}\n@@\n-    let n = len;\n+    let n = len.min(MAX);\n+    debug_assert!(n <= MAX);\n*** End Patch\n"
+                );
+                calls.push(PlannedCall::new(APPLY_PATCH, &json!({ "input": patch })));
+            }
+            ScriptedTurn { marker: (*prompt).to_owned(), calls }
+        })
+        .collect();
+    ToolScript { turns, forgetful, read_tool: READ_FILE.to_owned() }
+}
 
 /// What a user asks, turn by turn; cycled when the demo runs longer.
 const PROMPTS: [&str; 12] = [
@@ -39,8 +86,8 @@ const PROMPTS: [&str; 12] = [
 
 /// The base instructions of the demo session.
 pub(crate) const INSTRUCTIONS: &str = "You are a coding agent working in the `tinydb` repository, \
-a small embedded database written in Rust. Use the shell tool to inspect the code before you \
-answer, and keep answers short.";
+a small embedded database written in Rust. Use the shell, read_file and apply_patch tools to \
+inspect and fix the code before you answer, and keep answers short.";
 
 /// The working directory the demo pretends to run in.
 pub(crate) const CWD: &str = "/workspace/tinydb";
@@ -59,7 +106,7 @@ pub(crate) fn prompt(turn: u32) -> String {
 pub(crate) fn initial_context() -> Vec<ResponseItem> {
     vec![
         ResponseItem::developer_text(
-            "<permissions instructions>The shell tool runs read-only commands in the repository.</permissions instructions>",
+            "<permissions instructions>The shell tool runs commands in the repository; apply_patch edits its files.</permissions instructions>",
         ),
         ResponseItem::user_text(format!(
             "<environment_context><cwd>{CWD}</cwd><shell>bash</shell></environment_context>"
@@ -67,41 +114,58 @@ pub(crate) fn initial_context() -> Vec<ResponseItem> {
     ]
 }
 
-/// The `shell` function the model may call.
+/// The functions the model may call.
 pub(crate) fn tool_specs() -> Vec<ToolSpec> {
-    vec![json!({
-        "type": "function",
-        "name": TOOL_NAME,
-        "description": "Runs a read-only shell command in the repository and returns its output.",
-        "strict": false,
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "command": { "type": "string", "description": "The command line to run." }
-            },
-            "required": ["command"],
-            "additionalProperties": false
-        }
-    })]
+    let function = |name: &str, description: &str, argument: &str, about: &str| {
+        json!({
+            "type": "function",
+            "name": name,
+            "description": description,
+            "strict": false,
+            "parameters": {
+                "type": "object",
+                "properties": { argument: { "type": "string", "description": about } },
+                "required": [argument],
+                "additionalProperties": false
+            }
+        })
+    };
+    vec![
+        function(
+            SHELL,
+            "Runs a shell command in the repository and returns its exit code and output.",
+            "command",
+            "The command line to run.",
+        ),
+        function(READ_FILE, "Returns the text of a file.", "path", "The file's path."),
+        function(APPLY_PATCH, "Applies a patch to the repository's files.", "input", "The patch."),
+    ]
 }
 
-/// Counts what the tool produced, for the progress display.
+/// Counts what the tools produced, for the progress display.
 #[derive(Debug, Default)]
 pub(crate) struct ToolStats {
+    /// Every call.
     pub(crate) calls: AtomicU64,
+    /// Every byte of output.
     pub(crate) bytes: AtomicU64,
+    /// `read_file` calls of a file read before.
+    pub(crate) rereads: AtomicU64,
 }
 
-/// The demo's tool handler: every call gets the next output of a deterministic sequence.
+/// The demo's tool handler: every shell call gets the next output of a deterministic sequence,
+/// a file its deterministic text, a patch a success.
 #[derive(Debug, Clone)]
 pub(crate) struct DemoTools {
     seed: u64,
     stats: Arc<ToolStats>,
+    /// The files read so far.
+    read: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl DemoTools {
     pub(crate) fn new(seed: u64) -> Self {
-        Self { seed, stats: Arc::default() }
+        Self { seed, stats: Arc::default(), read: Arc::default() }
     }
 
     pub(crate) fn stats(&self) -> Arc<ToolStats> {
@@ -112,14 +176,65 @@ impl DemoTools {
 impl ToolHandler for DemoTools {
     fn call<'a>(&'a self, call: &'a ToolCall) -> ToolFuture<'a> {
         let index = self.stats.calls.fetch_add(1, Ordering::Relaxed);
-        let command = serde_json::from_str::<serde_json::Value>(&call.input)
-            .ok()
-            .and_then(|args| args.get("command").and_then(|c| c.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| call.input.clone());
-        let text = tool_output(self.seed, index, &command);
+        let argument = |name: &str| {
+            serde_json::from_str::<Value>(&call.input)
+                .ok()
+                .and_then(|args| args.get(name).and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or_else(|| call.input.clone())
+        };
+        let text = match call.name.as_str() {
+            READ_FILE => {
+                let path = argument("path");
+                let again = match self.read.lock() {
+                    Ok(mut read) => !read.insert(path.clone()),
+                    Err(_) => false,
+                };
+                if again {
+                    self.stats.rereads.fetch_add(1, Ordering::Relaxed);
+                }
+                file_text(self.seed, &path)
+            }
+            APPLY_PATCH => {
+                let files: Vec<String> = argument("input")
+                    .lines()
+                    .filter_map(|line| line.strip_prefix("*** Update File: "))
+                    .map(|path| format!("M {path}"))
+                    .collect();
+                format!(
+                    "Exit code: 0\nOutput:\nSuccess. Updated the following files:\n{}",
+                    files.join("\n")
+                )
+            }
+            _ => {
+                let output = tool_output(self.seed, index, &argument("command"));
+                let code = if output.contains("FAILED") { 101 } else { 0 };
+                format!("Exit code: {code}\nOutput:\n{output}")
+            }
+        };
         self.stats.bytes.fetch_add(text.len() as u64, Ordering::Relaxed);
         Box::pin(std::future::ready(ToolOutput::Text(text)))
     }
+}
+
+/// The text of the file at `path`: Rust-like source between 2 and 3 kB, the same for the same
+/// seed and path.
+pub(crate) fn file_text(seed: u64, path: &str) -> String {
+    let hash = path.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let mut rng = fastrand::Rng::with_seed(seed ^ hash);
+    let target = rng.usize(FILE_BYTES);
+    let mut out = format!("// {path}\n");
+    while out.len() < target {
+        let stem = STEMS[rng.usize(..STEMS.len())];
+        let verb = VERBS[rng.usize(..VERBS.len())];
+        let _ = writeln!(
+            out,
+            "pub fn {verb}_{stem}(len: usize) -> usize {{\n    let n = len;\n    n.saturating_mul({})\n}}",
+            rng.u32(2..64)
+        );
+    }
+    out
 }
 
 const DIRS: [&str; 8] =

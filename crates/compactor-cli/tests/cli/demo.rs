@@ -122,3 +122,76 @@ async fn compact_without_a_base_url_uses_the_embedded_model() {
     assert!(result.stdout.contains("embedded reference model"), "{}", result.stdout);
     assert_eq!(compacted_lines(&rollout), before + 1);
 }
+
+/// The `tool calls` line of a demo's summary: the calls, and the files read again.
+fn tool_calls(stdout: &str) -> (u64, u64) {
+    let line = stdout.lines().find(|line| line.starts_with("  tool calls ")).unwrap();
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|word| !word.is_empty())
+        .map(|word| word.parse().unwrap())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ledger_spares_the_forgetful_agent_its_reads() {
+    let on = tempfile::tempdir().unwrap();
+    let off = tempfile::tempdir().unwrap();
+    let with = demo(on.path(), &["--ledger", "on"]).await;
+    let without = demo(off.path(), &["--ledger", "off"]).await;
+    assert!(with.contains("  ledger       on"), "{with}");
+    assert!(without.contains("  ledger       off"), "{without}");
+    let (calls_with, rereads_with) = tool_calls(&with);
+    let (calls_without, rereads_without) = tool_calls(&without);
+    assert_eq!(rereads_with, 0, "{with}");
+    assert!(rereads_without > 0, "{without}");
+    assert!(
+        calls_with < calls_without,
+        "{calls_with} calls with the ledger, {calls_without} without"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_compacted_history_of_the_demo_lists_the_files_and_commands_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path(), &[]).await;
+    let rollout = std::fs::read_to_string(dir.path().join("out/rollout.jsonl")).unwrap();
+    let (mut files, mut commands) = (Vec::new(), Vec::new());
+    let mut ledgers = Vec::new();
+    for line in rollout.lines() {
+        let line: Value = serde_json::from_str(line).unwrap();
+        let payload = &line["payload"];
+        match line["type"].as_str().unwrap() {
+            "response_item" if payload["type"] == "function_call" => {
+                let arguments: Value =
+                    serde_json::from_str(payload["arguments"].as_str().unwrap()).unwrap();
+                match payload["name"].as_str().unwrap() {
+                    "read_file" => files.push(arguments["path"].as_str().unwrap().to_owned()),
+                    "shell" => commands.push(arguments["command"].as_str().unwrap().to_owned()),
+                    _ => {}
+                }
+            }
+            "compacted" => {
+                assert!(payload["ledger"].is_object(), "the snapshot goes with the compaction");
+                // The history the next request sends holds one ledger message, listing every file
+                // read and every command run before the compaction.
+                let history = payload["replacement_history"].as_array().unwrap();
+                let texts: Vec<&str> = history
+                    .iter()
+                    .filter(|item| item["role"] == "developer")
+                    .filter_map(|item| item["content"][0]["text"].as_str())
+                    .filter(|text| text.starts_with("<progress_ledger>"))
+                    .collect();
+                assert_eq!(texts.len(), 1, "{history:#?}");
+                for entry in files.iter().chain(&commands) {
+                    assert!(texts[0].contains(entry.as_str()), "{entry} missing:\n{}", texts[0]);
+                }
+                ledgers.push(texts[0].to_owned());
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(ledgers.len(), 3);
+    insta::assert_snapshot!("demo_first_ledger", ledgers[0]);
+}
