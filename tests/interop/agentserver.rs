@@ -182,6 +182,7 @@ fn forms() -> Vec<Form> {
                     },
                 ],
                 phase: None,
+                extra: Default::default(),
             }],
         ),
         // Remote compaction v1 installs the user messages and one compaction item (no id).

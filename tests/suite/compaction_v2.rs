@@ -210,6 +210,7 @@ async fn inline_mid_turn_compaction_rides_the_turn_connection() {
             role: "assistant".into(),
             content: vec![compactor_protocol::ContentItem::OutputText { text: "all green".into() }],
             phase: None,
+            extra: Default::default(),
         }
     );
     let events = h.analytics_events(1).await;

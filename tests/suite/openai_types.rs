@@ -366,6 +366,7 @@ async fn client_requests_deserialize_as_create_and_compact_requests() {
                     ContentItem::InputImage { image_url: "data:image/png;base64,iVBORw0KGgo=".to_owned(), detail: None },
                 ],
                 phase: None,
+                extra: Default::default(),
             },
         ]),
         tools: vec![json!({"type": "function", "name": "shell", "strict": false, "parameters": {"type": "object"}})],

@@ -230,6 +230,7 @@ impl Session {
             role: "user".to_owned(),
             content: input,
             phase: None,
+            extra: Default::default(),
         }])
         .await?;
         self.emit(EventMsg::UserMessage { message: text }).await;

@@ -163,6 +163,7 @@ pub(crate) fn build_compacted_history_with_budget(
         role: "user".to_owned(),
         content,
         phase: None,
+        extra: Default::default(),
     }));
     let summary =
         if summary_text.is_empty() { self::summary_text("") } else { summary_text.to_owned() };
