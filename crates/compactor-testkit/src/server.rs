@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -20,12 +21,13 @@ use crate::error::{Error, Result};
 use crate::faults::{ErrorReply, Fault, HandshakeFault};
 use crate::invariants::check_input;
 use crate::listener::CuttableListener;
-use crate::model::{ReferenceModel, ReferenceModelConfig};
+use crate::model::{ReferenceModel, ReferenceModelConfig, Refusal};
 use crate::record::{
     Kept, KeptConnection, RecordLimits, RecordedConnection, RecordedHandshake, RecordedRequest,
     RecordedWsMessage, Violation,
 };
 use crate::script::{CompactScript, HttpScript, WsConnectionScript};
+use crate::traffic::{Traffic, TrafficLog};
 use crate::{http, ws};
 
 /// How the server answers requests that no scripted entry covers.
@@ -61,6 +63,9 @@ pub struct TestServerConfig {
     /// How long a client may take to send a request's body; a slower one is answered
     /// `408 request_timeout` and disconnected.
     pub body_read_timeout: Duration,
+    /// A file to append every HTTP request, WebSocket handshake and WebSocket client message to,
+    /// one JSON object per line, credentials redacted (created 0600 when missing).
+    pub record_traffic: Option<PathBuf>,
 }
 
 impl Default for TestServerConfig {
@@ -74,6 +79,7 @@ impl Default for TestServerConfig {
             record: RecordLimits::default(),
             header_read_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(60),
+            record_traffic: None,
         }
     }
 }
@@ -116,6 +122,13 @@ impl TestServer {
             Mode::Scripted => None,
             Mode::ReferenceModel(model) => Some(ReferenceModel::new(model)),
         };
+        let traffic = match &config.record_traffic {
+            Some(path) => Some(
+                TrafficLog::open(path)
+                    .map_err(|source| Error::Record { path: path.clone(), source })?,
+            ),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             model,
             state: Mutex::new(State::new(&config.record)),
@@ -125,6 +138,7 @@ impl TestServer {
             max_body_bytes: config.max_body_bytes,
             body_read_timeout: config.body_read_timeout,
             responses_per_connection: config.record.responses_per_connection,
+            traffic,
         });
         let app = router(Arc::clone(&shared));
         let cut = CancellationToken::new();
@@ -434,12 +448,27 @@ impl TestServer {
             if forced.is_err() {
                 serve.abort();
             }
+            if let Err(err) = self.close_traffic_log().await {
+                tracing::warn!(%err, "compactor-testkit: traffic log not closed cleanly");
+            }
             return Err(Error::ShutdownTimedOut { timeout: self.shutdown_timeout });
         };
+        // Every connection has ended: what they received is queued, and now written.
+        let recorded = self.close_traffic_log().await;
         match served {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => recorded,
             Ok(Err(err)) => Err(Error::Serve(err)),
             Err(err) => Err(Error::Join(err.to_string())),
+        }
+    }
+
+    async fn close_traffic_log(&self) -> Result<()> {
+        match &self.shared.traffic {
+            Some(log) => log
+                .close()
+                .await
+                .map_err(|source| Error::Record { path: log.path().to_path_buf(), source }),
+            None => Ok(()),
         }
     }
 }
@@ -487,6 +516,8 @@ pub(crate) struct Shared {
     pub(crate) max_body_bytes: usize,
     pub(crate) body_read_timeout: Duration,
     pub(crate) responses_per_connection: usize,
+    /// The traffic log, when one is configured.
+    traffic: Option<TrafficLog>,
 }
 
 /// Queues and records.
@@ -561,11 +592,33 @@ impl Shared {
         result
     }
 
+    /// Appends what `traffic` builds to the traffic log, when there is one.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a cancelled call appended nothing.
+    pub(crate) async fn log_traffic(&self, traffic: impl FnOnce() -> Traffic) {
+        if let Some(log) = &self.traffic {
+            log.record(traffic()).await;
+        }
+    }
+
     /// Records a violation.
     pub(crate) fn violation(&self, context: &str, message: String) {
         tracing::warn!(context, %message, "compactor-testkit: protocol violation");
         let violation = Violation { context: context.to_owned(), message };
         self.update(|state| state.violations.push(violation, 0));
+    }
+
+    /// Records a violation and returns `reply`, the API's answer to it.
+    pub(crate) fn violation_with(
+        &self,
+        context: &str,
+        message: String,
+        reply: ErrorReply,
+    ) -> ErrorReply {
+        self.violation(context, message);
+        reply
     }
 
     /// Records a violation and returns the 400 that answers it.
@@ -645,7 +698,11 @@ impl Shared {
             (Answer::Faults, _) => Vec::new(),
             (Answer::Unscripted, Some(model)) => match model.respond(&request, &full_input) {
                 Ok(events) => events,
-                Err(reply) => return Prepared::Reply(reply),
+                Err(Refusal::Error(reply)) => return Prepared::Reply(reply),
+                Err(Refusal::ContextLength { input_tokens, window, response_id }) => {
+                    let reply = ErrorReply::context_length_exceeded(input_tokens, window);
+                    return Prepared::Failed { reply, response_id };
+                }
             },
             (Answer::Unscripted, None) => {
                 return Prepared::Reply(
@@ -683,6 +740,14 @@ pub(crate) enum Prepared {
     Events { full_input: Vec<ResponseItem>, events: Vec<Value> },
     /// An error answer.
     Reply(ErrorReply),
+    /// A refusal the API reports over HTTP as an error answer and on a WebSocket as a
+    /// `response.failed` of the response with `response_id`.
+    Failed {
+        /// The HTTP answer; the failed response carries its code and message.
+        reply: ErrorReply,
+        /// The id of the failed response.
+        response_id: String,
+    },
 }
 
 /// Resolves on Ctrl-C or, on Unix, SIGTERM: how a binary that serves a [`TestServer`] (the
