@@ -14,7 +14,8 @@ use compactor_core::{CONFIG_FILE_NAME, CompactorToml, ModelInfo, SessionConfig};
 use compactor_protocol::CompactionImplementation;
 use compactor_rollout_trace::TraceConfig;
 use compactor_testkit::{
-    Mode, ReferenceModelConfig, SealKey, TestServer, TestServerConfig, ToolCallPolicy,
+    ContextWindows, Mode, ReferenceModelConfig, SealKey, TestServer, TestServerConfig,
+    ToolCallPolicy,
 };
 use tokio::sync::mpsc;
 
@@ -250,10 +251,19 @@ impl Settings {
         let Endpoint::Embedded { seal_key } = &self.endpoint else {
             return Ok(None);
         };
+        // The embedded model enforces the session's window, as a real endpoint would.
+        let context_windows = self
+            .config
+            .model
+            .context_window
+            .and_then(|window| u64::try_from(window).ok())
+            .map(ContextWindows::every_model)
+            .unwrap_or_default();
         let model = ReferenceModelConfig {
             seal_key: seal_key.as_ref().map(SealKey::new).unwrap_or_default(),
             tool_calls,
             reply_padding_bytes: 0,
+            context_windows,
         };
         let config = TestServerConfig {
             mode: Mode::ReferenceModel(model),

@@ -158,11 +158,13 @@ struct DigestScope<'a> {
 pub(crate) struct ReferenceModel {
     config: ReferenceModelConfig,
     next_id: AtomicU64,
+    /// Requests refused for an input over the window.
+    refused_over_window: AtomicU64,
 }
 
 impl ReferenceModel {
     pub(crate) fn new(config: ReferenceModelConfig) -> Self {
-        Self { config, next_id: AtomicU64::new(1) }
+        Self { config, next_id: AtomicU64::new(1), refused_over_window: AtomicU64::new(0) }
     }
 
     fn next_id(&self, prefix: &str) -> String {
@@ -287,11 +289,20 @@ impl ReferenceModel {
         }))
     }
 
-    /// The window of `model`, when an input of `input_tokens` exceeds it.
+    /// The window of `model`, when an input of `input_tokens` exceeds it (and is refused).
     fn window_exceeded(&self, model: &str, input_tokens: u64) -> Option<u64> {
         let model = if model.is_empty() { DEFAULT_MODEL } else { model };
         let window = self.config.context_windows.window(model)?;
-        (input_tokens > window).then_some(window)
+        if input_tokens <= window {
+            return None;
+        }
+        self.refused_over_window.fetch_add(1, Ordering::Relaxed);
+        Some(window)
+    }
+
+    /// How many requests were refused for an input over the window.
+    pub(crate) fn refused_over_window(&self) -> u64 {
+        self.refused_over_window.load(Ordering::Relaxed)
     }
 
     /// Opens every sealed compaction item of `input`.

@@ -296,6 +296,12 @@ impl TestServer {
         self.shared.lock().connections.get(index).map(KeptConnection::to_recorded)
     }
 
+    /// How many requests the reference model refused with `context_length_exceeded` (0 in
+    /// scripted mode).
+    pub fn refused_over_window(&self) -> u64 {
+        self.shared.model.as_ref().map_or(0, ReferenceModel::refused_over_window)
+    }
+
     /// The protocol violations still kept.
     pub fn violations(&self) -> Vec<Violation> {
         self.shared.lock().violations.iter().cloned().collect()

@@ -240,6 +240,7 @@ async fn a_request_over_the_window_fails_like_the_api_over_both_transports() {
     ws_send(&mut socket, &create).await;
     assert_eq!(kinds(&ws_recv_response(&mut socket).await).last().unwrap(), "response.completed");
     drop(socket);
+    assert_eq!(server.refused_over_window(), 4);
     server.assert_no_violations();
     server.shutdown().await.unwrap();
 }
