@@ -11,7 +11,7 @@ use compactor_protocol::{
     ContentItem, EventMsg, ResponseItem, RolloutItem, RolloutLine, TokenUsageInfo,
 };
 use compactor_rollout_trace::{TraceConfig, parse_rollout, reconstruct_history_from_rollout};
-use compactor_testkit::TestServer;
+use compactor_testkit::{ContextWindows, Mode, ReferenceModelConfig, TestServer, TestServerConfig};
 use tokio::sync::mpsc;
 
 /// Every test's network wait is bounded by this.
@@ -41,6 +41,31 @@ impl Default for Options {
     fn default() -> Self {
         Self { transport: Transport::Ws, response_processed: true, context_window: 100_000 }
     }
+}
+
+/// A reference-model server with `config` that enforces a `window`-token context window for
+/// every model, as a real endpoint enforces its window (D111): the end-to-end tests run
+/// against it with the window their sessions are given, so an over-long request fails as it
+/// would in production.
+pub(crate) async fn enforcing_reference_model(
+    config: ReferenceModelConfig,
+    window: i64,
+) -> TestServer {
+    let window = u64::try_from(window).expect("a positive window");
+    let model =
+        ReferenceModelConfig { context_windows: ContextWindows::every_model(window), ..config };
+    TestServer::start(TestServerConfig {
+        mode: Mode::ReferenceModel(model),
+        ..TestServerConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// [`enforcing_reference_model`] with the default model and the window of [`Options::default`].
+pub(crate) async fn reference_model() -> TestServer {
+    enforcing_reference_model(ReferenceModelConfig::default(), Options::default().context_window)
+        .await
 }
 
 /// The harness's initial context: a developer message and an environment message.

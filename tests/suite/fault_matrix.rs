@@ -566,7 +566,7 @@ async fn run_case(
     if let Expected::Skip(_) = expected {
         return;
     }
-    let server = TestServer::reference_model().await.unwrap();
+    let server = crate::common::reference_model().await;
     let dir = tempfile::tempdir().unwrap();
     let mut content = sealed("compaction");
     if fault == FaultKind::TamperedSealedItem {

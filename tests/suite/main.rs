@@ -21,4 +21,5 @@ mod server_managed;
 mod strategies;
 mod stream_retry;
 mod user_turns;
+mod windows;
 mod write_failures;

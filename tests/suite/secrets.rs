@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use compactor_client::{KeySource, SecretString};
 use compactor_core::RemoteCompaction;
 use compactor_protocol::CompactorError;
-use compactor_testkit::{Fault, TestServer};
+use compactor_testkit::Fault;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::common::{Harness, Options, Transport, session_config};
@@ -134,7 +134,7 @@ enum Implementation {
 /// echoes the key (a 401, and a `response.failed` where the implementation streams), a turn.
 async fn exercise(implementation: Implementation, outputs: &mut Outputs) {
     let name = format!("{implementation:?}");
-    let server = TestServer::reference_model().await.unwrap();
+    let server = crate::common::reference_model().await;
     let dir = tempfile::tempdir().unwrap();
     let transport = match implementation {
         Implementation::V2Ws => Transport::Ws,

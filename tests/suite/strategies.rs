@@ -16,7 +16,7 @@ use compactor_testkit::events::{
     ev_assistant_message, ev_completed, ev_completed_with_tokens, ev_context_compaction, ev_failed,
     ev_function_call, ev_output_item_done, ev_response_created,
 };
-use compactor_testkit::{ReferenceModelConfig, TestServer, TestServerConfig, ToolCallPolicy};
+use compactor_testkit::{ReferenceModelConfig, TestServer, ToolCallPolicy};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 
@@ -541,19 +541,15 @@ async fn focus_text_reaches_every_implementation() {
 
 /// 40 turns with ~2 000-token tool outputs in a 32 000-token window on the reference model.
 async fn long_session(options: Options, edit: impl FnOnce(&mut compactor_core::SessionConfig)) {
-    let server = TestServer::start(TestServerConfig {
-        mode: compactor_testkit::Mode::ReferenceModel(ReferenceModelConfig {
-            tool_calls: ToolCallPolicy::OnUserText {
-                trigger: "run".into(),
-                name: "shell".into(),
-                arguments: r#"{"cmd":"cargo test"}"#.into(),
-            },
-            ..ReferenceModelConfig::default()
-        }),
-        ..TestServerConfig::default()
-    })
-    .await
-    .unwrap();
+    let model = ReferenceModelConfig {
+        tool_calls: ToolCallPolicy::OnUserText {
+            trigger: "run".into(),
+            name: "shell".into(),
+            arguments: r#"{"cmd":"cargo test"}"#.into(),
+        },
+        ..ReferenceModelConfig::default()
+    };
+    let server = crate::common::enforcing_reference_model(model, options.context_window).await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = session_config(&server, dir.path(), &options);
     edit(&mut config);

@@ -200,9 +200,8 @@ async fn serve_connection(
             }
             Some(Some(Ok(Message::Binary(bytes)))) => {
                 // The protocol is text: a binary frame gets a close with 1003 (D66).
-                let at =
-                    record_message(&shared, &mut connection, &String::from_utf8_lossy(&bytes))
-                        .await;
+                let at = record_message(&shared, &mut connection, &String::from_utf8_lossy(&bytes))
+                    .await;
                 let context = format!("websocket connection {index} message {at}");
                 shared.violation(&context, "binary frame (the protocol uses text frames)".into());
                 let reason = "binary frames are not supported; send JSON text frames";
