@@ -58,10 +58,10 @@ async fn reactive_compaction_recovers(transport: Transport) {
 
 #[tokio::test]
 async fn reactive_compaction_recovers_from_a_refusal_over_http() {
-    reactive_compaction_recovers(Transport::Http).await;
+    Box::pin(reactive_compaction_recovers(Transport::Http)).await;
 }
 
 #[tokio::test]
 async fn reactive_compaction_recovers_from_a_refusal_over_websocket() {
-    reactive_compaction_recovers(Transport::Ws).await;
+    Box::pin(reactive_compaction_recovers(Transport::Ws)).await;
 }
