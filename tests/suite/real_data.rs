@@ -75,3 +75,74 @@ async fn a_typeless_user_message_is_sent_counted_and_rolled_back_as_a_turn() {
     assert!(rollout.contains(&format!(r#""payload":{TYPELESS}"#)), "{rollout}");
     bounded(h.session.shutdown()).await.unwrap();
 }
+
+/// A copy of the Codex 0.171 rollout fixture in `dir` (resuming appends to it).
+fn codex_fixture(dir: &std::path::Path) -> std::path::PathBuf {
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/codex-rollouts/codex-0.171-exec-compacted.jsonl");
+    let copy = dir.join("rollout.jsonl");
+    std::fs::copy(source, &copy).unwrap();
+    copy
+}
+
+/// The history the fixture describes, each item as Codex wrote it: the replacement history of
+/// its `compacted` line, then the `response_item` payloads after it.
+fn codex_items(rollout: &str) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Line<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        #[serde(borrow)]
+        payload: &'a serde_json::value::RawValue,
+    }
+    #[derive(serde::Deserialize)]
+    struct Compacted<'a> {
+        #[serde(borrow)]
+        replacement_history: Vec<&'a serde_json::value::RawValue>,
+    }
+    let mut items = Vec::new();
+    for text in rollout.lines() {
+        let line: Line<'_> = serde_json::from_str(text).unwrap();
+        match line.kind {
+            "compacted" => {
+                let compacted: Compacted<'_> = serde_json::from_str(line.payload.get()).unwrap();
+                items =
+                    compacted.replacement_history.iter().map(|raw| raw.get().to_owned()).collect();
+            }
+            "response_item" => items.push(line.payload.get().to_owned()),
+            _ => {}
+        }
+    }
+    items
+}
+
+const CODEX_THREAD: &str = "01a248a6-6e30-7b50-905b-3bdc08c62262";
+
+#[tokio::test]
+async fn a_codex_rollout_resumes_with_its_items_as_codex_wrote_them() {
+    let server = crate::common::reference_model().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = codex_fixture(dir.path());
+    let expected = codex_items(&std::fs::read_to_string(&path).unwrap());
+    assert_eq!(expected.len(), 6, "four replacement items, then a user message and the answer");
+    let options =
+        Options { transport: Transport::Http, response_processed: false, ..Options::default() };
+    let config = session_config(&server, dir.path(), &options);
+    let mut h = Harness::resume(server, config, dir).await;
+    assert_eq!(h.session.thread_id(), CODEX_THREAD);
+
+    let history: Vec<String> =
+        h.session.history().iter().map(|item| serde_json::to_string(item).unwrap()).collect();
+    assert_eq!(history, expected, "byte for byte, unknown message fields included");
+    assert!(expected[2].contains("internal_chat_message_metadata_passthrough"));
+    assert!(expected[5].starts_with(r#"{"type":"message","status":"completed","id":"msg_8""#));
+
+    // The session goes on: the reference model accepts the sealed item Codex stored.
+    h.turn("and a third turn").await.unwrap();
+    let sent = h.server.requests().last().unwrap().body_json()["input"].clone();
+    let sent: Vec<String> = sent.as_array().unwrap().iter().map(Value::to_string).collect();
+    for item in &expected {
+        assert!(sent.contains(item), "{item} was not sent as Codex wrote it");
+    }
+    h.server.assert_no_violations();
+}

@@ -237,3 +237,27 @@ async fn serve_records_a_demo_run_without_its_credential() {
         lines.iter().filter(|line| line["message"]["type"] == "response.processed").count();
     assert!(processed > 0, "acknowledgements are recorded too");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resume_reads_a_codex_rollout() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/codex-rollouts/codex-0.171-exec-compacted.jsonl");
+    let dir = tempfile::tempdir().unwrap();
+    let result = run(dir.path(), &["resume", "--json", fixture.to_str().unwrap()]).await;
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    let resumed: Value = serde_json::from_str(&result.stdout).unwrap();
+    assert_eq!(resumed["thread_id"], "01a248a6-6e30-7b50-905b-3bdc08c62262");
+    assert_eq!(resumed["window_generation"], 1);
+    let history = resumed["history"].as_array().unwrap();
+    let types: Vec<&str> = history
+        .iter()
+        .map(|item| item["role"].as_str().unwrap_or_else(|| item["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(types, ["developer", "user", "user", "compaction", "user", "assistant"]);
+    assert_eq!(history[5]["status"], "completed");
+    assert_eq!(history[5]["content"][0]["annotations"], serde_json::json!([]));
+    assert_eq!(
+        history[2]["internal_chat_message_metadata_passthrough"]["content_item_kinds"],
+        serde_json::json!(["user.text"])
+    );
+}
