@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use compactor_analytics::{AnalyticsClient, AnalyticsConfig, CompactionEvent, MemorySink};
 use compactor_client::{KeySource, ProviderConfig, RetryPolicy, SecretString, WebsocketMode};
-use compactor_core::{Features, ModelInfo, Session, SessionConfig};
+use compactor_core::{Features, ModelInfo, ProviderKind, Session, SessionConfig};
 use compactor_protocol::{
     ContentItem, EventMsg, ResponseItem, RolloutItem, RolloutLine, TokenUsageInfo,
 };
@@ -113,6 +113,9 @@ pub(crate) fn session_config_for(
     provider.stream_idle_timeout = Duration::from_secs(10);
     let mut config =
         SessionConfig::new(provider, ModelInfo::new("gpt-test", options.context_window));
+    // The testkit stands for a provider that compacts remotely, as its reference model does:
+    // on loopback it would otherwise be of kind `other`, whose default chain is local (D114).
+    config.provider_kind = Some(ProviderKind::Reference);
     config.features = Features {
         remote_compaction_v2: true,
         responses_websocket_response_processed: options.response_processed,

@@ -14,6 +14,7 @@ mod fit;
 mod fuzz_regressions;
 mod openai_types;
 mod protocol;
+mod providers;
 mod real_data;
 mod request_trace;
 mod resume;

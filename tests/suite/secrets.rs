@@ -12,7 +12,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use compactor_client::{KeySource, SecretString};
-use compactor_core::RemoteCompaction;
 use compactor_protocol::CompactorError;
 use compactor_testkit::Fault;
 use tracing_subscriber::fmt::MakeWriter;
@@ -146,7 +145,9 @@ async fn exercise(implementation: Implementation, outputs: &mut Outputs) {
     match implementation {
         Implementation::V2Ws | Implementation::V2Http => {}
         Implementation::V1 => config.features.remote_compaction_v2 = false,
-        Implementation::Local => config.remote_compaction = RemoteCompaction::Unsupported,
+        Implementation::Local => {
+            config.compaction.chain = vec![compactor_protocol::CompactionImplementation::Responses];
+        }
     }
     let mut h = Harness::with_config(server, config, dir).await;
 

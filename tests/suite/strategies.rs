@@ -4,8 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use compactor_core::{
-    CompactHookInput, CompactHooks, HookFuture, HookOutcome, RemoteCompaction, ToolCall,
-    ToolFuture, ToolHandler,
+    CompactHookInput, CompactHooks, HookFuture, HookOutcome, ToolCall, ToolFuture, ToolHandler,
 };
 use compactor_protocol::display::format_history_truncated;
 use compactor_protocol::{
@@ -149,7 +148,7 @@ async fn local_manual_layouts() {
     server.push_sse(reply("r-sum", "SUMMARY"));
     server.push_sse(reply("r2", "ok"));
     let mut h = harness_with(server, &http_options(100_000), |config| {
-        config.remote_compaction = RemoteCompaction::Unsupported;
+        config.compaction.chain = vec![CompactionImplementation::Responses];
         config.compaction.summarization_prompt = Some("<SUMMARIZATION_PROMPT>".into());
     })
     .await;
@@ -188,7 +187,7 @@ async fn local_mid_turn_layout() {
     server.push_sse(reply("r-sum", "AUTO_SUMMARY"));
     server.push_sse(reply("r2", "done"));
     let mut h = harness_with(server, &http_options(10_000), |config| {
-        config.remote_compaction = RemoteCompaction::Unsupported;
+        config.compaction.chain = vec![CompactionImplementation::Responses];
         config.compaction.summarization_prompt = Some("<SUMMARIZATION_PROMPT>".into());
     })
     .await;
@@ -220,7 +219,7 @@ async fn local_overflow_drops_exactly_the_oldest_item() {
     server.push_sse(failed("r-over", "context_length_exceeded", "too long"));
     server.push_sse(reply("r-sum", "SUMMARY"));
     let mut h = harness_with(server, &http_options(100_000), |config| {
-        config.remote_compaction = RemoteCompaction::Unsupported;
+        config.compaction.chain = vec![CompactionImplementation::Responses];
     })
     .await;
     h.turn("first manual turn").await.unwrap();
@@ -527,7 +526,7 @@ async fn focus_text_reaches_every_implementation() {
     server.push_sse(reply("r1", "hi"));
     server.push_sse(reply("rs", "SUMMARY"));
     let h = harness_with(server, &http_options(100_000), |c| {
-        c.remote_compaction = RemoteCompaction::Unsupported;
+        c.compaction.chain = vec![CompactionImplementation::Responses];
     })
     .await;
     h.session
@@ -607,8 +606,10 @@ async fn long_session_v1() {
 
 #[tokio::test]
 async fn long_session_local() {
-    long_session(http_options(32_000), |c| c.remote_compaction = RemoteCompaction::Unsupported)
-        .await;
+    long_session(http_options(32_000), |c| {
+        c.compaction.chain = vec![CompactionImplementation::Responses];
+    })
+    .await;
 }
 
 #[tokio::test]
