@@ -92,6 +92,10 @@ async fn compact_against_a_served_model_appends_a_compacted_line() {
             &served.base_url,
             "--api-key-env",
             "",
+            // On loopback the served model is a provider of kind `other`, which compacts
+            // locally by default; this test is about remote compaction.
+            "--implementation",
+            "v2",
             "--focus",
             "the failing tests",
         ],
@@ -175,6 +179,8 @@ async fn serve_records_a_demo_run_without_its_credential() {
         &served.base_url,
         "--api-key-env",
         "DEMO_KEY",
+        "--implementation",
+        "v2",
     ];
     let output = tokio::time::timeout(
         crate::common::DEADLINE,
