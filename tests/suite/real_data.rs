@@ -146,3 +146,66 @@ async fn a_codex_rollout_resumes_with_its_items_as_codex_wrote_them() {
     }
     h.server.assert_no_violations();
 }
+
+/// Every `response_item` payload of `rollout`, and the replacement history items of its
+/// `compacted` lines, each as written.
+fn written_items(rollout: &str) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Line<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        #[serde(borrow)]
+        payload: &'a serde_json::value::RawValue,
+    }
+    #[derive(serde::Deserialize)]
+    struct Compacted<'a> {
+        #[serde(borrow)]
+        replacement_history: Vec<&'a serde_json::value::RawValue>,
+    }
+    let mut items = Vec::new();
+    for text in rollout.lines() {
+        let line: Line<'_> = serde_json::from_str(text).unwrap();
+        match line.kind {
+            "compacted" => {
+                let compacted: Compacted<'_> = serde_json::from_str(line.payload.get()).unwrap();
+                items.extend(compacted.replacement_history.iter().map(|raw| raw.get().to_owned()));
+            }
+            "response_item" => items.push(line.payload.get().to_owned()),
+            _ => {}
+        }
+    }
+    items
+}
+
+#[tokio::test]
+async fn a_codex_rollout_forks_byte_for_byte_and_rolls_back_one_turn() {
+    let server = crate::common::reference_model().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = codex_fixture(dir.path());
+    let original = std::fs::read_to_string(&path).unwrap();
+    let options =
+        Options { transport: Transport::Http, response_processed: false, ..Options::default() };
+    let config = session_config(&server, dir.path(), &options);
+    let fork_path = dir.path().join("fork.jsonl");
+    let mut h = Harness::resume(server, config, dir).await;
+
+    // Fork: the new rollout's copies of the items are the originals, byte for byte.
+    bounded(h.session.fork(&fork_path, 0)).await.unwrap();
+    let fork = std::fs::read_to_string(&fork_path).unwrap();
+    let copied = written_items(&fork);
+    assert_eq!(copied, written_items(&original));
+    assert_eq!(copied.len(), 10, "four items before the compaction, four in it, two after");
+    assert_eq!(codex_items(&fork), codex_items(&original));
+
+    // Rollback of one turn: Codex marks turns with `task_started`; the second turn (with the
+    // compaction) is undone, and the history is the first turn's, as Codex wrote it.
+    bounded(h.session.rollback(1)).await.unwrap();
+    let history: Vec<String> =
+        h.session.history().iter().map(|item| serde_json::to_string(item).unwrap()).collect();
+    let first_turn: Vec<String> = written_items(&original)[..4].to_vec();
+    assert_eq!(history, first_turn);
+    assert!(history[2].contains(r#""text":"say hi""#), "{history:#?}");
+    // And the session goes on from there.
+    h.turn("say hello instead").await.unwrap();
+    h.server.assert_no_violations();
+}
