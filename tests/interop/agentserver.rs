@@ -304,3 +304,11 @@ async fn core_session_sends_the_server_compaction_item_back() {
     assert_eq!(rebuilt, live);
     bounded("shutdown", h.session.shutdown()).await.unwrap();
 }
+
+/// With no chain configured, a session against the agentserver compacts through local
+/// summarization.
+#[tokio::test]
+async fn core_session_compacts_locally_without_a_chain() {
+    let config = provider("agentserver", &url(), KeySource::None, WebsocketMode::Disabled);
+    crate::common::compacts_locally_without_a_chain(config, MODEL).await;
+}
