@@ -211,6 +211,7 @@ fn show_notice(event: &EventMsg) {
         | EventMsg::ThreadRolledBack { .. }
         | EventMsg::UserMessage { .. }
         | EventMsg::AgentMessage { .. }
+        | EventMsg::ToolOutputTruncated { .. }
         | EventMsg::Unknown(_) => {}
     }
 }

@@ -416,6 +416,7 @@ fn on_event(event: &EventMsg, ui: &Ui, tally: &mut Tally) {
         | EventMsg::ThreadRolledBack { .. }
         | EventMsg::UserMessage { .. }
         | EventMsg::AgentMessage { .. }
+        | EventMsg::ToolOutputTruncated { .. }
         | EventMsg::Unknown(_) => {}
     }
 }

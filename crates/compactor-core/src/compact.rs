@@ -1,6 +1,6 @@
 //! Compaction turns and tasks: the manual `/compact` turn, inline auto compaction with its loop
 //! guard, the fallback chain, hooks, and the installation every implementation shares
-//! (D7, D8, D18, D19).
+//! (D7, D8, D18, D104).
 
 mod local;
 mod prune;
@@ -14,7 +14,10 @@ use compactor_analytics::{
     AttemptOutcome, AttemptSpec, ChainPosition, CompactionAnalyticsAttempt, CompactionContext,
 };
 use compactor_client::{ModelClientSession, ResponseStream, SentRequest};
-use compactor_engine::ServerCompaction;
+use compactor_engine::{
+    Compacted, CompactionNeed, Layout, ServerCompaction, WindowLimits, compacted_history,
+    estimate_history,
+};
 use compactor_protocol::{
     CompactedItem, CompactionImplementation, CompactionPhase, CompactionReason, CompactionTrigger,
     CompactorError, ContextCompactionItem, EventMsg, HookEventName, InitialContextInjection,
@@ -273,9 +276,56 @@ impl Session {
         self.end_turn(&turn, result).await.map(drop)
     }
 
-    /// An auto compaction inside a turn, on the turn's client session, under the loop guard
-    /// (D19): a fourth compaction in one turn, or one that leaves the estimate at or above
-    /// the limit, ends the turn with `CompactionMadeNoProgress`.
+    /// The loop guard before a request (D104): compacts when the request (the history plus
+    /// `incoming`, the user's input about to be recorded, with the initial context the next turn
+    /// would inject) reaches the auto-compact limit and has grown enough since the last
+    /// compaction, or when it does not fit the usable window.
+    ///
+    /// Past the per-turn cap, a compaction for the limit is skipped: the request still fits, and
+    /// the turn goes on. A request that does not fit, before or after a compaction, ends the turn
+    /// with `CompactionMadeNoProgress`; the installed history stays.
+    pub(crate) async fn guard_request(
+        &self,
+        turn: &TurnContext,
+        client_session: &mut ModelClientSession,
+        auto: &mut AutoCompaction,
+        incoming: Option<&ResponseItem>,
+        injection: InitialContextInjection,
+        phase: CompactionPhase,
+    ) -> Result<(), CompactionFailure> {
+        let limits = turn.model.window_limits();
+        let estimate = self.total_token_usage().saturating_add(self.pending_tokens(incoming));
+        let after_last_compaction = self.state().after_last_compaction;
+        let Some(need) = limits.compaction_need(estimate, after_last_compaction) else {
+            return Ok(());
+        };
+        if auto.count >= self.inner.config.compaction.max_auto_compactions_per_turn {
+            return match need {
+                CompactionNeed::Limit => {
+                    tracing::debug!(estimate, "auto compaction skipped: the turn's cap is reached");
+                    Ok(())
+                }
+                CompactionNeed::Fit => Err(self.no_progress(estimate, &limits).await),
+            };
+        }
+        self.run_auto_compaction(
+            turn,
+            client_session,
+            auto,
+            injection,
+            CompactionReason::ContextLimit,
+            phase,
+        )
+        .await?;
+        let retained = self.total_token_usage().saturating_add(self.pending_tokens(incoming));
+        if limits.fits(retained) {
+            return Ok(());
+        }
+        Err(self.no_progress(retained, &limits).await)
+    }
+
+    /// An auto compaction inside a turn, on the turn's client session. Past the per-turn cap
+    /// (D104) it ends the turn with `CompactionMadeNoProgress` instead.
     pub(crate) async fn run_auto_compaction(
         &self,
         turn: &TurnContext,
@@ -285,16 +335,9 @@ impl Session {
         reason: CompactionReason,
         phase: CompactionPhase,
     ) -> Result<(), CompactionFailure> {
-        let limit = turn.model.auto_compact_limit();
-        let tokens_before = self.total_token_usage();
         if auto.count >= self.inner.config.compaction.max_auto_compactions_per_turn {
-            let error = CompactorError::CompactionMadeNoProgress {
-                tokens_before,
-                tokens_after: tokens_before,
-                limit,
-            };
-            self.emit(EventMsg::Error(error.to_unprefixed_error_event())).await;
-            return Err(CompactionFailure(error));
+            let estimate = self.total_token_usage();
+            return Err(self.no_progress(estimate, &turn.model.window_limits()).await);
         }
         auto.count += 1;
         let request = CompactionRequest {
@@ -304,15 +347,51 @@ impl Session {
             injection,
             focus: None,
         };
-        self.run_compaction(turn, client_session, request).await?;
-        let tokens_after = self.total_token_usage();
-        if tokens_after >= limit {
-            let error =
-                CompactorError::CompactionMadeNoProgress { tokens_before, tokens_after, limit };
-            self.emit(EventMsg::Error(error.to_unprefixed_error_event())).await;
-            return Err(CompactionFailure(error));
+        // Boxed: a compaction's state is large, and every turn's future would carry it.
+        Box::pin(self.run_compaction(turn, client_session, request)).await
+    }
+
+    /// Where the parts of a compacted history go and how much of it stays (D101, D102, D103):
+    /// no pins or ledger yet, the harness's initial context placed by `injection`, the model's
+    /// retained budget and the image cap.
+    pub(crate) fn layout(
+        &self,
+        turn: &TurnContext,
+        injection: InitialContextInjection,
+    ) -> Layout<'_> {
+        let config = &self.inner.config;
+        Layout {
+            initial_context: &config.initial_context,
+            injection,
+            retained_budget_tokens: config.compaction.retained_budget(&turn.model),
+            max_retained_images: config.compaction.max_retained_images,
+            ..Layout::new(&config.contextual_markers)
         }
-        Ok(())
+    }
+
+    /// The estimated tokens `incoming` adds to the next request, with the initial context the
+    /// turn injects when the session has no settings baseline.
+    fn pending_tokens(&self, incoming: Option<&ResponseItem>) -> i64 {
+        let Some(incoming) = incoming else { return 0 };
+        let config = &self.inner.config;
+        let pass_through = &config.provider.pass_through;
+        let mut tokens = estimate_history("", std::slice::from_ref(incoming), pass_through);
+        if self.state().reference_context_item.is_none() {
+            tokens =
+                tokens.saturating_add(estimate_history("", &config.initial_context, pass_through));
+        }
+        i64::try_from(tokens).unwrap_or(i64::MAX)
+    }
+
+    /// Emits and returns `CompactionMadeNoProgress` for a request of `retained` tokens.
+    async fn no_progress(&self, retained: i64, limits: &WindowLimits) -> CompactionFailure {
+        let error = CompactorError::CompactionMadeNoProgress {
+            retained_tokens: retained,
+            limit: limits.auto_compact_limit,
+            window: limits.usable_window.unwrap_or(i64::MAX),
+        };
+        self.emit(EventMsg::Error(error.to_unprefixed_error_event())).await;
+        CompactionFailure(error)
     }
 
     /// The refusal of a compaction of the current history into `model`'s usable window when every
@@ -325,7 +404,7 @@ impl Session {
         }
         let mut smallest: Option<u64> = None;
         for implementation in self.compaction_chain() {
-            let floor = self.compacted_floor(implementation, &history)?;
+            let floor = self.compacted_floor(implementation, &history, model)?;
             smallest = Some(smallest.map_or(floor, |smallest| smallest.min(floor)));
         }
         let tokens = i64::try_from(smallest?).unwrap_or(i64::MAX);
@@ -333,11 +412,13 @@ impl Session {
             .then_some(CompactorError::CompactionDoesNotFit { tokens, usable_window: usable })
     }
 
-    /// [`compactor_engine::compacted_floor`] with the session's instructions and markers.
+    /// [`compactor_engine::compacted_floor`] with the session's instructions and markers, and
+    /// `model`'s retained budget.
     fn compacted_floor(
         &self,
         implementation: CompactionImplementation,
         history: &[ResponseItem],
+        model: &crate::config::ModelInfo,
     ) -> Option<u64> {
         let config = &self.inner.config;
         compactor_engine::compacted_floor(
@@ -345,6 +426,7 @@ impl Session {
             history,
             &config.base_instructions,
             &config.contextual_markers,
+            config.compaction.retained_budget(model),
         )
     }
 
@@ -425,7 +507,7 @@ impl Session {
             // An implementation whose result cannot fit is not asked (D63).
             let floor = usable.and_then(|usable| {
                 let history = Arc::clone(&self.state().history);
-                let floor = self.compacted_floor(implementation, &history)?;
+                let floor = self.compacted_floor(implementation, &history, &turn.model)?;
                 let tokens = i64::try_from(floor).unwrap_or(i64::MAX);
                 (tokens > usable).then_some(CompactorError::CompactionDoesNotFit {
                     tokens,
@@ -545,15 +627,16 @@ impl Session {
     }
 
     /// Installs a compaction the server made by itself (`server_managed`, D46): the engine's
-    /// split of the response (the compaction item and the output items after it become the
-    /// history) goes through the same start, events, analytics, trace and rollout line as any
-    /// compaction.
+    /// split of the response goes through the same start, events, analytics, trace and rollout
+    /// line as any compaction. The installed history is the compaction item laid out as every
+    /// compacted history is (D102); the output items after it are returned, for the turn to
+    /// record after it.
     pub(crate) async fn install_server_managed(
         &self,
         turn: &TurnContext,
         compaction: ServerCompaction,
         phase: CompactionPhase,
-    ) -> Result<(), CompactionFailure> {
+    ) -> Result<Vec<ResponseItem>, CompactionFailure> {
         let CompactionStart { item, context, tokens_before } = self.start_compaction(
             turn,
             CompactionTrigger::Auto,
@@ -566,22 +649,34 @@ impl Session {
             AttemptSpec::new(CompactionImplementation::ServerManaged, tokens_before),
         );
         let trace = self.announce_compaction(turn, &item).await;
-        let prepared = Prepared {
-            input_history: Arc::new(compaction.input_history),
-            new_history: compaction.new_history,
-            message: String::new(),
-            response_id: None,
-            usage: None,
-            reset_websocket: false,
-            keep_reference: true,
+        let mut compacted = compaction.new_history;
+        let after = compacted.split_off(compacted.len().min(1));
+        let layout = self.layout(turn, InitialContextInjection::DoNotInject);
+        let laid_out = match compacted.pop() {
+            Some(item) => compacted_history(Compacted::ServerManaged { item }, &layout)
+                .map_err(CompactorError::from),
+            None => Err(CompactorError::Fatal("the server's compaction has no item".to_owned())),
         };
-        match self
-            .install(turn, &item, prepared, InitialContextInjection::DoNotInject, &trace)
-            .await
-        {
+        let installed = match laid_out {
+            Ok(new_history) => {
+                let prepared = Prepared {
+                    input_history: Arc::new(compaction.input_history),
+                    new_history,
+                    message: String::new(),
+                    response_id: None,
+                    usage: None,
+                    reset_websocket: false,
+                    keep_reference: true,
+                };
+                self.install(turn, &item, prepared, InitialContextInjection::DoNotInject, &trace)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        match installed {
             Ok(_) => {
                 attempt.track(AttemptOutcome::completed(self.total_token_usage()));
-                Ok(())
+                Ok(after)
             }
             Err(error) => {
                 attempt.track(AttemptOutcome::failed(&error, tokens_before));
@@ -758,6 +853,10 @@ impl Session {
             let replaced = std::mem::replace(&mut state.history, Arc::new(new_history));
             state.reference_context_item = reference;
             state.recompute_token_usage(&estimate, turn.model.model_context_window());
+            state.after_last_compaction = Some(state.total_usage(
+                &self.inner.config.contextual_markers,
+                &self.inner.config.provider.pass_through,
+            ));
             replaced
         };
         crash::hit(CrashPoint::AfterMemorySwap);

@@ -155,6 +155,16 @@ pub enum EventMsg {
         /// The text.
         message: String,
     },
+    /// A tool output was cut to the model's limit before it was recorded (see D100 in
+    /// docs/decisions.md); the history and the rollout hold the cut output.
+    ToolOutputTruncated {
+        /// The call the output answers (empty for a tool search output without one).
+        call_id: String,
+        /// The estimated tokens of the output's text before the cut.
+        original_tokens: u64,
+        /// The estimated tokens of what was recorded, the marker included.
+        kept_tokens: u64,
+    },
     /// An event of a type this version does not model, kept as its raw JSON object.
     #[serde(untagged)]
     Unknown(Value),

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use compactor_engine::{PruneConfig, prune, prune_target_tokens};
-use compactor_protocol::CompactorError;
+use compactor_engine::{Compacted, PruneConfig, compacted_history, prune, prune_target_tokens};
+use compactor_protocol::{CompactorError, InitialContextInjection};
 
 use super::Prepared;
 use crate::session::Session;
@@ -37,9 +37,13 @@ impl Session {
             after = report.tokens_after,
             "pruned the history"
         );
+        // The pruned history keeps its initial context: the layout injects nothing.
+        let compacted = Compacted::Prune { history: outcome.history };
+        let layout = self.layout(turn, InitialContextInjection::DoNotInject);
+        let new_history = compacted_history(compacted, &layout)?;
         Ok(Prepared {
             input_history: history,
-            new_history: outcome.history,
+            new_history,
             message: String::new(),
             response_id: None,
             usage: None,

@@ -1,6 +1,6 @@
 //! Remote compaction v1 (D8): `POST /responses/compact` with the turn's tools and settings.
 
-use compactor_engine::process_compacted_history;
+use compactor_engine::{Compacted, compacted_history};
 use compactor_protocol::CompactorError;
 use compactor_rollout_trace::CompactionTraceContext;
 
@@ -18,7 +18,6 @@ impl Session {
         trace: &CompactionTraceContext,
         stats: &mut AttemptStats,
     ) -> Result<Prepared, CompactorError> {
-        let config = &self.inner.config;
         let input_history = self.compaction_history(turn);
         let mut prompt = self.turn_prompt(&turn.model, &input_history);
         if let Some(focus) = request.focus.map(str::trim).filter(|focus| !focus.is_empty()) {
@@ -47,12 +46,8 @@ impl Session {
             Ok(output) => attempt.record_result(Ok(output)).await,
             Err(error) => attempt.record_result(Err(error)).await,
         }
-        let new_history = process_compacted_history(
-            result?,
-            request.injection,
-            &config.initial_context,
-            &config.contextual_markers,
-        );
+        let compacted = Compacted::RemoteV1 { output: result? };
+        let new_history = compacted_history(compacted, &self.layout(turn, request.injection))?;
         Ok(Prepared {
             input_history,
             new_history,

@@ -3,8 +3,8 @@
 
 use compactor_client::{ModelClientSession, ResponseStream};
 use compactor_engine::{
-    CollectedCompaction, V2PromptOptions, append_v2_trigger, build_v2_compacted_history,
-    collect_context_compaction_output, process_compacted_history,
+    CollectedCompaction, Compacted, V2PromptOptions, append_v2_trigger,
+    collect_context_compaction_output, compacted_history, v2_request_messages,
 };
 use compactor_protocol::{CompactorError, ResponseItem, V2TriggerForm};
 use compactor_rollout_trace::CompactionTraceContext;
@@ -51,13 +51,11 @@ impl Session {
         let collected = self
             .retry_stream(client_session, retries, &turn.cancel, &mut stats.retries, &mut attempt)
             .await?;
-        let retained = build_v2_compacted_history(&prompt.input[..prompt_len], collected.item);
-        let new_history = process_compacted_history(
-            retained,
-            request.injection,
-            &config.initial_context,
-            &config.contextual_markers,
-        );
+        let compacted = Compacted::RemoteV2 {
+            messages: v2_request_messages(&prompt.input[..prompt_len]),
+            item: collected.item,
+        };
+        let new_history = compacted_history(compacted, &self.layout(turn, request.injection))?;
         Ok(Prepared {
             input_history,
             new_history,
