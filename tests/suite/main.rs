@@ -17,6 +17,7 @@ mod openai_types;
 mod protocol;
 mod providers;
 mod real_data;
+mod readme;
 mod request_trace;
 mod resume;
 mod secrets;
