@@ -512,9 +512,12 @@ impl Harness {
         (history, compacted)
     }
 
-    /// A new session resumed from the rollout (on the same config): its history is what it
-    /// rebuilt.
+    /// A new session resumed from the rollout (on the same config), after the live one is shut
+    /// down: its history is what it rebuilt.
     pub(crate) async fn resume(&self) -> Session {
+        // The live session holds the rollout's writer lock until it shuts down; a second writer
+        // on the same file is refused, as it would be for another process.
+        bounded("shutting the live session down", self.session.shutdown()).await.unwrap();
         let config = self.session.config().clone();
         let (session, _events) =
             bounded("resuming", Session::builder(config).resume(&self.rollout_path()))

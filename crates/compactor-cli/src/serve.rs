@@ -106,6 +106,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     })?;
     // The first stdout line is the base URL, for scripts; the rest is for people.
     outln!("{}", server.base_url());
+    // Before the address is out: a client that reads it may signal at once.
+    let stop = stop_signal();
     eprintln!("compactor serve: the reference model on one port");
     eprintln!("  HTTP + SSE   POST {}", server.responses_url());
     eprintln!("  WebSocket    {}", server.ws_url());
@@ -120,7 +122,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
         eprintln!("  recording to {} (credentials redacted)", path.display());
     }
     eprintln!("Stop with Ctrl-C.");
-    stop_signal().await;
+    stop.await;
     eprintln!("stopping");
     server.shutdown().await.map_err(|err| CliError::other(err).context("unclean shutdown"))
 }

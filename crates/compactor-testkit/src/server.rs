@@ -786,22 +786,34 @@ pub(crate) enum Prepared {
 
 /// Resolves on Ctrl-C or, on Unix, SIGTERM: how a binary that serves a [`TestServer`] (the
 /// testkit's own, `compactor serve`) learns to stop.
-pub async fn stop_signal() {
+///
+/// The handlers are installed when this is called, not when the future is first polled: a binary
+/// calls it before it prints its address, so a client that reads the address and at once sends
+/// SIGTERM stops the server instead of killing the process.
+pub fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let terminate = {
         use tokio::signal::unix::{SignalKind, signal};
         match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-                return;
+            Ok(terminate) => Some(terminate),
+            Err(err) => {
+                tracing::warn!(%err, "cannot listen for SIGTERM; stop with Ctrl-C");
+                None
             }
-            Err(err) => tracing::warn!(%err, "cannot listen for SIGTERM; stop with Ctrl-C"),
         }
-    }
-    if let Err(err) = tokio::signal::ctrl_c().await {
-        tracing::warn!(%err, "cannot listen for Ctrl-C");
+    };
+    let ctrl_c = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut terminate) = terminate {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+        if let Err(err) = ctrl_c.await {
+            tracing::warn!(%err, "cannot listen for Ctrl-C");
+        }
     }
 }
