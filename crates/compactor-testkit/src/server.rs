@@ -790,7 +790,7 @@ pub(crate) enum Prepared {
 /// The handlers are installed when this is called, not when the future is first polled: a binary
 /// calls it before it prints its address, so a client that reads the address and at once sends
 /// SIGTERM stops the server instead of killing the process.
-pub fn stop_signal() -> impl std::future::Future<Output = ()> {
+pub fn stop_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
     let terminate = {
         use tokio::signal::unix::{SignalKind, signal};
