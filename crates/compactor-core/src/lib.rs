@@ -65,7 +65,7 @@ pub use compact::{
 };
 pub use config::{
     CompactionSettings, DEFAULT_LEDGER_BUDGET_TOKENS, Features, ModelInfo, ProgressLedger,
-    PruneSettings, ReactiveCompaction, RemoteCompaction, SessionConfig,
+    ProviderKind, PruneSettings, ReactiveCompaction, RemoteCompaction, SessionConfig,
 };
 pub use hooks::{CompactHookInput, CompactHooks, HookFuture, HookOutcome};
 pub use session::{EVENT_CHANNEL_CAPACITY, Session, SessionBuilder};
