@@ -16,8 +16,7 @@ use super::validate::parse_duration;
 use super::*;
 use crate::config::{
     CompactionSettings, Features, ModelInfo, ProgressLedger, ProviderKind, PruneSettings,
-    ReactiveCompaction,
-    RemoteCompaction,
+    ReactiveCompaction, RemoteCompaction,
 };
 
 fn base() -> SessionConfig {
