@@ -80,6 +80,7 @@ fn real_user_messages_open_turns_and_become_requests() {
                 detail: None,
             }],
             phase: None,
+            extra: Default::default(),
         },
     ]);
     let state = ledger.snapshot();
