@@ -184,22 +184,36 @@ async fn server_managed_compaction_lays_out_exactly_one_ledger_message() {
 
 #[tokio::test]
 async fn pre_turn_compactions_lay_out_exactly_one_ledger_message() {
-    // Every answer is about 1 500 tokens: each turn ends over the limit, so the next one starts
-    // with a compaction.
-    let server = server(6_000).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(&server, dir.path(), Transport::Http);
-    // The loop guard compacts again once the context grew by a tenth of the window.
-    config.model.context_window = Some(10_000);
-    config.model.auto_compact_token_limit = Some(1_200);
-    let mut h = start_with(server, config, dir, 200).await;
-    h.turn("run the build").await.unwrap();
-    h.turn("what did the build say?").await.unwrap();
-    h.turn("and then?").await.unwrap();
-    let compactions = h.analytics_events(2).await;
-    assert!(compactions.iter().all(|c| c.phase == CompactionPhase::PreTurn), "{compactions:#?}");
-    the_one_ledger(&last_input(&h), "after two pre-turn compactions");
-    h.server.assert_no_violations();
+    // Prune is left out: it removes tool outputs only, and the answers fill this context.
+    for implementation in [
+        CompactionImplementation::ResponsesCompactionV2,
+        CompactionImplementation::ResponsesCompact,
+        CompactionImplementation::Responses,
+    ] {
+        let context = implementation.name();
+        // Every answer is about 1 500 tokens: each turn ends over the limit, so the next one
+        // starts with a compaction.
+        let server = server(6_000).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(&server, dir.path(), Transport::Http);
+        config.compaction.chain = vec![implementation];
+        // The loop guard compacts again once the context grew by a tenth of the window.
+        config.model.context_window = Some(10_000);
+        config.model.auto_compact_token_limit = Some(1_200);
+        let mut h = start_with(server, config, dir, 200).await;
+        h.turn("run the build").await.unwrap();
+        h.turn("what did the build say?").await.unwrap();
+        the_one_ledger(&last_input(&h), context);
+        h.turn("and then?").await.unwrap();
+        let compactions = h.analytics_events(2).await;
+        assert!(
+            compactions.iter().all(|c| c.phase == CompactionPhase::PreTurn),
+            "{context}: {compactions:#?}"
+        );
+        the_one_ledger(&last_input(&h), context);
+        the_one_ledger(&h.session.history(), context);
+        h.server.assert_no_violations();
+    }
 }
 
 #[tokio::test]
