@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::compaction::CompactionTrigger;
 use crate::error::CompactorErrorInfo;
 use crate::items::ResponseItem;
+use crate::receipt::CompactionReceipt;
 use crate::stream::{RateLimitSnapshot, TokenUsageInfo};
 
 /// A user-visible item of a turn. Variant names are the wire `type`, not renamed.
@@ -154,6 +155,13 @@ pub enum EventMsg {
     AgentMessage {
         /// The text.
         message: String,
+    },
+    /// What a compaction attempt did (D143 in docs/decisions.md): emitted after every installed
+    /// compaction, whose receipt is also in its `compacted` line, and after every failed attempt,
+    /// whose receipt is only this event.
+    CompactionReceipt {
+        /// The receipt.
+        receipt: Box<CompactionReceipt>,
     },
     /// An event of a type this version does not model, kept as its raw JSON object.
     #[serde(untagged)]
