@@ -177,6 +177,11 @@ fn failure(
                  installed, and {appended}.\nTo compact it: {hint}"
             ))
         }
+        Exit::PinsOverBudget => err.context(format!(
+            "compaction refused before any request: nothing was installed, and {appended}.\nTo \
+             compact it: unpin something (`compactor show ROLLOUT` lists the pins, `compactor \
+             pin ROLLOUT --remove ID` removes one)"
+        )),
         Exit::Failure
         | Exit::Usage
         | Exit::MissingFile
@@ -211,6 +216,7 @@ fn show_notice(event: &EventMsg) {
         | EventMsg::ThreadRolledBack { .. }
         | EventMsg::UserMessage { .. }
         | EventMsg::AgentMessage { .. }
+        | EventMsg::CompactionReceipt { .. }
         | EventMsg::Unknown(_) => {}
     }
 }

@@ -331,7 +331,8 @@ async fn run_session(
             | Exit::BadConfig
             | Exit::RolloutWrite
             | Exit::RolloutInUse
-            | Exit::DoesNotFit => err,
+            | Exit::DoesNotFit
+            | Exit::PinsOverBudget => err,
         }
     })?;
     shutdown?;
@@ -406,6 +407,7 @@ fn on_event(event: &EventMsg, ui: &Ui, tally: &mut Tally) {
         | EventMsg::ThreadRolledBack { .. }
         | EventMsg::UserMessage { .. }
         | EventMsg::AgentMessage { .. }
+        | EventMsg::CompactionReceipt { .. }
         | EventMsg::Unknown(_) => {}
     }
 }
