@@ -129,6 +129,9 @@ pub struct CompactionSettings {
     pub v2_max_retries: u32,
     /// Retries of a turn's sampling stream that fails after opening (D11).
     pub turn_max_retries: u32,
+    /// Notes pinned when a session is built or resumed, unless a note with the same text is
+    /// pinned already (D140).
+    pub pinned_notes: Vec<String>,
 }
 
 impl Default for CompactionSettings {
@@ -143,6 +146,7 @@ impl Default for CompactionSettings {
             v2_trigger: V2TriggerForm::default(),
             v2_max_retries: 2,
             turn_max_retries: 5,
+            pinned_notes: Vec::new(),
         }
     }
 }

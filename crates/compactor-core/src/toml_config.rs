@@ -83,6 +83,7 @@ impl AnalyticsSettings {
 /// v2_max_retries = 2
 /// turn_max_retries = 5
 /// prune = { protected_user_turns = 2, target_percent = 50 }
+/// pinned_notes = ["Never edit files under vendor/."]   # kept through every compaction
 ///
 /// [model]
 /// slug = "gpt-5"
@@ -239,6 +240,7 @@ impl CompactorToml {
         set(&mut target.turn_max_retries, compaction.turn_max_retries);
         set(&mut target.prune.protected_user_turns, compaction.protected_user_turns);
         set(&mut target.prune.target_percent, compaction.target_percent);
+        set(&mut target.pinned_notes, compaction.pinned_notes.clone());
 
         let chain_has_v2 = compaction
             .chain

@@ -12,6 +12,7 @@ use compactor_protocol::{CompactorError, InitialContextInjection, ResponseItem};
 use compactor_rollout_trace::CompactionTraceContext;
 
 use super::{AttemptStats, CompactionRequest, Prepared, ReadAnswer, TracedStream};
+use crate::receipt::{ReceiptFacts, SentItems};
 use crate::retry::{AfterFallback, StreamRetries};
 use crate::session::Session;
 use crate::turn::{Sampled, TurnContext};
@@ -50,6 +51,7 @@ impl Session {
                 settings: &settings,
                 trace,
                 bytes_sent: &mut stats.bytes_sent,
+                request_id: &mut stats.request_id,
                 read: Summary(self),
             };
             let summarized = self
@@ -61,7 +63,7 @@ impl Session {
                     &mut attempt,
                 )
                 .await;
-            let Sampled { items, usage, .. } = match summarized {
+            let Sampled { items, usage, response_id, .. } = match summarized {
                 Ok(sampled) => sampled,
                 Err(CompactorError::ContextWindowExceeded) if history.len() > 1 => {
                     drop_oldest(&mut history);
@@ -91,6 +93,12 @@ impl Session {
                 usage,
                 reset_websocket: true,
                 keep_reference: false,
+                facts: ReceiptFacts {
+                    sent: Some(SentItems::Input),
+                    trimmed: false,
+                    produced: 1,
+                    response_id: Some(response_id),
+                },
             });
         }
     }

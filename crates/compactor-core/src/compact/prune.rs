@@ -6,13 +6,14 @@ use compactor_engine::{PruneConfig, prune, prune_target_tokens};
 use compactor_protocol::CompactorError;
 
 use super::Prepared;
+use crate::receipt::{ReceiptFacts, SentItems};
 use crate::session::Session;
 use crate::turn::TurnContext;
 
 impl Session {
     /// Prunes the history towards the target share of the auto-compact limit. User messages and
     /// the initial context stay, so the settings baseline is kept.
-    pub(super) fn prepare_prune(&self, turn: &TurnContext) -> Result<Prepared, CompactorError> {
+    pub(crate) fn prepare_prune(&self, turn: &TurnContext) -> Result<Prepared, CompactorError> {
         let config = &self.inner.config;
         let settings = config.compaction.prune;
         let prune_config = PruneConfig {
@@ -45,6 +46,7 @@ impl Session {
             usage: None,
             reset_websocket: true,
             keep_reference: true,
+            facts: ReceiptFacts { sent: Some(SentItems::Nothing), ..ReceiptFacts::default() },
         })
     }
 }

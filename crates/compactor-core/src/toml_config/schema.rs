@@ -51,6 +51,7 @@ pub(super) struct CompactionFileSettings {
     pub(super) turn_max_retries: Option<u32>,
     pub(super) protected_user_turns: Option<usize>,
     pub(super) target_percent: Option<u8>,
+    pub(super) pinned_notes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -124,6 +125,7 @@ pub(super) struct RawCompaction {
     pub(super) turn_max_retries: Option<Int>,
     #[serde(default)]
     pub(super) prune: RawPrune,
+    pub(super) pinned_notes: Option<Vec<Text>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -85,6 +85,7 @@ local_max_retries = 1
 v2_max_retries = 3
 turn_max_retries = 4
 prune = { protected_user_turns = 1, target_percent = 40 }
+pinned_notes = ["Never edit vendor/.", "Run the tests first."]
 
 [model]
 slug = "gpt-test"
@@ -154,6 +155,7 @@ http_bearer_env = "ANALYTICS_TOKEN"
             v2_trigger: V2TriggerForm::CompactionTrigger,
             v2_max_retries: 3,
             turn_max_retries: 4,
+            pinned_notes: vec!["Never edit vendor/.".into(), "Run the tests first.".into()],
         }
     );
     assert_eq!(
@@ -287,6 +289,10 @@ fn unknown_keys_are_named() {
 #[test]
 fn bad_values_are_named() {
     let cases = [
+        (
+            "[compaction]\npinned_notes = [\"ok\", \"  \"]\n",
+            "conf/compactor.toml:2: invalid value for compaction.pinned_notes[1]: an empty string",
+        ),
         (
             "[compaction]\nchain = [\"responses_compaction_v2\", \"foo\"]\n",
             "conf/compactor.toml:2: invalid value for compaction.chain[1]: \"foo\" (expected one of responses_compaction_v2, responses_compact, responses, prune)",
