@@ -8,7 +8,7 @@ use compactor_protocol::{
 use compactor_testkit::TestServer;
 use compactor_testkit::events::{
     ev_assistant_message, ev_completed, ev_completed_with_tokens, ev_context_compaction,
-    ev_function_call, ev_response_created,
+    ev_response_created,
 };
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
@@ -84,9 +84,11 @@ async fn a_compaction_no_implementation_can_fit_is_refused_before_it_starts() {
     h.session.shutdown().await.unwrap();
     let Harness { server, dir, .. } = h;
 
-    // ... and is resumed with a 10 000-token window: v2 keeps the message, so it cannot fit.
+    // ... and is resumed with a 10 000-token window. With a retained budget over the window, v2
+    // keeps the message whole (D101), so it cannot fit.
     let mut config = session_config(&server, dir.path(), &http_options(10_000));
     config.compaction.chain = vec![CompactionImplementation::ResponsesCompactionV2];
+    config.compaction.retained_budget_tokens = Some(50_000);
     let mut h = Harness::resume(server, config, dir).await;
     let rollout = std::fs::read(h.rollout_path()).unwrap();
     let requests = h.server.requests().len();
@@ -108,21 +110,31 @@ async fn a_compaction_no_implementation_can_fit_is_refused_before_it_starts() {
 
 #[tokio::test]
 async fn an_auto_compaction_that_cannot_fit_makes_no_request() {
-    // The model calls a tool and reports a context over the limit: a mid-turn compaction.
+    // A session with a large window records a 60 KB message (about 15 000 tokens, as the
+    // server reports)...
     let server = TestServer::scripted().await.unwrap();
     server.push_sse(vec![
         ev_response_created("r1"),
-        ev_function_call("call-1", "shell", "{}"),
-        ev_completed_with_tokens("r1", 12_000),
+        ev_assistant_message("m-r1", "ok"),
+        ev_completed_with_tokens("r1", 15_050),
     ]);
     let dir = tempfile::tempdir().unwrap();
+    let config = session_config(&server, dir.path(), &http_options(100_000));
+    let mut h = Harness::with_config(server, config, dir).await;
+    h.turn(&"word ".repeat(12_000)).await.unwrap();
+    h.session.shutdown().await.unwrap();
+    let Harness { server, dir, .. } = h;
+
+    // ... and goes on with a 10 000-token window, a retained budget over it (v2 keeps the
+    // message whole, D101): the next turn's request cannot fit, and neither can its compaction.
     let mut config = session_config(&server, dir.path(), &http_options(10_000));
     config.compaction.chain = vec![CompactionImplementation::ResponsesCompactionV2];
-    let mut h = Harness::with_config(server, config, dir).await;
-    // About 9 600 tokens of user text, which v2 keeps: above the usable window (9 500).
-    let error = h.turn(&"word ".repeat(7_700)).await.unwrap_err();
+    config.compaction.retained_budget_tokens = Some(50_000);
+    let mut h = Harness::resume(server, config, dir).await;
+    let requests = h.server.requests().len();
+    let error = h.turn("go on").await.unwrap_err();
     assert!(matches!(error, CompactorError::CompactionDoesNotFit { .. }), "{error:?}");
-    assert_eq!(h.server.requests().len(), 1, "the sampling request, and no compaction request");
+    assert_eq!(h.server.requests().len(), requests, "no sampling request, no compaction request");
     let errors: Vec<&str> = h
         .seen
         .iter()

@@ -12,6 +12,7 @@ mod damaged_rollouts;
 mod fault_matrix;
 mod fit;
 mod fuzz_regressions;
+mod long_sessions;
 mod openai_types;
 mod protocol;
 mod request_trace;

@@ -324,12 +324,12 @@ async fn rebuild_with_tools(
 }
 
 #[tokio::test]
-async fn loop_guard_ends_a_turn_that_cannot_get_under_the_limit() {
+async fn loop_guard_ends_a_turn_whose_request_cannot_fit_after_compaction() {
     let server = TestServer::scripted().await.unwrap();
     server.push_sse(vec![
         ev_response_created("r1"),
-        ev_function_call("call-1", "shell", "{}"),
-        ev_completed_with_tokens("r1", 12_000),
+        ev_assistant_message("m-r1", "noted"),
+        ev_completed_with_tokens("r1", 8_000),
     ]);
     server.push_sse(vec![
         ev_response_created("rc"),
@@ -337,19 +337,101 @@ async fn loop_guard_ends_a_turn_that_cannot_get_under_the_limit() {
         ev_completed("rc"),
     ]);
     let mut h = Harness::start(server, http_options(10_000)).await;
-    // Retained, this message fits the usable window (9 500 tokens) but not under the limit
-    // (9 000); a bigger one would not be compacted at all (see the `fit` tests).
-    let huge = "word ".repeat(7_300);
-    let error = h.turn(&huge).await.unwrap_err();
-    assert!(matches!(error, CompactorError::CompactionMadeNoProgress { .. }), "{error}");
+    h.turn("first").await.unwrap();
+    // About 9 600 tokens: the history is compacted first, and the message still does not fit
+    // the 9 500-token usable window.
+    let error = h.turn(&"word ".repeat(7_700)).await.unwrap_err();
+    let CompactorError::CompactionMadeNoProgress { retained_tokens, limit, window } = error else {
+        panic!("{error}");
+    };
+    assert!(retained_tokens > 9_500, "{retained_tokens}");
+    assert_eq!((limit, window), (9_000, 9_500));
     assert_eq!(h.server.requests().len(), 2, "one sampling request, one compaction, nothing after");
+    let history = h.session.history();
+    assert!(history.iter().any(ResponseItem::is_compaction), "the compacted history stays");
     assert!(
-        h.session.history().iter().any(ResponseItem::is_compaction),
-        "the compacted history stays"
+        !history
+            .iter()
+            .any(|item| item.message_text().is_some_and(|text| text.starts_with("word"))),
+        "the message that cannot fit is not recorded"
     );
-    assert!(h.seen.iter().any(
-        |e| matches!(e, EventMsg::Error(e) if e.message.starts_with("compaction made no progress"))
-    ));
+    let message = format!(
+        "compaction made no progress: {retained_tokens} tokens remain after compaction, over the \
+         usable context window of 9500 tokens (auto-compact limit 9000)"
+    );
+    assert!(h.seen.iter().any(|e| matches!(e, EventMsg::Error(e) if e.message == message)));
+}
+
+#[tokio::test]
+async fn over_the_limit_after_a_compaction_the_turn_samples_while_the_request_fits() {
+    let server = TestServer::scripted().await.unwrap();
+    server.push_sse(vec![
+        ev_response_created("r1"),
+        ev_function_call("call-1", "shell", "{}"),
+        ev_completed_with_tokens("r1", 9_200),
+    ]);
+    // The compacted history (about 9 200 tokens) stays over the limit but fits the window.
+    server.push_sse(vec![
+        ev_response_created("rc"),
+        ev_context_compaction("cc", &"E".repeat(49_900)),
+        ev_completed("rc"),
+    ]);
+    server.push_sse(reply("r2", "done"));
+    let mut h = Harness::start(server, http_options(10_000)).await;
+    h.turn("go").await.unwrap();
+    let events = h.analytics_events(1).await;
+    let after = events[0].active_context_tokens_after;
+    assert!((9_000..=9_500).contains(&after), "over the limit, within the window: {after}");
+    assert_eq!(h.server.requests().len(), 3, "sample, compact, sample again");
+    assert!(!h.seen.iter().any(|e| matches!(e, EventMsg::Error(_))));
+}
+
+/// A scripted turn for the per-turn cap: a call reported at 9 200 tokens, a compaction, a second
+/// call reported at `second_usage` tokens, and (when it is sent) a reply.
+async fn capped_turn(second_usage: i64) -> (Harness, Result<(), CompactorError>) {
+    let server = TestServer::scripted().await.unwrap();
+    server.push_sse(vec![
+        ev_response_created("r1"),
+        ev_function_call("call-1", "shell", "{}"),
+        ev_completed_with_tokens("r1", 9_200),
+    ]);
+    server.push_sse(vec![
+        ev_response_created("rc"),
+        ev_context_compaction("cc", "ENC"),
+        ev_completed("rc"),
+    ]);
+    server.push_sse(vec![
+        ev_response_created("r2"),
+        ev_function_call("call-2", "shell", "{}"),
+        ev_completed_with_tokens("r2", second_usage),
+    ]);
+    server.push_sse(reply("r3", "done"));
+    let mut h = harness_with(server, &http_options(10_000), |config| {
+        config.compaction.max_auto_compactions_per_turn = 1;
+    })
+    .await;
+    let result = h.turn("go").await;
+    (h, result)
+}
+
+#[tokio::test]
+async fn past_the_cap_a_request_that_fits_is_sent_without_compacting() {
+    // 9 300 tokens: over the 9 000-token limit, within the 9 500-token usable window.
+    let (h, result) = capped_turn(9_300).await;
+    result.unwrap();
+    assert_eq!(h.server.requests().len(), 4, "sample, compact, sample, sample");
+    assert_eq!(h.seen.iter().filter(|e| matches!(e, EventMsg::ContextCompacted {})).count(), 1);
+}
+
+#[tokio::test]
+async fn past_the_cap_a_request_that_cannot_fit_ends_the_turn() {
+    let (h, result) = capped_turn(9_800).await;
+    let error = result.unwrap_err();
+    assert!(
+        matches!(error, CompactorError::CompactionMadeNoProgress { window: 9_500, .. }),
+        "{error}"
+    );
+    assert_eq!(h.server.requests().len(), 3, "nothing is sent that cannot fit");
 }
 
 #[tokio::test]

@@ -28,6 +28,12 @@ const EXPECTED: &[(&str, &str)] = &[
     ("compactor-core", "e2e_ws_peak_memory_vs_history_json"),
     ("compactor-core", "e2e_http_wall_vs_serialize_transfer"),
     ("compactor-core", "e2e_http_peak_memory_vs_history_json"),
+    ("compactor-core", "soak_ws_client_cpu_vs_to_vec_recorded"),
+    ("compactor-core", "soak_ws_peak_memory_vs_final_history_json"),
+    ("compactor-core", "soak_ws_rollout_bytes_per_turn_last_vs_first_100"),
+    ("compactor-core", "soak_http_client_cpu_vs_to_vec_recorded"),
+    ("compactor-core", "soak_http_peak_memory_vs_final_history_json"),
+    ("compactor-core", "soak_http_rollout_bytes_per_turn_last_vs_first_100"),
 ];
 
 /// The package that builds the server the end-to-end bench talks to.

@@ -217,6 +217,7 @@ fn show_notice(event: &EventMsg) {
         | EventMsg::UserMessage { .. }
         | EventMsg::AgentMessage { .. }
         | EventMsg::CompactionReceipt { .. }
+        | EventMsg::ToolOutputTruncated { .. }
         | EventMsg::Unknown(_) => {}
     }
 }

@@ -408,6 +408,7 @@ fn on_event(event: &EventMsg, ui: &Ui, tally: &mut Tally) {
         | EventMsg::UserMessage { .. }
         | EventMsg::AgentMessage { .. }
         | EventMsg::CompactionReceipt { .. }
+        | EventMsg::ToolOutputTruncated { .. }
         | EventMsg::Unknown(_) => {}
     }
 }

@@ -1,6 +1,6 @@
 //! Compaction turns and tasks: the manual `/compact` turn, inline auto compaction with its loop
 //! guard, the fallback chain, hooks, and the installation every implementation shares
-//! (D7, D8, D18, D19).
+//! (D7, D8, D18, D104).
 
 mod local;
 mod prune;
@@ -16,7 +16,10 @@ use compactor_analytics::{
     AttemptOutcome, AttemptSpec, ChainPosition, CompactionAnalyticsAttempt, CompactionContext,
 };
 use compactor_client::{ModelClientSession, ResponseStream, SentRequest};
-use compactor_engine::ServerCompaction;
+use compactor_engine::{
+    Compacted, CompactionNeed, Layout, ServerCompaction, WindowLimits, compacted_history,
+    estimate_history,
+};
 use compactor_protocol::{
     CompactedItem, CompactionImplementation, CompactionPhase, CompactionReason, CompactionReceipt,
     CompactionTrigger, CompactorError, ContextCompactionItem, EventMsg, HookEventName,
@@ -282,9 +285,56 @@ impl Session {
         self.end_turn(&turn, result).await.map(drop)
     }
 
-    /// An auto compaction inside a turn, on the turn's client session, under the loop guard
-    /// (D19): a fourth compaction in one turn, or one that leaves the estimate at or above
-    /// the limit, ends the turn with `CompactionMadeNoProgress`.
+    /// The loop guard before a request (D104): compacts when the request (the history plus
+    /// `incoming`, the user's input about to be recorded, with the initial context the next turn
+    /// would inject) reaches the auto-compact limit and has grown enough since the last
+    /// compaction, or when it does not fit the usable window.
+    ///
+    /// Past the per-turn cap, a compaction for the limit is skipped: the request still fits, and
+    /// the turn goes on. A request that does not fit, before or after a compaction, ends the turn
+    /// with `CompactionMadeNoProgress`; the installed history stays.
+    pub(crate) async fn guard_request(
+        &self,
+        turn: &TurnContext,
+        client_session: &mut ModelClientSession,
+        auto: &mut AutoCompaction,
+        incoming: Option<&ResponseItem>,
+        injection: InitialContextInjection,
+        phase: CompactionPhase,
+    ) -> Result<(), CompactionFailure> {
+        let limits = turn.model.window_limits();
+        let estimate = self.total_token_usage().saturating_add(self.pending_tokens(incoming));
+        let after_last_compaction = self.state().after_last_compaction;
+        let Some(need) = limits.compaction_need(estimate, after_last_compaction) else {
+            return Ok(());
+        };
+        if auto.count >= self.inner.config.compaction.max_auto_compactions_per_turn {
+            return match need {
+                CompactionNeed::Limit => {
+                    tracing::debug!(estimate, "auto compaction skipped: the turn's cap is reached");
+                    Ok(())
+                }
+                CompactionNeed::Fit => Err(self.no_progress(estimate, &limits).await),
+            };
+        }
+        self.run_auto_compaction(
+            turn,
+            client_session,
+            auto,
+            injection,
+            CompactionReason::ContextLimit,
+            phase,
+        )
+        .await?;
+        let retained = self.total_token_usage().saturating_add(self.pending_tokens(incoming));
+        if limits.fits(retained) {
+            return Ok(());
+        }
+        Err(self.no_progress(retained, &limits).await)
+    }
+
+    /// An auto compaction inside a turn, on the turn's client session. Past the per-turn cap
+    /// (D104) it ends the turn with `CompactionMadeNoProgress` instead.
     pub(crate) async fn run_auto_compaction(
         &self,
         turn: &TurnContext,
@@ -294,16 +344,9 @@ impl Session {
         reason: CompactionReason,
         phase: CompactionPhase,
     ) -> Result<(), CompactionFailure> {
-        let limit = turn.model.auto_compact_limit();
-        let tokens_before = self.total_token_usage();
         if auto.count >= self.inner.config.compaction.max_auto_compactions_per_turn {
-            let error = CompactorError::CompactionMadeNoProgress {
-                tokens_before,
-                tokens_after: tokens_before,
-                limit,
-            };
-            self.emit(EventMsg::Error(error.to_unprefixed_error_event())).await;
-            return Err(CompactionFailure(error));
+            let estimate = self.total_token_usage();
+            return Err(self.no_progress(estimate, &turn.model.window_limits()).await);
         }
         auto.count += 1;
         let request = CompactionRequest {
@@ -313,15 +356,53 @@ impl Session {
             injection,
             focus: None,
         };
-        self.run_compaction(turn, client_session, request).await?;
-        let tokens_after = self.total_token_usage();
-        if tokens_after >= limit {
-            let error =
-                CompactorError::CompactionMadeNoProgress { tokens_before, tokens_after, limit };
-            self.emit(EventMsg::Error(error.to_unprefixed_error_event())).await;
-            return Err(CompactionFailure(error));
+        // Boxed: a compaction's state is large, and every turn's future would carry it.
+        Box::pin(self.run_compaction(turn, client_session, request)).await
+    }
+
+    /// Where the parts of a compacted history go and how much of it stays (D101, D102, D103):
+    /// the `pinned` items first (D140), no ledger yet, the harness's initial context placed by
+    /// `injection`, the model's retained budget and the image cap.
+    pub(crate) fn layout<'a>(
+        &'a self,
+        turn: &TurnContext,
+        injection: InitialContextInjection,
+        pinned: &'a [ResponseItem],
+    ) -> Layout<'a> {
+        let config = &self.inner.config;
+        Layout {
+            pinned,
+            initial_context: &config.initial_context,
+            injection,
+            retained_budget_tokens: config.compaction.retained_budget(&turn.model),
+            max_retained_images: config.compaction.max_retained_images,
+            ..Layout::new(&config.contextual_markers)
         }
-        Ok(())
+    }
+
+    /// The estimated tokens `incoming` adds to the next request, with the initial context the
+    /// turn injects when the session has no settings baseline.
+    fn pending_tokens(&self, incoming: Option<&ResponseItem>) -> i64 {
+        let Some(incoming) = incoming else { return 0 };
+        let config = &self.inner.config;
+        let pass_through = &config.provider.pass_through;
+        let mut tokens = estimate_history("", std::slice::from_ref(incoming), pass_through);
+        if self.state().reference_context_item.is_none() {
+            tokens =
+                tokens.saturating_add(estimate_history("", &config.initial_context, pass_through));
+        }
+        i64::try_from(tokens).unwrap_or(i64::MAX)
+    }
+
+    /// Emits and returns `CompactionMadeNoProgress` for a request of `retained` tokens.
+    async fn no_progress(&self, retained: i64, limits: &WindowLimits) -> CompactionFailure {
+        let error = CompactorError::CompactionMadeNoProgress {
+            retained_tokens: retained,
+            limit: limits.auto_compact_limit,
+            window: limits.usable_window.unwrap_or(i64::MAX),
+        };
+        self.emit(EventMsg::Error(error.to_unprefixed_error_event())).await;
+        CompactionFailure(error)
     }
 
     /// The refusal of a compaction of the current history into `model`'s usable window when every
@@ -334,7 +415,7 @@ impl Session {
         }
         let mut smallest: Option<u64> = None;
         for implementation in self.compaction_chain() {
-            let floor = self.compacted_floor(implementation, &history)?;
+            let floor = self.compacted_floor(implementation, &history, model)?;
             smallest = Some(smallest.map_or(floor, |smallest| smallest.min(floor)));
         }
         let tokens = i64::try_from(smallest?).unwrap_or(i64::MAX);
@@ -342,11 +423,13 @@ impl Session {
             .then_some(CompactorError::CompactionDoesNotFit { tokens, usable_window: usable })
     }
 
-    /// [`compactor_engine::compacted_floor`] with the session's instructions and markers.
+    /// [`compactor_engine::compacted_floor`] with the session's instructions and markers, and
+    /// `model`'s retained budget.
     pub(crate) fn compacted_floor(
         &self,
         implementation: CompactionImplementation,
         history: &[ResponseItem],
+        model: &crate::config::ModelInfo,
     ) -> Option<u64> {
         let config = &self.inner.config;
         compactor_engine::compacted_floor(
@@ -354,6 +437,7 @@ impl Session {
             history,
             &config.base_instructions,
             &config.contextual_markers,
+            config.compaction.retained_budget(model),
         )
     }
 
@@ -426,9 +510,9 @@ impl Session {
             // An implementation whose result cannot fit is not asked (D63), nor one whose pins
             // alone exceed its budget (D142).
             let refused =
-                pins.over_budget(pins_budget(implementation, &turn.model)).or_else(|| {
+                pins.over_budget(self.pins_budget(implementation, &turn.model)).or_else(|| {
                     let usable = usable?;
-                    let floor = self.compacted_floor(implementation, &history)?;
+                    let floor = self.compacted_floor(implementation, &history, &turn.model)?;
                     let tokens = i64::try_from(floor).unwrap_or(i64::MAX);
                     (tokens > usable).then_some(CompactorError::CompactionDoesNotFit {
                         tokens,
@@ -461,9 +545,8 @@ impl Session {
                 }
             };
             let installed = match prepared {
-                Ok(mut prepared) => {
+                Ok(prepared) => {
                     crash::hit(CrashPoint::AfterCompactionResponse);
-                    prepared.new_history = pins.lay_out(std::mem::take(&mut prepared.new_history));
                     let install = Install {
                         header: &header,
                         history: &history,
@@ -548,6 +631,26 @@ impl Session {
         Err(CompactionFailure(error))
     }
 
+    /// The budget the pins of a compaction by `implementation` must fit (D142): the retained
+    /// budget for remote compaction and `prune`, local compaction's user-message budget; `None`
+    /// for server-managed compaction, which re-inserts no pins.
+    pub(crate) fn pins_budget(
+        &self,
+        implementation: CompactionImplementation,
+        model: &crate::config::ModelInfo,
+    ) -> Option<u64> {
+        let config = &self.inner.config;
+        match implementation {
+            CompactionImplementation::ServerManaged => None,
+            CompactionImplementation::Responses => {
+                Some(Layout::new(&config.contextual_markers).local_budget_tokens)
+            }
+            CompactionImplementation::ResponsesCompactionV2
+            | CompactionImplementation::ResponsesCompact
+            | CompactionImplementation::Prune => Some(config.compaction.retained_budget(model)),
+        }
+    }
+
     /// Emits a receipt as a `compaction_receipt` event (never persisted: an installed
     /// compaction's receipt is in its `compacted` line already).
     pub(crate) async fn emit_receipt(&self, receipt: CompactionReceipt) {
@@ -555,15 +658,16 @@ impl Session {
     }
 
     /// Installs a compaction the server made by itself (`server_managed`, D46): the engine's
-    /// split of the response (the compaction item and the output items after it become the
-    /// history) goes through the same start, events, analytics, trace and rollout line as any
-    /// compaction.
+    /// split of the response goes through the same start, events, analytics, trace and rollout
+    /// line as any compaction. The installed history is the compaction item laid out as every
+    /// compacted history is (D102); the output items after it are returned, for the turn to
+    /// record after it.
     pub(crate) async fn install_server_managed(
         &self,
         turn: &TurnContext,
         compaction: ServerCompaction,
         phase: CompactionPhase,
-    ) -> Result<(), CompactionFailure> {
+    ) -> Result<Vec<ResponseItem>, CompactionFailure> {
         let CompactionStart { item, context, tokens_before } = self.start_compaction(
             turn,
             CompactionTrigger::Auto,
@@ -589,34 +693,54 @@ impl Session {
             phase,
             tokens_before,
         };
-        let produced = compaction.new_history.len();
-        let prepared = Prepared {
-            input_history: Arc::new(compaction.input_history),
-            new_history: compaction.new_history,
-            message: String::new(),
-            response_id: None,
-            usage: None,
-            reset_websocket: false,
-            keep_reference: true,
-            facts: ReceiptFacts {
-                sent: Some(SentItems::All),
-                trimmed: false,
-                produced,
-                response_id: None,
-            },
+        let mut compacted = compaction.new_history;
+        let after = compacted.split_off(compacted.len().min(1));
+        let layout = self.layout(turn, InitialContextInjection::DoNotInject, &[]);
+        let laid_out = match compacted.pop() {
+            Some(item) => compacted_history(Compacted::ServerManaged { item }, &layout)
+                .map_err(CompactorError::from),
+            None => Err(CompactorError::Fatal("the server's compaction has no item".to_owned())),
         };
-        let install = Install { header: &header, history: &history, pins: &pins, request_id: None };
-        match self
-            .install(turn, &item, prepared, InitialContextInjection::DoNotInject, &trace, install)
-            .await
-        {
+        let installed = match laid_out {
+            Ok(new_history) => {
+                let produced = new_history.len();
+                let prepared = Prepared {
+                    input_history: Arc::new(compaction.input_history),
+                    new_history,
+                    message: String::new(),
+                    response_id: None,
+                    usage: None,
+                    reset_websocket: false,
+                    keep_reference: true,
+                    facts: ReceiptFacts {
+                        sent: Some(SentItems::All),
+                        trimmed: false,
+                        produced,
+                        response_id: None,
+                    },
+                };
+                let install =
+                    Install { header: &header, history: &history, pins: &pins, request_id: None };
+                self.install(
+                    turn,
+                    &item,
+                    prepared,
+                    InitialContextInjection::DoNotInject,
+                    &trace,
+                    install,
+                )
+                .await
+            }
+            Err(error) => Err(error),
+        };
+        match installed {
             Ok(installed) => {
                 attempt.track(
                     AttemptOutcome::completed(self.total_token_usage())
                         .with_receipt(installed.receipt.totals),
                 );
                 self.emit_receipt(installed.receipt).await;
-                Ok(())
+                Ok(after)
             }
             Err(error) => {
                 let receipt = self.failed_receipt(&header, &history, &error);
@@ -692,9 +816,9 @@ impl Session {
                 self.prepare_v1(turn, request, trace, stats, pins).await
             }
             CompactionImplementation::Responses => {
-                self.prepare_local(turn, request, trace, stats).await
+                self.prepare_local(turn, request, trace, stats, pins).await
             }
-            CompactionImplementation::Prune => self.prepare_prune(turn),
+            CompactionImplementation::Prune => self.prepare_prune(turn, pins),
             CompactionImplementation::ServerManaged => Err(CompactorError::Config(
                 "server_managed compaction happens on the server and cannot be requested"
                     .to_owned(),
@@ -836,6 +960,10 @@ impl Session {
             state.pin_slot = if server_managed { 0 } else { install.pins.items.len() };
             state.reference_context_item = reference;
             state.recompute_token_usage(&estimate, turn.model.model_context_window());
+            state.after_last_compaction = Some(state.total_usage(
+                &self.inner.config.contextual_markers,
+                &self.inner.config.provider.pass_through,
+            ));
             replaced
         };
         drop(pins_guard);
@@ -886,29 +1014,5 @@ pub(crate) fn drop_in_background<T: Send + 'static>(value: T) {
             handle.spawn_blocking(move || drop(value));
         }
         Err(_) => drop(value),
-    }
-}
-
-/// The budget the pins of a compaction by `implementation` must fit (D142): the retained budget
-/// of remote compaction and `prune` (min(64 000, 25% of the context window)), local compaction's
-/// user-message budget; `None` for server-managed compaction, which re-inserts no pins.
-pub(crate) fn pins_budget(
-    implementation: CompactionImplementation,
-    model: &crate::config::ModelInfo,
-) -> Option<u64> {
-    const MAX_RETAINED_BUDGET_TOKENS: u64 = 64_000;
-    match implementation {
-        CompactionImplementation::ServerManaged => None,
-        CompactionImplementation::Responses => {
-            Some(compactor_engine::COMPACT_USER_MESSAGE_MAX_TOKENS)
-        }
-        CompactionImplementation::ResponsesCompactionV2
-        | CompactionImplementation::ResponsesCompact
-        | CompactionImplementation::Prune => {
-            Some(match model.context_window.and_then(|window| u64::try_from(window).ok()) {
-                Some(window) => MAX_RETAINED_BUDGET_TOKENS.min(window / 4),
-                None => MAX_RETAINED_BUDGET_TOKENS,
-            })
-        }
     }
 }

@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use compactor_client::ProviderConfig;
-use compactor_engine::InputModalities;
+use compactor_engine::{
+    DEFAULT_MAX_RETAINED_IMAGES, InputModalities, TruncationPolicy, WindowLimits,
+    default_retained_budget_tokens,
+};
 use compactor_protocol::{
     CompactionImplementation, ContextManagement, ContextualMarkers, Reasoning, ResponseItem,
     ToolSpec, V2TriggerForm,
@@ -37,6 +40,8 @@ pub struct ModelInfo {
     /// The output verbosity sent with each request as `text.verbosity` (`low`, `medium`,
     /// `high`), when the model takes one.
     pub verbosity: Option<String>,
+    /// How much of a tool output is recorded (D100); 10 000 tokens by default.
+    pub tool_output_limit: TruncationPolicy,
 }
 
 impl ModelInfo {
@@ -50,6 +55,7 @@ impl ModelInfo {
             input_modalities: InputModalities::default(),
             reasoning: None,
             verbosity: None,
+            tool_output_limit: TruncationPolicy::default(),
         }
     }
 
@@ -67,6 +73,15 @@ impl ModelInfo {
             (Some(limit), None) => limit,
             (None, Some(ninety)) => ninety,
             (None, None) => i64::MAX,
+        }
+    }
+
+    /// The limits the loop guard works with (D104).
+    pub(crate) fn window_limits(&self) -> WindowLimits {
+        WindowLimits {
+            auto_compact_limit: self.auto_compact_limit(),
+            usable_window: self.model_context_window(),
+            context_window: self.context_window,
         }
     }
 }
@@ -119,7 +134,7 @@ pub struct CompactionSettings {
     pub local_max_retries: u32,
     /// Pruning.
     pub prune: PruneSettings,
-    /// The most auto compactions one turn may run (D19).
+    /// The most auto compactions one turn may run (D104).
     pub max_auto_compactions_per_turn: u32,
     /// Reactive compaction on overflow.
     pub reactive: ReactiveCompaction,
@@ -132,6 +147,19 @@ pub struct CompactionSettings {
     /// Notes pinned when a session is built or resumed, unless a note with the same text is
     /// pinned already (D140).
     pub pinned_notes: Vec<String>,
+    /// The retained budget of remote compaction in tokens (D101); `None` is min(64 000, 25% of
+    /// the model's context window).
+    pub retained_budget_tokens: Option<u64>,
+    /// How many images a compacted history keeps (D103).
+    pub max_retained_images: usize,
+}
+
+impl CompactionSettings {
+    /// The retained budget for `model`: the configured one, or its default.
+    pub fn retained_budget(&self, model: &ModelInfo) -> u64 {
+        self.retained_budget_tokens
+            .unwrap_or_else(|| default_retained_budget_tokens(model.context_window))
+    }
 }
 
 impl Default for CompactionSettings {
@@ -147,6 +175,8 @@ impl Default for CompactionSettings {
             v2_max_retries: 2,
             turn_max_retries: 5,
             pinned_notes: Vec::new(),
+            retained_budget_tokens: None,
+            max_retained_images: DEFAULT_MAX_RETAINED_IMAGES,
         }
     }
 }

@@ -2,7 +2,8 @@
 
 use compactor_engine::{pin_copy, pinned_tokens, same_content, without_pinned};
 use compactor_protocol::{
-    CompactorError, Pin, PinContent, PinId, PinsItem, ResponseItem, RolloutItem, pin_slot_items,
+    CompactorError, ContentItem, Pin, PinContent, PinId, PinsItem, ResponseItem, RolloutItem,
+    pin_slot_items,
 };
 
 use crate::session::Session;
@@ -125,23 +126,37 @@ impl PinsAtStart {
         self.items.iter().filter(|item| !self.old_slot.iter().any(|old| same_content(old, item)))
     }
 
-    /// `new_history` with the pin slot at its head: the previous slot's items leave the rest (the
-    /// first of each, which is the slot itself: an original the slot copied stays), so do the
-    /// pinned items and their originals, and the pins go first, verbatim.
-    pub(crate) fn lay_out(&self, mut new_history: Vec<ResponseItem>) -> Vec<ResponseItem> {
-        if self.items.is_empty() && self.old_slot.is_empty() {
-            return new_history;
-        }
+    /// What a compaction keeps of `items` besides the pin slot, which the layout puts first
+    /// (D102): the previous slot's items leave (the first of each, which is the slot itself, so
+    /// an original the slot copied stays), and so do the items the pins hold, originals
+    /// included, so that nothing is in the new history twice.
+    pub(crate) fn strip(&self, mut items: Vec<ResponseItem>) -> Vec<ResponseItem> {
         for old in &self.old_slot {
-            if let Some(at) = new_history.iter().position(|item| same_content(item, old)) {
-                new_history.remove(at);
+            if let Some(at) = items.iter().position(|item| same_content(item, old)) {
+                items.remove(at);
             }
         }
-        let rest = without_pinned(new_history, &self.items);
-        let mut history = Vec::with_capacity(self.items.len() + rest.len());
-        history.extend(self.items.iter().cloned());
-        history.extend(rest);
-        history
+        without_pinned(items, &self.items)
+    }
+
+    /// [`PinsAtStart::strip`] for the user messages local compaction keeps, given by their
+    /// content.
+    pub(crate) fn strip_contents<'c>(
+        &self,
+        mut contents: Vec<&'c [ContentItem]>,
+    ) -> Vec<&'c [ContentItem]> {
+        let user_content = |item: &ResponseItem| match item {
+            ResponseItem::Message { role, content, .. } if role == "user" => Some(content.clone()),
+            _ => None,
+        };
+        for old in self.old_slot.iter().filter_map(user_content) {
+            if let Some(at) = contents.iter().position(|content| *content == old.as_slice()) {
+                contents.remove(at);
+            }
+        }
+        let pinned: Vec<Vec<ContentItem>> = self.items.iter().filter_map(user_content).collect();
+        contents.retain(|content| !pinned.iter().any(|pin| pin.as_slice() == *content));
+        contents
     }
 
     /// The estimated tokens of the pin slot.

@@ -6,16 +6,15 @@ use std::sync::Arc;
 
 use compactor_analytics::ChainPosition;
 use compactor_engine::{
-    SUMMARIZATION_PROMPT, V2PromptOptions, append_v2_trigger, build_compacted_history,
-    build_v2_compacted_history, collect_user_messages, process_compacted_history,
-    summarization_prompt_with_focus, summary_text,
+    Compacted, SUMMARIZATION_PROMPT, V2PromptOptions, append_v2_trigger, collect_user_messages,
+    compacted_history, summarization_prompt_with_focus, v2_request_messages,
 };
 use compactor_protocol::{
     CompactionImplementation, CompactionPhase, CompactionReason, CompactionReceipt,
     CompactionTrigger, CompactorError, InitialContextInjection, ReceiptStatus, ResponseItem,
 };
 
-use crate::compact::{add_v1_focus, pins_budget};
+use crate::compact::add_v1_focus;
 use crate::pins::PinsAtStart;
 use crate::receipt::{ReceiptFacts, ReceiptHeader, ReceiptHistories, SentItems};
 use crate::session::Session;
@@ -96,11 +95,11 @@ impl Session {
         };
         let history = Arc::clone(&self.state().history);
         let pins = self.pins_at_start();
-        if let Some(error) = pins.over_budget(pins_budget(implementation, &turn.model)) {
+        if let Some(error) = pins.over_budget(self.pins_budget(implementation, &turn.model)) {
             return Err(error);
         }
         if let Some(usable) = turn.model.model_context_window()
-            && let Some(floor) = self.compacted_floor(implementation, &history)
+            && let Some(floor) = self.compacted_floor(implementation, &history, &turn.model)
             && let tokens = i64::try_from(floor).unwrap_or(i64::MAX)
             && tokens > usable
         {
@@ -153,8 +152,8 @@ impl Session {
         turn: &TurnContext,
         pins: &PinsAtStart,
     ) -> Result<PreviewWork, CompactorError> {
-        let prepared = self.prepare_prune(turn)?;
-        let new_history = pins.lay_out(prepared.new_history);
+        let prepared = self.prepare_prune(turn, pins)?;
+        let new_history = prepared.new_history;
         if let Some(usable) = turn.model.model_context_window() {
             let tokens =
                 i64::try_from(self.estimate_context().estimate(&new_history)).unwrap_or(i64::MAX);
@@ -203,12 +202,21 @@ impl Session {
             encrypted_content: "preview".to_owned(),
             created_by: None,
         };
-        let retained = process_compacted_history(
-            build_v2_compacted_history(&prompt.input[..prompt_len], stand_in),
-            InitialContextInjection::DoNotInject,
-            &config.initial_context,
-            &config.contextual_markers,
-        );
+        let sent = &prompt.input[..prompt_len];
+        let compacted = if implementation == CompactionImplementation::ResponsesCompactionV2 {
+            Compacted::RemoteV2 { messages: pins.strip(v2_request_messages(sent)), item: stand_in }
+        } else {
+            // What servers return: the request's user messages, then the compaction item.
+            let mut output: Vec<ResponseItem> = sent
+                .iter()
+                .filter(|item| item.role() == Some("user"))
+                .map(|item| item.as_ref().clone())
+                .collect();
+            output.push(stand_in);
+            Compacted::RemoteV1 { output: pins.strip(output) }
+        };
+        let layout = self.layout(turn, InitialContextInjection::DoNotInject, &pins.items);
+        let new_history = compacted_history(compacted, &layout)?;
         let facts = ReceiptFacts {
             sent: Some(SentItems::All),
             trimmed: input_history.len() < history_len,
@@ -217,7 +225,7 @@ impl Session {
         };
         Ok(PreviewWork {
             input: input_history.to_vec(),
-            new_history: pins.lay_out(retained),
+            new_history,
             request: Some(String::from_utf8_lossy(&request).into_owned()),
             facts,
         })
@@ -244,8 +252,11 @@ impl Session {
         prompt.tools = Vec::new();
         prompt.parallel_tool_calls = false;
         let request = self.inner.client.responses_body(&prompt, &turn.settings(self))?;
-        let user_messages = collect_user_messages(&history, &config.contextual_markers);
-        let rebuilt = build_compacted_history(&[], &user_messages, &summary_text(""));
+        let user_messages =
+            pins.strip_contents(collect_user_messages(&history, &config.contextual_markers));
+        let compacted = Compacted::Local { user_messages: &user_messages, summary: "" };
+        let layout = self.layout(turn, InitialContextInjection::DoNotInject, &pins.items);
+        let new_history = compacted_history(compacted, &layout)?;
         let facts = ReceiptFacts {
             sent: Some(SentItems::Input),
             trimmed: false,
@@ -253,7 +264,7 @@ impl Session {
             response_id: None,
         };
         Ok(PreviewWork {
-            new_history: pins.lay_out(rebuilt),
+            new_history,
             input: history,
             request: Some(String::from_utf8_lossy(&request).into_owned()),
             facts,

@@ -82,6 +82,8 @@ impl AnalyticsSettings {
 /// local_max_retries = 5
 /// v2_max_retries = 2
 /// turn_max_retries = 5
+/// retained_budget_tokens = 64000            # default: min(64 000, 25% of the context window)
+/// max_retained_images = 8
 /// prune = { protected_user_turns = 2, target_percent = 50 }
 /// pinned_notes = ["Never edit files under vendor/."]   # kept through every compaction
 ///
@@ -90,6 +92,7 @@ impl AnalyticsSettings {
 /// context_window = 272000
 /// auto_compact_token_limit = 200000
 /// effective_context_window_percent = 95
+/// tool_output_limit = { mode = "tokens", limit = 10000 }   # or mode = "bytes"
 ///
 /// [trace]
 /// root = "traces"                          # relative paths start at the file's folder
@@ -139,7 +142,7 @@ impl AnalyticsSettings {
 /// assert_eq!(
 ///     typo.unwrap_err().to_string(),
 ///     "compactor.toml:2: unknown key `model.slgu` (expected one of slug, context_window, \
-///      auto_compact_token_limit, effective_context_window_percent)"
+///      auto_compact_token_limit, effective_context_window_percent, tool_output_limit)"
 /// );
 /// # Ok::<(), compactor_core::ConfigFileError>(())
 /// ```
@@ -241,6 +244,10 @@ impl CompactorToml {
         set(&mut target.prune.protected_user_turns, compaction.protected_user_turns);
         set(&mut target.prune.target_percent, compaction.target_percent);
         set(&mut target.pinned_notes, compaction.pinned_notes.clone());
+        if let Some(budget) = compaction.retained_budget_tokens {
+            target.retained_budget_tokens = Some(budget);
+        }
+        set(&mut target.max_retained_images, compaction.max_retained_images);
 
         let chain_has_v2 = compaction
             .chain
@@ -267,6 +274,7 @@ impl CompactorToml {
             target.auto_compact_token_limit = Some(limit);
         }
         set(&mut target.effective_context_window_percent, model.effective_context_window_percent);
+        set(&mut target.tool_output_limit, model.tool_output_limit);
 
         if let Some(root) = &self.trace_root {
             config.trace = TraceConfig::with_root(root.clone());

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use compactor_client::ModelClientSession;
-use compactor_engine::{PromptOptions, ResponseOutput, prompt_input, split_server_compaction};
+use compactor_engine::{
+    PromptOptions, ResponseOutput, prompt_input, split_server_compaction, truncate_tool_output,
+};
 use compactor_protocol::{
     CompactionPhase, CompactionReason, CompactorError, ContentItem, EventMsg,
     InitialContextInjection, Prompt, ResponseEvent, ResponseItem, RolloutItem, TokenUsage,
@@ -211,27 +213,26 @@ impl Session {
             )
             .await?;
         }
-        // Pre-turn: compact before the new input is recorded (D5).
-        if self.total_token_usage() >= turn.model.auto_compact_limit() {
-            self.run_auto_compaction(
-                turn,
-                &mut client_session,
-                &mut auto,
-                InitialContextInjection::DoNotInject,
-                CompactionReason::ContextLimit,
-                CompactionPhase::PreTurn,
-            )
-            .await?;
-        }
-        self.record_context_if_needed(turn).await?;
+        // Pre-turn: compact before the new input is recorded (D5), when the request it makes
+        // needs it (D104).
         let text = compactor_protocol::content_text(&input).unwrap_or_default();
-        self.record_items(vec![ResponseItem::Message {
+        let message = ResponseItem::Message {
             id: None,
             role: "user".to_owned(),
             content: input,
             phase: None,
-        }])
+        };
+        self.guard_request(
+            turn,
+            &mut client_session,
+            &mut auto,
+            Some(&message),
+            InitialContextInjection::DoNotInject,
+            CompactionPhase::PreTurn,
+        )
         .await?;
+        self.record_context_if_needed(turn).await?;
+        self.record_items(vec![message]).await?;
         self.emit(EventMsg::UserMessage { message: text }).await;
 
         let mut last_agent_message = None;
@@ -268,9 +269,14 @@ impl Session {
                     } else {
                         CompactionPhase::MidTurn
                     };
-                    self.install_server_managed(turn, compaction, phase).await?;
+                    let mut after = self.install_server_managed(turn, compaction, phase).await?;
+                    self.truncate_on_record(turn, &mut after).await;
+                    self.record_items(after).await?;
                 }
-                ResponseOutput::Plain(items) => self.record_items(items).await?,
+                ResponseOutput::Plain(mut items) => {
+                    self.truncate_on_record(turn, &mut items).await;
+                    self.record_items(items).await?;
+                }
             }
             samples += 1;
             if config.features.responses_websocket_response_processed {
@@ -284,26 +290,44 @@ impl Session {
                 };
                 outputs.push(call.output_item(output));
             }
+            self.truncate_on_record(turn, &mut outputs).await;
             self.record_items(outputs).await?;
             let needs_follow_up = !calls.is_empty() || sampled.end_turn == Some(false);
             if !needs_follow_up {
                 break;
             }
-            // Mid-turn: compact between requests, keeping the turn's connection (D5).
-            if self.total_token_usage() >= turn.model.auto_compact_limit() {
-                self.run_auto_compaction(
-                    turn,
-                    &mut client_session,
-                    &mut auto,
-                    InitialContextInjection::BeforeLastUserMessage,
-                    CompactionReason::ContextLimit,
-                    CompactionPhase::MidTurn,
-                )
-                .await?;
-            }
+            // Mid-turn: compact between requests, keeping the turn's connection (D5), under the
+            // loop guard (D104).
+            self.guard_request(
+                turn,
+                &mut client_session,
+                &mut auto,
+                None,
+                InitialContextInjection::BeforeLastUserMessage,
+                CompactionPhase::MidTurn,
+            )
+            .await?;
         }
         self.state().previous_model = Some(turn.model.clone());
         Ok(last_agent_message)
+    }
+
+    /// Cuts the tool outputs among `items` to the model's limit before they are recorded (D100),
+    /// telling the harness about each cut.
+    async fn truncate_on_record(&self, turn: &TurnContext, items: &mut [ResponseItem]) {
+        for item in items {
+            let Some(cut) = truncate_tool_output(item, turn.model.tool_output_limit) else {
+                continue;
+            };
+            let call_id = item.output_call_id().unwrap_or_default().to_owned();
+            tracing::debug!(%call_id, cut.original_tokens, cut.kept_tokens, "tool output truncated");
+            self.emit(EventMsg::ToolOutputTruncated {
+                call_id,
+                original_tokens: cut.original_tokens,
+                kept_tokens: cut.kept_tokens,
+            })
+            .await;
+        }
     }
 
     /// Injects the full initial context when there is no settings baseline (first turn, or after

@@ -11,8 +11,9 @@
 //!    trigger is appended;
 //! 4. the request body is built, sized (`tokens::json_len`) and serialized into a buffer of that
 //!    size, as the client sends it (its size is what core counts for analytics);
-//! 5. the new history is rebuilt from the prompt input and the compaction item
-//!    (`build_v2_compacted_history`, then `process_compacted_history`);
+//! 5. the new history is built from the prompt input's messages and the compaction item
+//!    (`v2_request_messages`, then `compacted_history` with the window's default retained
+//!    budget);
 //! 6. the `compacted` rollout line is serialized with its full `replacement_history`;
 //! 7. the session moves the new history in from the rollout line, recomputes its usage
 //!    estimate, and drops the old history and the prompt.
@@ -28,10 +29,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use compactor_engine::{
-    EstimateContext, InputModalities, PromptOptions, ReasoningAccounting, TotalUsageInput,
-    V2PromptOptions, append_v2_trigger, build_v2_compacted_history, estimate_history,
-    process_compacted_history, prompt_input, total_token_usage,
-    trim_function_call_history_to_fit_context_window,
+    Compacted, EstimateContext, InputModalities, Layout, PromptOptions, ReasoningAccounting,
+    TotalUsageInput, V2PromptOptions, append_v2_trigger, compacted_history,
+    default_retained_budget_tokens, estimate_history, prompt_input, total_token_usage,
+    trim_function_call_history_to_fit_context_window, v2_request_messages,
 };
 use compactor_protocol::tokens::json_len;
 use compactor_protocol::{
@@ -137,13 +138,17 @@ fn compact_once(session: &mut Session, compaction_item: &ResponseItem) -> [Durat
     drop(wire);
     lap(3);
 
-    let retained = build_v2_compacted_history(&prompt.input[..prompt_len], compaction_item.clone());
-    let new_history = process_compacted_history(
-        retained,
-        InitialContextInjection::DoNotInject,
-        &session.initial_context,
-        &session.markers,
-    );
+    let layout = Layout {
+        initial_context: &session.initial_context,
+        injection: InitialContextInjection::DoNotInject,
+        retained_budget_tokens: default_retained_budget_tokens(i64::try_from(session.window).ok()),
+        ..Layout::new(&session.markers)
+    };
+    let compacted = Compacted::RemoteV2 {
+        messages: v2_request_messages(&prompt.input[..prompt_len]),
+        item: compaction_item.clone(),
+    };
+    let new_history = compacted_history(compacted, &layout).unwrap_or_default();
     lap(4);
 
     let line = RolloutLine::new(

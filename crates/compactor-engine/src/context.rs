@@ -1,9 +1,7 @@
 //! Contextual user messages, user-turn boundaries, and where the initial context goes in a
 //! compacted history (D16, D15).
 
-use compactor_protocol::{
-    ContextualMarkers, InitialContextInjection, ResponseItem, is_user_turn_boundary,
-};
+use compactor_protocol::{ContextualMarkers, ResponseItem, is_user_turn_boundary};
 
 use crate::local::is_summary_message;
 
@@ -18,7 +16,7 @@ pub(crate) fn is_real_user_message(item: &ResponseItem, markers: &ContextualMark
 ///
 /// It goes just before the last real user message; without one, before the last summary
 /// message; without one, before the last compaction item; otherwise at the end.
-pub fn insert_initial_context(
+pub(crate) fn insert_initial_context(
     history: &mut Vec<ResponseItem>,
     initial_context: &[ResponseItem],
     markers: &ContextualMarkers,
@@ -35,22 +33,14 @@ pub fn insert_initial_context(
     history.splice(at..at, initial_context.iter().cloned());
 }
 
-/// Cleans a compacted history before it is installed, and places the initial context (D16).
+/// Whether a compacted history keeps `item` from a remote result (D16).
 ///
 /// Kept: user messages that are not contextual (real messages and summaries), assistant
 /// messages, and compaction items with content. Dropped: developer and system messages (remote
 /// output may carry stale instructions), contextual user messages, every call, output, reasoning,
-/// hosted-tool item, trigger and unknown item. Then, for
-/// [`InitialContextInjection::BeforeLastUserMessage`], `initial_context` is spliced in by
-/// [`insert_initial_context`]; [`InitialContextInjection::DoNotInject`] leaves it out, for the
-/// next turn to inject in full.
-pub fn process_compacted_history(
-    mut items: Vec<ResponseItem>,
-    injection: InitialContextInjection,
-    initial_context: &[ResponseItem],
-    markers: &ContextualMarkers,
-) -> Vec<ResponseItem> {
-    items.retain(|item| match item {
+/// hosted-tool item, trigger and unknown item.
+pub(crate) fn keep_in_compacted_history(item: &ResponseItem, markers: &ContextualMarkers) -> bool {
+    match item {
         ResponseItem::Message { role, content, .. } => match role.as_str() {
             "user" => !markers.is_contextual(content),
             "assistant" => true,
@@ -71,14 +61,7 @@ pub fn process_compacted_history(
         | ResponseItem::ImageGenerationCall { .. }
         | ResponseItem::CompactionTrigger
         | ResponseItem::Unknown(_) => false,
-    });
-    match injection {
-        InitialContextInjection::BeforeLastUserMessage => {
-            insert_initial_context(&mut items, initial_context, markers);
-        }
-        InitialContextInjection::DoNotInject => {}
     }
-    items
 }
 
 #[cfg(test)]

@@ -2,11 +2,11 @@
 
 use compactor_protocol::CompactorError;
 
-/// A malformed remote compaction v2 result (D12).
+/// A malformed remote compaction v2 result (D12), or a compacted history that cannot be laid out.
 ///
 /// The messages are the contract: harnesses and tests match on them. Convert with
-/// `CompactorError::from`: a missing payload and a wrong item count are fatal, an early end of the
-/// stream is a retryable stream error.
+/// `CompactorError::from`: a missing payload, a wrong item count and pins over the budget are
+/// fatal, an early end of the stream is a retryable stream error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The compaction output item carried no (or an empty) `encrypted_content`.
@@ -30,6 +30,17 @@ pub enum Error {
     /// The stream ended before `response.completed`.
     #[error("remote compaction v2 stream closed before response.completed")]
     StreamClosedEarly,
+    /// The pinned items and the ledger alone exceed the budget of the retained history; nothing
+    /// can be installed until the harness unpins something or the budget grows.
+    #[error(
+        "the pinned items and the ledger take {pinned_tokens} tokens, over the retained budget of {budget_tokens} tokens"
+    )]
+    PinnedOverBudget {
+        /// The estimated tokens of the pins and the ledger.
+        pinned_tokens: u64,
+        /// The budget they must fit.
+        budget_tokens: u64,
+    },
 }
 
 /// `Result` with the engine's [`Error`].
@@ -40,6 +51,9 @@ impl From<Error> for CompactorError {
         match err {
             Error::MissingPayload { .. } | Error::UnexpectedItemCount { .. } => {
                 CompactorError::Fatal(err.to_string())
+            }
+            Error::PinnedOverBudget { pinned_tokens, budget_tokens } => {
+                CompactorError::PinsOverBudget { pinned_tokens, budget_tokens }
             }
             Error::StreamClosedEarly => CompactorError::stream(err.to_string()),
         }

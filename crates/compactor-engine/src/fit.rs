@@ -1,19 +1,24 @@
 //! Whether a compaction can fit the window at all (D63): the fewest tokens
 //! the history an implementation installs can have, known before any request is made.
 
-use compactor_protocol::tokens::{approx_token_count, approx_tokens_from_byte_count};
+use compactor_protocol::tokens::{
+    approx_token_count, approx_tokens_from_byte_count, estimate_item_tokens,
+};
 use compactor_protocol::{CompactionImplementation, ContentItem, ContextualMarkers, ResponseItem};
 
 /// A lower bound on the estimated tokens (with `base_instructions`) of the history that
 /// `implementation` installs when it compacts `history`; `None` when nothing useful is known
 /// before the model answers.
 ///
-/// Remote compaction v2 keeps every user message that is not contextual, and `prune` never
-/// touches user messages, so for them the bound is the instructions plus the text of those
-/// messages (their JSON, images and the compaction item only add to it). Local compaction cuts
-/// user messages down to a budget and `/responses/compact` returns what the server chooses: no
-/// bound for them. A history whose bound is above the usable window cannot be compacted into it
-/// by that implementation, and a request would be wasted.
+/// `prune` never touches user messages, so its bound is the instructions plus the text of the
+/// user messages that are not contextual (their JSON and images only add to it). Remote
+/// compaction v2 keeps those messages too, newest first within `retained_budget_tokens` (D101):
+/// when they fit the budget it keeps them all and the same bound holds; when they do not, it
+/// keeps what the budget holds, which is never over the window, and the bound is the
+/// instructions alone. Local compaction cuts user messages down to a budget and
+/// `/responses/compact` returns what the server chooses: no bound for them. A history whose bound
+/// is above the usable window cannot be compacted into it by that implementation, and a request
+/// would be wasted.
 ///
 /// # Examples
 ///
@@ -24,32 +29,41 @@ use compactor_protocol::{CompactionImplementation, ContentItem, ContextualMarker
 /// let history = [ResponseItem::user_text(&"x".repeat(4_000))];
 /// let markers = ContextualMarkers::default();
 /// let v2 = CompactionImplementation::ResponsesCompactionV2;
-/// assert_eq!(compacted_floor(v2, &history, "", &markers), Some(1_000));
+/// assert_eq!(compacted_floor(v2, &history, "", &markers, 64_000), Some(1_000));
+/// assert_eq!(compacted_floor(v2, &history, "", &markers, 500), Some(0));
 /// let local = CompactionImplementation::Responses;
-/// assert_eq!(compacted_floor(local, &history, "", &markers), None);
+/// assert_eq!(compacted_floor(local, &history, "", &markers, 64_000), None);
 /// ```
 pub fn compacted_floor(
     implementation: CompactionImplementation,
     history: &[ResponseItem],
     base_instructions: &str,
     markers: &ContextualMarkers,
+    retained_budget_tokens: u64,
 ) -> Option<u64> {
-    match implementation {
-        CompactionImplementation::ResponsesCompactionV2 | CompactionImplementation::Prune => {}
+    let budgeted = match implementation {
+        CompactionImplementation::ResponsesCompactionV2 => true,
+        CompactionImplementation::Prune => false,
         CompactionImplementation::Responses
         | CompactionImplementation::ResponsesCompact
         | CompactionImplementation::ServerManaged => return None,
-    }
-    let kept = history.iter().filter_map(|item| match item {
-        ResponseItem::Message { role, content, .. }
-            if role == "user" && !markers.is_contextual(content) =>
-        {
-            let text: u64 = content.iter().map(text_len).sum();
-            Some(approx_tokens_from_byte_count(text))
+    };
+    let kept = history.iter().filter(|item| match item {
+        ResponseItem::Message { role, content, .. } => {
+            role == "user" && !markers.is_contextual(content)
         }
-        _ => None,
+        _ => false,
     });
-    Some(kept.fold(approx_token_count(base_instructions), u64::saturating_add))
+    let (text, estimate) = kept.fold((0u64, 0u64), |(text, estimate), item| {
+        let ResponseItem::Message { content, .. } = item else { return (text, estimate) };
+        let item_text = content.iter().map(text_len).sum::<u64>();
+        (
+            text.saturating_add(approx_tokens_from_byte_count(item_text)),
+            estimate.saturating_add(estimate_item_tokens(item)),
+        )
+    });
+    let text = if budgeted && estimate > retained_budget_tokens { 0 } else { text };
+    Some(approx_token_count(base_instructions).saturating_add(text))
 }
 
 /// The bytes of text in one content part: every estimate counts at least these.

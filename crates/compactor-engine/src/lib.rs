@@ -14,14 +14,20 @@
 //! - Pre-request trimming (D37): [`trim_function_call_history_to_fit_context_window`].
 //! - Remote compaction v2 (D39): [`append_v2_trigger`] with [`V2PromptOptions`],
 //!   [`collect_context_compaction_output`] returning a [`CollectedCompaction`], and
-//!   [`build_v2_compacted_history`].
-//! - Installed history (D16): [`process_compacted_history`],
-//!   [`insert_initial_context`]; what a user turn is comes from
+//!   [`v2_request_messages`].
+//! - The installed history of every implementation (D102): [`compacted_history`] builds it
+//!   from a [`Compacted`] result and a [`Layout`]: pins, ledger, the initial context placed by
+//!   the injection mode, the retained budget of [`default_retained_budget_tokens`] (D101), the
+//!   image cap (D103). What a user turn is comes from
 //!   [`compactor_protocol::is_user_turn_boundary`] and its
 //!   [`ContextualMarkers`](compactor_protocol::ContextualMarkers) (D70).
+//! - The loop guard (D104): [`WindowLimits::compaction_need`] says when an auto compaction runs
+//!   ([`CompactionNeed`]).
+//! - Truncation on record (D100): [`truncate_tool_output`] with a [`TruncationPolicy`],
+//!   reporting a [`ToolOutputTruncation`].
 //! - Local compaction (D38): [`SUMMARY_PREFIX`], [`SUMMARIZATION_PROMPT`] and
-//!   [`summarization_prompt_with_focus`], [`collect_user_messages`], [`build_compacted_history`],
-//!   [`drop_oldest`] when the summarization request overflows, [`rebuild_legacy_compacted`].
+//!   [`summarization_prompt_with_focus`], [`collect_user_messages`], [`drop_oldest`] when the
+//!   summarization request overflows, [`rebuild_legacy_compacted`].
 //! - Deterministic pruning (D20): [`prune`] with [`PruneConfig`] and
 //!   [`prune_target_tokens`], returning a [`PruneOutcome`] and its [`PruneReport`].
 //! - Server-managed compaction (D46): [`split_server_compaction`] sorts a response's output
@@ -65,6 +71,9 @@ mod context;
 mod error;
 mod estimate;
 mod fit;
+mod guard;
+mod images;
+mod layout;
 mod local;
 mod normalize;
 mod pairs;
@@ -72,30 +81,36 @@ mod pins;
 mod prune;
 mod receipt;
 mod remote_v2;
+mod retained;
 mod server_managed;
 mod trim;
+mod truncate;
 
-pub use context::{insert_initial_context, process_compacted_history};
 pub use error::{Error, Result};
 pub use estimate::{
     EstimateContext, ReasoningAccounting, TotalUsageInput, estimate_history, total_token_usage,
 };
 pub use fit::compacted_floor;
+pub use guard::{CompactionNeed, WindowLimits};
+pub use images::DEFAULT_MAX_RETAINED_IMAGES;
+pub use layout::{Compacted, Layout, compacted_history};
 pub use local::{
-    COMPACT_USER_MESSAGE_MAX_TOKENS, SUMMARIZATION_PROMPT, SUMMARY_PREFIX, build_compacted_history,
-    collect_user_messages, drop_oldest, last_assistant_text, rebuild_legacy_compacted,
-    summarization_prompt_with_focus, summary_text,
+    COMPACT_USER_MESSAGE_MAX_TOKENS, SUMMARIZATION_PROMPT, SUMMARY_PREFIX, collect_user_messages,
+    drop_oldest, last_assistant_text, rebuild_legacy_compacted, summarization_prompt_with_focus,
+    summary_text,
 };
 pub use normalize::{InputModalities, PromptOptions, for_prompt, prompt_input};
 pub use pins::{pin_copy, pin_slot_len, pinned_tokens, same_content, without_pinned};
 pub use prune::{PruneConfig, PruneOutcome, PruneReport, prune, prune_target_tokens};
 pub use receipt::{ReceiptInput, ReceiptTokens, Sent, account_items, unchanged_items};
 pub use remote_v2::{
-    CollectedCompaction, V2PromptOptions, append_v2_trigger, build_v2_compacted_history,
-    collect_context_compaction_output,
+    CollectedCompaction, V2PromptOptions, append_v2_trigger, collect_context_compaction_output,
+    v2_request_messages,
 };
+pub use retained::{MIN_RETAINED_BUDGET_TOKENS, default_retained_budget_tokens};
 pub use server_managed::{ResponseOutput, ServerCompaction, split_server_compaction};
 pub use trim::trim_function_call_history_to_fit_context_window;
+pub use truncate::{ToolOutputTruncation, TruncationPolicy, truncate_tool_output};
 
 #[cfg(test)]
 mod test_support;

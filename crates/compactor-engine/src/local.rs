@@ -5,6 +5,8 @@ use compactor_protocol::tokens::{approx_tokens_from_byte_count, image_estimate_b
 use compactor_protocol::{ContentItem, ContextualMarkers, ResponseItem};
 
 use crate::context::is_real_user_message;
+use crate::layout::{Compacted, Layout, compacted_history};
+use crate::truncate::{Images, Unit, truncate_parts};
 
 /// The first line of every local compaction summary message.
 ///
@@ -109,33 +111,15 @@ pub fn collect_user_messages<'a>(
         .collect()
 }
 
-/// The history a local compaction installs (D38): `initial_context`, then the newest user
-/// messages that fit a budget of 20 000 tokens, then the summary as a user message.
+/// The real user messages a local compaction keeps (D38): the newest that fit
+/// `max_tokens`, as `user` messages in chronological order with their parts (images included).
 ///
 /// The messages are walked newest first. A message that fits is kept whole and its cost (text
 /// bytes plus image estimates, over four) is subtracted; the first one that does not fit is cut
 /// to what is left by middle truncation (a `…N tokens truncated…` marker replaces the cut) and
-/// the walk stops. Kept messages return to chronological order as `user` messages with their
-/// parts (images included). An empty `summary_text` becomes `summary_text("")`, which still
-/// carries [`SUMMARY_PREFIX`].
-pub fn build_compacted_history(
-    initial_context: &[ResponseItem],
+/// the walk stops.
+pub(crate) fn select_user_messages(
     user_messages: &[&[ContentItem]],
-    summary_text: &str,
-) -> Vec<ResponseItem> {
-    build_compacted_history_with_budget(
-        initial_context,
-        user_messages,
-        summary_text,
-        COMPACT_USER_MESSAGE_MAX_TOKENS,
-    )
-}
-
-/// [`build_compacted_history`] with a budget of `max_tokens`.
-pub(crate) fn build_compacted_history_with_budget(
-    initial_context: &[ResponseItem],
-    user_messages: &[&[ContentItem]],
-    summary_text: &str,
     max_tokens: u64,
 ) -> Vec<ResponseItem> {
     let mut kept: Vec<Vec<ContentItem>> = Vec::new();
@@ -156,30 +140,33 @@ pub(crate) fn build_compacted_history_with_budget(
         }
         break;
     }
-    let mut history = Vec::with_capacity(initial_context.len() + kept.len() + 1);
-    history.extend_from_slice(initial_context);
-    history.extend(kept.into_iter().rev().map(|content| ResponseItem::Message {
-        id: None,
-        role: "user".to_owned(),
-        content,
-        phase: None,
-    }));
-    let summary =
-        if summary_text.is_empty() { self::summary_text("") } else { summary_text.to_owned() };
-    history.push(ResponseItem::user_text(summary));
-    history
+    kept.into_iter()
+        .rev()
+        .map(|content| ResponseItem::Message {
+            id: None,
+            role: "user".to_owned(),
+            content,
+            phase: None,
+        })
+        .collect()
 }
 
 /// Rebuilds the history of a legacy `compacted` rollout line that has no replacement history:
 /// the real user messages of `history` (by the replay's `markers`) within the default budget,
-/// then `message` as the summary. This is the function the rollout reader is given; it passes
-/// the markers of the session it replays (D72).
+/// then `message` as the summary, laid out by [`crate::compacted_history`] (D102). This is the
+/// function the rollout reader is given; it passes the markers of the session it replays (D72).
 pub fn rebuild_legacy_compacted(
     history: &[ResponseItem],
     message: &str,
     markers: &ContextualMarkers,
 ) -> Vec<ResponseItem> {
-    build_compacted_history(&[], &collect_user_messages(history, markers), message)
+    let user_messages = collect_user_messages(history, markers);
+    let compacted = Compacted::Local { user_messages: &user_messages, summary: message };
+    match compacted_history(compacted, &Layout::new(markers)) {
+        Ok(rebuilt) => rebuilt,
+        // Only pins over the budget fail, and this layout has none.
+        Err(_) => vec![ResponseItem::user_text(message)],
+    }
 }
 
 /// The text bytes and the image estimate bytes of a message's parts.
@@ -195,70 +182,10 @@ fn content_bytes(content: &[ContentItem]) -> (u64, u64) {
     })
 }
 
-/// Middle-truncates a message's parts to `budget_tokens`.
-///
-/// The text parts are treated as one text: its head and tail are kept, the middle is replaced by
-/// the marker (in the part where the cut starts), and parts wholly inside the cut are dropped.
-/// Images are kept when their estimates fit the budget (the text gets the rest) and they do not
-/// sit inside the cut; otherwise they are dropped with it.
+/// Middle-truncates a message's parts to `budget_tokens`, images counted at their estimate
+/// (see [`truncate_parts`]).
 fn truncate_content(content: &[ContentItem], budget_tokens: u64) -> Vec<ContentItem> {
-    let (text_bytes, image_bytes) = content_bytes(content);
-    let budget_bytes = budget_tokens.saturating_mul(4);
-    let keep_images = image_bytes <= budget_bytes;
-    let text_budget = if keep_images { budget_bytes - image_bytes } else { budget_bytes };
-    let text_budget = text_budget.min(text_bytes);
-    let head_end = text_budget / 2;
-    let tail_start = text_bytes - (text_budget - head_end);
-    let removed = tail_start - head_end;
-    let marker = format!("…{} tokens truncated…", approx_tokens_from_byte_count(removed));
-
-    let mut out = Vec::with_capacity(content.len());
-    let mut offset = 0u64;
-    let mut marker_placed = removed == 0;
-    for part in content {
-        let (text, is_output) = match part {
-            ContentItem::InputText { text } => (text, false),
-            ContentItem::OutputText { text } => (text, true),
-            ContentItem::InputImage { .. } | ContentItem::Unknown(_) => {
-                let inside_cut = head_end < offset && offset < tail_start;
-                let is_image = matches!(part, ContentItem::InputImage { .. });
-                if !inside_cut && (keep_images || !is_image) {
-                    out.push(part.clone());
-                }
-                continue;
-            }
-        };
-        let start = offset;
-        let end = offset + text.len() as u64;
-        offset = end;
-        if end <= head_end || start >= tail_start {
-            // Wholly in the head or in the tail.
-            out.push(part.clone());
-            continue;
-        }
-        if marker_placed && start >= head_end && end <= tail_start {
-            // Wholly inside the cut, after the part that carries the marker.
-            continue;
-        }
-        let mut piece = String::new();
-        if start < head_end {
-            piece.push_str(&text[..text.floor_char_boundary((head_end - start) as usize)]);
-        }
-        if !marker_placed {
-            piece.push_str(&marker);
-            marker_placed = true;
-        }
-        if end > tail_start {
-            let from = tail_start.saturating_sub(start) as usize;
-            piece.push_str(&text[text.ceil_char_boundary(from)..]);
-        }
-        out.push(if is_output {
-            ContentItem::OutputText { text: piece }
-        } else {
-            ContentItem::InputText { text: piece }
-        });
-    }
-    out
+    truncate_parts(content, budget_tokens.saturating_mul(4), Unit::Tokens, Images::WithinBudget)
 }
 
 #[cfg(test)]

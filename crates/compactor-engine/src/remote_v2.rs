@@ -37,7 +37,7 @@ pub(crate) fn focus_message(focus: &str) -> ResponseItem {
 
 /// Appends the v2 tail to a prompt input built by [`crate::for_prompt`]: the focus message, if
 /// any, then the trigger. Returns the length `input` had before, so that `&input[..len]` is the
-/// prompt input that [`build_v2_compacted_history`] takes.
+/// prompt input that [`v2_request_messages`] takes.
 ///
 /// # Examples
 ///
@@ -165,24 +165,19 @@ where
     Err(Error::StreamClosedEarly.into())
 }
 
-/// The history a v2 compaction installs, before [`crate::process_compacted_history`]
-/// (D39): every user, developer and system message of `prompt_input`, in order,
-/// then `item`. Assistant messages, tool traffic, reasoning, old compaction items and triggers
-/// are dropped.
+/// The messages of a v2 request that its compacted history starts from (D39):
+/// every user, developer and system message of `prompt_input`, in order. Assistant messages,
+/// tool traffic, reasoning, old compaction items and triggers are left out.
+/// [`crate::compacted_history`] takes them as [`crate::Compacted::RemoteV2`].
 ///
 /// `prompt_input` is the request input without the v2 tail (see [`append_v2_trigger`]).
-pub fn build_v2_compacted_history<T: Borrow<ResponseItem>>(
-    prompt_input: &[T],
-    item: ResponseItem,
-) -> Vec<ResponseItem> {
-    let mut history: Vec<ResponseItem> = prompt_input
+pub fn v2_request_messages<T: Borrow<ResponseItem>>(prompt_input: &[T]) -> Vec<ResponseItem> {
+    prompt_input
         .iter()
         .map(Borrow::borrow)
         .filter(|item: &&ResponseItem| matches!(item.role(), Some("user" | "developer" | "system")))
         .cloned()
-        .collect();
-    history.push(item);
-    history
+        .collect()
 }
 
 #[cfg(test)]

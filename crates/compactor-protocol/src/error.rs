@@ -96,17 +96,18 @@ pub enum CompactorError {
     /// JSON that could not be read or written.
     #[error("json error: {0}")]
     Json(String),
-    /// An auto compaction left the context at or above the limit (D19).
+    /// An auto compaction left a request that cannot fit the usable context window, so the turn
+    /// cannot go on (the loop guard, D104).
     #[error(
-        "compaction made no progress: {tokens_after} tokens after compaction, limit {limit} (before: {tokens_before})"
+        "compaction made no progress: {retained_tokens} tokens remain after compaction, over the usable context window of {window} tokens (auto-compact limit {limit})"
     )]
     CompactionMadeNoProgress {
-        /// Estimated tokens before.
-        tokens_before: i64,
-        /// Estimated tokens after.
-        tokens_after: i64,
+        /// The estimated tokens of the request after compaction.
+        retained_tokens: i64,
         /// The auto-compact limit.
         limit: i64,
+        /// The usable context window the request had to fit.
+        window: i64,
     },
     /// A stream line, event or WebSocket message grew past the client's cap; the stream was ended
     /// there, so one event can never take more than a small multiple of the cap in memory
@@ -337,7 +338,7 @@ pub enum CompactorErrorInfo {
         /// The HTTP status, when there was one.
         http_status_code: Option<u16>,
     },
-    /// An auto compaction left the context over the limit.
+    /// An auto compaction left a request that cannot fit the window.
     CompactionMadeNoProgress,
     /// Cancelled or aborted.
     Interrupted,

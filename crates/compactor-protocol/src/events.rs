@@ -156,6 +156,16 @@ pub enum EventMsg {
         /// The text.
         message: String,
     },
+    /// A tool output was cut to the model's limit before it was recorded (see D100 in
+    /// docs/decisions.md); the history and the rollout hold the cut output.
+    ToolOutputTruncated {
+        /// The call the output answers (empty for a tool search output without one).
+        call_id: String,
+        /// The estimated tokens of the output's text before the cut.
+        original_tokens: u64,
+        /// The estimated tokens of what was recorded, the marker included.
+        kept_tokens: u64,
+    },
     /// What a compaction attempt did (D143 in docs/decisions.md): emitted after every installed
     /// compaction, whose receipt is also in its `compacted` line, and after every failed attempt,
     /// whose receipt is only this event.

@@ -10,7 +10,8 @@ use compactor_protocol::{EventMsg, ResponseItem, RolloutItem};
 ///   compaction triggers (`{"type":"context_compaction"}` without content, and
 ///   `{"type":"compaction_trigger"}`) are never written: they exist only inside one request.
 /// - Events: `user_message`, `agent_message`, `token_count`, `context_compacted`, `turn_started`,
-///   `turn_complete`, `turn_aborted`, `thread_rolled_back`, `error` and `warning`. Item lifecycle
+///   `turn_complete`, `turn_aborted`, `thread_rolled_back`, `error`, `warning` and
+///   `tool_output_truncated` (a reader sees which recorded outputs were cut). Item lifecycle
 ///   events, `stream_error`, hook events, raw response items and events of unknown type are not:
 ///   they carry nothing a resume needs.
 /// - Lines of an unknown type are written as they are, so that copying a newer writer's rollout
@@ -58,7 +59,8 @@ fn is_persisted_event(event: &EventMsg) -> bool {
         | EventMsg::TurnAborted { .. }
         | EventMsg::ThreadRolledBack { .. }
         | EventMsg::Error(_)
-        | EventMsg::Warning { .. } => true,
+        | EventMsg::Warning { .. }
+        | EventMsg::ToolOutputTruncated { .. } => true,
         EventMsg::ItemStarted { .. }
         | EventMsg::ItemCompleted { .. }
         | EventMsg::StreamError { .. }

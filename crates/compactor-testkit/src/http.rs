@@ -140,6 +140,10 @@ pub(crate) async fn compact(
             if !problems.is_empty() {
                 return Err(shared.violation_reply(&context, problems.join("; ")));
             }
+            if let Some(reply) = shared.check_input_tokens(&context, &request.instructions, &input)
+            {
+                return Err(reply);
+            }
             match (scripted, &shared.model) {
                 (Some(answer), _) => Ok(answer),
                 (None, Some(model)) => model.compact(&request, &input).map(|body| (200, body)),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::post;
+use compactor_protocol::tokens::estimate_history_tokens;
 use compactor_protocol::{ResponseItem, ResponsesApiRequest, into_owned_items};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -61,6 +62,10 @@ pub struct TestServerConfig {
     /// How long a client may take to send a request's body; a slower one is answered
     /// `408 request_timeout` and disconnected.
     pub body_read_timeout: Duration,
+    /// When set, a request whose input (resolved through `previous_response_id`) and
+    /// instructions are estimated above this many tokens is a [`Violation`], answered 400: how a
+    /// test checks that a client never sends more than a model's context window.
+    pub input_token_limit: Option<u64>,
 }
 
 impl Default for TestServerConfig {
@@ -74,6 +79,7 @@ impl Default for TestServerConfig {
             record: RecordLimits::default(),
             header_read_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(60),
+            input_token_limit: None,
         }
     }
 }
@@ -125,6 +131,7 @@ impl TestServer {
             max_body_bytes: config.max_body_bytes,
             body_read_timeout: config.body_read_timeout,
             responses_per_connection: config.record.responses_per_connection,
+            input_token_limit: config.input_token_limit,
         });
         let app = router(Arc::clone(&shared));
         let cut = CancellationToken::new();
@@ -487,6 +494,7 @@ pub(crate) struct Shared {
     pub(crate) max_body_bytes: usize,
     pub(crate) body_read_timeout: Duration,
     pub(crate) responses_per_connection: usize,
+    pub(crate) input_token_limit: Option<u64>,
 }
 
 /// Queues and records.
@@ -568,6 +576,23 @@ impl Shared {
         self.update(|state| state.violations.push(violation, 0));
     }
 
+    /// The violation answer for an input above the configured token limit, if it is.
+    pub(crate) fn check_input_tokens(
+        &self,
+        context: &str,
+        instructions: &str,
+        input: &[ResponseItem],
+    ) -> Option<ErrorReply> {
+        let limit = self.input_token_limit?;
+        let tokens = estimate_history_tokens(instructions, input);
+        (tokens > limit).then(|| {
+            self.violation_reply(
+                context,
+                format!("the input is estimated at {tokens} tokens, over the limit of {limit}"),
+            )
+        })
+    }
+
     /// Records a violation and returns the 400 that answers it.
     pub(crate) fn violation_reply(&self, context: &str, message: String) -> ErrorReply {
         let reply = ErrorReply::invalid_request(
@@ -639,6 +664,9 @@ impl Shared {
             if !problems.is_empty() {
                 return Prepared::Reply(self.violation_reply(context, problems.join("; ")));
             }
+        }
+        if let Some(reply) = self.check_input_tokens(context, &request.instructions, &full_input) {
+            return Prepared::Reply(reply);
         }
         let events = match (answer, &self.model) {
             (Answer::Script(events), _) => events,

@@ -11,6 +11,10 @@
 //! ~4 MB" of D48 assumes plain text; encrypted reasoning and images weigh more bytes per token).
 //!
 //! Everything is a pure function of its arguments: two runs measure the same bytes.
+//!
+//! [`soak`] is the long-session workload: hundreds of turns in a small window.
+
+pub mod soak;
 
 use compactor_protocol::{
     ContentItem, MessagePhase, ReasoningSummary, ResponseItem, RolloutItem, RolloutLine,

@@ -1,6 +1,7 @@
-//! A session whose one user message is 2 MB cannot be compacted into a 16 000-token window:
-//! `compactor compact` says so with both sizes and what to change, exits 10, and leaves the
-//! rollout exactly as it was.
+//! A session whose one user message is 2 MB cannot be compacted into a 16 000-token window by
+//! `prune`, which never touches user messages: `compactor compact` says so with both sizes and
+//! what to change, exits 10, and leaves the rollout exactly as it was. (Remote compaction v2
+//! would cut the message to its retained budget, D101, and fit.)
 
 use crate::common::run;
 
@@ -21,7 +22,9 @@ async fn a_compaction_that_cannot_fit_exits_10_and_appends_nothing() {
     std::fs::write(&path, format!("{meta}\n{message}\n")).unwrap();
     let before = std::fs::read(&path).unwrap();
 
-    let result = run(dir.path(), &["compact", path.to_str().unwrap(), "--window", "16000"]).await;
+    let args =
+        ["compact", path.to_str().unwrap(), "--window", "16000", "--implementation", "prune"];
+    let result = run(dir.path(), &args).await;
     assert_eq!(result.code, 10, "stdout:\n{}\nstderr:\n{}", result.stdout, result.stderr);
     let stderr = &result.stderr;
     // Both sizes: the history's (2 MB of text, over 500 000 tokens) and the usable window's.

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use compactor_client::ResponseStream;
 use compactor_engine::{
-    SUMMARIZATION_PROMPT, build_compacted_history, collect_user_messages, drop_oldest,
-    insert_initial_context, last_assistant_text, summarization_prompt_with_focus, summary_text,
+    Compacted, SUMMARIZATION_PROMPT, collect_user_messages, compacted_history, drop_oldest,
+    last_assistant_text, summarization_prompt_with_focus, summary_text,
 };
-use compactor_protocol::{CompactorError, InitialContextInjection, ResponseItem};
+use compactor_protocol::{CompactorError, ResponseItem};
 use compactor_rollout_trace::CompactionTraceContext;
 
 use super::{AttemptStats, CompactionRequest, Prepared, ReadAnswer, TracedStream};
+use crate::pins::PinsAtStart;
 use crate::receipt::{ReceiptFacts, SentItems};
 use crate::retry::{AfterFallback, StreamRetries};
 use crate::session::Session;
@@ -28,6 +29,7 @@ impl Session {
         request: CompactionRequest<'_>,
         trace: &CompactionTraceContext,
         stats: &mut AttemptStats,
+        pins: &PinsAtStart,
     ) -> Result<Prepared, CompactorError> {
         let config = &self.inner.config;
         let base =
@@ -76,15 +78,11 @@ impl Session {
                 Err(error) => return Err(error),
             };
             let summary = summary_text(&last_assistant_text(&items).unwrap_or_default());
-            let user_messages = collect_user_messages(&history, &config.contextual_markers);
-            let mut new_history = build_compacted_history(&[], &user_messages, &summary);
-            if request.injection == InitialContextInjection::BeforeLastUserMessage {
-                insert_initial_context(
-                    &mut new_history,
-                    &config.initial_context,
-                    &config.contextual_markers,
-                );
-            }
+            let user_messages =
+                pins.strip_contents(collect_user_messages(&history, &config.contextual_markers));
+            let compacted = Compacted::Local { user_messages: &user_messages, summary: &summary };
+            let layout = self.layout(turn, request.injection, &pins.items);
+            let new_history = compacted_history(compacted, &layout)?;
             return Ok(Prepared {
                 input_history: Arc::new(history),
                 new_history,

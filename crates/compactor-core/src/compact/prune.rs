@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
-use compactor_engine::{PruneConfig, prune, prune_target_tokens};
-use compactor_protocol::CompactorError;
+use compactor_engine::{Compacted, PruneConfig, compacted_history, prune, prune_target_tokens};
+use compactor_protocol::{CompactorError, InitialContextInjection};
 
 use super::Prepared;
+use crate::pins::PinsAtStart;
 use crate::receipt::{ReceiptFacts, SentItems};
 use crate::session::Session;
 use crate::turn::TurnContext;
@@ -13,7 +14,11 @@ use crate::turn::TurnContext;
 impl Session {
     /// Prunes the history towards the target share of the auto-compact limit. User messages and
     /// the initial context stay, so the settings baseline is kept.
-    pub(crate) fn prepare_prune(&self, turn: &TurnContext) -> Result<Prepared, CompactorError> {
+    pub(crate) fn prepare_prune(
+        &self,
+        turn: &TurnContext,
+        pins: &PinsAtStart,
+    ) -> Result<Prepared, CompactorError> {
         let config = &self.inner.config;
         let settings = config.compaction.prune;
         let prune_config = PruneConfig {
@@ -38,9 +43,13 @@ impl Session {
             after = report.tokens_after,
             "pruned the history"
         );
+        // The pruned history keeps its initial context: the layout injects nothing.
+        let compacted = Compacted::Prune { history: pins.strip(outcome.history) };
+        let layout = self.layout(turn, InitialContextInjection::DoNotInject, &pins.items);
+        let new_history = compacted_history(compacted, &layout)?;
         Ok(Prepared {
             input_history: history,
-            new_history: outcome.history,
+            new_history,
             message: String::new(),
             response_id: None,
             usage: None,

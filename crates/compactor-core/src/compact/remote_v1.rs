@@ -1,10 +1,10 @@
 //! Remote compaction v1 (D8): `POST /responses/compact` with the turn's tools and settings.
 
-use compactor_engine::process_compacted_history;
+use std::borrow::Cow;
+
+use compactor_engine::{Compacted, compacted_history};
 use compactor_protocol::{CompactorError, Prompt};
 use compactor_rollout_trace::CompactionTraceContext;
-
-use std::borrow::Cow;
 
 use super::{AttemptStats, CompactionRequest, Prepared, SentCapture};
 use crate::pins::PinsAtStart;
@@ -24,7 +24,6 @@ impl Session {
         stats: &mut AttemptStats,
         pins: &PinsAtStart,
     ) -> Result<Prepared, CompactorError> {
-        let config = &self.inner.config;
         let history_len = self.state().history.len();
         let input_history = self.compaction_history(turn);
         let mut prompt = self.turn_prompt(&turn.model, &input_history);
@@ -51,12 +50,9 @@ impl Session {
             Ok(output) => attempt.record_result(Ok(output)).await,
             Err(error) => attempt.record_result(Err(error)).await,
         }
-        let new_history = process_compacted_history(
-            result?,
-            request.injection,
-            &config.initial_context,
-            &config.contextual_markers,
-        );
+        let compacted = Compacted::RemoteV1 { output: pins.strip(result?) };
+        let layout = self.layout(turn, request.injection, &pins.items);
+        let new_history = compacted_history(compacted, &layout)?;
         let produced = new_history.iter().rev().take_while(|item| item.is_compaction()).count();
         let facts = ReceiptFacts {
             sent: Some(SentItems::All),

@@ -1,15 +1,15 @@
 //! Remote compaction v2 (D39, D7, D12): the normal turn request ending
 //! with a trigger item, on the turn's own client session.
 
+use std::borrow::Cow;
+
 use compactor_client::{ModelClientSession, ResponseStream};
 use compactor_engine::{
-    CollectedCompaction, V2PromptOptions, append_v2_trigger, build_v2_compacted_history,
-    collect_context_compaction_output, process_compacted_history,
+    CollectedCompaction, Compacted, V2PromptOptions, append_v2_trigger,
+    collect_context_compaction_output, compacted_history, v2_request_messages,
 };
 use compactor_protocol::{CompactorError, ResponseItem, V2TriggerForm};
 use compactor_rollout_trace::CompactionTraceContext;
-
-use std::borrow::Cow;
 
 use super::{AttemptStats, CompactionRequest, Prepared, ReadAnswer, TracedStream};
 use crate::pins::PinsAtStart;
@@ -62,13 +62,12 @@ impl Session {
         let collected = self
             .retry_stream(client_session, retries, &turn.cancel, &mut stats.retries, &mut attempt)
             .await?;
-        let retained = build_v2_compacted_history(&prompt.input[..prompt_len], collected.item);
-        let new_history = process_compacted_history(
-            retained,
-            request.injection,
-            &config.initial_context,
-            &config.contextual_markers,
-        );
+        let compacted = Compacted::RemoteV2 {
+            messages: pins.strip(v2_request_messages(&prompt.input[..prompt_len])),
+            item: collected.item,
+        };
+        let layout = self.layout(turn, request.injection, &pins.items);
+        let new_history = compacted_history(compacted, &layout)?;
         let facts = ReceiptFacts {
             sent: Some(SentItems::All),
             trimmed: input_history.len() < history_len,

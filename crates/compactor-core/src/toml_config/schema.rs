@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use compactor_client::{KeySource, Prewarm, WebsocketMode};
+use compactor_engine::TruncationPolicy;
 use compactor_protocol::{CompactionImplementation, PassThroughList, V2TriggerForm};
 use serde::Deserialize;
 use toml::Spanned;
@@ -52,6 +53,8 @@ pub(super) struct CompactionFileSettings {
     pub(super) protected_user_turns: Option<usize>,
     pub(super) target_percent: Option<u8>,
     pub(super) pinned_notes: Option<Vec<String>>,
+    pub(super) retained_budget_tokens: Option<u64>,
+    pub(super) max_retained_images: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,6 +63,7 @@ pub(super) struct ModelSettings {
     pub(super) context_window: Option<i64>,
     pub(super) auto_compact_token_limit: Option<i64>,
     pub(super) effective_context_window_percent: Option<i64>,
+    pub(super) tool_output_limit: Option<TruncationPolicy>,
 }
 
 // The file's shape. Leaves whose meaning is checked here (names, durations, ranges) are read as
@@ -123,6 +127,8 @@ pub(super) struct RawCompaction {
     pub(super) local_max_retries: Option<Int>,
     pub(super) v2_max_retries: Option<Int>,
     pub(super) turn_max_retries: Option<Int>,
+    pub(super) retained_budget_tokens: Option<Int>,
+    pub(super) max_retained_images: Option<Int>,
     #[serde(default)]
     pub(super) prune: RawPrune,
     pub(super) pinned_notes: Option<Vec<Text>>,
@@ -142,6 +148,15 @@ pub(super) struct RawModel {
     pub(super) context_window: Option<Int>,
     pub(super) auto_compact_token_limit: Option<Int>,
     pub(super) effective_context_window_percent: Option<Int>,
+    pub(super) tool_output_limit: Option<RawTruncation>,
+}
+
+/// `{ mode = "tokens" | "bytes", limit = N }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTruncation {
+    pub(super) mode: Text,
+    pub(super) limit: Int,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use compactor_client::{KeySource, Prewarm, ProviderConfig, RetryPolicy, WebsocketMode};
+use compactor_engine::TruncationPolicy;
 use compactor_protocol::{
     CompactionImplementation, CompactorError, PassThroughList, V2TriggerForm,
 };
@@ -84,6 +85,8 @@ reactive = false
 local_max_retries = 1
 v2_max_retries = 3
 turn_max_retries = 4
+retained_budget_tokens = 12000
+max_retained_images = 2
 prune = { protected_user_turns = 1, target_percent = 40 }
 pinned_notes = ["Never edit vendor/.", "Run the tests first."]
 
@@ -92,6 +95,7 @@ slug = "gpt-test"
 context_window = 64000
 auto_compact_token_limit = 50000
 effective_context_window_percent = 90
+tool_output_limit = { mode = "bytes", limit = 20000 }
 
 [trace]
 root = "traces"
@@ -156,6 +160,8 @@ http_bearer_env = "ANALYTICS_TOKEN"
             v2_max_retries: 3,
             turn_max_retries: 4,
             pinned_notes: vec!["Never edit vendor/.".into(), "Run the tests first.".into()],
+            retained_budget_tokens: Some(12_000),
+            max_retained_images: 2,
         }
     );
     assert_eq!(
@@ -165,6 +171,7 @@ http_bearer_env = "ANALYTICS_TOKEN"
             context_window: Some(64_000),
             auto_compact_token_limit: Some(50_000),
             effective_context_window_percent: 90,
+            tool_output_limit: TruncationPolicy::Bytes(20_000),
             ..ModelInfo::new("x", 0)
         }
     );
@@ -372,6 +379,30 @@ fn bad_values_are_named() {
         (
             "\n\n[compaction.prune]\ntarget_percent = 150\n",
             "conf/compactor.toml:4: invalid value for compaction.prune.target_percent: 150 (expected an integer from 1 to 100)",
+        ),
+        (
+            "[compaction]\nretained_budget_tokens = 10\n",
+            "conf/compactor.toml:2: invalid value for compaction.retained_budget_tokens: 10 (expected an integer at least 64)",
+        ),
+        (
+            "[compaction]\nmax_retained_images = -1\n",
+            "conf/compactor.toml:2: invalid value for compaction.max_retained_images: -1 (expected an integer from 0 to 1000000)",
+        ),
+        (
+            "[model]\ntool_output_limit = { mode = \"lines\", limit = 10 }\n",
+            "conf/compactor.toml:2: invalid value for model.tool_output_limit.mode: \"lines\" (expected one of tokens, bytes)",
+        ),
+        (
+            "[model]\ntool_output_limit = { mode = \"tokens\", limit = 0 }\n",
+            "conf/compactor.toml:2: invalid value for model.tool_output_limit.limit: 0 (expected an integer at least 1)",
+        ),
+        (
+            "[model]\ntool_output_limit = { mode = \"tokens\" }\n",
+            "conf/compactor.toml:2: invalid value for model.tool_output_limit: missing field `limit`",
+        ),
+        (
+            "[model.tool_output_limit]\nmode = \"tokens\"\nlimit = 5\nlines = 3\n",
+            "conf/compactor.toml:4: unknown key `model.tool_output_limit.lines` (expected one of mode, limit)",
         ),
         (
             "[compaction]\nmax_auto_compactions_per_turn = 0\n",

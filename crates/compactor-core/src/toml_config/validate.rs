@@ -5,12 +5,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use compactor_client::{KeySource, Prewarm, WebsocketMode};
+use compactor_engine::{MIN_RETAINED_BUDGET_TOKENS, TruncationPolicy};
 use compactor_protocol::{CompactionImplementation, PassThroughList, V2TriggerForm};
 
 use super::error::ConfigFileError;
 use super::schema::{
     CompactionFileSettings, FeatureSettings, Int, ModelSettings, ProviderSettings, RawCompaction,
-    RawFile, RawModel, RawProvider, Text,
+    RawFile, RawModel, RawProvider, RawTruncation, Text,
 };
 use super::span::{FileContext, dotted};
 use super::{AnalyticsSettings, CompactorToml};
@@ -235,6 +236,17 @@ impl FileContext<'_> {
                         .collect::<Result<Vec<_>, _>>()
                 })
                 .transpose()?,
+            retained_budget_tokens: raw
+                .retained_budget_tokens
+                .map(|n| {
+                    let min = i64::try_from(MIN_RETAINED_BUDGET_TOKENS).unwrap_or(i64::MAX);
+                    self.int("compaction.retained_budget_tokens", &n, min, i64::MAX)
+                })
+                .transpose()?,
+            max_retained_images: raw
+                .max_retained_images
+                .map(|n| self.int("compaction.max_retained_images", &n, 0, 1_000_000))
+                .transpose()?,
         })
     }
 
@@ -253,7 +265,29 @@ impl FileContext<'_> {
                 .effective_context_window_percent
                 .map(|n| self.int("model.effective_context_window_percent", &n, 1, 100))
                 .transpose()?,
+            tool_output_limit: raw
+                .tool_output_limit
+                .map(|limit| self.truncation("model.tool_output_limit", &limit))
+                .transpose()?,
         })
+    }
+
+    /// A tool-output limit: a mode (`tokens` or `bytes`) and a positive limit.
+    fn truncation(
+        &self,
+        key: &str,
+        raw: &RawTruncation,
+    ) -> Result<TruncationPolicy, ConfigFileError> {
+        let limit = self.int(&format!("{key}.limit"), &raw.limit, 1, i64::MAX)?;
+        match raw.mode.get_ref().as_str() {
+            "tokens" => Ok(TruncationPolicy::Tokens(limit)),
+            "bytes" => Ok(TruncationPolicy::Bytes(limit)),
+            other => Err(self.invalid(
+                &format!("{key}.mode"),
+                raw.mode.span(),
+                format!("{other:?} (expected one of tokens, bytes)"),
+            )),
+        }
     }
 
     /// An integer in `min..=max`, converted to the setting's type.

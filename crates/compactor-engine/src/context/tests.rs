@@ -6,6 +6,9 @@ use compactor_protocol::display::format_history;
 use pretty_assertions::assert_eq;
 
 use super::*;
+use compactor_protocol::InitialContextInjection;
+
+use crate::layout::{Compacted, Layout, compacted_history};
 use crate::local::summary_text;
 use crate::test_support::{
     assistant, call, compaction, context_compaction, developer, message, output, reasoning,
@@ -57,12 +60,10 @@ fn check_process(
     injection: InitialContextInjection,
     expected: &[ResponseItem],
 ) {
-    let processed = process_compacted_history(
-        items,
-        injection,
-        &initial_context(),
-        &ContextualMarkers::default(),
-    );
+    let markers = ContextualMarkers::default();
+    let context = initial_context();
+    let layout = Layout { initial_context: &context, injection, ..Layout::new(&markers) };
+    let processed = compacted_history(Compacted::RemoteV1 { output: items }, &layout).unwrap();
     assert_eq!(format_history(&processed), format_history(expected));
     assert_eq!(processed, expected);
 }

@@ -6,9 +6,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::test_support::{assistant, call, developer, output, user, user_with_image};
-use crate::{
-    PruneConfig, build_v2_compacted_history, estimate_history, process_compacted_history, prune,
-};
+use crate::{Compacted, Layout, PruneConfig, compacted_history, estimate_history, prune};
 
 fn markers() -> ContextualMarkers {
     ContextualMarkers::default()
@@ -27,15 +25,18 @@ fn the_floor_counts_the_instructions_and_the_kept_user_text() {
     ];
     let v2 = CompactionImplementation::ResponsesCompactionV2;
     // 16 bytes of instructions, 400 and 4 bytes of kept user text.
-    assert_eq!(compacted_floor(v2, &history, &"i".repeat(16), &markers()), Some(4 + 100 + 1));
+    let instructions = "i".repeat(16);
+    assert_eq!(compacted_floor(v2, &history, &instructions, &markers(), 64_000), Some(4 + 100 + 1));
+    // Over the retained budget, v2 keeps what the budget holds: no bound beyond the instructions.
+    assert_eq!(compacted_floor(v2, &history, &instructions, &markers(), 100), Some(4));
     let prune = CompactionImplementation::Prune;
-    assert_eq!(compacted_floor(prune, &history, "", &markers()), Some(101));
+    assert_eq!(compacted_floor(prune, &history, "", &markers(), 100), Some(101));
     for none in [
         CompactionImplementation::Responses,
         CompactionImplementation::ResponsesCompact,
         CompactionImplementation::ServerManaged,
     ] {
-        assert_eq!(compacted_floor(none, &history, "", &markers()), None, "{none:?}");
+        assert_eq!(compacted_floor(none, &history, "", &markers(), 64_000), None, "{none:?}");
     }
 }
 
@@ -55,25 +56,34 @@ proptest! {
     fn the_floor_is_never_above_the_installed_history(
         history in proptest::collection::vec(arbitrary_item(), 0..30),
         instructions in "[a-z]{0,40}",
+        budget in crate::MIN_RETAINED_BUDGET_TOKENS..2_000,
     ) {
         let pass_through = PassThroughList::default();
         let estimate = |items: &[ResponseItem]| estimate_history(&instructions, items, &pass_through);
         // v2 with the smallest compaction item there is.
         let item = ResponseItem::ContextCompaction { id: None, encrypted_content: Some(String::new()) };
-        let retained = build_v2_compacted_history(&history, item);
-        let installed = process_compacted_history(
-            retained,
-            InitialContextInjection::DoNotInject,
-            &[],
-            &markers(),
+        let markers = markers();
+        let layout = Layout {
+            injection: InitialContextInjection::DoNotInject,
+            retained_budget_tokens: budget,
+            ..Layout::new(&markers)
+        };
+        let compacted =
+            Compacted::RemoteV2 { messages: crate::v2_request_messages(&history), item };
+        let installed = compacted_history(compacted, &layout).unwrap();
+        let v2 = compacted_floor(
+            CompactionImplementation::ResponsesCompactionV2,
+            &history,
+            &instructions,
+            &markers,
+            budget,
         );
-        let v2 = compacted_floor(CompactionImplementation::ResponsesCompactionV2, &history, &instructions, &markers());
-        prop_assert!(v2.unwrap() <= estimate(&installed));
+        prop_assert!(v2.unwrap() <= estimate(&installed), "{v2:?} > {}", estimate(&installed));
         // Prune with a target nothing reaches: it removes all it can.
         let config = PruneConfig { protected_user_turns: 0, target_tokens: 0 };
         let context = crate::EstimateContext { base_instructions: &instructions, pass_through: &pass_through };
-        let pruned = prune(&history, &config, &context, &markers());
-        let floor = compacted_floor(CompactionImplementation::Prune, &history, &instructions, &markers());
+        let pruned = prune(&history, &config, &context, &markers);
+        let floor = compacted_floor(CompactionImplementation::Prune, &history, &instructions, &markers, budget);
         prop_assert!(floor.unwrap() <= estimate(&pruned.history));
     }
 }

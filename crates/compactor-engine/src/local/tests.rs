@@ -6,6 +6,7 @@ use compactor_protocol::tokens::approx_token_count;
 use pretty_assertions::assert_eq;
 
 use super::*;
+use crate::layout::{Compacted, Layout, compacted_history};
 use crate::test_support::{
     assistant, call, data_url_image, developer, output, user, user_with_image,
 };
@@ -111,11 +112,17 @@ fn collect_user_messages_skips_context_summaries_and_other_roles() {
     assert_eq!(collected, [content(&items[3]).as_slice(), content(&items[8]).as_slice()]);
 }
 
+/// Local compaction's installed history: the user messages within `max_tokens`, then `summary`.
+fn rebuild(user_messages: &[&[ContentItem]], summary: &str, max_tokens: u64) -> Vec<ResponseItem> {
+    let markers = ContextualMarkers::default();
+    let layout = Layout { local_budget_tokens: max_tokens, ..Layout::new(&markers) };
+    compacted_history(Compacted::Local { user_messages, summary }, &layout).unwrap()
+}
+
 #[track_caller]
 fn check_rebuild(messages: &[ResponseItem], max_tokens: u64, expected: &str) {
     let collected = collect_user_messages(messages, &ContextualMarkers::default());
-    let history =
-        build_compacted_history_with_budget(&[], &collected, &summary_text("SUMMARY"), max_tokens);
+    let history = rebuild(&collected, &summary_text("SUMMARY"), max_tokens);
     let expected = expected.replace("<PREFIX>", SUMMARY_PREFIX);
     assert_eq!(format_history(&history), expected);
 }
@@ -175,7 +182,7 @@ fn newest_messages_win_the_budget() {
 fn images_survive_the_rebuild() {
     let items = [user_with_image("look"), user("then this")];
     let collected = collect_user_messages(&items, &ContextualMarkers::default());
-    let history = build_compacted_history(&[], &collected, &summary_text("S"));
+    let history = rebuild(&collected, &summary_text("S"), COMPACT_USER_MESSAGE_MAX_TOKENS);
     assert_eq!(history[0], user_with_image("look"));
     assert_eq!(history[1], user("then this"));
     assert_eq!(history.len(), 3);
@@ -186,7 +193,7 @@ fn images_in_a_truncated_message_are_kept_when_they_fit() {
     // The image estimate is 7 373 bytes, about 1 844 tokens.
     let text = "t".repeat(8_000);
     let message = [ContentItem::InputText { text: text.clone() }, data_url_image()];
-    let history = build_compacted_history_with_budget(&[], &[&message], "S", 2_000);
+    let history = rebuild(&[&message], "S", 2_000);
     let kept = content(&history[0]);
     assert_eq!(kept.len(), 2);
     assert_eq!(kept[1], data_url_image());
@@ -194,7 +201,7 @@ fn images_in_a_truncated_message_are_kept_when_they_fit() {
     assert!(cut.contains("tokens truncated"), "{cut}");
 
     // When the image alone is over the budget, it goes and the text gets the budget.
-    let history = build_compacted_history_with_budget(&[], &[&message], "S", 100);
+    let history = rebuild(&[&message], "S", 100);
     let kept = content(&history[0]);
     assert_eq!(kept.len(), 1);
     assert!(matches!(&kept[0], ContentItem::InputText { text } if text.len() < 500));
@@ -209,7 +216,7 @@ fn truncation_spans_parts() {
         ContentItem::InputText { text: "</image>".into() },
     ];
     // 815 bytes of text; 20 tokens = 80 bytes: 40 of head, 40 of tail.
-    let history = build_compacted_history_with_budget(&[], &[&message], "S", 20);
+    let history = rebuild(&[&message], "S", 20);
     assert_eq!(
         content(&history[0]),
         [
@@ -248,15 +255,27 @@ fn truncate_middle_respects_char_boundaries() {
 
 #[test]
 fn an_empty_summary_text_still_carries_the_prefix() {
-    let history = build_compacted_history(&[], &[], "");
+    let history = rebuild(&[], "", COMPACT_USER_MESSAGE_MAX_TOKENS);
     assert_eq!(history, [user(&summary_text(""))]);
     assert!(is_summary_message(&history[0]));
 }
 
 #[test]
-fn initial_context_goes_first() {
-    let history = build_compacted_history(&[developer("ctx")], &[], "S");
-    assert_eq!(history, [developer("ctx"), user("S")]);
+fn mid_turn_context_goes_before_the_last_user_message_and_the_summary_stays_last() {
+    let markers = ContextualMarkers::default();
+    let messages = [content(&user("first")), content(&user("second"))];
+    let messages: Vec<&[ContentItem]> = messages.iter().map(Vec::as_slice).collect();
+    let layout = Layout {
+        initial_context: &[developer("ctx")][..],
+        injection: compactor_protocol::InitialContextInjection::BeforeLastUserMessage,
+        ..Layout::new(&markers)
+    };
+    let summary = summary_text("S");
+    let history = compacted_history(
+        Compacted::Local { user_messages: &messages, summary: &summary },
+        &layout,
+    );
+    assert_eq!(history.unwrap(), [user("first"), developer("ctx"), user("second"), user(&summary)]);
 }
 
 #[test]

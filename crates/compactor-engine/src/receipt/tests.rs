@@ -15,8 +15,8 @@ use crate::test_support::{
     user,
 };
 use crate::{
-    EstimateContext, PruneConfig, build_compacted_history, collect_user_messages, drop_oldest,
-    estimate_history, prune, summary_text,
+    Compacted, EstimateContext, Layout, PruneConfig, collect_user_messages, compacted_history,
+    drop_oldest, estimate_history, prune, summary_text,
 };
 
 use ItemOutcome::{Dropped, KeptTruncated, KeptVerbatim, Pinned, Summarized, TrimmedBeforeSending};
@@ -276,6 +276,8 @@ proptest! {
         let estimate = EstimateContext { base_instructions: "", pass_through: &pass_through };
         let config = PruneConfig { protected_user_turns: protected, target_tokens: target };
         let pruned = prune(&history, &config, &estimate, &markers).history;
+        let pruned =
+            compacted_history(Compacted::Prune { history: pruned }, &Layout::new(&markers)).unwrap();
         let input = ReceiptInput {
             history: &history,
             pinned: &[],
@@ -319,7 +321,9 @@ proptest! {
             drop_oldest(&mut sent);
         }
         let user_messages = collect_user_messages(&sent, &markers);
-        let rebuilt = build_compacted_history(&[], &user_messages, &summary_text("the summary"));
+        let summary = summary_text("the summary");
+        let local = Compacted::Local { user_messages: &user_messages, summary: &summary };
+        let rebuilt = compacted_history(local, &Layout::new(&markers)).unwrap();
         let input = ReceiptInput {
             history: &history,
             pinned: &[],

@@ -1,5 +1,7 @@
 //! Property tests: `for_prompt` answers every call, and `prune` and trimming never split a pair,
-//! never drop a real user message, and trimming fits the window whenever it can.
+//! never drop a real user message, and trimming fits the window whenever it can. The retained
+//! budget is never exceeded, keeps the newest message, never splits a pair, and compacting twice
+//! retains the same.
 
 use std::collections::{HashMap, HashSet};
 
@@ -7,21 +9,28 @@ use compactor_protocol::{ContextualMarkers, PassThroughList, ResponseItem};
 use proptest::prelude::*;
 
 use crate::context::is_real_user_message;
+use crate::images::IMAGE_PLACEHOLDER_PREFIX;
 use crate::local::summary_text;
 use crate::pairs::{call_key, output_key};
+use crate::retained::retain_within_budget;
 use crate::test_support::{
-    assistant, call, custom_call, custom_output, developer, output, reasoning, tool_search_call,
-    tool_search_output, unknown, user,
+    assistant, call, context_compaction, custom_call, custom_output, developer, output, reasoning,
+    tool_search_call, tool_search_output, unknown, user, user_with_image,
 };
 use crate::{
-    EstimateContext, PromptOptions, PruneConfig, estimate_history, for_prompt, prune,
-    trim_function_call_history_to_fit_context_window,
+    Compacted, EstimateContext, Layout, MIN_RETAINED_BUDGET_TOKENS, PromptOptions, PruneConfig,
+    compacted_history, estimate_history, for_prompt, prune,
+    trim_function_call_history_to_fit_context_window, v2_request_messages,
 };
+use compactor_protocol::InitialContextInjection;
+use compactor_protocol::tokens::estimate_item_tokens;
 
 /// One step of a generated, well-formed conversation.
 #[derive(Debug, Clone)]
 enum Step {
     User(usize),
+    /// A user message with multi-byte text and a screenshot.
+    Screenshot(usize),
     Contextual,
     Summary,
     Assistant(usize),
@@ -41,6 +50,7 @@ enum Step {
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         3 => (0..400usize).prop_map(Step::User),
+        1 => (0..400usize).prop_map(Step::Screenshot),
         1 => Just(Step::Contextual),
         1 => Just(Step::Summary),
         2 => (0..400usize).prop_map(Step::Assistant),
@@ -78,6 +88,7 @@ fn history() -> impl Strategy<Value = Vec<ResponseItem>> {
         for step in steps {
             match step {
                 Step::User(len) => items.push(user(&format!("u{}", "x".repeat(len)))),
+                Step::Screenshot(len) => items.push(user_with_image(&"é→".repeat(len))),
                 Step::Contextual => {
                     items.push(user("<environment_context>cwd</environment_context>"));
                 }
@@ -164,7 +175,98 @@ fn assert_pairs_and_users_kept(before: &[ResponseItem], after: &[ResponseItem]) 
     assert_eq!(users(before), users(after), "a real user message was dropped");
 }
 
+/// The summed estimates of `items`.
+fn tokens(items: &[ResponseItem]) -> u64 {
+    items.iter().map(estimate_item_tokens).sum()
+}
+
+/// Whether `kept` is `original`, or `original` cut: a message of the same role whose text says
+/// what was cut.
+fn is_kept_or_cut(kept: &ResponseItem, original: &ResponseItem) -> bool {
+    kept == original
+        || (kept.role() == original.role()
+            && kept.message_text().is_some_and(|text| {
+                text.contains("tokens truncated…") || text.contains(IMAGE_PLACEHOLDER_PREFIX)
+            }))
+}
+
+/// The retained items of a v2 compacted history: without its compaction item and the initial
+/// context.
+fn retained_part(installed: &[ResponseItem], context: &[ResponseItem]) -> Vec<ResponseItem> {
+    installed[..installed.len() - 1]
+        .iter()
+        .filter(|item| !context.contains(item))
+        .cloned()
+        .collect()
+}
+
 proptest! {
+    #[test]
+    fn the_retained_budget_is_never_exceeded_never_splits_a_pair_and_keeps_the_newest_message(
+        items in history(),
+        budget in MIN_RETAINED_BUDGET_TOKENS..4_000,
+    ) {
+        let kept = retain_within_budget(items.clone(), budget);
+        prop_assert!(tokens(&kept) <= budget, "{} > {budget}", tokens(&kept));
+        let newest = |items: &[ResponseItem]| {
+            items.iter().rev().find(|item| matches!(item, ResponseItem::Message { .. })).cloned()
+        };
+        if let Some(newest_before) = newest(&items) {
+            let newest_after = newest(&kept);
+            prop_assert!(
+                newest_after.as_ref().is_some_and(|after| is_kept_or_cut(after, &newest_before)),
+                "{newest_after:?} for {newest_before:?}"
+            );
+        }
+        let (calls_before, outputs_before) = pair_ids(&items);
+        let (calls_after, outputs_after) = pair_ids(&kept);
+        for id in calls_before.intersection(&outputs_before) {
+            prop_assert_eq!(calls_after.contains(id), outputs_after.contains(id), "pair {} split", id);
+        }
+        // Kept items keep their order, and only messages change (when cut).
+        let mut rest = items.iter();
+        prop_assert!(kept.iter().all(|item| rest.any(|candidate| is_kept_or_cut(item, candidate))));
+    }
+
+    #[test]
+    fn v2_compacting_twice_retains_the_same(
+        items in history(),
+        budget in MIN_RETAINED_BUDGET_TOKENS..4_000,
+        max_images in 0..4usize,
+        mid_turn in any::<bool>(),
+    ) {
+        let markers = ContextualMarkers::default();
+        let context = [developer("<permissions>"), user("<environment_context>cwd</environment_context>")];
+        let injection = if mid_turn {
+            InitialContextInjection::BeforeLastUserMessage
+        } else {
+            InitialContextInjection::DoNotInject
+        };
+        let layout = Layout {
+            initial_context: &context,
+            injection,
+            retained_budget_tokens: budget,
+            max_retained_images: max_images,
+            ..Layout::new(&markers)
+        };
+        let compact = |history: &[ResponseItem], payload: &str| {
+            let prompt = for_prompt(history, &PromptOptions::default());
+            let compacted = Compacted::RemoteV2 {
+                messages: v2_request_messages(&prompt),
+                item: context_compaction(payload),
+            };
+            compacted_history(compacted, &layout).unwrap()
+        };
+        let once = compact(&items, "FIRST");
+        let twice = compact(&once, "SECOND");
+        prop_assert_eq!(once.last(), Some(&context_compaction("FIRST")));
+        prop_assert_eq!(twice.last(), Some(&context_compaction("SECOND")));
+        let retained = retained_part(&once, &context);
+        prop_assert!(tokens(&retained) <= budget, "{} > {budget}", tokens(&retained));
+        prop_assert_eq!(retained_part(&twice, &context), retained);
+        prop_assert_eq!(&twice[..twice.len() - 1], &once[..once.len() - 1]);
+    }
+
     #[test]
     fn for_prompt_answers_every_call_and_drops_every_orphan(items in messy_history()) {
         let prompt = for_prompt(&items, &PromptOptions::default());

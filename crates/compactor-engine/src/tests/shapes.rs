@@ -14,11 +14,10 @@ use crate::test_support::{
     reasoning, user, user_with_image,
 };
 use crate::{
-    EstimateContext, PromptOptions, PruneConfig, SUMMARIZATION_PROMPT, SUMMARY_PREFIX,
-    V2PromptOptions, append_v2_trigger, build_compacted_history, build_v2_compacted_history,
-    collect_context_compaction_output, collect_user_messages, estimate_history, for_prompt,
-    insert_initial_context, process_compacted_history, prune, summary_text,
-    trim_function_call_history_to_fit_context_window,
+    Compacted, EstimateContext, Layout, PromptOptions, PruneConfig, SUMMARIZATION_PROMPT,
+    SUMMARY_PREFIX, V2PromptOptions, append_v2_trigger, collect_context_compaction_output,
+    collect_user_messages, compacted_history, estimate_history, for_prompt, prune, summary_text,
+    trim_function_call_history_to_fit_context_window, v2_request_messages,
 };
 
 /// The harness's initial context in these scenarios.
@@ -49,17 +48,15 @@ fn local_compaction(
     request.push(user(SUMMARIZATION_PROMPT));
     let request = for_prompt(&request, &PromptOptions::default());
     let markers = ContextualMarkers::default();
-    let mut installed = build_compacted_history(
-        &[],
-        &collect_user_messages(history, &markers),
-        &summary_text(summary),
-    );
-    match injection {
-        InitialContextInjection::BeforeLastUserMessage => {
-            insert_initial_context(&mut installed, &initial_context(), &markers);
-        }
-        InitialContextInjection::DoNotInject => {}
-    }
+    let user_messages = collect_user_messages(history, &markers);
+    let summary = summary_text(summary);
+    let context = initial_context();
+    let layout = Layout { initial_context: &context, injection, ..Layout::new(&markers) };
+    let installed = compacted_history(
+        Compacted::Local { user_messages: &user_messages, summary: &summary },
+        &layout,
+    )
+    .unwrap();
     (request, installed)
 }
 
@@ -89,12 +86,14 @@ fn v2_compaction(
         V2TriggerForm::ContextCompaction,
     ))
     .unwrap();
-    let installed = process_compacted_history(
-        build_v2_compacted_history(&request[..prompt_len], collected.item),
-        injection,
-        &initial_context(),
-        &ContextualMarkers::default(),
-    );
+    let markers = ContextualMarkers::default();
+    let context = initial_context();
+    let layout = Layout { initial_context: &context, injection, ..Layout::new(&markers) };
+    let compacted = Compacted::RemoteV2 {
+        messages: v2_request_messages(&request[..prompt_len]),
+        item: collected.item,
+    };
+    let installed = compacted_history(compacted, &layout).unwrap();
     (request, installed)
 }
 

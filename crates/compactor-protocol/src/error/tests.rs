@@ -37,9 +37,9 @@ fn every_variant() -> Vec<(CompactorError, bool)> {
         (CompactorError::Json("eof".into()), true),
         (
             CompactorError::CompactionMadeNoProgress {
-                tokens_before: 10,
-                tokens_after: 9,
-                limit: 5,
+                retained_tokens: 31_000,
+                limit: 28_800,
+                window: 30_400,
             },
             false,
         ),

@@ -75,6 +75,11 @@ fn every_event() -> Vec<EventMsg> {
         EventMsg::ThreadRolledBack { num_turns: 2 },
         EventMsg::UserMessage { message: "fix the bug".into() },
         EventMsg::AgentMessage { message: "fixed".into() },
+        EventMsg::ToolOutputTruncated {
+            call_id: "call_7".into(),
+            original_tokens: 500_009,
+            kept_tokens: 12_008,
+        },
     ]
 }
 
@@ -107,7 +112,8 @@ fn every_event_variant_json() {
             "raw_response_item",
             "thread_rolled_back",
             "user_message",
-            "agent_message"
+            "agent_message",
+            "tool_output_truncated",
         ]
         .map(Value::from)
     );

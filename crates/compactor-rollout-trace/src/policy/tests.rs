@@ -50,6 +50,15 @@ fn policy_per_kind() {
         ("ghost_snapshot", item(json!({"type":"ghost_snapshot","ghost_commit":{}})), true),
         ("user_message", event(EventMsg::UserMessage { message: "hi".into() }), true),
         ("agent_message", event(EventMsg::AgentMessage { message: "yo".into() }), true),
+        (
+            "tool_output_truncated",
+            event(EventMsg::ToolOutputTruncated {
+                call_id: "c".into(),
+                original_tokens: 20_000,
+                kept_tokens: 12_008,
+            }),
+            true,
+        ),
         ("token_count", event(EventMsg::TokenCount { info: None, rate_limits: None }), true),
         ("context_compacted", event(EventMsg::ContextCompacted {}), true),
         (

@@ -279,3 +279,51 @@ async fn any_extra_request_fields_are_accepted() {
     server.assert_no_violations();
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_input_over_the_token_limit_is_a_violation_on_every_route() {
+    let server = TestServer::start(TestServerConfig {
+        mode: Mode::ReferenceModel(ReferenceModelConfig::default()),
+        input_token_limit: Some(200),
+        ..TestServerConfig::default()
+    })
+    .await
+    .unwrap();
+    // 400 bytes of text: about 120 tokens with the message around it.
+    let within = [user(&"w".repeat(400))];
+    assert!(estimate("", &within) <= 200);
+    let events = respond(&server, &request(&within)).await;
+    assert_eq!(completed(&events)["status"], "completed");
+    server.assert_no_violations();
+
+    let over = [user(&"o".repeat(800))];
+    let response = post(&server.responses_url(), &request(&over)).await;
+    assert_eq!(response.status(), 400);
+    let violations = server.violations();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert!(
+        violations[0].message.contains(&format!("estimated at {} tokens", estimate("", &over))),
+        "{}",
+        violations[0]
+    );
+
+    // Over WebSocket the input counts resolved through `previous_response_id`: each message is
+    // small, the second one's resolved input is not.
+    let mut socket = ws_connect(&server.ws_url()).await;
+    ws_send(&mut socket, &create(&within)).await;
+    let first = ws_recv_response(&mut socket).await;
+    let mut second = create(&within);
+    second["previous_response_id"] = completed(&first)["id"].clone();
+    ws_send(&mut socket, &second).await;
+    let frame = &ws_recv_response(&mut socket).await[0];
+    assert_eq!(frame["type"], "error", "{frame}");
+    assert_eq!(frame["status"], 400);
+    assert_eq!(server.violations().len(), 2);
+
+    // `/responses/compact` too, instructions included.
+    let body = json!({"model": "m", "instructions": "i".repeat(800), "input": within});
+    let response = post(&server.compact_url(), &body).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(server.violations().len(), 3);
+    bounded(server.shutdown()).await.unwrap();
+}
