@@ -157,9 +157,12 @@ pub fn account_items(
     }
 
     // What is left was trimmed, summarized or dropped.
-    let trimmed = input.trimmed.map(|trimmed| subsequence_mask(history, trimmed));
+    // Trimming removes the newest tool traffic, and an overflowing summarization the oldest
+    // items: of equal items, the oldest are matched to what trimming kept, the newest to what
+    // was sent.
+    let trimmed = input.trimmed.map(|trimmed| subsequence_mask(history, trimmed, Walk::Forward));
     let sent = match input.sent {
-        Sent::Only(sent) => Some(subsequence_mask(history, sent)),
+        Sent::Only(sent) => Some(subsequence_mask(history, sent, Walk::Backward)),
         Sent::Nothing | Sent::All => None,
     };
     let mut items = Vec::with_capacity(history.len());
@@ -220,18 +223,37 @@ fn unattributed(before: i64, totals: &ReceiptTotals) -> i64 {
     i64::try_from(rest).unwrap_or(if rest < 0 { i64::MIN } else { i64::MAX })
 }
 
+/// Which way [`subsequence_mask`] walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    /// From the oldest items: of equal items, the oldest are matched.
+    Forward,
+    /// From the newest items: of equal items, the newest are matched.
+    Backward,
+}
+
 /// Which items of `full` the in-order subsequence `part` keeps: each item of `part` is matched to
-/// the first equal item of `full` after the previous match.
-fn subsequence_mask(full: &[ResponseItem], part: &[ResponseItem]) -> Vec<bool> {
+/// the next equal item of `full` in the direction of `walk`.
+fn subsequence_mask(full: &[ResponseItem], part: &[ResponseItem], walk: Walk) -> Vec<bool> {
     let mut mask = vec![false; full.len()];
-    let mut next = part.iter().peekable();
-    for (kept, item) in mask.iter_mut().zip(full) {
+    match walk {
+        Walk::Forward => mark_in_order(mask.iter_mut().zip(full), part.iter()),
+        Walk::Backward => mark_in_order(mask.iter_mut().zip(full).rev(), part.iter().rev()),
+    }
+    mask
+}
+
+fn mark_in_order<'a>(
+    slots: impl Iterator<Item = (&'a mut bool, &'a ResponseItem)>,
+    part: impl Iterator<Item = &'a ResponseItem>,
+) {
+    let mut next = part.peekable();
+    for (kept, item) in slots {
         if next.peek().is_some_and(|wanted| *wanted == item) {
             *kept = true;
             next.next();
         }
     }
-    mask
 }
 
 /// A cheap key under which items that say the same always fall together.
