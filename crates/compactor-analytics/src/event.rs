@@ -94,6 +94,17 @@ pub struct CompactionEvent {
     /// no receipt (a skipped or interrupted one) and in events of older versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<ReceiptTotals>,
+    /// **\[beyond\]** The model the compaction ran with (empty in events of older versions;
+    /// D95 in docs/decisions.md).
+    #[serde(default)]
+    pub model: String,
+    /// **\[beyond\]** The provider's display name (empty in events of older versions).
+    #[serde(default)]
+    pub provider: String,
+    /// **\[beyond\]** When the attempt began, in unix milliseconds (0 in events of older
+    /// versions).
+    #[serde(default)]
+    pub started_at_ms: u64,
 }
 
 /// The software and platform that produced an event (D41).
