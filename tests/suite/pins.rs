@@ -363,3 +363,52 @@ async fn a_remote_preview_agrees_with_the_compaction_except_the_summarized_part(
     assert!(installed.last().is_some_and(is_compaction_item), "{installed:#?}");
     assert_eq!(preview.history, installed[..installed.len() - 1]);
 }
+
+#[tokio::test]
+async fn every_attempt_emits_a_receipt_and_only_the_installed_one_is_persisted() {
+    // v2's retained budget cannot hold the note; local's budget can: v2 is refused, local installs.
+    let mut h = harness(Kind::V2Http, |config| {
+        config.compaction.retained_budget_tokens = Some(50);
+        config.compaction.chain = vec![
+            CompactionImplementation::ResponsesCompactionV2,
+            CompactionImplementation::Responses,
+        ];
+    })
+    .await;
+    h.turn("write the parser").await.unwrap();
+    bounded(h.session.pin_note("a long note ".repeat(30))).await.unwrap();
+    h.compact().await.unwrap();
+
+    let emitted: Vec<CompactionReceipt> = h
+        .seen
+        .iter()
+        .filter_map(|event| match event {
+            compactor_protocol::EventMsg::CompactionReceipt { receipt } => {
+                Some((**receipt).clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(emitted.len(), 2, "{emitted:#?}");
+    let (failed, installed) = (&emitted[0], &emitted[1]);
+    assert_eq!(failed.status, ReceiptStatus::Failed);
+    assert_eq!(failed.implementation, CompactionImplementation::ResponsesCompactionV2);
+    assert!(
+        failed.error.as_deref().is_some_and(|e| e.contains("the pins take")),
+        "{:?}",
+        failed.error
+    );
+    assert!(failed.items.iter().all(|item| item.outcome == ItemOutcome::KeptVerbatim));
+    assert!(failed.adds_up());
+    assert_eq!(installed.status, ReceiptStatus::Completed);
+    assert_eq!(installed.implementation, CompactionImplementation::Responses);
+    assert_eq!(installed.compaction_id, failed.compaction_id, "one chain, one compaction id");
+    assert_eq!((failed.chain_position, installed.chain_position), (1, 2));
+
+    let persisted = receipts(&h.rollout_lines().await);
+    assert_eq!(persisted, vec![installed.clone()], "only the installed receipt is persisted");
+
+    let analytics = h.analytics_events(2).await;
+    let totals: Vec<_> = analytics.iter().map(|event| event.receipt).collect();
+    assert_eq!(totals, vec![Some(failed.totals), Some(installed.totals)]);
+}
