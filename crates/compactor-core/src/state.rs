@@ -36,6 +36,9 @@ pub(crate) struct SessionState {
     pub(crate) pin_slot: usize,
     /// The number of the next pin id (0 counts as 1).
     pub(crate) next_pin_number: u64,
+    /// The provider refused the v2 trigger: v2 is left out of chains for the rest of the
+    /// session (D114).
+    pub(crate) lacks_remote_v2: bool,
     /// The context estimate right after the last compaction installed in this session, for the
     /// loop guard's growth rule (D104).
     pub(crate) after_last_compaction: Option<i64>,

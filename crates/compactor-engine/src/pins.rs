@@ -27,12 +27,13 @@ use compactor_protocol::{ResponseItem, tokens::estimate_item_tokens};
 /// ```
 pub fn pin_copy(item: &ResponseItem) -> Option<ResponseItem> {
     match item {
-        ResponseItem::Message { role, content, phase, .. } => Some(ResponseItem::Message {
-            id: None,
-            role: role.clone(),
-            content: content.clone(),
-            phase: *phase,
-        }),
+        ResponseItem::Message { .. } => {
+            let mut copy = item.clone();
+            if let ResponseItem::Message { id, .. } = &mut copy {
+                *id = None;
+            }
+            Some(copy)
+        }
         ResponseItem::Reasoning { .. }
         | ResponseItem::LocalShellCall { .. }
         | ResponseItem::FunctionCall { .. }
