@@ -139,3 +139,56 @@ async fn a_dry_run_leaves_the_rollout_byte_for_byte_unchanged_even_with_a_torn_t
     assert_eq!(std::fs::read(&rollout).unwrap(), bytes, "the rollout is unchanged");
     assert!(!dir.path().join("out/rollout.jsonl.lock").exists(), "no writer lock was taken");
 }
+
+/// A receipt without what only the real compaction knows: its ids and status.
+fn comparable(receipt: &CompactionReceipt) -> CompactionReceipt {
+    CompactionReceipt {
+        compaction_id: String::new(),
+        status: ReceiptStatus::Completed,
+        request_id: None,
+        response_id: None,
+        ..receipt.clone()
+    }
+}
+
+/// `compact --dry-run --json` then `compact` with `flags`: the preview's receipt and the receipt
+/// the compaction wrote.
+async fn preview_then_compact(flags: &[&str]) -> (CompactionReceipt, CompactionReceipt) {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = run(dir.path(), &[&["demo", "--turns", "12", "--out", "out"], flags].concat()).await;
+    assert_eq!(demo.code, 0, "stdout:\n{}\nstderr:\n{}", demo.stdout, demo.stderr);
+    // The outputs of the latest turns are fair game, so that `prune` finds some.
+    let toml = "[compaction]\nprune = { protected_user_turns = 0, target_percent = 1 }\n";
+    std::fs::write(dir.path().join("compactor.toml"), toml).unwrap();
+    let mut args = vec!["compact", "out/rollout.jsonl", "--transport", "http"];
+    args.extend_from_slice(flags);
+    let dry = run(dir.path(), &[args.as_slice(), &["--dry-run", "--json"]].concat()).await;
+    assert_eq!(dry.code, 0, "stdout:\n{}\nstderr:\n{}", dry.stdout, dry.stderr);
+    let preview: Value = serde_json::from_str(&dry.stdout).unwrap();
+    let previewed: CompactionReceipt = serde_json::from_value(preview["receipt"].clone()).unwrap();
+    let real = run(dir.path(), &args).await;
+    assert_eq!(real.code, 0, "stdout:\n{}\nstderr:\n{}", real.stdout, real.stderr);
+    let installed = receipts(&show_json(dir.path(), "out/rollout.jsonl").await).pop().unwrap();
+    (previewed, installed)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prune_dry_run_is_the_receipt_the_compaction_writes() {
+    let (previewed, installed) = preview_then_compact(&["--implementation", "prune"]).await;
+    assert_eq!(previewed.status, ReceiptStatus::Preview);
+    assert_eq!(comparable(&previewed), comparable(&installed));
+    let dropped = compactor_protocol::ItemOutcome::Dropped;
+    assert!(installed.items.iter().any(|item| item.outcome == dropped), "prune removed something");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_v2_dry_run_agrees_with_the_compaction_on_every_item_but_the_summarized_ones() {
+    let (previewed, installed) = preview_then_compact(&["--implementation", "v2"]).await;
+    assert_eq!(previewed.implementation, installed.implementation);
+    assert_eq!(previewed.tokens_before, installed.tokens_before);
+    assert_eq!(previewed.items.len(), installed.items.len());
+    for (index, (previewed, real)) in previewed.items.iter().zip(&installed.items).enumerate() {
+        let summarized = real.outcome == compactor_protocol::ItemOutcome::Summarized;
+        assert!(previewed == real || summarized, "item {index}: {previewed:?} vs {real:?}");
+    }
+}
