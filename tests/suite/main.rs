@@ -15,6 +15,7 @@ mod fuzz_regressions;
 mod ledger;
 mod long_sessions;
 mod openai_types;
+mod pins;
 mod protocol;
 mod providers;
 mod readme;

@@ -149,6 +149,7 @@ impl Ledger {
                 | RolloutItem::Compacted(_)
                 | RolloutItem::TurnContext(_)
                 | RolloutItem::EventMsg(_)
+                | RolloutItem::Pins(_)
                 | RolloutItem::Unknown { .. } => {}
             }
         }

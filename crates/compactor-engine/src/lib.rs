@@ -33,6 +33,10 @@
 //!   [`prune_target_tokens`], returning a [`PruneOutcome`] and its [`PruneReport`].
 //! - Server-managed compaction (D46): [`split_server_compaction`] sorts a response's output
 //!   into a [`ResponseOutput`], a [`ServerCompaction`] when the server compacted by itself.
+//! - Pins (D140, D141): [`pin_copy`] (what a pin holds), [`pin_slot_len`], [`without_pinned`],
+//!   [`pinned_tokens`] and [`same_content`].
+//! - Receipts (D143): [`account_items`] with [`ReceiptInput`], [`ReceiptTokens`] and [`Sent`],
+//!   and [`unchanged_items`] for an attempt that changed nothing.
 //! - The progress ledger (D150 to D152): [`Ledger`], updated with [`LedgerRules`] as items are
 //!   recorded and rendered within a budget into a message [`is_ledger_message`] recognizes;
 //!   [`ToolExtractor`] (a harness's description of its tools, given a [`ToolCallView`] of a
@@ -79,7 +83,9 @@ mod ledger;
 mod local;
 mod normalize;
 mod pairs;
+mod pins;
 mod prune;
+mod receipt;
 mod remote_v2;
 mod retained;
 mod server_managed;
@@ -104,7 +110,9 @@ pub use local::{
     summary_text,
 };
 pub use normalize::{InputModalities, PromptOptions, for_prompt, prompt_input};
+pub use pins::{pin_copy, pin_slot_len, pinned_tokens, same_content, without_pinned};
 pub use prune::{PruneConfig, PruneOutcome, PruneReport, prune, prune_target_tokens};
+pub use receipt::{ReceiptInput, ReceiptTokens, Sent, account_items, unchanged_items};
 pub use remote_v2::{
     CollectedCompaction, V2PromptOptions, append_v2_trigger, collect_context_compaction_output,
     v2_request_messages,

@@ -12,6 +12,9 @@
 //! - Sessions and rollouts: [`EventMsg`], [`TurnItem`], [`ErrorEvent`], [`CompactedItem`],
 //!   [`RolloutItem`], [`RolloutLine`] (and [`RolloutLine::parse`], the one rule for a damaged
 //!   line: [`LineError`], [`LineDamage`]), [`TurnContextItem`], [`SessionMeta`].
+//! - Pins and receipts: [`Pin`] with its [`PinId`] and [`PinContent`], the `pins` line
+//!   ([`PinsItem`]), and [`CompactionReceipt`] with one [`ItemReceipt`] per input item
+//!   ([`ItemOutcome`]), its [`ReceiptTotals`] and [`PinReceipt`]s.
 //! - The progress ledger's records: [`LedgerSnapshot`] (in a [`CompactedItem`]),
 //!   [`OpenItemsItem`] (a rollout line of its own), [`ToolEffect`] and the entries.
 //! - Compaction vocabulary: [`CompactionTrigger`], [`CompactionReason`],
@@ -40,6 +43,8 @@ pub mod error;
 pub mod events;
 pub mod items;
 pub mod ledger;
+pub mod pins;
+pub mod receipt;
 pub mod request;
 pub mod rollout;
 pub mod stream;
@@ -60,6 +65,11 @@ pub use items::{
 pub use ledger::{
     FileAction, LedgerCommand, LedgerEvicted, LedgerFile, LedgerPatch, LedgerPendingCall,
     LedgerRequest, LedgerSnapshot, OpenItemsItem, PatchedFile, ToolEffect,
+};
+pub use pins::{InvalidPinId, Pin, PinContent, PinId, PinsItem, pin_slot_items};
+pub use receipt::{
+    CategoryTotal, CompactionReceipt, ItemOutcome, ItemReceipt, PinPlacement, PinReceipt,
+    ReceiptStatus, ReceiptTotals,
 };
 pub use request::{
     CompactRequest, CompactResponse, ContextManagement, InputItems, Prompt, Reasoning,

@@ -11,16 +11,19 @@ use serde_json::{Map, Value};
 use crate::events::EventMsg;
 use crate::items::ResponseItem;
 use crate::ledger::{LedgerSnapshot, OpenItemsItem};
+use crate::pins::{Pin, PinsItem};
+use crate::receipt::CompactionReceipt;
 
 /// The record of one installed compaction.
 ///
 /// `replacement_history` is the complete new history; a legacy record without it is rebuilt on
 /// resume from the user messages and `message`.
 ///
-/// `ledger` is the progress ledger when the compaction was installed (D153 in
-/// docs/decisions.md); a reader that predates it keeps it among its unknown fields. It is read
-/// tolerantly: a value of a shape this version cannot read is left out, and resume replays the
-/// ledger from an older snapshot, rather than the line becoming unreadable.
+/// `pins`, `receipt` and `ledger` are fields a reader that predates them keeps among its unknown
+/// fields and ignores: the history never depends on them, since the pinned items and the
+/// rendered ledger are in `replacement_history` already (D141 and D153 in docs/decisions.md).
+/// They are read tolerantly: a value of a shape this version cannot read is left out rather than
+/// making the line unreadable; for the ledger, resume then replays it from an older snapshot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompactedItem {
     /// The local summary text (prefix + summary); `""` for remote compactions.
@@ -29,12 +32,14 @@ pub struct CompactedItem {
     /// The complete history after the compaction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replacement_history: Option<Vec<ResponseItem>>,
+    /// The session's pins when the compaction was installed; absent when it had none.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tolerant")]
+    pub pins: Option<Vec<Pin>>,
+    /// What the compaction did (D143 in docs/decisions.md).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tolerant")]
+    pub receipt: Option<Box<CompactionReceipt>>,
     /// The progress ledger when the compaction was installed; absent when the ledger is off.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "tolerant_ledger"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tolerant")]
     pub ledger: Option<Box<LedgerSnapshot>>,
     /// Fields written by a newer version, kept as they were.
     #[serde(flatten)]
@@ -48,15 +53,19 @@ impl CompactedItem {
             message: message.into(),
             replacement_history: Some(replacement_history),
             ledger: None,
+            pins: None,
+            receipt: None,
             extra: Map::new(),
         }
     }
 }
 
-/// Reads a `compacted` line's ledger, leaving it out when its shape cannot be read.
-fn tolerant_ledger<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Box<LedgerSnapshot>>, D::Error> {
+/// Reads an optional field, leaving it out when its value has a shape this version cannot read.
+fn tolerant<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: for<'a> Deserialize<'a>,
+{
     let value = Option::<Value>::deserialize(deserializer)?;
     Ok(value.and_then(|value| serde_json::from_value(value).ok()))
 }
@@ -220,6 +229,8 @@ pub enum RolloutItem {
     EventMsg(EventMsg),
     /// `open_items`: the harness's open items after it changed them (D153).
     OpenItems(OpenItemsItem),
+    /// `pins`: the session's pins after they changed between compactions.
+    Pins(PinsItem),
     /// A line type this version does not know, kept as it was and ignored by reconstruction.
     Unknown {
         /// The line's `type`.
@@ -239,6 +250,7 @@ impl RolloutItem {
             RolloutItem::TurnContext(_) => "turn_context",
             RolloutItem::EventMsg(_) => "event_msg",
             RolloutItem::OpenItems(_) => "open_items",
+            RolloutItem::Pins(_) => "pins",
             RolloutItem::Unknown { kind, .. } => kind,
         }
     }
@@ -277,6 +289,7 @@ impl Serialize for RolloutLine {
             RolloutItem::TurnContext(ctx) => map.serialize_entry("payload", ctx)?,
             RolloutItem::EventMsg(event) => map.serialize_entry("payload", event)?,
             RolloutItem::OpenItems(open) => map.serialize_entry("payload", open)?,
+            RolloutItem::Pins(pins) => map.serialize_entry("payload", pins)?,
             RolloutItem::Unknown { payload: Some(payload), .. } => {
                 map.serialize_entry("payload", payload)?;
             }
@@ -438,6 +451,7 @@ fn parse_item(kind: String, payload: Option<&RawValue>) -> Result<RolloutItem, L
         "turn_context" => RolloutItem::TurnContext(typed(&kind, payload)?),
         "event_msg" => RolloutItem::EventMsg(typed(&kind, payload)?),
         "open_items" => RolloutItem::OpenItems(typed(&kind, payload)?),
+        "pins" => RolloutItem::Pins(typed(&kind, payload)?),
         _ => {
             let payload = match payload.map(|raw| serde_json::from_str(raw.get())).transpose() {
                 Ok(payload) => payload,

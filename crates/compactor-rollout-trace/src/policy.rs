@@ -4,7 +4,7 @@ use compactor_protocol::{EventMsg, ResponseItem, RolloutItem};
 
 /// Whether `item` belongs in a rollout.
 ///
-/// - `session_meta`, `compacted`, `turn_context` and `open_items` lines are always written.
+/// - `session_meta`, `compacted`, `turn_context`, `pins` and `open_items` lines are always written.
 /// - Every response item is written, `compaction` and `context_compaction` outputs included, and
 ///   items of unknown type too (they stay in history and rollout, D34). The transient
 ///   compaction triggers (`{"type":"context_compaction"}` without content, and
@@ -21,7 +21,8 @@ pub fn is_persisted(item: &RolloutItem) -> bool {
         RolloutItem::SessionMeta(_)
         | RolloutItem::Compacted(_)
         | RolloutItem::TurnContext(_)
-        | RolloutItem::OpenItems(_) => true,
+        | RolloutItem::OpenItems(_)
+        | RolloutItem::Pins(_) => true,
         RolloutItem::ResponseItem(item) => is_persisted_response_item(item),
         RolloutItem::EventMsg(event) => is_persisted_event(event),
         RolloutItem::Unknown { .. } => true,
@@ -67,6 +68,7 @@ fn is_persisted_event(event: &EventMsg) -> bool {
         | EventMsg::HookStarted { .. }
         | EventMsg::HookCompleted { .. }
         | EventMsg::RawResponseItem { .. }
+        | EventMsg::CompactionReceipt { .. }
         | EventMsg::Unknown(_) => false,
     }
 }
