@@ -1,13 +1,16 @@
 //! The progress ledger in sessions: exactly one ledger message in every compacted history,
-//! whatever compacted it, and the same ledger after resume, rollback and fork as in a live
-//! session that ran the same turns.
+//! whatever compacted it, right after the pins; the same ledger after resume, rollback and fork
+//! as in a live session that ran the same turns.
 
 use compactor_analytics::{AnalyticsClient, AnalyticsConfig, MemorySink};
 use compactor_core::{ProgressLedger, Session, SessionConfig, ToolCall, ToolFuture, ToolHandler};
 use compactor_engine::{Ledger, is_ledger_message};
+use compactor_protocol::tokens::estimate_item_tokens;
 use compactor_protocol::{
-    CompactionImplementation, CompactionPhase, ContextManagement, ResponseItem, ToolOutput,
+    CompactionImplementation, CompactionPhase, ContextManagement, ResponseItem, RolloutItem,
+    ToolOutput, pin_slot_items,
 };
+use compactor_rollout_trace::parse_rollout;
 use compactor_testkit::{Mode, ReferenceModelConfig, TestServer, TestServerConfig, ToolCallPolicy};
 use pretty_assertions::assert_eq;
 
@@ -214,6 +217,80 @@ async fn pre_turn_compactions_lay_out_exactly_one_ledger_message() {
         the_one_ledger(&h.session.history(), context);
         h.server.assert_no_violations();
     }
+}
+
+#[tokio::test]
+async fn the_ledger_follows_the_pins_and_goes_beside_them_in_the_compacted_line() {
+    for implementation in [
+        CompactionImplementation::ResponsesCompactionV2,
+        CompactionImplementation::ResponsesCompact,
+        CompactionImplementation::Responses,
+        CompactionImplementation::Prune,
+    ] {
+        let context = implementation.name();
+        let mut h = session_with(implementation).await;
+        bounded(h.session.pin_note("never edit vendor/")).await.unwrap();
+        h.turn("run the build").await.unwrap();
+        h.compact().await.unwrap();
+        // The pin slot first, then the ledger slot.
+        let slot = pin_slot_items(&h.session.pins());
+        let history = h.session.history();
+        assert_eq!(history[..slot.len()], slot[..], "{context}");
+        assert!(is_ledger_message(&history[slot.len()]), "{context}: {history:#?}");
+        the_one_ledger(&history, context);
+
+        // The `compacted` line carries the pins, the receipt and the ledger, each its own field.
+        let contents = parse_rollout(&std::fs::read(h.rollout_path()).unwrap());
+        let compacted = contents
+            .lines
+            .iter()
+            .find_map(|line| match &line.item {
+                RolloutItem::Compacted(compacted) => Some(compacted.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(compacted.pins.as_deref(), Some(&h.session.pins()[..]), "{context}");
+        assert!(compacted.receipt.is_some(), "{context}");
+        assert_eq!(compacted.ledger.as_deref(), Some(h.session.ledger().snapshot()), "{context}");
+
+        // Resume restores both, and the history they are laid out in.
+        let live = (h.session.pins(), h.session.ledger(), h.session.history());
+        h.session.shutdown().await.unwrap();
+        let Harness { server, dir, .. } = h;
+        let mut config = config(&server, dir.path(), Transport::Http);
+        config.compaction.chain = vec![implementation];
+        let resumed = Harness::resume(server, config, dir).await;
+        let session = &resumed.session;
+        assert_eq!((session.pins(), session.ledger(), session.history()), live, "{context}");
+    }
+}
+
+#[tokio::test]
+async fn pins_that_fit_are_never_refused_because_of_the_ledger() {
+    const BUDGET: u64 = 400;
+    let server = server(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&server, dir.path(), Transport::Http);
+    config.compaction.chain = vec![CompactionImplementation::ResponsesCompactionV2];
+    config.compaction.retained_budget_tokens = Some(BUDGET);
+    let mut h = start(server, config, dir).await;
+    // A pin that takes most of the budget, leaving less than the ledger of four builds needs.
+    bounded(h.session.pin_note("keep the public API stable; ".repeat(50))).await.unwrap();
+    for _ in 0..4 {
+        h.turn("run the build").await.unwrap();
+    }
+    let slot = pin_slot_items(&h.session.pins());
+    let pinned: u64 = slot.iter().map(estimate_item_tokens).sum();
+    let ledger = h.session.ledger().render(BUDGET / 2).unwrap();
+    assert!(pinned < BUDGET && pinned + estimate_item_tokens(&ledger) > BUDGET, "{pinned}");
+
+    h.compact().await.unwrap();
+    let history = h.session.history();
+    assert_eq!(history[..slot.len()], slot[..]);
+    // The ledger got what the pins left of the budget, or nothing.
+    let ledgers: u64 =
+        history.iter().filter(|item| is_ledger_message(item)).map(estimate_item_tokens).sum();
+    assert!(pinned + ledgers <= BUDGET, "{pinned} pinned, {ledgers} of ledger");
 }
 
 #[tokio::test]
