@@ -75,7 +75,8 @@ enum Command {
     #[command(after_help = EXIT_CODES_HELP)]
     Resume(resume::ResumeArgs),
     /// List a saved session's compactions with their receipts (what each kept, cut, summarized
-    /// and dropped, and where the tokens went), and its pins. Only reads the rollout.
+    /// and dropped, and where the tokens went) and ledger snapshots, its pins, and its progress
+    /// ledger. Only reads the rollout.
     #[command(after_help = EXIT_CODES_HELP)]
     Show(show::ShowArgs),
     /// Pin a note or a history item in a saved session, so that every later compaction keeps it

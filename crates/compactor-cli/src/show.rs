@@ -1,11 +1,13 @@
-//! `compactor show ROLLOUT`: the session's compactions with their receipts, and its pins. It only
-//! reads the rollout, so it works on a session another process is writing (D145).
+//! `compactor show ROLLOUT`: the session's compactions with their receipts and ledger
+//! snapshots, its pins, and its progress ledger. It only reads the rollout, so it works on a
+//! session another process is writing (D145).
 
 use std::path::PathBuf;
 
 use clap::Args;
-use compactor_engine::rebuild_legacy_compacted;
-use compactor_protocol::ContextualMarkers;
+use compactor_core::DEFAULT_LEDGER_BUDGET_TOKENS;
+use compactor_engine::{DefaultTools, Ledger, LedgerRules, rebuild_legacy_compacted};
+use compactor_protocol::{ContextualMarkers, LedgerSnapshot, ResponseItem};
 use compactor_rollout_trace::{Replay, read_rollout};
 use serde_json::json;
 
@@ -18,7 +20,8 @@ use crate::rollout::{self, ReadArgs};
 pub(crate) struct ShowArgs {
     /// The rollout (JSONL) of a saved session; it is only read.
     rollout: PathBuf,
-    /// Print one JSON object: thread id, every compaction with its receipt, and the pins.
+    /// Print one JSON object: thread id, every compaction with its receipt and ledger snapshot,
+    /// the pins, and the progress ledger.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -36,7 +39,12 @@ pub(crate) async fn run(args: ShowArgs) -> Result<(), CliError> {
             .context(format!("cannot read rollout {}", saved.path.display()))
     })?;
     let markers = ContextualMarkers::default();
-    let records = Replay::new(&rebuild_legacy_compacted, &markers).compactions(&contents.lines);
+    let replay = Replay::new(&rebuild_legacy_compacted, &markers);
+    let records = replay.compactions(&contents.lines);
+    // The ledger a resumed session would hold, described by the default tools (D153).
+    let rules = LedgerRules { tools: &DefaultTools, markers: &markers };
+    let ledger =
+        Ledger::from_rollout(replay.surviving(&contents.lines).map(|line| &line.item), &rules);
     let session = &saved.session;
     if args.json {
         let compactions: Vec<_> = records
@@ -49,6 +57,7 @@ pub(crate) async fn run(args: ShowArgs) -> Result<(), CliError> {
                     "history_items": record.history_items,
                     "pins": record.pins,
                     "receipt": record.receipt,
+                    "ledger": record.ledger,
                 })
             })
             .collect();
@@ -60,6 +69,7 @@ pub(crate) async fn run(args: ShowArgs) -> Result<(), CliError> {
             "compactions": compactions,
             "pins": session.pins,
             "pin_slot": session.pin_slot,
+            "ledger": ledger.snapshot(),
         });
         let text = serde_json::to_string_pretty(&value).map_err(CliError::other)?;
         outln!("{text}");
@@ -95,6 +105,9 @@ pub(crate) async fn run(args: ShowArgs) -> Result<(), CliError> {
             }
             None => outln!("  no receipt (written by an older version)"),
         }
+        if let Some(snapshot) = record.ledger {
+            outln!("  ledger: {}", ledger_counts(snapshot));
+        }
     }
     outln!();
     if session.pins.is_empty() {
@@ -105,5 +118,28 @@ pub(crate) async fn run(args: ShowArgs) -> Result<(), CliError> {
             outln!("{line}");
         }
     }
+    outln!();
+    match ledger.render(DEFAULT_LEDGER_BUDGET_TOKENS).as_ref().and_then(ResponseItem::message_text)
+    {
+        Some(text) => {
+            outln!("Progress ledger (laid out after the pins in the next compacted history):");
+            for line in text.lines() {
+                outln!("  {line}");
+            }
+        }
+        None => outln!("No progress ledger."),
+    }
     Ok(())
+}
+
+/// How many entries of each kind a ledger snapshot holds.
+fn ledger_counts(snapshot: &LedgerSnapshot) -> String {
+    format!(
+        "{} file(s), {} command(s), {} patch(es), {} request(s), {} open item(s)",
+        snapshot.files.len(),
+        snapshot.commands.len(),
+        snapshot.patches.len(),
+        snapshot.requests.len(),
+        snapshot.open_items.len()
+    )
 }

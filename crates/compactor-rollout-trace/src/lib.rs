@@ -19,7 +19,8 @@
 //!   window generation) and the items of a forked rollout; [`Replay::reconstruct_contents`] also
 //!   counts and words what reading skipped; [`reconstruct_history_from_rollout`] replays with
 //!   the default markers. The session's pins come from the newest surviving pins record, and
-//!   [`Replay::compactions`] lists every compaction with its receipt ([`CompactionRecord`]).
+//!   [`Replay::compactions`] lists every compaction with its receipt and ledger snapshot
+//!   ([`CompactionRecord`]).
 //! - Crash points: [`crash`], compiled in only with the `crash-points` feature (D51).
 //! - Tracing: [`TraceConfig`], [`ThreadTrace`], [`CompactionTraceContext`] and
 //!   [`CompactionTraceAttempt`] write trace bundles (D42), and do nothing at all unless a

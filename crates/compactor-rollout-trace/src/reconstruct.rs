@@ -72,8 +72,9 @@
 //! copied from its parent are marked and not counted, so a fork starts at 0.
 
 use compactor_protocol::{
-    CompactionReceipt, ContextualMarkers, EventMsg, Pin, ResponseItem, RolloutItem, RolloutLine,
-    SessionMeta, TokenUsageInfo, TurnContextItem, is_user_turn_boundary, pin_slot_items,
+    CompactionReceipt, ContextualMarkers, EventMsg, LedgerSnapshot, Pin, ResponseItem, RolloutItem,
+    RolloutLine, SessionMeta, TokenUsageInfo, TurnContextItem, is_user_turn_boundary,
+    pin_slot_items,
 };
 use serde_json::Value;
 
@@ -140,6 +141,8 @@ pub struct CompactionRecord<'l> {
     pub pins: &'l [Pin],
     /// Its receipt, when it has one.
     pub receipt: Option<&'l CompactionReceipt>,
+    /// The progress ledger when it was installed, when the ledger was on.
+    pub ledger: Option<&'l LedgerSnapshot>,
 }
 
 /// The settings of a previous turn a resumed session compares the next one with.
@@ -299,6 +302,7 @@ impl<'a> Replay<'a> {
                     history_items: compacted.replacement_history.as_ref().map(Vec::len),
                     pins: compacted.pins.as_deref().unwrap_or_default(),
                     receipt: compacted.receipt.as_deref(),
+                    ledger: compacted.ledger.as_deref(),
                 }),
                 _ => None,
             })

@@ -1,4 +1,5 @@
-//! `compactor pin`, `compactor show` and `compactor compact --dry-run` on what the demo wrote.
+//! `compactor pin`, `compactor show` (receipts, pins and the progress ledger) and
+//! `compactor compact --dry-run` on what the demo wrote.
 
 use std::path::Path;
 
@@ -191,4 +192,34 @@ async fn a_v2_dry_run_agrees_with_the_compaction_on_every_item_but_the_summarize
         let summarized = real.outcome == compactor_protocol::ItemOutcome::Summarized;
         assert!(previewed == real || summarized, "item {index}: {previewed:?} vs {real:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn show_prints_each_compactions_ledger_and_the_session_ledger_a_resume_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    demo_rollout(dir.path()).await;
+    // `compact` resumes the session and writes its ledger into the new `compacted` line; nothing
+    // follows it, so the ledger `show` replays must be that one.
+    let compacted = run(dir.path(), &["compact", "out/rollout.jsonl", "--transport", "http"]).await;
+    assert_eq!(compacted.code, 0, "stdout:\n{}\nstderr:\n{}", compacted.stdout, compacted.stderr);
+    let show = show_json(dir.path(), "out/rollout.jsonl").await;
+    let compactions = show["compactions"].as_array().unwrap();
+    assert!(compactions.len() >= 4, "{show:#}");
+    for compaction in compactions {
+        assert!(!compaction["ledger"]["commands"].as_array().unwrap().is_empty(), "{show:#}");
+    }
+    let ledger = &show["ledger"];
+    assert_eq!(ledger, &compactions.last().unwrap()["ledger"]);
+    assert!(ledger["files"].as_array().unwrap().len() > 1, "{ledger:#}");
+
+    let shown = run(dir.path(), &["show", "out/rollout.jsonl"]).await;
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    let text = &shown.stdout;
+    assert_eq!(text.matches("\n  ledger: ").count(), compactions.len(), "{text}");
+    let (_, ledger) = text
+        .split_once("Progress ledger (laid out after the pins in the next compacted history):\n")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(ledger.starts_with("  <progress_ledger>"), "{ledger}");
+    assert!(ledger.contains("  - turn 2: cargo test --workspace (exit 0)"), "{ledger}");
+    assert!(ledger.contains("  - src/storage/pager.rs: read (turn 1)"), "{ledger}");
 }
