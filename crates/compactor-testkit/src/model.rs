@@ -7,9 +7,11 @@
 //!   carry a digest of the compacted items sealed with the [`SealKey`].
 //! - Sealed items in the input are verified; a tampered one is rejected with
 //!   `400 invalid_encrypted_content`.
-//! - `usage.input_tokens` is [`estimate_history_tokens`] of the instructions and the full input,
-//!   the same estimate the engine makes, so a sealed item counts by the encrypted-blob rule and
-//!   usage drops after a compaction. `usage.output_tokens` is the estimate of the output items.
+//! - `usage.input_tokens` counts the instructions, the tools and the full input with
+//!   [`TokenCounter::O200k`], as a real server counts with its tokenizer (D120): a session
+//!   counting with `O200k` agrees with it, one counting with `Bytes4` learns its error from it
+//!   (D123). A sealed item counts by the encrypted-blob rule, so usage drops after a compaction.
+//!   `usage.output_tokens` counts the output items the same way.
 //!
 //! The answer is a pure function of the request (plus a per-server id counter), structured as
 //! "verify, decide the output items, build the events", so server-managed compaction can later
@@ -18,8 +20,8 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use compactor_protocol::tokens::{estimate_history_tokens, estimate_item_tokens};
-use compactor_protocol::{CompactRequest, ResponseItem, ResponsesApiRequest};
+use compactor_protocol::tokens::TokenCounter;
+use compactor_protocol::{CompactRequest, ResponseItem, ResponsesApiRequest, ToolSpec};
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 
@@ -31,6 +33,9 @@ use crate::events::{
 };
 use crate::faults::ErrorReply;
 use crate::seal::SealKey;
+
+/// How the reference model counts usage: with a real tokenizer, as a server does.
+const USAGE_COUNTER: TokenCounter = TokenCounter::O200k;
 
 /// How many user messages a digest quotes (the most recent ones).
 const DIGEST_USER_MESSAGES: usize = 8;
@@ -125,11 +130,10 @@ impl ReferenceModel {
         let mut events = vec![ev_response("response.created", &response)];
         let mut output = Vec::new();
         if request.generate != Some(false) {
-            // Each item is serialized once for the estimate; the digest reuses it.
-            let input_tokens = estimate_history_tokens(&request.instructions, full_input);
+            let input_tokens = input_tokens(&request.instructions, &request.tools, full_input);
             let scope = |trigger: &ResponseItem| DigestScope {
                 model: &response.model,
-                tokens: input_tokens.saturating_sub(estimate_item_tokens(trigger)),
+                tokens: input_tokens.saturating_sub(USAGE_COUNTER.item_tokens(trigger)),
             };
             match full_input.split_last() {
                 Some((
@@ -203,7 +207,7 @@ impl ReferenceModel {
             .filter(|item| item.role() == Some("user"))
             .filter_map(|item| serde_json::to_value(item).ok())
             .collect();
-        let input_tokens = estimate_history_tokens(&request.instructions, input);
+        let input_tokens = input_tokens(&request.instructions, &request.tools, input);
         let scope = DigestScope { model: &request.model, tokens: input_tokens };
         output.push(self.sealed_item("compaction", "cmp", input, &scope, memory));
         let usage = usage(saturate(input_tokens), saturate(output_tokens(&output)));
@@ -362,11 +366,17 @@ fn snippet(text: &str) -> String {
     }
 }
 
+/// The input tokens of a request: its instructions, its tools and its items.
+fn input_tokens(instructions: &str, tools: &[ToolSpec], input: &[ResponseItem]) -> u64 {
+    let tools = if tools.is_empty() { 0 } else { USAGE_COUNTER.json_tokens(tools) };
+    USAGE_COUNTER.history_tokens(instructions, input).saturating_add(tools)
+}
+
 fn output_tokens(output: &[Value]) -> u64 {
     output
         .iter()
         .filter_map(|item| ResponseItem::deserialize(item).ok())
-        .map(|item| estimate_item_tokens(&item))
+        .map(|item| USAGE_COUNTER.item_tokens(&item))
         .fold(0, u64::saturating_add)
 }
 
