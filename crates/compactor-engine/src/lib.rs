@@ -10,6 +10,7 @@
 //!
 //! - Estimation (D35): [`estimate_history`], [`total_token_usage`] with
 //!   [`TotalUsageInput`] and [`ReasoningAccounting`], and [`EstimateContext`].
+//! - Cached counts (D124): [`HistoryCounts`], counted by an [`ItemCounter`].
 //! - Prompt normalization: [`for_prompt`] (or [`prompt_input`], borrowing) with [`PromptOptions`] and [`InputModalities`].
 //! - Pre-request trimming (D37): [`trim_function_call_history_to_fit_context_window`].
 //! - Remote compaction v2 (D39): [`append_v2_trigger`] with [`V2PromptOptions`],
@@ -64,6 +65,7 @@
 //! ```
 
 mod context;
+mod counts;
 mod error;
 mod estimate;
 mod fit;
@@ -80,6 +82,7 @@ mod server_managed;
 mod trim;
 mod truncate;
 
+pub use counts::{HistoryCounts, ItemCounter};
 pub use error::{Error, Result};
 pub use estimate::{
     EstimateContext, ReasoningAccounting, TotalUsageInput, estimate_history, total_token_usage,
