@@ -1,7 +1,10 @@
 //! Token estimates of histories and of the session's context usage (D35).
 
+use compactor_protocol::tokens::TokenCalibration;
 use compactor_protocol::tokens::{approx_token_count, estimate_item_tokens};
 use compactor_protocol::{ContextualMarkers, PassThroughList, ResponseItem, is_user_turn_boundary};
+
+use crate::counts::HistoryCounts;
 
 /// What the estimate of a request needs besides its items: the instructions sent with it and the
 /// pass-through list that decides which unknown items reach the model.
@@ -123,6 +126,86 @@ pub fn total_token_usage(input: &TotalUsageInput<'_>) -> i64 {
     };
     let estimated = i64::try_from(unreported.saturating_add(reasoning)).unwrap_or(i64::MAX);
     input.last_total_tokens.saturating_add(estimated)
+}
+
+/// The inputs of [`context_usage`]: the session's history with its cached counts, its last
+/// reported usage and its calibration.
+#[derive(Debug, Clone, Copy)]
+pub struct ContextUsageInput<'a> {
+    /// The session's history.
+    pub items: &'a [ResponseItem],
+    /// The history's cached counts (D124), one per item.
+    pub counts: &'a HistoryCounts,
+    /// `last_token_usage.total_tokens`: the last response's total, or the estimate recorded after
+    /// a compaction.
+    pub last_total_tokens: i64,
+    /// Whether the server counts earlier reasoning.
+    pub reasoning: ReasoningAccounting,
+    /// The markers of contextual user messages, which are not user-turn boundaries.
+    pub markers: &'a ContextualMarkers,
+    /// The correction learned from reported usage, applied to everything estimated (D123).
+    pub calibration: Option<TokenCalibration>,
+}
+
+/// The session's estimated context size: the auto-compaction gate (D36), from cached counts.
+///
+/// It is the last reported total, plus the counts of the items added locally since that report
+/// (tool outputs and user messages after the last model-generated item; none while the model has
+/// produced nothing, as in [`total_token_usage`]), plus, unless the server
+/// includes them, the counts of the encrypted reasoning items before the last user-turn
+/// boundary; what is estimated rather than reported is corrected by the calibration. Saturating.
+/// It looks only at the items after the last model-generated item and the last user-turn
+/// boundary: the sums come from the running totals of [`HistoryCounts`], so a turn's estimate
+/// does not grow with the history (D124).
+///
+/// # Examples
+///
+/// ```
+/// use compactor_engine::{
+///     ContextUsageInput, HistoryCounts, ItemCounter, ReasoningAccounting, context_usage,
+/// };
+/// use compactor_protocol::tokens::{TokenCalibration, TokenCounter};
+/// use compactor_protocol::{ContextualMarkers, PassThroughList, ResponseItem};
+///
+/// let items = [ResponseItem::assistant_text("done"), ResponseItem::user_text("next, please")];
+/// let pass_through = PassThroughList::default();
+/// let counter = ItemCounter { counter: TokenCounter::Bytes4, pass_through: &pass_through };
+/// let counts = HistoryCounts::new(&items, &counter);
+/// let input = ContextUsageInput {
+///     items: &items,
+///     counts: &counts,
+///     last_total_tokens: 1_000,
+///     reasoning: ReasoningAccounting::Estimated,
+///     markers: &ContextualMarkers::default(),
+///     calibration: None,
+/// };
+/// // The reply is in the reported total; the new user message is estimated.
+/// assert_eq!(context_usage(&input), 1_000 + counts.item(1) as i64);
+/// let calibration = TokenCalibration::observe(None, 1_500, 1_000);
+/// assert_eq!(
+///     context_usage(&ContextUsageInput { calibration, ..input }),
+///     1_000 + (counts.item(1) as f64 * 1.5).round() as i64
+/// );
+/// ```
+pub fn context_usage(input: &ContextUsageInput<'_>) -> i64 {
+    let items = input.items;
+    let len = items.len().min(input.counts.len());
+    let unreported_from = items[..len]
+        .iter()
+        .rposition(is_model_generated)
+        .map_or(len, |index| index.saturating_add(1));
+    let unreported = input.counts.range(unreported_from..len);
+    let reasoning = match input.reasoning {
+        ReasoningAccounting::IncludedByServer => 0,
+        ReasoningAccounting::Estimated => {
+            let last_boundary =
+                items[..len].iter().rposition(|item| is_user_turn_boundary(item, input.markers));
+            input.counts.encrypted_reasoning_before(last_boundary.unwrap_or(0))
+        }
+    };
+    let estimated = unreported.saturating_add(reasoning);
+    let estimated = input.calibration.map_or(estimated, |calibration| calibration.apply(estimated));
+    input.last_total_tokens.saturating_add(i64::try_from(estimated).unwrap_or(i64::MAX))
 }
 
 /// Whether the model produced this item: assistant messages, reasoning, every call, and

@@ -85,7 +85,8 @@ mod truncate;
 pub use counts::{HistoryCounts, ItemCounter};
 pub use error::{Error, Result};
 pub use estimate::{
-    EstimateContext, ReasoningAccounting, TotalUsageInput, estimate_history, total_token_usage,
+    ContextUsageInput, EstimateContext, ReasoningAccounting, TotalUsageInput, context_usage,
+    estimate_history, total_token_usage,
 };
 pub use fit::compacted_floor;
 pub use guard::{CompactionNeed, WindowLimits};

@@ -1,9 +1,10 @@
 //! Tests of history estimation and of the session usage gate (D35, D36).
 
-use compactor_protocol::tokens::estimate_item_tokens;
+use compactor_protocol::tokens::{TokenCounter, estimate_item_tokens};
 use pretty_assertions::assert_eq;
 
 use super::*;
+use crate::counts::ItemCounter;
 use crate::test_support::{assistant, call, developer, output, reasoning, unknown, user};
 
 fn tokens(item: &ResponseItem) -> i64 {
@@ -180,4 +181,94 @@ fn model_generated_items() {
     for item in &local {
         assert!(!is_model_generated(item), "{item:?}");
     }
+}
+
+fn counted_usage(
+    items: &[ResponseItem],
+    reasoning: ReasoningAccounting,
+    calibration: Option<TokenCalibration>,
+    counter: TokenCounter,
+) -> i64 {
+    let markers = ContextualMarkers::default();
+    let pass_through = PassThroughList::default();
+    let counts = HistoryCounts::new(items, &ItemCounter { counter, pass_through: &pass_through });
+    context_usage(&ContextUsageInput {
+        items,
+        counts: &counts,
+        last_total_tokens: 1_000,
+        reasoning,
+        markers: &markers,
+        calibration,
+    })
+}
+
+#[test]
+fn usage_from_cached_counts_is_the_usage_from_items() {
+    let histories = [
+        vec![assistant("already counted"), user("new user message"), output("c", "new output")],
+        vec![user("a"), call("c1", "shell"), output("c1", "out")],
+        vec![user("a"), developer("b")],
+        vec![],
+        vec![
+            reasoning(900),
+            user("first"),
+            reasoning(1_000),
+            assistant("reply"),
+            user("second"),
+            reasoning(2_000),
+            assistant("reply"),
+        ],
+        vec![
+            user("first"),
+            reasoning(1_000),
+            assistant("reply"),
+            user("<environment_context>cwd</environment_context>"),
+            reasoning(2_000),
+            assistant("reply"),
+        ],
+    ];
+    let markers = ContextualMarkers::default();
+    let pass_through = PassThroughList::default();
+    for items in &histories {
+        for reasoning in [ReasoningAccounting::Estimated, ReasoningAccounting::IncludedByServer] {
+            let from_items = total_token_usage(&TotalUsageInput {
+                items,
+                last_total_tokens: 1_000,
+                history_len_at_last_usage: None,
+                reasoning,
+                markers: &markers,
+                pass_through: &pass_through,
+            });
+            assert_eq!(
+                counted_usage(items, reasoning, None, TokenCounter::Bytes4),
+                from_items,
+                "{items:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn usage_from_cached_counts_calibrates_what_it_estimates() {
+    let items = [assistant("reply"), user("next"), output("c", &"x".repeat(4_000))];
+    let plain = counted_usage(&items, ReasoningAccounting::Estimated, None, TokenCounter::Bytes4);
+    let estimated = plain - 1_000;
+    let calibration = TokenCalibration::observe(None, 1_250, 1_000);
+    let calibrated =
+        counted_usage(&items, ReasoningAccounting::Estimated, calibration, TokenCounter::Bytes4);
+    // Only the estimated part is corrected; the reported 1 000 stays as reported.
+    assert_eq!(calibrated, 1_000 + (estimated as f64 * 1.25).round() as i64);
+    // A ratio outside the bounds is applied at its bound.
+    let wild = TokenCalibration::observe(None, 10_000, 1_000);
+    let bounded = counted_usage(&items, ReasoningAccounting::Estimated, wild, TokenCounter::Bytes4);
+    assert_eq!(bounded, 1_000 + estimated * 2);
+}
+
+#[test]
+fn usage_from_cached_counts_uses_the_session_counter() {
+    let items =
+        [assistant("reply"), user("Когда окно контекста почти заполнено, история сжимается.")];
+    let bytes4 = counted_usage(&items, ReasoningAccounting::Estimated, None, TokenCounter::Bytes4);
+    let o200k = counted_usage(&items, ReasoningAccounting::Estimated, None, TokenCounter::O200k);
+    assert!(o200k < bytes4, "{o200k} vs {bytes4}");
 }
