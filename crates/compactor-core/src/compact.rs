@@ -29,7 +29,7 @@ use compactor_rollout_trace::{CompactionTraceAttempt, CompactionTraceContext, Se
 use crate::config::RemoteCompaction;
 use crate::hooks::{CompactHookInput, HookOutcome};
 use crate::retry::{StreamAttempt, StreamFailure};
-use crate::session::{Session, now_ms};
+use crate::session::{Session, count_history, now_ms};
 use crate::turn::{TurnContext, TurnFailure};
 
 /// The prefix of the `error` event of a failed remote compaction.
@@ -787,10 +787,12 @@ impl Session {
         else {
             return Err(CompactorError::Fatal("the compacted line lost its history".to_owned()));
         };
+        // The new history is counted once, as it is installed (D124).
+        let (new_history, counts) = count_history(new_history, &self.item_counter()).await?;
         let replaced = {
             let estimate = self.estimate_context();
             let mut state = self.state();
-            let replaced = std::mem::replace(&mut state.history, Arc::new(new_history));
+            let replaced = state.replace_history(Arc::new(new_history), counts);
             state.reference_context_item = reference;
             state.recompute_token_usage(&estimate, turn.model.model_context_window());
             state.after_last_compaction = Some(state.total_usage(
@@ -803,7 +805,7 @@ impl Session {
         // Freeing a large history takes milliseconds: it happens off the compaction's path.
         drop_in_background((replaced, input_history));
         self.inner.client.advance_window_generation();
-        self.emit_token_count().await;
+        self.emit_token_count(&turn.model).await;
         self.emit(EventMsg::ItemCompleted {
             thread_id: self.inner.thread_id.clone(),
             turn_id: turn.turn_id.clone(),
@@ -820,14 +822,19 @@ impl Session {
     /// session's history, copied only when it must be trimmed.
     pub(crate) fn compaction_history(&self, turn: &TurnContext) -> Arc<Vec<ResponseItem>> {
         let estimate = self.estimate_context();
-        let history = Arc::clone(&self.state().history);
+        let (history, fits) = {
+            let state = self.state();
+            (Arc::clone(&state.history), estimate.estimate_counted(&state.counts))
+        };
         let window = turn.model.model_context_window().map(|w| u64::try_from(w).unwrap_or(0));
         match window {
-            Some(window) if estimate.estimate(&history) > window => {
+            Some(window) if fits > window => {
                 let mut trimmed = history.to_vec();
                 drop(history);
+                let counts = self.state().counts.clone();
                 let removed = compactor_engine::trim_function_call_history_to_fit_context_window(
                     &mut trimmed,
+                    &counts,
                     window,
                     &estimate,
                 );

@@ -83,6 +83,9 @@ pub(crate) struct Sampled {
     response_id: String,
     pub(crate) usage: Option<TokenUsage>,
     end_turn: Option<bool>,
+    /// The session's uncorrected estimate of the request's input, made before sending it
+    /// (D123, D126); `None` where the caller did not make one.
+    estimated_input: Option<u64>,
 }
 
 /// Why a turn stopped early. A reported failure already has its `error` event.
@@ -234,6 +237,7 @@ impl Session {
         self.record_context_if_needed(turn).await?;
         self.record_items(vec![message]).await?;
         self.emit(EventMsg::UserMessage { message: text }).await;
+        self.emit_token_count(&turn.model).await;
 
         let mut last_agent_message = None;
         let mut samples = 0u32;
@@ -251,9 +255,9 @@ impl Session {
                 }
             }
             if let Some(usage) = sampled.usage {
-                self.state().token_info.append_last_usage(&usage);
-                self.state().token_info.model_context_window = turn.model.model_context_window();
-                self.emit_token_count().await;
+                let mut state = self.state();
+                state.record_usage(&usage, sampled.estimated_input, config.tokens.calibration);
+                state.token_info.model_context_window = turn.model.model_context_window();
             }
             // A `compaction` item in a normal response: the server compacted by itself
             // (`context_management`); it and what followed it replace the history.
@@ -276,6 +280,10 @@ impl Session {
                 ResponseOutput::Plain(mut items) => {
                     self.truncate_on_record(turn, &mut items).await;
                     self.record_items(items).await?;
+                    // After the response's items: they are in the reported total (D126).
+                    if sampled.usage.is_some() {
+                        self.emit_token_count(&turn.model).await;
+                    }
                 }
             }
             samples += 1;
@@ -291,10 +299,14 @@ impl Session {
                 outputs.push(call.output_item(output));
             }
             self.truncate_on_record(turn, &mut outputs).await;
+            let recorded_outputs = !outputs.is_empty();
             self.record_items(outputs).await?;
             let needs_follow_up = !calls.is_empty() || sampled.end_turn == Some(false);
             if !needs_follow_up {
                 break;
+            }
+            if recorded_outputs {
+                self.emit_token_count(&turn.model).await;
             }
             // Mid-turn: compact between requests, keeping the turn's connection (D5), under the
             // loop guard (D104).
@@ -392,20 +404,28 @@ impl Session {
         let settings = turn.settings(self);
         let mut reacted = false;
         loop {
-            let history = Arc::clone(&self.state().history);
+            // What the request will hold, as the session counts it: the figure reported usage is
+            // compared with (D123).
+            let (history, estimated_input) = {
+                let state = self.state();
+                let estimate = self.estimate_context_with(None).raw_estimate_counted(&state.counts);
+                (Arc::clone(&state.history), estimate)
+            };
             let prompt = self.turn_prompt(&turn.model, &history);
             let mut attempt = SampleAttempt { session: self, prompt: &prompt, settings: &settings };
             let sampled = self
                 .retry_stream(client_session, retries, &turn.cancel, &mut 0, &mut attempt)
                 .await;
             let error = match sampled {
-                Ok(sampled) => return Ok(sampled),
+                Ok(sampled) => {
+                    return Ok(Sampled { estimated_input: Some(estimated_input), ..sampled });
+                }
                 Err(error) if error == CompactorError::ContextWindowExceeded => error,
                 Err(error) => return Err(error.into()),
             };
             if let Some(window) = turn.model.model_context_window() {
                 self.state().token_info.fill_to_context_window(window);
-                self.emit_token_count().await;
+                self.emit_token_count(&turn.model).await;
             }
             if reacted || self.inner.config.compaction.reactive == ReactiveCompaction::Off {
                 return Err(error.into());
@@ -433,7 +453,13 @@ impl Session {
             match event? {
                 ResponseEvent::OutputItemDone { item } => items.push(item),
                 ResponseEvent::Completed { response_id, token_usage, end_turn } => {
-                    return Ok(Sampled { items, response_id, usage: token_usage, end_turn });
+                    return Ok(Sampled {
+                        items,
+                        response_id,
+                        usage: token_usage,
+                        end_turn,
+                        estimated_input: None,
+                    });
                 }
                 ResponseEvent::ServerReasoningIncluded { included } => {
                     self.state().reasoning = if included {

@@ -1,13 +1,18 @@
 //! Token counts kept beside a history (D124): every item is counted once, when it is recorded,
 //! and every later estimate adds up cached numbers instead of serializing items again.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use compactor_protocol::tokens::TokenCounter;
 use compactor_protocol::{PassThroughList, ResponseItem};
 
-/// How the items of a history are counted: the session's [`TokenCounter`], and the pass-through
-/// list that decides which unknown items reach the model (the others count zero).
+/// How the items of a history are counted: the session's [`TokenCounter`], and the provider's
+/// pass-through list.
+///
+/// An item of unknown type counts its raw JSON whether or not the list lets it reach the model
+/// (D67), so the list does not change a count; it stays beside the counter so that a count
+/// could depend on what is sent.
 #[derive(Debug, Clone, Copy)]
 pub struct ItemCounter<'a> {
     /// The counter.
@@ -17,18 +22,9 @@ pub struct ItemCounter<'a> {
 }
 
 impl ItemCounter<'_> {
-    /// The tokens `item` adds to a request.
-    ///
-    /// Known items use [`TokenCounter::item_tokens`]. An unknown item counts its JSON when the
-    /// pass-through list lets it reach the model, and zero otherwise (it never leaves the
-    /// history).
+    /// The tokens `item` adds to a request: [`TokenCounter::item_tokens`].
     pub fn count(&self, item: &ResponseItem) -> u64 {
-        match item {
-            ResponseItem::Unknown(raw) if self.pass_through.allows(item) => {
-                self.counter.json_tokens(raw)
-            }
-            _ => self.counter.item_tokens(item),
-        }
+        self.counter.item_tokens(item)
     }
 }
 
@@ -96,6 +92,16 @@ impl HistoryCounts {
         }
     }
 
+    /// Appends the counts of items counted elsewhere (say, off the async threads), in order.
+    pub fn extend_counted(&mut self, counted: &HistoryCounts) {
+        self.cumulative.reserve(counted.len());
+        self.reasoning.reserve(counted.len());
+        for (tokens, reasoning) in counted.iter().zip(counted.reasoning.windows(2)) {
+            let reasoning_tokens = reasoning[1] - reasoning[0];
+            self.push_count(tokens, reasoning_tokens > 0);
+        }
+    }
+
     fn push_count(&mut self, tokens: u64, encrypted_reasoning: bool) {
         let total = self.total();
         let reasoning = self.reasoning.last().copied().unwrap_or(0);
@@ -142,6 +148,17 @@ impl HistoryCounts {
     /// Every item's count, in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
         self.cumulative.windows(2).map(|pair| pair[1] - pair[0])
+    }
+
+    /// These counts when they are `items`' (the same length), else `items` counted now. The
+    /// owner of a history keeps its counts in step, so the second case is a fallback for a
+    /// caller that passes another history, never a normal path.
+    pub fn for_items(&self, items: &[ResponseItem], counter: &ItemCounter<'_>) -> Cow<'_, Self> {
+        if self.len() == items.len() {
+            Cow::Borrowed(self)
+        } else {
+            Cow::Owned(Self::new(items, counter))
+        }
     }
 
     /// Keeps the counts of the first `len` items.

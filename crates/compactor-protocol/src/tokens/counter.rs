@@ -88,8 +88,9 @@ impl TokenCounter {
 
     /// The tokens one item adds to a request.
     ///
-    /// Encrypted state counts as [`encrypted_blob_bytes`] at four bytes per token, and unknown
-    /// items count zero, with either counter (see [`super::estimate_item_bytes`]). Otherwise
+    /// Encrypted state counts as [`encrypted_blob_bytes`] at four bytes per token with either
+    /// counter (see [`super::estimate_item_bytes`]), and an unknown item counts its raw JSON like
+    /// any other item (D67). Otherwise
     /// `Bytes4` counts the item's JSON four bytes per token, and `O200k` counts the text of its
     /// string values with the tokenizer and the rest of its JSON four bytes per token; with both,
     /// an inline image counts [`image_estimate_bytes`] instead of its base64 payload (D122).
@@ -102,7 +103,6 @@ impl TokenCounter {
                 | ResponseItem::ContextCompaction { encrypted_content: Some(blob), .. } => {
                     approx_tokens_from_byte_count(encrypted_blob_bytes(blob.len()))
                 }
-                ResponseItem::Unknown(_) => 0,
                 _ => {
                     let measured = json_structure_and_text(item, o200k_text_tokens);
                     let mut bytes = measured.structure_bytes;
