@@ -268,6 +268,10 @@ impl Session {
             };
             match output {
                 ResponseOutput::Compacted(compaction) => {
+                    // The reported usage, before the install replaces it with an estimate.
+                    if sampled.usage.is_some() {
+                        self.emit_token_count(&turn.model).await;
+                    }
                     let phase = if samples == 0 {
                         CompactionPhase::PreTurn
                     } else {

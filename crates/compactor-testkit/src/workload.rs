@@ -22,8 +22,10 @@ use compactor_protocol::{
 };
 use serde_json::Value;
 
+mod accuracy;
 mod kinds;
 
+pub use accuracy::{ErrorSummary, RequestEstimate, request_estimates};
 pub use kinds::{ContentKind, kind_text};
 
 use crate::events::{

@@ -1,0 +1,43 @@
+//! Tests of reading estimate errors back from `token_count` events.
+
+use compactor_protocol::TokenUsage;
+use pretty_assertions::assert_eq;
+
+use super::*;
+
+fn event(estimated: Option<i64>, reported: i64, total: i64) -> EventMsg {
+    let mut info = TokenUsageInfo::default();
+    info.last_token_usage = TokenUsage { input_tokens: reported, ..TokenUsage::default() };
+    info.total_token_usage = TokenUsage { input_tokens: total, ..TokenUsage::default() };
+    info.estimated_input_tokens = estimated;
+    info.calibration =
+        estimated.and_then(|estimated| TokenCalibration::observe(None, reported, estimated));
+    EventMsg::TokenCount { info: Some(info), rate_limits: None }
+}
+
+#[test]
+fn repeated_accounting_counts_once_and_events_without_an_estimate_are_skipped() {
+    let events = [
+        event(None, 500, 500),
+        event(Some(1_000), 900, 1_400),
+        // The same accounting again, as a session reports its budget while recording items.
+        event(Some(1_000), 900, 1_400),
+        EventMsg::Warning { message: "unrelated".into() },
+        event(Some(2_000), 1_800, 3_200),
+    ];
+    let requests = request_estimates(&events);
+    assert_eq!(
+        requests,
+        [
+            RequestEstimate { estimated: 1_000, calibrated: 1_000, reported: 900 },
+            RequestEstimate { estimated: 2_000, calibrated: 1_800, reported: 1_800 },
+        ]
+    );
+    let raw = ErrorSummary::of(requests.iter().map(RequestEstimate::error_percent));
+    assert_eq!(raw.requests, 2);
+    assert!((raw.mean_percent - 11.111).abs() < 0.01, "{raw:?}");
+    let calibrated =
+        ErrorSummary::of(requests.iter().map(RequestEstimate::calibrated_error_percent));
+    assert!((calibrated.max_percent - 11.111).abs() < 0.01, "{calibrated:?}");
+    assert_eq!(ErrorSummary::of([]), ErrorSummary::default());
+}
