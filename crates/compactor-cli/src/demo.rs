@@ -15,7 +15,7 @@ use compactor_protocol::{
     CompactionStatus, CompactionTrigger, CompactorError, ContentItem, EventMsg, TurnItem,
 };
 use compactor_rollout_trace::{TraceConfig, format_timestamp};
-use compactor_testkit::workload::{ErrorSummary, RequestEstimate, request_estimates};
+use compactor_testkit::workload::{ErrorSummary, request_estimates};
 use compactor_testkit::{TestServer, ToolCallPolicy};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -285,18 +285,13 @@ async fn run_session(
         history.len(),
         format::count(estimate)
     );
-    let raw = ErrorSummary::of(requests_estimated.iter().map(RequestEstimate::error_percent));
-    let calibrated =
-        ErrorSummary::of(requests_estimated.iter().map(RequestEstimate::calibrated_error_percent));
-    if raw.requests > 0 {
+    let errors = ErrorSummary::of(&requests_estimated);
+    if errors.requests > 0 {
         outln!(
-            "  estimates        {} over {} requests: error mean {:.1}%, max {:.1}%; calibrated mean {:.1}%, max {:.1}%",
-            config.tokens.counter,
-            raw.requests,
-            raw.mean_percent,
-            raw.max_percent,
-            calibrated.mean_percent,
-            calibrated.max_percent,
+            "  estimates        {} requests, error against reported usage mean {:.1}%, max {:.1}%",
+            errors.requests,
+            errors.mean_percent,
+            errors.max_percent,
         );
     }
     let mut warnings: Vec<(&String, usize)> = Vec::new();
@@ -330,12 +325,11 @@ async fn run_session(
         "token_usage": token_info,
         "history_estimated_tokens": estimate,
         "token_counter": config.tokens.counter,
+        "token_calibration": config.tokens.calibration == Calibration::On,
         "estimate_error_percent": {
-            "requests": raw.requests,
-            "mean": raw.mean_percent,
-            "max": raw.max_percent,
-            "calibrated_mean": calibrated.mean_percent,
-            "calibrated_max": calibrated.max_percent,
+            "requests": errors.requests,
+            "mean": errors.mean_percent,
+            "max": errors.max_percent,
         },
         "history": history,
         "error": outcome.as_ref().err().map(ToString::to_string),

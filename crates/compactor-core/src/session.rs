@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ModelInfo, SessionConfig};
 use crate::hooks::CompactHooks;
-use crate::state::SessionState;
+use crate::state::{SessionState, UsageBasis};
 use crate::tools::{NoTools, ToolHandler};
 
 /// How many events may wait for the harness before a turn pauses for it to catch up.
@@ -245,6 +245,8 @@ impl SessionBuilder {
         let state = SessionState {
             history: Arc::new(history),
             counts,
+            // The last usage line does not say which items it covered.
+            usage_basis: UsageBasis::Unknown,
             reference_context_item: resumed.reference_context_item,
             token_info: resumed.token_info.unwrap_or_default(),
             previous_model,
@@ -359,7 +361,8 @@ impl Session {
     pub fn total_token_usage(&self) -> i64 {
         let config = &self.inner.config;
         let state = self.state();
-        state.total_usage(&config.contextual_markers, state.calibration(config.tokens.calibration))
+        let estimate = self.estimate_context_with(state.calibration(config.tokens.calibration));
+        state.total_usage(&estimate, &config.contextual_markers)
     }
 
     /// The number of compactions installed in this thread.
@@ -414,6 +417,7 @@ impl Session {
             let mut state = self.state();
             state.reference_context_item = resumed.reference_context_item;
             state.token_info = resumed.token_info.unwrap_or_default();
+            state.usage_basis = UsageBasis::Unknown;
             state.replace_history(Arc::new(history), counts)
         };
         crate::compact::drop_in_background(replaced);

@@ -19,6 +19,7 @@ use crate::compact::{AutoCompaction, CompactionFailure};
 use crate::config::{ModelInfo, ReactiveCompaction};
 use crate::retry::{AfterFallback, StreamAttempt, StreamFailure, StreamRetries};
 use crate::session::Session;
+use crate::state::{SentEstimate, UsageBasis};
 use crate::tools::ToolCall;
 
 /// What a turn works with: its id, model and cancellation.
@@ -83,9 +84,9 @@ pub(crate) struct Sampled {
     response_id: String,
     pub(crate) usage: Option<TokenUsage>,
     end_turn: Option<bool>,
-    /// The session's uncorrected estimate of the request's input, made before sending it
-    /// (D123, D126); `None` where the caller did not make one.
-    estimated_input: Option<u64>,
+    /// The session's estimate of the request, made before sending it (D123, D126); `None`
+    /// where the caller did not make one.
+    estimated_input: Option<SentEstimate>,
 }
 
 /// Why a turn stopped early. A reported failure already has its `error` event.
@@ -284,6 +285,9 @@ impl Session {
                 ResponseOutput::Plain(mut items) => {
                     self.truncate_on_record(turn, &mut items).await;
                     self.record_items(items).await?;
+                    if sampled.usage.is_some() {
+                        self.state().usage_covers_history();
+                    }
                     // After the response's items: they are in the reported total (D126).
                     if sampled.usage.is_some() {
                         self.emit_token_count(&turn.model).await;
@@ -412,8 +416,10 @@ impl Session {
             // compared with (D123).
             let (history, estimated_input) = {
                 let state = self.state();
-                let estimate = self.estimate_context_with(None).raw_estimate_counted(&state.counts);
-                (Arc::clone(&state.history), estimate)
+                let calibration = state.calibration(self.inner.config.tokens.calibration);
+                let estimate = self.estimate_context_with(calibration);
+                let sent = state.sent_estimate(&estimate, &self.inner.config.contextual_markers);
+                (Arc::clone(&state.history), sent)
             };
             let prompt = self.turn_prompt(&turn.model, &history);
             let mut attempt = SampleAttempt { session: self, prompt: &prompt, settings: &settings };
@@ -428,7 +434,11 @@ impl Session {
                 Err(error) => return Err(error.into()),
             };
             if let Some(window) = turn.model.model_context_window() {
-                self.state().token_info.fill_to_context_window(window);
+                {
+                    let mut state = self.state();
+                    state.token_info.fill_to_context_window(window);
+                    state.usage_basis = UsageBasis::Unknown;
+                }
                 self.emit_token_count(&turn.model).await;
             }
             if reacted || self.inner.config.compaction.reactive == ReactiveCompaction::Off {

@@ -96,6 +96,7 @@ fn main() -> std::process::ExitCode {
             items: black_box(&items),
             counts: &counts,
             last_total_tokens: 1_000_000,
+            history_len_at_last_usage: None,
             reasoning: ReasoningAccounting::Estimated,
             markers: &markers,
             calibration,

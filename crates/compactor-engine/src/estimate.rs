@@ -136,6 +136,10 @@ pub struct ContextUsageInput<'a> {
     /// `last_token_usage.total_tokens`: the last response's total, or the estimate recorded after
     /// a compaction.
     pub last_total_tokens: i64,
+    /// How many items of the history `last_total_tokens` covers, when the session tracks it:
+    /// items from there on are estimated. When `None`, the items after the last model-generated
+    /// item are estimated instead (D36).
+    pub history_len_at_last_usage: Option<usize>,
     /// Whether the server counts earlier reasoning.
     pub reasoning: ReasoningAccounting,
     /// The markers of contextual user messages, which are not user-turn boundaries.
@@ -144,11 +148,25 @@ pub struct ContextUsageInput<'a> {
     pub calibration: Option<TokenCalibration>,
 }
 
+impl ContextUsageInput<'_> {
+    /// Where the items the last usage does not cover begin.
+    pub fn unreported_from(&self) -> usize {
+        let len = self.items.len().min(self.counts.len());
+        match self.history_len_at_last_usage {
+            Some(covered) => covered.min(len),
+            None => self.items[..len]
+                .iter()
+                .rposition(is_model_generated)
+                .map_or(len, |index| index.saturating_add(1)),
+        }
+    }
+}
+
 /// The session's estimated context size: the auto-compaction gate (D36), from cached counts.
 ///
 /// It is the last reported total, plus the counts of the items added locally since that report
-/// (tool outputs and user messages after the last model-generated item; none while the model has
-/// produced nothing), plus, unless the server
+/// (those past `history_len_at_last_usage`, or, when the session does not track it, the tool
+/// outputs and user messages after the last model-generated item), plus, unless the server
 /// includes them, the counts of the encrypted reasoning items before the last user-turn
 /// boundary; what is estimated rather than reported is corrected by the calibration. Saturating.
 /// It looks only at the items after the last model-generated item and the last user-turn
@@ -172,6 +190,7 @@ pub struct ContextUsageInput<'a> {
 ///     items: &items,
 ///     counts: &counts,
 ///     last_total_tokens: 1_000,
+///     history_len_at_last_usage: None,
 ///     reasoning: ReasoningAccounting::Estimated,
 ///     markers: &ContextualMarkers::default(),
 ///     calibration: None,
@@ -187,11 +206,7 @@ pub struct ContextUsageInput<'a> {
 pub fn context_usage(input: &ContextUsageInput<'_>) -> i64 {
     let items = input.items;
     let len = items.len().min(input.counts.len());
-    let unreported_from = items[..len]
-        .iter()
-        .rposition(is_model_generated)
-        .map_or(len, |index| index.saturating_add(1));
-    let unreported = input.counts.range(unreported_from..len);
+    let unreported = input.counts.range(input.unreported_from()..len);
     let reasoning = match input.reasoning {
         ReasoningAccounting::IncludedByServer => 0,
         ReasoningAccounting::Estimated => {

@@ -137,6 +137,7 @@ fn usage_saturates() {
         items: &items,
         counts: &counts,
         last_total_tokens: i64::MAX,
+        history_len_at_last_usage: None,
         reasoning: ReasoningAccounting::Estimated,
         markers: &markers,
         calibration: None,
@@ -182,6 +183,7 @@ fn counted_usage(
         items,
         counts: &counts,
         last_total_tokens: 1_000,
+        history_len_at_last_usage: None,
         reasoning,
         markers: &markers,
         calibration,
@@ -211,4 +213,31 @@ fn usage_from_cached_counts_uses_the_session_counter() {
     let bytes4 = counted_usage(&items, ReasoningAccounting::Estimated, None, TokenCounter::Bytes4);
     let o200k = counted_usage(&items, ReasoningAccounting::Estimated, None, TokenCounter::O200k);
     assert!(o200k < bytes4, "{o200k} vs {bytes4}");
+}
+
+#[test]
+fn usage_from_a_tracked_history_length() {
+    let markers = ContextualMarkers::default();
+    let pass_through = PassThroughList::default();
+    let added = user("added after the usage");
+    let items = [user("summary"), added.clone()];
+    let counter = ItemCounter { counter: TokenCounter::Bytes4, pass_through: &pass_through };
+    let counts = HistoryCounts::new(&items, &counter);
+    let usage = |covered| {
+        context_usage(&ContextUsageInput {
+            items: &items,
+            counts: &counts,
+            last_total_tokens: 1_000,
+            history_len_at_last_usage: covered,
+            reasoning: ReasoningAccounting::Estimated,
+            markers: &markers,
+            calibration: None,
+        })
+    };
+    assert_eq!(usage(Some(1)), 1_000 + tokens(&added));
+    // Nothing covered: everything is estimated, model-generated or not.
+    assert_eq!(usage(Some(0)), 1_000 + tokens(&items[0]) + tokens(&added));
+    assert_eq!(usage(Some(7)), 1_000);
+    // Untracked: only what follows the last model-generated item, here nothing.
+    assert_eq!(usage(None), 1_000);
 }

@@ -179,11 +179,11 @@ pub enum TokenCountAccuracy {
 }
 
 /// The correction learned from reported usage: the ratio of the input tokens servers reported to
-/// the input tokens the session estimated for the same requests (D123).
+/// the input tokens the session estimated for the same content (D123).
 ///
-/// Both figures are smoothed over the requests seen: each new request moves each halfway toward
-/// its own figures, so a larger request weighs more and an old one fades. They are integers so
-/// the rollout's `token_count` line restores the same ratio on resume.
+/// Both figures are sums over the observations seen, each observation added to three quarters of
+/// the past: a larger observation weighs more, and an old one fades. They are integers so the
+/// rollout's `token_count` line restores the same ratio on resume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenCalibration {
     /// Reported input tokens, smoothed.
@@ -198,9 +198,9 @@ impl TokenCalibration {
     /// The largest ratio applied.
     pub const MAX_RATIO: f64 = 2.0;
 
-    /// `previous` updated with one request the session estimated at `estimated` input tokens and
-    /// the server reported at `reported`. A request with no tokens on either side teaches nothing
-    /// and leaves `previous` as it was.
+    /// `previous` updated with one observation: content the session estimated at `estimated`
+    /// tokens that the server reported at `reported`. An observation with no tokens on either
+    /// side teaches nothing and leaves `previous` as it was.
     pub fn observe(previous: Option<Self>, reported: i64, estimated: i64) -> Option<Self> {
         if reported <= 0 || estimated <= 0 {
             return previous;
@@ -208,8 +208,8 @@ impl TokenCalibration {
         Some(match previous {
             None => Self { reported_input_tokens: reported, estimated_input_tokens: estimated },
             Some(previous) => Self {
-                reported_input_tokens: midpoint(previous.reported_input_tokens, reported),
-                estimated_input_tokens: midpoint(previous.estimated_input_tokens, estimated),
+                reported_input_tokens: decayed(previous.reported_input_tokens, reported),
+                estimated_input_tokens: decayed(previous.estimated_input_tokens, estimated),
             },
         })
     }
@@ -234,9 +234,12 @@ impl TokenCalibration {
     }
 }
 
-/// The rounded-down mean of two non-negative counts, without overflow.
-fn midpoint(a: i64, b: i64) -> i64 {
-    a / 2 + b / 2 + (a % 2 + b % 2) / 2
+/// How much of the past a new observation keeps: `past - past / DECAY + new`.
+const DECAY: i64 = 4;
+
+/// `past` faded by a quarter, plus `new`, saturating.
+fn decayed(past: i64, new: i64) -> i64 {
+    (past - past / DECAY).saturating_add(new)
 }
 
 #[cfg(feature = "o200k")]

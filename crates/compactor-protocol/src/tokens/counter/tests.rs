@@ -190,14 +190,17 @@ fn calibration_smooths_bounds_and_applies_the_ratio() {
     );
     assert_eq!(first.ratio(), 1.2);
     assert_eq!(first.apply(500), 600);
-    // A second request moves both figures halfway: (1200 + 3000) / 2 over (1000 + 2000) / 2.
+    // A second observation adds to three quarters of the past: (900 + 3000) / (750 + 2000).
     let second = TokenCalibration::observe(Some(first), 3_000, 2_000).unwrap();
     assert_eq!(
         second,
-        TokenCalibration { reported_input_tokens: 2_100, estimated_input_tokens: 1_500 }
+        TokenCalibration { reported_input_tokens: 3_900, estimated_input_tokens: 2_750 }
     );
-    assert_eq!(second.ratio(), 1.4);
-    // A request with nothing to compare teaches nothing.
+    assert!((second.ratio() - 3_900.0 / 2_750.0).abs() < 1e-12);
+    // Larger observations weigh more: a small one barely moves the ratio.
+    let small = TokenCalibration::observe(Some(second), 10, 20).unwrap();
+    assert!((small.ratio() - second.ratio()).abs() < 0.01, "{small:?}");
+    // An observation with nothing to compare teaches nothing.
     assert_eq!(TokenCalibration::observe(Some(second), 0, 2_000), Some(second));
     assert_eq!(TokenCalibration::observe(None, 10, 0), None);
     // The ratio applied stays within 0.5..=2.
@@ -206,11 +209,15 @@ fn calibration_smooths_bounds_and_applies_the_ratio() {
     let tiny = TokenCalibration { reported_input_tokens: 100, estimated_input_tokens: 1_000 };
     assert_eq!(tiny.ratio(), TokenCalibration::MIN_RATIO);
     assert_eq!(tiny.apply(1_001), 501);
-    // Odd halves do not lose a token, and huge figures do not overflow.
-    assert_eq!(midpoint(3, 5), 4);
-    assert_eq!(midpoint(i64::MAX, i64::MAX), i64::MAX);
+    // Huge figures saturate instead of overflowing.
+    let huge =
+        TokenCalibration { reported_input_tokens: i64::MAX, estimated_input_tokens: i64::MAX };
+    assert_eq!(
+        TokenCalibration::observe(Some(huge), i64::MAX, 1).unwrap().reported_input_tokens,
+        i64::MAX
+    );
     assert_eq!(
         serde_json::to_value(second).unwrap(),
-        json!({"reported_input_tokens": 2_100, "estimated_input_tokens": 1_500})
+        json!({"reported_input_tokens": 3_900, "estimated_input_tokens": 2_750})
     );
 }
