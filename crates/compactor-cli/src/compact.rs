@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use compactor_core::{ModelInfo, Session};
-use compactor_engine::{COMPACT_USER_MESSAGE_MAX_TOKENS, estimate_history};
+use compactor_engine::{COMPACT_USER_MESSAGE_MAX_TOKENS, EstimateContext};
 use compactor_protocol::{CompactionImplementation, CompactionStatus, EventMsg, ResponseItem};
 use compactor_testkit::ToolCallPolicy;
 
@@ -100,7 +100,11 @@ async fn compact(
         attempts.push(event);
     }
     let estimate = |items: &[ResponseItem]| {
-        estimate_history(&config.base_instructions, items, &config.provider.pass_through)
+        EstimateContext {
+            counter: config.tokens.counter,
+            ..EstimateContext::new(&config.base_instructions, &config.provider.pass_through)
+        }
+        .estimate(items)
     };
     let completed =
         attempts.iter().rev().find(|attempt| attempt.status == CompactionStatus::Completed);
