@@ -21,5 +21,6 @@ mod secrets;
 mod server_managed;
 mod strategies;
 mod stream_retry;
+mod token_counts;
 mod user_turns;
 mod write_failures;
