@@ -15,8 +15,8 @@ use compactor_analytics::{
 };
 use compactor_client::{ModelClientSession, ResponseStream, SentRequest};
 use compactor_engine::{
-    Compacted, CompactionNeed, Layout, ServerCompaction, WindowLimits, compacted_history,
-    estimate_history,
+    Compacted, CompactionNeed, EstimateContext, Layout, ServerCompaction, WindowLimits,
+    compacted_history,
 };
 use compactor_protocol::{
     CompactedItem, CompactionImplementation, CompactionPhase, CompactionReason, CompactionTrigger,
@@ -350,6 +350,7 @@ impl Session {
             injection,
             retained_budget_tokens: config.compaction.retained_budget(&turn.model),
             max_retained_images: config.compaction.max_retained_images,
+            counter: config.tokens.counter,
             ..Layout::new(&config.contextual_markers)
         }
     }
@@ -359,11 +360,11 @@ impl Session {
     fn pending_tokens(&self, incoming: Option<&ResponseItem>) -> i64 {
         let Some(incoming) = incoming else { return 0 };
         let config = &self.inner.config;
-        let pass_through = &config.provider.pass_through;
-        let mut tokens = estimate_history("", std::slice::from_ref(incoming), pass_through);
+        let estimate =
+            EstimateContext { base_instructions: "", tool_tokens: 0, ..self.estimate_context() };
+        let mut tokens = estimate.estimate(std::slice::from_ref(incoming));
         if self.state().reference_context_item.is_none() {
-            tokens =
-                tokens.saturating_add(estimate_history("", &config.initial_context, pass_through));
+            tokens = tokens.saturating_add(estimate.estimate(&config.initial_context));
         }
         i64::try_from(tokens).unwrap_or(i64::MAX)
     }
@@ -397,8 +398,8 @@ impl Session {
             .then_some(CompactorError::CompactionDoesNotFit { tokens, usable_window: usable })
     }
 
-    /// [`compactor_engine::compacted_floor`] with the session's instructions and markers, and
-    /// `model`'s retained budget.
+    /// [`compactor_engine::compacted_floor`] with the session's instructions, markers and
+    /// counter, and `model`'s retained budget, corrected by the session's calibration (D123).
     fn compacted_floor(
         &self,
         implementation: CompactionImplementation,
@@ -406,13 +407,15 @@ impl Session {
         model: &crate::config::ModelInfo,
     ) -> Option<u64> {
         let config = &self.inner.config;
-        compactor_engine::compacted_floor(
+        let floor = compactor_engine::compacted_floor(
             implementation,
             history,
             &config.base_instructions,
             &config.contextual_markers,
             config.compaction.retained_budget(model),
-        )
+            config.tokens.counter,
+        )?;
+        Some(self.estimate_context().calibrate(floor))
     }
 
     /// The implementations to try, in order (D8, D18).
@@ -795,10 +798,8 @@ impl Session {
             let replaced = state.replace_history(Arc::new(new_history), counts);
             state.reference_context_item = reference;
             state.recompute_token_usage(&estimate, turn.model.model_context_window());
-            state.after_last_compaction = Some(state.total_usage(
-                &self.inner.config.contextual_markers,
-                &self.inner.config.provider.pass_through,
-            ));
+            state.after_last_compaction =
+                Some(state.total_usage(&estimate, &self.inner.config.contextual_markers));
             replaced
         };
         crash::hit(CrashPoint::AfterMemorySwap);

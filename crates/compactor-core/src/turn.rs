@@ -336,7 +336,9 @@ impl Session {
     /// telling the harness about each cut.
     async fn truncate_on_record(&self, turn: &TurnContext, items: &mut [ResponseItem]) {
         for item in items {
-            let Some(cut) = truncate_tool_output(item, turn.model.tool_output_limit) else {
+            let counter = self.inner.config.tokens.counter;
+            let Some(cut) = truncate_tool_output(item, turn.model.tool_output_limit, counter)
+            else {
                 continue;
             };
             let call_id = item.output_call_id().unwrap_or_default().to_owned();

@@ -207,7 +207,7 @@ proptest! {
         items in history(),
         budget in MIN_RETAINED_BUDGET_TOKENS..4_000,
     ) {
-        let kept = retain_within_budget(items.clone(), budget);
+        let kept = retain_within_budget(items.clone(), budget, compactor_protocol::tokens::TokenCounter::Bytes4);
         prop_assert!(tokens(&kept) <= budget, "{} > {budget}", tokens(&kept));
         let newest = |items: &[ResponseItem]| {
             items.iter().rev().find(|item| matches!(item, ResponseItem::Message { .. })).cloned()
