@@ -238,9 +238,10 @@ async fn a_paste_that_would_not_fit_compacts_the_history_before_it_is_recorded()
         Options { transport: Transport::Ws, response_processed: true, context_window: window };
     let config = session_config(&server, dir.path(), &options);
     let mut h = Harness::with_config(server, config, dir).await;
-    // Four messages of about 2 000 tokens: about 8 300 tokens, under the 9 000-token limit.
+    // Four messages of about 2 000 tokens (two o200k tokens a repeat, as the reference model
+    // counts): about 8 300 tokens, under the 9 000-token limit.
     for turn in 0..4 {
-        h.turn(&format!("note {turn}: {}", "remember this ".repeat(570))).await.unwrap();
+        h.turn(&format!("note {turn}: {}", "remember this ".repeat(1_000))).await.unwrap();
     }
     assert_eq!(compactions(&h.seen), 0);
     let before = h.session.total_token_usage();

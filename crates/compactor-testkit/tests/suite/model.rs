@@ -297,14 +297,15 @@ async fn an_input_over_the_token_limit_is_a_violation_on_every_route() {
     })
     .await
     .unwrap();
-    // 400 bytes of text: about 120 tokens with the message around it.
-    let within = [user(&"w".repeat(400))];
+    // The limit counts as the usage does: 80 words are about 110 tokens with the message around
+    // them.
+    let within = [user(&"word ".repeat(80))];
     assert!(estimate("", &within) <= 200);
     let events = respond(&server, &request(&within)).await;
     assert_eq!(completed(&events)["status"], "completed");
     server.assert_no_violations();
 
-    let over = [user(&"o".repeat(800))];
+    let over = [user(&"over ".repeat(300))];
     let response = post(&server.responses_url(), &request(&over)).await;
     assert_eq!(response.status(), 400);
     let violations = server.violations();
