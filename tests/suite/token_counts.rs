@@ -94,16 +94,6 @@ async fn cached_counts_survive_rollback_fork_and_resume() {
     assert_eq!(live.len(), h.session.history().len());
     assert_eq!(live, counted_from_scratch(&h.session, TokenCounter::O200k));
 
-    h.session.flush().await.unwrap();
-    let config = h.session.config().clone();
-    let resumed = |path: std::path::PathBuf| {
-        let config = config.clone();
-        async move { bounded(Session::builder(config).resume(&path)).await.unwrap().0 }
-    };
-    let resumed_session = resumed(h.rollout_path()).await;
-    assert_eq!(resumed_session.item_token_counts(), live, "resume");
-    resumed_session.shutdown().await.unwrap();
-
     bounded(h.session.rollback(1)).await.unwrap();
     let rolled_back = h.session.item_token_counts();
     assert!(rolled_back.len() < live.len());
@@ -112,8 +102,19 @@ async fn cached_counts_survive_rollback_fork_and_resume() {
 
     let fork_path = h.dir.path().join("fork.jsonl");
     bounded(h.session.fork(&fork_path, 1)).await.unwrap();
+    // A resume takes the rollout's writer lock: the live session lets go of it first.
+    let config = h.session.config().clone();
+    h.session.shutdown().await.unwrap();
+    let resumed = |path: std::path::PathBuf| {
+        let config = config.clone();
+        async move { bounded(Session::builder(config).resume(&path)).await.unwrap().0 }
+    };
+    let resumed_session = resumed(h.rollout_path()).await;
+    assert_eq!(resumed_session.item_token_counts(), rolled_back, "resume");
+    resumed_session.shutdown().await.unwrap();
     let forked = resumed(fork_path).await;
     let forked_counts = forked.item_token_counts();
+    assert!(!forked_counts.is_empty());
     assert_eq!(forked_counts.len(), forked.history().len());
     assert_eq!(forked_counts, counted_from_scratch(&forked, TokenCounter::O200k), "fork");
     forked.shutdown().await.unwrap();
@@ -159,7 +160,8 @@ async fn calibration_survives_resume() {
     let calibration = live.calibration.expect("reported usage calibrates a bytes4 session");
     // JSON packs fewer bytes into a token than four: the session learned to count up.
     assert!(calibration.ratio() > 1.05, "{calibration:?}");
-    h.session.flush().await.unwrap();
+    // A resume takes the rollout's writer lock: the live session lets go of it first.
+    h.session.shutdown().await.unwrap();
     let (resumed, _events) =
         bounded(Session::builder(h.session.config().clone()).resume(&h.rollout_path()))
             .await

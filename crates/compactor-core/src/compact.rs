@@ -399,7 +399,8 @@ impl Session {
     }
 
     /// [`compactor_engine::compacted_floor`] with the session's instructions, markers and
-    /// counter, and `model`'s retained budget, corrected by the session's calibration (D123).
+    /// counter, and `model`'s retained budget. It stays uncorrected: a calibration above one
+    /// would raise a lower bound past what the compaction may really install.
     fn compacted_floor(
         &self,
         implementation: CompactionImplementation,
@@ -407,15 +408,14 @@ impl Session {
         model: &crate::config::ModelInfo,
     ) -> Option<u64> {
         let config = &self.inner.config;
-        let floor = compactor_engine::compacted_floor(
+        compactor_engine::compacted_floor(
             implementation,
             history,
             &config.base_instructions,
             &config.contextual_markers,
             config.compaction.retained_budget(model),
             config.tokens.counter,
-        )?;
-        Some(self.estimate_context().calibrate(floor))
+        )
     }
 
     /// The implementations to try, in order (D8, D18).
@@ -763,9 +763,10 @@ impl Session {
             keep_reference,
         } = prepared;
         // Nothing that does not fit the usable window is installed (D63): the chain goes on.
+        // A compacted history is estimated uncorrected, as it is once installed (D123).
         if let Some(usable) = turn.model.model_context_window() {
-            let tokens =
-                i64::try_from(self.estimate_context().estimate(&new_history)).unwrap_or(i64::MAX);
+            let estimate = EstimateContext { calibration: None, ..self.estimate_context() };
+            let tokens = i64::try_from(estimate.estimate(&new_history)).unwrap_or(i64::MAX);
             if tokens > usable {
                 drop_in_background((new_history, input_history));
                 return Err(CompactorError::CompactionDoesNotFit { tokens, usable_window: usable });
