@@ -11,6 +11,7 @@ mod bench;
 mod fuzz;
 mod interop;
 mod metadata;
+mod package;
 mod tidy;
 
 use std::env;
@@ -37,7 +38,11 @@ tasks:
                          cargo bench over the bench targets (crates/*/benches), then a table of
                          the D48 ratios (docs/decisions.md) with pass/fail, also in
                          target/bench-summary.json
-  ci                     fmt-check, lint, doc, test, bench --no-run
+  examples               runs every example of every crate (cargo run --example); each must
+                         exit 0
+  package                cargo package for every published-shaped crate (all but xtask and
+                         compactor-tests), each built from its packaged form
+  ci                     fmt-check, lint, doc, test, examples, package, bench --no-run
   interop                installs and starts the independent Responses servers on loopback
                          (target/interop-cache), runs the interop suite, stops them
   fuzz [--seconds N] [TARGET]...
@@ -71,6 +76,8 @@ enum Task {
     Tidy,
     Bench { scope: Scope, mode: BenchMode, extra: Vec<String> },
     Ci,
+    Examples,
+    Package,
     Interop,
     Fuzz(fuzz::FuzzArgs),
     Help,
@@ -159,6 +166,8 @@ fn parse(args: &[String]) -> Result<Task> {
         "doc" => Task::Doc,
         "tidy" => Task::Tidy,
         "ci" => Task::Ci,
+        "examples" => Task::Examples,
+        "package" => Task::Package,
         "interop" => Task::Interop,
         "help" | "-h" | "--help" => Task::Help,
         other => bail!("unknown task `{other}`\n\n{HELP}"),
@@ -245,6 +254,8 @@ fn run_task(ctx: &Ctx, task: &Task) -> Result<()> {
         Task::Doc => doc(ctx),
         Task::Tidy => tidy(ctx, &ctx.workspace_metadata()?),
         Task::Bench { scope, mode, extra } => bench::bench(ctx, scope, *mode, extra),
+        Task::Examples => package::examples(ctx),
+        Task::Package => package::package(ctx),
         Task::Interop => interop::interop(ctx),
         Task::Fuzz(args) => fuzz::fuzz(ctx, args),
         Task::Ci => {
@@ -252,6 +263,8 @@ fn run_task(ctx: &Ctx, task: &Task) -> Result<()> {
             clippy(ctx, &Scope::Workspace, Features::All)?;
             doc(ctx)?;
             test(ctx, &Scope::Workspace)?;
+            package::examples(ctx)?;
+            package::package(ctx)?;
             bench::bench(ctx, &Scope::Workspace, BenchMode::NoRun, &[])?;
             println!("\nxtask ci: all steps passed");
             Ok(())
