@@ -12,11 +12,8 @@
 use std::process::{Command, ExitCode, Stdio};
 
 /// The counters measured: a label, `[tokens] counter` and `[tokens] calibration`.
-const RUNS: [(&str, &str, bool); 3] = [
-    ("bytes4", "bytes4", false),
-    ("bytes4 calibrated", "bytes4", true),
-    ("o200k", "o200k", true),
-];
+const RUNS: [(&str, &str, bool); 3] =
+    [("bytes4", "bytes4", false), ("bytes4 calibrated", "bytes4", true), ("o200k", "o200k", true)];
 
 fn main() -> ExitCode {
     let dir = tempfile::tempdir().unwrap();

@@ -125,7 +125,7 @@ pub(crate) fn cut_message(
     max_tokens: u64,
     counter: TokenCounter,
 ) -> (ResponseItem, bool) {
-    let ResponseItem::Message { id, role, content, phase } = message else {
+    let ResponseItem::Message { id, role, content, phase, .. } = message else {
         return (message.clone(), counter.item_tokens(message) <= max_tokens);
     };
     let with = |parts| ResponseItem::Message {
@@ -133,6 +133,9 @@ pub(crate) fn cut_message(
         role: role.clone(),
         content: parts,
         phase: *phase,
+        // A cut message is a new message in Compactor's own form: the leftovers of the original
+        // parts would no longer line up with the cut ones.
+        extra: Default::default(),
     };
     let cut_to_fit = |content: &[ContentItem]| {
         let mut text_budget = max_tokens.saturating_mul(4).min(text_bytes(content));

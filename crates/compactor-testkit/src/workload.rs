@@ -229,6 +229,7 @@ impl HistoryWriter {
             role: "user".to_owned(),
             content,
             phase: None,
+            extra: Default::default(),
         });
         for _ in 0..self.rng.below(8) {
             if self.rng.below(2) == 0 {
@@ -242,6 +243,7 @@ impl HistoryWriter {
             role: "assistant".to_owned(),
             content: vec![ContentItem::OutputText { text: rng.words(80, 1_000) }],
             phase: Some(MessagePhase::FinalAnswer),
+            extra: Default::default(),
         });
     }
 }

@@ -12,7 +12,7 @@ use compactor_protocol::{CompactionImplementation, PassThroughList, V2TriggerFor
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{Calibration, ReactiveCompaction, RemoteCompaction};
+use crate::config::{Calibration, ProviderKind, ReactiveCompaction, RemoteCompaction};
 
 // The validated settings: what the file sets, `None` where it is silent.
 
@@ -20,6 +20,7 @@ use crate::config::{Calibration, ReactiveCompaction, RemoteCompaction};
 pub(super) struct ProviderSettings {
     pub(super) name: Option<String>,
     pub(super) base_url: Option<String>,
+    pub(super) kind: Option<ProviderKind>,
     pub(super) key: Option<KeySource>,
     pub(super) websocket: Option<WebsocketMode>,
     pub(super) prewarm: Option<Prewarm>,
@@ -102,6 +103,7 @@ pub(super) type Int = Spanned<i64>;
 pub(super) struct RawProvider {
     pub(super) name: Option<Text>,
     pub(super) base_url: Option<Text>,
+    pub(super) kind: Option<Text>,
     pub(super) api_key_env: Option<Text>,
     pub(super) websocket: Option<bool>,
     pub(super) prewarm: Option<bool>,

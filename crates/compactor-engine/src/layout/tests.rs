@@ -40,6 +40,7 @@ fn user_with_screenshot(text: &str, tag: char) -> ResponseItem {
             },
         ],
         phase: None,
+        extra: Default::default(),
     }
 }
 

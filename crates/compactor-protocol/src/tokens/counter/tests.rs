@@ -144,6 +144,7 @@ fn inline_images_count_the_image_estimate_with_both_counters() {
             },
         ],
         phase: None,
+        extra: Default::default(),
     };
     let large = message(&"B".repeat(100_000));
     let small = message("AAAA");
