@@ -7,7 +7,8 @@ use compactor_engine::{
 };
 use compactor_protocol::tokens::{TokenCalibration, TokenCountAccuracy};
 use compactor_protocol::{
-    ContextualMarkers, RateLimitSnapshot, ResponseItem, TokenUsage, TokenUsageInfo, TurnContextItem,
+    ContextualMarkers, Pin, RateLimitSnapshot, ResponseItem, TokenUsage, TokenUsageInfo,
+    TurnContextItem,
 };
 
 use crate::config::{Calibration, ModelInfo};
@@ -37,6 +38,12 @@ pub(crate) struct SessionState {
     pub(crate) reasoning: ReasoningAccounting,
     /// The model of the last completed turn (for the downshift check).
     pub(crate) previous_model: Option<ModelInfo>,
+    /// The session's pins (D140).
+    pub(crate) pins: Vec<Pin>,
+    /// How many leading items of `history` are the pin slot the last compaction laid out.
+    pub(crate) pin_slot: usize,
+    /// The number of the next pin id (0 counts as 1).
+    pub(crate) next_pin_number: u64,
     /// The provider refused the v2 trigger: v2 is left out of chains for the rest of the
     /// session (D114).
     pub(crate) lacks_remote_v2: bool,
@@ -165,6 +172,29 @@ impl SessionState {
             UsageBasis::Estimated { .. } | UsageBasis::Unknown => None,
         };
         SentEstimate { predicted, added_since_report }
+    }
+
+    /// What [`SessionState::total_usage`] will be once `history`, whose counts are `counts`, is
+    /// installed and [`SessionState::recompute_token_usage`] has run: for the receipt written
+    /// before it is.
+    pub(crate) fn total_usage_after_install(
+        &self,
+        history: &[ResponseItem],
+        counts: &HistoryCounts,
+        estimate: &EstimateContext<'_>,
+        markers: &ContextualMarkers,
+    ) -> i64 {
+        debug_assert_eq!(history.len(), counts.len(), "the counts of the new history");
+        context_usage(&ContextUsageInput {
+            items: history,
+            counts,
+            last_total_tokens: i64::try_from(estimate.raw_estimate_counted(counts))
+                .unwrap_or(i64::MAX),
+            history_len_at_last_usage: Some(history.len()),
+            reasoning: self.reasoning,
+            markers,
+            calibration: estimate.calibration,
+        })
     }
 
     /// After an install: the last usage becomes the estimate of the new history (D36), the

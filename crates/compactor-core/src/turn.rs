@@ -81,7 +81,7 @@ pub struct TurnOutcome {
 /// One completed sampling request.
 pub(crate) struct Sampled {
     pub(crate) items: Vec<ResponseItem>,
-    response_id: String,
+    pub(crate) response_id: String,
     pub(crate) usage: Option<TokenUsage>,
     end_turn: Option<bool>,
     /// The session's estimate of the request, made before sending it (D123, D126); `None`
