@@ -9,7 +9,7 @@ use compactor_analytics::MemorySink;
 use compactor_core::{Calibration, Session, SessionConfig, ToolCall, ToolFuture, ToolHandler};
 use compactor_engine::{HistoryCounts, ItemCounter};
 use compactor_protocol::tokens::TokenCounter;
-use compactor_protocol::{EventMsg, PassThroughList, ToolOutput};
+use compactor_protocol::{EventMsg, PassThroughList, RolloutItem, ToolOutput, pin_slot_items};
 use compactor_testkit::workload::{ContentKind, ErrorSummary, kind_text, request_estimates};
 use compactor_testkit::{Mode, ReferenceModelConfig, TestServer, TestServerConfig, ToolCallPolicy};
 use pretty_assertions::assert_eq;
@@ -230,4 +230,46 @@ async fn calibrated_bytes4_tracks_reported_usage_for_every_kind_of_content() {
         assert!(exact.max_percent < 0.01, "{table}");
     }
     tracing::info!("estimate errors against reported usage\n{table}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pins_receipts_and_installed_counts_use_the_session_counter() {
+    let mut h = harness(TokenCounter::O200k, ContentKind::NonEnglish, 2_000).await;
+    for turn in 0..2 {
+        h.turn(&prompt(turn)).await.unwrap();
+    }
+    // Russian: o200k counts about half of what four bytes per token does.
+    let note = "Не меняй публичный API без согласования с командой. ".repeat(20);
+    bounded(h.session.pin_note(note)).await.unwrap();
+    let before = h.session.history();
+    h.compact().await.unwrap();
+
+    let receipt = h
+        .rollout_lines()
+        .await
+        .into_iter()
+        .rev()
+        .find_map(|line| match line.item {
+            RolloutItem::Compacted(compacted) => compacted.receipt,
+            _ => None,
+        })
+        .expect("the compaction's receipt");
+    let exact: Vec<u64> = before.iter().map(|item| TokenCounter::O200k.item_tokens(item)).collect();
+    let receipted: Vec<u64> = receipt.items.iter().map(|item| item.tokens).collect();
+    assert_eq!(receipted, exact, "the receipt counts the items with o200k");
+    let instructions = TokenCounter::O200k.text_tokens(&h.session.config().base_instructions);
+    assert_eq!(receipt.totals.instructions, instructions);
+    let slot = pin_slot_items(&h.session.pins());
+    let pinned = TokenCounter::O200k.item_tokens(&slot[0]);
+    assert_eq!(receipt.pins[0].tokens, pinned);
+    assert!(pinned < TokenCounter::Bytes4.item_tokens(&slot[0]), "{pinned}");
+
+    // The installed history, pin slot first, has its counts rebuilt with the same counter.
+    let history = h.session.history();
+    assert_eq!(history[0], slot[0]);
+    assert_eq!(
+        h.session.item_token_counts(),
+        counted_from_scratch(&h.session, TokenCounter::O200k)
+    );
+    h.server.assert_no_violations();
 }
