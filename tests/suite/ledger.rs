@@ -194,9 +194,9 @@ async fn pre_turn_compactions_lay_out_exactly_one_ledger_message() {
         CompactionImplementation::Responses,
     ] {
         let context = implementation.name();
-        // Every answer is about 1 500 tokens: each turn ends over the limit, so the next one
-        // starts with a compaction.
-        let server = server(6_000).await;
+        // Every answer is about 1 500 tokens as the reference model counts them (o200k): each turn
+        // ends over the limit, so the next one starts with a compaction.
+        let server = server(10_000).await;
         let dir = tempfile::tempdir().unwrap();
         let mut config = config(&server, dir.path(), Transport::Http);
         config.compaction.chain = vec![implementation];
@@ -350,7 +350,7 @@ async fn resume_restores_the_ledger_exactly() {
     let config = config(&server, dir.path(), Transport::Http);
     let resumed = Harness::resume(server, config, dir).await;
     assert_eq!(resumed.session.ledger(), live);
-    assert_eq!(resumed.session.ledger(), live_ledger(TURNS.len()).await);
+    assert_eq!(resumed.session.ledger(), Box::pin(live_ledger(TURNS.len())).await);
 }
 
 #[tokio::test]
@@ -360,7 +360,7 @@ async fn rollback_of_two_turns_restores_the_ledger_of_the_turns_before() {
     bounded(h.session.rollback(2)).await.unwrap();
     let rolled_back = h.session.ledger();
     assert_eq!(rolled_back.snapshot().commands.len(), 2);
-    assert_eq!(rolled_back, live_ledger(TURNS.len() - 2).await);
+    assert_eq!(rolled_back, Box::pin(live_ledger(TURNS.len() - 2)).await);
 }
 
 #[tokio::test]
@@ -372,5 +372,5 @@ async fn a_fork_restores_the_ledger_of_the_turns_it_keeps() {
     let config = config(&h.server, h.dir.path(), Transport::Http);
     let (fork, _events) = bounded(Session::builder(config).resume(&path)).await.unwrap();
     assert_eq!(fork.ledger().snapshot().commands.len(), 3);
-    assert_eq!(fork.ledger(), live_ledger(TURNS.len() - 1).await);
+    assert_eq!(fork.ledger(), Box::pin(live_ledger(TURNS.len() - 1)).await);
 }

@@ -71,8 +71,9 @@ pub use compact::{
     LOCAL_COMPACT_ERROR_PREFIX, LOCAL_COMPACTION_WARNING, REMOTE_COMPACT_ERROR_PREFIX,
 };
 pub use config::{
-    CompactionSettings, DEFAULT_LEDGER_BUDGET_TOKENS, Features, ModelInfo, ProgressLedger,
-    ProviderKind, PruneSettings, ReactiveCompaction, RemoteCompaction, SessionConfig,
+    Calibration, CompactionSettings, DEFAULT_LEDGER_BUDGET_TOKENS, Features, ModelInfo,
+    ProgressLedger, ProviderKind, PruneSettings, ReactiveCompaction, RemoteCompaction,
+    SessionConfig, TokenSettings,
 };
 pub use hooks::{CompactHookInput, CompactHooks, HookFuture, HookOutcome};
 pub use preview::{CompactionPreview, PreviewOptions};

@@ -22,6 +22,12 @@ use compactor_protocol::{
 };
 use serde_json::Value;
 
+mod accuracy;
+mod kinds;
+
+pub use accuracy::{ErrorSummary, RequestEstimate, request_estimates};
+pub use kinds::{ContentKind, kind_text};
+
 use crate::events::{
     ResponseObject, ResponseStatus, ev_content_part_added, ev_content_part_done,
     ev_output_item_added, ev_output_item_done, ev_output_text_delta, ev_output_text_done,

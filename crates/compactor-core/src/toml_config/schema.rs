@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use compactor_client::{KeySource, Prewarm, WebsocketMode};
 use compactor_engine::TruncationPolicy;
+use compactor_protocol::tokens::TokenCounter;
 use compactor_protocol::{CompactionImplementation, PassThroughList, V2TriggerForm};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{ProgressLedger, ProviderKind, ReactiveCompaction, RemoteCompaction};
+use crate::config::{
+    Calibration, ProgressLedger, ProviderKind, ReactiveCompaction, RemoteCompaction,
+};
 
 // The validated settings: what the file sets, `None` where it is silent.
 
@@ -60,6 +63,12 @@ pub(super) struct CompactionFileSettings {
     pub(super) ledger_budget_tokens: Option<u64>,
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct TokenFileSettings {
+    pub(super) counter: Option<TokenCounter>,
+    pub(super) calibration: Option<Calibration>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct ModelSettings {
     pub(super) slug: Option<String>,
@@ -83,6 +92,8 @@ pub(super) struct RawFile {
     pub(super) compaction: RawCompaction,
     #[serde(default)]
     pub(super) model: RawModel,
+    #[serde(default)]
+    pub(super) tokens: RawTokens,
     #[serde(default)]
     pub(super) trace: RawTrace,
     #[serde(default)]
@@ -163,6 +174,13 @@ pub(super) struct RawModel {
 pub(super) struct RawTruncation {
     pub(super) mode: Text,
     pub(super) limit: Int,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTokens {
+    pub(super) counter: Option<Text>,
+    pub(super) calibration: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use compactor_protocol::tokens::{estimate_item_tokens, json_len, serialized_len};
+use compactor_protocol::tokens::{TokenCounter, json_len, serialized_len};
 use compactor_protocol::{
     ContentItem, LedgerCommand, LedgerFile, LedgerPatch, LedgerRequest, ResponseItem,
 };
@@ -104,6 +104,13 @@ impl Ledger {
     /// long as they fit. Each section lists its shown entries oldest first, and a last line counts
     /// what is not shown: entries that did not fit and entries the bounds evicted.
     pub fn render(&self, budget_tokens: u64) -> Option<ResponseItem> {
+        self.render_with(budget_tokens, TokenCounter::Bytes4)
+    }
+
+    /// [`Ledger::render`] with the message measured by `counter`, the session's (D120): the
+    /// lines are chosen by their bytes, then the oldest shown are dropped until `counter` counts
+    /// the whole message within `budget_tokens`.
+    pub fn render_with(&self, budget_tokens: u64, counter: TokenCounter) -> Option<ResponseItem> {
         if !self.has_progress() {
             return None;
         }
@@ -137,7 +144,7 @@ impl Ledger {
         // whole message fits, measured as the estimate measures it.
         loop {
             let item = ResponseItem::developer_text(self.text(&lines[..shown]));
-            if estimate_item_tokens(&item) <= budget_tokens {
+            if counter.item_tokens(&item) <= budget_tokens {
                 return Some(item);
             }
             shown = shown.checked_sub(1)?;
