@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use compactor_protocol::tokens::estimate_item_tokens;
+use compactor_protocol::tokens::{TokenCounter, estimate_item_tokens};
 use compactor_protocol::{ContextualMarkers, ResponseItem};
 use pretty_assertions::assert_eq;
 use proptest::prelude::*;
@@ -186,6 +186,22 @@ proptest! {
     /// A render never exceeds its budget, and what it shows is always the open items followed by
     /// the newest entries: a prefix of the entries by priority, never a newer one left out for an
     /// older one. A budget that holds everything shows everything.
+    /// Measured with any counter, a render stays within its budget by that counter's count;
+    /// with `Bytes4` it is [`Ledger::render`].
+    #[test]
+    fn rendering_with_a_counter_fits_as_that_counter_counts(
+        events in prop::collection::vec(event(), 0..120),
+        budget in 0u64..2_500,
+    ) {
+        let ledger = ledger_from(&events);
+        prop_assert_eq!(ledger.render_with(budget, TokenCounter::Bytes4), ledger.render(budget));
+        for counter in TokenCounter::ALL {
+            if let Some(item) = ledger.render_with(budget, counter) {
+                prop_assert!(counter.item_tokens(&item) <= budget, "{counter}");
+            }
+        }
+    }
+
     #[test]
     fn rendering_fits_and_keeps_the_newest(
         events in prop::collection::vec(event(), 0..120),
