@@ -33,10 +33,11 @@ tasks:
   doc                    RUSTDOCFLAGS=\"-D warnings\" cargo doc --workspace --no-deps
   tidy                   layering, manifests, module docs, ARCHITECTURE.md, stray snapshots,
                          citations (only docs/decisions.md and files in the repository)
-  bench [-p PACKAGE]... [--no-run] [-- ARGS]
-                         cargo bench over the bench targets (crates/*/benches), then a table of
-                         the D48 ratios (docs/decisions.md) with pass/fail, also in
-                         target/bench-summary.json
+  bench [-p PACKAGE]... [--no-run] [--compare FILE] [-- ARGS]
+                         cargo bench over the bench targets (crates/*/benches) and the peer
+                         bench (benches/peer-decode), then a table of the D48 ratios
+                         (docs/decisions.md) with pass/fail, also in target/bench-summary.json;
+                         --compare prints each ratio's change against a saved summary
   ci                     fmt-check, lint, doc, test, bench --no-run
   interop                installs and starts the independent Responses servers on loopback
                          (target/interop-cache), runs the interop suite, stops them
@@ -69,7 +70,7 @@ enum Task {
     FmtCheck,
     Doc,
     Tidy,
-    Bench { scope: Scope, mode: BenchMode, extra: Vec<String> },
+    Bench { scope: Scope, mode: BenchMode, compare: Option<PathBuf>, extra: Vec<String> },
     Ci,
     Interop,
     Fuzz(fuzz::FuzzArgs),
@@ -135,6 +136,7 @@ fn parse(args: &[String]) -> Result<Task> {
     }
     let mut packages = Vec::new();
     let mut mode = BenchMode::Run;
+    let mut compare = None;
     let mut extra = Vec::new();
     let mut rest = rest.iter();
     while let Some(arg) = rest.next() {
@@ -144,6 +146,10 @@ fn parse(args: &[String]) -> Result<Task> {
                 packages.push(name.clone());
             }
             "--no-run" if task == "bench" => mode = BenchMode::NoRun,
+            "--compare" if task == "bench" => {
+                let file = rest.next().context("`--compare` needs a bench-summary.json file")?;
+                compare = Some(PathBuf::from(file));
+            }
             "--" if task == "bench" => extra.extend(rest.by_ref().cloned()),
             other => bail!("unexpected argument `{other}` for `{task}`\n\n{HELP}"),
         }
@@ -152,7 +158,7 @@ fn parse(args: &[String]) -> Result<Task> {
     let scope = if has_packages { Scope::Packages(packages) } else { Scope::Workspace };
     let parsed = match task.as_str() {
         "test" => Task::Test(scope),
-        "bench" => Task::Bench { scope, mode, extra },
+        "bench" => Task::Bench { scope, mode, compare, extra },
         "lint" => Task::Lint,
         "fmt" => Task::Fmt,
         "fmt-check" => Task::FmtCheck,
@@ -244,7 +250,9 @@ fn run_task(ctx: &Ctx, task: &Task) -> Result<()> {
         Task::FmtCheck => fmt_check(ctx),
         Task::Doc => doc(ctx),
         Task::Tidy => tidy(ctx, &ctx.workspace_metadata()?),
-        Task::Bench { scope, mode, extra } => bench::bench(ctx, scope, *mode, extra),
+        Task::Bench { scope, mode, compare, extra } => {
+            bench::bench(ctx, scope, *mode, compare.as_deref(), extra)
+        }
         Task::Interop => interop::interop(ctx),
         Task::Fuzz(args) => fuzz::fuzz(ctx, args),
         Task::Ci => {
@@ -252,7 +260,7 @@ fn run_task(ctx: &Ctx, task: &Task) -> Result<()> {
             clippy(ctx, &Scope::Workspace, Features::All)?;
             doc(ctx)?;
             test(ctx, &Scope::Workspace)?;
-            bench::bench(ctx, &Scope::Workspace, BenchMode::NoRun, &[])?;
+            bench::bench(ctx, &Scope::Workspace, BenchMode::NoRun, None, &[])?;
             println!("\nxtask ci: all steps passed");
             Ok(())
         }

@@ -86,6 +86,76 @@ struct LastResponse {
     compaction_at: Option<usize>,
 }
 
+/// The fingerprints of a response's output items as they are read.
+#[derive(Debug)]
+struct OutputPrints {
+    key: FingerprintKey,
+    added: Vec<Fingerprint>,
+    compaction_at: Option<usize>,
+}
+
+impl OutputPrints {
+    fn new(key: FingerprintKey) -> Self {
+        Self { key, added: Vec::new(), compaction_at: None }
+    }
+
+    fn push(&mut self, item: &ResponseItem) {
+        if matches!(item, ResponseItem::Compaction { .. }) {
+            self.compaction_at = Some(self.added.len());
+        }
+        self.added.push(item.fingerprint(self.key));
+    }
+
+    /// The completed response, leaving this empty for the next one.
+    fn finish(&mut self, response_id: &str) -> LastResponse {
+        LastResponse {
+            response_id: response_id.to_owned(),
+            added: std::mem::take(&mut self.added),
+            compaction_at: self.compaction_at.take(),
+        }
+    }
+}
+
+/// The incremental-request bookkeeping of one connection without the connection: what the
+/// transport does around each request, for the benches (`crate::bench::WebsocketTurns`).
+#[derive(Debug)]
+pub(crate) struct Bookkeeping {
+    key: FingerprintKey,
+    last_request: Option<Baseline>,
+    last_response: Option<LastResponse>,
+}
+
+impl Bookkeeping {
+    pub(crate) fn new() -> Self {
+        Self { key: random_key(), last_request: None, last_response: None }
+    }
+
+    /// The `response.create` message for `request`, as [`attempt`] builds it; the baseline it
+    /// leaves replaces the last one.
+    pub(crate) fn send(
+        &mut self,
+        request: &ResponsesApiRequest<'_>,
+    ) -> Result<String, CompactorError> {
+        let Create { message, baseline } = create_message(
+            self.last_request.as_ref(),
+            self.last_response.take(),
+            request,
+            self.key,
+        )?;
+        self.last_request = baseline;
+        Ok(message)
+    }
+
+    /// Records a completed response with `output`, as the reader does.
+    pub(crate) fn complete(&mut self, response_id: &str, output: &[ResponseItem]) {
+        let mut prints = OutputPrints::new(self.key);
+        for item in output {
+            prints.push(item);
+        }
+        self.last_response = Some(prints.finish(response_id));
+    }
+}
+
 /// A turn's WebSocket state: the connection and the incremental-request baseline.
 #[derive(Debug)]
 pub(crate) struct WsSession {
@@ -213,8 +283,10 @@ async fn attempt(
             AttemptError::by_class(CompactorError::stream("websocket session missing")).into()
         );
     };
+    let last_response = ws.last_response.lock().unwrap_or_else(PoisonError::into_inner).clone();
     let Create { message, baseline } =
-        create_message(ws, request).map_err(AttemptError::final_error)?;
+        create_message(ws.last_request.as_ref(), last_response, request, ws.key)
+            .map_err(AttemptError::final_error)?;
     report(&SentRequest::websocket(request, &message));
     ws.last_request = baseline;
     *ws.last_response.lock().unwrap_or_else(PoisonError::into_inner) = None;
@@ -284,13 +356,13 @@ struct Create {
 /// compaction item and what followed it) and nothing else changed; full otherwise. Items are
 /// compared by fingerprint (D130).
 fn create_message(
-    ws: &WsSession,
+    baseline: Option<&Baseline>,
+    last_response: Option<LastResponse>,
     request: &ResponsesApiRequest<'_>,
+    key: FingerprintKey,
 ) -> Result<Create, CompactorError> {
-    let last_response = ws.last_response.lock().unwrap_or_else(PoisonError::into_inner).clone();
     let keep = !request.input.last().is_some_and(|item| item.is_compaction_trigger());
-    let (prefix, prints) =
-        incremental_prefix(ws.last_request.as_ref(), last_response.as_ref(), request, keep, ws.key);
+    let (prefix, prints) = incremental_prefix(baseline, last_response.as_ref(), request, keep, key);
     let message = match prefix.zip(last_response) {
         Some((prefix_len, response)) => {
             let mut suffix = request.reborrow();
@@ -524,10 +596,8 @@ struct WsReader {
     guard: OwnedMutexGuard<Connection>,
     mapper: EventMapper,
     idle_timeout: Duration,
-    /// The fingerprints of the output items read so far, and where the last compaction item is.
-    added: Vec<Fingerprint>,
-    compaction_at: Option<usize>,
-    key: FingerprintKey,
+    /// The fingerprints of the output items read so far.
+    output: OutputPrints,
     last_response: Arc<StdMutex<Option<LastResponse>>>,
     pending: VecDeque<Read>,
     /// The secrets redacted from error frames that echo them.
@@ -559,9 +629,7 @@ impl WsReader {
             guard,
             mapper: EventMapper::default(),
             idle_timeout,
-            added: Vec::new(),
-            compaction_at: None,
-            key,
+            output: OutputPrints::new(key),
             last_response,
             pending: VecDeque::new(),
             redactor: Redactor::default(),
@@ -658,10 +726,7 @@ impl WsReader {
         let read = match map_event(payload) {
             Mapped::Event(event) => {
                 if let ResponseEvent::OutputItemDone { item } = &event {
-                    if matches!(item, ResponseItem::Compaction { .. }) {
-                        self.compaction_at = Some(self.added.len());
-                    }
-                    self.added.push(item.fingerprint(self.key));
+                    self.output.push(item);
                 }
                 Read::Event(event)
             }
@@ -669,11 +734,7 @@ impl WsReader {
                 self.completed = true;
                 if let ResponseEvent::Completed { response_id, .. } = &event {
                     *self.last_response.lock().unwrap_or_else(PoisonError::into_inner) =
-                        Some(LastResponse {
-                            response_id: response_id.clone(),
-                            added: std::mem::take(&mut self.added),
-                            compaction_at: self.compaction_at.take(),
-                        });
+                        Some(self.output.finish(response_id));
                 }
                 Read::Completed(event)
             }

@@ -427,6 +427,89 @@ fn one_response(rng: &mut Rng, number: u64) -> Vec<Value> {
 /// `cargo xtask bench`, one `<bench>.json` file each.
 pub const BENCH_RESULTS_ENV: &str = "COMPACTOR_BENCH_RESULTS";
 
+/// Every ratio `cargo xtask bench` checks, with its target and what it compares: the one place
+/// the targets live (D48). A bench reports a ratio through [`MeasuredRatio::new`], which takes
+/// its target from here; `cargo xtask bench` expects each of these names, and its tests check that
+/// D48 in `docs/decisions.md` lists the same names and bounds.
+pub const TARGETS: &[(&str, Target, &str)] = &[
+    (
+        "v2_prepare_install_vs_to_vec",
+        Target::AtMost(2.0),
+        "v2 preparation + installation of 10 000 items vs one serde_json::to_vec",
+    ),
+    (
+        "trim_estimate_100k_vs_10k",
+        Target::AtMost(12.0),
+        "trimming + estimation of 100 000 items vs 10 000 items",
+    ),
+    (
+        "sse_decode_vs_serde_value",
+        Target::AtLeast(1.0),
+        "SSE decoding of a 50 MB event stream vs serde_json Value parsing (throughput)",
+    ),
+    (
+        "websocket_decode_vs_serde_value",
+        Target::AtLeast(1.0),
+        "WebSocket decoding of a 50 MB event stream vs serde_json Value parsing (throughput)",
+    ),
+    (
+        "sse_decode_vs_async_openai",
+        Target::AtLeast(1.5),
+        "SSE decoding of the same bytes vs async-openai's stream event types over \
+         eventsource-stream (throughput)",
+    ),
+    (
+        "ws_turn_time_vs_to_vec",
+        Target::AtMost(1.5),
+        "the WebSocket transport's work for a normal turn at 10 000 items vs one \
+         serde_json::to_vec of the history",
+    ),
+    (
+        "ws_turn_memory_vs_history_json",
+        Target::AtMost(0.2),
+        "the memory a normal WebSocket turn at 10 000 items adds vs the history's JSON",
+    ),
+    (
+        "request_parse_vs_derived",
+        Target::AtLeast(2.0),
+        "typed parse of a 10 000-item request, the derived item deserializer's time vs the \
+         hand-written one's",
+    ),
+    (
+        "e2e_ws_wall_vs_serialize_transfer",
+        Target::AtMost(4.0),
+        "manual v2 compaction of 10 000 items over WebSocket vs one serialization + loopback \
+         transfer",
+    ),
+    (
+        "e2e_ws_client_cpu_vs_to_vec",
+        Target::AtMost(2.5),
+        "client CPU of a manual v2 compaction of 10 000 items over WebSocket vs one \
+         serde_json::to_vec of the request",
+    ),
+    (
+        "e2e_ws_peak_memory_vs_history_json",
+        Target::AtMost(4.0),
+        "client peak memory of a manual v2 compaction over WebSocket vs the history's JSON",
+    ),
+    (
+        "e2e_http_wall_vs_serialize_transfer",
+        Target::AtMost(4.0),
+        "manual v2 compaction of 10 000 items over HTTP vs one serialization + loopback transfer",
+    ),
+    (
+        "e2e_http_client_cpu_vs_to_vec",
+        Target::AtMost(2.5),
+        "client CPU of a manual v2 compaction of 10 000 items over HTTP vs one \
+         serde_json::to_vec of the request",
+    ),
+    (
+        "e2e_http_peak_memory_vs_history_json",
+        Target::AtMost(4.0),
+        "client peak memory of a manual v2 compaction over HTTP vs the history's JSON",
+    ),
+];
+
 /// Which side of a ratio a target bounds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Target {
@@ -452,6 +535,19 @@ pub struct MeasuredRatio {
 }
 
 impl MeasuredRatio {
+    /// The ratio `name` of [`TARGETS`], measured as `value`, with its target and description
+    /// from there. A name that is not in [`TARGETS`] gets a target no value meets, so a bench
+    /// cannot report a ratio nobody checks.
+    pub fn new(name: &str, value: f64, details: String) -> Self {
+        let (target, description) = TARGETS
+            .iter()
+            .find(|(known, _, _)| *known == name)
+            .map_or((Target::AtMost(f64::NEG_INFINITY), "not a ratio of TARGETS"), |entry| {
+                (entry.1, entry.2)
+            });
+        Self { name: name.to_owned(), description: description.to_owned(), value, target, details }
+    }
+
     /// Whether the ratio meets its target.
     pub fn passes(&self) -> bool {
         match self.target {
