@@ -33,7 +33,7 @@ pub(crate) const EXPECTED: &[(&str, &str)] = &[
     ("compactor-client", "sse_decode_vs_async_openai"),
     ("compactor-client", "ws_turn_time_vs_to_vec"),
     ("compactor-client", "ws_turn_memory_vs_history_json"),
-    ("compactor-protocol", "request_parse_vs_derived"),
+    ("compactor-testkit", "request_parse_vs_derived"),
     ("compactor-core", "e2e_ws_wall_vs_serialize_transfer"),
     ("compactor-core", "e2e_ws_client_cpu_vs_to_vec"),
     ("compactor-core", "e2e_ws_peak_memory_vs_history_json"),

@@ -7,12 +7,19 @@ use serde_json::Value;
 
 use crate::request::InputItems;
 
+mod derived;
+mod read;
+
 /// One item of a conversation history, as the Responses API and the rollout carry it.
 ///
 /// The wire form is internally tagged by `type`. Item `id`s are kept and sent back as they came.
 /// An item whose `type` Compactor does not know (or whose known `type` has a shape it cannot read)
 /// becomes [`ResponseItem::Unknown`], which keeps its raw JSON and writes it back unchanged.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// It is read by a hand-written visitor over `type` that reads an item straight into its fields
+/// (see D131 in docs/decisions.md); the attributes below give the written form, and the reading
+/// agrees with what they would derive.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ResponseItem {
     /// A message from the user, the assistant, the developer or the system.
@@ -507,6 +514,62 @@ impl PassThroughList {
                     .map(|item| Cow::Borrowed(item.as_ref()))
                     .collect(),
             )
+        }
+    }
+}
+
+/// The derived reading of items, for the benches and fuzz targets that compare the hand-written
+/// reader with it (D131); not part of the API.
+#[doc(hidden)]
+pub mod oracle {
+    use std::fmt;
+
+    use serde::de::{IgnoredAny, MapAccess, Visitor};
+    use serde::{Deserialize, Deserializer};
+
+    use super::ResponseItem;
+    use super::derived::Derived;
+
+    /// An item read by the deserializer serde derives from [`ResponseItem`]'s attributes.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct DerivedItem(pub ResponseItem);
+
+    impl<'de> Deserialize<'de> for DerivedItem {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            Derived::deserialize(deserializer).map(DerivedItem)
+        }
+    }
+
+    /// The `input` of a request body, its items read by the derived deserializer; the other
+    /// fields are skipped, not read.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct DerivedInput(pub Vec<ResponseItem>);
+
+    impl<'de> Deserialize<'de> for DerivedInput {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct InputVisitor;
+            impl<'de> Visitor<'de> for InputVisitor {
+                type Value = DerivedInput;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a request body")
+                }
+                fn visit_map<A: MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<DerivedInput, A::Error> {
+                    let mut input = Vec::new();
+                    while let Some(key) = map.next_key::<String>()? {
+                        if key == "input" {
+                            let items: Vec<DerivedItem> = map.next_value()?;
+                            input = items.into_iter().map(|item| item.0).collect();
+                        } else {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                    Ok(DerivedInput(input))
+                }
+            }
+            deserializer.deserialize_map(InputVisitor)
         }
     }
 }

@@ -151,3 +151,29 @@ fn the_expected_ratios_the_targets_and_d48_agree() {
     let rows = d48.lines().filter(|line| line.starts_with("| `")).count();
     assert_eq!(rows, targets.len(), "D48 lists a ratio TARGETS does not");
 }
+
+#[test]
+fn the_peer_package_stays_out_of_the_workspace() {
+    let root = project_root();
+    let manifest = std::fs::read_to_string(root.join(super::PEER_MANIFEST)).unwrap();
+    assert!(manifest.lines().any(|line| line == "[workspace]"), "a workspace of its own");
+    assert!(manifest.contains("async-openai"));
+    let root_manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let members = root_manifest.lines().find(|line| line.starts_with("members")).unwrap();
+    assert!(!members.contains("benches"), "{members}");
+    // No workspace member may depend on the peer's crates.
+    for member in ["crates", "tests", "xtask"] {
+        let mut pending = vec![root.join(member)];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() && !path.ends_with("target") {
+                    pending.push(path);
+                } else if path.file_name().is_some_and(|name| name == "Cargo.toml") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    assert!(!text.contains("eventsource-stream"), "{}", path.display());
+                }
+            }
+        }
+    }
+}
