@@ -508,6 +508,36 @@ pub const TARGETS: &[(&str, Target, &str)] = &[
         Target::AtMost(4.0),
         "client peak memory of a manual v2 compaction over HTTP vs the history's JSON",
     ),
+    (
+        "soak_ws_client_cpu_vs_to_vec_recorded",
+        Target::AtMost(60.0),
+        "client CPU of a 300-turn soak over WebSocket vs one to_vec of its rollout",
+    ),
+    (
+        "soak_ws_peak_memory_vs_final_history_json",
+        Target::AtMost(200.0),
+        "client peak memory of a 300-turn soak over WebSocket vs its final history's JSON",
+    ),
+    (
+        "soak_ws_rollout_bytes_per_turn_last_vs_first_100",
+        Target::AtMost(1.2),
+        "rollout bytes per turn of a soak over WebSocket: the last 100 turns vs the first 100",
+    ),
+    (
+        "soak_http_client_cpu_vs_to_vec_recorded",
+        Target::AtMost(60.0),
+        "client CPU of a 300-turn soak over HTTP vs one to_vec of its rollout",
+    ),
+    (
+        "soak_http_peak_memory_vs_final_history_json",
+        Target::AtMost(200.0),
+        "client peak memory of a 300-turn soak over HTTP vs its final history's JSON",
+    ),
+    (
+        "soak_http_rollout_bytes_per_turn_last_vs_first_100",
+        Target::AtMost(1.2),
+        "rollout bytes per turn of a soak over HTTP: the last 100 turns vs the first 100",
+    ),
 ];
 
 /// Which side of a ratio a target bounds.
