@@ -1,5 +1,6 @@
 //! Compactor against independent Responses servers on loopback: the LiteLLM proxy, Microsoft's
-//! `azure-ai-agentserver-responses`, llmock and aimock (`interop/README.md`).
+//! `azure-ai-agentserver-responses`, llmock and aimock (`interop/README.md`); and its OTLP
+//! analytics sink against an OTLP/HTTP receiver built on `opentelemetry-proto`.
 //!
 //! Run it with `cargo xtask interop`, which installs and starts the servers, passes their base
 //! URLs in `COMPACTOR_INTEROP_*` variables, runs this binary one test at a time (llmock's
@@ -13,3 +14,4 @@ mod aimock;
 mod common;
 mod litellm;
 mod llmock;
+mod otlp;

@@ -181,22 +181,22 @@ async fn cancel_during(transport: Transport, stage: Stage) {
 
 #[tokio::test]
 async fn interrupt_before_the_first_event_over_websocket() {
-    cancel_during(Transport::Ws, Stage::BeforeFirstEvent).await;
+    Box::pin(cancel_during(Transport::Ws, Stage::BeforeFirstEvent)).await;
 }
 
 #[tokio::test]
 async fn interrupt_before_the_first_event_over_http() {
-    cancel_during(Transport::Http, Stage::BeforeFirstEvent).await;
+    Box::pin(cancel_during(Transport::Http, Stage::BeforeFirstEvent)).await;
 }
 
 #[tokio::test]
 async fn interrupt_after_the_compaction_item_over_websocket() {
-    cancel_during(Transport::Ws, Stage::AfterCompactionItem).await;
+    Box::pin(cancel_during(Transport::Ws, Stage::AfterCompactionItem)).await;
 }
 
 #[tokio::test]
 async fn interrupt_after_the_compaction_item_over_http() {
-    cancel_during(Transport::Http, Stage::AfterCompactionItem).await;
+    Box::pin(cancel_during(Transport::Http, Stage::AfterCompactionItem)).await;
 }
 
 /// A turn answered with `messages` assistant messages: each becomes an `agent_message` event.

@@ -15,6 +15,7 @@ mod fuzz_regressions;
 mod long_sessions;
 mod openai_types;
 mod protocol;
+mod readme;
 mod request_trace;
 mod resume;
 mod secrets;

@@ -6,7 +6,9 @@ use compactor_protocol::{ResponseItem, RolloutItem, RolloutLine};
 use pretty_assertions::assert_eq;
 
 fn fixture(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/protocol").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../crates/compactor-protocol/tests/fixtures/protocol")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
 }
 

@@ -1,7 +1,9 @@
 //! `cargo xtask interop`: Compactor against independent Responses servers on loopback.
 //!
 //! The peers (`interop/README.md` describes each and its quirks): the LiteLLM proxy, Microsoft's
-//! `azure-ai-agentserver-responses`, llmock and aimock. The task
+//! `azure-ai-agentserver-responses`, llmock and aimock, plus an OTLP/HTTP receiver
+//! (`interop/otlp/receiver.py`, decoding with the `opentelemetry-proto` package) for the OTLP
+//! analytics sink. The task
 //!
 //! 1. installs them into `target/interop-cache/` (one Python venv per Python peer, pinned by the
 //!    constraints in `interop/constraints/`, and an npm folder for aimock), reusing an install
@@ -58,6 +60,9 @@ const REPORT_DIR_VAR: &str = "COMPACTOR_INTEROP_REPORT_DIR";
 /// The variable that gives the suite LiteLLM's key (never printed).
 const LITELLM_KEY_VAR: &str = "COMPACTOR_INTEROP_LITELLM_KEY";
 
+/// The variable that gives the suite the `compactor` binary (the OTLP case runs its demo).
+const COMPACTOR_BIN_VAR: &str = "COMPACTOR_INTEROP_COMPACTOR_BIN";
+
 /// The file of llmock's verdicts in the report folder.
 const LLMOCK_VERDICTS: &str = "llmock-verdicts.txt";
 
@@ -84,7 +89,7 @@ enum Install {
     },
 }
 
-const INSTALLS: [Install; 4] = [
+const INSTALLS: [Install; 5] = [
     Install::Pip {
         venv: "litellm",
         requirement: "litellm[proxy]==1.108.7",
@@ -101,6 +106,11 @@ const INSTALLS: [Install; 4] = [
         constraints: "interop/constraints/llmock.txt",
     },
     Install::Npm { folder: "aimock", package: "@copilotkit/aimock", version: "1.43.0" },
+    Install::Pip {
+        venv: "otlp",
+        requirement: "opentelemetry-proto==1.45.1",
+        constraints: "interop/constraints/otlp.txt",
+    },
 ];
 
 /// The name of the marker file that says an install finished, and of what.
@@ -278,10 +288,12 @@ enum PeerKind {
     Agentserver,
     Llmock,
     Aimock,
+    /// Not a Responses server: the OTLP/HTTP receiver that Compactor's OTLP sink exports to.
+    Otlp,
 }
 
-const PEERS: [PeerKind; 4] =
-    [PeerKind::Litellm, PeerKind::Agentserver, PeerKind::Llmock, PeerKind::Aimock];
+const PEERS: [PeerKind; 5] =
+    [PeerKind::Litellm, PeerKind::Agentserver, PeerKind::Llmock, PeerKind::Aimock, PeerKind::Otlp];
 
 impl PeerKind {
     /// The name, which is also the suite's module of the peer's tests.
@@ -291,6 +303,7 @@ impl PeerKind {
             PeerKind::Agentserver => "agentserver",
             PeerKind::Llmock => "llmock",
             PeerKind::Aimock => "aimock",
+            PeerKind::Otlp => "otlp",
         }
     }
 
@@ -305,14 +318,16 @@ impl PeerKind {
             PeerKind::Agentserver => "COMPACTOR_INTEROP_AGENTSERVER_URL",
             PeerKind::Llmock => "COMPACTOR_INTEROP_LLMOCK_URL",
             PeerKind::Aimock => "COMPACTOR_INTEROP_AIMOCK_URL",
+            PeerKind::Otlp => "COMPACTOR_INTEROP_OTLP_URL",
         }
     }
 
     /// The Responses base URL (`/responses` is appended by the client).
     fn base_url(self, port: u16) -> String {
         match self {
-            // The agentserver serves `POST /responses` without a version prefix.
-            PeerKind::Agentserver => format!("http://127.0.0.1:{port}"),
+            // The agentserver serves `POST /responses` without a version prefix; the OTLP
+            // receiver's URL is the OTLP base (`/v1/traces` and `/v1/metrics` are appended).
+            PeerKind::Agentserver | PeerKind::Otlp => format!("http://127.0.0.1:{port}"),
             PeerKind::Litellm | PeerKind::Llmock | PeerKind::Aimock => {
                 format!("http://127.0.0.1:{port}/v1")
             }
@@ -325,7 +340,7 @@ impl PeerKind {
             PeerKind::Litellm => "/health/liveliness",
             PeerKind::Agentserver => "/readiness",
             PeerKind::Llmock => "/_llmock/scenario",
-            PeerKind::Aimock => "/health",
+            PeerKind::Aimock | PeerKind::Otlp => "/health",
         }
     }
 
@@ -334,7 +349,7 @@ impl PeerKind {
         match self {
             PeerKind::Litellm => Duration::from_secs(240),
             PeerKind::Agentserver | PeerKind::Llmock => Duration::from_secs(90),
-            PeerKind::Aimock => Duration::from_secs(60),
+            PeerKind::Aimock | PeerKind::Otlp => Duration::from_secs(60),
         }
     }
 
@@ -379,6 +394,10 @@ impl PeerKind {
                     path(interop.join("aimock")),
                 ],
             ),
+            PeerKind::Otlp => (
+                layout.venv("otlp").join("bin/python"),
+                vec![path(interop.join("otlp/receiver.py")), port],
+            ),
         }
     }
 
@@ -397,7 +416,7 @@ impl PeerKind {
                 let state = layout.run.join("agentserver-state");
                 env.push(("AGENTSERVER_STATE_ROOT", state.to_string_lossy().into_owned()));
             }
-            PeerKind::Llmock | PeerKind::Aimock => {}
+            PeerKind::Llmock | PeerKind::Aimock | PeerKind::Otlp => {}
         }
         env
     }
@@ -764,7 +783,9 @@ pub(crate) fn interop(ctx: &Ctx) -> Result<()> {
                 })
             })
             .collect();
-        let built = crate::run(build);
+        // The OTLP case runs the `compactor` binary's demo, built with its default features.
+        let built = crate::run(build)
+            .and_then(|()| crate::run(ctx.cargo(&["build", "-p", "compactor-cli", "--locked"])));
         let installs: Vec<_> = handles
             .into_iter()
             .map(|handle| {
@@ -804,6 +825,9 @@ pub(crate) fn interop(ctx: &Ctx) -> Result<()> {
             .map(|peer| (peer.kind.url_var().to_owned(), peer.kind.base_url(peer.port)))
             .collect();
         env.push((REPORT_DIR_VAR.to_owned(), layout.report().to_string_lossy().into_owned()));
+        let target = layout.cache.parent().unwrap_or(&layout.cache);
+        let compactor = target.join("debug").join("compactor");
+        env.push((COMPACTOR_BIN_VAR.to_owned(), compactor.to_string_lossy().into_owned()));
         run_suite(ctx, &env, &key)
     });
 

@@ -11,6 +11,7 @@ mod bench;
 mod fuzz;
 mod interop;
 mod metadata;
+mod package;
 mod tidy;
 
 use std::env;
@@ -38,7 +39,11 @@ tasks:
                          bench (benches/peer-decode), then a table of the D48 ratios
                          (docs/decisions.md) with pass/fail, also in target/bench-summary.json;
                          --compare prints each ratio's change against a saved summary
-  ci                     fmt-check, lint, doc, test, bench --no-run
+  examples               runs every example of every crate (cargo run --example); each must
+                         exit 0
+  package                cargo package for every published-shaped crate (all but xtask and
+                         compactor-tests), each built from its packaged form
+  ci                     fmt-check, lint, doc, test, examples, package, bench --no-run
   interop                installs and starts the independent Responses servers on loopback
                          (target/interop-cache), runs the interop suite, stops them
   fuzz [--seconds N] [TARGET]...
@@ -72,6 +77,8 @@ enum Task {
     Tidy,
     Bench { scope: Scope, mode: BenchMode, compare: Option<PathBuf>, extra: Vec<String> },
     Ci,
+    Examples,
+    Package,
     Interop,
     Fuzz(fuzz::FuzzArgs),
     Help,
@@ -165,6 +172,8 @@ fn parse(args: &[String]) -> Result<Task> {
         "doc" => Task::Doc,
         "tidy" => Task::Tidy,
         "ci" => Task::Ci,
+        "examples" => Task::Examples,
+        "package" => Task::Package,
         "interop" => Task::Interop,
         "help" | "-h" | "--help" => Task::Help,
         other => bail!("unknown task `{other}`\n\n{HELP}"),
@@ -253,6 +262,8 @@ fn run_task(ctx: &Ctx, task: &Task) -> Result<()> {
         Task::Bench { scope, mode, compare, extra } => {
             bench::bench(ctx, scope, *mode, compare.as_deref(), extra)
         }
+        Task::Examples => package::examples(ctx),
+        Task::Package => package::package(ctx),
         Task::Interop => interop::interop(ctx),
         Task::Fuzz(args) => fuzz::fuzz(ctx, args),
         Task::Ci => {
@@ -260,6 +271,8 @@ fn run_task(ctx: &Ctx, task: &Task) -> Result<()> {
             clippy(ctx, &Scope::Workspace, Features::All)?;
             doc(ctx)?;
             test(ctx, &Scope::Workspace)?;
+            package::examples(ctx)?;
+            package::package(ctx)?;
             bench::bench(ctx, &Scope::Workspace, BenchMode::NoRun, None, &[])?;
             println!("\nxtask ci: all steps passed");
             Ok(())

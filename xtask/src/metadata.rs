@@ -28,6 +28,10 @@ pub(crate) struct Package<'a> {
     pub(crate) normal_deps: Vec<&'a str>,
     pub(crate) has_benches: bool,
     pub(crate) has_doctests: bool,
+    /// Whether the package has a library target.
+    pub(crate) has_lib: bool,
+    /// The names of the package's example targets.
+    pub(crate) examples: Vec<&'a str>,
 }
 
 /// Runs `cargo metadata` for the workspace at `root`.
@@ -73,9 +77,15 @@ pub(crate) fn parse(metadata: &Value) -> Result<Workspace<'_>> {
         }
         let mut has_benches = false;
         let mut has_doctests = false;
+        let mut has_lib = false;
+        let mut examples = Vec::new();
         for target in array_field(package, "targets").with_context(context)? {
             let kinds = array_field(target, "kind").with_context(context)?;
             has_benches |= kinds.iter().any(|kind| kind == "bench");
+            has_lib |= kinds.iter().any(|kind| kind == "lib");
+            if kinds.iter().any(|kind| kind == "example") {
+                examples.push(str_field(target, "name").with_context(context)?);
+            }
             has_doctests |= target.get("doctest").and_then(Value::as_bool).unwrap_or(false);
         }
         packages.push(Package {
@@ -84,6 +94,8 @@ pub(crate) fn parse(metadata: &Value) -> Result<Workspace<'_>> {
             normal_deps,
             has_benches,
             has_doctests,
+            has_lib,
+            examples,
         });
     }
     Ok(Workspace { root, packages })

@@ -27,6 +27,9 @@ fn tasks() {
     check("doc", Ok(Task::Doc));
     check("tidy", Ok(Task::Tidy));
     check("ci", Ok(Task::Ci));
+    check("examples", Ok(Task::Examples));
+    check("package", Ok(Task::Package));
+    check("package -p compactor-core", Err("`package` does not take `-p`"));
     check("--help", Ok(Task::Help));
     check("", Err("no task given"));
     check("tets", Err("unknown task `tets`"));

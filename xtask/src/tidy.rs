@@ -7,6 +7,8 @@
 //!   `publish` from the workspace.
 //! - Every folder under `crates/` is named in `ARCHITECTURE.md`.
 //! - Every `.rs` file under `crates/*/src`, `tests/` and `xtask/src` opens with a `//!` comment.
+//! - Every crate's `src/lib.rs` documentation has an `# Examples` section with a code block, so
+//!   the first page of its documentation shows a runnable example.
 //! - No `*.snap.new` or `*.pending-snap` file is left over from insta.
 //! - Serde is derived only where [`SERDE_DERIVES`] allows it (D74 in docs/decisions.md).
 //! - No text file outside `.ci/` cites a document outside the repository, an issue number, or a
@@ -252,6 +254,14 @@ pub(crate) fn check(metadata: &Value, files: &[File]) -> Result<Vec<String>> {
             parts.as_slice(),
             ["crates", _, "src", ..] | ["tests", ..] | ["xtask", "src", ..]
         );
+        if let ["crates", _, "src", "lib.rs"] = parts.as_slice()
+            && !has_doc_example(&file.text)
+        {
+            violations.insert(format!(
+                "{path}: the crate documentation must show an example (a `//! # Examples` \
+                 section with a code block)"
+            ));
+        }
         if needs_doc && path.ends_with(".rs") {
             let first = file.text.lines().map(str::trim).find(|line| !line.is_empty());
             if !first.is_some_and(|line| line.starts_with("//!")) {
@@ -263,6 +273,21 @@ pub(crate) fn check(metadata: &Value, files: &[File]) -> Result<Vec<String>> {
     }
 
     Ok(violations.into_iter().collect())
+}
+
+/// Whether the `//!` documentation of `text` has an `# Examples` heading followed by a code block.
+fn has_doc_example(text: &str) -> bool {
+    let doc = text.lines().map(str::trim).filter_map(|line| line.strip_prefix("//!"));
+    let mut in_examples = false;
+    for line in doc {
+        let line = line.trim();
+        if line.starts_with('#') {
+            in_examples = line == "# Examples";
+        } else if in_examples && line.starts_with("```") {
+            return true;
+        }
+    }
+    false
 }
 
 /// The serde traits `text` derives (`Serialize`, `Deserialize`, by any path), in order; derive

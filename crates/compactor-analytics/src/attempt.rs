@@ -22,6 +22,10 @@ pub struct CompactionContext {
     pub thread_id: String,
     /// The turn the compaction runs in.
     pub turn_id: String,
+    /// The model the compaction runs with (its slug, as sent in requests).
+    pub model: String,
+    /// The provider's display name (`openai`, `azure`, ...).
+    pub provider: String,
     /// The id of the chain's `ContextCompaction` turn item (D18).
     pub compaction_id: String,
     /// Who asked.
@@ -285,6 +289,8 @@ impl AttemptOutcome {
 /// let context = CompactionContext {
 ///     thread_id: "thread-1".into(),
 ///     turn_id: "turn-1".into(),
+///     model: "gpt-5".into(),
+///     provider: "openai".into(),
 ///     compaction_id: "item-7".into(),
 ///     trigger: CompactionTrigger::Auto,
 ///     reason: CompactionReason::ContextLimit,
@@ -365,6 +371,8 @@ impl CompactionAnalyticsAttempt {
             thread_id: std::mem::take(&mut self.context.thread_id),
             turn_id: std::mem::take(&mut self.context.turn_id),
             runtime: self.client.runtime_info(),
+            model: self.context.model.clone(),
+            provider: self.context.provider.clone(),
             trigger: self.context.trigger,
             reason: self.context.reason,
             implementation: self.spec.implementation,
@@ -375,6 +383,7 @@ impl CompactionAnalyticsAttempt {
             active_context_tokens_before: self.spec.active_context_tokens_before,
             active_context_tokens_after,
             started_at: unix_seconds(self.started_at),
+            started_at_ms: unix_millis(self.started_at),
             completed_at: unix_seconds(completed_at),
             duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
             compaction_id: std::mem::take(&mut self.context.compaction_id),
@@ -406,6 +415,11 @@ impl Drop for CompactionAnalyticsAttempt {
 
 fn unix_seconds(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs())
+}
+
+fn unix_millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -70,6 +70,16 @@ pub(crate) struct Counters {
     pub(crate) sink_errors: AtomicU64,
 }
 
+impl Counters {
+    pub(crate) fn snapshot(&self) -> AnalyticsStats {
+        AnalyticsStats {
+            queued: self.queued.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            sink_errors: self.sink_errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// Hands analytics events to sinks without ever making the caller wait.
 ///
 /// [`track`](Self::track) is a plain function: it puts the event on a bounded queue with
@@ -171,11 +181,7 @@ impl AnalyticsClient {
 
     /// The client's counters.
     pub fn stats(&self) -> AnalyticsStats {
-        self.inner.as_ref().map_or_else(AnalyticsStats::default, |inner| AnalyticsStats {
-            queued: inner.counters.queued.load(Ordering::Relaxed),
-            dropped: inner.counters.dropped.load(Ordering::Relaxed),
-            sink_errors: inner.counters.sink_errors.load(Ordering::Relaxed),
-        })
+        self.inner.as_ref().map_or_else(AnalyticsStats::default, |inner| inner.counters.snapshot())
     }
 
     /// The `runtime` stamped on events.

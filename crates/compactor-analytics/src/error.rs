@@ -67,6 +67,10 @@ pub enum Error {
         /// The HTTP status.
         status: u16,
     },
+    /// An OpenTelemetry export failed (the `otlp` feature); the message names neither the
+    /// endpoint nor the headers.
+    #[error("otlp {0}")]
+    Otlp(String),
     /// A sink outside this crate failed.
     #[error("analytics sink failed: {0}")]
     Sink(String),
@@ -98,7 +102,7 @@ impl From<Error> for CompactorError {
             }
             Error::Open { .. } | Error::Write { .. } => CompactorError::Io(message),
             Error::Serialize(_) => CompactorError::Json(message),
-            Error::Http(_) => CompactorError::ConnectionFailed(message),
+            Error::Http(_) | Error::Otlp(_) => CompactorError::ConnectionFailed(message),
             Error::HttpStatus { status } => {
                 CompactorError::UnexpectedStatus { status, body: String::new() }
             }

@@ -88,6 +88,17 @@ pub struct CompactionEvent {
     pub retries: u32,
     /// **\[beyond\]** The usage reported by the completed compaction response, when there was one.
     pub completed_usage: Option<TokenUsage>,
+    /// **\[beyond\]** The model the compaction ran with (empty in events of older versions;
+    /// D95 in docs/decisions.md).
+    #[serde(default)]
+    pub model: String,
+    /// **\[beyond\]** The provider's display name (empty in events of older versions).
+    #[serde(default)]
+    pub provider: String,
+    /// **\[beyond\]** When the attempt began, in unix milliseconds (0 in events of older
+    /// versions).
+    #[serde(default)]
+    pub started_at_ms: u64,
 }
 
 /// The software and platform that produced an event (D41).

@@ -17,7 +17,9 @@
 //! - [`AnalyticsClient`] and [`AnalyticsConfig`]: the queue, the worker task that owns the sinks,
 //!   [`AnalyticsClient::flush`] and [`AnalyticsClient::shutdown`] (bounded; D31).
 //! - [`AnalyticsSink`]: the object-safe sink trait, with [`MemorySink`], [`JsonlFileSink`],
-//!   [`TracingSink`] and [`HttpBatchSink`] (`POST {"events":[...]}`).
+//!   [`TracingSink`] and [`HttpBatchSink`] (`POST {"events":[...]}`); with the cargo feature
+//!   `otlp`, `OtlpSink` exports OpenTelemetry spans and metrics over OTLP/HTTP (see
+//!   `docs/telemetry.md` for the attribute mapping).
 //! - [`Error`]: this crate's failures; they convert into
 //!   [`CompactorError`](compactor_protocol::CompactorError).
 //!
@@ -40,6 +42,8 @@
 //! let context = CompactionContext {
 //!     thread_id: "thread-1".into(),
 //!     turn_id: "turn-3".into(),
+//!     model: "gpt-5".into(),
+//!     provider: "openai".into(),
 //!     compaction_id: "compaction-item-1".into(),
 //!     trigger: CompactionTrigger::Auto,
 //!     reason: CompactionReason::ContextLimit,
@@ -87,3 +91,5 @@ pub use sink::{
     AnalyticsSink, Batching, BearerToken, HttpBatchSink, HttpSinkConfig, JsonlFileSink, MemorySink,
     SinkFuture, TracingSink,
 };
+#[cfg(feature = "otlp")]
+pub use sink::{OtlpHeader, OtlpSink, OtlpSinkConfig};

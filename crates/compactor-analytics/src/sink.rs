@@ -4,17 +4,22 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use crate::client::AnalyticsStats;
 use crate::error::Result;
 use crate::event::AnalyticsEvent;
 
 mod http;
 mod jsonl;
 mod memory;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod tracing_sink;
 
 pub use http::{BearerToken, HttpBatchSink, HttpSinkConfig};
 pub use jsonl::JsonlFileSink;
 pub use memory::MemorySink;
+#[cfg(feature = "otlp")]
+pub use otlp::{OtlpHeader, OtlpSink, OtlpSinkConfig};
 pub use tracing_sink::TracingSink;
 
 /// The future a sink returns; boxed so that sinks can be trait objects.
@@ -91,6 +96,13 @@ pub trait AnalyticsSink: Send + 'static {
     /// Makes everything sent so far durable (called on flush and shutdown). Default: nothing.
     fn flush(&mut self) -> SinkFuture<'_> {
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Hears the client's counters (events queued and dropped, failed sink calls) right before
+    /// each [`send`](Self::send) and [`flush`](Self::flush), so that a sink can report them (the
+    /// OTLP sink exports the drops as a metric). Default: ignores them.
+    fn observe_stats(&mut self, stats: AnalyticsStats) {
+        let _ = stats;
     }
 }
 

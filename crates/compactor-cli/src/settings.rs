@@ -322,11 +322,45 @@ impl Settings {
                     HttpBatchSink::new(sink).map_err(|err| CliError::new(Exit::BadConfig, err))?;
                 sinks.push(Box::new(sink));
             }
+            if let Some(endpoint) = &analytics.otlp_endpoint {
+                sinks.push(otlp_sink(endpoint, &analytics.otlp_headers)?);
+            }
         }
         let client =
             AnalyticsClient::start(AnalyticsConfig::default(), sinks).map_err(CliError::other)?;
         Ok((client, rx))
     }
+}
+
+/// The OpenTelemetry sink of `[analytics] otlp_endpoint`, its header values read from the
+/// variables the file names.
+#[cfg(feature = "otlp")]
+fn otlp_sink(
+    endpoint: &str,
+    headers: &[(String, String)],
+) -> Result<Box<dyn AnalyticsSink>, CliError> {
+    use compactor_analytics::{OtlpHeader, OtlpSink, OtlpSinkConfig};
+
+    let mut config = OtlpSinkConfig::new(endpoint);
+    for (name, variable) in headers {
+        let header = OtlpHeader::from_env(name.as_str(), variable)
+            .map_err(|err| CliError::new(Exit::KeyUnset, err))?;
+        config.headers.push(header);
+    }
+    let sink = OtlpSink::new(config).map_err(|err| CliError::new(Exit::BadConfig, err))?;
+    Ok(Box::new(sink))
+}
+
+/// Without the `otlp` feature, an OTLP endpoint in the config file is refused.
+#[cfg(not(feature = "otlp"))]
+fn otlp_sink(
+    _endpoint: &str,
+    _headers: &[(String, String)],
+) -> Result<Box<dyn AnalyticsSink>, CliError> {
+    Err(CliError::msg(
+        Exit::BadConfig,
+        "analytics.otlp_endpoint is set, but this compactor was built without the otlp feature",
+    ))
 }
 
 /// Hands compaction events to the command, which prints one line per attempt.

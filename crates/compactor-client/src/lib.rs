@@ -19,6 +19,52 @@
 //! server encodes them, before it reaches an error (D60 in docs/decisions.md). One stream line,
 //! event or message is capped at [`ProviderConfig::max_event_bytes`] (D61), and the client
 //! follows no redirects (D62).
+//!
+//! # Examples
+//!
+//! One response streamed over HTTP from a scripted `compactor-testkit` server on 127.0.0.1 (a
+//! real provider is `ProviderConfig::default()`, with the key in `OPENAI_API_KEY`):
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use compactor_client::{KeySource, ModelClient, ProviderConfig, WebsocketMode};
+//! use compactor_protocol::{Prompt, ResponseEvent, ResponseItem, TurnSettings, owned_items};
+//! use compactor_testkit::TestServer;
+//! use compactor_testkit::events::{ev_assistant_message, ev_completed, ev_response_created};
+//! use futures::StreamExt as _;
+//!
+//! let server = TestServer::scripted().await?;
+//! server.push_sse(vec![
+//!     ev_response_created("resp_1"),
+//!     ev_assistant_message("msg_1", "Hello."),
+//!     ev_completed("resp_1"),
+//! ]);
+//! let config = ProviderConfig {
+//!     key: KeySource::None,
+//!     websocket: WebsocketMode::Disabled,
+//!     ..ProviderConfig::new("testkit", server.base_url())
+//! };
+//! let client = ModelClient::builder(config, "thread-1").build()?;
+//! let prompt = Prompt {
+//!     input: owned_items([ResponseItem::user_text("Say hello.")]),
+//!     ..Prompt::default()
+//! };
+//! let settings = TurnSettings { model: "gpt-5".into(), ..TurnSettings::default() };
+//! let mut stream = client.new_session().stream(&prompt, &settings).await?;
+//! let (mut text, mut completed) = (String::new(), None);
+//! while let Some(event) = stream.next().await {
+//!     match event? {
+//!         ResponseEvent::OutputItemDone { item } => text += &item.message_text().unwrap_or_default(),
+//!         ResponseEvent::Completed { response_id, .. } => completed = Some(response_id),
+//!         _ => {}
+//!     }
+//! }
+//! assert_eq!((text.as_str(), completed.as_deref()), ("Hello.", Some("resp_1")));
+//! server.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
 
 #[doc(hidden)]
 pub mod bench;

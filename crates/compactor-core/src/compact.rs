@@ -639,6 +639,8 @@ impl Session {
         let context = CompactionContext {
             thread_id: self.inner.thread_id.clone(),
             turn_id: turn.turn_id.clone(),
+            model: turn.model.slug.clone(),
+            provider: self.inner.config.provider.name.clone(),
             compaction_id: item.id.clone(),
             trigger,
             reason,

@@ -13,6 +13,42 @@
 //!
 //! Events ([`compactor_protocol::EventMsg`]) arrive on the channel returned with the session;
 //! errors become `error` events here and nowhere else.
+//!
+//! # Examples
+//!
+//! A session against the deterministic reference model of `compactor-testkit` on 127.0.0.1,
+//! with a window small enough that a manual compaction has something to do
+//! (`examples/minimal_harness.rs` adds a tool and auto compaction):
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use compactor_client::{KeySource, ProviderConfig};
+//! use compactor_core::{ModelInfo, Session, SessionConfig};
+//! use compactor_protocol::{ContentItem, EventMsg};
+//! use compactor_testkit::TestServer;
+//!
+//! let server = TestServer::reference_model().await?;
+//! let provider = ProviderConfig {
+//!     key: KeySource::None,
+//!     ..ProviderConfig::new("testkit", server.base_url())
+//! };
+//! let config = SessionConfig::new(provider, ModelInfo::new("gpt-5", 16_000));
+//! let (session, mut events) = Session::builder(config).build().await?;
+//! let input = vec![ContentItem::InputText { text: "Summarize the design.".into() }];
+//! let outcome = session.run_turn(input).await?;
+//! assert!(outcome.last_agent_message.is_some());
+//! session.compact().await?;
+//! session.shutdown().await?;
+//! let mut compacted = false;
+//! while let Ok(event) = events.try_recv() {
+//!     compacted |= matches!(event, EventMsg::ContextCompacted {});
+//! }
+//! assert!(compacted);
+//! server.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
 
 mod compact;
 mod config;

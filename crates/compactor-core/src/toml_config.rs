@@ -36,12 +36,18 @@ pub struct AnalyticsSettings {
     pub http_url: Option<String>,
     /// The environment variable holding the HTTP sink's bearer token.
     pub http_bearer_env: Option<String>,
+    /// Export OpenTelemetry spans and metrics to this OTLP/HTTP base URL (`/v1/traces` and
+    /// `/v1/metrics` are appended); needs `compactor-analytics`' `otlp` feature.
+    pub otlp_endpoint: Option<String>,
+    /// Headers of the OTLP exports: header name -> the environment variable holding its value,
+    /// so that a collector's key never sits in the file (D96 in docs/decisions.md).
+    pub otlp_headers: Vec<(String, String)>,
 }
 
 impl AnalyticsSettings {
     /// Whether any sink is configured.
     pub fn is_empty(&self) -> bool {
-        self.jsonl.is_none() && self.http_url.is_none()
+        self.jsonl.is_none() && self.http_url.is_none() && self.otlp_endpoint.is_none()
     }
 }
 
@@ -100,6 +106,8 @@ impl AnalyticsSettings {
 /// jsonl = "analytics.jsonl"
 /// http_url = "https://analytics.example/v1/events"
 /// http_bearer_env = "ANALYTICS_TOKEN"
+/// otlp_endpoint = "http://127.0.0.1:4318"  # OpenTelemetry over OTLP/HTTP
+/// otlp_headers = { "x-api-key" = "OTLP_API_KEY" }   # header = the variable holding its value
 /// ```
 ///
 /// Unknown keys and bad values are errors that name the key and its line

@@ -12,16 +12,16 @@ pub struct WindowLimits {
     pub auto_compact_limit: i64,
     /// The usable window a request must fit; `None` when unknown.
     pub usable_window: Option<i64>,
-    /// The model's whole context window, whose [`MIN_GROWTH_PERCENT`] is the growth that allows
-    /// another compaction; `None` when unknown (the limit is used instead).
+    /// The model's whole context window, a tenth of which is the growth that
+    /// allows another compaction; `None` when unknown (the limit is used instead).
     pub context_window: Option<i64>,
 }
 
 /// Why an auto compaction must run before the next request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompactionNeed {
-    /// The context reached the auto-compact limit, and grew by at least [`MIN_GROWTH_PERCENT`]
-    /// of the window since the last compaction (or there was none).
+    /// The context reached the auto-compact limit, and grew by at least a tenth of
+    /// the window since the last compaction (or there was none).
     Limit,
     /// The request would not fit the usable window: without a compaction it cannot be sent.
     Fit,

@@ -53,6 +53,7 @@ fn report_groups_cases_by_peer() {
         ("litellm::sse_text_turn", Outcome::Pass),
         ("litellm::websocket_two_turns", Outcome::Fail),
         ("llmock::retry_after_is_honoured", Outcome::Pass),
+        ("otlp::demo_spans_equal_the_jsonl_analytics", Outcome::Pass),
         ("stray_test", Outcome::Pass),
     ]
     .into_iter()
@@ -76,6 +77,8 @@ llmock
   pass  retry_after_is_honoured
 aimock
   pass  sse_text_turn
+otlp
+  pass  demo_spans_equal_the_jsonl_analytics
 other
   pass  stray_test
 
@@ -85,7 +88,7 @@ llmock's verdicts on Compactor's client:
 
     PASS  ok
 
-interop: 4 passed, 1 failed
+interop: 5 passed, 1 failed
 ";
     assert_eq!(render_report(&cases, &urls, Some(verdict)), expected);
     assert!(render_report(&[], &BTreeMap::new(), None).contains("  (none recorded)\n"));
@@ -127,6 +130,10 @@ fn peers_are_served_on_loopback_at_their_documented_routes() {
             "aimock http://127.0.0.1:4000/v1 | node \
              {cache}/aimock/node_modules/@copilotkit/aimock/dist/cli.js -h 127.0.0.1 -p 4000 -f \
              /repo/interop/aimock | /health"
+        ),
+        format!(
+            "otlp http://127.0.0.1:4000 | {cache}/venvs/otlp/bin/python \
+             /repo/interop/otlp/receiver.py 4000 | /health"
         ),
     ];
     assert_eq!(rows, expected);

@@ -32,6 +32,9 @@ const TIDY: &[(&str, &[&str])] = &[
     ("xtask", &["anyhow", "serde_json"]),
 ];
 
+/// The `# Examples` section every crate's `lib.rs` needs.
+const DOC_EXAMPLE: &str = "//!\n//! # Examples\n//!\n//! ```\n//! let one = 1;\n//! ```\n";
+
 const MANIFEST: &str = "\
 [package]
 name = \"NAME\"
@@ -82,7 +85,7 @@ impl Fixture {
         let dir = dir(name);
         self.set(&format!("{dir}/Cargo.toml"), &MANIFEST.replace("NAME", name));
         let main = if name == "compactor-tests" { "suite/main.rs" } else { "src/lib.rs" };
-        self.set(&format!("{dir}/{main}"), &format!("//! The {name} crate.\n"));
+        self.set(&format!("{dir}/{main}"), &format!("//! The {name} crate.\n{DOC_EXAMPLE}"));
     }
 
     fn add_dep(&mut self, member: &str, dep: &str, kind: Option<&'static str>) {
@@ -342,6 +345,28 @@ fn rust_files_open_with_module_docs() {
 }
 
 #[test]
+fn crate_docs_open_with_an_example() {
+    let mut fixture = Fixture::tidy();
+    fixture.set("crates/compactor-engine/src/lib.rs", "//! The engine.\n//!\n//! No example.\n");
+    // A code block outside an `# Examples` section does not count.
+    fixture.set(
+        "crates/compactor-core/src/lib.rs",
+        "//! Core.\n//!\n//! ```\n//! let x = 1;\n//! ```\n//!\n//! # Examples\n//!\n//! None.\n",
+    );
+    // The binary's main.rs needs none.
+    fixture.set("crates/compactor-cli/src/main.rs", "//! The command.\n");
+    let message = "the crate documentation must show an example (a `//! # Examples` section with \
+                   a code block)";
+    check(
+        &fixture,
+        &[
+            &format!("crates/compactor-core/src/lib.rs: {message}"),
+            &format!("crates/compactor-engine/src/lib.rs: {message}"),
+        ],
+    );
+}
+
+#[test]
 fn leftover_snapshots_are_reported() {
     let mut fixture = Fixture::tidy();
     fixture.set("crates/compactor-protocol/src/snapshots/item.snap", "");
@@ -384,7 +409,7 @@ fn citations_of_outside_documents_are_rejected() {
     let planted = [
         (
             "crates/compactor-engine/src/lib.rs",
-            format!("//! The engine.\n/// Trims ({DESIGN} {SECTION}3).\n"),
+            format!("//! The engine.\n/// Trims ({DESIGN} {SECTION}3).\n{DOC_EXAMPLE}"),
         ),
         (
             "crates/compactor-engine/src/trim.rs",
@@ -443,7 +468,7 @@ fn issue_numbers_are_rejected() {
         format!("// {ISSUE}\t#9: tabs count as spaces"),
     ]
     .join("\n");
-    fixture.set(path, &text);
+    fixture.set(path, &format!("{text}\n{DOC_EXAMPLE}"));
     check_owned(
         &fixture,
         &[
@@ -486,7 +511,7 @@ fn decision_citations_must_exist() {
     fixture.set("docs/decisions.md", decisions);
     let path = "crates/compactor-engine/src/lib.rs";
     let text = ["//! The engine (D1, D2).", concat!("/// See D", "99."), concat!("// (D", "3)")];
-    fixture.set(path, &text.join("\n"));
+    fixture.set(path, &format!("{}\n{DOC_EXAMPLE}", text.join("\n")));
     let dangling = |line: usize, number: u32| {
         format!("{path}:{line}: cites D{number}, which docs/decisions.md does not define")
     };

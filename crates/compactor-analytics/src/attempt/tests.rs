@@ -15,6 +15,8 @@ fn context() -> CompactionContext {
     CompactionContext {
         thread_id: "thread-1".to_owned(),
         turn_id: "turn-2".to_owned(),
+        model: "gpt-test".to_owned(),
+        provider: "testkit".to_owned(),
         compaction_id: "compaction-item-9".to_owned(),
         trigger: CompactionTrigger::Auto,
         reason: CompactionReason::ContextLimit,
@@ -66,8 +68,10 @@ async fn tracked_event_with_live_clock() {
     let event = memory.compaction_events().remove(0);
     assert!(event.started_at.abs_diff(before) <= 1, "{} vs {before}", event.started_at);
     assert!(event.completed_at >= event.started_at);
+    assert_eq!(event.started_at_ms / 1000, event.started_at);
     insta::assert_json_snapshot!(AnalyticsEvent::from(event), {
         ".event_params.started_at" => "[unix seconds]",
+        ".event_params.started_at_ms" => "[unix ms]",
         ".event_params.completed_at" => "[unix seconds]",
         ".event_params.duration_ms" => "[ms]",
     });

@@ -227,6 +227,8 @@ async fn a_pending_attempt_keeps_the_client_alive() {
     let context = CompactionContext {
         thread_id: "t".to_owned(),
         turn_id: "u".to_owned(),
+        model: "gpt-test".to_owned(),
+        provider: "testkit".to_owned(),
         compaction_id: "c".to_owned(),
         trigger: CompactionTrigger::Manual,
         reason: CompactionReason::UserRequested,

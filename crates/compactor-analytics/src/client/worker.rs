@@ -79,6 +79,7 @@ impl Slot {
             self.oldest = None;
         }
         for chunk in batch.chunks(max_events) {
+            self.sink.observe_stats(counters.snapshot());
             if let Err(err) = self.sink.send(chunk).await {
                 counters.sink_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
@@ -92,6 +93,7 @@ impl Slot {
     }
 
     async fn flush(&mut self, counters: &Counters) {
+        self.sink.observe_stats(counters.snapshot());
         if let Err(err) = self.sink.flush().await {
             counters.sink_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(sink = self.sink.name(), error = %err.chain(), "analytics sink flush failed");

@@ -67,6 +67,9 @@ fn event_params_hold_every_reference_field_and_the_extras() {
         "bytes_sent",
         "retries",
         "completed_usage",
+        "model",
+        "provider",
+        "started_at_ms",
     ];
     assert_eq!(params, expected);
     let runtime: Vec<&str> =

@@ -22,6 +22,8 @@ impl AnalyticsSink for TracingSink {
                     event_type,
                     thread_id = %compaction.thread_id,
                     turn_id = %compaction.turn_id,
+                    model = %compaction.model,
+                    provider = %compaction.provider,
                     compaction_id = %compaction.compaction_id,
                     attempt_number = compaction.attempt_number,
                     chain_position = compaction.chain_position,

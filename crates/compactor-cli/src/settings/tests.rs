@@ -171,7 +171,7 @@ fn config_files_load_or_fail_with_their_exit_code() {
 
 #[test]
 fn the_readme_example_is_a_valid_config_file() {
-    let readme = include_str!("../../../../README.md");
+    let readme = include_str!("../../README.md");
     let start = readme.find("```toml\n[provider]").unwrap() + "```toml\n".len();
     let end = start + readme[start..].find("```").unwrap();
     let loaded = file(&readme[start..end]);
@@ -181,4 +181,18 @@ fn the_readme_example_is_a_valid_config_file() {
         Ok(settings) => assert_eq!(settings.endpoint, Endpoint::Remote),
         Err(err) => assert_eq!(err.exit, Exit::KeyUnset),
     }
+}
+
+#[tokio::test]
+async fn the_config_file_turns_on_the_otlp_sink() {
+    let unset = "COMPACTOR_CLI_TEST_UNSET_OTLP_VARIABLE";
+    let text = "[analytics]\notlp_endpoint = \"http://127.0.0.1:9\"\n";
+    let settings = layer(&no_flags(), Some(file(text)), defaults()).unwrap();
+    let (analytics, _events) = settings.start_analytics(Vec::new()).await.unwrap();
+    analytics.shutdown().await.unwrap();
+
+    let text = format!("{text}otlp_headers = {{ \"x-api-key\" = \"{unset}\" }}\n");
+    let settings = layer(&no_flags(), Some(file(&text)), defaults()).unwrap();
+    let err = settings.start_analytics(Vec::new()).await.unwrap_err();
+    assert_eq!(err.exit, Exit::KeyUnset);
 }

@@ -169,4 +169,6 @@ pub(super) struct RawAnalytics {
     pub(super) jsonl: Option<Text>,
     pub(super) http_url: Option<Text>,
     pub(super) http_bearer_env: Option<Text>,
+    pub(super) otlp_endpoint: Option<Text>,
+    pub(super) otlp_headers: Option<BTreeMap<String, Text>>,
 }

@@ -103,6 +103,8 @@ root = "traces"
 jsonl = "/var/log/compactor.jsonl"
 http_url = "https://analytics.example/v1/events"
 http_bearer_env = "ANALYTICS_TOKEN"
+otlp_endpoint = "http://127.0.0.1:4318"
+otlp_headers = { authorization = "OTLP_AUTH", "x-team" = "OTLP_TEAM" }
 "#;
     let toml = parse(text).unwrap();
     let mut config = base();
@@ -182,6 +184,11 @@ http_bearer_env = "ANALYTICS_TOKEN"
             jsonl: Some("/var/log/compactor.jsonl".into()),
             http_url: Some("https://analytics.example/v1/events".into()),
             http_bearer_env: Some("ANALYTICS_TOKEN".into()),
+            otlp_endpoint: Some("http://127.0.0.1:4318".into()),
+            otlp_headers: vec![
+                ("authorization".into(), "OTLP_AUTH".into()),
+                ("x-team".into(), "OTLP_TEAM".into()),
+            ],
         }
     );
 }
@@ -202,6 +209,8 @@ fn the_documented_example_parses() {
     assert_eq!(config.provider.base_url, "https://api.openai.com/v1");
     assert_eq!(config.compaction.chain.len(), 3);
     assert_eq!(toml.analytics().http_bearer_env.as_deref(), Some("ANALYTICS_TOKEN"));
+    assert_eq!(toml.analytics().otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
+    assert_eq!(toml.analytics().otlp_headers, [("x-api-key".into(), "OTLP_API_KEY".into())]);
 }
 
 #[test]
@@ -413,6 +422,22 @@ fn bad_values_are_named() {
         (
             "[analytics]\nhttp_bearer_env = \"TOKEN\"\n",
             "conf/compactor.toml:2: invalid value for analytics.http_bearer_env: set without analytics.http_url",
+        ),
+        (
+            "[analytics]\notlp_endpoint = \"localhost:4318\"\n",
+            "conf/compactor.toml:2: invalid value for analytics.otlp_endpoint: \"localhost:4318\" (expected an http:// or https:// URL)",
+        ),
+        (
+            "[analytics]\notlp_endpoint = \"http://c:4318\"\notlp_headers = { \"x-key\" = \"sk-not-a-variable-name!\" }\n",
+            "conf/compactor.toml:3: invalid value for analytics.otlp_headers.x-key: expected the name of the environment variable that holds the header's value (the value itself never goes in the file)",
+        ),
+        (
+            "[analytics]\notlp_endpoint = \"http://c:4318\"\notlp_headers = { \"bad header\" = \"V\" }\n",
+            "conf/compactor.toml:3: invalid value for analytics.otlp_headers.\"bad header\": \"bad header\" is not a valid header name",
+        ),
+        (
+            "[analytics]\notlp_headers = { \"x-key\" = \"V\" }\n",
+            "conf/compactor.toml:2: invalid value for analytics.otlp_headers: set without analytics.otlp_endpoint",
         ),
         (
             "provider = 3\n",

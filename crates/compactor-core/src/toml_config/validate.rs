@@ -43,7 +43,7 @@ impl FileContext<'_> {
         let model = self.model(raw.model)?;
         let trace_root =
             raw.trace.root.map(|root| self.path_value("trace.root", &root)).transpose()?;
-        let analytics = AnalyticsSettings {
+        let mut analytics = AnalyticsSettings {
             jsonl: raw
                 .analytics
                 .jsonl
@@ -59,7 +59,43 @@ impl FileContext<'_> {
                 .http_bearer_env
                 .map(|name| self.env_name("analytics.http_bearer_env", &name, Empty::Refused))
                 .transpose()?,
+            otlp_endpoint: raw
+                .analytics
+                .otlp_endpoint
+                .map(|url| self.url("analytics.otlp_endpoint", &url))
+                .transpose()?,
+            otlp_headers: Vec::new(),
         };
+        if let Some(headers) = raw.analytics.otlp_headers {
+            for (name, variable) in headers {
+                let key = dotted("analytics.otlp_headers", &name);
+                let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+                if name.is_empty() || !name.chars().all(token) {
+                    let message = format!("{name:?} is not a valid header name");
+                    return Err(self.invalid(&key, variable.span(), message));
+                }
+                // A value that is not a variable name may be the secret itself: never echo it.
+                let is_variable = |text: &str| {
+                    !text.is_empty()
+                        && !text.starts_with(|c: char| c.is_ascii_digit())
+                        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                };
+                if !is_variable(variable.get_ref()) {
+                    let message = "expected the name of the environment variable that holds the \
+                                   header's value (the value itself never goes in the file)";
+                    return Err(self.invalid(&key, variable.span(), message));
+                }
+                analytics.otlp_headers.push((name, variable.into_inner()));
+            }
+            if analytics.otlp_endpoint.is_none() {
+                let span = self.find_key_span("analytics", "otlp_headers");
+                return Err(self.invalid(
+                    "analytics.otlp_headers",
+                    span,
+                    "set without analytics.otlp_endpoint",
+                ));
+            }
+        }
         if analytics.http_bearer_env.is_some() && analytics.http_url.is_none() {
             let span = self.find_key_span("analytics", "http_bearer_env");
             return Err(self.invalid(

@@ -194,7 +194,7 @@ fn raw_values_count_as_written() {
 
 #[test]
 fn protocol_fixtures() {
-    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/protocol");
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/protocol");
     let items = std::fs::read_to_string(format!("{fixtures}/items.jsonl")).unwrap();
     for line in items.lines().filter(|line| !line.trim().is_empty()) {
         let item: crate::ResponseItem = serde_json::from_str(line).unwrap();
