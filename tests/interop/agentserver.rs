@@ -182,6 +182,7 @@ fn forms() -> Vec<Form> {
                     },
                 ],
                 phase: None,
+                extra: Default::default(),
             }],
         ),
         // Remote compaction v1 installs the user messages and one compaction item (no id).
@@ -302,4 +303,12 @@ async fn core_session_sends_the_server_compaction_item_back() {
     assert_eq!(compacted, 1);
     assert_eq!(rebuilt, live);
     bounded("shutdown", h.session.shutdown()).await.unwrap();
+}
+
+/// With no chain configured, a session against the agentserver compacts through local
+/// summarization.
+#[tokio::test]
+async fn core_session_compacts_locally_without_a_chain() {
+    let config = provider("agentserver", &url(), KeySource::None, WebsocketMode::Disabled);
+    crate::common::compacts_locally_without_a_chain(config, MODEL).await;
 }

@@ -89,3 +89,11 @@ async fn core_session_over_one_websocket() {
     assert_eq!(rebuilt, h.session.history());
     bounded("shutdown", h.session.shutdown()).await.unwrap();
 }
+
+/// With no chain configured, a session against aimock compacts through local summarization
+/// (its fixtures answer the summarization prompt).
+#[tokio::test]
+async fn core_session_compacts_locally_without_a_chain() {
+    crate::common::compacts_locally_without_a_chain(config(&url(), WebsocketMode::Enabled), MODEL)
+        .await;
+}

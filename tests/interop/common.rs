@@ -12,10 +12,12 @@ use compactor_client::{
     ClientNotice, ClientObserver, KeySource, ModelClient, ProviderConfig, RetryPolicy,
     WebsocketMode,
 };
-use compactor_core::{ModelInfo, Session, SessionConfig, ToolCall, ToolFuture, ToolHandler};
+use compactor_core::{
+    ModelInfo, ProviderKind, Session, SessionConfig, ToolCall, ToolFuture, ToolHandler,
+};
 use compactor_protocol::{
-    CompactorError, ContentItem, EventMsg, Prompt, ResponseEvent, ResponseItem, RolloutItem,
-    TokenUsage, ToolOutput, TurnSettings, owned_items,
+    CompactionImplementation, CompactorError, ContentItem, EventMsg, Prompt, ResponseEvent,
+    ResponseItem, RolloutItem, TokenUsage, ToolOutput, TurnSettings, owned_items,
 };
 use compactor_rollout_trace::{parse_rollout, reconstruct_history_from_rollout};
 use futures::StreamExt;
@@ -510,9 +512,12 @@ impl Harness {
         (history, compacted)
     }
 
-    /// A new session resumed from the rollout (on the same config): its history is what it
-    /// rebuilt.
+    /// A new session resumed from the rollout (on the same config), after the live one is shut
+    /// down: its history is what it rebuilt.
     pub(crate) async fn resume(&self) -> Session {
+        // The live session holds the rollout's writer lock until it shuts down; a second writer
+        // on the same file is refused, as it would be for another process.
+        bounded("shutting the live session down", self.session.shutdown()).await.unwrap();
         let config = self.session.config().clone();
         let (session, _events) =
             bounded("resuming", Session::builder(config).resume(&self.rollout_path()))
@@ -529,4 +534,35 @@ pub(crate) fn user_texts(history: &[ResponseItem]) -> Vec<String> {
         .filter(|item| item.role() == Some("user"))
         .filter_map(ResponseItem::message_text)
         .collect()
+}
+
+/// A session against a peer with no chain configured: the peer, on loopback, is a provider of
+/// kind `other`, whose default chain is `local -> prune` (D114), so a compaction summarizes
+/// locally through the peer's own `/responses` and installs the summary.
+pub(crate) async fn compacts_locally_without_a_chain(provider: ProviderConfig, model: &str) {
+    let mut h = Harness::start(provider, model, |config| config.tools = Vec::new()).await;
+    let config = h.session.config();
+    assert_eq!(config.compaction.chain, []);
+    assert_eq!(config.provider_kind(), ProviderKind::Other);
+    assert_eq!(
+        config.compaction_chain(),
+        [CompactionImplementation::Responses, CompactionImplementation::Prune]
+    );
+    // No "compact" in it: the agentserver answers such a message with a compaction item.
+    h.turn("hello from the interop suite").await;
+    if let Err(err) = bounded("a compaction", h.session.compact()).await {
+        panic!("the compaction failed: {err}\nevents: {:#?}", h.seen);
+    }
+    h.drain();
+    let history = h.session.history();
+    let summary = history
+        .iter()
+        .filter_map(ResponseItem::message_text)
+        .find(|text| text.starts_with(compactor_engine::SUMMARY_PREFIX));
+    assert!(summary.is_some(), "no local summary in {history:#?}");
+    let kept = user_texts(&history);
+    assert!(kept.contains(&"hello from the interop suite".to_owned()), "{history:#?}");
+    let (rebuilt, compacted) = h.resumed().await;
+    assert_eq!((rebuilt, compacted), (history, 1));
+    bounded("shutdown", h.session.shutdown()).await.unwrap();
 }

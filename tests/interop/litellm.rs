@@ -148,3 +148,9 @@ async fn core_session_with_a_tool_round_and_a_prune_compaction_resumes() {
     assert_eq!(resumed.history(), live);
     assert_eq!(resumed.window_generation(), 1);
 }
+
+/// With no chain configured, a session against LiteLLM compacts through local summarization.
+#[tokio::test]
+async fn core_session_compacts_locally_without_a_chain() {
+    crate::common::compacts_locally_without_a_chain(http(), CUSTOM).await;
+}

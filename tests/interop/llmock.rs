@@ -217,3 +217,11 @@ async fn core_turn_retries_broken_streams() {
     bounded("shutdown", h.session.shutdown()).await.unwrap();
     mock.assert_verdict_passes("core_turn_retries_broken_streams").await;
 }
+
+/// With no chain configured, a session against llmock compacts through local summarization.
+#[tokio::test]
+async fn core_session_compacts_locally_without_a_chain() {
+    let mock = Llmock::reset().await;
+    crate::common::compacts_locally_without_a_chain(config(), MODEL).await;
+    mock.assert_verdict_passes("core_session_compacts_locally_without_a_chain").await;
+}

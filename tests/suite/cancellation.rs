@@ -15,7 +15,7 @@ use compactor_testkit::events::{
     ev_response_created,
 };
 use compactor_testkit::{
-    Fault, HttpScript, Mode, ReferenceModelConfig, TestServer, TestServerConfig,
+    ContextWindows, Fault, HttpScript, Mode, ReferenceModelConfig, TestServer, TestServerConfig,
     WsConnectionScript, WsSlot,
 };
 use pretty_assertions::assert_eq;
@@ -97,8 +97,11 @@ fn held_answer(stage: Stage) -> (Vec<Value>, Fault) {
 /// installed, nothing runs on, and the next turn gets its own answer on a clean connection.
 async fn cancel_during(transport: Transport, stage: Stage) {
     let name = format!("{transport:?} {stage:?}");
-    let (_runtime, server) =
-        ServerRuntime::start(Mode::ReferenceModel(ReferenceModelConfig::default())).await;
+    let (_runtime, server) = ServerRuntime::start(Mode::ReferenceModel(ReferenceModelConfig {
+        context_windows: ContextWindows::every_model(100_000),
+        ..ReferenceModelConfig::default()
+    }))
+    .await;
     let dir = tempfile::tempdir().unwrap();
     write_rollout(&dir.path().join("rollout.jsonl"), sealed("compaction")).await;
     let options = Options { transport, response_processed: true, ..Options::default() };

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use compactor_analytics::{AnalyticsClient, AnalyticsConfig, CompactionEvent, MemorySink};
 use compactor_client::{KeySource, ProviderConfig, RetryPolicy, SecretString, WebsocketMode};
-use compactor_core::{Features, ModelInfo, Session, SessionConfig};
+use compactor_core::{Features, ModelInfo, ProviderKind, Session, SessionConfig};
 use compactor_protocol::{
     ContentItem, EventMsg, ResponseItem, RolloutItem, RolloutLine, TokenUsageInfo,
 };
 use compactor_rollout_trace::{TraceConfig, parse_rollout, reconstruct_history_from_rollout};
-use compactor_testkit::TestServer;
+use compactor_testkit::{ContextWindows, Mode, ReferenceModelConfig, TestServer, TestServerConfig};
 use tokio::sync::mpsc;
 
 /// Every test's network wait is bounded by this.
@@ -41,6 +41,31 @@ impl Default for Options {
     fn default() -> Self {
         Self { transport: Transport::Ws, response_processed: true, context_window: 100_000 }
     }
+}
+
+/// A reference-model server with `config` that enforces a `window`-token context window for
+/// every model, as a real endpoint enforces its window (D111): the end-to-end tests run
+/// against it with the window their sessions are given, so an over-long request fails as it
+/// would in production.
+pub(crate) async fn enforcing_reference_model(
+    config: ReferenceModelConfig,
+    window: i64,
+) -> TestServer {
+    let window = u64::try_from(window).expect("a positive window");
+    let model =
+        ReferenceModelConfig { context_windows: ContextWindows::every_model(window), ..config };
+    TestServer::start(TestServerConfig {
+        mode: Mode::ReferenceModel(model),
+        ..TestServerConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// [`enforcing_reference_model`] with the default model and the window of [`Options::default`].
+pub(crate) async fn reference_model() -> TestServer {
+    enforcing_reference_model(ReferenceModelConfig::default(), Options::default().context_window)
+        .await
 }
 
 /// The harness's initial context: a developer message and an environment message.
@@ -88,6 +113,9 @@ pub(crate) fn session_config_for(
     provider.stream_idle_timeout = Duration::from_secs(10);
     let mut config =
         SessionConfig::new(provider, ModelInfo::new("gpt-test", options.context_window));
+    // The testkit stands for a provider that compacts remotely, as its reference model does:
+    // on loopback it would otherwise be of kind `other`, whose default chain is local (D114).
+    config.provider_kind = Some(ProviderKind::Reference);
     config.features = Features {
         remote_compaction_v2: true,
         responses_websocket_response_processed: options.response_processed,

@@ -214,7 +214,7 @@ fn user_texts(history: &[ResponseItem]) -> Vec<String> {
 /// Two sessions, each with its own client, compact at the same time against one server; each
 /// ends with its own history, and every request the server saw belongs to one thread only.
 async fn two_sessions_in_parallel(transport: Transport) {
-    let server = TestServer::reference_model().await.unwrap();
+    let server = crate::common::reference_model().await;
     let options = Options { transport, response_processed: true, ..Options::default() };
     let alpha = Peer::start(&server, "thread-alpha", &options).await;
     let beta = Peer::start(&server, "thread-beta", &options).await;
@@ -369,7 +369,7 @@ async fn compacting_session(server: &TestServer, index: usize) -> Result<(), Str
 #[allow(clippy::print_stdout, reason = "the test reports its wall time")]
 async fn two_hundred_sessions_compact_twice_each() {
     const SESSIONS: usize = 200;
-    let server = std::sync::Arc::new(TestServer::reference_model().await.unwrap());
+    let server = std::sync::Arc::new(crate::common::reference_model().await);
     let started = Instant::now();
     let mut sessions = tokio::task::JoinSet::new();
     for index in 0..SESSIONS {

@@ -8,7 +8,6 @@ use compactor_core::Session;
 use compactor_engine::rebuild_legacy_compacted;
 use compactor_protocol::{CompactorError, ContextualMarkers, EventMsg, ResponseItem};
 use compactor_rollout_trace::{DamagedLines, Replay, parse_rollout, read_rollout};
-use compactor_testkit::TestServer;
 use pretty_assertions::assert_eq;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -62,7 +61,7 @@ fn warnings(events: &mut mpsc::Receiver<EventMsg>) -> Vec<String> {
 
 #[tokio::test]
 async fn a_damaged_middle_line_is_skipped_with_a_warning_event() {
-    let server = TestServer::reference_model().await.unwrap();
+    let server = crate::common::reference_model().await;
     let dir = tempfile::tempdir().unwrap();
     let live = saved_session(&server, dir.path()).await;
     let path = dir.path().join("rollout.jsonl");
@@ -104,7 +103,7 @@ async fn a_damaged_middle_line_is_skipped_with_a_warning_event() {
 
 #[tokio::test]
 async fn a_damaged_compacted_line_resumes_from_the_compaction_before_it() {
-    let server = TestServer::reference_model().await.unwrap();
+    let server = crate::common::reference_model().await;
     let dir = tempfile::tempdir().unwrap();
     let live = saved_session(&server, dir.path()).await;
     let path = dir.path().join("rollout.jsonl");
@@ -134,7 +133,7 @@ async fn a_damaged_compacted_line_resumes_from_the_compaction_before_it() {
 
 #[tokio::test]
 async fn the_strict_policy_refuses_a_damaged_rollout() {
-    let server = TestServer::reference_model().await.unwrap();
+    let server = crate::common::reference_model().await;
     let dir = tempfile::tempdir().unwrap();
     saved_session(&server, dir.path()).await;
     let path = dir.path().join("rollout.jsonl");
@@ -149,7 +148,7 @@ async fn the_strict_policy_refuses_a_damaged_rollout() {
 
 #[tokio::test]
 async fn a_second_writer_is_refused_and_readers_still_read() {
-    let server = TestServer::reference_model().await.unwrap();
+    let server = crate::common::reference_model().await;
     let dir = tempfile::tempdir().unwrap();
     let live = saved_session(&server, dir.path()).await;
     let path = dir.path().join("rollout.jsonl");
@@ -184,7 +183,7 @@ async fn a_second_writer_is_refused_and_readers_still_read() {
 
 #[tokio::test]
 async fn a_torn_last_line_is_cut_off_with_a_warning_event() {
-    let server = TestServer::reference_model().await.unwrap();
+    let server = crate::common::reference_model().await;
     let dir = tempfile::tempdir().unwrap();
     let live = saved_session(&server, dir.path()).await;
     let path = dir.path().join("rollout.jsonl");

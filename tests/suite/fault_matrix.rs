@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use compactor_core::{
     LOCAL_COMPACT_ERROR_PREFIX, LOCAL_COMPACTION_WARNING, REMOTE_COMPACT_ERROR_PREFIX,
-    RemoteCompaction, SessionConfig,
+    SessionConfig,
 };
 use compactor_protocol::{CompactionStatus, CompactorError, EventMsg, ResponseItem};
 use compactor_testkit::events::{
@@ -98,7 +98,10 @@ impl Implementation {
         match self {
             Implementation::V2Ws | Implementation::V2Http => {}
             Implementation::V1 => config.features.remote_compaction_v2 = false,
-            Implementation::Local => config.remote_compaction = RemoteCompaction::Unsupported,
+            Implementation::Local => {
+                config.compaction.chain =
+                    vec![compactor_protocol::CompactionImplementation::Responses];
+            }
         }
         config
     }
@@ -566,7 +569,7 @@ async fn run_case(
     if let Expected::Skip(_) = expected {
         return;
     }
-    let server = TestServer::reference_model().await.unwrap();
+    let server = crate::common::reference_model().await;
     let dir = tempfile::tempdir().unwrap();
     let mut content = sealed("compaction");
     if fault == FaultKind::TamperedSealedItem {

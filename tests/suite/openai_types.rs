@@ -21,7 +21,7 @@ use compactor_testkit::events::{
     ev_reasoning_item_added, ev_reasoning_summary_text_delta, ev_reasoning_text_delta,
     ev_response_created, ev_response_in_progress, stamp_events, usage,
 };
-use compactor_testkit::{Mode, ReferenceModelConfig, TestServer, TestServerConfig, ToolCallPolicy};
+use compactor_testkit::{ReferenceModelConfig, TestServer, ToolCallPolicy};
 use futures::StreamExt;
 use pretty_assertions::assert_eq;
 use serde::de::DeserializeOwned;
@@ -94,14 +94,12 @@ fn sse_payloads(body: &str) -> Vec<Value> {
 }
 
 async fn reference_server(tool_calls: ToolCallPolicy) -> TestServer {
-    let config = TestServerConfig {
-        mode: Mode::ReferenceModel(ReferenceModelConfig {
-            tool_calls,
-            ..ReferenceModelConfig::default()
-        }),
-        ..TestServerConfig::default()
-    };
-    TestServer::start(config).await.unwrap()
+    let model = ReferenceModelConfig { tool_calls, ..ReferenceModelConfig::default() };
+    crate::common::enforcing_reference_model(
+        model,
+        crate::common::Options::default().context_window,
+    )
+    .await
 }
 
 /// POSTs `body` to `url` and returns the answer's text, which must be a success.
@@ -366,6 +364,7 @@ async fn client_requests_deserialize_as_create_and_compact_requests() {
                     ContentItem::InputImage { image_url: "data:image/png;base64,iVBORw0KGgo=".to_owned(), detail: None },
                 ],
                 phase: None,
+                extra: Default::default(),
             },
         ]),
         tools: vec![json!({"type": "function", "name": "shell", "strict": false, "parameters": {"type": "object"}})],

@@ -1,14 +1,13 @@
 //! Resume: a session resumed from its rollout sees exactly what the live session saw.
 
 use compactor_core::Session;
-use compactor_testkit::TestServer;
 use pretty_assertions::assert_eq;
 
 use crate::common::{Harness, Options, Transport, bounded, session_config};
 
 #[tokio::test]
 async fn resume_after_two_compactions_reproduces_the_live_session() {
-    let server = TestServer::reference_model().await.unwrap();
+    let server = crate::common::reference_model().await;
     let options =
         Options { transport: Transport::Http, response_processed: false, ..Options::default() };
     let mut live = Harness::start(server, options.clone()).await;
@@ -29,7 +28,7 @@ async fn resume_after_two_compactions_reproduces_the_live_session() {
     let live_request = live.server.requests().last().unwrap().body_json().clone();
 
     // A second server instance with the same (default) seal key.
-    let other = TestServer::reference_model().await.unwrap();
+    let other = crate::common::reference_model().await;
     let config = session_config(&other, copy_dir.path(), &options);
     let (resumed, _events) = bounded(Session::builder(config).resume(&copy)).await.unwrap();
     assert_eq!(resumed.history(), live_history);
@@ -49,7 +48,7 @@ async fn resume_after_two_compactions_reproduces_the_live_session() {
 
 #[tokio::test]
 async fn rollback_and_fork() {
-    let server = TestServer::reference_model().await.unwrap();
+    let server = crate::common::reference_model().await;
     let options =
         Options { transport: Transport::Http, response_processed: false, ..Options::default() };
     let mut h = Harness::start(server, options.clone()).await;

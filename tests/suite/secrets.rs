@@ -12,9 +12,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use compactor_client::{KeySource, SecretString};
-use compactor_core::RemoteCompaction;
 use compactor_protocol::CompactorError;
-use compactor_testkit::{Fault, TestServer};
+use compactor_testkit::Fault;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::common::{Harness, Options, Transport, session_config};
@@ -134,7 +133,7 @@ enum Implementation {
 /// echoes the key (a 401, and a `response.failed` where the implementation streams), a turn.
 async fn exercise(implementation: Implementation, outputs: &mut Outputs) {
     let name = format!("{implementation:?}");
-    let server = TestServer::reference_model().await.unwrap();
+    let server = crate::common::reference_model().await;
     let dir = tempfile::tempdir().unwrap();
     let transport = match implementation {
         Implementation::V2Ws => Transport::Ws,
@@ -146,7 +145,9 @@ async fn exercise(implementation: Implementation, outputs: &mut Outputs) {
     match implementation {
         Implementation::V2Ws | Implementation::V2Http => {}
         Implementation::V1 => config.features.remote_compaction_v2 = false,
-        Implementation::Local => config.remote_compaction = RemoteCompaction::Unsupported,
+        Implementation::Local => {
+            config.compaction.chain = vec![compactor_protocol::CompactionImplementation::Responses];
+        }
     }
     let mut h = Harness::with_config(server, config, dir).await;
 

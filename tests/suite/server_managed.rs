@@ -6,7 +6,7 @@ use compactor_protocol::{
     CompactionImplementation, CompactionPhase, CompactionStatus, ContentItem, ContextManagement,
     EventMsg, ResponseItem, ToolOutput,
 };
-use compactor_testkit::{Mode, ReferenceModelConfig, TestServer, TestServerConfig, ToolCallPolicy};
+use compactor_testkit::{ReferenceModelConfig, TestServer, ToolCallPolicy};
 use pretty_assertions::assert_eq;
 
 use crate::common::{Harness, Options, Transport, bounded, session_config};
@@ -20,19 +20,15 @@ impl ToolHandler for Outputs {
 }
 
 async fn server() -> TestServer {
-    TestServer::start(TestServerConfig {
-        mode: Mode::ReferenceModel(ReferenceModelConfig {
-            tool_calls: ToolCallPolicy::OnUserText {
-                trigger: "run".into(),
-                name: "shell".into(),
-                arguments: "{}".into(),
-            },
-            ..ReferenceModelConfig::default()
-        }),
-        ..TestServerConfig::default()
-    })
-    .await
-    .unwrap()
+    let model = ReferenceModelConfig {
+        tool_calls: ToolCallPolicy::OnUserText {
+            trigger: "run".into(),
+            name: "shell".into(),
+            arguments: "{}".into(),
+        },
+        ..ReferenceModelConfig::default()
+    };
+    crate::common::enforcing_reference_model(model, 100_000).await
 }
 
 async fn session(transport: Transport) -> Harness {

@@ -4,8 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use compactor_core::{
-    CompactHookInput, CompactHooks, HookFuture, HookOutcome, RemoteCompaction, ToolCall,
-    ToolFuture, ToolHandler,
+    CompactHookInput, CompactHooks, HookFuture, HookOutcome, ToolCall, ToolFuture, ToolHandler,
 };
 use compactor_protocol::display::format_history_truncated;
 use compactor_protocol::{
@@ -16,7 +15,7 @@ use compactor_testkit::events::{
     ev_assistant_message, ev_completed, ev_completed_with_tokens, ev_context_compaction, ev_failed,
     ev_function_call, ev_output_item_done, ev_response_created,
 };
-use compactor_testkit::{ReferenceModelConfig, TestServer, TestServerConfig, ToolCallPolicy};
+use compactor_testkit::{ReferenceModelConfig, TestServer, ToolCallPolicy};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 
@@ -149,7 +148,7 @@ async fn local_manual_layouts() {
     server.push_sse(reply("r-sum", "SUMMARY"));
     server.push_sse(reply("r2", "ok"));
     let mut h = harness_with(server, &http_options(100_000), |config| {
-        config.remote_compaction = RemoteCompaction::Unsupported;
+        config.compaction.chain = vec![CompactionImplementation::Responses];
         config.compaction.summarization_prompt = Some("<SUMMARIZATION_PROMPT>".into());
     })
     .await;
@@ -188,7 +187,7 @@ async fn local_mid_turn_layout() {
     server.push_sse(reply("r-sum", "AUTO_SUMMARY"));
     server.push_sse(reply("r2", "done"));
     let mut h = harness_with(server, &http_options(10_000), |config| {
-        config.remote_compaction = RemoteCompaction::Unsupported;
+        config.compaction.chain = vec![CompactionImplementation::Responses];
         config.compaction.summarization_prompt = Some("<SUMMARIZATION_PROMPT>".into());
     })
     .await;
@@ -220,7 +219,7 @@ async fn local_overflow_drops_exactly_the_oldest_item() {
     server.push_sse(failed("r-over", "context_length_exceeded", "too long"));
     server.push_sse(reply("r-sum", "SUMMARY"));
     let mut h = harness_with(server, &http_options(100_000), |config| {
-        config.remote_compaction = RemoteCompaction::Unsupported;
+        config.compaction.chain = vec![CompactionImplementation::Responses];
     })
     .await;
     h.turn("first manual turn").await.unwrap();
@@ -609,7 +608,7 @@ async fn focus_text_reaches_every_implementation() {
     server.push_sse(reply("r1", "hi"));
     server.push_sse(reply("rs", "SUMMARY"));
     let h = harness_with(server, &http_options(100_000), |c| {
-        c.remote_compaction = RemoteCompaction::Unsupported;
+        c.compaction.chain = vec![CompactionImplementation::Responses];
     })
     .await;
     h.session
@@ -623,19 +622,15 @@ async fn focus_text_reaches_every_implementation() {
 
 /// 40 turns with ~2 000-token tool outputs in a 32 000-token window on the reference model.
 async fn long_session(options: Options, edit: impl FnOnce(&mut compactor_core::SessionConfig)) {
-    let server = TestServer::start(TestServerConfig {
-        mode: compactor_testkit::Mode::ReferenceModel(ReferenceModelConfig {
-            tool_calls: ToolCallPolicy::OnUserText {
-                trigger: "run".into(),
-                name: "shell".into(),
-                arguments: r#"{"cmd":"cargo test"}"#.into(),
-            },
-            ..ReferenceModelConfig::default()
-        }),
-        ..TestServerConfig::default()
-    })
-    .await
-    .unwrap();
+    let model = ReferenceModelConfig {
+        tool_calls: ToolCallPolicy::OnUserText {
+            trigger: "run".into(),
+            name: "shell".into(),
+            arguments: r#"{"cmd":"cargo test"}"#.into(),
+        },
+        ..ReferenceModelConfig::default()
+    };
+    let server = crate::common::enforcing_reference_model(model, options.context_window).await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = session_config(&server, dir.path(), &options);
     edit(&mut config);
@@ -693,8 +688,10 @@ async fn long_session_v1() {
 
 #[tokio::test]
 async fn long_session_local() {
-    long_session(http_options(32_000), |c| c.remote_compaction = RemoteCompaction::Unsupported)
-        .await;
+    long_session(http_options(32_000), |c| {
+        c.compaction.chain = vec![CompactionImplementation::Responses];
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -9,7 +9,6 @@ use compactor_protocol::{
     ContentItem, ContextualMarkers, EventMsg, ResponseItem, RolloutItem, RolloutLine,
     TurnContextItem, is_user_turn_boundary,
 };
-use compactor_testkit::TestServer;
 use pretty_assertions::assert_eq;
 
 use crate::common::{Harness, Options, Transport, bounded};
@@ -26,6 +25,7 @@ fn user(parts: &[&str]) -> ResponseItem {
         role: "user".into(),
         content: parts.iter().copied().map(text).collect(),
         phase: None,
+        extra: Default::default(),
     }
 }
 
@@ -158,7 +158,7 @@ async fn a_sessions_own_markers_count_user_turns_everywhere() {
 async fn live_turns_with_contextual_input_roll_back_like_the_live_history() {
     // Live turns announce every input with a `user_message` event; that does not make a turn. The
     // initial context goes into the first turn, which is why "zero" comes before the others.
-    let server = TestServer::reference_model().await.unwrap();
+    let server = crate::common::reference_model().await;
     let options =
         Options { transport: Transport::Http, response_processed: false, ..Options::default() };
     let mut h = Harness::start(server, options).await;

@@ -16,7 +16,6 @@ use compactor_protocol::{
     TokenUsageInfo,
 };
 use compactor_rollout_trace::{TraceConfig, read_rollout};
-use compactor_testkit::TestServer;
 use pretty_assertions::assert_eq;
 use tokio::sync::mpsc;
 
@@ -153,7 +152,7 @@ async fn write_failure_child() {
             Box::pin(check_write_failure(&scenario, Path::new(&dir), &url)).await;
         }
         Err(_) => {
-            let server = TestServer::reference_model().await.unwrap();
+            let server = crate::common::reference_model().await;
             let dir = tempfile::tempdir().unwrap();
             saved_session(&server, dir.path()).await;
             Box::pin(check_write_failure("enospc", dir.path(), &server.base_url())).await;
@@ -163,7 +162,7 @@ async fn write_failure_child() {
 
 /// Runs the child for `scenario` on a prepared session and checks that it finished its checks.
 async fn run_child(scenario: &str, file_size_limit: bool) {
-    let server = TestServer::reference_model().await.unwrap();
+    let server = crate::common::reference_model().await;
     let dir = tempfile::tempdir().unwrap();
     saved_session(&server, dir.path()).await;
     let mut command = if file_size_limit {

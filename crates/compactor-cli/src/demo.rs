@@ -215,6 +215,7 @@ async fn run_session(
         estimate_history(&config.base_instructions, &history, &config.provider.pass_through);
     let requests = server.map(count_requests);
     let violations = server.map(TestServer::violation_count);
+    let refused = server.map(TestServer::refused_over_window);
 
     let auto = count_compactions(&tally, CompactionTrigger::Auto);
     let manual = count_compactions(&tally, CompactionTrigger::Manual);
@@ -239,7 +240,13 @@ async fn run_session(
             Some(n) => format!(", {n} protocol violations"),
             None => String::new(),
         };
-        outln!("  model requests   {requests}{checked}");
+        // The embedded model enforces the window as a real endpoint does; a refused request is
+        // one the session recovered from (a local summary trimmed, a reactive compaction).
+        let refused = match refused {
+            Some(0) | None => String::new(),
+            Some(n) => format!(", {n} refused as over the window"),
+        };
+        outln!("  model requests   {requests}{checked}{refused}");
     }
     outln!(
         "  compactions      {} ({auto} auto, {manual} manual, {failed} not completed{attempts})",
@@ -281,11 +288,14 @@ async fn run_session(
         "model": config.model.slug,
         "context_window": config.model.context_window,
         "auto_compact_limit": config.model.auto_compact_limit(),
-        "chain": config.compaction.chain,
+        "chain": config.compaction_chain(),
+        "provider_kind": config.provider_kind().as_str(),
         "base_url": config.provider.display_base_url(),
         "embedded": matches!(settings.endpoint, Endpoint::Embedded { .. }),
         "requests": requests,
         "protocol_violations": violations,
+        "window_enforced": matches!(settings.endpoint, Endpoint::Embedded { .. }),
+        "refused_over_window": refused,
         "compactions": tally.compactions,
         "peak_context_tokens": tally.peak_context,
         "context_tokens": context,

@@ -47,7 +47,7 @@ impl SavedSession {
         self.session
             .session_meta
             .as_ref()
-            .and_then(|meta| meta.base_instructions.as_deref())
+            .and_then(compactor_protocol::SessionMeta::base_instructions_text)
             .unwrap_or_default()
     }
 }

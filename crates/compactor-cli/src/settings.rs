@@ -10,11 +10,12 @@ use compactor_analytics::{
     HttpBatchSink, HttpSinkConfig, JsonlFileSink, SinkFuture,
 };
 use compactor_client::{KeySource, WebsocketMode};
-use compactor_core::{CONFIG_FILE_NAME, CompactorToml, ModelInfo, SessionConfig};
+use compactor_core::{CONFIG_FILE_NAME, CompactorToml, ModelInfo, ProviderKind, SessionConfig};
 use compactor_protocol::CompactionImplementation;
 use compactor_rollout_trace::TraceConfig;
 use compactor_testkit::{
-    Mode, ReferenceModelConfig, SealKey, TestServer, TestServerConfig, ToolCallPolicy,
+    ContextWindows, Mode, ReferenceModelConfig, SealKey, TestServer, TestServerConfig,
+    ToolCallPolicy,
 };
 use tokio::sync::mpsc;
 
@@ -223,20 +224,22 @@ pub(crate) fn layer(
         }
         config.provider.key = KeySource::None;
         config.provider.name = "embedded".to_owned();
+        config.provider_kind = Some(ProviderKind::Reference);
         Endpoint::Embedded { seal_key: args.seal_key.clone() }
     };
     Ok(Settings { config, endpoint, file })
 }
 
-/// The command's defaults: WebSocket with `response.processed`, remote compaction v2, and trace
-/// bundles under `COMPACTOR_ROLLOUT_TRACE_ROOT` when it is set.
+/// The command's defaults: WebSocket with `response.processed`, the `remote_compaction_v2`
+/// feature, the compaction chain the provider's kind chooses, and trace bundles under
+/// `COMPACTOR_ROLLOUT_TRACE_ROOT` when it is set.
 pub(crate) fn cli_defaults(model: ModelInfo) -> SessionConfig {
     let mut config = SessionConfig::new(compactor_client::ProviderConfig::default(), model);
     config.trace = TraceConfig::from_env();
     config.provider.websocket = WebsocketMode::Enabled;
     config.features.remote_compaction_v2 = true;
     config.features.responses_websocket_response_processed = true;
-    config.compaction.chain = vec![CompactionImplementation::ResponsesCompactionV2];
+    // No chain: the provider's kind chooses it (D114).
     config
 }
 
@@ -250,10 +253,19 @@ impl Settings {
         let Endpoint::Embedded { seal_key } = &self.endpoint else {
             return Ok(None);
         };
+        // The embedded model enforces the session's window, as a real endpoint would.
+        let context_windows = self
+            .config
+            .model
+            .context_window
+            .and_then(|window| u64::try_from(window).ok())
+            .map(ContextWindows::every_model)
+            .unwrap_or_default();
         let model = ReferenceModelConfig {
             seal_key: seal_key.as_ref().map(SealKey::new).unwrap_or_default(),
             tool_calls,
             reply_padding_bytes: 0,
+            context_windows,
         };
         let config = TestServerConfig {
             mode: Mode::ReferenceModel(model),
@@ -285,14 +297,16 @@ impl Settings {
         format!("{what} at {} ({transport})", config.provider.display_base_url())
     }
 
-    /// The chain as the analytics labels name it.
+    /// The chain as the analytics labels name it, and whether it is the provider's default.
     pub(crate) fn describe_chain(&self) -> String {
-        if self.config.compaction.chain.is_empty() {
-            return "chosen by provider and features".to_owned();
-        }
         let names: Vec<String> =
-            self.config.compaction.chain.iter().map(ToString::to_string).collect();
-        names.join(" -> ")
+            self.config.compaction_chain().iter().map(ToString::to_string).collect();
+        let chain = names.join(" -> ");
+        if self.config.compaction.chain.is_empty() {
+            format!("{chain} (the default for a provider of kind {})", self.config.provider_kind())
+        } else {
+            chain
+        }
     }
 
     /// Starts analytics: the command's own sink (returned as a receiver of compaction events),

@@ -106,7 +106,7 @@ pub(crate) fn status_error(
         400 => AttemptError::final_error(match code {
             "context_length_exceeded" => CompactorError::ContextWindowExceeded,
             "cyber_policy" => CompactorError::CyberPolicy(message),
-            _ => CompactorError::InvalidRequest(message),
+            _ => CompactorError::InvalidRequest(with_params(message, error_obj)),
         }),
         429 if code == "usage_limit_reached" || field("type") == Some("usage_limit_reached") => {
             AttemptError::final_error(CompactorError::UsageLimitReached(message))
@@ -148,6 +148,24 @@ pub(crate) fn status_error(
         }),
     };
     AttemptError { error: redactor.error(attempt.error), retry: attempt.retry }
+}
+
+/// `message` followed by the request parameters the error names (`param`, and the `param` of
+/// each of its `details`, as schema-validating servers report them), so the caller can tell
+/// which part of its request was refused (D114).
+fn with_params(message: String, error: Option<&Value>) -> String {
+    let Some(error) = error else { return message };
+    let details = error.get("details").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    let mut params: Vec<&str> = Vec::new();
+    for param in std::iter::once(error.get("param"))
+        .chain(details.iter().map(|detail| detail.get("param")))
+        .filter_map(|param| param.and_then(Value::as_str))
+    {
+        if !param.is_empty() && !params.contains(&param) && !message.contains(param) {
+            params.push(param);
+        }
+    }
+    if params.is_empty() { message } else { format!("{message} (param: {})", params.join(", ")) }
 }
 
 /// `Retry-After: <seconds>` (or `retry-after-ms`).

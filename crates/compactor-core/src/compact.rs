@@ -26,7 +26,6 @@ use compactor_protocol::{
 use compactor_rollout_trace::crash::{self, CrashPoint};
 use compactor_rollout_trace::{CompactionTraceAttempt, CompactionTraceContext, SentRequestJson};
 
-use crate::config::RemoteCompaction;
 use crate::hooks::{CompactHookInput, HookOutcome};
 use crate::retry::{StreamAttempt, StreamFailure};
 use crate::session::{Session, now_ms};
@@ -40,6 +39,22 @@ pub const LOCAL_COMPACT_ERROR_PREFIX: &str = "Error running local compact task";
 
 /// The notice shown after a local compaction.
 pub const LOCAL_COMPACTION_WARNING: &str = "Heads up: long threads and repeated compactions make the model less accurate. Start a new thread when possible to keep threads small and targeted.";
+
+/// The chain of a provider that does not compact remotely (D114).
+const LOCAL_CHAIN: [CompactionImplementation; 2] =
+    [CompactionImplementation::Responses, CompactionImplementation::Prune];
+
+/// What the warning and the analytics event say when a provider refuses the v2 trigger.
+const V2_UNSUPPORTED: &str = "the provider does not support remote compaction v2";
+
+/// Whether `error` is a provider refusing a v2 request's trigger item: a 400 that names the
+/// trigger's type, or an input item's `type` parameter (D114).
+fn refuses_trigger(error: &CompactorError) -> bool {
+    let CompactorError::InvalidRequest(text) = error else { return false };
+    text.contains("context_compaction")
+        || text.contains("compaction_trigger")
+        || (text.contains("input[") && text.contains("].type"))
+}
 
 /// A compaction failure whose events have been emitted already.
 #[derive(Debug)]
@@ -415,19 +430,37 @@ impl Session {
         )
     }
 
-    /// The implementations to try, in order (D8, D18).
+    /// The implementations to try, in order (D8, D18, D114): the configured or default chain,
+    /// without v2 once the provider refused its trigger.
     pub(crate) fn compaction_chain(&self) -> Vec<CompactionImplementation> {
-        let config = &self.inner.config;
-        if !config.compaction.chain.is_empty() {
-            return config.compaction.chain.clone();
-        }
-        vec![match config.remote_compaction {
-            RemoteCompaction::Supported if config.features.remote_compaction_v2 => {
-                CompactionImplementation::ResponsesCompactionV2
+        let mut chain = self.inner.config.compaction_chain();
+        if self.state().lacks_remote_v2 {
+            chain.retain(|implementation| {
+                *implementation != CompactionImplementation::ResponsesCompactionV2
+            });
+            if chain.is_empty() {
+                chain = LOCAL_CHAIN.to_vec();
             }
-            RemoteCompaction::Supported => CompactionImplementation::ResponsesCompact,
-            RemoteCompaction::Unsupported => CompactionImplementation::Responses,
-        }]
+        }
+        chain
+    }
+
+    /// After a failed v2 attempt: when `error` is the provider refusing the trigger item and
+    /// neither its kind nor its setting says it compacts remotely, marks it as lacking v2 for the
+    /// session and says so once (D114). Returns whether it did.
+    async fn latch_missing_v2(&self, error: &CompactorError) -> bool {
+        if !refuses_trigger(error) || self.inner.config.compacts_remotely() {
+            return false;
+        }
+        let first = !std::mem::replace(&mut self.state().lacks_remote_v2, true);
+        if first {
+            let message = format!(
+                "{V2_UNSUPPORTED} ({error}); compaction goes on locally, and v2 is not tried \
+                 again in this session"
+            );
+            self.emit(EventMsg::Warning { message }).await;
+        }
+        true
     }
 
     /// Runs the chain: one `ContextCompaction` item and compaction id for all attempts, one
@@ -442,30 +475,34 @@ impl Session {
         let chain = self.compaction_chain();
         let CompactionStart { item, context, tokens_before } =
             self.start_compaction(turn, request.trigger, request.reason, request.phase);
-        let begin = |index: usize, implementation: CompactionImplementation| {
+        let begin = |index: usize, implementation: CompactionImplementation, length: usize| {
             let spec = AttemptSpec::new(implementation, tokens_before)
                 .with_attempt_number(u32::try_from(index + 1).unwrap_or(u32::MAX))
-                .with_chain(ChainPosition::from_index(index, chain.len()));
+                .with_chain(ChainPosition::from_index(index, length));
             CompactionAnalyticsAttempt::begin(&self.inner.analytics, &context, spec)
         };
         let first = chain.first().copied().unwrap_or(CompactionImplementation::Prune);
         if self.state().history.is_empty() {
             // Nothing to compact: no request, no change (D9).
-            begin(0, first).track(AttemptOutcome::skipped(tokens_before));
+            begin(0, first, chain.len()).track(AttemptOutcome::skipped(tokens_before));
             return Ok(());
         }
         if let HookOutcome::Stop { reason } =
             self.run_hook(turn, request.trigger, HookEventName::PreCompact).await
         {
             let error = CompactorError::TurnAborted { reason };
-            begin(0, first).track(AttemptOutcome::interrupted(error.to_string(), tokens_before));
+            begin(0, first, chain.len())
+                .track(AttemptOutcome::interrupted(error.to_string(), tokens_before));
             return Err(CompactionFailure(error));
         }
         let trace = self.announce_compaction(turn, &item).await;
         let mut last_error = None;
         let usable = turn.model.model_context_window();
-        for (index, implementation) in chain.iter().copied().enumerate() {
-            let attempt = begin(index, implementation);
+        let mut chain = chain;
+        let mut index = 0;
+        while let Some(implementation) = chain.get(index).copied() {
+            index += 1;
+            let attempt = begin(index - 1, implementation, chain.len());
             let mut stats = AttemptStats::default();
             // An implementation whose result cannot fit is not asked (D63).
             let floor = usable.and_then(|usable| {
@@ -501,8 +538,16 @@ impl Session {
             let installed = match installed {
                 Ok(installed) => installed,
                 Err(error) => {
+                    let latched = implementation == CompactionImplementation::ResponsesCompactionV2
+                        && self.latch_missing_v2(&error).await;
+                    let tracked = if latched {
+                        // The analytics event says why v2 will not be tried again.
+                        CompactorError::InvalidRequest(format!("{V2_UNSUPPORTED}: {error}"))
+                    } else {
+                        error.clone()
+                    };
                     let outcome =
-                        AttemptOutcome::from_result(&Err::<(), _>(error.clone()), tokens_before)
+                        AttemptOutcome::from_result(&Err::<(), _>(tracked), tokens_before)
                             .with_retries(stats.retries)
                             .with_bytes_sent(stats.bytes_sent);
                     attempt.track(outcome);
@@ -516,6 +561,21 @@ impl Session {
                         error,
                         CompactorError::RolloutWrite { .. } | CompactorError::RolloutInUse { .. }
                     );
+                    if latched {
+                        // The chain goes on without v2; with nothing left, it goes on as it
+                        // would for a provider without remote compaction.
+                        chain.retain(|next| {
+                            *next != CompactionImplementation::ResponsesCompactionV2
+                        });
+                        index -= 1;
+                        if index == chain.len() {
+                            let missing: Vec<CompactionImplementation> = LOCAL_CHAIN
+                                .into_iter()
+                                .filter(|local| !chain.contains(local))
+                                .collect();
+                            chain.extend(missing);
+                        }
+                    }
                     last_error = Some((implementation, error));
                     if rollout_failed {
                         break;

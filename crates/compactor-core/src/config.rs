@@ -86,13 +86,102 @@ impl ModelInfo {
     }
 }
 
+/// What kind of endpoint a provider is: it decides whether the provider compacts remotely when
+/// [`RemoteCompaction`] does not say, and so the default compaction chain (D114).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProviderKind {
+    /// OpenAI's API (`api.openai.com` and other `openai.com` hosts).
+    OpenAi,
+    /// Azure OpenAI or Azure AI Foundry (`*.openai.azure.com`, `*.cognitiveservices.azure.com`,
+    /// `*.services.ai.azure.com`, or a provider named `azure`).
+    Azure,
+    /// The reference model of `compactor-testkit`, as the CLI and tests start it.
+    Reference,
+    /// Any other Responses-compatible server: a local model server, a proxy to another vendor.
+    Other,
+}
+
+impl ProviderKind {
+    /// The kind a provider named `name` at `base_url` has: OpenAI and Azure hosts are
+    /// recognised, everything else (loopback included) is [`ProviderKind::Other`]; the
+    /// reference model is never guessed, it is named.
+    pub fn detect(name: &str, base_url: &str) -> Self {
+        let host = host_of(base_url);
+        let ends_with = |suffix: &str| host.ends_with(suffix);
+        if host == "openai.com" || ends_with(".openai.com") {
+            ProviderKind::OpenAi
+        } else if name.eq_ignore_ascii_case("azure")
+            || ends_with(".openai.azure.com")
+            || ends_with(".cognitiveservices.azure.com")
+            || ends_with(".services.ai.azure.com")
+        {
+            ProviderKind::Azure
+        } else {
+            ProviderKind::Other
+        }
+    }
+
+    /// Whether a provider of this kind compacts remotely (v2, v1) unless told otherwise.
+    pub fn compacts_remotely(self) -> bool {
+        match self {
+            ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Reference => true,
+            ProviderKind::Other => false,
+        }
+    }
+
+    /// The name `compactor.toml` uses: `openai`, `azure`, `reference` or `other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Azure => "azure",
+            ProviderKind::Reference => "reference",
+            ProviderKind::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ProviderKind {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "openai" => Ok(ProviderKind::OpenAi),
+            "azure" => Ok(ProviderKind::Azure),
+            "reference" => Ok(ProviderKind::Reference),
+            "other" => Ok(ProviderKind::Other),
+            other => Err(format!("{other:?} (expected one of openai, azure, reference, other)")),
+        }
+    }
+}
+
+/// The lowercase host of a URL, without scheme, credentials, port or path.
+fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
 /// Whether the provider can compact on the server (`/responses/compact`, v2 triggers).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum RemoteCompaction {
-    /// It can (OpenAI, Azure Responses, the testkit).
+    /// As its [`ProviderKind`] implies: OpenAI, Azure and the reference model can, others
+    /// cannot.
     #[default]
+    ByProviderKind,
+    /// It can, whatever its kind; it is never marked as lacking v2 (D114).
     Supported,
-    /// It cannot; only local strategies apply.
+    /// It cannot; only local strategies apply unless a chain says otherwise.
     Unsupported,
 }
 
@@ -126,7 +215,8 @@ pub enum ReactiveCompaction {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompactionSettings {
     /// The implementations to try, in order, until one succeeds (D18); empty selects by
-    /// provider capability and features: v2, else v1 for remote providers, else local.
+    /// provider (D114): v2 (v1 without the `remote_compaction_v2` feature) for a provider that
+    /// compacts remotely, `local -> prune` for any other.
     pub chain: Vec<CompactionImplementation>,
     /// The summarization prompt of local compaction (default: the engine's).
     pub summarization_prompt: Option<String>,
@@ -182,6 +272,9 @@ impl Default for CompactionSettings {
 pub struct SessionConfig {
     /// The provider.
     pub provider: ProviderConfig,
+    /// The provider's kind; `None` detects it from its name and base URL
+    /// ([`ProviderKind::detect`]).
+    pub provider_kind: Option<ProviderKind>,
     /// Whether the provider compacts remotely.
     pub remote_compaction: RemoteCompaction,
     /// The model of the session's turns (a turn may override it).
@@ -221,6 +314,7 @@ impl SessionConfig {
     pub fn new(provider: ProviderConfig, model: ModelInfo) -> Self {
         Self {
             provider,
+            provider_kind: None,
             remote_compaction: RemoteCompaction::default(),
             model,
             features: Features::default(),
@@ -236,6 +330,37 @@ impl SessionConfig {
             cwd: None,
             rollout_path: None,
             trace: TraceConfig::disabled(),
+        }
+    }
+
+    /// The provider's kind: the configured one, else the one its name and base URL show.
+    pub fn provider_kind(&self) -> ProviderKind {
+        self.provider_kind
+            .unwrap_or_else(|| ProviderKind::detect(&self.provider.name, &self.provider.base_url))
+    }
+
+    /// Whether the provider compacts remotely: as configured, else as its kind implies.
+    pub fn compacts_remotely(&self) -> bool {
+        match self.remote_compaction {
+            RemoteCompaction::Supported => true,
+            RemoteCompaction::Unsupported => false,
+            RemoteCompaction::ByProviderKind => self.provider_kind().compacts_remotely(),
+        }
+    }
+
+    /// The chain a compaction runs (D114): the configured one, else v2 (v1 without the
+    /// `remote_compaction_v2` feature) for a provider that compacts remotely, and
+    /// `local -> prune` for any other.
+    pub fn compaction_chain(&self) -> Vec<CompactionImplementation> {
+        if !self.compaction.chain.is_empty() {
+            return self.compaction.chain.clone();
+        }
+        match (self.compacts_remotely(), self.features.remote_compaction_v2) {
+            (true, true) => vec![CompactionImplementation::ResponsesCompactionV2],
+            (true, false) => vec![CompactionImplementation::ResponsesCompact],
+            (false, _) => {
+                vec![CompactionImplementation::Responses, CompactionImplementation::Prune]
+            }
         }
     }
 }

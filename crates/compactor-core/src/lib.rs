@@ -64,8 +64,8 @@ pub use compact::{
     LOCAL_COMPACT_ERROR_PREFIX, LOCAL_COMPACTION_WARNING, REMOTE_COMPACT_ERROR_PREFIX,
 };
 pub use config::{
-    CompactionSettings, Features, ModelInfo, PruneSettings, ReactiveCompaction, RemoteCompaction,
-    SessionConfig,
+    CompactionSettings, Features, ModelInfo, ProviderKind, PruneSettings, ReactiveCompaction,
+    RemoteCompaction, SessionConfig,
 };
 pub use hooks::{CompactHookInput, CompactHooks, HookFuture, HookOutcome};
 pub use session::{EVENT_CHANNEL_CAPACITY, Session, SessionBuilder};

@@ -30,6 +30,9 @@ pub(crate) struct SessionState {
     pub(crate) reasoning: ReasoningAccounting,
     /// The model of the last completed turn (for the downshift check).
     pub(crate) previous_model: Option<ModelInfo>,
+    /// The provider refused the v2 trigger: v2 is left out of chains for the rest of the
+    /// session (D114).
+    pub(crate) lacks_remote_v2: bool,
     /// The context estimate right after the last compaction installed in this session, for the
     /// loop guard's growth rule (D104).
     pub(crate) after_last_compaction: Option<i64>,

@@ -61,6 +61,7 @@ impl AnalyticsSettings {
 /// [provider]
 /// name = "openai"                          # a display name (logs, traces, analytics)
 /// base_url = "https://api.openai.com/v1"   # `/responses` is appended
+/// kind = "openai"                          # or azure, reference, other [default: from base_url]
 /// api_key_env = "OPENAI_API_KEY"           # "" sends no key
 /// websocket = true
 /// prewarm = false
@@ -71,7 +72,7 @@ impl AnalyticsSettings {
 /// connect_timeout = "15s"
 /// websocket_connect_timeout = "15s"
 /// request_timeout = "10m"
-/// remote_compaction = true                 # the provider can compact remotely
+/// remote_compaction = true                 # [default: as the kind implies]
 /// v2_trigger = "context_compaction"        # or "compaction_trigger"
 /// pass_through = ["configuration_update"]
 /// extra_headers = { "x-team" = "agents" }
@@ -235,6 +236,9 @@ impl CompactorToml {
         set(&mut target.pass_through, provider.pass_through.clone());
         set(&mut target.extra_headers, provider.extra_headers.clone());
         set(&mut config.remote_compaction, provider.remote_compaction);
+        if let Some(kind) = provider.kind {
+            config.provider_kind = Some(kind);
+        }
 
         let compaction = &self.compaction;
         let target = &mut config.compaction;

@@ -221,6 +221,7 @@ impl Session {
             role: "user".to_owned(),
             content: input,
             phase: None,
+            extra: Default::default(),
         };
         self.guard_request(
             turn,

@@ -147,6 +147,7 @@ pub(crate) fn select_user_messages(
             role: "user".to_owned(),
             content,
             phase: None,
+            extra: Default::default(),
         })
         .collect()
 }

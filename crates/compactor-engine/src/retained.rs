@@ -117,7 +117,7 @@ fn is_message(item: &ResponseItem) -> bool {
 ///
 /// The images stay when the cut text leaves room for them; otherwise they become placeholders.
 pub(crate) fn cut_message(message: &ResponseItem, max_tokens: u64) -> (ResponseItem, bool) {
-    let ResponseItem::Message { id, role, content, phase } = message else {
+    let ResponseItem::Message { id, role, content, phase, .. } = message else {
         return (message.clone(), estimate_item_tokens(message) <= max_tokens);
     };
     let with = |parts| ResponseItem::Message {
@@ -125,6 +125,9 @@ pub(crate) fn cut_message(message: &ResponseItem, max_tokens: u64) -> (ResponseI
         role: role.clone(),
         content: parts,
         phase: *phase,
+        // A cut message is a new message in Compactor's own form: the leftovers of the original
+        // parts would no longer line up with the cut ones.
+        extra: Default::default(),
     };
     let cut_to_fit = |content: &[ContentItem]| {
         let mut text_budget = max_tokens.saturating_mul(4).min(text_bytes(content));

@@ -21,6 +21,7 @@ pub(crate) fn message(role: &str, text: &str) -> ResponseItem {
         role: role.to_owned(),
         content: vec![ContentItem::InputText { text: text.to_owned() }],
         phase: None,
+        extra: Default::default(),
     }
 }
 
@@ -37,6 +38,7 @@ pub(crate) fn user_with_image(text: &str) -> ResponseItem {
         role: "user".to_owned(),
         content: vec![ContentItem::InputText { text: text.to_owned() }, data_url_image()],
         phase: None,
+        extra: Default::default(),
     }
 }
 

@@ -17,8 +17,8 @@ use serde_json::{Map, Value};
 use siphasher::sip128::{Hasher128, SipHasher13};
 
 use crate::items::{
-    ContentItem, LocalShellAction, MessagePhase, ReasoningContent, ReasoningSummary, ResponseItem,
-    ToolOutput, WebSearchAction,
+    ContentItem, LocalShellAction, MessagePhase, PartKind, ReasoningContent, ReasoningSummary,
+    ResponseItem, ToolOutput, Unmodelled, WebSearchAction,
 };
 
 /// The secret key of [`ResponseItem::fingerprint`]; draw it at random, once per baseline.
@@ -121,7 +121,7 @@ impl Feed {
 
     fn item(&mut self, item: &ResponseItem) {
         match item {
-            ResponseItem::Message { id, role, content, phase } => {
+            ResponseItem::Message { id, role, content, phase, extra } => {
                 self.tag(1);
                 self.opt_str(id.as_deref());
                 self.str(role);
@@ -131,6 +131,7 @@ impl Feed {
                     Some(MessagePhase::Commentary) => self.tag(1),
                     Some(MessagePhase::FinalAnswer) => self.tag(2),
                 }
+                self.unmodelled(extra);
             }
             ResponseItem::Reasoning { id, summary, content, encrypted_content } => {
                 self.tag(2);
@@ -284,6 +285,42 @@ impl Feed {
             ResponseItem::Unknown(raw) => {
                 self.tag(15);
                 self.value(raw);
+            }
+        }
+    }
+
+    /// What a message keeps beyond its modelled fields, as `==` compares it: the unmodelled
+    /// fields as an unordered set, the original key orders, the two flags, and the parts' leftovers
+    /// in order.
+    fn unmodelled(&mut self, extra: &Unmodelled) {
+        let Some(leftovers) = extra.leftovers() else {
+            self.tag(0);
+            return;
+        };
+        self.tag(1);
+        self.object(&leftovers.fields);
+        self.order(leftovers.order.as_deref());
+        self.tag(u8::from(leftovers.typeless));
+        self.tag(u8::from(leftovers.string_content));
+        self.len(leftovers.parts.len());
+        for part in &leftovers.parts {
+            self.len(part.index);
+            self.tag(match part.kind {
+                PartKind::InputText => 1,
+                PartKind::OutputText => 2,
+                PartKind::InputImage => 3,
+            });
+            self.object(&part.fields);
+            self.order(part.order.as_deref());
+        }
+    }
+
+    fn order(&mut self, order: Option<&[String]>) {
+        match order {
+            None => self.tag(0),
+            Some(keys) => {
+                self.tag(1);
+                self.strs(keys);
             }
         }
     }

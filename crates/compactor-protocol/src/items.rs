@@ -3,12 +3,14 @@
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+mod read;
+mod wire;
+
+pub(crate) use wire::PartKind;
 
 use crate::request::InputItems;
-
-mod derived;
-mod read;
 
 /// One item of a conversation history, as the Responses API and the rollout carry it.
 ///
@@ -16,47 +18,47 @@ mod read;
 /// An item whose `type` Compactor does not know (or whose known `type` has a shape it cannot read)
 /// becomes [`ResponseItem::Unknown`], which keeps its raw JSON and writes it back unchanged.
 ///
-/// It is read by a hand-written visitor over `type` that reads an item straight into its fields
-/// (see D131 in docs/decisions.md); the attributes below give the written form, and the reading
-/// agrees with what they would derive.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+/// A message is read in every form the Responses API accepts: without `type` (`{"role":"user",
+/// "content":"hi"}`), with `content` as a plain string, with fields and part fields Compactor
+/// does not model (Codex's `status` and `internal_chat_message_metadata_passthrough`, an output
+/// part's `annotations`), in any key order. It is a real [`ResponseItem::Message`] (sent,
+/// estimated, counted as a user turn) and is written back in the form it came in; see
+/// [`Unmodelled`].
+///
+/// An item is read by a hand-written visitor over `type` that reads the common forms straight into
+/// their fields (see D131 in docs/decisions.md).
+#[derive(Debug, Clone, PartialEq)]
 pub enum ResponseItem {
     /// A message from the user, the assistant, the developer or the system.
     Message {
         /// Server-assigned id, kept as it came.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
         /// `user`, `assistant`, `developer` or `system`.
         role: String,
         /// The message's parts.
         content: Vec<ContentItem>,
         /// Whether an assistant message is commentary or the final answer.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         phase: Option<MessagePhase>,
+        /// What the message carried beyond these fields, and the form it came in; empty for a
+        /// message built in code.
+        extra: Unmodelled,
     },
     /// Model reasoning, usually only as an encrypted blob.
     Reasoning {
         /// Server-assigned id, kept as it came.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
         /// Reasoning summary parts.
-        #[serde(default)]
         summary: Vec<ReasoningSummary>,
         /// Raw reasoning content, when the server sends it.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         content: Option<Vec<ReasoningContent>>,
         /// The opaque reasoning state; always written, `null` when absent.
-        #[serde(default)]
         encrypted_content: Option<String>,
     },
     /// A shell command the model asked the harness to run.
     LocalShellCall {
         /// Server-assigned id, kept as it came.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
         /// The call id that the output refers to; always written, `null` when absent.
-        #[serde(default)]
         call_id: Option<String>,
         /// `completed`, `in_progress` or `incomplete`.
         status: String,
@@ -67,12 +69,10 @@ pub enum ResponseItem {
     /// A function tool call; `arguments` is a JSON document encoded as a string.
     FunctionCall {
         /// Server-assigned id, kept as it came.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
         /// The tool's name.
         name: String,
         /// The tool's namespace, for namespaced tools.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         namespace: Option<String>,
         /// The arguments, a JSON string.
         arguments: String,
@@ -82,13 +82,10 @@ pub enum ResponseItem {
     /// A tool-search call.
     ToolSearchCall {
         /// Server-assigned id, kept as it came.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
         /// The call id; always written, `null` when absent.
-        #[serde(default)]
         call_id: Option<String>,
         /// The call's status.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         status: Option<String>,
         /// Where the search runs.
         execution: String,
@@ -105,10 +102,8 @@ pub enum ResponseItem {
     /// A freeform (custom) tool call.
     CustomToolCall {
         /// Server-assigned id, kept as it came.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
         /// The call's status.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         status: Option<String>,
         /// The id its output answers.
         call_id: String,
@@ -122,7 +117,6 @@ pub enum ResponseItem {
         /// The call this answers.
         call_id: String,
         /// The tool's name.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
         /// A plain string or content parts.
         output: ToolOutput,
@@ -130,7 +124,6 @@ pub enum ResponseItem {
     /// The answer to a [`ResponseItem::ToolSearchCall`].
     ToolSearchOutput {
         /// The call this answers; always written, `null` when absent.
-        #[serde(default)]
         call_id: Option<String>,
         /// The output's status.
         status: String,
@@ -142,13 +135,10 @@ pub enum ResponseItem {
     /// A hosted web search.
     WebSearchCall {
         /// Server-assigned id, kept as it came.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
         /// The call's status.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         status: Option<String>,
         /// What the search did.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         action: Option<WebSearchAction>,
     },
     /// A hosted image generation.
@@ -158,39 +148,89 @@ pub enum ResponseItem {
         /// The call's status.
         status: String,
         /// The prompt the model actually used.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         revised_prompt: Option<String>,
         /// The generated image, base64.
         result: String,
     },
     /// An opaque compacted summary from `/responses/compact` (v1), the `compaction_trigger` form of
     /// v2, or server-managed compaction. Accepts the legacy `compaction_summary` type on input.
-    #[serde(alias = "compaction_summary")]
     Compaction {
         /// Server-assigned id, kept as it came.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
         /// The opaque compacted state.
         encrypted_content: String,
         /// Who produced it, when the server says.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         created_by: Option<String>,
     },
     /// Remote compaction v2: without content it is the request trigger
     /// (`{"type":"context_compaction"}`); with content it is the model's compacted state.
     ContextCompaction {
         /// Server-assigned id, kept as it came.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
         /// The opaque compacted state; absent on the trigger.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         encrypted_content: Option<String>,
     },
     /// The later v2 trigger form, `{"type":"compaction_trigger"}`; it is never persisted.
     CompactionTrigger,
     /// An item of a type Compactor does not model, kept as its raw JSON object.
-    #[serde(untagged)]
     Unknown(Value),
+}
+
+/// What a message carried beyond the fields Compactor models, and the form it came in, so that
+/// it is written back as it was read (see D110 in docs/decisions.md).
+///
+/// It holds the fields of the message and of its text and image parts that Compactor does not
+/// model (kept as JSON, in order), the original key order when it was not Compactor's own,
+/// whether `type` was absent, and whether `content` was a plain string. A message built in code
+/// has none of it ([`Unmodelled::default`]). Compactor reads none of it either: it only writes it
+/// back, so an item that went through a session, a rollout or a fork keeps every field.
+///
+/// When the modelled fields change, what still applies is kept: a string content stays a string
+/// while the content is one text part, and a part's extra fields stay with the part at the same
+/// position while it keeps its type.
+///
+/// # Examples
+///
+/// ```
+/// use compactor_protocol::ResponseItem;
+///
+/// let raw = r#"{"role":"user","content":"hi","metadata":{"source":"cli"}}"#;
+/// let item: ResponseItem = serde_json::from_str(raw).unwrap();
+/// let ResponseItem::Message { role, extra, .. } = &item else { panic!("a message") };
+/// assert_eq!(role, "user");
+/// assert!(extra.is_typeless());
+/// assert_eq!(extra.get("metadata").unwrap()["source"], "cli");
+/// assert_eq!(item.message_text().as_deref(), Some("hi"));
+/// assert_eq!(serde_json::to_string(&item).unwrap(), raw);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Unmodelled(Option<Box<wire::Leftovers>>);
+
+impl Unmodelled {
+    /// Whether there is nothing to keep: the message is in Compactor's own form.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// A message-level field Compactor does not model.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.as_ref()?.fields.get(key)
+    }
+
+    /// The message-level fields Compactor does not model, in the order they came.
+    pub fn fields(&self) -> Option<&Map<String, Value>> {
+        self.0.as_ref().map(|leftovers| &leftovers.fields).filter(|fields| !fields.is_empty())
+    }
+
+    /// Whether the message came without a `type` (and is written back without one).
+    pub fn is_typeless(&self) -> bool {
+        self.0.as_ref().is_some_and(|leftovers| leftovers.typeless)
+    }
+
+    /// Whether the message's `content` came as a plain string.
+    pub fn has_string_content(&self) -> bool {
+        self.0.as_ref().is_some_and(|leftovers| leftovers.string_content)
+    }
 }
 
 /// A part of a message's content.
@@ -273,7 +313,7 @@ pub enum LocalShellAction {
         working_directory: Option<String>,
         /// Extra environment variables.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        env: Option<serde_json::Map<String, Value>>,
+        env: Option<Map<String, Value>>,
         /// The user to run as.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         user: Option<String>,
@@ -373,7 +413,25 @@ impl ResponseItem {
     }
 
     fn message(role: &str, part: ContentItem) -> Self {
-        ResponseItem::Message { id: None, role: role.to_owned(), content: vec![part], phase: None }
+        ResponseItem::Message {
+            id: None,
+            role: role.to_owned(),
+            content: vec![part],
+            phase: None,
+            extra: Unmodelled::default(),
+        }
+    }
+
+    /// A user message as a request's string `input` means it: no `type`, string content, and
+    /// written back that way.
+    pub(crate) fn easy_user_input(text: String) -> Self {
+        ResponseItem::Message {
+            id: None,
+            role: "user".to_owned(),
+            content: vec![ContentItem::InputText { text }],
+            phase: None,
+            extra: Unmodelled::easy_input(),
+        }
     }
 
     /// The v2 request trigger in the original form, `{"type":"context_compaction"}`.
@@ -518,8 +576,9 @@ impl PassThroughList {
     }
 }
 
-/// The derived reading of items, for the benches and fuzz targets that compare the hand-written
-/// reader with it (D131); not part of the API.
+/// The general reading of items (a message by hand from its JSON object, every other item by the
+/// deserializer serde derives for the tagged form), for the tests, benches and fuzz targets that
+/// compare the hand-written reader with it (D131); not part of the API.
 #[doc(hidden)]
 pub mod oracle {
     use std::fmt;
@@ -528,45 +587,45 @@ pub mod oracle {
     use serde::{Deserialize, Deserializer};
 
     use super::ResponseItem;
-    use super::derived::Derived;
+    use super::wire::read_general;
 
-    /// An item read by the deserializer serde derives from [`ResponseItem`]'s attributes.
+    /// An item read the general way, as it was read before the hand-written reader.
     #[derive(Debug, Clone, PartialEq)]
-    pub struct DerivedItem(pub ResponseItem);
+    pub struct ReferenceItem(pub ResponseItem);
 
-    impl<'de> Deserialize<'de> for DerivedItem {
+    impl<'de> Deserialize<'de> for ReferenceItem {
         fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            Derived::deserialize(deserializer).map(DerivedItem)
+            read_general(deserializer).map(ReferenceItem)
         }
     }
 
-    /// The `input` of a request body, its items read by the derived deserializer; the other
+    /// The `input` of a request body, its items read the general way; the other
     /// fields are skipped, not read.
     #[derive(Debug, Clone, PartialEq)]
-    pub struct DerivedInput(pub Vec<ResponseItem>);
+    pub struct ReferenceInput(pub Vec<ResponseItem>);
 
-    impl<'de> Deserialize<'de> for DerivedInput {
+    impl<'de> Deserialize<'de> for ReferenceInput {
         fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
             struct InputVisitor;
             impl<'de> Visitor<'de> for InputVisitor {
-                type Value = DerivedInput;
+                type Value = ReferenceInput;
                 fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                     f.write_str("a request body")
                 }
                 fn visit_map<A: MapAccess<'de>>(
                     self,
                     mut map: A,
-                ) -> Result<DerivedInput, A::Error> {
+                ) -> Result<ReferenceInput, A::Error> {
                     let mut input = Vec::new();
                     while let Some(key) = map.next_key::<String>()? {
                         if key == "input" {
-                            let items: Vec<DerivedItem> = map.next_value()?;
+                            let items: Vec<ReferenceItem> = map.next_value()?;
                             input = items.into_iter().map(|item| item.0).collect();
                         } else {
                             map.next_value::<IgnoredAny>()?;
                         }
                     }
-                    Ok(DerivedInput(input))
+                    Ok(ReferenceInput(input))
                 }
             }
             deserializer.deserialize_map(InputVisitor)

@@ -2,8 +2,10 @@
 //! `/responses/compact` exchange (D45, D8).
 
 use std::borrow::Cow;
+use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::items::ResponseItem;
@@ -161,7 +163,9 @@ pub struct ResponsesApiRequest<'a> {
     /// The base instructions; omitted when empty.
     #[serde(default, skip_serializing_if = "str::is_empty")]
     pub instructions: Cow<'a, str>,
-    /// The input items.
+    /// The input items. Read as the API takes it: a list of items, a string (one user message,
+    /// written back as a list holding that message), or absent.
+    #[serde(default, deserialize_with = "input_items")]
     pub input: InputItems<'a>,
     /// The tools.
     #[serde(default)]
@@ -205,6 +209,39 @@ pub struct ResponsesApiRequest<'a> {
     /// Free-form client metadata.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_metadata: Option<serde_json::Map<String, Value>>,
+}
+
+/// Reads a request's `input`: a list of items, or a string, which is one user message in the
+/// form it came (`{"role":"user","content":"..."}`).
+fn input_items<'de, 'a, D: Deserializer<'de>>(deserializer: D) -> Result<InputItems<'a>, D::Error> {
+    struct InputVisitor;
+
+    impl<'de> Visitor<'de> for InputVisitor {
+        type Value = Vec<Cow<'static, ResponseItem>>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of input items or a string")
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(vec![Cow::Owned(ResponseItem::easy_user_input(text.to_owned()))])
+        }
+
+        fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
+            Ok(vec![Cow::Owned(ResponseItem::easy_user_input(text))])
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            // Bounded: a hint is only a hint, and a hostile one must not reserve gigabytes.
+            let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(item) = seq.next_element::<ResponseItem>()? {
+                items.push(Cow::Owned(item));
+            }
+            Ok(items)
+        }
+    }
+
+    deserializer.deserialize_any(InputVisitor).map(Cow::Owned)
 }
 
 fn tool_choice_auto() -> Cow<'static, str> {
@@ -299,7 +336,8 @@ pub enum WsClientMessage<'a> {
 pub struct CompactRequest<'a> {
     /// The model slug.
     pub model: Cow<'a, str>,
-    /// The history to compact.
+    /// The history to compact; read like [`ResponsesApiRequest::input`].
+    #[serde(default, deserialize_with = "input_items")]
     pub input: InputItems<'a>,
     /// The base instructions (plus focus text, D30); omitted when empty.
     #[serde(default, skip_serializing_if = "str::is_empty")]

@@ -40,7 +40,10 @@ impl CompactedItem {
 }
 
 /// The settings baseline of a turn, persisted so a resumed session can emit the same diffs.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Read tolerantly, like [`SessionMeta`]: a field whose value has another type than Compactor's
+/// (another harness's `summary` object, a `null`) is kept in `extra` and written back.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TurnContextItem {
     /// The turn's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,7 +87,12 @@ pub struct TurnContextItem {
 }
 
 /// The first line of a rollout: who wrote it and for which thread.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Read tolerantly (D113): only `id` must be a string. A field whose value has another type
+/// than Compactor's is kept in `extra` as it came and written back, so Codex's
+/// `base_instructions` object (`{"text": ..., "provenance": ...}`) survives; read the
+/// instructions with [`SessionMeta::base_instructions_text`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SessionMeta {
     /// The thread id.
     pub id: String,
@@ -112,6 +120,67 @@ pub struct SessionMeta {
     /// Fields written by a newer version, kept as they were.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl SessionMeta {
+    /// The base instructions: the string Compactor writes, or the `text` of the object Codex
+    /// writes.
+    pub fn base_instructions_text(&self) -> Option<&str> {
+        self.base_instructions
+            .as_deref()
+            .or_else(|| self.extra.get("base_instructions")?.get("text")?.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for SessionMeta {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut fields = Fields(Map::deserialize(deserializer)?);
+        let id = fields.take("id").ok_or_else(|| de::Error::missing_field("id"))?;
+        Ok(Self {
+            id,
+            timestamp: fields.take("timestamp"),
+            cwd: fields.take("cwd"),
+            originator: fields.take("originator"),
+            cli_version: fields.take("cli_version"),
+            model_provider: fields.take("model_provider"),
+            base_instructions: fields.take("base_instructions"),
+            forked_from_id: fields.take("forked_from_id"),
+            extra: fields.0,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for TurnContextItem {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut fields = Fields(Map::deserialize(deserializer)?);
+        Ok(Self {
+            turn_id: fields.take("turn_id"),
+            cwd: fields.take("cwd"),
+            current_date: fields.take("current_date"),
+            timezone: fields.take("timezone"),
+            model: fields.take("model").unwrap_or_default(),
+            personality: fields.take("personality"),
+            effort: fields.take("effort"),
+            summary: fields.take("summary"),
+            user_instructions: fields.take("user_instructions"),
+            developer_instructions: fields.take("developer_instructions"),
+            final_output_json_schema: fields.take("final_output_json_schema"),
+            realtime_active: fields.take("realtime_active"),
+            extra: fields.0,
+        })
+    }
+}
+
+/// The fields of a payload read one by one: a field that reads as its type is taken out, one
+/// that does not stays, to be kept as an unmodelled field and written back as it came.
+struct Fields(Map<String, Value>);
+
+impl Fields {
+    fn take<T: for<'a> Deserialize<'a>>(&mut self, key: &str) -> Option<T> {
+        let value = T::deserialize(self.0.get(key)?).ok()?;
+        self.0.shift_remove(key);
+        Some(value)
+    }
 }
 
 /// What one rollout line records.

@@ -2,8 +2,9 @@
 //!
 //! # Turn segments
 //!
-//! A rollout is cut into turn segments at every `turn_started` line; lines before the first one
-//! form a leading segment. A segment is a *user turn* when it holds a `response_item` line that
+//! A rollout is cut into turn segments at every `turn_started` line (or `task_started`, the name
+//! Codex writes, with its `turn_id` read tolerantly; D115); lines before the first one form a
+//! leading segment. A segment is a *user turn* when it holds a `response_item` line that
 //! is a user-turn boundary by [`compactor_protocol::is_user_turn_boundary`] with the replay's
 //! markers: a `user` message none of whose text parts starts with a contextual marker such as
 //! `<environment_context>`, in any ASCII case. The engine counts the turns of a live history by
@@ -430,6 +431,12 @@ fn survive<'l>(
                     turn_id: Some(turn_id),
                     user_turn: false,
                 });
+            }
+            RolloutItem::EventMsg(EventMsg::Unknown(event))
+                if event.get("type").and_then(Value::as_str) == Some("task_started") =>
+            {
+                let turn_id = event.get("turn_id").and_then(Value::as_str);
+                survival.segments.push(Segment { start: index, turn_id, user_turn: false });
             }
             RolloutItem::EventMsg(EventMsg::ThreadRolledBack { num_turns }) => {
                 survival.alive[index] = false;

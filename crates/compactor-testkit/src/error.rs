@@ -17,6 +17,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The traffic log could not be opened or written.
+    #[error("cannot record traffic to {}", path.display())]
+    Record {
+        /// The log file.
+        path: std::path::PathBuf,
+        /// The underlying failure.
+        #[source]
+        source: io::Error,
+    },
     /// A wait for recorded traffic ran out of time.
     #[error("timed out after {timeout:?} waiting for {what}")]
     WaitTimedOut {
@@ -53,7 +62,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl From<Error> for CompactorError {
     fn from(err: Error) -> Self {
         match err {
-            Error::Bind { .. } | Error::Serve(_) => {
+            Error::Bind { .. } | Error::Serve(_) | Error::Record { .. } => {
                 let mut text = err.to_string();
                 let mut source = std::error::Error::source(&err);
                 while let Some(cause) = source {

@@ -23,6 +23,9 @@ pub struct ErrorReply {
     pub code: String,
     /// `error.message`.
     pub message: String,
+    /// `error.param`: the request parameter at fault (`input[2].content`), when there is one.
+    /// (Boxed to keep every `Result` carrying a reply small.)
+    pub param: Option<Box<str>>,
     /// Extra response headers (or the frame's `headers`), e.g. `retry-after`.
     pub headers: Vec<(String, String)>,
 }
@@ -41,8 +44,26 @@ impl ErrorReply {
             error_type: error_type.to_owned(),
             code: code.to_owned(),
             message: message.to_owned(),
+            param: None,
             headers: Vec::new(),
         }
+    }
+
+    /// The same error naming the request parameter at fault.
+    #[must_use]
+    pub fn with_param(mut self, param: &str) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    /// A 400 `context_length_exceeded`: the input estimate is over the model's window, as the
+    /// API answers it.
+    pub fn context_length_exceeded(input_tokens: u64, window: u64) -> Self {
+        let message = format!(
+            "Your input exceeds the context window of this model ({input_tokens} tokens over a \
+             window of {window}). Please adjust your input and try again."
+        );
+        Self::invalid_request("context_length_exceeded", &message).with_param("input")
     }
 
     /// A 400 `invalid_request_error` with `code`.
@@ -92,7 +113,7 @@ impl ErrorReply {
             "type": self.error_type,
             "code": self.code,
             "message": self.message,
-            "param": null,
+            "param": self.param,
         })
     }
 

@@ -16,8 +16,10 @@ use serde_json::Value;
 use crate::faults::{EarlyEnd, ErrorReply, Fault, FaultPlan, replaces_answer};
 use crate::invariants::check_input;
 use crate::record::Endpoint;
+use crate::request_error::invalid_body;
 use crate::server::{Answer, Prepared, Resolution, Shared};
 use crate::stream::{MALFORMED_JSON, drop_connection, frames, pause, sse_body};
+use crate::traffic::Traffic;
 
 /// `POST /responses`: records the request, then answers with the next script or the model,
 /// under the request's faults.
@@ -30,12 +32,14 @@ pub(crate) async fn responses(
     Payload(body): Payload,
 ) -> Response {
     let context = format!("{method} {} request", uri.path());
+    let logged = (method.clone(), uri.clone(), headers.clone());
     let (index, script, mut faults) = shared.update(|state| {
         let index = state.record_request(Endpoint::Responses, (method, uri, headers), &body);
         let faults = state.http_faults.pop_front().unwrap_or_default();
         let script = if replaces_answer(&faults) { None } else { state.http_scripts.pop_front() };
         (index, script, faults)
     });
+    log_request(&shared, index, logged, &body).await;
     let context = format!("{context} #{index}");
     let (answer, extra_headers) = match script {
         Some(script) => {
@@ -55,8 +59,9 @@ pub(crate) async fn responses(
             let request: ResponsesApiRequest<'static> = match serde_json::from_slice(&body) {
                 Ok(request) => request,
                 Err(err) => {
+                    let reply = invalid_body::<ResponsesApiRequest<'static>>(&body);
                     let message = format!("the body is not a Responses request: {err}");
-                    return Prepared::Reply(shared.violation_reply(&context, message));
+                    return Prepared::Reply(shared.violation_with(&context, message, reply));
                 }
             };
             let base = match &request.previous_response_id {
@@ -68,14 +73,16 @@ pub(crate) async fn responses(
                 Prepared::Events { events, .. } => {
                     Prepared::Events { full_input: Vec::new(), events }
                 }
-                reply @ Prepared::Reply(_) => reply,
+                reply @ (Prepared::Reply(_) | Prepared::Failed { .. }) => reply,
             }
         })
         .await
     };
     let events = match prepared {
         Ok(Prepared::Events { events, .. }) => events,
-        Ok(Prepared::Reply(reply)) => return error_response(&reply),
+        Ok(Prepared::Reply(reply) | Prepared::Failed { reply, .. }) => {
+            return error_response(&reply);
+        }
         Err(err) => {
             tracing::error!(%err, "compactor-testkit: request task failed");
             return error_response(&ErrorReply::internal_error());
@@ -108,6 +115,7 @@ pub(crate) async fn compact(
     Payload(body): Payload,
 ) -> Response {
     let context = format!("{method} {} request", uri.path());
+    let logged = (method.clone(), uri.clone(), headers.clone());
     let (index, script, mut faults) = shared.update(|state| {
         let index = state.record_request(Endpoint::Compact, (method, uri, headers), &body);
         let faults = state.compact_faults.pop_front().unwrap_or_default();
@@ -115,6 +123,7 @@ pub(crate) async fn compact(
             if replaces_answer(&faults) { None } else { state.compact_scripts.pop_front() };
         (index, script, faults)
     });
+    log_request(&shared, index, logged, &body).await;
     let context = format!("{context} #{index}");
     let scripted = match script {
         Some(script) => {
@@ -132,8 +141,9 @@ pub(crate) async fn compact(
         tokio::task::spawn_blocking(move || -> Result<(u16, Value), ErrorReply> {
             let mut request: CompactRequest<'static> =
                 serde_json::from_slice(&body).map_err(|err| {
+                    let reply = invalid_body::<CompactRequest<'static>>(&body);
                     let message = format!("the body is not a compact request: {err}");
-                    shared.violation_reply(&context, message)
+                    shared.violation_with(&context, message, reply)
                 })?;
             let input = into_owned_items(std::mem::take(&mut request.input));
             let problems = check_input(&input);
@@ -212,11 +222,26 @@ pub(crate) async fn not_found(
     Payload(body): Payload,
 ) -> Response {
     let context = format!("{method} {}", uri.path());
-    shared.update(|state| state.record_request(Endpoint::Other, (method, uri, headers), &body));
+    let logged = (method.clone(), uri.clone(), headers.clone());
+    let index =
+        shared.update(|state| state.record_request(Endpoint::Other, (method, uri, headers), &body));
+    log_request(&shared, index, logged, &body).await;
     let mut reply = shared.violation_reply(&context, "no such route on this server".to_owned());
     reply.status = 404;
     reply.code = "not_found".to_owned();
     error_response(&reply)
+}
+
+/// Appends request `index` to the traffic log, when there is one.
+pub(crate) async fn log_request(
+    shared: &Shared,
+    index: usize,
+    (method, uri, headers): (Method, Uri, HeaderMap),
+    body: &Bytes,
+) {
+    shared
+        .log_traffic(|| Traffic::Request { index, method, uri, headers, body: body.clone() })
+        .await;
 }
 
 /// The HTTP answer of an error: status, `{"error":{...}}` and the reply's headers.

@@ -61,17 +61,19 @@ mod invariants;
 mod listener;
 mod model;
 mod record;
+mod request_error;
 mod script;
 mod seal;
 mod server;
 mod stream;
+mod traffic;
 pub mod workload;
 mod ws;
 
 pub use error::{Error, Result};
 pub use faults::{ErrorReply, Fault, HandshakeFault};
 pub use invariants::check_input;
-pub use model::{ReferenceModelConfig, ToolCallPolicy};
+pub use model::{ContextWindows, ReferenceModelConfig, ToolCallPolicy};
 pub use record::{
     Endpoint, RecordLimits, RecordedConnection, RecordedHandshake, RecordedRequest,
     RecordedWsMessage, Violation,

@@ -10,6 +10,9 @@
 //! - `usage.input_tokens` is [`estimate_history_tokens`] of the instructions and the full input,
 //!   the same estimate the engine makes, so a sealed item counts by the encrypted-blob rule and
 //!   usage drops after a compaction. `usage.output_tokens` is the estimate of the output items.
+//! - A model with a context window ([`ContextWindows`]) refuses any request, compaction requests
+//!   included, whose input estimate exceeds the window, as the API does: HTTP 400
+//!   `context_length_exceeded`, and on a WebSocket a `response.failed` with that code (D111).
 //!
 //! The answer is a pure function of the request (plus a per-server id counter), structured as
 //! "verify, decide the output items, build the events", so server-managed compaction can later
@@ -51,6 +54,68 @@ pub struct ReferenceModelConfig {
     /// Deterministic filler appended to every assistant reply, in bytes, so a demo can fill a
     /// context window quickly.
     pub reply_padding_bytes: usize,
+    /// The context window of each model (default: none, every request is answered).
+    pub context_windows: ContextWindows,
+}
+
+/// The context windows of the reference model's models, in tokens: one for every model, and
+/// others for named models.
+///
+/// # Examples
+///
+/// ```
+/// use compactor_testkit::ContextWindows;
+///
+/// let windows = ContextWindows::every_model(16_000).with_model("gpt-5", 272_000);
+/// assert_eq!(windows.window("gpt-5"), Some(272_000));
+/// assert_eq!(windows.window("gpt-5-mini"), Some(16_000));
+/// assert_eq!(ContextWindows::default().window("gpt-5"), None);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContextWindows {
+    every_model: Option<u64>,
+    models: Vec<(String, u64)>,
+}
+
+impl ContextWindows {
+    /// One window for every model.
+    pub fn every_model(tokens: u64) -> Self {
+        Self { every_model: Some(tokens), models: Vec::new() }
+    }
+
+    /// The same windows, with `tokens` for `model`.
+    #[must_use]
+    pub fn with_model(mut self, model: impl Into<String>, tokens: u64) -> Self {
+        let model = model.into();
+        self.models.retain(|(name, _)| *name != model);
+        self.models.push((model, tokens));
+        self
+    }
+
+    /// The window of `model`, when it has one.
+    pub fn window(&self, model: &str) -> Option<u64> {
+        self.models
+            .iter()
+            .find_map(|(name, tokens)| (name == model).then_some(*tokens))
+            .or(self.every_model)
+    }
+}
+
+/// Why the reference model does not answer a request with a response.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// An error answer: an HTTP status, or a WebSocket `error` event.
+    Error(ErrorReply),
+    /// The input is over the model's window: HTTP 400, or a WebSocket `response.failed` of the
+    /// response with this id (see [`ErrorReply::context_length_exceeded`]).
+    ContextLength {
+        /// The input's estimate.
+        input_tokens: u64,
+        /// The model's window.
+        window: u64,
+        /// The id of the failed response.
+        response_id: String,
+    },
 }
 
 /// When the reference model answers with a function call.
@@ -93,11 +158,13 @@ struct DigestScope<'a> {
 pub(crate) struct ReferenceModel {
     config: ReferenceModelConfig,
     next_id: AtomicU64,
+    /// Requests refused for an input over the window.
+    refused_over_window: AtomicU64,
 }
 
 impl ReferenceModel {
     pub(crate) fn new(config: ReferenceModelConfig) -> Self {
-        Self { config, next_id: AtomicU64::new(1) }
+        Self { config, next_id: AtomicU64::new(1), refused_over_window: AtomicU64::new(0) }
     }
 
     fn next_id(&self, prefix: &str) -> String {
@@ -109,9 +176,14 @@ impl ReferenceModel {
         &self,
         request: &ResponsesApiRequest<'_>,
         full_input: &[ResponseItem],
-    ) -> Result<Vec<Value>, ErrorReply> {
-        let memory = self.verify_sealed(full_input)?;
+    ) -> Result<Vec<Value>, Refusal> {
+        let memory = self.verify_sealed(full_input).map_err(Refusal::Error)?;
         let response_id = self.next_id("resp");
+        // Each item is serialized once for the estimate; the digest reuses it.
+        let input_tokens = estimate_history_tokens(&request.instructions, full_input);
+        if let Some(window) = self.window_exceeded(&request.model, input_tokens) {
+            return Err(Refusal::ContextLength { input_tokens, window, response_id });
+        }
         let mut response = ResponseObject::new(&response_id, ResponseStatus::InProgress);
         response.model = if request.model.is_empty() {
             DEFAULT_MODEL.to_owned()
@@ -125,8 +197,6 @@ impl ReferenceModel {
         let mut events = vec![ev_response("response.created", &response)];
         let mut output = Vec::new();
         if request.generate != Some(false) {
-            // Each item is serialized once for the estimate; the digest reuses it.
-            let input_tokens = estimate_history_tokens(&request.instructions, full_input);
             let scope = |trigger: &ResponseItem| DigestScope {
                 model: &response.model,
                 tokens: input_tokens.saturating_sub(estimate_item_tokens(trigger)),
@@ -198,12 +268,15 @@ impl ReferenceModel {
         input: &[ResponseItem],
     ) -> Result<Value, ErrorReply> {
         let memory = self.verify_sealed(input)?;
+        let input_tokens = estimate_history_tokens(&request.instructions, input);
+        if let Some(window) = self.window_exceeded(&request.model, input_tokens) {
+            return Err(ErrorReply::context_length_exceeded(input_tokens, window));
+        }
         let mut output: Vec<Value> = input
             .iter()
             .filter(|item| item.role() == Some("user"))
             .filter_map(|item| serde_json::to_value(item).ok())
             .collect();
-        let input_tokens = estimate_history_tokens(&request.instructions, input);
         let scope = DigestScope { model: &request.model, tokens: input_tokens };
         output.push(self.sealed_item("compaction", "cmp", input, &scope, memory));
         let usage = usage(saturate(input_tokens), saturate(output_tokens(&output)));
@@ -214,6 +287,22 @@ impl ReferenceModel {
             "output": output,
             "usage": crate::events::usage_json(&usage),
         }))
+    }
+
+    /// The window of `model`, when an input of `input_tokens` exceeds it (and is refused).
+    fn window_exceeded(&self, model: &str, input_tokens: u64) -> Option<u64> {
+        let model = if model.is_empty() { DEFAULT_MODEL } else { model };
+        let window = self.config.context_windows.window(model)?;
+        if input_tokens <= window {
+            return None;
+        }
+        self.refused_over_window.fetch_add(1, Ordering::Relaxed);
+        Some(window)
+    }
+
+    /// How many requests were refused for an input over the window.
+    pub(crate) fn refused_over_window(&self) -> u64 {
+        self.refused_over_window.load(Ordering::Relaxed)
     }
 
     /// Opens every sealed compaction item of `input`.

@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -21,12 +22,13 @@ use crate::error::{Error, Result};
 use crate::faults::{ErrorReply, Fault, HandshakeFault};
 use crate::invariants::check_input;
 use crate::listener::CuttableListener;
-use crate::model::{ReferenceModel, ReferenceModelConfig};
+use crate::model::{ReferenceModel, ReferenceModelConfig, Refusal};
 use crate::record::{
     Kept, KeptConnection, RecordLimits, RecordedConnection, RecordedHandshake, RecordedRequest,
     RecordedWsMessage, Violation,
 };
 use crate::script::{CompactScript, HttpScript, WsConnectionScript};
+use crate::traffic::{Traffic, TrafficLog};
 use crate::{http, ws};
 
 /// How the server answers requests that no scripted entry covers.
@@ -62,6 +64,9 @@ pub struct TestServerConfig {
     /// How long a client may take to send a request's body; a slower one is answered
     /// `408 request_timeout` and disconnected.
     pub body_read_timeout: Duration,
+    /// A file to append every HTTP request, WebSocket handshake and WebSocket client message to,
+    /// one JSON object per line, credentials redacted (created 0600 when missing).
+    pub record_traffic: Option<PathBuf>,
     /// When set, a request whose input (resolved through `previous_response_id`) and
     /// instructions are estimated above this many tokens is a [`Violation`], answered 400: how a
     /// test checks that a client never sends more than a model's context window.
@@ -79,6 +84,7 @@ impl Default for TestServerConfig {
             record: RecordLimits::default(),
             header_read_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(60),
+            record_traffic: None,
             input_token_limit: None,
         }
     }
@@ -122,6 +128,13 @@ impl TestServer {
             Mode::Scripted => None,
             Mode::ReferenceModel(model) => Some(ReferenceModel::new(model)),
         };
+        let traffic = match &config.record_traffic {
+            Some(path) => Some(
+                TrafficLog::open(path)
+                    .map_err(|source| Error::Record { path: path.clone(), source })?,
+            ),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             model,
             state: Mutex::new(State::new(&config.record)),
@@ -131,6 +144,7 @@ impl TestServer {
             max_body_bytes: config.max_body_bytes,
             body_read_timeout: config.body_read_timeout,
             responses_per_connection: config.record.responses_per_connection,
+            traffic,
             input_token_limit: config.input_token_limit,
         });
         let app = router(Arc::clone(&shared));
@@ -289,6 +303,12 @@ impl TestServer {
         self.shared.lock().connections.get(index).map(KeptConnection::to_recorded)
     }
 
+    /// How many requests the reference model refused with `context_length_exceeded` (0 in
+    /// scripted mode).
+    pub fn refused_over_window(&self) -> u64 {
+        self.shared.model.as_ref().map_or(0, ReferenceModel::refused_over_window)
+    }
+
     /// The protocol violations still kept.
     pub fn violations(&self) -> Vec<Violation> {
         self.shared.lock().violations.iter().cloned().collect()
@@ -441,12 +461,27 @@ impl TestServer {
             if forced.is_err() {
                 serve.abort();
             }
+            if let Err(err) = self.close_traffic_log().await {
+                tracing::warn!(%err, "compactor-testkit: traffic log not closed cleanly");
+            }
             return Err(Error::ShutdownTimedOut { timeout: self.shutdown_timeout });
         };
+        // Every connection has ended: what they received is queued, and now written.
+        let recorded = self.close_traffic_log().await;
         match served {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => recorded,
             Ok(Err(err)) => Err(Error::Serve(err)),
             Err(err) => Err(Error::Join(err.to_string())),
+        }
+    }
+
+    async fn close_traffic_log(&self) -> Result<()> {
+        match &self.shared.traffic {
+            Some(log) => log
+                .close()
+                .await
+                .map_err(|source| Error::Record { path: log.path().to_path_buf(), source }),
+            None => Ok(()),
         }
     }
 }
@@ -494,6 +529,8 @@ pub(crate) struct Shared {
     pub(crate) max_body_bytes: usize,
     pub(crate) body_read_timeout: Duration,
     pub(crate) responses_per_connection: usize,
+    /// The traffic log, when one is configured.
+    traffic: Option<TrafficLog>,
     pub(crate) input_token_limit: Option<u64>,
 }
 
@@ -569,11 +606,33 @@ impl Shared {
         result
     }
 
+    /// Appends what `traffic` builds to the traffic log, when there is one.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a cancelled call appended nothing.
+    pub(crate) async fn log_traffic(&self, traffic: impl FnOnce() -> Traffic) {
+        if let Some(log) = &self.traffic {
+            log.record(traffic()).await;
+        }
+    }
+
     /// Records a violation.
     pub(crate) fn violation(&self, context: &str, message: String) {
         tracing::warn!(context, %message, "compactor-testkit: protocol violation");
         let violation = Violation { context: context.to_owned(), message };
         self.update(|state| state.violations.push(violation, 0));
+    }
+
+    /// Records a violation and returns `reply`, the API's answer to it.
+    pub(crate) fn violation_with(
+        &self,
+        context: &str,
+        message: String,
+        reply: ErrorReply,
+    ) -> ErrorReply {
+        self.violation(context, message);
+        reply
     }
 
     /// The violation answer for an input above the configured token limit, if it is.
@@ -673,7 +732,11 @@ impl Shared {
             (Answer::Faults, _) => Vec::new(),
             (Answer::Unscripted, Some(model)) => match model.respond(&request, &full_input) {
                 Ok(events) => events,
-                Err(reply) => return Prepared::Reply(reply),
+                Err(Refusal::Error(reply)) => return Prepared::Reply(reply),
+                Err(Refusal::ContextLength { input_tokens, window, response_id }) => {
+                    let reply = ErrorReply::context_length_exceeded(input_tokens, window);
+                    return Prepared::Failed { reply, response_id };
+                }
             },
             (Answer::Unscripted, None) => {
                 return Prepared::Reply(
@@ -711,26 +774,46 @@ pub(crate) enum Prepared {
     Events { full_input: Vec<ResponseItem>, events: Vec<Value> },
     /// An error answer.
     Reply(ErrorReply),
+    /// A refusal the API reports over HTTP as an error answer and on a WebSocket as a
+    /// `response.failed` of the response with `response_id`.
+    Failed {
+        /// The HTTP answer; the failed response carries its code and message.
+        reply: ErrorReply,
+        /// The id of the failed response.
+        response_id: String,
+    },
 }
 
 /// Resolves on Ctrl-C or, on Unix, SIGTERM: how a binary that serves a [`TestServer`] (the
 /// testkit's own, `compactor serve`) learns to stop.
-pub async fn stop_signal() {
+///
+/// The handlers are installed when this is called, not when the future is first polled: a binary
+/// calls it before it prints its address, so a client that reads the address and at once sends
+/// SIGTERM stops the server instead of killing the process.
+pub fn stop_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let terminate = {
         use tokio::signal::unix::{SignalKind, signal};
         match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-                return;
+            Ok(terminate) => Some(terminate),
+            Err(err) => {
+                tracing::warn!(%err, "cannot listen for SIGTERM; stop with Ctrl-C");
+                None
             }
-            Err(err) => tracing::warn!(%err, "cannot listen for SIGTERM; stop with Ctrl-C"),
         }
-    }
-    if let Err(err) = tokio::signal::ctrl_c().await {
-        tracing::warn!(%err, "cannot listen for Ctrl-C");
+    };
+    let ctrl_c = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut terminate) = terminate {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+        if let Err(err) = ctrl_c.await {
+            tracing::warn!(%err, "cannot listen for Ctrl-C");
+        }
     }
 }

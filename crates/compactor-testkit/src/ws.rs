@@ -15,12 +15,15 @@ use compactor_protocol::{ResponseItem, ResponsesApiRequest, WsClientMessage};
 use http::{HeaderMap, Method, Uri};
 use tokio_util::sync::CancellationToken;
 
+use crate::events::ev_failed;
 use crate::faults::{EarlyEnd, ErrorReply, FaultPlan, HandshakeFault, replaces_answer};
-use crate::http::{error_response, insert_headers};
+use crate::http::{error_response, insert_headers, log_request};
 use crate::record::{Endpoint, Kept, KeptConnection, RecordedHandshake, RecordedWsMessage};
+use crate::request_error::invalid_body;
 use crate::script::{AfterSlots, WsConnectionScript, WsSlot};
 use crate::server::{Answer, Prepared, Resolution, Shared};
 use crate::stream::{Frame, Step, completed_response, frames, pause, step};
+use crate::traffic::Traffic;
 
 /// How many completed response ids a connection remembers to check `response.processed` against.
 const REMEMBERED_IDS: usize = 1024;
@@ -41,9 +44,11 @@ pub(crate) async fn upgrade(
         Ok(upgrade) => upgrade,
         Err(rejection) => {
             let context = format!("{method} {}", uri.path());
-            shared.update(|state| {
+            let logged = (method.clone(), uri.clone(), headers.clone());
+            let index = shared.update(|state| {
                 state.record_request(Endpoint::Other, (method, uri, headers), &Bytes::new())
             });
+            log_request(&shared, index, logged, &Bytes::new()).await;
             shared.violation(&context, format!("not a WebSocket upgrade: {rejection}"));
             return rejection.into_response();
         }
@@ -76,16 +81,19 @@ pub(crate) async fn upgrade(
             shared.violation_reply(&context, "no scripted WebSocket connection left".to_owned()),
         );
     }
+    let logged = (uri.clone(), headers.clone());
     if let Some(reply) = reject {
-        shared.update(|state| {
+        let status = reply.status;
+        let index = shared.update(|state| {
             let index = state.handshakes.seen();
-            let status = reply.status;
             state.handshakes.push(RecordedHandshake::new(index, uri, headers, status), 0);
+            index
         });
+        log_handshake(&shared, index, None, logged, status).await;
         return error_response(&reply);
     }
 
-    let connection = shared.update(|state| {
+    let (index, connection) = shared.update(|state| {
         let index = state.handshakes.seen();
         let handshake = RecordedHandshake::new(index, uri, headers, 101);
         state.handshakes.push(handshake.clone(), 0);
@@ -94,8 +102,9 @@ pub(crate) async fn upgrade(
         let messages =
             Kept::new(limits.messages_per_connection, limits.message_bytes_per_connection);
         state.connections.push(KeptConnection { index: connection, handshake, messages }, 0);
-        connection
+        (index, connection)
     });
+    log_handshake(&shared, index, Some(connection), logged, 101).await;
     let response_headers =
         script.as_ref().map(|script| script.response_headers.clone()).unwrap_or_default();
     let limit = shared.max_body_bytes;
@@ -191,7 +200,8 @@ async fn serve_connection(
             }
             Some(Some(Ok(Message::Binary(bytes)))) => {
                 // The protocol is text: a binary frame gets a close with 1003 (D66).
-                let at = record_message(&shared, &mut connection, &String::from_utf8_lossy(&bytes));
+                let at = record_message(&shared, &mut connection, &String::from_utf8_lossy(&bytes))
+                    .await;
                 let context = format!("websocket connection {index} message {at}");
                 shared.violation(&context, "binary frame (the protocol uses text frames)".into());
                 let reason = "binary frames are not supported; send JSON text frames";
@@ -226,9 +236,20 @@ async fn serve_connection(
     }
 }
 
-/// Records a client message of `connection` (when its record is still kept) and returns its
-/// position on the connection.
-fn record_message(shared: &Shared, connection: &mut Connection, text: &str) -> usize {
+/// Appends handshake `index` to the traffic log, when there is one.
+async fn log_handshake(
+    shared: &Shared,
+    index: usize,
+    connection: Option<usize>,
+    (uri, headers): (Uri, HeaderMap),
+    status: u16,
+) {
+    shared.log_traffic(|| Traffic::Handshake { index, connection, uri, headers, status }).await;
+}
+
+/// Records a client message of `connection` (in memory when its record is still kept, and in
+/// the traffic log when there is one) and returns its position on the connection.
+async fn record_message(shared: &Shared, connection: &mut Connection, text: &str) -> usize {
     let at = connection.messages;
     connection.messages += 1;
     shared.update(|state| match state.connections.get_mut(connection.index) {
@@ -239,6 +260,10 @@ fn record_message(shared: &Shared, connection: &mut Connection, text: &str) -> u
         Some(record) => record.messages.push_forgotten(),
         None => {}
     });
+    let index = connection.index;
+    shared
+        .log_traffic(|| Traffic::Message { connection: index, index: at, text: text.to_owned() })
+        .await;
     at
 }
 
@@ -281,6 +306,27 @@ fn parse_client_message(text: &str) -> serde_json::Result<WsClientMessage<'stati
     }
 }
 
+/// The API's `error` event answering a client message that could not be read: a
+/// `response.create` is checked as a request, anything else for its `type`.
+fn invalid_message(text: &str) -> ErrorReply {
+    let kind = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|value| value.get("type").and_then(serde_json::Value::as_str).map(str::to_owned));
+    match kind.as_deref() {
+        Some("response.create") => invalid_body::<ResponsesApiRequest<'static>>(text.as_bytes()),
+        Some("response.processed") => invalid_body::<WsClientMessage<'static>>(text.as_bytes()),
+        Some(other) => ErrorReply::invalid_request(
+            "invalid_value",
+            &format!(
+                "Invalid value for 'type': '{other}'; expected 'response.create' or \
+                 'response.processed'."
+            ),
+        )
+        .with_param("type"),
+        None => invalid_body::<WsClientMessage<'static>>(text.as_bytes()),
+    }
+}
+
 /// Handles one client text message: records it, takes its slot, answers it.
 async fn on_message(
     shared: &Arc<Shared>,
@@ -288,19 +334,25 @@ async fn on_message(
     text: Utf8Bytes,
     socket: &mut WebSocket,
 ) -> Flow {
-    let at = record_message(shared, connection, text.as_str());
+    let at = record_message(shared, connection, text.as_str()).await;
     let context = format!("websocket connection {} message {at}", connection.index);
 
-    let parsed = tokio::task::spawn_blocking(move || parse_client_message(text.as_str())).await;
+    let parsed = tokio::task::spawn_blocking(move || {
+        parse_client_message(text.as_str())
+            .map_err(|err| Box::new((err, invalid_message(text.as_str()))))
+    })
+    .await;
     let message = match parsed {
         Ok(Ok(message)) => message,
-        Ok(Err(err)) => {
+        Ok(Err(failure)) => {
+            let (err, reply) = *failure;
             if let Slot::UsedUp(after) = connection.take_slot() {
                 return after_slots(after);
             }
-            let reply = shared.violation_reply(
+            let reply = shared.violation_with(
                 &context,
                 format!("not a response.create or response.processed message: {err}"),
+                reply,
             );
             return send_reply(socket, &reply).await;
         }
@@ -367,6 +419,12 @@ async fn on_message(
             let (full_input, events) = match prepared {
                 Ok(Prepared::Events { full_input, events }) => (full_input, events),
                 Ok(Prepared::Reply(reply)) => return send_reply(socket, &reply).await,
+                Ok(Prepared::Failed { reply, response_id }) => {
+                    // Over a WebSocket the API fails the response instead of the request.
+                    let failed = vec![ev_failed(&response_id, &reply.code, &reply.message)];
+                    let frames = frames(failed, &plan);
+                    return send_frames(shared, socket, &frames, &plan).await;
+                }
                 Err(err) => {
                     tracing::error!(%err, "compactor-testkit: request task failed");
                     return send_reply(socket, &ErrorReply::internal_error()).await;

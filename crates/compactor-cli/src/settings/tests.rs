@@ -37,8 +37,66 @@ fn the_defaults_select_the_embedded_model_over_websocket_with_v2() {
     assert_eq!(config.provider.websocket, WebsocketMode::Enabled);
     assert!(config.features.remote_compaction_v2);
     assert!(config.features.responses_websocket_response_processed);
-    assert_eq!(config.compaction.chain, [CompactionImplementation::ResponsesCompactionV2]);
-    assert_eq!(settings.describe_chain(), "responses_compaction_v2");
+    assert_eq!(config.compaction.chain, []);
+    assert_eq!(config.provider_kind, Some(ProviderKind::Reference));
+    assert_eq!(config.compaction_chain(), [CompactionImplementation::ResponsesCompactionV2]);
+    assert_eq!(
+        settings.describe_chain(),
+        "responses_compaction_v2 (the default for a provider of kind reference)"
+    );
+}
+
+#[test]
+fn without_a_chain_the_provider_kind_chooses_it() {
+    let remote = |url: &str, file_text: &str| {
+        let flags = ModelArgs {
+            base_url: Some(url.to_owned()),
+            api_key_env: Some(String::new()),
+            ..no_flags()
+        };
+        let file = (!file_text.is_empty()).then(|| file(file_text));
+        layer(&flags, file, defaults()).unwrap()
+    };
+    let cases = [
+        (
+            "https://api.openai.com/v1",
+            "",
+            "responses_compaction_v2 (the default for a provider of kind openai)",
+        ),
+        (
+            "https://team.openai.azure.com/openai/v1",
+            "",
+            "responses_compaction_v2 (the default for a provider of kind azure)",
+        ),
+        (
+            "http://127.0.0.1:8000/v1",
+            "",
+            "responses -> prune (the default for a provider of kind other)",
+        ),
+        (
+            "http://127.0.0.1:8000/v1",
+            "[provider]\nkind = \"openai\"\n",
+            "responses_compaction_v2 (the default for a provider of kind openai)",
+        ),
+        (
+            "http://127.0.0.1:8000/v1",
+            "[provider]\nremote_compaction = true\n",
+            "responses_compaction_v2 (the default for a provider of kind other)",
+        ),
+        (
+            "https://api.openai.com/v1",
+            "[provider]\nremote_compaction = false\n",
+            "responses -> prune (the default for a provider of kind openai)",
+        ),
+        (
+            "http://127.0.0.1:8000/v1",
+            "[compaction]\nchain = [\"v2\", \"prune\"]\n",
+            "responses_compaction_v2 -> prune",
+        ),
+    ];
+    for (url, file_text, expected) in cases {
+        assert_eq!(remote(url, file_text).describe_chain(), expected, "{url} {file_text:?}");
+    }
 }
 
 #[test]

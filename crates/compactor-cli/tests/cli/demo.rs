@@ -92,6 +92,10 @@ async fn compact_against_a_served_model_appends_a_compacted_line() {
             &served.base_url,
             "--api-key-env",
             "",
+            // On loopback the served model is a provider of kind `other`, which compacts
+            // locally by default; this test is about remote compaction.
+            "--implementation",
+            "v2",
             "--focus",
             "the failing tests",
         ],
@@ -121,4 +125,145 @@ async fn compact_without_a_base_url_uses_the_embedded_model() {
     assert_eq!(result.code, 0, "stdout:\n{}\nstderr:\n{}", result.stdout, result.stderr);
     assert!(result.stdout.contains("embedded reference model"), "{}", result.stdout);
     assert_eq!(compacted_lines(&rollout), before + 1);
+}
+
+/// The summary of the demo in `dir/out`.
+fn summary(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("out/summary.json")).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_completes_every_turn_with_the_window_enforced_for_each_implementation() {
+    let mut refused = Vec::new();
+    for (flags, chain) in [
+        (&["--transport", "ws"][..], "responses_compaction_v2"),
+        (&["--transport", "http"][..], "responses_compaction_v2"),
+        (&["--implementation", "v1"][..], "responses_compact"),
+        (&["--implementation", "local"][..], "responses"),
+        (&["--implementation", "prune"][..], "prune"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let stdout = demo(dir.path(), flags).await;
+        let summary = summary(dir.path());
+        assert_eq!(summary["chain"], serde_json::json!([chain]), "{flags:?}");
+        assert_eq!(summary["turns"], 12, "{flags:?}:\n{stdout}");
+        assert_eq!(summary["error"], Value::Null, "{flags:?}");
+        assert_eq!(
+            (&summary["window_enforced"], &summary["context_window"]),
+            (&Value::Bool(true), &Value::from(16_000))
+        );
+        assert_eq!(summary["protocol_violations"], 0, "{flags:?}");
+        refused.push(summary["refused_over_window"].as_u64().unwrap());
+    }
+    // Local summarization sends the whole history; over the window it is refused and the
+    // summary request shrinks until it fits: the session met real-shaped failures and recovered.
+    assert!(refused[3] > 0, "the embedded model refused nothing: {refused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_records_a_demo_run_without_its_credential() {
+    const SECRET: &str = "sk-demo-secret-4f1d2c";
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("traffic.jsonl");
+    let served = Served::start_with(
+        dir.path(),
+        &["--context-window", "16000", "--record", record.to_str().unwrap()],
+    )
+    .await;
+    let out = dir.path().join("out");
+    let args = [
+        "demo",
+        "--out",
+        out.to_str().unwrap(),
+        "--base-url",
+        &served.base_url,
+        "--api-key-env",
+        "DEMO_KEY",
+        "--implementation",
+        "v2",
+    ];
+    let output = tokio::time::timeout(
+        crate::common::DEADLINE,
+        crate::common::compactor(dir.path(), &args).env("DEMO_KEY", SECRET).output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(served.stop().await, 0);
+    let summary = summary(dir.path());
+    assert_eq!(summary["turns"], 12);
+
+    let text = std::fs::read_to_string(&record).unwrap();
+    assert!(!text.contains(SECRET), "the API key reached the recording");
+    let lines: Vec<Value> = text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let handshakes: Vec<&Value> =
+        lines.iter().filter(|line| line["kind"] == "ws_handshake").collect();
+    assert!(!handshakes.is_empty());
+    for handshake in &handshakes {
+        assert_eq!(handshake["headers"]["authorization"], "Bearer [redacted]");
+        assert_eq!(handshake["status"], 101);
+    }
+    let creates: Vec<&Value> = lines
+        .iter()
+        .filter(|line| line["kind"] == "ws_message")
+        .map(|line| &line["message"])
+        .filter(|message| message["type"] == "response.create")
+        .collect();
+    let posts = lines.iter().filter(|line| line["kind"] == "http_request").count();
+    // Every request the session made is there, in full: one per turn (the served model calls no
+    // tools) and one per compaction attempt, each with the user's prompt or the trigger.
+    let attempts = summary["compactions"].as_array().unwrap().len();
+    assert_eq!(creates.len() + posts, 12 + attempts, "{text}");
+    let sent_texts: Vec<String> = creates
+        .iter()
+        .flat_map(|create| create["input"].as_array().unwrap())
+        .filter(|item| item["role"] == "user")
+        .map(|item| item["content"][0]["text"].as_str().unwrap().to_owned())
+        .collect();
+    let history = summary["history"].as_array().unwrap();
+    let prompts: Vec<&str> = history
+        .iter()
+        .filter(|item| item["role"] == "user")
+        .map(|item| item["content"][0]["text"].as_str().unwrap())
+        .filter(|text| !text.starts_with('<'))
+        .collect();
+    assert!(!prompts.is_empty());
+    for prompt in prompts {
+        assert!(sent_texts.iter().any(|sent| sent == prompt), "{prompt:?} was not recorded");
+    }
+    let triggers = creates
+        .iter()
+        .filter(|create| {
+            create["input"].as_array().unwrap().last().unwrap()["type"] == "context_compaction"
+        })
+        .count();
+    assert_eq!(triggers, attempts);
+    let processed =
+        lines.iter().filter(|line| line["message"]["type"] == "response.processed").count();
+    assert!(processed > 0, "acknowledgements are recorded too");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resume_reads_a_codex_rollout() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/codex-rollouts/codex-0.171-exec-compacted.jsonl");
+    let dir = tempfile::tempdir().unwrap();
+    let result = run(dir.path(), &["resume", "--json", fixture.to_str().unwrap()]).await;
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    let resumed: Value = serde_json::from_str(&result.stdout).unwrap();
+    assert_eq!(resumed["thread_id"], "01a248a6-6e30-7b50-905b-3bdc08c62262");
+    assert_eq!(resumed["window_generation"], 1);
+    let history = resumed["history"].as_array().unwrap();
+    let types: Vec<&str> = history
+        .iter()
+        .map(|item| item["role"].as_str().unwrap_or_else(|| item["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(types, ["developer", "user", "user", "compaction", "user", "assistant"]);
+    assert_eq!(history[5]["status"], "completed");
+    assert_eq!(history[5]["content"][0]["annotations"], serde_json::json!([]));
+    assert_eq!(
+        history[2]["internal_chat_message_metadata_passthrough"]["content_item_kinds"],
+        serde_json::json!(["user.text"])
+    );
 }

@@ -236,7 +236,8 @@ async fn an_unreachable_endpoint_is_named_without_its_password() {
         listener.local_addr().unwrap().port()
     };
     let config = dir.path().join("compactor.toml");
-    std::fs::write(&config, "[provider]\nmax_retries = 0\n").unwrap();
+    std::fs::write(&config, "[provider]\nmax_retries = 0\n[compaction]\nchain = [\"v2\"]\n")
+        .unwrap();
     let base_url = format!("http://me:{PASSWORD}@127.0.0.1:{port}/v1");
     let mut command = compactor(
         dir.path(),

@@ -185,6 +185,31 @@ fn status_mapping_table() {
         (
             400,
             &none,
+            r#"{"error":{"code":"invalid_value","message":"Invalid value: 'context_compaction'.","param":"input[3].type"}}"#,
+            CompactorError::InvalidRequest(
+                "Invalid value: 'context_compaction'. (param: input[3].type)".into(),
+            ),
+            Retry::Never,
+        ),
+        (
+            400,
+            &none,
+            r#"{"error":{"code":"invalid_request","message":"Validation failed","param":null,"details":[{"param":"$.input[1].type","message":"no"},{"param":"$.input[1].type","message":"again"},{"param":"$.model"}]}}"#,
+            CompactorError::InvalidRequest(
+                "Validation failed (param: $.input[1].type, $.model)".into(),
+            ),
+            Retry::Never,
+        ),
+        (
+            400,
+            &none,
+            r#"{"error":{"code":"invalid_value","message":"Bad 'input[0]'.","param":"input[0]"}}"#,
+            CompactorError::InvalidRequest("Bad 'input[0]'.".into()),
+            Retry::Never,
+        ),
+        (
+            400,
+            &none,
             r#"{"error":{"code":"context_length_exceeded","message":"long"}}"#,
             CompactorError::ContextWindowExceeded,
             Retry::Never,

@@ -146,9 +146,14 @@ async fn every_event_table_row_through_stream() {
     let expected = vec![
         ResponseEvent::Created { response_id: Some("resp_table".into()) },
         ResponseEvent::OutputItemAdded {
-            item: item(
-                json!({"type": "message", "id": "msg_1", "role": "assistant", "content": []}),
-            ),
+            // Read as the server wrote it, `status` included: it is written back as it came.
+            item: item(json!({
+                "type": "message",
+                "id": "msg_1",
+                "role": "assistant",
+                "status": "in_progress",
+                "content": [],
+            })),
         },
         ResponseEvent::OutputTextDelta { delta: "Hel".into() },
         ResponseEvent::OutputTextDelta { delta: "lo".into() },

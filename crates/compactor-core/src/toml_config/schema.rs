@@ -11,7 +11,7 @@ use compactor_protocol::{CompactionImplementation, PassThroughList, V2TriggerFor
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{ReactiveCompaction, RemoteCompaction};
+use crate::config::{ProviderKind, ReactiveCompaction, RemoteCompaction};
 
 // The validated settings: what the file sets, `None` where it is silent.
 
@@ -19,6 +19,7 @@ use crate::config::{ReactiveCompaction, RemoteCompaction};
 pub(super) struct ProviderSettings {
     pub(super) name: Option<String>,
     pub(super) base_url: Option<String>,
+    pub(super) kind: Option<ProviderKind>,
     pub(super) key: Option<KeySource>,
     pub(super) websocket: Option<WebsocketMode>,
     pub(super) prewarm: Option<Prewarm>,
@@ -93,6 +94,7 @@ pub(super) type Int = Spanned<i64>;
 pub(super) struct RawProvider {
     pub(super) name: Option<Text>,
     pub(super) base_url: Option<Text>,
+    pub(super) kind: Option<Text>,
     pub(super) api_key_env: Option<Text>,
     pub(super) websocket: Option<bool>,
     pub(super) prewarm: Option<bool>,

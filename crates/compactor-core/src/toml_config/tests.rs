@@ -15,7 +15,8 @@ use pretty_assertions::assert_eq;
 use super::validate::parse_duration;
 use super::*;
 use crate::config::{
-    CompactionSettings, Features, ModelInfo, PruneSettings, ReactiveCompaction, RemoteCompaction,
+    CompactionSettings, Features, ModelInfo, ProviderKind, PruneSettings, ReactiveCompaction,
+    RemoteCompaction,
 };
 
 fn base() -> SessionConfig {
@@ -68,6 +69,7 @@ stream_idle_timeout = "5m"
 connect_timeout = "3s"
 websocket_connect_timeout = "4s"
 request_timeout = "1h"
+kind = "other"
 remote_compaction = false
 v2_trigger = "compaction_trigger"
 pass_through = ["configuration_update", "ghost_snapshot"]
@@ -140,6 +142,7 @@ otlp_headers = { authorization = "OTLP_AUTH", "x-team" = "OTLP_TEAM" }
         ]
     );
     assert_eq!(config.remote_compaction, RemoteCompaction::Unsupported);
+    assert_eq!(config.provider_kind, Some(ProviderKind::Other));
     assert_eq!(
         config.features,
         Features { remote_compaction_v2: true, responses_websocket_response_processed: true }
@@ -276,7 +279,7 @@ fn unknown_keys_are_named() {
     let cases = [
         (
             "[provider]\nbase_url = \"http://x\"\nbase_ur = 1\n",
-            "conf/compactor.toml:3: unknown key `provider.base_ur` (expected one of name, base_url, api_key_env, websocket, prewarm, max_retries, retry_base_delay, retry_max_delay, stream_idle_timeout, connect_timeout, websocket_connect_timeout, request_timeout, remote_compaction, v2_trigger, pass_through, extra_headers)",
+            "conf/compactor.toml:3: unknown key `provider.base_ur` (expected one of name, base_url, kind, api_key_env, websocket, prewarm, max_retries, retry_base_delay, retry_max_delay, stream_idle_timeout, connect_timeout, websocket_connect_timeout, request_timeout, remote_compaction, v2_trigger, pass_through, extra_headers)",
         ),
         (
             "[providers]\n",
@@ -303,6 +306,10 @@ fn unknown_keys_are_named() {
 #[test]
 fn bad_values_are_named() {
     let cases = [
+        (
+            "[provider]\nkind = \"vllm\"\n",
+            "conf/compactor.toml:2: invalid value for provider.kind: \"vllm\" (expected one of openai, azure, reference, other)",
+        ),
         (
             "[compaction]\nchain = [\"responses_compaction_v2\", \"foo\"]\n",
             "conf/compactor.toml:2: invalid value for compaction.chain[1]: \"foo\" (expected one of responses_compaction_v2, responses_compact, responses, prune)",

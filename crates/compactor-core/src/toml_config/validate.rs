@@ -15,7 +15,7 @@ use super::schema::{
 };
 use super::span::{FileContext, dotted};
 use super::{AnalyticsSettings, CompactorToml};
-use crate::config::{ReactiveCompaction, RemoteCompaction};
+use crate::config::{ProviderKind, ReactiveCompaction, RemoteCompaction};
 
 impl FileContext<'_> {
     /// The settings `raw` holds once every value is checked, or the first value that is wrong.
@@ -149,6 +149,14 @@ impl FileContext<'_> {
         Ok(ProviderSettings {
             name: raw.name.map(|name| self.non_empty("provider.name", &name)).transpose()?,
             base_url: raw.base_url.map(|url| self.base_url(&url)).transpose()?,
+            kind: raw
+                .kind
+                .map(|kind| {
+                    kind.get_ref()
+                        .parse::<ProviderKind>()
+                        .map_err(|message| self.invalid("provider.kind", kind.span(), message))
+                })
+                .transpose()?,
             key,
             websocket: raw
                 .websocket

@@ -31,6 +31,7 @@ fn any_text_part_makes_a_message_contextual() {
             ContentItem::InputText { text: "<TURN_ABORTED>".into() },
         ],
         phase: None,
+        extra: Default::default(),
     };
     assert!(!is_user_turn_boundary(&item, &markers));
     assert!(!is_real_user_message(&item, &markers));

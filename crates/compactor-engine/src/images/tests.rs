@@ -14,7 +14,13 @@ fn image(payload_len: usize) -> ContentItem {
 }
 
 fn user_with(parts: Vec<ContentItem>) -> ResponseItem {
-    ResponseItem::Message { id: None, role: "user".into(), content: parts, phase: None }
+    ResponseItem::Message {
+        id: None,
+        role: "user".into(),
+        content: parts,
+        phase: None,
+        extra: Default::default(),
+    }
 }
 
 /// The images of `items` as `I<payload length>`, and placeholders as `P<decoded size>`.

@@ -39,6 +39,7 @@ fn user_with_screenshot(text: &str, tag: char) -> ResponseItem {
             },
         ],
         phase: None,
+        extra: Default::default(),
     }
 }
 

@@ -152,6 +152,7 @@ fn images_are_replaced_for_text_only_models() {
             role: "user".into(),
             content: vec![ContentItem::InputText { text: "look".into() }, placeholder.clone()],
             phase: None,
+            extra: Default::default(),
         },
         call("c1", "screenshot"),
         ResponseItem::FunctionCallOutput {

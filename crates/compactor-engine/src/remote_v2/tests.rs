@@ -234,6 +234,7 @@ fn v2_history_matches_the_retention_shape() {
         role: "assistant".into(),
         content: vec![compactor_protocol::ContentItem::OutputText { text: "commentary".into() }],
         phase: Some(compactor_protocol::MessagePhase::Commentary),
+        extra: Default::default(),
     };
     let prompt_input = [
         developer("dev instructions"),

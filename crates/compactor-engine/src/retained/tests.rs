@@ -113,6 +113,7 @@ fn images_count_and_become_placeholders_when_they_cannot_fit() {
         role: "user".into(),
         content: vec![ContentItem::InputText { text: "t".repeat(400) }, data_url_image()],
         phase: None,
+        extra: Default::default(),
     };
     // The image alone is about 1 844 tokens: it fits 2 000, so the text is cut around it.
     let kept = retain_within_budget(vec![user_of('a', 100), with_image.clone()], 1_900);

@@ -9,11 +9,12 @@
 //!
 //! Anything else leaves the fast path where it is noticed, without losing a byte: the fields read
 //! so far are turned back into the JSON they came from (the fast path only accepts forms it can
-//! write back exactly), the rest of the object is read as JSON, and the whole goes to the derived
-//! reading (`derived.rs`), which keeps a malformed known item as its raw JSON. So an item reads
-//! as the derived deserializer reads the JSON value of its text: the same item, except that an
-//! object with a duplicate key reads as its JSON value does (the last value wins) instead of
-//! falling back to raw JSON.
+//! write back exactly), the rest of the object is read as JSON, and the whole goes to the general
+//! reading (`wire.rs`), which reads a message in any form the API accepts, keeping what it does
+//! not model, and keeps a malformed known item as its raw JSON. So an item reads as the general
+//! reading reads the JSON value of its text: the same item, except that an object with a
+//! duplicate key reads as its JSON value does (the last value wins) instead of falling back to
+//! raw JSON.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -23,9 +24,10 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::derived::Derived;
+use super::wire::from_object;
 use super::{
     ContentItem, MessagePhase, ReasoningContent, ReasoningSummary, ResponseItem, ToolOutput,
+    Unmodelled,
 };
 
 impl<'de> Deserialize<'de> for ResponseItem {
@@ -61,7 +63,9 @@ enum FieldKind {
     Str,
     /// A string or `null`.
     OptStr,
-    /// `commentary`, `final_answer` or `null`.
+    /// A string, for an optional field whose `null` is kept as it came (a message's `id`).
+    SomeStr,
+    /// `commentary` or `final_answer` (a `null` is kept as it came).
     Phase,
     /// Message content parts.
     Parts,
@@ -75,9 +79,9 @@ enum FieldKind {
 
 /// The fields of a fast-path variant after `type`, in their declared (and written) order.
 fn fields(kind: Kind) -> &'static [(&'static str, FieldKind)] {
-    use FieldKind::{OptStr, Output, Parts, Phase, ReasoningParts, Str, Summary};
+    use FieldKind::{OptStr, Output, Parts, Phase, ReasoningParts, SomeStr, Str, Summary};
     match kind {
-        Kind::Message => &[("id", OptStr), ("role", Str), ("content", Parts), ("phase", Phase)],
+        Kind::Message => &[("id", SomeStr), ("role", Str), ("content", Parts), ("phase", Phase)],
         Kind::Reasoning => &[
             ("id", OptStr),
             ("summary", Summary),
@@ -135,9 +139,9 @@ fn to_json<T: Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
-/// The item of `object` as the derived reading makes it.
-fn derived<E: de::Error>(object: Map<String, Value>) -> Result<ResponseItem, E> {
-    Derived::deserialize(Value::Object(object)).map_err(E::custom)
+/// The item of `object` as the general reading makes it.
+fn general<E: de::Error>(object: Map<String, Value>) -> Result<ResponseItem, E> {
+    from_object(object).map_err(E::custom)
 }
 
 /// Reads the rest of `map` into `object`, a later duplicate key replacing the earlier value in
@@ -164,32 +168,31 @@ impl<'de> Visitor<'de> for ItemVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ResponseItem, A::Error> {
         let Some(first) = map.next_key::<Key<'de>>()? else {
-            return derived(Map::new());
+            return general(Map::new());
         };
         if first.0 != "type" {
             let mut object = Map::new();
             object.insert(first.0.into_owned(), map.next_value::<Value>()?);
             drain(&mut map, &mut object)?;
-            return derived(object);
+            return general(object);
         }
         let tag = map.next_value_seed(TagSeed)?;
         let (name, kind) = match tag {
             Tag::Fast(name, kind) => (name, kind),
             Tag::Other(value) => {
-                // An unknown type keeps its raw JSON; a rare known one goes to the derived
+                // An unknown type keeps its raw JSON; a rare known one goes to the general
                 // reading; both need the whole object.
                 let mut object = Map::new();
                 object.insert("type".to_owned(), value);
                 drain(&mut map, &mut object)?;
-                return derived(object);
+                return general(object);
             }
         };
         read_fast(&mut map, name, kind)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ResponseItem, A::Error> {
-        let value = Value::deserialize(SeqAccessDeserializer::new(seq))?;
-        Derived::deserialize(value).map_err(de::Error::custom)
+        Value::deserialize(SeqAccessDeserializer::new(seq)).map(ResponseItem::Unknown)
     }
 
     fn visit_bool<E: de::Error>(self, value: bool) -> Result<ResponseItem, E> {
@@ -229,7 +232,7 @@ impl<'de> Visitor<'de> for ItemVisitor {
     }
 }
 
-/// Reads the fields of a fast-path item whose `type` was `name`, leaving for the derived reading
+/// Reads the fields of a fast-path item whose `type` was `name`, leaving for the general reading
 /// at the first thing the fast path does not take.
 fn read_fast<'de, A: MapAccess<'de>>(
     map: &mut A,
@@ -256,13 +259,13 @@ fn read_fast<'de, A: MapAccess<'de>>(
     }
     match build(kind, &mut slots) {
         Some(item) => Ok(item),
-        // A required field is missing: the derived reading decides what that makes.
+        // A required field is missing: the general reading decides what that makes.
         None => leave(map, name, spec, slots, None),
     }
 }
 
 /// Leaves the fast path: the object as JSON (`type`, the fields read so far, then `pending` and
-/// the rest of `map`), read the derived way.
+/// the rest of `map`), read the general way.
 fn leave<'de, A: MapAccess<'de>>(
     map: &mut A,
     name: &'static str,
@@ -281,7 +284,7 @@ fn leave<'de, A: MapAccess<'de>>(
         object.insert(key, value);
     }
     drain(map, &mut object)?;
-    derived(object)
+    general(object)
 }
 
 /// The item of a fast-path variant from its fields, or `None` when a required one is missing
@@ -313,6 +316,7 @@ fn build(kind: Kind, slots: &mut [Option<Slot>; 5]) -> Option<ResponseItem> {
                 Some(Slot::Phase(phase)) => phase,
                 _ => None,
             },
+            extra: Unmodelled::default(),
         },
         Kind::Reasoning => ResponseItem::Reasoning {
             id: opt_str(take(0)),
@@ -554,11 +558,13 @@ impl<'de> Visitor<'de> for FieldSeed {
     fn visit_unit<E: de::Error>(self) -> Result<Fit<Slot>, E> {
         Ok(match self.0 {
             FieldKind::OptStr => Fit::Typed(Slot::OptStr(None)),
-            FieldKind::Phase => Fit::Typed(Slot::Phase(None)),
             FieldKind::ReasoningParts => Fit::Typed(Slot::ReasoningParts(None)),
-            FieldKind::Str | FieldKind::Parts | FieldKind::Summary | FieldKind::Output => {
-                Fit::Raw(Value::Null)
-            }
+            FieldKind::Str
+            | FieldKind::SomeStr
+            | FieldKind::Phase
+            | FieldKind::Parts
+            | FieldKind::Summary
+            | FieldKind::Output => Fit::Raw(Value::Null),
         })
     }
 
@@ -575,7 +581,7 @@ impl<'de> Visitor<'de> for FieldSeed {
             FieldKind::Parts | FieldKind::Output => PartKind::Content,
             FieldKind::Summary => PartKind::Summary,
             FieldKind::ReasoningParts => PartKind::Reasoning,
-            FieldKind::Str | FieldKind::OptStr | FieldKind::Phase => {
+            FieldKind::Str | FieldKind::OptStr | FieldKind::SomeStr | FieldKind::Phase => {
                 return Value::deserialize(SeqAccessDeserializer::new(seq)).map(Fit::Raw);
             }
         };
@@ -595,7 +601,9 @@ impl FieldSeed {
     fn text<E: de::Error>(&self, text: Cow<'_, str>) -> Result<Fit<Slot>, E> {
         Ok(match self.0 {
             FieldKind::Str => Fit::Typed(Slot::Str(text.into_owned())),
-            FieldKind::OptStr => Fit::Typed(Slot::OptStr(Some(text.into_owned()))),
+            FieldKind::OptStr | FieldKind::SomeStr => {
+                Fit::Typed(Slot::OptStr(Some(text.into_owned())))
+            }
             FieldKind::Output => Fit::Typed(Slot::Output(ToolOutput::Text(text.into_owned()))),
             FieldKind::Phase => match text.as_ref() {
                 "commentary" => Fit::Typed(Slot::Phase(Some(MessagePhase::Commentary))),

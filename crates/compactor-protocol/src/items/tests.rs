@@ -80,6 +80,7 @@ fn message_with_phase() {
             role: "assistant".into(),
             content: vec![ContentItem::OutputText { text: "done".into() }],
             phase: Some(MessagePhase::FinalAnswer),
+            extra: Default::default(),
         },
         json!({
             "type": "message", "id": "msg_1", "role": "assistant",
@@ -104,6 +105,7 @@ fn user_message_with_image() {
                 },
             ],
             phase: None,
+            extra: Default::default(),
         },
         json!({
             "type": "message", "role": "user",
@@ -327,7 +329,8 @@ fn response_item() -> impl Strategy<Value = ResponseItem> {
                 id,
                 role: role.to_owned(),
                 content,
-                phase
+                phase,
+                extra: Default::default(),
             }),
         (id(), proptest::collection::vec(text(), 0..2), proptest::option::of(text())).prop_map(
             |(id, summary, encrypted_content)| ResponseItem::Reasoning {
@@ -384,4 +387,220 @@ fn unknown_item_floats_round_trip_exactly() {
     let item: ResponseItem = serde_json::from_str(raw).unwrap();
     let written = serde_json::to_string(&item).unwrap();
     assert_eq!(written.replace("e+", "e"), raw);
+}
+
+// Messages in every form the Responses API accepts, written back in the form they came.
+
+/// Reads `raw` as an item, checks it is a message with `role` and `text`, and that it is
+/// written back byte for byte.
+#[track_caller]
+fn check_message_form(raw: &str, role: &str, text: &str) -> ResponseItem {
+    let item: ResponseItem = serde_json::from_str(raw).unwrap();
+    assert_eq!(item.role(), Some(role), "{raw} is a message");
+    assert_eq!(item.message_text().as_deref(), Some(text), "{raw}");
+    assert_eq!(serde_json::to_string(&item).unwrap(), raw, "written back as it came");
+    assert_eq!(serialized_len_of(&item), raw.len() as u64, "estimated on its own form");
+    item
+}
+
+fn serialized_len_of(item: &ResponseItem) -> u64 {
+    crate::tokens::serialized_len(item)
+}
+
+#[test]
+fn typeless_message_with_string_content() {
+    let item = check_message_form(r#"{"role":"user","content":"hi"}"#, "user", "hi");
+    let ResponseItem::Message { content, extra, .. } = &item else { unreachable!() };
+    assert_eq!(content, &vec![ContentItem::InputText { text: "hi".into() }]);
+    assert!(extra.is_typeless() && extra.has_string_content());
+    insta::assert_snapshot!(
+        "typeless_message_with_string_content",
+        serde_json::to_string(&item).unwrap()
+    );
+}
+
+#[test]
+fn typed_message_with_string_content() {
+    let item = check_message_form(
+        r#"{"type":"message","role":"assistant","content":"done"}"#,
+        "assistant",
+        "done",
+    );
+    let ResponseItem::Message { content, extra, .. } = &item else { unreachable!() };
+    assert_eq!(content, &vec![ContentItem::OutputText { text: "done".into() }]);
+    assert!(!extra.is_typeless() && extra.has_string_content());
+}
+
+#[test]
+fn typeless_message_with_parts_and_an_input_file() {
+    let raw = r#"{"role":"user","content":[{"type":"input_text","text":"read this"},{"type":"input_file","file_id":"file_1"},{"type":"input_audio","input_audio":{"data":"AAAA","format":"wav"}}]}"#;
+    let item = check_message_form(raw, "user", "read this");
+    let ResponseItem::Message { content, .. } = &item else { unreachable!() };
+    assert!(
+        matches!(content[1], ContentItem::Unknown(_))
+            && matches!(content[2], ContentItem::Unknown(_))
+    );
+}
+
+#[test]
+fn codex_message_fields_and_key_order_are_kept() {
+    // An assistant message as Codex 0.171 records it: `status` before `id`, output parts with
+    // `annotations` and `logprobs`, and Codex's own metadata.
+    let raw = r#"{"type":"message","status":"completed","id":"msg_3","role":"assistant","content":[{"type":"output_text","text":"Reply.","annotations":[],"logprobs":[]}],"internal_chat_message_metadata_passthrough":{"turn_id":"t1","content_item_kinds":["unknown"]}}"#;
+    let item = check_message_form(raw, "assistant", "Reply.");
+    let ResponseItem::Message { id, extra, .. } = &item else { unreachable!() };
+    assert_eq!(id.as_deref(), Some("msg_3"));
+    assert_eq!(extra.get("status"), Some(&json!("completed")));
+    assert_eq!(extra.get("internal_chat_message_metadata_passthrough").unwrap()["turn_id"], "t1");
+    let keys: Vec<&String> = extra.fields().unwrap().keys().collect();
+    assert_eq!(keys, ["status", "internal_chat_message_metadata_passthrough"]);
+    insta::assert_snapshot!("codex_assistant_message", serde_json::to_string(&item).unwrap());
+}
+
+#[test]
+fn any_key_order_and_unreadable_known_fields_are_kept() {
+    for (raw, text) in [
+        (r#"{"content":[{"text":"a","type":"input_text"}],"role":"user","type":"message"}"#, "a"),
+        (
+            r#"{"type":"message","id":null,"role":"user","content":[{"type":"input_text","text":"b"}]}"#,
+            "b",
+        ),
+        (r#"{"type":"message","role":"assistant","content":"c","phase":"analysis"}"#, "c"),
+        (
+            r#"{"type":"message","role":"user","content":[{"type":"input_image","image_url":"https://x/y.png","detail":null},{"type":"input_text","text":"d"}]}"#,
+            "d",
+        ),
+    ] {
+        let role = if raw.contains("assistant") { "assistant" } else { "user" };
+        let item = check_message_form(raw, role, text);
+        let ResponseItem::Message { id, phase, .. } = &item else { unreachable!() };
+        assert_eq!((id, phase), (&None, &None), "{raw}: unreadable fields are kept, not read");
+    }
+}
+
+#[test]
+fn a_message_in_canonical_form_has_nothing_unmodelled() {
+    let item = ResponseItem::user_text("x");
+    let back: ResponseItem = serde_json::from_str(&serde_json::to_string(&item).unwrap()).unwrap();
+    assert_eq!(back, item);
+    let ResponseItem::Message { extra, .. } = &back else { unreachable!() };
+    assert!(extra.is_empty());
+    assert_eq!(extra.fields(), None);
+}
+
+#[test]
+fn messages_that_cannot_be_read_stay_unknown() {
+    for raw in [
+        r#"{"type":"message","role":5,"content":"x"}"#,
+        r#"{"type":"message","role":"user"}"#,
+        r#"{"type":"message","role":"user","content":7}"#,
+        r#"{"role":"user"}"#,
+        r#"{"content":"x"}"#,
+        r#"{"role":"user","content":{"text":"x"}}"#,
+    ] {
+        let item: ResponseItem = serde_json::from_str(raw).unwrap();
+        assert!(matches!(item, ResponseItem::Unknown(_)), "{raw}");
+        assert_eq!(serde_json::to_string(&item).unwrap(), raw);
+    }
+}
+
+#[test]
+fn changed_messages_keep_what_still_applies() {
+    let raw = r#"{"role":"assistant","content":[{"type":"output_text","text":"a","annotations":[]},{"type":"input_image","image_url":"u","extra":1}],"status":"completed"}"#;
+    let mut item: ResponseItem = serde_json::from_str(raw).unwrap();
+    let ResponseItem::Message { content, .. } = &mut item else { unreachable!() };
+    // The image becomes text, as a text-only model needs: its extra field no longer applies.
+    content[1] = ContentItem::InputText { text: "[image]".into() };
+    if let ContentItem::OutputText { text } = &mut content[0] {
+        text.push('!');
+    }
+    assert_eq!(
+        serde_json::to_string(&item).unwrap(),
+        r#"{"role":"assistant","content":[{"type":"output_text","text":"a!","annotations":[]},{"type":"input_text","text":"[image]"}],"status":"completed"}"#
+    );
+
+    // A string content stays a string while it is one text part, and becomes parts after.
+    let mut item: ResponseItem =
+        serde_json::from_str(r#"{"role":"user","content":"one"}"#).unwrap();
+    let ResponseItem::Message { content, phase, .. } = &mut item else { unreachable!() };
+    content[0] = ContentItem::InputText { text: "two".into() };
+    *phase = Some(MessagePhase::Commentary);
+    assert_eq!(
+        serde_json::to_string(&item).unwrap(),
+        r#"{"role":"user","content":"two","phase":"commentary"}"#
+    );
+    let ResponseItem::Message { content, .. } = &mut item else { unreachable!() };
+    content.push(ContentItem::InputText { text: "three".into() });
+    assert_eq!(
+        serde_json::to_string(&item).unwrap(),
+        r#"{"role":"user","content":[{"type":"input_text","text":"two"},{"type":"input_text","text":"three"}],"phase":"commentary"}"#
+    );
+}
+
+#[test]
+fn non_object_items_stay_unknown() {
+    for raw in [r#""hi""#, "3", "null", "[1,2]", "{}"] {
+        let item: ResponseItem = serde_json::from_str(raw).unwrap();
+        assert!(matches!(item, ResponseItem::Unknown(_)), "{raw}");
+        assert_eq!(serde_json::to_string(&item).unwrap(), raw);
+    }
+}
+
+/// A JSON object with `entries` in this order.
+fn object(entries: Vec<(String, Value)>) -> Value {
+    Value::Object(entries.into_iter().collect())
+}
+
+/// A message in any form the API accepts: typed or not, string or part content, parts and the
+/// message with extra fields, every object in a random key order.
+fn message_form() -> impl Strategy<Value = String> {
+    let extra = || proptest::collection::vec(("x_[a-z]{1,4}", text()), 0..3);
+    let part =
+        (prop_oneof![Just("input_text"), Just("output_text")], text(), extra(), any::<u64>())
+            .prop_map(|(kind, text, extra, seed)| {
+                let mut entries =
+                    vec![("type".to_owned(), json!(kind)), ("text".to_owned(), json!(text))];
+                entries.extend(extra.into_iter().map(|(key, value)| (key, json!(value))));
+                object(shuffled(entries, seed))
+            });
+    let content = prop_oneof![
+        text().prop_map(Value::String),
+        proptest::collection::vec(part, 1..3).prop_map(Value::Array),
+    ];
+    (
+        any::<bool>(),
+        prop_oneof![Just("user"), Just("assistant"), Just("developer")],
+        content,
+        extra(),
+        any::<u64>(),
+    )
+        .prop_map(|(typed, role, content, extra, seed)| {
+            let mut entries =
+                vec![("role".to_owned(), json!(role)), ("content".to_owned(), content)];
+            if typed {
+                entries.push(("type".to_owned(), json!("message")));
+            }
+            entries.extend(extra.into_iter().map(|(key, value)| (key, json!(value))));
+            serde_json::to_string(&object(shuffled(entries, seed))).unwrap()
+        })
+}
+
+/// `entries` in an order picked by `seed`.
+fn shuffled<T>(mut entries: Vec<T>, mut seed: u64) -> Vec<T> {
+    for index in (1..entries.len()).rev() {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        entries.swap(index, (seed >> 33) as usize % (index + 1));
+    }
+    entries
+}
+
+proptest! {
+    #[test]
+    fn every_message_form_is_a_message_written_back_byte_for_byte(raw in message_form()) {
+        let item: ResponseItem = serde_json::from_str(&raw).unwrap();
+        prop_assert!(matches!(item, ResponseItem::Message { .. }), "{}", raw);
+        prop_assert_eq!(serde_json::to_string(&item).unwrap(), raw.clone());
+        let again: ResponseItem = serde_json::from_str(&raw).unwrap();
+        prop_assert_eq!(again, item);
+    }
 }

@@ -156,3 +156,30 @@ fn compact_request_from_prompt_carries_what_a_normal_request_does() {
     assert!(compact.get("prompt_cache_key").is_none());
     assert!(compact.get("stream").is_none());
 }
+
+#[test]
+fn input_as_a_string_is_one_user_message() {
+    let request: ResponsesApiRequest<'_> =
+        serde_json::from_str(r#"{"model":"m","input":"hello there"}"#).unwrap();
+    assert_eq!(request.input.len(), 1);
+    let item = request.input[0].as_ref();
+    assert_eq!((item.role(), item.message_text().as_deref()), (Some("user"), Some("hello there")));
+    assert_eq!(
+        serde_json::to_value(&request).unwrap()["input"],
+        json!([{"role": "user", "content": "hello there"}])
+    );
+    assert_eq!(request.instructions, "");
+    let compact: CompactRequest<'_> =
+        serde_json::from_str(r#"{"model":"m","input":"compact me"}"#).unwrap();
+    assert_eq!(compact.input[0].message_text().as_deref(), Some("compact me"));
+}
+
+#[test]
+fn input_may_be_absent() {
+    let request: ResponsesApiRequest<'_> =
+        serde_json::from_str(r#"{"model":"m","previous_response_id":"resp_1"}"#).unwrap();
+    assert!(request.input.is_empty());
+    let err =
+        serde_json::from_str::<ResponsesApiRequest<'_>>(r#"{"model":"m","input":5}"#).unwrap_err();
+    assert!(err.to_string().contains("a list of input items or a string"), "{err}");
+}

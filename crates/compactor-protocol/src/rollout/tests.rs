@@ -136,6 +136,9 @@ fn broken_known_lines_are_errors() {
         r#"{"type":"compacted","payload":{}}"#,
         r#"{"timestamp":"t","payload":{}}"#,
         r#"[1,2]"#,
+        // A session without an id cannot be resumed as itself: the one field it needs.
+        r#"{"timestamp":"t","type":"session_meta","payload":{"cwd":"/x"}}"#,
+        r#"{"timestamp":"t","type":"session_meta","payload":{"id":7}}"#,
     ] {
         assert!(serde_json::from_str::<RolloutLine>(raw).is_err(), "{raw}");
     }
@@ -214,4 +217,46 @@ fn parse_agrees_with_deserialize() {
     let parsed = RolloutLine::parse(raw.as_bytes()).unwrap();
     assert_eq!(parsed, serde_json::from_str::<RolloutLine>(raw).unwrap());
     assert_eq!(serde_json::to_string(&parsed).unwrap(), raw);
+}
+
+#[test]
+fn codex_session_meta_is_read_tolerantly_and_kept() {
+    // As Codex 0.171 writes it: `base_instructions` is an object, and fields Compactor does not
+    // know carry objects and lists.
+    let raw = r#"{"timestamp":"t","type":"session_meta","payload":{"session_id":"s1","id":"s1","cwd":"/p","originator":"codex_exec","cli_version":"0.171.0","model_provider":"openai","base_instructions":{"text":"You are a coding agent.","provenance":{"type":"model","model":"gpt-5.4"}},"history_mode":"paginated","context_window":{"window_id":"w1"}}}"#;
+    let line = round_trip(raw);
+    let RolloutItem::SessionMeta(meta) = &line.item else { panic!("{line:?}") };
+    assert_eq!(meta.id, "s1");
+    assert_eq!(meta.base_instructions, None);
+    assert_eq!(meta.base_instructions_text(), Some("You are a coding agent."));
+    assert_eq!(meta.extra["base_instructions"]["provenance"]["model"], "gpt-5.4");
+    assert_eq!(meta.cli_version.as_deref(), Some("0.171.0"));
+
+    // Compactor's own form reads as before.
+    let own = SessionMeta {
+        id: "t1".into(),
+        base_instructions: Some("be brief".into()),
+        ..SessionMeta::default()
+    };
+    let back: SessionMeta = serde_json::from_value(serde_json::to_value(&own).unwrap()).unwrap();
+    assert_eq!(back, own);
+    assert_eq!(back.base_instructions_text(), Some("be brief"));
+}
+
+#[test]
+fn fields_of_another_type_are_kept_not_read() {
+    let raw = r#"{"timestamp":"t","type":"turn_context","payload":{"turn_id":"u1","model":"m","summary":{"mode":"auto"},"effort":null,"realtime_active":false,"final_output_json_schema":null}}"#;
+    let line = round_trip(raw);
+    let RolloutItem::TurnContext(ctx) = &line.item else { panic!("{line:?}") };
+    assert_eq!((ctx.turn_id.as_deref(), ctx.model.as_str()), (Some("u1"), "m"));
+    assert_eq!((&ctx.summary, &ctx.effort, ctx.realtime_active), (&None, &None, Some(false)));
+    assert_eq!(ctx.extra["summary"], json!({"mode": "auto"}));
+    assert_eq!(ctx.extra["effort"], Value::Null);
+    assert_eq!(ctx.final_output_json_schema, Some(Value::Null));
+    let raw =
+        r#"{"timestamp":"t","type":"session_meta","payload":{"id":"a","cwd":null,"timestamp":5}}"#;
+    let line = round_trip(raw);
+    let RolloutItem::SessionMeta(meta) = &line.item else { panic!("{line:?}") };
+    assert_eq!((meta.cwd.as_deref(), meta.timestamp.as_deref()), (None, None));
+    assert_eq!(meta.extra.len(), 2);
 }

@@ -63,6 +63,7 @@ fn inline_images_count_a_fixed_estimate() {
         role: "user".into(),
         content: vec![ContentItem::InputImage { image_url: url, detail: None }],
         phase: None,
+        extra: Default::default(),
     };
     let serialized = serialized_len(&with_image);
     assert_eq!(estimate_item_bytes(&with_image), serialized - 100_000 + IMAGE_ESTIMATE_BYTES);
@@ -89,6 +90,7 @@ fn inline_images_count_a_fixed_estimate() {
             detail: None,
         }],
         phase: None,
+        extra: Default::default(),
     };
     assert_eq!(estimate_item_bytes(&remote), serialized_len(&remote));
 }

@@ -5,7 +5,13 @@ use pretty_assertions::assert_eq;
 use super::*;
 
 fn message(role: &str, parts: &[ContentItem]) -> ResponseItem {
-    ResponseItem::Message { id: None, role: role.into(), content: parts.to_vec(), phase: None }
+    ResponseItem::Message {
+        id: None,
+        role: role.into(),
+        content: parts.to_vec(),
+        phase: None,
+        extra: Default::default(),
+    }
 }
 
 fn text(text: &str) -> ContentItem {

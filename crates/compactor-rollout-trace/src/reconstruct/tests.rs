@@ -685,6 +685,7 @@ fn user_parts(parts: &[&str]) -> RolloutItem {
         role: "user".into(),
         content: parts.iter().map(|text| ContentItem::InputText { text: (*text).into() }).collect(),
         phase: None,
+        extra: Default::default(),
     })
 }
 

@@ -53,8 +53,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Before the address is out: a client that reads it may signal at once.
+    let stop = stop_signal();
     println!("{}", server.base_url());
-    stop_signal().await;
+    stop.await;
     match server.shutdown().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

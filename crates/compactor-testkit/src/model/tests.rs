@@ -47,7 +47,12 @@ fn respond(
     input: &[Value],
 ) -> Result<Vec<Value>, ErrorReply> {
     let req = request(json!({"model": "m", "instructions": instructions, "input": input}));
-    model.respond(&req, &into_owned_items(req.input.clone()))
+    model.respond(&req, &into_owned_items(req.input.clone())).map_err(|refusal| match refusal {
+        Refusal::Error(reply) => reply,
+        Refusal::ContextLength { input_tokens, window, .. } => {
+            ErrorReply::context_length_exceeded(input_tokens, window)
+        }
+    })
 }
 
 fn completed(events: &[Value]) -> &Value {

@@ -11,4 +11,6 @@ mod invariants;
 mod lifecycle;
 mod limits;
 mod model;
+mod shapes;
+mod traffic;
 mod ws;

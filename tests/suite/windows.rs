@@ -1,0 +1,67 @@
+//! Sessions against a reference model that enforces its context window as the API does: an
+//! over-long request is refused with `context_length_exceeded` over HTTP and over WebSocket,
+//! and reactive compaction recovers from the refusal.
+
+use compactor_protocol::{CompactionImplementation, CompactionReason, CompactionStatus, EventMsg};
+use compactor_testkit::ReferenceModelConfig;
+use pretty_assertions::assert_eq;
+
+use crate::common::{
+    Harness, Options, Transport, enforcing_reference_model, event_types, session_config,
+};
+
+/// A user message of about `tokens` tokens.
+fn long_text(turn: usize, tokens: usize) -> String {
+    format!("turn {turn}: {}", "the parser fails on nested arrays ".repeat(tokens / 8))
+}
+
+/// A session told its window is 100 000 tokens talks to an endpoint that enforces 6 000: the
+/// first request over 6 000 is refused, reactive compaction summarizes the history (whose own
+/// request is refused until it is short enough), and the turn goes on.
+async fn reactive_compaction_recovers(transport: Transport) {
+    let server = enforcing_reference_model(ReferenceModelConfig::default(), 6_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options { transport, context_window: 100_000, ..Options::default() };
+    let mut config = session_config(&server, dir.path(), &options);
+    config.compaction.chain = vec![CompactionImplementation::Responses];
+    let mut h = Harness::with_config(server, config, dir).await;
+
+    for turn in 1..=6 {
+        h.turn(&long_text(turn, 1_500)).await.unwrap_or_else(|err| panic!("turn {turn}: {err}"));
+    }
+    let refused = h.server.refused_over_window();
+    assert!(refused >= 2, "the turn and the first summary request are refused: {refused}");
+    let events = h.analytics_events(1).await;
+    let reactive: Vec<_> =
+        events.iter().filter(|event| event.reason == CompactionReason::ContextLimit).collect();
+    assert!(!reactive.is_empty(), "{events:#?}");
+    assert!(
+        reactive.iter().all(|event| event.status == CompactionStatus::Completed),
+        "{events:#?}"
+    );
+    let errors: Vec<&EventMsg> =
+        h.seen.iter().filter(|event| matches!(event, EventMsg::Error(_))).collect();
+    assert_eq!(errors, Vec::<&EventMsg>::new(), "{:?}", event_types(&h.seen));
+    // The turn that overflowed went on: its message is in the compacted history, and the
+    // model answered after it.
+    let history = h.session.history();
+    let shown = compactor_protocol::display::format_history_truncated(&history, 60);
+    assert_eq!(history.last().unwrap().role(), Some("assistant"), "{shown}");
+    assert!(
+        history
+            .iter()
+            .any(|item| item.message_text().is_some_and(|text| text.starts_with("turn 6"))),
+        "{shown}"
+    );
+    h.server.assert_no_violations();
+}
+
+#[tokio::test]
+async fn reactive_compaction_recovers_from_a_refusal_over_http() {
+    Box::pin(reactive_compaction_recovers(Transport::Http)).await;
+}
+
+#[tokio::test]
+async fn reactive_compaction_recovers_from_a_refusal_over_websocket() {
+    Box::pin(reactive_compaction_recovers(Transport::Ws)).await;
+}
