@@ -30,7 +30,7 @@ use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use compactor_client::{KeySource, ProviderConfig, WebsocketMode};
-use compactor_core::{Features, ModelInfo, Session, SessionConfig};
+use compactor_core::{Features, ModelInfo, ProviderKind, Session, SessionConfig};
 use compactor_engine::{
     PromptOptions, V2PromptOptions, append_v2_trigger, estimate_history, prompt_input,
 };
@@ -76,6 +76,9 @@ fn session_config(base_url: &str, websocket: WebsocketMode, window: i64) -> Sess
     provider.key = KeySource::None;
     provider.websocket = websocket;
     let mut config = SessionConfig::new(provider, ModelInfo::new(MODEL, window));
+    // The testkit's reference model compacts remotely; on loopback the provider would otherwise
+    // be of kind `other`, whose default chain is local (D114).
+    config.provider_kind = Some(ProviderKind::Reference);
     config.features = Features {
         remote_compaction_v2: true,
         responses_websocket_response_processed: websocket == WebsocketMode::Enabled,

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use compactor_client::{KeySource, ProviderConfig, WebsocketMode};
 use compactor_core::{
-    Features, ModelInfo, Session, SessionConfig, ToolCall, ToolFuture, ToolHandler,
+    Features, ModelInfo, ProviderKind, Session, SessionConfig, ToolCall, ToolFuture, ToolHandler,
 };
 use compactor_protocol::{RolloutLine, ToolOutput};
 use compactor_testkit::workload::soak::{SOAK_CONTEXT_WINDOW, SOAK_TURNS, Soak, soak_model_config};
@@ -74,6 +74,9 @@ fn session_config(base_url: &str, websocket: WebsocketMode, rollout: &Path) -> S
     provider.key = KeySource::None;
     provider.websocket = websocket;
     let mut config = SessionConfig::new(provider, ModelInfo::new(MODEL, SOAK_CONTEXT_WINDOW));
+    // The testkit's reference model compacts remotely; on loopback the provider would otherwise
+    // be of kind `other`, whose default chain is local (D114).
+    config.provider_kind = Some(ProviderKind::Reference);
     config.features = Features {
         remote_compaction_v2: true,
         responses_websocket_response_processed: websocket == WebsocketMode::Enabled,
