@@ -291,6 +291,7 @@ async fn interrupt_after_install_keeps_the_history_and_skips_the_acknowledgement
             "token_count",
             "item_completed",
             "context_compacted",
+            "compaction_receipt",
             "turn_complete"
         ]
     );

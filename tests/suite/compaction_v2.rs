@@ -95,6 +95,7 @@ async fn manual_v2_over_websocket_acknowledges_on_the_same_connection() {
             "token_count",
             "item_completed",
             "context_compacted",
+            "compaction_receipt",
             "turn_complete"
         ]
     );

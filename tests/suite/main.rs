@@ -14,6 +14,7 @@ mod fit;
 mod fuzz_regressions;
 mod long_sessions;
 mod openai_types;
+mod pins;
 mod protocol;
 mod providers;
 mod readme;

@@ -37,3 +37,29 @@ fn the_readme_and_telemetry_examples_parse() {
     assert_eq!(docs.len(), 1);
     assert_eq!(docs[0].analytics().otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
 }
+
+#[test]
+fn the_readme_shows_a_pin_and_the_output_of_compactor_show() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    let text = std::fs::read_to_string(path).unwrap();
+    let readme = toml_blocks("README.md");
+    let pins_a_note = |toml: &CompactorToml| {
+        let mut config = compactor_core::SessionConfig::new(
+            compactor_client::ProviderConfig::default(),
+            compactor_core::ModelInfo::new("gpt-test", 100_000),
+        );
+        toml.apply(&mut config);
+        !config.compaction.pinned_notes.is_empty()
+    };
+    assert!(readme.iter().any(pins_a_note), "the settings example pins a note");
+    for shown in [
+        "$ compactor pin out/rollout.jsonl --note",
+        "Pinned note pin-1",
+        "$ compactor show out/rollout.jsonl",
+        "= tokens before",
+        "pins: pin-1 (pin slot",
+        "Pins (kept verbatim at the head of every compacted history):",
+    ] {
+        assert!(text.contains(shown), "README.md does not show {shown:?}");
+    }
+}

@@ -4,7 +4,7 @@
 use compactor_core::{ToolCall, ToolFuture, ToolHandler};
 use compactor_protocol::{
     CompactionImplementation, CompactionPhase, CompactionStatus, ContentItem, ContextManagement,
-    EventMsg, ResponseItem, ToolOutput,
+    EventMsg, PinPlacement, ResponseItem, ToolOutput,
 };
 use compactor_testkit::{ReferenceModelConfig, TestServer, ToolCallPolicy};
 use pretty_assertions::assert_eq;
@@ -117,4 +117,39 @@ async fn chaining_sends_only_the_new_input() {
     assert_eq!(input, vec![ResponseItem::user_text("thanks, what next?")]);
     assert_eq!(h.server.handshakes().len(), 1);
     h.server.assert_no_violations();
+}
+
+#[tokio::test]
+async fn pins_are_not_reinserted_and_the_receipt_says_which_were_sent() {
+    let mut h = session(Transport::Http).await;
+    bounded(h.session.run_turn(text("hello"))).await.unwrap();
+    let sent = bounded(h.session.pin_note("sent: in the pin slot")).await.unwrap();
+    h.compact().await.unwrap();
+    let not_sent =
+        bounded(h.session.pin_note("not sent: pinned after the compaction")).await.unwrap();
+    bounded(h.session.run_turn(text("run the build"))).await.unwrap();
+    bounded(h.session.run_turn(text("thanks, what next?"))).await.unwrap();
+    h.drain();
+
+    let receipt = h
+        .seen
+        .iter()
+        .filter_map(|event| match event {
+            EventMsg::CompactionReceipt { receipt } => Some(receipt),
+            _ => None,
+        })
+        .find(|receipt| receipt.implementation == CompactionImplementation::ServerManaged)
+        .expect("the server-managed compaction's receipt");
+    let placements: Vec<_> = receipt.pins.iter().map(|pin| (pin.id, pin.placement)).collect();
+    assert_eq!(
+        placements,
+        vec![(sent, PinPlacement::SentAsInput), (not_sent, PinPlacement::NotSent)]
+    );
+    assert!(receipt.adds_up());
+    let history = h.session.history();
+    assert!(matches!(history[0], ResponseItem::Compaction { .. }), "{history:#?}");
+    assert!(
+        !history.iter().any(|item| item.message_text().is_some_and(|t| t.starts_with("sent: "))),
+        "the pins are not re-inserted"
+    );
 }

@@ -527,6 +527,7 @@ async fn hooks_wrap_the_item_events() {
             "token_count",
             "item_completed",
             "context_compacted",
+            "compaction_receipt",
             "hook_started",
             "hook_completed",
             "turn_complete",

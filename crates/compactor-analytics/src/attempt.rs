@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use compactor_protocol::{
     CompactionImplementation, CompactionPhase, CompactionReason, CompactionStatus,
-    CompactionStrategy, CompactionTrigger, CompactorError, TokenUsage,
+    CompactionStrategy, CompactionTrigger, CompactorError, ReceiptTotals, TokenUsage,
 };
 use tokio::time::Instant;
 
@@ -181,6 +181,7 @@ pub struct AttemptOutcome {
     bytes_sent: u64,
     retries: u32,
     completed_usage: Option<TokenUsage>,
+    receipt: Option<ReceiptTotals>,
 }
 
 impl AttemptOutcome {
@@ -192,6 +193,7 @@ impl AttemptOutcome {
             bytes_sent: 0,
             retries: 0,
             completed_usage: None,
+            receipt: None,
         }
     }
 
@@ -252,6 +254,12 @@ impl AttemptOutcome {
     /// Sets the usage of the completed compaction response.
     pub fn with_completed_usage(mut self, usage: TokenUsage) -> Self {
         self.completed_usage = Some(usage);
+        self
+    }
+
+    /// Sets the totals of the attempt's receipt.
+    pub fn with_receipt(mut self, totals: ReceiptTotals) -> Self {
+        self.receipt = Some(totals);
         self
     }
 
@@ -366,6 +374,7 @@ impl CompactionAnalyticsAttempt {
             bytes_sent,
             retries,
             completed_usage,
+            receipt,
         } = outcome;
         CompactionEvent {
             thread_id: std::mem::take(&mut self.context.thread_id),
@@ -393,6 +402,7 @@ impl CompactionAnalyticsAttempt {
             bytes_sent,
             retries,
             completed_usage,
+            receipt,
         }
     }
 }

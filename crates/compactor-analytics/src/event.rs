@@ -2,7 +2,7 @@
 
 use compactor_protocol::{
     CompactionImplementation, CompactionPhase, CompactionReason, CompactionStatus,
-    CompactionStrategy, CompactionTrigger, TokenUsage,
+    CompactionStrategy, CompactionTrigger, ReceiptTotals, TokenUsage,
 };
 use serde::{Deserialize, Serialize};
 
@@ -88,6 +88,12 @@ pub struct CompactionEvent {
     pub retries: u32,
     /// **\[beyond\]** The usage reported by the completed compaction response, when there was one.
     pub completed_usage: Option<TokenUsage>,
+    /// **\[beyond\]** The summary of the attempt's receipt: input items and estimated tokens per
+    /// outcome, instructions, tools and unattributed tokens, adding up to
+    /// `active_context_tokens_before` (D143 in docs/decisions.md). Absent when the attempt made
+    /// no receipt (a skipped or interrupted one) and in events of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<ReceiptTotals>,
     /// **\[beyond\]** The model the compaction ran with (empty in events of older versions;
     /// D95 in docs/decisions.md).
     #[serde(default)]

@@ -57,6 +57,7 @@ pub(crate) fn sample_event(attempt_number: u32) -> CompactionEvent {
             reasoning_output_tokens: 1_000,
             total_tokens: 244_000,
         }),
+        receipt: None,
     }
 }
 

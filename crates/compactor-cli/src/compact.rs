@@ -1,13 +1,17 @@
 //! `compactor compact ROLLOUT`: resume a saved session, compact it as a manual compaction with
-//! the configured implementation, and append the result to the rollout.
+//! the configured implementation, and append the result to the rollout; with `--dry-run`, show
+//! what it would do without sending or writing anything (D144).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use compactor_core::{ModelInfo, Session};
+use compactor_core::{ModelInfo, PreviewOptions, Session};
 use compactor_engine::{COMPACT_USER_MESSAGE_MAX_TOKENS, estimate_history};
-use compactor_protocol::{CompactionImplementation, CompactionStatus, EventMsg, ResponseItem};
+use compactor_protocol::{
+    CompactionImplementation, CompactionStatus, EventMsg, ReceiptStatus, ResponseItem,
+};
+use compactor_rollout_trace::read_rollout;
 use compactor_testkit::ToolCallPolicy;
 
 use crate::demo::retry_line;
@@ -15,6 +19,7 @@ use crate::drive::drive;
 use crate::error::{CliError, Exit};
 use crate::format;
 use crate::interrupt::InterruptWatch;
+use crate::receipt::receipt_lines;
 use crate::rollout::{self, ReadArgs};
 use crate::settings::{self, ConfigFile, DEFAULT_MODEL, ModelArgs};
 
@@ -26,6 +31,14 @@ pub(crate) struct CompactArgs {
     /// What the compaction should preserve, e.g. "the failing tests" (`/compact <focus>`).
     #[arg(long, value_name = "TEXT")]
     focus: Option<String>,
+    /// Show what the compaction would do (the receipt, marked as a preview, and the request it
+    /// would send) without sending, installing or writing anything: the rollout is only read,
+    /// not even a torn last line is cut off.
+    #[arg(long)]
+    dry_run: bool,
+    /// With --dry-run, print the preview as one JSON object.
+    #[arg(long, requires = "dry_run")]
+    json: bool,
     #[command(flatten)]
     read: ReadArgs,
     #[command(flatten)]
@@ -51,6 +64,10 @@ pub(crate) async fn run(args: CompactArgs, file: Option<ConfigFile>) -> Result<(
     defaults.base_instructions = saved.base_instructions().to_owned();
     defaults.cwd = saved.session.session_meta.as_ref().and_then(|meta| meta.cwd.clone());
     let mut settings = settings::layer(&args.model, file, defaults)?;
+    if args.dry_run {
+        // Nothing is sent: no provider is started.
+        return Box::pin(dry_run(&args, &settings, &saved)).await;
+    }
     let server = settings.start_provider(ToolCallPolicy::Never).await?;
     let result = Box::pin(compact(&args, &settings, &saved, &before)).await;
     if let Some(server) = server
@@ -85,7 +102,16 @@ async fn compact(
             None => session.compact().await,
         }
     };
-    let result = drive(work, &mut events, show_notice).await;
+    let mut receipt = None;
+    let result = drive(work, &mut events, |event| {
+        if let EventMsg::CompactionReceipt { receipt: installed } = event
+            && installed.status == ReceiptStatus::Completed
+        {
+            receipt = Some(installed.clone());
+        }
+        show_notice(event);
+    })
+    .await;
     let elapsed = started.elapsed();
     let after = session.history();
     let generation = session.window_generation();
@@ -123,7 +149,85 @@ async fn compact(
     outln!("            items   tokens (estimate)");
     outln!("  before   {:>6}   {:>17}", before.len(), format::count(estimate(before)));
     outln!("  after    {:>6}   {:>17}", after.len(), format::count(estimate(&after)));
+    if let Some(receipt) = receipt {
+        outln!("Receipt (also in the `compacted` line; `compactor show` lists them all):");
+        for line in receipt_lines(&receipt, "  ") {
+            outln!("{line}");
+        }
+    }
     outln!("Appended a `compacted` line; {generation} compaction(s) installed in this session.");
+    Ok(())
+}
+
+/// `--dry-run`: the preview of the compaction, from a session read from the rollout and never
+/// written to (D144).
+async fn dry_run(
+    args: &CompactArgs,
+    settings: &settings::Settings,
+    saved: &rollout::SavedSession,
+) -> Result<(), CliError> {
+    let path = saved.path.as_path();
+    for warning in &saved.session.warnings {
+        eprintln!("warning: {}: {warning}", path.display());
+    }
+    let contents = read_rollout(path).await.map_err(|err| {
+        CliError::new(Exit::BadRollout, err)
+            .context(format!("cannot read rollout {}", path.display()))
+    })?;
+    let (session, _events) = Session::builder(settings.config.clone())
+        .damaged_lines(args.read.damaged_lines())
+        .read_only(contents, path)
+        .await?;
+    let options = PreviewOptions { implementation: None, focus: args.focus.clone() };
+    let preview = session.preview_compaction(&options).await;
+    let shutdown = session.shutdown().await;
+    let preview = preview.map_err(|err| {
+        let err = CliError::from(err);
+        err.context(format!(
+            "the compaction would fail; nothing was sent or written to {}",
+            path.display()
+        ))
+    })?;
+    shutdown?;
+    if args.json {
+        let request = preview
+            .request
+            .as_deref()
+            .map(serde_json::from_str::<serde_json::Value>)
+            .transpose()
+            .map_err(CliError::other)?;
+        let value = serde_json::json!({
+            "rollout": path,
+            "preview": true,
+            "implementation": preview.receipt.implementation,
+            "receipt": preview.receipt,
+            "request": request,
+            "history": preview.history,
+            "exact": preview.exact,
+        });
+        let text = serde_json::to_string_pretty(&value).map_err(CliError::other)?;
+        outln!("{text}");
+        return Ok(());
+    }
+    outln!(
+        "Dry run of compacting {}: nothing was sent, and the rollout was only read.",
+        path.display()
+    );
+    for line in receipt_lines(&preview.receipt, "  ") {
+        outln!("{line}");
+    }
+    let kept = if preview.exact {
+        "the history it would install"
+    } else {
+        "what it would keep before the model's compaction item or summary"
+    };
+    outln!("  {kept}: {} items", preview.history.len());
+    if let Some(request) = &preview.request {
+        outln!(
+            "  it would send a request of {} bytes (--json prints it)",
+            format::count(request.len() as u64)
+        );
+    }
     Ok(())
 }
 
@@ -177,6 +281,11 @@ fn failure(
                  installed, and {appended}.\nTo compact it: {hint}"
             ))
         }
+        Exit::PinsOverBudget => err.context(format!(
+            "compaction refused before any request: nothing was installed, and {appended}.\nTo \
+             compact it: unpin something (`compactor show ROLLOUT` lists the pins, `compactor \
+             pin ROLLOUT --remove ID` removes one)"
+        )),
         Exit::Failure
         | Exit::Usage
         | Exit::MissingFile
@@ -211,6 +320,7 @@ fn show_notice(event: &EventMsg) {
         | EventMsg::ThreadRolledBack { .. }
         | EventMsg::UserMessage { .. }
         | EventMsg::AgentMessage { .. }
+        | EventMsg::CompactionReceipt { .. }
         | EventMsg::ToolOutputTruncated { .. }
         | EventMsg::Unknown(_) => {}
     }

@@ -341,7 +341,8 @@ async fn run_session(
             | Exit::BadConfig
             | Exit::RolloutWrite
             | Exit::RolloutInUse
-            | Exit::DoesNotFit => err,
+            | Exit::DoesNotFit
+            | Exit::PinsOverBudget => err,
         }
     })?;
     shutdown?;
@@ -416,6 +417,7 @@ fn on_event(event: &EventMsg, ui: &Ui, tally: &mut Tally) {
         | EventMsg::ThreadRolledBack { .. }
         | EventMsg::UserMessage { .. }
         | EventMsg::AgentMessage { .. }
+        | EventMsg::CompactionReceipt { .. }
         | EventMsg::ToolOutputTruncated { .. }
         | EventMsg::Unknown(_) => {}
     }

@@ -19,6 +19,8 @@ Exit codes:
   9  the rollout is in use by another process (the message names its pid)
   10  the compacted history would not fit the model's window: nothing was installed (the
       message names both sizes and what to change)
+  11  the pins alone exceed the retained budget: nothing was installed (the message names
+      the pinned tokens and the budget)
   130  interrupted with Ctrl-C (the rollout holds everything completed before)";
 
 /// Why the program stopped; each has its own exit code.
@@ -45,6 +47,8 @@ pub(crate) enum Exit {
     RolloutInUse,
     /// The compaction's result would not fit the usable window (D63 in docs/decisions.md).
     DoesNotFit,
+    /// The pins alone exceed the retained budget (D142 in docs/decisions.md).
+    PinsOverBudget,
     /// Ctrl-C.
     Interrupted,
 }
@@ -63,6 +67,7 @@ impl Exit {
             Exit::RolloutWrite => 8,
             Exit::RolloutInUse => 9,
             Exit::DoesNotFit => 10,
+            Exit::PinsOverBudget => 11,
             Exit::Interrupted => crate::interrupt::INTERRUPTED_EXIT_CODE,
         }
     }
@@ -120,6 +125,8 @@ pub(crate) fn exit_for(error: &CompactorError) -> Exit {
         CompactorError::RolloutWrite { .. } => Exit::RolloutWrite,
         CompactorError::RolloutInUse { .. } => Exit::RolloutInUse,
         CompactorError::CompactionDoesNotFit { .. } => Exit::DoesNotFit,
+        CompactorError::PinsOverBudget { .. } => Exit::PinsOverBudget,
+        CompactorError::PinNotFound { .. } | CompactorError::NotPinnable { .. } => Exit::Usage,
         CompactorError::Timeout(_)
         | CompactorError::TurnAborted { .. }
         | CompactorError::Stream { .. }

@@ -1,5 +1,5 @@
-//! `compactor`: a scripted demo session on the embedded provider, and `compact`, `resume` and
-//! `serve` for saved sessions and a user's own tests.
+//! `compactor`: a scripted demo session on the embedded provider, and `compact`, `resume`,
+//! `show`, `pin` and `serve` for saved sessions and a user's own tests.
 //!
 //! The binary wires `compactor-core` sessions to either the embedded reference model of
 //! `compactor-testkit` (the default: no key, no network) or a real Responses endpoint given with
@@ -30,10 +30,13 @@ mod drive;
 mod error;
 mod format;
 mod interrupt;
+mod pin;
+mod receipt;
 mod resume;
 mod rollout;
 mod serve;
 mod settings;
+mod show;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -71,6 +74,17 @@ enum Command {
     /// Print the history a saved session resumes with, one item per line.
     #[command(after_help = EXIT_CODES_HELP)]
     Resume(resume::ResumeArgs),
+    /// List a saved session's compactions with their receipts (what each kept, cut, summarized
+    /// and dropped, and where the tokens went), and its pins. Only reads the rollout.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Show(show::ShowArgs),
+    /// Pin a note or a history item in a saved session, so that every later compaction keeps it
+    /// verbatim, or remove a pin.
+    ///
+    /// Takes the rollout's writer lock: when another process is writing the session, it refuses
+    /// (exit 9) and writes nothing.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Pin(pin::PinArgs),
     /// Serve the embedded reference model (HTTP + SSE and WebSocket on one port) until Ctrl-C.
     ///
     /// The first line on stdout is the base URL to give a client, e.g.
@@ -100,7 +114,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
     let config_flag: Option<PathBuf> = match &cli.command {
         Command::Demo(args) => args.model.config.clone(),
         Command::Compact(args) => args.model.config.clone(),
-        Command::Resume(_) | Command::Serve(_) => None,
+        Command::Resume(_) | Command::Serve(_) | Command::Show(_) | Command::Pin(_) => None,
     };
     let uses_model = matches!(cli.command, Command::Demo(_) | Command::Compact(_));
     let toml = if uses_model { settings::load_config_file(config_flag.as_deref())? } else { None };
@@ -113,6 +127,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Command::Demo(args) => Box::pin(demo::run(args, toml)).await,
             Command::Compact(args) => Box::pin(compact::run(args, toml)).await,
             Command::Resume(args) => resume::run(args).await,
+            Command::Show(args) => show::run(args).await,
+            Command::Pin(args) => pin::run(args).await,
             Command::Serve(args) => serve::run(args).await,
         }
     })

@@ -151,6 +151,60 @@ impl ModelClient {
         self.inner.config.key.resolve()
     }
 
+    /// The `/responses` request for `prompt`, as this client builds it before sending (D80).
+    fn responses_request<'p>(
+        &self,
+        prompt: &'p Prompt<'_>,
+        settings: &'p TurnSettings,
+    ) -> ResponsesApiRequest<'p> {
+        let mut request = ResponsesApiRequest::from_prompt(prompt, settings);
+        request.input = self.inner.config.pass_through.filter_input(&prompt.input);
+        request.prompt_cache_key = Some(self.inner.thread_id.clone());
+        request
+    }
+
+    /// The `/responses/compact` request for `prompt`, as this client builds it before sending.
+    fn compact_request<'p>(
+        &self,
+        prompt: &'p Prompt<'_>,
+        settings: &'p TurnSettings,
+    ) -> CompactRequest<'p> {
+        let mut request = CompactRequest::from_prompt(prompt, settings);
+        request.input = self.inner.config.pass_through.filter_input(&prompt.input);
+        request.prompt_cache_key = Some(self.inner.thread_id.clone());
+        request
+    }
+
+    /// The body an HTTP `POST /responses` of `prompt` would carry, built exactly as a request
+    /// that goes out is (the logical request of D80), without sending anything: what a preview
+    /// shows.
+    ///
+    /// # Errors
+    ///
+    /// A prompt that cannot be serialized.
+    pub fn responses_body(
+        &self,
+        prompt: &Prompt<'_>,
+        settings: &TurnSettings,
+    ) -> Result<Bytes, CompactorError> {
+        let mut request = self.responses_request(prompt, settings);
+        request.stream = Some(true);
+        Ok(Bytes::from(json_body(&request)?))
+    }
+
+    /// The body a `POST /responses/compact` of `prompt` would carry, without sending anything.
+    ///
+    /// # Errors
+    ///
+    /// A prompt that cannot be serialized.
+    pub fn compact_body(
+        &self,
+        prompt: &Prompt<'_>,
+        settings: &TurnSettings,
+    ) -> Result<Bytes, CompactorError> {
+        Ok(Bytes::from(json_body(&self.compact_request(prompt, settings))?))
+    }
+
     /// Compacts `prompt.input` with `POST /responses/compact` (D8) and returns the
     /// new history. An empty input returns an empty history without a request.
     ///
@@ -198,9 +252,7 @@ impl ModelClient {
         report: SentReport<'_>,
     ) -> Result<Vec<ResponseItem>, CompactorError> {
         let config = &self.inner.config;
-        let mut request = CompactRequest::from_prompt(prompt, settings);
-        request.input = config.pass_through.filter_input(&prompt.input);
-        request.prompt_cache_key = Some(self.inner.thread_id.clone());
+        let request = self.compact_request(prompt, settings);
         let body = Bytes::from(json_body(&request)?);
         report(&SentRequest::http(&body));
         let headers =
@@ -311,10 +363,7 @@ impl ModelClientSession {
         settings: &TurnSettings,
         report: SentReport<'_>,
     ) -> Result<ResponseStream, CompactorError> {
-        let inner = &self.client.inner;
-        let mut request = ResponsesApiRequest::from_prompt(prompt, settings);
-        request.input = inner.config.pass_through.filter_input(&prompt.input);
-        request.prompt_cache_key = Some(inner.thread_id.clone());
+        let mut request = self.client.responses_request(prompt, settings);
         if self.client.uses_websocket() {
             let reason = match ws::stream(self, &mut request, &mut *report).await {
                 Ok(stream) => return Ok(stream),

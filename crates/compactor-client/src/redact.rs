@@ -130,7 +130,10 @@ impl Redactor {
             | CompactorError::EventTooLarge { .. }
             | CompactorError::CompactionDoesNotFit { .. }
             | CompactorError::RolloutWrite { .. }
-            | CompactorError::RolloutInUse { .. }) => error,
+            | CompactorError::RolloutInUse { .. }
+            | CompactorError::PinsOverBudget { .. }
+            | CompactorError::PinNotFound { .. }
+            | CompactorError::NotPinnable { .. }) => error,
         }
     }
 

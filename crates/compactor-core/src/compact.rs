@@ -7,6 +7,8 @@ mod prune;
 mod remote_v1;
 mod remote_v2;
 
+pub(crate) use remote_v1::add_v1_focus;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -19,14 +21,17 @@ use compactor_engine::{
     estimate_history,
 };
 use compactor_protocol::{
-    CompactedItem, CompactionImplementation, CompactionPhase, CompactionReason, CompactionTrigger,
-    CompactorError, ContextCompactionItem, EventMsg, HookEventName, InitialContextInjection,
-    Prompt, ResponseItem, RolloutItem, TokenUsage, TurnItem, TurnSettings,
+    CompactedItem, CompactionImplementation, CompactionPhase, CompactionReason, CompactionReceipt,
+    CompactionTrigger, CompactorError, ContextCompactionItem, EventMsg, HookEventName,
+    InitialContextInjection, PinsItem, Prompt, ReceiptStatus, ResponseItem, RolloutItem,
+    TokenUsage, TurnItem, TurnSettings,
 };
 use compactor_rollout_trace::crash::{self, CrashPoint};
 use compactor_rollout_trace::{CompactionTraceAttempt, CompactionTraceContext, SentRequestJson};
 
 use crate::hooks::{CompactHookInput, HookOutcome};
+use crate::pins::PinsAtStart;
+use crate::receipt::{ReceiptFacts, ReceiptHeader, ReceiptHistories, SentItems};
 use crate::retry::{StreamAttempt, StreamFailure};
 use crate::session::{Session, now_ms};
 use crate::turn::{TurnContext, TurnFailure};
@@ -92,6 +97,8 @@ pub(crate) struct Prepared {
     pub(crate) reset_websocket: bool,
     /// The history keeps its initial context (prune): keep the settings baseline as it is.
     pub(crate) keep_reference: bool,
+    /// What the receipt needs to know of the request (D143).
+    pub(crate) facts: ReceiptFacts,
 }
 
 /// What every compaction starts with: its turn item (one per chain, whose id is the compaction
@@ -107,6 +114,17 @@ pub(crate) struct Installed {
     response_id: Option<String>,
     usage: Option<TokenUsage>,
     reset_websocket: bool,
+    /// The receipt written with the history.
+    receipt: CompactionReceipt,
+}
+
+/// What `install` needs besides the prepared history: the attempt's receipt header, the history
+/// and pins the compaction started from, and the trace's request id.
+pub(crate) struct Install<'a> {
+    header: &'a ReceiptHeader<'a>,
+    history: &'a [ResponseItem],
+    pins: &'a PinsAtStart,
+    request_id: Option<String>,
 }
 
 /// What a compaction request sent, kept while the client sends it: its wire size for analytics
@@ -183,6 +201,7 @@ pub(crate) struct TracedStream<'s, 'p, R> {
     pub(crate) settings: &'s TurnSettings,
     pub(crate) trace: &'s CompactionTraceContext,
     pub(crate) bytes_sent: &'s mut u64,
+    pub(crate) request_id: &'s mut Option<String>,
     pub(crate) read: R,
 }
 
@@ -199,6 +218,9 @@ impl<R: ReadAnswer + Send + Sync> StreamAttempt for TracedStream<'_, '_, R> {
             .await;
         *self.bytes_sent = self.bytes_sent.saturating_add(sent.wire_len());
         let attempt = sent.start_attempt().await;
+        if let Some(request_id) = attempt.request_id() {
+            *self.request_id = Some(request_id.to_owned());
+        }
         let stream = match opened {
             Ok(stream) => stream,
             Err(error) => {
@@ -219,11 +241,13 @@ impl<R: ReadAnswer + Send + Sync> StreamAttempt for TracedStream<'_, '_, R> {
     }
 }
 
-/// Counters of one attempt, kept across its retries for analytics.
+/// Counters of one attempt, kept across its retries for analytics, and the trace's id of its
+/// last request for the receipt.
 #[derive(Debug, Default)]
 pub(crate) struct AttemptStats {
     pub(crate) retries: u32,
     pub(crate) bytes_sent: u64,
+    pub(crate) request_id: Option<String>,
 }
 
 impl Session {
@@ -352,15 +376,17 @@ impl Session {
     }
 
     /// Where the parts of a compacted history go and how much of it stays (D101, D102, D103):
-    /// no pins or ledger yet, the harness's initial context placed by `injection`, the model's
-    /// retained budget and the image cap.
-    pub(crate) fn layout(
-        &self,
+    /// the `pinned` items first (D140), no ledger yet, the harness's initial context placed by
+    /// `injection`, the model's retained budget and the image cap.
+    pub(crate) fn layout<'a>(
+        &'a self,
         turn: &TurnContext,
         injection: InitialContextInjection,
-    ) -> Layout<'_> {
+        pinned: &'a [ResponseItem],
+    ) -> Layout<'a> {
         let config = &self.inner.config;
         Layout {
+            pinned,
             initial_context: &config.initial_context,
             injection,
             retained_budget_tokens: config.compaction.retained_budget(&turn.model),
@@ -414,7 +440,7 @@ impl Session {
 
     /// [`compactor_engine::compacted_floor`] with the session's instructions and markers, and
     /// `model`'s retained budget.
-    fn compacted_floor(
+    pub(crate) fn compacted_floor(
         &self,
         implementation: CompactionImplementation,
         history: &[ResponseItem],
@@ -464,7 +490,8 @@ impl Session {
     }
 
     /// Runs the chain: one `ContextCompaction` item and compaction id for all attempts, one
-    /// analytics event per attempt, and one `error` event only when every attempt failed.
+    /// analytics event per attempt, one `compaction_receipt` event per attempt that installed or
+    /// failed (D143), and one `error` event only when every attempt failed.
     async fn run_compaction(
         &self,
         turn: &TurnContext,
@@ -481,6 +508,16 @@ impl Session {
                 .with_chain(ChainPosition::from_index(index, length));
             CompactionAnalyticsAttempt::begin(&self.inner.analytics, &context, spec)
         };
+        let header =
+            |index: usize, implementation: CompactionImplementation, length: usize| ReceiptHeader {
+                compaction_id: &item.id,
+                implementation,
+                chain: ChainPosition::from_index(index, length),
+                trigger: request.trigger,
+                reason: request.reason,
+                phase: request.phase,
+                tokens_before,
+            };
         let first = chain.first().copied().unwrap_or(CompactionImplementation::Prune);
         if self.state().history.is_empty() {
             // Nothing to compact: no request, no change (D9).
@@ -496,6 +533,9 @@ impl Session {
             return Err(CompactionFailure(error));
         }
         let trace = self.announce_compaction(turn, &item).await;
+        // What every attempt starts from: the history and the pins as they are now.
+        let history = Arc::clone(&self.state().history);
+        let pins = self.pins_at_start();
         let mut last_error = None;
         let usable = turn.model.model_context_window();
         let mut chain = chain;
@@ -503,26 +543,40 @@ impl Session {
         while let Some(implementation) = chain.get(index).copied() {
             index += 1;
             let attempt = begin(index - 1, implementation, chain.len());
+            let header = header(index - 1, implementation, chain.len());
             let mut stats = AttemptStats::default();
-            // An implementation whose result cannot fit is not asked (D63).
-            let floor = usable.and_then(|usable| {
-                let history = Arc::clone(&self.state().history);
-                let floor = self.compacted_floor(implementation, &history, &turn.model)?;
-                let tokens = i64::try_from(floor).unwrap_or(i64::MAX);
-                (tokens > usable).then_some(CompactorError::CompactionDoesNotFit {
-                    tokens,
-                    usable_window: usable,
-                })
-            });
-            if let Some(error) = floor {
-                attempt.track(AttemptOutcome::failed(&error, tokens_before));
+            // An implementation whose result cannot fit is not asked (D63), nor one whose pins
+            // alone exceed its budget (D142).
+            let refused =
+                pins.over_budget(self.pins_budget(implementation, &turn.model)).or_else(|| {
+                    let usable = usable?;
+                    let floor = self.compacted_floor(implementation, &history, &turn.model)?;
+                    let tokens = i64::try_from(floor).unwrap_or(i64::MAX);
+                    (tokens > usable).then_some(CompactorError::CompactionDoesNotFit {
+                        tokens,
+                        usable_window: usable,
+                    })
+                });
+            if let Some(error) = refused {
+                let receipt = self.failed_receipt(&header, &history, &error);
+                attempt.track(
+                    AttemptOutcome::failed(&error, tokens_before).with_receipt(receipt.totals),
+                );
+                self.emit_receipt(receipt).await;
                 tracing::warn!(%implementation, error = %error, "compaction attempt skipped");
                 last_error = Some((implementation, error));
                 continue;
             }
             let prepared = {
-                let work =
-                    self.prepare(implementation, turn, client_session, request, &trace, &mut stats);
+                let work = self.prepare(
+                    implementation,
+                    turn,
+                    client_session,
+                    request,
+                    &trace,
+                    &mut stats,
+                    &pins,
+                );
                 tokio::select! {
                     () = turn.cancel.cancelled() => Err(CompactorError::Cancelled),
                     prepared = work => prepared,
@@ -531,7 +585,13 @@ impl Session {
             let installed = match prepared {
                 Ok(prepared) => {
                     crash::hit(CrashPoint::AfterCompactionResponse);
-                    self.install(turn, &item, prepared, request.injection, &trace).await
+                    let install = Install {
+                        header: &header,
+                        history: &history,
+                        pins: &pins,
+                        request_id: stats.request_id.take(),
+                    };
+                    self.install(turn, &item, prepared, request.injection, &trace, install).await
                 }
                 Err(error) => Err(error),
             };
@@ -546,15 +606,19 @@ impl Session {
                     } else {
                         error.clone()
                     };
-                    let outcome =
+                    let mut outcome =
                         AttemptOutcome::from_result(&Err::<(), _>(tracked), tokens_before)
                             .with_retries(stats.retries)
                             .with_bytes_sent(stats.bytes_sent);
-                    attempt.track(outcome);
                     tracing::warn!(%implementation, error = %error, "compaction attempt failed");
                     if error.is_interruption() {
+                        attempt.track(outcome);
                         return Err(CompactionFailure(error));
                     }
+                    let receipt = self.failed_receipt(&header, &history, &error);
+                    outcome = outcome.with_receipt(receipt.totals);
+                    attempt.track(outcome);
+                    self.emit_receipt(receipt).await;
                     // A rollout that cannot be written fails every implementation alike: the
                     // chain stops at once (see D53 in docs/decisions.md).
                     let rollout_failed = matches!(
@@ -597,11 +661,13 @@ impl Session {
             }
             let mut outcome = AttemptOutcome::completed(self.total_token_usage())
                 .with_retries(stats.retries)
-                .with_bytes_sent(stats.bytes_sent);
+                .with_bytes_sent(stats.bytes_sent)
+                .with_receipt(installed.receipt.totals);
             if let Some(usage) = installed.usage {
                 outcome = outcome.with_completed_usage(usage);
             }
             attempt.track(outcome);
+            self.emit_receipt(installed.receipt).await;
             if implementation == CompactionImplementation::Responses {
                 self.emit(EventMsg::Warning { message: LOCAL_COMPACTION_WARNING.to_owned() }).await;
             }
@@ -624,6 +690,32 @@ impl Session {
         };
         self.emit(EventMsg::Error(error.to_error_event(prefix))).await;
         Err(CompactionFailure(error))
+    }
+
+    /// The budget the pins of a compaction by `implementation` must fit (D142): the retained
+    /// budget for remote compaction and `prune`, local compaction's user-message budget; `None`
+    /// for server-managed compaction, which re-inserts no pins.
+    pub(crate) fn pins_budget(
+        &self,
+        implementation: CompactionImplementation,
+        model: &crate::config::ModelInfo,
+    ) -> Option<u64> {
+        let config = &self.inner.config;
+        match implementation {
+            CompactionImplementation::ServerManaged => None,
+            CompactionImplementation::Responses => {
+                Some(Layout::new(&config.contextual_markers).local_budget_tokens)
+            }
+            CompactionImplementation::ResponsesCompactionV2
+            | CompactionImplementation::ResponsesCompact
+            | CompactionImplementation::Prune => Some(config.compaction.retained_budget(model)),
+        }
+    }
+
+    /// Emits a receipt as a `compaction_receipt` event (never persisted: an installed
+    /// compaction's receipt is in its `compacted` line already).
+    pub(crate) async fn emit_receipt(&self, receipt: CompactionReceipt) {
+        self.emit(EventMsg::CompactionReceipt { receipt: Box::new(receipt) }).await;
     }
 
     /// Installs a compaction the server made by itself (`server_managed`, D46): the engine's
@@ -649,9 +741,22 @@ impl Session {
             AttemptSpec::new(CompactionImplementation::ServerManaged, tokens_before),
         );
         let trace = self.announce_compaction(turn, &item).await;
+        let history = Arc::clone(&self.state().history);
+        // The server decides what it keeps: pins are not re-inserted, and the receipt says
+        // which of them it was sent (D146).
+        let pins = self.pins_at_start();
+        let header = ReceiptHeader {
+            compaction_id: &item.id,
+            implementation: CompactionImplementation::ServerManaged,
+            chain: ChainPosition::SINGLE,
+            trigger: CompactionTrigger::Auto,
+            reason: CompactionReason::ContextLimit,
+            phase,
+            tokens_before,
+        };
         let mut compacted = compaction.new_history;
         let after = compacted.split_off(compacted.len().min(1));
-        let layout = self.layout(turn, InitialContextInjection::DoNotInject);
+        let layout = self.layout(turn, InitialContextInjection::DoNotInject, &[]);
         let laid_out = match compacted.pop() {
             Some(item) => compacted_history(Compacted::ServerManaged { item }, &layout)
                 .map_err(CompactorError::from),
@@ -659,6 +764,7 @@ impl Session {
         };
         let installed = match laid_out {
             Ok(new_history) => {
+                let produced = new_history.len();
                 let prepared = Prepared {
                     input_history: Arc::new(compaction.input_history),
                     new_history,
@@ -667,19 +773,42 @@ impl Session {
                     usage: None,
                     reset_websocket: false,
                     keep_reference: true,
+                    facts: ReceiptFacts {
+                        sent: Some(SentItems::All),
+                        trimmed: false,
+                        produced,
+                        response_id: None,
+                    },
                 };
-                self.install(turn, &item, prepared, InitialContextInjection::DoNotInject, &trace)
-                    .await
+                let install =
+                    Install { header: &header, history: &history, pins: &pins, request_id: None };
+                self.install(
+                    turn,
+                    &item,
+                    prepared,
+                    InitialContextInjection::DoNotInject,
+                    &trace,
+                    install,
+                )
+                .await
             }
             Err(error) => Err(error),
         };
         match installed {
-            Ok(_) => {
-                attempt.track(AttemptOutcome::completed(self.total_token_usage()));
+            Ok(installed) => {
+                attempt.track(
+                    AttemptOutcome::completed(self.total_token_usage())
+                        .with_receipt(installed.receipt.totals),
+                );
+                self.emit_receipt(installed.receipt).await;
                 Ok(after)
             }
             Err(error) => {
-                attempt.track(AttemptOutcome::failed(&error, tokens_before));
+                let receipt = self.failed_receipt(&header, &history, &error);
+                attempt.track(
+                    AttemptOutcome::failed(&error, tokens_before).with_receipt(receipt.totals),
+                );
+                self.emit_receipt(receipt).await;
                 self.emit(EventMsg::Error(error.to_error_event(REMOTE_COMPACT_ERROR_PREFIX))).await;
                 Err(CompactionFailure(error))
             }
@@ -731,6 +860,7 @@ impl Session {
         trace
     }
 
+    #[expect(clippy::too_many_arguments, reason = "one call site, each argument distinct")]
     async fn prepare(
         &self,
         implementation: CompactionImplementation,
@@ -739,18 +869,19 @@ impl Session {
         request: CompactionRequest<'_>,
         trace: &CompactionTraceContext,
         stats: &mut AttemptStats,
+        pins: &PinsAtStart,
     ) -> Result<Prepared, CompactorError> {
         match implementation {
             CompactionImplementation::ResponsesCompactionV2 => {
-                self.prepare_v2(turn, client_session, request, trace, stats).await
+                self.prepare_v2(turn, client_session, request, trace, stats, pins).await
             }
             CompactionImplementation::ResponsesCompact => {
-                self.prepare_v1(turn, request, trace, stats).await
+                self.prepare_v1(turn, request, trace, stats, pins).await
             }
             CompactionImplementation::Responses => {
-                self.prepare_local(turn, request, trace, stats).await
+                self.prepare_local(turn, request, trace, stats, pins).await
             }
-            CompactionImplementation::Prune => self.prepare_prune(turn),
+            CompactionImplementation::Prune => self.prepare_prune(turn, pins),
             CompactionImplementation::ServerManaged => Err(CompactorError::Config(
                 "server_managed compaction happens on the server and cannot be requested"
                     .to_owned(),
@@ -801,9 +932,10 @@ impl Session {
     }
 
     /// Installs a compacted history (D7): trace checkpoint, rollout `compacted`
-    /// line (plus `turn_context` when mid-turn), then memory, window generation, token usage and
-    /// `item_completed`. The rollout is written and synced first: if either fails, nothing
-    /// changes.
+    /// line with the pins and the receipt (plus `turn_context` when mid-turn, and a `pins` line
+    /// when the pins changed while the compaction ran), then memory, window generation, token
+    /// usage and `item_completed`. The rollout is written and synced first: if either fails,
+    /// nothing changes.
     async fn install(
         &self,
         turn: &TurnContext,
@@ -811,6 +943,7 @@ impl Session {
         prepared: Prepared,
         injection: InitialContextInjection,
         trace: &CompactionTraceContext,
+        install: Install<'_>,
     ) -> Result<Installed, CompactorError> {
         let Prepared {
             input_history,
@@ -820,6 +953,7 @@ impl Session {
             usage,
             reset_websocket,
             keep_reference,
+            mut facts,
         } = prepared;
         // Nothing that does not fit the usable window is installed (D63): the chain goes on.
         if let Some(usable) = turn.model.model_context_window() {
@@ -836,10 +970,43 @@ impl Session {
             InitialContextInjection::DoNotInject => None,
             InitialContextInjection::BeforeLastUserMessage => Some(turn.context_item(self)),
         };
-        let mut lines = vec![RolloutItem::Compacted(CompactedItem::new(message, new_history))];
+        let server_managed =
+            install.header.implementation == CompactionImplementation::ServerManaged;
+        let mut receipt = {
+            let facts = ReceiptFacts { response_id: facts.response_id.take(), ..facts };
+            let histories = ReceiptHistories {
+                history: install.history,
+                input: &input_history,
+                new_history: &new_history,
+            };
+            self.compaction_receipt(
+                install.header,
+                ReceiptStatus::Completed,
+                &histories,
+                &facts,
+                install.pins,
+            )
+        };
+        receipt.request_id = install.request_id;
+        receipt.tokens_after = Some(self.state().total_usage_after_install(
+            &new_history,
+            &self.estimate_context(),
+            &self.inner.config.contextual_markers,
+        ));
+        let mut compacted = CompactedItem::new(message, new_history);
+        compacted.pins = install.pins.record();
+        compacted.receipt = Some(Box::new(receipt.clone()));
+        let mut lines = vec![RolloutItem::Compacted(compacted)];
         // The baseline is persisted after the compaction so a resume restores it (D23).
         if let Some(reference) = &reference {
             lines.push(RolloutItem::TurnContext(reference.clone()));
+        }
+        // A pin changed while the compaction ran: the newest pins record must stay the session's
+        // pins, so they follow the compaction (D141).
+        let pins_guard = self.inner.pin_lock.lock().await;
+        let current_pins = self.state().pins.clone();
+        if current_pins != install.pins.pins {
+            lines.push(RolloutItem::Pins(PinsItem::new(current_pins)));
         }
         self.persist(&lines).await?;
         // The history moves from the rollout line into the session: it is never copied.
@@ -853,6 +1020,7 @@ impl Session {
             let estimate = self.estimate_context();
             let mut state = self.state();
             let replaced = std::mem::replace(&mut state.history, Arc::new(new_history));
+            state.pin_slot = if server_managed { 0 } else { install.pins.items.len() };
             state.reference_context_item = reference;
             state.recompute_token_usage(&estimate, turn.model.model_context_window());
             state.after_last_compaction = Some(state.total_usage(
@@ -861,6 +1029,7 @@ impl Session {
             ));
             replaced
         };
+        drop(pins_guard);
         crash::hit(CrashPoint::AfterMemorySwap);
         // Freeing a large history takes milliseconds: it happens off the compaction's path.
         drop_in_background((replaced, input_history));
@@ -874,7 +1043,7 @@ impl Session {
         })
         .await;
         self.emit(EventMsg::ContextCompacted {}).await;
-        Ok(Installed { response_id, usage, reset_websocket })
+        Ok(Installed { response_id, usage, reset_websocket, receipt })
     }
 
     /// The history a compaction request is built from: the session's history, trimmed of

@@ -234,6 +234,9 @@ pub struct CompactionSettings {
     pub v2_max_retries: u32,
     /// Retries of a turn's sampling stream that fails after opening (D11).
     pub turn_max_retries: u32,
+    /// Notes pinned when a session is built or resumed, unless a note with the same text is
+    /// pinned already (D140).
+    pub pinned_notes: Vec<String>,
     /// The retained budget of remote compaction in tokens (D101); `None` is min(64 000, 25% of
     /// the model's context window).
     pub retained_budget_tokens: Option<u64>,
@@ -261,6 +264,7 @@ impl Default for CompactionSettings {
             v2_trigger: V2TriggerForm::default(),
             v2_max_retries: 2,
             turn_max_retries: 5,
+            pinned_notes: Vec::new(),
             retained_budget_tokens: None,
             max_retained_images: DEFAULT_MAX_RETAINED_IMAGES,
         }

@@ -6,6 +6,10 @@
 //! - [`Session`] (cheap to clone, turns serialized) built by [`SessionBuilder`] from a
 //!   [`SessionConfig`]: [`Session::run_turn`], [`Session::compact`], [`Session::interrupt`],
 //!   [`Session::shutdown`], and [`SessionBuilder::resume`] from a rollout.
+//! - Pins ([`Session::pin_item`], [`Session::pin_note`], [`Session::unpin`], [`Session::pins`]),
+//!   kept verbatim through every compaction; a `compaction_receipt` event for every compaction
+//!   attempt; [`Session::preview_compaction`] with [`PreviewOptions`], which sends, installs and
+//!   writes nothing, and [`SessionBuilder::read_only`] for a session that never writes.
 //! - [`TurnContext`], [`TurnOptions`], [`TurnOutcome`].
 //! - [`Features`], [`ModelInfo`] (context window and auto-compact limit, D6),
 //!   [`CompactionSettings`].
@@ -53,6 +57,9 @@
 mod compact;
 mod config;
 mod hooks;
+mod pins;
+mod preview;
+mod receipt;
 mod retry;
 mod session;
 mod state;
@@ -68,6 +75,7 @@ pub use config::{
     RemoteCompaction, SessionConfig,
 };
 pub use hooks::{CompactHookInput, CompactHooks, HookFuture, HookOutcome};
+pub use preview::{CompactionPreview, PreviewOptions};
 pub use session::{EVENT_CHANNEL_CAPACITY, Session, SessionBuilder};
 pub use tools::{NoTools, ToolCall, ToolCallKind, ToolFuture, ToolHandler};
 pub use turn::{TurnContext, TurnOptions, TurnOutcome};

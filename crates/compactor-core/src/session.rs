@@ -11,8 +11,8 @@ use compactor_protocol::{
     CompactorError, EventMsg, ResponseItem, RolloutItem, SessionMeta, TokenUsageInfo,
 };
 use compactor_rollout_trace::{
-    DamagedLines, RecorderOptions, Replay, RolloutContents, RolloutRecorder, ThreadTrace,
-    read_rollout,
+    DamagedLines, ReconstructedSession, RecorderOptions, Replay, RolloutContents, RolloutRecorder,
+    ThreadTrace, TraceConfig, read_rollout,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -52,6 +52,9 @@ pub(crate) struct SessionInner {
     pub(crate) state: Mutex<SessionState>,
     /// Serializes turns and manual compactions.
     pub(crate) turn_lock: tokio::sync::Mutex<()>,
+    /// Serializes the changes of the pins with each other and with installs, so the rollout's
+    /// newest pins record is always the session's pins (D141).
+    pub(crate) pin_lock: tokio::sync::Mutex<()>,
     events: mpsc::Sender<EventMsg>,
     pub(crate) rollout: Option<RolloutRecorder>,
     pub(crate) trace: ThreadTrace,
@@ -139,6 +142,7 @@ impl SessionBuilder {
             rollout.iter().filter_map(RolloutRecorder::lock_takeover_warning).collect();
         let (session, events) = self.finish(thread_id, rollout, SessionState::default()).await?;
         session.warn_all(warnings).await;
+        session.pin_configured_notes().await?;
         Ok((session, events))
     }
 
@@ -193,6 +197,62 @@ impl SessionBuilder {
         Box::pin(self.resume_with(contents, rollout)).await
     }
 
+    /// A session restored from rollout lines the caller has read (with [`read_rollout`]) that
+    /// never writes anything: no rollout is opened (so no writer lock is taken and a torn last
+    /// line stays as it is), and no trace bundle is written. `path` names the rollout in errors.
+    /// What [`Session::preview_compaction`] and [`Session::pins`] need, and nothing that appends.
+    ///
+    /// Rollback and fork need a rollout and fail on this session; turns and compactions run in
+    /// memory only.
+    ///
+    /// # Errors
+    ///
+    /// Under [`DamagedLines::Fail`], a damaged line; configuration errors.
+    pub async fn read_only(
+        mut self,
+        contents: RolloutContents,
+        path: &Path,
+    ) -> Result<(Session, mpsc::Receiver<EventMsg>), CompactorError> {
+        contents.check(path, self.damaged_lines)?;
+        self.config.rollout_path = None;
+        self.config.trace = TraceConfig::disabled();
+        let resumed = Replay::new(&rebuild_legacy_compacted, &self.config.contextual_markers)
+            .reconstruct_contents(contents);
+        let thread_id = resumed
+            .session_meta
+            .as_ref()
+            .map(|meta| meta.id.clone())
+            .or_else(|| self.thread_id.clone())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let window_generation = resumed.window_generation;
+        let state = self.resumed_state(resumed);
+        let (session, events) = self.finish(thread_id, None, state).await?;
+        session.inner.client.set_window_generation(window_generation);
+        session.pin_configured_notes().await?;
+        Ok((session, events))
+    }
+
+    /// The state of a session resumed as `resumed` describes it; its history moves in.
+    fn resumed_state(&self, resumed: ReconstructedSession) -> SessionState {
+        let previous_model = resumed.previous_turn_settings.as_ref().map(|settings| {
+            if settings.model == self.config.model.slug {
+                self.config.model.clone()
+            } else {
+                ModelInfo { slug: settings.model.clone(), ..self.config.model.clone() }
+            }
+        });
+        SessionState {
+            history: Arc::new(resumed.history),
+            reference_context_item: resumed.reference_context_item,
+            token_info: resumed.token_info.unwrap_or_default(),
+            previous_model,
+            pins: resumed.pins,
+            pin_slot: resumed.pin_slot,
+            next_pin_number: resumed.next_pin_number,
+            ..SessionState::default()
+        }
+    }
+
     async fn resume_with(
         mut self,
         contents: RolloutContents,
@@ -200,7 +260,7 @@ impl SessionBuilder {
     ) -> Result<(Session, mpsc::Receiver<EventMsg>), CompactorError> {
         let path = rollout.path().to_path_buf();
         contents.check(&path, self.damaged_lines)?;
-        let resumed = Replay::new(&rebuild_legacy_compacted, &self.config.contextual_markers)
+        let mut resumed = Replay::new(&rebuild_legacy_compacted, &self.config.contextual_markers)
             .reconstruct_contents(contents);
         for warning in &resumed.warnings {
             tracing::warn!(path = %path.display(), "{warning}");
@@ -212,14 +272,7 @@ impl SessionBuilder {
             .or_else(|| self.thread_id.clone())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         self.config.rollout_path = Some(path);
-        let previous_model = resumed.previous_turn_settings.as_ref().map(|settings| {
-            if settings.model == self.config.model.slug {
-                self.config.model.clone()
-            } else {
-                ModelInfo { slug: settings.model.clone(), ..self.config.model.clone() }
-            }
-        });
-        let mut warnings = resumed.warnings;
+        let mut warnings = std::mem::take(&mut resumed.warnings);
         warnings.extend(rollout.lock_takeover_warning());
         if rollout.truncated_tail_bytes() > 0 {
             warnings.push(format!(
@@ -229,16 +282,12 @@ impl SessionBuilder {
                 rollout.truncated_tail_bytes()
             ));
         }
-        let state = SessionState {
-            history: Arc::new(resumed.history),
-            reference_context_item: resumed.reference_context_item,
-            token_info: resumed.token_info.unwrap_or_default(),
-            previous_model,
-            ..SessionState::default()
-        };
+        let window_generation = resumed.window_generation;
+        let state = self.resumed_state(resumed);
         let (session, events) = self.finish(thread_id, Some(rollout), state).await?;
-        session.inner.client.set_window_generation(resumed.window_generation);
+        session.inner.client.set_window_generation(window_generation);
         session.warn_all(warnings).await;
+        session.pin_configured_notes().await?;
         Ok((session, events))
     }
 
@@ -278,6 +327,7 @@ impl SessionBuilder {
                 client,
                 state: Mutex::new(state),
                 turn_lock: tokio::sync::Mutex::new(()),
+                pin_lock: tokio::sync::Mutex::new(()),
                 events: events_tx,
                 rollout,
                 trace,
@@ -369,13 +419,15 @@ impl Session {
     }
 
     /// Rolls back the last `num_turns` user turns (D24): a `thread_rolled_back` line is
-    /// appended and the state is rebuilt from the rollout, exactly as a resume would.
+    /// appended and the state is rebuilt from the rollout, exactly as a resume would; pins made
+    /// in the rolled-back turns are removed with them.
     ///
     /// # Errors
     ///
     /// [`CompactorError::Config`] without a rollout; rollout I/O errors.
     pub async fn rollback(&self, num_turns: u32) -> Result<(), CompactorError> {
         let _turn = self.inner.turn_lock.lock().await;
+        let _pins = self.inner.pin_lock.lock().await;
         let Some(rollout) = &self.inner.rollout else {
             return Err(CompactorError::Config("rollback needs a rollout".to_owned()));
         };
@@ -387,11 +439,16 @@ impl Session {
         state.history = Arc::new(resumed.history);
         state.reference_context_item = resumed.reference_context_item;
         state.token_info = resumed.token_info.unwrap_or_default();
+        // Pins made in the rolled-back turns go with them; ids are never given again (D141).
+        state.pins = resumed.pins;
+        state.pin_slot = resumed.pin_slot;
+        state.next_pin_number = resumed.next_pin_number;
         Ok(())
     }
 
     /// Writes a fork of this session to a new rollout at `path`: the reconstructed session minus
-    /// its last `drop_last_user_turns` user turns, under a new thread id (window generation 0).
+    /// its last `drop_last_user_turns` user turns, with its pins, under a new thread id (window
+    /// generation 0).
     /// Resume it with [`SessionBuilder::resume`]. Returns the new thread id.
     ///
     /// # Errors

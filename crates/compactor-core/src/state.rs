@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use compactor_engine::{EstimateContext, ReasoningAccounting, TotalUsageInput, total_token_usage};
 use compactor_protocol::{
-    ContextualMarkers, PassThroughList, RateLimitSnapshot, ResponseItem, TokenUsage,
+    ContextualMarkers, PassThroughList, Pin, RateLimitSnapshot, ResponseItem, TokenUsage,
     TokenUsageInfo, TurnContextItem,
 };
 
@@ -30,6 +30,12 @@ pub(crate) struct SessionState {
     pub(crate) reasoning: ReasoningAccounting,
     /// The model of the last completed turn (for the downshift check).
     pub(crate) previous_model: Option<ModelInfo>,
+    /// The session's pins (D140).
+    pub(crate) pins: Vec<Pin>,
+    /// How many leading items of `history` are the pin slot the last compaction laid out.
+    pub(crate) pin_slot: usize,
+    /// The number of the next pin id (0 counts as 1).
+    pub(crate) next_pin_number: u64,
     /// The provider refused the v2 trigger: v2 is left out of chains for the rest of the
     /// session (D114).
     pub(crate) lacks_remote_v2: bool,
@@ -52,6 +58,24 @@ impl SessionState {
             reasoning: self.reasoning,
             markers,
             pass_through,
+        })
+    }
+
+    /// What [`SessionState::total_usage`] will be once `history` is installed, for the receipt
+    /// written before it is.
+    pub(crate) fn total_usage_after_install(
+        &self,
+        history: &[ResponseItem],
+        estimate: &EstimateContext<'_>,
+        markers: &ContextualMarkers,
+    ) -> i64 {
+        total_token_usage(&TotalUsageInput {
+            items: history,
+            last_total_tokens: i64::try_from(estimate.estimate(history)).unwrap_or(i64::MAX),
+            history_len_at_last_usage: None,
+            reasoning: self.reasoning,
+            markers,
+            pass_through: estimate.pass_through,
         })
     }
 

@@ -92,6 +92,7 @@ impl AnalyticsSettings {
 /// retained_budget_tokens = 64000            # default: min(64 000, 25% of the context window)
 /// max_retained_images = 8
 /// prune = { protected_user_turns = 2, target_percent = 50 }
+/// pinned_notes = ["Never edit files under vendor/."]   # kept through every compaction
 ///
 /// [model]
 /// slug = "gpt-5"
@@ -254,6 +255,7 @@ impl CompactorToml {
         set(&mut target.turn_max_retries, compaction.turn_max_retries);
         set(&mut target.prune.protected_user_turns, compaction.protected_user_turns);
         set(&mut target.prune.target_percent, compaction.target_percent);
+        set(&mut target.pinned_notes, compaction.pinned_notes.clone());
         if let Some(budget) = compaction.retained_budget_tokens {
             target.retained_budget_tokens = Some(budget);
         }

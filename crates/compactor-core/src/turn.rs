@@ -80,7 +80,7 @@ pub struct TurnOutcome {
 /// One completed sampling request.
 pub(crate) struct Sampled {
     pub(crate) items: Vec<ResponseItem>,
-    response_id: String,
+    pub(crate) response_id: String,
     pub(crate) usage: Option<TokenUsage>,
     end_turn: Option<bool>,
 }

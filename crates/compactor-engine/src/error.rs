@@ -49,9 +49,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl From<Error> for CompactorError {
     fn from(err: Error) -> Self {
         match err {
-            Error::MissingPayload { .. }
-            | Error::UnexpectedItemCount { .. }
-            | Error::PinnedOverBudget { .. } => CompactorError::Fatal(err.to_string()),
+            Error::MissingPayload { .. } | Error::UnexpectedItemCount { .. } => {
+                CompactorError::Fatal(err.to_string())
+            }
+            Error::PinnedOverBudget { pinned_tokens, budget_tokens } => {
+                CompactorError::PinsOverBudget { pinned_tokens, budget_tokens }
+            }
             Error::StreamClosedEarly => CompactorError::stream(err.to_string()),
         }
     }

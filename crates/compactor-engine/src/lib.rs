@@ -32,6 +32,10 @@
 //!   [`prune_target_tokens`], returning a [`PruneOutcome`] and its [`PruneReport`].
 //! - Server-managed compaction (D46): [`split_server_compaction`] sorts a response's output
 //!   into a [`ResponseOutput`], a [`ServerCompaction`] when the server compacted by itself.
+//! - Pins (D140, D141): [`pin_copy`] (what a pin holds), [`pin_slot_len`], [`without_pinned`],
+//!   [`pinned_tokens`] and [`same_content`].
+//! - Receipts (D143): [`account_items`] with [`ReceiptInput`], [`ReceiptTokens`] and [`Sent`],
+//!   and [`unchanged_items`] for an attempt that changed nothing.
 //! - Fit (D63): [`compacted_floor`], the fewest tokens an implementation's result can have, known
 //!   before a request.
 //! - The engine's [`Error`], which converts into [`compactor_protocol::CompactorError`].
@@ -73,7 +77,9 @@ mod layout;
 mod local;
 mod normalize;
 mod pairs;
+mod pins;
 mod prune;
+mod receipt;
 mod remote_v2;
 mod retained;
 mod server_managed;
@@ -94,7 +100,9 @@ pub use local::{
     summary_text,
 };
 pub use normalize::{InputModalities, PromptOptions, for_prompt, prompt_input};
+pub use pins::{pin_copy, pin_slot_len, pinned_tokens, same_content, without_pinned};
 pub use prune::{PruneConfig, PruneOutcome, PruneReport, prune, prune_target_tokens};
+pub use receipt::{ReceiptInput, ReceiptTokens, Sent, account_items, unchanged_items};
 pub use remote_v2::{
     CollectedCompaction, V2PromptOptions, append_v2_trigger, collect_context_compaction_output,
     v2_request_messages,

@@ -152,6 +152,30 @@ pub enum CompactorError {
     /// Invalid configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The session's pins alone exceed the retained budget of a compacted history: the compaction
+    /// was refused before any request, and nothing was installed (D142 in docs/decisions.md).
+    #[error(
+        "the pins take {pinned_tokens} tokens, over the retained budget of {budget_tokens} tokens; unpin something or raise the budget"
+    )]
+    PinsOverBudget {
+        /// The estimated tokens of the pinned items and notes.
+        pinned_tokens: u64,
+        /// The retained budget they must fit, in tokens.
+        budget_tokens: u64,
+    },
+    /// No pin of the session has this id.
+    #[error("no pin {id} in this session")]
+    PinNotFound {
+        /// The id asked for (`pin-N`).
+        id: String,
+    },
+    /// The item cannot be pinned: only messages can, since a pinned tool call or output would
+    /// stand without its partner in the pin slot (D140 in docs/decisions.md).
+    #[error("a `{item_type}` item cannot be pinned: only messages can; pin a note instead")]
+    NotPinnable {
+        /// The item's `type`.
+        item_type: String,
+    },
 }
 
 impl CompactorError {
@@ -183,7 +207,10 @@ impl CompactorError {
             | CompactorError::Rollout(_)
             | CompactorError::RolloutWrite { .. }
             | CompactorError::RolloutInUse { .. }
-            | CompactorError::Config(_) => false,
+            | CompactorError::Config(_)
+            | CompactorError::PinsOverBudget { .. }
+            | CompactorError::PinNotFound { .. }
+            | CompactorError::NotPinnable { .. } => false,
         }
     }
 
@@ -247,7 +274,10 @@ impl CompactorError {
             | CompactorError::Rollout(_)
             | CompactorError::RolloutWrite { .. }
             | CompactorError::RolloutInUse { .. }
-            | CompactorError::Config(_) => CompactorErrorInfo::Other,
+            | CompactorError::Config(_)
+            | CompactorError::PinsOverBudget { .. }
+            | CompactorError::PinNotFound { .. }
+            | CompactorError::NotPinnable { .. } => CompactorErrorInfo::Other,
         }
     }
 

@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::compaction::CompactionTrigger;
 use crate::error::CompactorErrorInfo;
 use crate::items::ResponseItem;
+use crate::receipt::CompactionReceipt;
 use crate::stream::{RateLimitSnapshot, TokenUsageInfo};
 
 /// A user-visible item of a turn. Variant names are the wire `type`, not renamed.
@@ -164,6 +165,13 @@ pub enum EventMsg {
         original_tokens: u64,
         /// The estimated tokens of what was recorded, the marker included.
         kept_tokens: u64,
+    },
+    /// What a compaction attempt did (D143 in docs/decisions.md): emitted after every installed
+    /// compaction, whose receipt is also in its `compacted` line, and after every failed attempt,
+    /// whose receipt is only this event.
+    CompactionReceipt {
+        /// The receipt.
+        receipt: Box<CompactionReceipt>,
     },
     /// An event of a type this version does not model, kept as its raw JSON object.
     #[serde(untagged)]

@@ -13,6 +13,9 @@
 //! - Sessions and rollouts: [`EventMsg`], [`TurnItem`], [`ErrorEvent`], [`CompactedItem`],
 //!   [`RolloutItem`], [`RolloutLine`] (and [`RolloutLine::parse`], the one rule for a damaged
 //!   line: [`LineError`], [`LineDamage`]), [`TurnContextItem`], [`SessionMeta`].
+//! - Pins and receipts: [`Pin`] with its [`PinId`] and [`PinContent`], the `pins` line
+//!   ([`PinsItem`]), and [`CompactionReceipt`] with one [`ItemReceipt`] per input item
+//!   ([`ItemOutcome`]), its [`ReceiptTotals`] and [`PinReceipt`]s.
 //! - Compaction vocabulary: [`CompactionTrigger`], [`CompactionReason`],
 //!   [`CompactionImplementation`], [`CompactionPhase`], [`CompactionStrategy`],
 //!   [`CompactionStatus`], [`InitialContextInjection`], [`V2TriggerForm`].
@@ -40,6 +43,8 @@ pub mod error;
 pub mod events;
 pub mod fingerprint;
 pub mod items;
+pub mod pins;
+pub mod receipt;
 pub mod request;
 pub mod rollout;
 pub mod stream;
@@ -57,6 +62,11 @@ pub use fingerprint::{Fingerprint, FingerprintKey};
 pub use items::{
     ContentItem, LocalShellAction, MessagePhase, PassThroughList, ReasoningContent,
     ReasoningSummary, ResponseItem, ToolOutput, WebSearchAction, content_text,
+};
+pub use pins::{InvalidPinId, Pin, PinContent, PinId, PinsItem, pin_slot_items};
+pub use receipt::{
+    CategoryTotal, CompactionReceipt, ItemOutcome, ItemReceipt, PinPlacement, PinReceipt,
+    ReceiptStatus, ReceiptTotals,
 };
 pub use request::{
     CompactRequest, CompactResponse, ContextManagement, InputItems, Prompt, Reasoning,

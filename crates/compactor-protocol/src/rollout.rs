@@ -10,11 +10,18 @@ use serde_json::{Map, Value};
 
 use crate::events::EventMsg;
 use crate::items::ResponseItem;
+use crate::pins::{Pin, PinsItem};
+use crate::receipt::CompactionReceipt;
 
 /// The record of one installed compaction.
 ///
 /// `replacement_history` is the complete new history; a legacy record without it is rebuilt on
 /// resume from the user messages and `message`.
+///
+/// `pins` and `receipt` are fields a reader that predates them keeps among its unknown fields
+/// and ignores: the history never depends on them, since the pinned items are in
+/// `replacement_history` already (D141 in docs/decisions.md). They are read tolerantly: a value
+/// of a shape this version cannot read is left out rather than making the line unreadable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompactedItem {
     /// The local summary text (prefix + summary); `""` for remote compactions.
@@ -23,6 +30,12 @@ pub struct CompactedItem {
     /// The complete history after the compaction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replacement_history: Option<Vec<ResponseItem>>,
+    /// The session's pins when the compaction was installed; absent when it had none.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tolerant")]
+    pub pins: Option<Vec<Pin>>,
+    /// What the compaction did (D143 in docs/decisions.md).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tolerant")]
+    pub receipt: Option<Box<CompactionReceipt>>,
     /// Fields written by a newer version, kept as they were.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -34,9 +47,21 @@ impl CompactedItem {
         Self {
             message: message.into(),
             replacement_history: Some(replacement_history),
+            pins: None,
+            receipt: None,
             extra: Map::new(),
         }
     }
+}
+
+/// Reads an optional field, leaving it out when its value has a shape this version cannot read.
+fn tolerant<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: for<'a> Deserialize<'a>,
+{
+    let value = Option::<Value>::deserialize(deserializer)?;
+    Ok(value.and_then(|value| serde_json::from_value(value).ok()))
 }
 
 /// The settings baseline of a turn, persisted so a resumed session can emit the same diffs.
@@ -196,6 +221,8 @@ pub enum RolloutItem {
     TurnContext(TurnContextItem),
     /// `event_msg`.
     EventMsg(EventMsg),
+    /// `pins`: the session's pins after they changed between compactions.
+    Pins(PinsItem),
     /// A line type this version does not know, kept as it was and ignored by reconstruction.
     Unknown {
         /// The line's `type`.
@@ -214,6 +241,7 @@ impl RolloutItem {
             RolloutItem::Compacted(_) => "compacted",
             RolloutItem::TurnContext(_) => "turn_context",
             RolloutItem::EventMsg(_) => "event_msg",
+            RolloutItem::Pins(_) => "pins",
             RolloutItem::Unknown { kind, .. } => kind,
         }
     }
@@ -251,6 +279,7 @@ impl Serialize for RolloutLine {
             RolloutItem::Compacted(compacted) => map.serialize_entry("payload", compacted)?,
             RolloutItem::TurnContext(ctx) => map.serialize_entry("payload", ctx)?,
             RolloutItem::EventMsg(event) => map.serialize_entry("payload", event)?,
+            RolloutItem::Pins(pins) => map.serialize_entry("payload", pins)?,
             RolloutItem::Unknown { payload: Some(payload), .. } => {
                 map.serialize_entry("payload", payload)?;
             }
@@ -411,6 +440,7 @@ fn parse_item(kind: String, payload: Option<&RawValue>) -> Result<RolloutItem, L
         "compacted" => RolloutItem::Compacted(typed(&kind, payload)?),
         "turn_context" => RolloutItem::TurnContext(typed(&kind, payload)?),
         "event_msg" => RolloutItem::EventMsg(typed(&kind, payload)?),
+        "pins" => RolloutItem::Pins(typed(&kind, payload)?),
         _ => {
             let payload = match payload.map(|raw| serde_json::from_str(raw.get())).transpose() {
                 Ok(payload) => payload,

@@ -59,6 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 );
             }
             RolloutItem::ResponseItem(_) => items_since_compaction += 1,
+            RolloutItem::Pins(pins) => println!("pins changed: {} now", pins.pins.len()),
             RolloutItem::EventMsg(_) | RolloutItem::Unknown { .. } => {}
         }
     }

@@ -18,7 +18,8 @@
 //!   [`ReconstructedSession`] (history, reference context, previous turn settings, token info,
 //!   window generation) and the items of a forked rollout; [`Replay::reconstruct_contents`] also
 //!   counts and words what reading skipped; [`reconstruct_history_from_rollout`] replays with
-//!   the default markers.
+//!   the default markers. The session's pins come from the newest surviving pins record, and
+//!   [`Replay::compactions`] lists every compaction with its receipt ([`CompactionRecord`]).
 //! - Crash points: [`crash`], compiled in only with the `crash-points` feature (D51).
 //! - Tracing: [`TraceConfig`], [`ThreadTrace`], [`CompactionTraceContext`] and
 //!   [`CompactionTraceAttempt`] write trace bundles (D42), and do nothing at all unless a
@@ -78,7 +79,7 @@ pub use reader::{
     read_rollout_with,
 };
 pub use reconstruct::{
-    LegacyRebuild, PreviousTurnSettings, ReconstructedSession, Replay,
+    CompactionRecord, LegacyRebuild, PreviousTurnSettings, ReconstructedSession, Replay,
     reconstruct_history_from_rollout,
 };
 pub use recorder::{RecorderOptions, RolloutRecorder};

@@ -4,7 +4,7 @@ use compactor_protocol::{EventMsg, ResponseItem, RolloutItem};
 
 /// Whether `item` belongs in a rollout.
 ///
-/// - `session_meta`, `compacted` and `turn_context` lines are always written.
+/// - `session_meta`, `compacted`, `turn_context` and `pins` lines are always written.
 /// - Every response item is written, `compaction` and `context_compaction` outputs included, and
 ///   items of unknown type too (they stay in history and rollout, D34). The transient
 ///   compaction triggers (`{"type":"context_compaction"}` without content, and
@@ -18,9 +18,10 @@ use compactor_protocol::{EventMsg, ResponseItem, RolloutItem};
 ///   loses nothing.
 pub fn is_persisted(item: &RolloutItem) -> bool {
     match item {
-        RolloutItem::SessionMeta(_) | RolloutItem::Compacted(_) | RolloutItem::TurnContext(_) => {
-            true
-        }
+        RolloutItem::SessionMeta(_)
+        | RolloutItem::Compacted(_)
+        | RolloutItem::TurnContext(_)
+        | RolloutItem::Pins(_) => true,
         RolloutItem::ResponseItem(item) => is_persisted_response_item(item),
         RolloutItem::EventMsg(event) => is_persisted_event(event),
         RolloutItem::Unknown { .. } => true,
@@ -66,6 +67,7 @@ fn is_persisted_event(event: &EventMsg) -> bool {
         | EventMsg::HookStarted { .. }
         | EventMsg::HookCompleted { .. }
         | EventMsg::RawResponseItem { .. }
+        | EventMsg::CompactionReceipt { .. }
         | EventMsg::Unknown(_) => false,
     }
 }

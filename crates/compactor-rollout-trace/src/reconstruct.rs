@@ -55,6 +55,15 @@
 //! one warning per skipped line, the warning of a lost newest compaction saying so; a damaged
 //! `compacted` line still counts towards the window generation, which never goes back.
 //!
+//! # Pins
+//!
+//! The session's pins are those of the newest surviving pins record: a `pins` line, or the
+//! `pins` of a `compacted` line. A rollback that undoes the line that added a pin therefore
+//! removes the pin; a fork copies the surviving records. The history's pin slot is the pins of
+//! the `compacted` line the history starts from, when the history starts with them. Pin ids are
+//! never reused: the next one is numbered after the highest in the file, rolled back or not
+//! (see D141 in docs/decisions.md).
+//!
 //! # Token usage and window generation
 //!
 //! Token info is the `info` of the last surviving `token_count` event that has one (a rolled-back
@@ -63,8 +72,8 @@
 //! copied from its parent are marked and not counted, so a fork starts at 0.
 
 use compactor_protocol::{
-    ContextualMarkers, EventMsg, ResponseItem, RolloutItem, RolloutLine, SessionMeta,
-    TokenUsageInfo, TurnContextItem, is_user_turn_boundary,
+    CompactionReceipt, ContextualMarkers, EventMsg, Pin, ResponseItem, RolloutItem, RolloutLine,
+    SessionMeta, TokenUsageInfo, TurnContextItem, is_user_turn_boundary, pin_slot_items,
 };
 use serde_json::Value;
 
@@ -98,6 +107,12 @@ pub struct ReconstructedSession {
     pub window_generation: u64,
     /// The first `session_meta` line.
     pub session_meta: Option<SessionMeta>,
+    /// The session's pins, from the newest surviving pins record.
+    pub pins: Vec<Pin>,
+    /// How many leading items of `history` are the pin slot of the compaction it starts from.
+    pub pin_slot: usize,
+    /// The number of the next pin id: one more than the highest the rollout ever assigned.
+    pub next_pin_number: u64,
     /// Legacy `compacted` lines rebuilt while replaying.
     pub legacy_compactions_replayed: usize,
     /// Complete lines skipped because they were damaged ([`Replay::reconstruct_contents`] only).
@@ -106,6 +121,25 @@ pub struct ReconstructedSession {
     /// byte offset), a lost compaction, an ignored torn last line ([`Replay::reconstruct_contents`]
     /// only).
     pub warnings: Vec<String>,
+}
+
+/// One `compacted` line of a rollout, as [`Replay::compactions`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompactionRecord<'l> {
+    /// The line's index among the rollout's readable lines.
+    pub line: usize,
+    /// When it was written.
+    pub timestamp: &'l str,
+    /// Whether a rollback undid it.
+    pub rolled_back: bool,
+    /// Whether a fork copied it from the thread it forked from.
+    pub forked: bool,
+    /// How many items it installed (`None` for a legacy line without `replacement_history`).
+    pub history_items: Option<usize>,
+    /// The session's pins when it was installed.
+    pub pins: &'l [Pin],
+    /// Its receipt, when it has one.
+    pub receipt: Option<&'l CompactionReceipt>,
 }
 
 /// The settings of a previous turn a resumed session compares the next one with.
@@ -167,7 +201,9 @@ impl<'a> Replay<'a> {
     pub fn reconstruct(&self, lines: &[RolloutLine]) -> ReconstructedSession {
         let survival = survive(lines, self.markers, 0);
         let (history, legacy_compactions_replayed) = self.replay_history(lines, &survival.alive);
-        finish(lines, &survival, history, legacy_compactions_replayed)
+        let pin_slot = pin_slot(lines, history_base(lines, &survival.alive), &history);
+        let session = finish(lines, &survival, history, legacy_compactions_replayed);
+        ReconstructedSession { pin_slot, ..session }
     }
 
     /// [`Replay::reconstruct`] taking the lines by value: the history's items are moved out of
@@ -178,13 +214,16 @@ impl<'a> Replay<'a> {
         // Everything but the history first, while the lines are whole.
         let session = finish(&lines, &survival, Vec::new(), 0);
         drop(survival);
+        let base = history_base(&lines, &alive);
         let (history, legacy_compactions_replayed) = self.replay_history_owned(&mut lines, &alive);
         let reference_context_item =
             session.reference_context_item.filter(|_| legacy_compactions_replayed == 0);
+        let pin_slot = pin_slot(&lines, base, &history);
         ReconstructedSession {
             history,
             reference_context_item,
             legacy_compactions_replayed,
+            pin_slot,
             ..session
         }
     }
@@ -237,6 +276,27 @@ impl<'a> Replay<'a> {
         fork_surviving(lines, &survive(lines, self.markers, drop_last_user_turns))
     }
 
+    /// Every `compacted` line of `lines`, oldest first, with whether a rollback undid it.
+    pub fn compactions<'l>(&self, lines: &'l [RolloutLine]) -> Vec<CompactionRecord<'l>> {
+        let survival = survive(lines, self.markers, 0);
+        lines
+            .iter()
+            .enumerate()
+            .filter_map(|(index, line)| match &line.item {
+                RolloutItem::Compacted(compacted) => Some(CompactionRecord {
+                    line: index,
+                    timestamp: &line.timestamp,
+                    rolled_back: !survival.alive[index],
+                    forked: compacted.extra.get(FORKED_MARKER) == Some(&Value::Bool(true)),
+                    history_items: compacted.replacement_history.as_ref().map(Vec::len),
+                    pins: compacted.pins.as_deref().unwrap_or_default(),
+                    receipt: compacted.receipt.as_deref(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// [`Replay::replay_history`] moving the items out of `lines`, which it leaves hollow.
     fn replay_history_owned(
         &self,
@@ -265,6 +325,7 @@ impl<'a> Replay<'a> {
                 RolloutItem::SessionMeta(_)
                 | RolloutItem::TurnContext(_)
                 | RolloutItem::EventMsg(_)
+                | RolloutItem::Pins(_)
                 | RolloutItem::Unknown { .. } => {}
             }
         }
@@ -294,6 +355,7 @@ impl<'a> Replay<'a> {
                 RolloutItem::SessionMeta(_)
                 | RolloutItem::TurnContext(_)
                 | RolloutItem::EventMsg(_)
+                | RolloutItem::Pins(_)
                 | RolloutItem::Unknown { .. } => {}
             }
         }
@@ -333,6 +395,22 @@ fn finish(
         RolloutItem::SessionMeta(meta) => Some(meta.clone()),
         _ => None,
     });
+    let pins = lines
+        .iter()
+        .zip(&survival.alive)
+        .rev()
+        .filter(|(_, alive)| **alive)
+        .find_map(|(line, _)| pins_record(&line.item))
+        .map(<[Pin]>::to_vec)
+        .unwrap_or_default();
+    let next_pin_number = lines
+        .iter()
+        .filter_map(|line| pins_record(&line.item))
+        .flatten()
+        .map(|pin| pin.id.number())
+        .max()
+        .unwrap_or(0)
+        .saturating_add(1);
     ReconstructedSession {
         history,
         previous_turn_settings,
@@ -340,10 +418,37 @@ fn finish(
         token_info,
         window_generation,
         session_meta,
+        pins,
+        pin_slot: 0,
+        next_pin_number,
         legacy_compactions_replayed,
         skipped_lines: 0,
         warnings: Vec::new(),
     }
+}
+
+/// The pins a line records: a `pins` line's, or a `compacted` line's when it has them.
+fn pins_record(item: &RolloutItem) -> Option<&[Pin]> {
+    match item {
+        RolloutItem::Pins(pins) => Some(&pins.pins),
+        RolloutItem::Compacted(compacted) => compacted.pins.as_deref(),
+        RolloutItem::SessionMeta(_)
+        | RolloutItem::ResponseItem(_)
+        | RolloutItem::TurnContext(_)
+        | RolloutItem::EventMsg(_)
+        | RolloutItem::Unknown { .. } => None,
+    }
+}
+
+/// The length of the pin slot `history` starts with: the pins recorded with the `compacted` line
+/// at `base` the history was replayed from, when the history starts with their items.
+fn pin_slot(lines: &[RolloutLine], base: usize, history: &[ResponseItem]) -> usize {
+    let Some(RolloutItem::Compacted(compacted)) = lines.get(base).map(|line| &line.item) else {
+        return 0;
+    };
+    let Some(pins) = compacted.pins.as_deref() else { return 0 };
+    let slot = pin_slot_items(pins);
+    if history.starts_with(&slot) { slot.len() } else { 0 }
 }
 
 fn is_compacted(line: &CorruptLine) -> bool {
@@ -572,6 +677,7 @@ fn fork_surviving(lines: &[RolloutLine], survival: &Survival<'_>) -> Vec<Rollout
             item @ (RolloutItem::ResponseItem(_)
             | RolloutItem::TurnContext(_)
             | RolloutItem::EventMsg(_)
+            | RolloutItem::Pins(_)
             | RolloutItem::Unknown { .. }) => Some(item.clone()),
         })
         .collect()

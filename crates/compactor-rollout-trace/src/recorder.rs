@@ -4,7 +4,7 @@
 //! - A line exists only once its `\n` is written; every line is written with its newline in one
 //!   `write_all`, and a batch of lines in one write.
 //! - Every batch is flushed to the OS when written, so it survives a crash of the process.
-//! - A batch holding a `compacted` line is also `fsync`ed (`sync_data`), and
+//! - A batch holding a `compacted` or a `pins` line is also `fsync`ed (`sync_data`), and
 //!   [`RolloutRecorder::record`] returns only once both are done, so a compaction is installed
 //!   only when its line is on disk, and a failed write or sync installs nothing (see D53 in
 //!   docs/decisions.md). [`RolloutRecorder::flush`] and [`RolloutRecorder::shutdown`] wait until
@@ -238,8 +238,8 @@ impl RolloutRecorder {
 
     /// Appends the persisted ones among `items`, one line each, stamped with the clock's time.
     ///
-    /// Returns once the batch is queued; a batch holding a `compacted` line is awaited until it
-    /// is written and synced to disk.
+    /// Returns once the batch is queued; a batch holding a `compacted` or a `pins` line is awaited
+    /// until it is written and synced to disk.
     ///
     /// # Errors
     ///
@@ -261,7 +261,7 @@ impl RolloutRecorder {
         let mut durability = Durability::Flushed;
         for item in items.iter().filter(|item| is_persisted(item)) {
             write_line(&mut bytes, &timestamp, item)?;
-            if matches!(item, RolloutItem::Compacted(_)) {
+            if matches!(item, RolloutItem::Compacted(_) | RolloutItem::Pins(_)) {
                 durability = Durability::Synced;
             }
         }
@@ -372,6 +372,7 @@ pub(crate) fn write_line(out: &mut Vec<u8>, timestamp: &str, item: &RolloutItem)
             RolloutItem::Compacted(compacted) => map.serialize_entry("payload", compacted)?,
             RolloutItem::TurnContext(ctx) => map.serialize_entry("payload", ctx)?,
             RolloutItem::EventMsg(event) => map.serialize_entry("payload", event)?,
+            RolloutItem::Pins(pins) => map.serialize_entry("payload", pins)?,
             RolloutItem::Unknown { payload: Some(payload), .. } => {
                 map.serialize_entry("payload", payload)?;
             }

@@ -21,6 +21,7 @@ fn failed_local_attempt() -> CompactionEvent {
         bytes_sent: 0,
         retries: 0,
         completed_usage: None,
+        receipt: None,
         ..sample_event(2)
     }
 }

@@ -123,6 +123,7 @@ async fn tracing_sink_logs_every_field() {
         status: compactor_protocol::CompactionStatus::Failed,
         error: Some("stream error: closed early".to_owned()),
         completed_usage: None,
+        receipt: None,
         ..sample_event(2)
     };
     let mut sink = TracingSink;

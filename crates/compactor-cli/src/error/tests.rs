@@ -17,6 +17,7 @@ fn exit_codes_are_distinct_and_documented() {
         Exit::RolloutWrite,
         Exit::RolloutInUse,
         Exit::DoesNotFit,
+        Exit::PinsOverBudget,
         Exit::Interrupted,
     ];
     let mut codes: Vec<u8> = all.iter().map(|exit| exit.code()).collect();
@@ -31,6 +32,7 @@ fn exit_codes_are_distinct_and_documented() {
     assert_eq!(Exit::RolloutInUse.code(), 9);
     assert_eq!(Exit::Usage.code(), 2, "a usage error clap cannot see exits as clap's do");
     assert_eq!(Exit::DoesNotFit.code(), 10);
+    assert_eq!(Exit::PinsOverBudget.code(), 11);
 }
 
 #[test]
@@ -63,6 +65,12 @@ fn session_errors_classify() {
         ),
         (CompactorError::CompactionDoesNotFit { tokens: 1, usable_window: 0 }, Exit::DoesNotFit),
         (CompactorError::EventTooLarge { limit: 1 }, Exit::Failure),
+        (
+            CompactorError::PinsOverBudget { pinned_tokens: 9, budget_tokens: 8 },
+            Exit::PinsOverBudget,
+        ),
+        (CompactorError::PinNotFound { id: "pin-3".into() }, Exit::Usage),
+        (CompactorError::NotPinnable { item_type: "reasoning".into() }, Exit::Usage),
     ];
     for (error, expected) in cases {
         assert_eq!(CliError::from(error.clone()).exit, expected, "{error}");

@@ -8,5 +8,6 @@ mod errors;
 mod files;
 mod fit;
 mod hostile;
+mod pins;
 mod rollouts;
 mod serve;

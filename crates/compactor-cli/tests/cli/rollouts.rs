@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use crate::common::{DEADLINE, compactor, run};
 
 /// Runs the demo into `dir/out` and returns its rollout.
-async fn demo_rollout(dir: &Path) -> PathBuf {
+pub(crate) async fn demo_rollout(dir: &Path) -> PathBuf {
     let result = run(dir, &["demo", "--turns", "12", "--out", "out"]).await;
     assert_eq!(result.code, 0, "stdout:\n{}\nstderr:\n{}", result.stdout, result.stderr);
     dir.join("out/rollout.jsonl")
@@ -143,7 +143,7 @@ async fn a_damaged_compacted_line_falls_back_to_the_previous_compaction() {
 }
 
 /// A model endpoint that accepts connections and never answers.
-async fn silent_endpoint() -> (String, tokio::task::JoinHandle<()>) {
+pub(crate) async fn silent_endpoint() -> (String, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
@@ -156,7 +156,7 @@ async fn silent_endpoint() -> (String, tokio::task::JoinHandle<()>) {
 }
 
 /// Waits until `path` names `pid`.
-async fn wait_for_lock(path: &Path, pid: u32) {
+pub(crate) async fn wait_for_lock(path: &Path, pid: u32) {
     let wait = async {
         while std::fs::read_to_string(path).ok().map(|text| text.trim().to_owned())
             != Some(pid.to_string())

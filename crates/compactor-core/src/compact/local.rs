@@ -12,6 +12,8 @@ use compactor_protocol::{CompactorError, ResponseItem};
 use compactor_rollout_trace::CompactionTraceContext;
 
 use super::{AttemptStats, CompactionRequest, Prepared, ReadAnswer, TracedStream};
+use crate::pins::PinsAtStart;
+use crate::receipt::{ReceiptFacts, SentItems};
 use crate::retry::{AfterFallback, StreamRetries};
 use crate::session::Session;
 use crate::turn::{Sampled, TurnContext};
@@ -27,6 +29,7 @@ impl Session {
         request: CompactionRequest<'_>,
         trace: &CompactionTraceContext,
         stats: &mut AttemptStats,
+        pins: &PinsAtStart,
     ) -> Result<Prepared, CompactorError> {
         let config = &self.inner.config;
         let base =
@@ -50,6 +53,7 @@ impl Session {
                 settings: &settings,
                 trace,
                 bytes_sent: &mut stats.bytes_sent,
+                request_id: &mut stats.request_id,
                 read: Summary(self),
             };
             let summarized = self
@@ -61,7 +65,7 @@ impl Session {
                     &mut attempt,
                 )
                 .await;
-            let Sampled { items, usage, .. } = match summarized {
+            let Sampled { items, usage, response_id, .. } = match summarized {
                 Ok(sampled) => sampled,
                 Err(CompactorError::ContextWindowExceeded) if history.len() > 1 => {
                     drop_oldest(&mut history);
@@ -74,9 +78,11 @@ impl Session {
                 Err(error) => return Err(error),
             };
             let summary = summary_text(&last_assistant_text(&items).unwrap_or_default());
-            let user_messages = collect_user_messages(&history, &config.contextual_markers);
+            let user_messages =
+                pins.strip_contents(collect_user_messages(&history, &config.contextual_markers));
             let compacted = Compacted::Local { user_messages: &user_messages, summary: &summary };
-            let new_history = compacted_history(compacted, &self.layout(turn, request.injection))?;
+            let layout = self.layout(turn, request.injection, &pins.items);
+            let new_history = compacted_history(compacted, &layout)?;
             return Ok(Prepared {
                 input_history: Arc::new(history),
                 new_history,
@@ -85,6 +91,12 @@ impl Session {
                 usage,
                 reset_websocket: true,
                 keep_reference: false,
+                facts: ReceiptFacts {
+                    sent: Some(SentItems::Input),
+                    trimmed: false,
+                    produced: 1,
+                    response_id: Some(response_id),
+                },
             });
         }
     }

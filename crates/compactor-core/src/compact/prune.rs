@@ -6,13 +6,19 @@ use compactor_engine::{Compacted, PruneConfig, compacted_history, prune, prune_t
 use compactor_protocol::{CompactorError, InitialContextInjection};
 
 use super::Prepared;
+use crate::pins::PinsAtStart;
+use crate::receipt::{ReceiptFacts, SentItems};
 use crate::session::Session;
 use crate::turn::TurnContext;
 
 impl Session {
     /// Prunes the history towards the target share of the auto-compact limit. User messages and
     /// the initial context stay, so the settings baseline is kept.
-    pub(super) fn prepare_prune(&self, turn: &TurnContext) -> Result<Prepared, CompactorError> {
+    pub(crate) fn prepare_prune(
+        &self,
+        turn: &TurnContext,
+        pins: &PinsAtStart,
+    ) -> Result<Prepared, CompactorError> {
         let config = &self.inner.config;
         let settings = config.compaction.prune;
         let prune_config = PruneConfig {
@@ -38,8 +44,8 @@ impl Session {
             "pruned the history"
         );
         // The pruned history keeps its initial context: the layout injects nothing.
-        let compacted = Compacted::Prune { history: outcome.history };
-        let layout = self.layout(turn, InitialContextInjection::DoNotInject);
+        let compacted = Compacted::Prune { history: pins.strip(outcome.history) };
+        let layout = self.layout(turn, InitialContextInjection::DoNotInject, &pins.items);
         let new_history = compacted_history(compacted, &layout)?;
         Ok(Prepared {
             input_history: history,
@@ -49,6 +55,7 @@ impl Session {
             usage: None,
             reset_websocket: true,
             keep_reference: true,
+            facts: ReceiptFacts { sent: Some(SentItems::Nothing), ..ReceiptFacts::default() },
         })
     }
 }

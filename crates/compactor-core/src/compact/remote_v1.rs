@@ -1,31 +1,34 @@
 //! Remote compaction v1 (D8): `POST /responses/compact` with the turn's tools and settings.
 
+use std::borrow::Cow;
+
 use compactor_engine::{Compacted, compacted_history};
-use compactor_protocol::CompactorError;
+use compactor_protocol::{CompactorError, Prompt};
 use compactor_rollout_trace::CompactionTraceContext;
 
 use super::{AttemptStats, CompactionRequest, Prepared, SentCapture};
+use crate::pins::PinsAtStart;
+use crate::receipt::{ReceiptFacts, SentItems};
 use crate::session::Session;
 use crate::turn::TurnContext;
 
 impl Session {
     /// Sends the history to `/responses/compact` and processes the returned history (D16).
-    /// Focus text is appended to the instructions (D30).
+    /// Focus text is appended to the instructions (D30). The pins the history's pin slot does
+    /// not hold yet go in last, as ordinary input (D146).
     pub(super) async fn prepare_v1(
         &self,
         turn: &TurnContext,
         request: CompactionRequest<'_>,
         trace: &CompactionTraceContext,
         stats: &mut AttemptStats,
+        pins: &PinsAtStart,
     ) -> Result<Prepared, CompactorError> {
+        let history_len = self.state().history.len();
         let input_history = self.compaction_history(turn);
         let mut prompt = self.turn_prompt(&turn.model, &input_history);
-        if let Some(focus) = request.focus.map(str::trim).filter(|focus| !focus.is_empty()) {
-            prompt.base_instructions = format!(
-                "{}\n\nWhen you compact this conversation, give priority to preserving the following:\n{focus}",
-                prompt.base_instructions
-            );
-        }
+        prompt.input.extend(pins.missing_from_history().map(Cow::Borrowed));
+        add_v1_focus(&mut prompt, request.focus);
         let settings = turn.settings(self);
         let mut sent = SentCapture::new(trace);
         let result = self
@@ -42,12 +45,21 @@ impl Session {
             });
         stats.bytes_sent = stats.bytes_sent.saturating_add(sent.wire_len());
         let attempt = sent.start_attempt().await;
+        stats.request_id = attempt.request_id().map(str::to_owned);
         match &result {
             Ok(output) => attempt.record_result(Ok(output)).await,
             Err(error) => attempt.record_result(Err(error)).await,
         }
-        let compacted = Compacted::RemoteV1 { output: result? };
-        let new_history = compacted_history(compacted, &self.layout(turn, request.injection))?;
+        let compacted = Compacted::RemoteV1 { output: pins.strip(result?) };
+        let layout = self.layout(turn, request.injection, &pins.items);
+        let new_history = compacted_history(compacted, &layout)?;
+        let produced = new_history.iter().rev().take_while(|item| item.is_compaction()).count();
+        let facts = ReceiptFacts {
+            sent: Some(SentItems::All),
+            trimmed: input_history.len() < history_len,
+            produced,
+            response_id: None,
+        };
         Ok(Prepared {
             input_history,
             new_history,
@@ -56,6 +68,17 @@ impl Session {
             usage: None,
             reset_websocket: true,
             keep_reference: false,
+            facts,
         })
+    }
+}
+
+/// Appends a manual compaction's focus text to a v1 prompt's instructions (D30).
+pub(crate) fn add_v1_focus(prompt: &mut Prompt<'_>, focus: Option<&str>) {
+    if let Some(focus) = focus.map(str::trim).filter(|focus| !focus.is_empty()) {
+        prompt.base_instructions = format!(
+            "{}\n\nWhen you compact this conversation, give priority to preserving the following:\n{focus}",
+            prompt.base_instructions
+        );
     }
 }

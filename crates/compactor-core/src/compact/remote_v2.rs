@@ -1,6 +1,8 @@
 //! Remote compaction v2 (D39, D7, D12): the normal turn request ending
 //! with a trigger item, on the turn's own client session.
 
+use std::borrow::Cow;
+
 use compactor_client::{ModelClientSession, ResponseStream};
 use compactor_engine::{
     CollectedCompaction, Compacted, V2PromptOptions, append_v2_trigger,
@@ -10,6 +12,8 @@ use compactor_protocol::{CompactorError, ResponseItem, V2TriggerForm};
 use compactor_rollout_trace::CompactionTraceContext;
 
 use super::{AttemptStats, CompactionRequest, Prepared, ReadAnswer, TracedStream};
+use crate::pins::PinsAtStart;
+use crate::receipt::{ReceiptFacts, SentItems};
 use crate::retry::{AfterFallback, StreamRetries};
 use crate::session::Session;
 use crate::turn::TurnContext;
@@ -22,6 +26,9 @@ impl Session {
     /// retries run out, the client falls back to HTTP for good and one more attempt goes there
     /// (see D81 in docs/decisions.md). Errors from opening the stream were already retried by
     /// the client and are final. Each attempt is traced as the client sent it.
+    ///
+    /// The pins the history's pin slot does not hold yet go in as ordinary input right before
+    /// the focus and the trigger, so the server sees every pin (D146).
     pub(super) async fn prepare_v2(
         &self,
         turn: &TurnContext,
@@ -29,13 +36,16 @@ impl Session {
         request: CompactionRequest<'_>,
         trace: &CompactionTraceContext,
         stats: &mut AttemptStats,
+        pins: &PinsAtStart,
     ) -> Result<Prepared, CompactorError> {
         let config = &self.inner.config;
+        let history_len = self.state().history.len();
         let input_history = self.compaction_history(turn);
         let mut prompt = self.turn_prompt(&turn.model, &input_history);
         let options =
             V2PromptOptions { trigger_form: config.compaction.v2_trigger, focus: request.focus };
         let prompt_len = append_v2_trigger(&mut prompt.input, &options);
+        prompt.input.splice(prompt_len..prompt_len, pins.missing_from_history().map(Cow::Borrowed));
         let settings = turn.settings(self);
         let retries = StreamRetries {
             max_retries: config.compaction.v2_max_retries,
@@ -46,16 +56,24 @@ impl Session {
             settings: &settings,
             trace,
             bytes_sent: &mut stats.bytes_sent,
+            request_id: &mut stats.request_id,
             read: CompactionOutput(options.trigger_form),
         };
         let collected = self
             .retry_stream(client_session, retries, &turn.cancel, &mut stats.retries, &mut attempt)
             .await?;
         let compacted = Compacted::RemoteV2 {
-            messages: v2_request_messages(&prompt.input[..prompt_len]),
+            messages: pins.strip(v2_request_messages(&prompt.input[..prompt_len])),
             item: collected.item,
         };
-        let new_history = compacted_history(compacted, &self.layout(turn, request.injection))?;
+        let layout = self.layout(turn, request.injection, &pins.items);
+        let new_history = compacted_history(compacted, &layout)?;
+        let facts = ReceiptFacts {
+            sent: Some(SentItems::All),
+            trimmed: input_history.len() < history_len,
+            produced: 1,
+            response_id: Some(collected.response_id.clone()),
+        };
         Ok(Prepared {
             input_history,
             new_history,
@@ -64,6 +82,7 @@ impl Session {
             usage: collected.token_usage,
             reset_websocket: false,
             keep_reference: false,
+            facts,
         })
     }
 }

@@ -53,6 +53,7 @@ pub(super) struct CompactionFileSettings {
     pub(super) turn_max_retries: Option<u32>,
     pub(super) protected_user_turns: Option<usize>,
     pub(super) target_percent: Option<u8>,
+    pub(super) pinned_notes: Option<Vec<String>>,
     pub(super) retained_budget_tokens: Option<u64>,
     pub(super) max_retained_images: Option<usize>,
 }
@@ -132,6 +133,7 @@ pub(super) struct RawCompaction {
     pub(super) max_retained_images: Option<Int>,
     #[serde(default)]
     pub(super) prune: RawPrune,
+    pub(super) pinned_notes: Option<Vec<Text>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -90,6 +90,7 @@ turn_max_retries = 4
 retained_budget_tokens = 12000
 max_retained_images = 2
 prune = { protected_user_turns = 1, target_percent = 40 }
+pinned_notes = ["Never edit vendor/.", "Run the tests first."]
 
 [model]
 slug = "gpt-test"
@@ -163,6 +164,7 @@ otlp_headers = { authorization = "OTLP_AUTH", "x-team" = "OTLP_TEAM" }
             v2_trigger: V2TriggerForm::CompactionTrigger,
             v2_max_retries: 3,
             turn_max_retries: 4,
+            pinned_notes: vec!["Never edit vendor/.".into(), "Run the tests first.".into()],
             retained_budget_tokens: Some(12_000),
             max_retained_images: 2,
         }
@@ -306,6 +308,10 @@ fn unknown_keys_are_named() {
 #[test]
 fn bad_values_are_named() {
     let cases = [
+        (
+            "[compaction]\npinned_notes = [\"ok\", \"  \"]\n",
+            "conf/compactor.toml:2: invalid value for compaction.pinned_notes[1]: an empty string",
+        ),
         (
             "[provider]\nkind = \"vllm\"\n",
             "conf/compactor.toml:2: invalid value for provider.kind: \"vllm\" (expected one of openai, azure, reference, other)",

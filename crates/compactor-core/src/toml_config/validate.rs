@@ -268,6 +268,18 @@ impl FileContext<'_> {
                 .target_percent
                 .map(|n| self.int("compaction.prune.target_percent", &n, 1, 100))
                 .transpose()?,
+            pinned_notes: raw
+                .pinned_notes
+                .map(|notes| {
+                    notes
+                        .iter()
+                        .enumerate()
+                        .map(|(index, note)| {
+                            self.non_empty(&format!("compaction.pinned_notes[{index}]"), note)
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?,
             retained_budget_tokens: raw
                 .retained_budget_tokens
                 .map(|n| {

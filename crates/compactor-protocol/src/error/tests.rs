@@ -55,6 +55,9 @@ fn every_variant() -> Vec<(CompactorError, bool)> {
         ),
         (CompactorError::RolloutInUse { path: "/r/rollout.jsonl".into(), pid: Some(42) }, false),
         (CompactorError::Config("bad".into()), false),
+        (CompactorError::PinsOverBudget { pinned_tokens: 9_000, budget_tokens: 8_000 }, false),
+        (CompactorError::PinNotFound { id: "pin-7".into() }, false),
+        (CompactorError::NotPinnable { item_type: "function_call_output".into() }, false),
     ]
 }
 

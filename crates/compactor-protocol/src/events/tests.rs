@@ -126,3 +126,34 @@ fn unknown_event_round_trips() {
     assert!(matches!(event, EventMsg::Unknown(_)));
     assert_eq!(serde_json::to_value(&event).unwrap(), raw);
 }
+
+#[test]
+fn compaction_receipt_event_round_trips() {
+    use crate::compaction::{
+        CompactionImplementation, CompactionPhase, CompactionReason, CompactionTrigger,
+    };
+    use crate::receipt::{CompactionReceipt, ReceiptStatus, ReceiptTotals};
+    let receipt = CompactionReceipt {
+        compaction_id: "cmp-1".into(),
+        implementation: CompactionImplementation::Prune,
+        chain_position: 1,
+        chain_length: 1,
+        trigger: CompactionTrigger::Auto,
+        reason: CompactionReason::ContextLimit,
+        phase: CompactionPhase::MidTurn,
+        status: ReceiptStatus::Failed,
+        error: Some("prune found nothing to remove".into()),
+        request_id: None,
+        response_id: None,
+        tokens_before: 0,
+        tokens_after: None,
+        items: Vec::new(),
+        totals: ReceiptTotals::default(),
+        pins: Vec::new(),
+    };
+    let event = EventMsg::CompactionReceipt { receipt: Box::new(receipt) };
+    let value = serde_json::to_value(&event).unwrap();
+    assert_eq!(value["type"], "compaction_receipt");
+    assert_eq!(value["receipt"]["status"], "failed");
+    assert_eq!(serde_json::from_value::<EventMsg>(value).unwrap(), event);
+}

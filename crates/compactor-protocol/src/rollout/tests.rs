@@ -220,6 +220,28 @@ fn parse_agrees_with_deserialize() {
 }
 
 #[test]
+fn compacted_line_with_pins_and_receipt() {
+    use crate::pins::{Pin, PinId};
+    let raw = r#"{"timestamp":"t","type":"compacted","payload":{"message":"","replacement_history":[{"type":"message","role":"developer","content":[{"type":"input_text","text":"keep"}]}],"pins":[{"id":"pin-1","kind":"note","text":"keep"}],"receipt":{"compaction_id":"c","implementation":"prune","chain_position":1,"chain_length":1,"trigger":"manual","reason":"user_requested","phase":"standalone_turn","status":"completed","request_id":null,"response_id":null,"tokens_before":10,"tokens_after":4,"items":[],"totals":{"kept_verbatim":{"items":0,"tokens":0},"kept_truncated":{"items":0,"tokens":0},"trimmed_before_sending":{"items":0,"tokens":0},"summarized":{"items":0,"tokens":0},"dropped":{"items":0,"tokens":0},"pinned":{"items":0,"tokens":0},"instructions":0,"tools":0,"unattributed":10},"pins":[]}}}"#;
+    let line = round_trip(raw);
+    let RolloutItem::Compacted(compacted) = line.item else { panic!("not compacted") };
+    assert_eq!(compacted.pins, Some(vec![Pin::note(PinId::from_number(1), "keep")]));
+    let receipt = compacted.receipt.unwrap();
+    assert!(receipt.adds_up());
+    assert!(compacted.extra.is_empty());
+}
+
+#[test]
+fn a_receipt_or_pins_this_version_cannot_read_leave_the_line_readable() {
+    let raw = r#"{"timestamp":"t","type":"compacted","payload":{"message":"m","replacement_history":[],"pins":[{"id":"pin-1","kind":"file"}],"receipt":{"totals":7}}}"#;
+    let line = RolloutLine::parse(raw.as_bytes()).unwrap();
+    let RolloutItem::Compacted(compacted) = line.item else { panic!("not compacted") };
+    assert_eq!(compacted.pins, None);
+    assert_eq!(compacted.receipt, None);
+    assert_eq!(compacted.replacement_history, Some(Vec::new()));
+}
+
+#[test]
 fn codex_session_meta_is_read_tolerantly_and_kept() {
     // As Codex 0.171 writes it: `base_instructions` is an object, and fields Compactor does not
     // know carry objects and lists.

@@ -4,8 +4,9 @@ use std::fmt::Write as _;
 
 use compactor_protocol::display::format_history;
 use compactor_protocol::{
-    CompactedItem, ContentItem, ContextualMarkers, EventMsg, ResponseItem, RolloutItem,
-    RolloutLine, SessionMeta, TokenUsage, TokenUsageInfo, TurnContextItem, is_user_turn_boundary,
+    CompactedItem, ContentItem, ContextualMarkers, EventMsg, Pin, PinId, PinsItem, ResponseItem,
+    RolloutItem, RolloutLine, SessionMeta, TokenUsage, TokenUsageInfo, TurnContextItem,
+    is_user_turn_boundary,
 };
 use pretty_assertions::assert_eq;
 use proptest::prelude::*;
@@ -76,6 +77,8 @@ fn legacy(message: &str) -> RolloutItem {
     RolloutItem::Compacted(CompactedItem {
         message: message.into(),
         replacement_history: None,
+        pins: None,
+        receipt: None,
         extra: serde_json::Map::new(),
     })
 }
@@ -889,6 +892,7 @@ enum Step {
     Rollback(u8),
     Tokens(u16),
     Unknown,
+    Pins(u8),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -901,6 +905,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0u8..4).prop_map(Step::Rollback),
         1 => any::<u16>().prop_map(Step::Tokens),
         1 => Just(Step::Unknown),
+        1 => (0u8..3).prop_map(Step::Pins),
     ]
 }
 
@@ -942,6 +947,14 @@ fn build(steps: &[Step]) -> Vec<RolloutItem> {
             Step::Unknown => {
                 out.push(RolloutItem::Unknown { kind: "future".into(), payload: None });
             }
+            Step::Pins(count) => {
+                let pins = (0..u64::from(*count))
+                    .map(|i| {
+                        Pin::note(PinId::from_number(n as u64 * 10 + i + 1), format!("{turn}.{i}"))
+                    })
+                    .collect();
+                out.push(RolloutItem::Pins(PinsItem::new(pins)));
+            }
         }
     }
     out
@@ -960,9 +973,19 @@ proptest! {
         let expected = reconstruct_history_from_rollout(&lines(rolled_back), &rebuild);
         let actual = reconstruct_history_from_rollout(&lines(forked), &rebuild);
         prop_assert_eq!(actual.window_generation, 0);
+        prop_assert_eq!(&actual.pins, &expected.pins);
+        // A fork numbers its next pin after what it copied; the parent also counts the pins of
+        // what it rolled back. Ids are never reused either way.
+        prop_assert!(actual.next_pin_number <= expected.next_pin_number);
+        let next_pin_number = actual.next_pin_number;
         prop_assert_eq!(
             actual,
-            ReconstructedSession { window_generation: 0, session_meta: None, ..expected }
+            ReconstructedSession {
+                window_generation: 0,
+                session_meta: None,
+                next_pin_number,
+                ..expected
+            }
         );
     }
 
@@ -1158,4 +1181,124 @@ fn a_torn_tail_is_warned_about_but_not_counted() {
             "rollout ends with an unterminated line 3 (20 bytes at byte {offset}), ignored"
         )]
     );
+}
+
+// Pins.
+
+fn note(number: u64, text: &str) -> Pin {
+    Pin::note(PinId::from_number(number), text)
+}
+
+fn pins_line(pins: &[Pin]) -> RolloutItem {
+    RolloutItem::Pins(PinsItem::new(pins.to_vec()))
+}
+
+/// A compaction whose history starts with the pin slot of `pins`, then `items`.
+fn compacted_with_pins(pins: &[Pin], items: &[&str]) -> RolloutItem {
+    let mut history = pin_slot_items(pins);
+    history.extend(items.iter().map(|text| ResponseItem::user_text(*text)));
+    let mut compacted = CompactedItem::new("", history);
+    compacted.pins = Some(pins.to_vec());
+    RolloutItem::Compacted(compacted)
+}
+
+#[test]
+fn the_newest_pins_record_is_the_sessions_pins() {
+    let first = [note(1, "a")];
+    let both = [note(1, "a"), note(2, "b")];
+    let items = concat(vec![
+        user_turn("t1", "m", "one"),
+        vec![pins_line(&first)],
+        user_turn("t2", "m", "two"),
+        vec![pins_line(&both)],
+    ]);
+    let session = reconstruct_history_from_rollout(&lines(items.clone()), &rebuild);
+    assert_eq!(session.pins, both.to_vec());
+    assert_eq!(session.pin_slot, 0);
+    assert_eq!(session.next_pin_number, 3);
+
+    // A compaction records the pins and lays out their slot.
+    let mut compacted = items;
+    compacted.extend(vec![
+        started("c1"),
+        compacted_with_pins(&both, &["two", "S"]),
+        complete("c1"),
+    ]);
+    compacted.extend(user_turn("t3", "m", "three"));
+    let session = reconstruct_history_from_rollout(&lines(compacted.clone()), &rebuild);
+    assert_eq!(session.pins, both.to_vec());
+    assert_eq!(session.pin_slot, 2);
+    assert_eq!(
+        format_history(&session.history),
+        "00:message/developer:a\n01:message/developer:b\n02:message/user:two\n03:message/user:S\n04:message/user:three\n05:message/assistant:re: three\n"
+    );
+
+    // Unpinning after the compaction: the slot stays until the next compaction.
+    compacted.push(pins_line(&first[..0]));
+    let session = reconstruct_history_from_rollout(&lines(compacted), &rebuild);
+    assert_eq!(session.pins, Vec::new());
+    assert_eq!(session.pin_slot, 2);
+    assert_eq!(session.next_pin_number, 3);
+}
+
+#[test]
+fn rollback_of_the_turn_that_made_a_pin_removes_it_but_never_its_id() {
+    let first = [note(1, "a")];
+    let both = [note(1, "a"), note(2, "b")];
+    let mut items = concat(vec![
+        user_turn("t1", "m", "one"),
+        vec![pins_line(&first)],
+        vec![started("t2"), user_event("two"), user("two"), pins_line(&both), complete("t2")],
+    ]);
+    items.push(rollback(1));
+    let session = reconstruct_history_from_rollout(&lines(items.clone()), &rebuild);
+    assert_eq!(session.pins, first.to_vec());
+    assert_eq!(session.next_pin_number, 3, "pin-2 is never given again");
+    items.push(rollback(1));
+    let session = reconstruct_history_from_rollout(&lines(items), &rebuild);
+    assert_eq!(session.pins, Vec::new());
+}
+
+#[test]
+fn a_slot_the_history_does_not_start_with_is_no_slot() {
+    let pins = [note(1, "a")];
+    let mut compacted = CompactedItem::new("", vec![ResponseItem::user_text("S")]);
+    compacted.pins = Some(pins.to_vec());
+    let items = vec![RolloutItem::Compacted(compacted)];
+    let session = reconstruct_history_from_rollout(&lines(items), &rebuild);
+    assert_eq!(session.pins, pins.to_vec());
+    assert_eq!(session.pin_slot, 0);
+}
+
+#[test]
+fn fork_copies_the_pins() {
+    let both = [note(1, "a"), note(2, "b")];
+    let items = concat(vec![
+        user_turn("t1", "m", "one"),
+        vec![pins_line(&both)],
+        vec![started("c1"), compacted_with_pins(&both, &["one", "S"]), complete("c1")],
+        user_turn("t2", "m", "two"),
+    ]);
+    let forked = fork_rollout(&lines(items), 0);
+    let session = reconstruct_history_from_rollout(&lines(forked), &rebuild);
+    assert_eq!(session.pins, both.to_vec());
+    assert_eq!(session.pin_slot, 2);
+    assert_eq!(session.next_pin_number, 3);
+}
+
+#[test]
+fn compactions_are_listed_with_whether_a_rollback_undid_them() {
+    let items = concat(vec![
+        user_turn("t1", "m", "one"),
+        compaction_turn("c1", &["one", "S1"]),
+        vec![started("t2"), user_event("two"), user("two"), compacted(&["S2"]), complete("t2")],
+        vec![rollback(1)],
+    ]);
+    let lines = lines(items);
+    let markers = ContextualMarkers::default();
+    let records = Replay::new(&rebuild, &markers).compactions(&lines);
+    let summary: Vec<(bool, Option<usize>)> =
+        records.iter().map(|record| (record.rolled_back, record.history_items)).collect();
+    assert_eq!(summary, vec![(false, Some(2)), (true, Some(1))]);
+    assert!(records.iter().all(|record| record.receipt.is_none() && record.pins.is_empty()));
 }

@@ -35,6 +35,7 @@ fn event(status: CompactionStatus, error: Option<&str>) -> CompactionEvent {
         bytes_sent: 0,
         retries: 0,
         completed_usage: None,
+        receipt: None,
     }
 }
 

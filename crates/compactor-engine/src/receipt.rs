@@ -1,0 +1,311 @@
+//! The accounting of a compaction receipt (see D143 in docs/decisions.md): what happened to each
+//! item of the history a compaction started from, and where the "before" tokens went.
+//!
+//! Outcomes come from comparing the history with the new one, so every implementation is
+//! accounted for the same way:
+//!
+//! 1. an item that says the same as a pin (a pin slot item, or the original of a pinned copy) is
+//!    [`ItemOutcome::Pinned`];
+//! 2. an item the new history holds as it is (a message with or without its id) is
+//!    [`ItemOutcome::KeptVerbatim`];
+//! 3. an item the new history holds changed is [`ItemOutcome::KeptTruncated`]: a tool output with
+//!    the same call id (masked by `prune`), or a message of the same role whose first text starts
+//!    the same way (cut to a budget, images replaced);
+//! 4. an item the trimming step removed before the request is
+//!    [`ItemOutcome::TrimmedBeforeSending`];
+//! 5. an item a model was sent is [`ItemOutcome::Summarized`]; any other is
+//!    [`ItemOutcome::Dropped`].
+//!
+//! Each new-history item stands for at most one input item, exact matches first, and of equal
+//! input items the newest are matched first. The items the
+//! compaction itself produced (the compaction item, the summary) and the new pin slot are left
+//! out of the matching.
+
+use std::collections::HashMap;
+
+use compactor_protocol::tokens::estimate_item_tokens;
+use compactor_protocol::{ContentItem, ItemOutcome, ItemReceipt, ReceiptTotals, ResponseItem};
+
+use crate::pins::same_content;
+
+/// How many characters of a message's first text identify the message it was cut from.
+const CUT_PREFIX_CHARS: usize = 32;
+
+/// Which of its history items a compaction sent to a model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sent<'a> {
+    /// No model was asked (`prune`).
+    Nothing,
+    /// Every item that survived the trimming step.
+    All,
+    /// These items, in order: the history less what a summarization that overflowed dropped.
+    Only(&'a [ResponseItem]),
+}
+
+/// What a receipt is computed from; see the module docs for the rules.
+#[derive(Debug, Clone, Copy)]
+pub struct ReceiptInput<'a> {
+    /// The history the compaction started from.
+    pub history: &'a [ResponseItem],
+    /// The items of the new pin slot, in order.
+    pub pinned: &'a [ResponseItem],
+    /// The history after the trimming step, when trimming removed anything; items of `history`
+    /// it lacks were trimmed.
+    pub trimmed: Option<&'a [ResponseItem]>,
+    /// What a model was sent.
+    pub sent: Sent<'a>,
+    /// The new history.
+    pub new_history: &'a [ResponseItem],
+    /// How many leading items of `new_history` are its pin slot.
+    pub new_pin_slot: usize,
+    /// How many trailing items of `new_history` the compaction produced (its compaction item or
+    /// summary).
+    pub produced: usize,
+}
+
+/// The figures the totals are made to add up to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReceiptTokens {
+    /// The context estimate the compaction reported before it ran.
+    pub before: i64,
+    /// The estimated tokens of the base instructions.
+    pub instructions: u64,
+    /// The estimated tokens of the tool definitions.
+    pub tools: u64,
+}
+
+/// One receipt line per item of `input.history`, in order, and the totals, which add up to
+/// `tokens.before` exactly (`unattributed` takes the difference).
+///
+/// Linear in the sizes of both histories; each item is estimated once.
+///
+/// # Examples
+///
+/// ```
+/// use compactor_engine::{ReceiptInput, ReceiptTokens, Sent, account_items};
+/// use compactor_protocol::{ItemOutcome, ResponseItem};
+///
+/// let history = [
+///     ResponseItem::user_text("fix the parser"),
+///     ResponseItem::assistant_text("I read the whole file and found the bug."),
+/// ];
+/// let summary = ResponseItem::user_text("summary: the parser is fixed");
+/// let new_history = [history[0].clone(), summary];
+/// let input = ReceiptInput {
+///     history: &history,
+///     pinned: &[],
+///     trimmed: None,
+///     sent: Sent::All,
+///     new_history: &new_history,
+///     new_pin_slot: 0,
+///     produced: 1,
+/// };
+/// let (items, totals) =
+///     account_items(&input, &ReceiptTokens { before: 100, instructions: 10, tools: 0 });
+/// assert_eq!(items[0].outcome, ItemOutcome::KeptVerbatim);
+/// assert_eq!(items[1].outcome, ItemOutcome::Summarized);
+/// assert_eq!(totals.sum(), 100);
+/// ```
+pub fn account_items(
+    input: &ReceiptInput<'_>,
+    tokens: &ReceiptTokens,
+) -> (Vec<ItemReceipt>, ReceiptTotals) {
+    let history = input.history;
+    let end = input.new_history.len().saturating_sub(input.produced);
+    let body = input.new_history.get(input.new_pin_slot.min(end)..end).unwrap_or_default();
+    let mut outcomes: Vec<Option<ItemOutcome>> = vec![None; history.len()];
+
+    // Pins, then what the new history holds as it was.
+    let mut exact: HashMap<ExactKey<'_>, Vec<usize>> = HashMap::new();
+    for (index, item) in body.iter().enumerate().rev() {
+        exact.entry(ExactKey::of(item)).or_default().push(index);
+    }
+    let mut used = vec![false; body.len()];
+    // Newest first: of equal items, the newest are the ones a compaction keeps.
+    for (outcome, item) in outcomes.iter_mut().zip(history).rev() {
+        if input.pinned.iter().any(|pin| same_content(item, pin)) {
+            *outcome = Some(ItemOutcome::Pinned);
+            continue;
+        }
+        let Some(candidates) = exact.get_mut(&ExactKey::of(item)) else { continue };
+        // Candidates are stacked oldest on top; the first that says the same is taken.
+        if let Some(position) = candidates.iter().rposition(|&at| same_content(&body[at], item)) {
+            let at = candidates.remove(position);
+            used[at] = true;
+            *outcome = Some(ItemOutcome::KeptVerbatim);
+        }
+    }
+
+    // What the new history holds changed.
+    let mut derived: HashMap<DerivedKey<'_>, Vec<usize>> = HashMap::new();
+    for (index, item) in body.iter().enumerate().rev() {
+        if !used[index]
+            && let Some(key) = DerivedKey::of(item)
+        {
+            derived.entry(key).or_default().push(index);
+        }
+    }
+    for (outcome, item) in outcomes.iter_mut().zip(history).rev() {
+        if outcome.is_some() {
+            continue;
+        }
+        if let Some(candidates) = DerivedKey::of(item).and_then(|key| derived.get_mut(&key))
+            && candidates.pop().is_some()
+        {
+            *outcome = Some(ItemOutcome::KeptTruncated);
+        }
+    }
+
+    // What is left was trimmed, summarized or dropped.
+    // Trimming removes the newest tool traffic, and an overflowing summarization the oldest
+    // items: of equal items, the oldest are matched to what trimming kept, the newest to what
+    // was sent.
+    let trimmed = input.trimmed.map(|trimmed| subsequence_mask(history, trimmed, Walk::Forward));
+    let sent = match input.sent {
+        Sent::Only(sent) => Some(subsequence_mask(history, sent, Walk::Backward)),
+        Sent::Nothing | Sent::All => None,
+    };
+    let mut items = Vec::with_capacity(history.len());
+    let mut totals = ReceiptTotals {
+        instructions: tokens.instructions,
+        tools: tokens.tools,
+        ..ReceiptTotals::default()
+    };
+    for (index, (outcome, item)) in outcomes.into_iter().zip(history).enumerate() {
+        let outcome = outcome.unwrap_or_else(|| {
+            if trimmed.as_ref().is_some_and(|kept| !kept[index]) {
+                ItemOutcome::TrimmedBeforeSending
+            } else {
+                let was_sent = match input.sent {
+                    Sent::Nothing => false,
+                    Sent::All => true,
+                    Sent::Only(_) => sent.as_ref().is_some_and(|sent| sent[index]),
+                };
+                if was_sent { ItemOutcome::Summarized } else { ItemOutcome::Dropped }
+            }
+        });
+        let item_tokens = estimate_item_tokens(item);
+        if let Some(total) = totals.category_mut(outcome) {
+            total.add(item_tokens);
+        }
+        items.push(ItemReceipt {
+            item_type: item.item_type().to_owned(),
+            role: item.role().map(str::to_owned),
+            outcome,
+            tokens: item_tokens,
+        });
+    }
+    totals.unattributed = unattributed(tokens.before, &totals);
+    (items, totals)
+}
+
+/// The receipt lines and totals of an attempt that changed nothing (a failed one): every item
+/// kept verbatim.
+pub fn unchanged_items(
+    history: &[ResponseItem],
+    tokens: &ReceiptTokens,
+) -> (Vec<ItemReceipt>, ReceiptTotals) {
+    let input = ReceiptInput {
+        history,
+        pinned: &[],
+        trimmed: None,
+        sent: Sent::Nothing,
+        new_history: history,
+        new_pin_slot: 0,
+        produced: 0,
+    };
+    account_items(&input, tokens)
+}
+
+/// `before` less everything the totals attribute, saturated to `i64`.
+fn unattributed(before: i64, totals: &ReceiptTotals) -> i64 {
+    let rest = i128::from(before) - totals.attributed();
+    i64::try_from(rest).unwrap_or(if rest < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// Which way [`subsequence_mask`] walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    /// From the oldest items: of equal items, the oldest are matched.
+    Forward,
+    /// From the newest items: of equal items, the newest are matched.
+    Backward,
+}
+
+/// Which items of `full` the in-order subsequence `part` keeps: each item of `part` is matched to
+/// the next equal item of `full` in the direction of `walk`.
+fn subsequence_mask(full: &[ResponseItem], part: &[ResponseItem], walk: Walk) -> Vec<bool> {
+    let mut mask = vec![false; full.len()];
+    match walk {
+        Walk::Forward => mark_in_order(mask.iter_mut().zip(full), part.iter()),
+        Walk::Backward => mark_in_order(mask.iter_mut().zip(full).rev(), part.iter().rev()),
+    }
+    mask
+}
+
+fn mark_in_order<'a>(
+    slots: impl Iterator<Item = (&'a mut bool, &'a ResponseItem)>,
+    part: impl Iterator<Item = &'a ResponseItem>,
+) {
+    let mut next = part.peekable();
+    for (kept, item) in slots {
+        if next.peek().is_some_and(|wanted| *wanted == item) {
+            *kept = true;
+            next.next();
+        }
+    }
+}
+
+/// A cheap key under which items that say the same always fall together.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum ExactKey<'a> {
+    /// A message: role, number of parts and bytes of text.
+    Message { role: &'a str, parts: usize, text_bytes: usize },
+    /// A tool output: its type and call id.
+    Output { kind: &'a str, call_id: &'a str },
+    /// Anything else: its type and estimated size.
+    Other { kind: &'a str, tokens: u64 },
+}
+
+impl<'a> ExactKey<'a> {
+    fn of(item: &'a ResponseItem) -> Self {
+        if let ResponseItem::Message { role, content, .. } = item {
+            let text_bytes = content.iter().map(|part| first_text(part).map_or(0, str::len)).sum();
+            return ExactKey::Message { role, parts: content.len(), text_bytes };
+        }
+        match item.output_call_id() {
+            Some(call_id) => ExactKey::Output { kind: item.item_type(), call_id },
+            None => ExactKey::Other { kind: item.item_type(), tokens: estimate_item_tokens(item) },
+        }
+    }
+}
+
+/// The key under which an item and what it was cut to fall together.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum DerivedKey<'a> {
+    /// A message: its role and the start of its first text.
+    Message { role: &'a str, start: &'a str },
+    /// A tool output: its type and call id.
+    Output { kind: &'a str, call_id: &'a str },
+}
+
+impl<'a> DerivedKey<'a> {
+    fn of(item: &'a ResponseItem) -> Option<Self> {
+        if let ResponseItem::Message { role, content, .. } = item {
+            let text = content.iter().find_map(first_text)?;
+            let end = text.char_indices().nth(CUT_PREFIX_CHARS).map_or(text.len(), |(at, _)| at);
+            return Some(DerivedKey::Message { role, start: &text[..end] });
+        }
+        item.output_call_id().map(|call_id| DerivedKey::Output { kind: item.item_type(), call_id })
+    }
+}
+
+fn first_text(part: &ContentItem) -> Option<&str> {
+    match part {
+        ContentItem::InputText { text } | ContentItem::OutputText { text } => Some(text),
+        ContentItem::InputImage { .. } | ContentItem::Unknown(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;
