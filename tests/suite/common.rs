@@ -312,6 +312,7 @@ pub(crate) async fn write_rollout(path: &std::path::Path, compaction_content: St
                 total_token_usage: usage,
                 last_token_usage: usage,
                 model_context_window: Some(95_000),
+                ..TokenUsageInfo::default()
             }),
             rate_limits: None,
         }),

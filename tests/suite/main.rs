@@ -25,6 +25,7 @@ mod secrets;
 mod server_managed;
 mod strategies;
 mod stream_retry;
+mod token_counts;
 mod user_turns;
 mod windows;
 mod write_failures;

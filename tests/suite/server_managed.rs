@@ -58,7 +58,7 @@ fn text(text: &str) -> Vec<ContentItem> {
 }
 
 fn max_input_tokens(events: &[EventMsg]) -> Vec<i64> {
-    events
+    let mut usage: Vec<i64> = events
         .iter()
         .filter_map(|e| match e {
             EventMsg::TokenCount { info: Some(info), .. } => {
@@ -67,7 +67,10 @@ fn max_input_tokens(events: &[EventMsg]) -> Vec<i64> {
             _ => None,
         })
         .filter(|tokens| *tokens > 0)
-        .collect()
+        .collect();
+    // A session also reports its budget as it records items, repeating the last usage.
+    usage.dedup();
+    usage
 }
 
 #[tokio::test]

@@ -28,6 +28,8 @@ const RESULTS_ENV: &str = "COMPACTOR_BENCH_RESULTS";
 pub(crate) const EXPECTED: &[(&str, &str)] = &[
     ("compactor-engine", "v2_prepare_install_vs_to_vec"),
     ("compactor-engine", "trim_estimate_100k_vs_10k"),
+    ("compactor-engine", "o200k_count_10k_vs_to_vec"),
+    ("compactor-engine", "cached_estimate_10k_vs_to_vec"),
     ("compactor-client", "sse_decode_vs_serde_value"),
     ("compactor-client", "websocket_decode_vs_serde_value"),
     ("compactor-client", "sse_decode_vs_async_openai"),

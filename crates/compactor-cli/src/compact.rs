@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use compactor_core::{ModelInfo, PreviewOptions, Session};
-use compactor_engine::{COMPACT_USER_MESSAGE_MAX_TOKENS, estimate_history};
+use compactor_engine::{COMPACT_USER_MESSAGE_MAX_TOKENS, EstimateContext};
 use compactor_protocol::{
     CompactionImplementation, CompactionStatus, EventMsg, ReceiptStatus, ResponseItem,
 };
@@ -126,7 +126,11 @@ async fn compact(
         attempts.push(event);
     }
     let estimate = |items: &[ResponseItem]| {
-        estimate_history(&config.base_instructions, items, &config.provider.pass_through)
+        EstimateContext {
+            counter: config.tokens.counter,
+            ..EstimateContext::new(&config.base_instructions, &config.provider.pass_through)
+        }
+        .estimate(items)
     };
     let completed =
         attempts.iter().rev().find(|attempt| attempt.status == CompactionStatus::Completed);

@@ -9,12 +9,13 @@ use std::time::{Instant, SystemTime};
 
 use clap::Args;
 use compactor_analytics::{AnalyticsClient, CompactionEvent, JsonlFileSink};
-use compactor_core::{ModelInfo, Session};
-use compactor_engine::estimate_history;
+use compactor_core::{Calibration, ModelInfo, Session};
+use compactor_engine::EstimateContext;
 use compactor_protocol::{
     CompactionStatus, CompactionTrigger, CompactorError, ContentItem, EventMsg, TurnItem,
 };
 use compactor_rollout_trace::{TraceConfig, format_timestamp};
+use compactor_testkit::workload::{ErrorSummary, request_estimates};
 use compactor_testkit::{TestServer, ToolCallPolicy};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -58,6 +59,8 @@ struct Tally {
     compactions: Vec<CompactionEvent>,
     peak_context: i64,
     warnings: Vec<String>,
+    /// Every `token_count` event: the budget of the latest, and the estimates of every request.
+    token_counts: Vec<EventMsg>,
 }
 
 pub(crate) async fn run(args: DemoArgs, file: Option<ConfigFile>) -> Result<(), CliError> {
@@ -124,6 +127,14 @@ async fn run_session(
     );
     outln!("  provider     {}", settings.describe_provider());
     outln!("  compaction   {}", settings.describe_chain());
+    outln!(
+        "  tokens       counted with {}{}",
+        config.tokens.counter,
+        match config.tokens.calibration {
+            Calibration::On => ", calibrated by reported usage",
+            Calibration::Off => "",
+        }
+    );
     if let Some(file) = &settings.file {
         outln!("  config       {}", file.path.display());
     }
@@ -159,8 +170,17 @@ async fn run_session(
             Err(CompactorError::Cancelled) => "  [interrupted]".to_owned(),
             Err(err) => format!("  [failed: {err}]"),
         };
+        // The distance to the next auto compaction the session reported last (D126).
+        let budget = tally.token_counts.iter().rev().find_map(|event| match event {
+            EventMsg::TokenCount { info: Some(info), .. } => info.tokens_until_compaction,
+            _ => None,
+        });
+        let until = match budget {
+            Some(until) => format!(", compaction in {:>6}", format::count(until)),
+            None => String::new(),
+        };
         ui.turn_done(&format!(
-            "turn {turn:>2}/{}  context {:>6} tokens ({:>3}% of the window), tool output {} bytes{requests}{ended}",
+            "turn {turn:>2}/{}  context {:>6} tokens ({:>3}% of the window){until}, tool output {} bytes{requests}{ended}",
             args.turns,
             format::count(context),
             percent(context, window),
@@ -211,8 +231,12 @@ async fn run_session(
     while let Ok(event) = compactions.try_recv() {
         tally.compactions.push(event);
     }
-    let estimate =
-        estimate_history(&config.base_instructions, &history, &config.provider.pass_through);
+    let estimate = EstimateContext {
+        counter: config.tokens.counter,
+        ..EstimateContext::new(&config.base_instructions, &config.provider.pass_through)
+    }
+    .estimate(&history);
+    let requests_estimated = request_estimates(&tally.token_counts);
     let requests = server.map(count_requests);
     let violations = server.map(TestServer::violation_count);
     let refused = server.map(TestServer::refused_over_window);
@@ -268,6 +292,15 @@ async fn run_session(
         history.len(),
         format::count(estimate)
     );
+    let errors = ErrorSummary::of(&requests_estimated);
+    if errors.requests > 0 {
+        outln!(
+            "  estimates        {} requests, error against reported usage mean {:.1}%, max {:.1}%",
+            errors.requests,
+            errors.mean_percent,
+            errors.max_percent,
+        );
+    }
     let mut warnings: Vec<(&String, usize)> = Vec::new();
     for warning in &tally.warnings {
         match warnings.iter_mut().find(|(seen, _)| *seen == warning) {
@@ -301,6 +334,13 @@ async fn run_session(
         "context_tokens": context,
         "token_usage": token_info,
         "history_estimated_tokens": estimate,
+        "token_counter": config.tokens.counter,
+        "token_calibration": config.tokens.calibration == Calibration::On,
+        "estimate_error_percent": {
+            "requests": errors.requests,
+            "mean": errors.mean_percent,
+            "max": errors.max_percent,
+        },
         "history": history,
         "error": outcome.as_ref().err().map(ToString::to_string),
         "elapsed_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -396,6 +436,7 @@ fn on_event(event: &EventMsg, ui: &Ui, tally: &mut Tally) {
         }
         EventMsg::TokenCount { info: Some(info), .. } => {
             tally.peak_context = tally.peak_context.max(info.last_token_usage.total_tokens);
+            tally.token_counts.push(event.clone());
         }
         EventMsg::StreamError { message, additional_details, .. } => {
             ui.line(&format!("  {}", retry_line(message, additional_details.as_deref())));

@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use compactor_engine::estimate_history;
+use compactor_engine::EstimateContext;
 use compactor_protocol::PassThroughList;
 use compactor_protocol::display::format_history_truncated;
+use compactor_protocol::tokens::TokenCounter;
 use serde_json::json;
 
 use crate::error::CliError;
@@ -34,7 +35,16 @@ pub(crate) async fn run(args: ResumeArgs) -> Result<(), CliError> {
         eprintln!("warning: {}: {warning}", saved.path.display());
     }
     let history = &saved.session.history;
-    let tokens = estimate_history(saved.base_instructions(), history, &PassThroughList::default());
+    // Counted as the session that wrote the rollout counted (its last `token_count` line says
+    // how), or as this command's sessions count.
+    let counter =
+        saved.session.token_info.and_then(|info| info.token_counter).unwrap_or(TokenCounter::O200k);
+    let pass_through = PassThroughList::default();
+    let tokens = EstimateContext {
+        counter,
+        ..EstimateContext::new(saved.base_instructions(), &pass_through)
+    }
+    .estimate(history);
     let generation = saved.session.window_generation;
     if args.json {
         let value = json!({

@@ -12,6 +12,7 @@ use compactor_analytics::{
 use compactor_client::{KeySource, WebsocketMode};
 use compactor_core::{CONFIG_FILE_NAME, CompactorToml, ModelInfo, ProviderKind, SessionConfig};
 use compactor_protocol::CompactionImplementation;
+use compactor_protocol::tokens::TokenCounter;
 use compactor_rollout_trace::TraceConfig;
 use compactor_testkit::{
     ContextWindows, Mode, ReferenceModelConfig, SealKey, TestServer, TestServerConfig,
@@ -54,10 +55,23 @@ pub(crate) struct ModelArgs {
     /// [default: responses_compaction_v2].
     #[arg(long, value_parser = implementation_parser(), value_delimiter = ',', value_name = "IMPL")]
     pub(crate) implementation: Option<Vec<CompactionImplementation>>,
+    /// How tokens are counted: o200k (exact, OpenAI's o200k_base encoding) or bytes4 (four
+    /// bytes per token, corrected by reported usage) [default: o200k].
+    #[arg(long, value_enum, value_name = "COUNTER")]
+    pub(crate) token_counter: Option<TokenCounterArg>,
     /// The seal key of the embedded reference model [default: the testkit's fixed key, so a
     /// rollout written by one run compacts in the next].
     #[arg(long, value_name = "KEY")]
     pub(crate) seal_key: Option<String>,
+}
+
+/// The token counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TokenCounterArg {
+    /// OpenAI's o200k_base encoding, exact for its text.
+    O200k,
+    /// Four bytes per token, calibrated with the usage each response reports.
+    Bytes4,
 }
 
 /// The transports.
@@ -190,6 +204,12 @@ pub(crate) fn layer(
             Transport::Http => WebsocketMode::Disabled,
         };
     }
+    if let Some(counter) = args.token_counter {
+        config.tokens.counter = match counter {
+            TokenCounterArg::O200k => TokenCounter::O200k,
+            TokenCounterArg::Bytes4 => TokenCounter::Bytes4,
+        };
+    }
     if let Some(chain) = &args.implementation {
         let mut core_chain: Vec<CompactionImplementation> = Vec::with_capacity(chain.len());
         for implementation in chain.iter().copied() {
@@ -231,10 +251,11 @@ pub(crate) fn layer(
 }
 
 /// The command's defaults: WebSocket with `response.processed`, the `remote_compaction_v2`
-/// feature, the compaction chain the provider's kind chooses, and trace bundles under
-/// `COMPACTOR_ROLLOUT_TRACE_ROOT` when it is set.
+/// feature, the compaction chain the provider's kind chooses, exact token counts with o200k
+/// (D127), and trace bundles under `COMPACTOR_ROLLOUT_TRACE_ROOT` when it is set.
 pub(crate) fn cli_defaults(model: ModelInfo) -> SessionConfig {
     let mut config = SessionConfig::new(compactor_client::ProviderConfig::default(), model);
+    config.tokens.counter = TokenCounter::O200k;
     config.trace = TraceConfig::from_env();
     config.provider.websocket = WebsocketMode::Enabled;
     config.features.remote_compaction_v2 = true;

@@ -9,6 +9,11 @@
 //! - Rollout bytes per turn: the bytes the last 100 turns added to the rollout per turn, as a
 //!   ratio to the first 100's (the details give both).
 //!
+//! It also prints how far the session's token estimates were from the usage the reference
+//! model reported (counted with o200k), with `Bytes4` calibrated (the library's default, every
+//! measured run) and plain (one more HTTP session with calibration off): over every request and
+//! near the auto-compact limit, where the usage gate decides (see D125 in docs/decisions.md).
+//!
 //! Each session runs in a fresh client process: this bench binary started again with
 //! [`CHILD_ENV`] set; it prints its figures as one JSON line. The server runs in this process.
 
@@ -23,11 +28,12 @@ use std::time::{Duration, Instant};
 
 use compactor_client::{KeySource, ProviderConfig, WebsocketMode};
 use compactor_core::{
-    Features, ModelInfo, ProviderKind, Session, SessionConfig, ToolCall, ToolFuture, ToolHandler,
+    Calibration, Features, ModelInfo, ProviderKind, Session, SessionConfig, ToolCall, ToolFuture,
+    ToolHandler,
 };
-use compactor_protocol::{RolloutLine, ToolOutput};
+use compactor_protocol::{EventMsg, RolloutItem, RolloutLine, ToolOutput};
 use compactor_testkit::workload::soak::{SOAK_CONTEXT_WINDOW, SOAK_TURNS, Soak, soak_model_config};
-use compactor_testkit::workload::{self, MeasuredRatio};
+use compactor_testkit::workload::{self, ErrorSummary, MeasuredRatio, request_estimates};
 use compactor_testkit::{Mode, TestServer, TestServerConfig};
 use serde_json::{Value, json};
 use tokio::process::Command;
@@ -36,6 +42,8 @@ use tokio::process::Command;
 const CHILD_ENV: &str = "COMPACTOR_BENCH_SOAK_CHILD";
 const ROLLOUT_ENV: &str = "COMPACTOR_BENCH_SOAK_ROLLOUT";
 const BASE_URL_ENV: &str = "COMPACTOR_BENCH_SOAK_BASE_URL";
+/// Set in a child process whose session does not calibrate its estimates.
+const UNCALIBRATED_ENV: &str = "COMPACTOR_BENCH_SOAK_UNCALIBRATED";
 
 /// Sessions per transport; the least CPU and the largest peak are kept.
 const RUNS: usize = 2;
@@ -84,6 +92,9 @@ fn session_config(base_url: &str, websocket: WebsocketMode, rollout: &Path) -> S
     config.base_instructions = BASE_INSTRUCTIONS.to_owned();
     config.initial_context = workload::initial_context();
     config.rollout_path = Some(rollout.to_path_buf());
+    if std::env::var_os(UNCALIBRATED_ENV).is_some() {
+        config.tokens.calibration = Calibration::Off;
+    }
     config
 }
 
@@ -171,8 +182,12 @@ async fn child(transport: &str) -> ExitCode {
 }
 
 /// Runs one session in a child process.
-async fn run_child(transport: &str, rollout: &Path, base_url: &str) -> Value {
-    let output = Command::new(std::env::current_exe().unwrap())
+async fn run_child(transport: &str, rollout: &Path, base_url: &str, calibrated: bool) -> Value {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    if !calibrated {
+        command.env(UNCALIBRATED_ENV, "1");
+    }
+    let output = command
         .env(CHILD_ENV, transport)
         .env(ROLLOUT_ENV, rollout)
         .env(BASE_URL_ENV, base_url)
@@ -192,14 +207,44 @@ async fn run_child(transport: &str, rollout: &Path, base_url: &str) -> Value {
     value
 }
 
-/// The fastest of several `serde_json::to_vec` of every line of the rollout at `path`.
-fn serialize_recorded(path: &Path) -> (Duration, usize) {
+/// Every line of the rollout at `path`.
+fn read_rollout(path: &Path) -> Vec<RolloutLine> {
     let bytes = std::fs::read(path).unwrap();
-    let lines: Vec<RolloutLine> = bytes
+    bytes
         .split(|byte| *byte == b'\n')
         .filter(|line| !line.is_empty())
         .map(|line| serde_json::from_slice(line).unwrap())
-        .collect();
+        .collect()
+}
+
+/// The session's estimate errors against reported usage, from its rollout's `token_count`
+/// lines: over every request but the first, and over those near the auto-compact limit.
+fn estimate_errors(path: &Path) -> String {
+    let lines = read_rollout(path);
+    let events = lines.iter().filter_map(|line| match &line.item {
+        RolloutItem::EventMsg(event @ EventMsg::TokenCount { .. }) => Some(event),
+        _ => None,
+    });
+    let requests = request_estimates(events);
+    let limit = ModelInfo::new(MODEL, SOAK_CONTEXT_WINDOW).auto_compact_limit();
+    let near: Vec<_> =
+        requests.iter().copied().filter(|request| request.reported >= limit / 2).collect();
+    let all = ErrorSummary::of(requests.get(1..).unwrap_or_default());
+    let near = ErrorSummary::of(&near);
+    format!(
+        "all {} requests mean {:.2}% max {:.2}%; near the limit {} requests mean {:.2}% max {:.2}%",
+        all.requests,
+        all.mean_percent,
+        all.max_percent,
+        near.requests,
+        near.mean_percent,
+        near.max_percent,
+    )
+}
+
+/// The fastest of several `serde_json::to_vec` of every line of the rollout at `path`.
+fn serialize_recorded(path: &Path) -> (Duration, usize) {
+    let lines = read_rollout(path);
     let mut best = Duration::MAX;
     let mut size = 0;
     for _ in 0..BASELINE_RUNS {
@@ -231,7 +276,7 @@ async fn parent() -> ExitCode {
         let mut runs = Vec::new();
         for run in 0..RUNS {
             let path = dir.path().join(format!("rollout-{transport}-{run}.jsonl"));
-            let mut result = run_child(transport, &path, &base_url).await;
+            let mut result = run_child(transport, &path, &base_url, true).await;
             let (serialize, recorded_json) = serialize_recorded(&path);
             result["serialize_ms"] = json!(serialize.as_secs_f64() * 1e3);
             result["recorded_json"] = json!(recorded_json);
@@ -249,6 +294,7 @@ async fn parent() -> ExitCode {
                 number(&result, "first_100_per_turn"),
                 number(&result, "last_100_per_turn"),
             );
+            println!("  {transport:>4} run {run}: calibrated bytes4 {}", estimate_errors(&path));
             runs.push(result);
         }
         let least_cpu = runs
@@ -293,6 +339,10 @@ async fn parent() -> ExitCode {
             ),
         ));
     }
+    // Plain Bytes4 on the same workload, for comparison; not a measured run.
+    let path = dir.path().join("rollout-uncalibrated.jsonl");
+    run_child("http", &path, &base_url, false).await;
+    println!("  http uncalibrated: plain bytes4 {}", estimate_errors(&path));
     let violations = server.violations();
     server.shutdown().await.ok();
     if !violations.is_empty() {

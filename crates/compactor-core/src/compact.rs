@@ -17,8 +17,8 @@ use compactor_analytics::{
 };
 use compactor_client::{ModelClientSession, ResponseStream, SentRequest};
 use compactor_engine::{
-    Compacted, CompactionNeed, Layout, ServerCompaction, WindowLimits, compacted_history,
-    estimate_history,
+    Compacted, CompactionNeed, EstimateContext, Layout, ServerCompaction, WindowLimits,
+    compacted_history,
 };
 use compactor_protocol::{
     CompactedItem, CompactionImplementation, CompactionPhase, CompactionReason, CompactionReceipt,
@@ -33,7 +33,7 @@ use crate::hooks::{CompactHookInput, HookOutcome};
 use crate::pins::PinsAtStart;
 use crate::receipt::{ReceiptFacts, ReceiptHeader, ReceiptHistories, SentItems};
 use crate::retry::{StreamAttempt, StreamFailure};
-use crate::session::{Session, now_ms};
+use crate::session::{Session, count_history, now_ms};
 use crate::turn::{TurnContext, TurnFailure};
 
 /// The prefix of the `error` event of a failed remote compaction.
@@ -391,6 +391,7 @@ impl Session {
             injection,
             retained_budget_tokens: config.compaction.retained_budget(&turn.model),
             max_retained_images: config.compaction.max_retained_images,
+            counter: config.tokens.counter,
             ..Layout::new(&config.contextual_markers)
         }
     }
@@ -400,11 +401,11 @@ impl Session {
     fn pending_tokens(&self, incoming: Option<&ResponseItem>) -> i64 {
         let Some(incoming) = incoming else { return 0 };
         let config = &self.inner.config;
-        let pass_through = &config.provider.pass_through;
-        let mut tokens = estimate_history("", std::slice::from_ref(incoming), pass_through);
+        let estimate =
+            EstimateContext { base_instructions: "", tool_tokens: 0, ..self.estimate_context() };
+        let mut tokens = estimate.estimate(std::slice::from_ref(incoming));
         if self.state().reference_context_item.is_none() {
-            tokens =
-                tokens.saturating_add(estimate_history("", &config.initial_context, pass_through));
+            tokens = tokens.saturating_add(estimate.estimate(&config.initial_context));
         }
         i64::try_from(tokens).unwrap_or(i64::MAX)
     }
@@ -438,8 +439,9 @@ impl Session {
             .then_some(CompactorError::CompactionDoesNotFit { tokens, usable_window: usable })
     }
 
-    /// [`compactor_engine::compacted_floor`] with the session's instructions and markers, and
-    /// `model`'s retained budget.
+    /// [`compactor_engine::compacted_floor`] with the session's instructions, markers and
+    /// counter, and `model`'s retained budget. It stays uncorrected: a calibration above one
+    /// would raise a lower bound past what the compaction may really install.
     pub(crate) fn compacted_floor(
         &self,
         implementation: CompactionImplementation,
@@ -453,6 +455,7 @@ impl Session {
             &config.base_instructions,
             &config.contextual_markers,
             config.compaction.retained_budget(model),
+            config.tokens.counter,
         )
     }
 
@@ -547,8 +550,12 @@ impl Session {
             let mut stats = AttemptStats::default();
             // An implementation whose result cannot fit is not asked (D63), nor one whose pins
             // alone exceed its budget (D142).
-            let refused =
-                pins.over_budget(self.pins_budget(implementation, &turn.model)).or_else(|| {
+            let refused = pins
+                .over_budget(
+                    self.pins_budget(implementation, &turn.model),
+                    self.inner.config.tokens.counter,
+                )
+                .or_else(|| {
                     let usable = usable?;
                     let floor = self.compacted_floor(implementation, &history, &turn.model)?;
                     let tokens = i64::try_from(floor).unwrap_or(i64::MAX);
@@ -955,10 +962,14 @@ impl Session {
             keep_reference,
             mut facts,
         } = prepared;
+        // The new history is counted once (D124): the fit check, the receipt and the session's
+        // estimates after the install all use these counts.
+        let (new_history, counts) = count_history(new_history, &self.item_counter()).await?;
         // Nothing that does not fit the usable window is installed (D63): the chain goes on.
+        // A compacted history is estimated uncorrected, as it is once installed (D123).
         if let Some(usable) = turn.model.model_context_window() {
-            let tokens =
-                i64::try_from(self.estimate_context().estimate(&new_history)).unwrap_or(i64::MAX);
+            let estimate = EstimateContext { calibration: None, ..self.estimate_context() };
+            let tokens = i64::try_from(estimate.estimate_counted(&counts)).unwrap_or(i64::MAX);
             if tokens > usable {
                 drop_in_background((new_history, input_history));
                 return Err(CompactorError::CompactionDoesNotFit { tokens, usable_window: usable });
@@ -988,9 +999,11 @@ impl Session {
             )
         };
         receipt.request_id = install.request_id;
+        let estimate = self.estimate_context();
         receipt.tokens_after = Some(self.state().total_usage_after_install(
             &new_history,
-            &self.estimate_context(),
+            &counts,
+            &estimate,
             &self.inner.config.contextual_markers,
         ));
         let mut compacted = CompactedItem::new(message, new_history);
@@ -1019,14 +1032,12 @@ impl Session {
         let replaced = {
             let estimate = self.estimate_context();
             let mut state = self.state();
-            let replaced = std::mem::replace(&mut state.history, Arc::new(new_history));
+            let replaced = state.replace_history(Arc::new(new_history), counts);
             state.pin_slot = if server_managed { 0 } else { install.pins.items.len() };
             state.reference_context_item = reference;
             state.recompute_token_usage(&estimate, turn.model.model_context_window());
-            state.after_last_compaction = Some(state.total_usage(
-                &self.inner.config.contextual_markers,
-                &self.inner.config.provider.pass_through,
-            ));
+            state.after_last_compaction =
+                Some(state.total_usage(&estimate, &self.inner.config.contextual_markers));
             replaced
         };
         drop(pins_guard);
@@ -1034,7 +1045,7 @@ impl Session {
         // Freeing a large history takes milliseconds: it happens off the compaction's path.
         drop_in_background((replaced, input_history));
         self.inner.client.advance_window_generation();
-        self.emit_token_count().await;
+        self.emit_token_count(&turn.model).await;
         self.emit(EventMsg::ItemCompleted {
             thread_id: self.inner.thread_id.clone(),
             turn_id: turn.turn_id.clone(),
@@ -1051,14 +1062,19 @@ impl Session {
     /// session's history, copied only when it must be trimmed.
     pub(crate) fn compaction_history(&self, turn: &TurnContext) -> Arc<Vec<ResponseItem>> {
         let estimate = self.estimate_context();
-        let history = Arc::clone(&self.state().history);
+        let (history, fits) = {
+            let state = self.state();
+            (Arc::clone(&state.history), estimate.estimate_counted(&state.counts))
+        };
         let window = turn.model.model_context_window().map(|w| u64::try_from(w).unwrap_or(0));
         match window {
-            Some(window) if estimate.estimate(&history) > window => {
+            Some(window) if fits > window => {
                 let mut trimmed = history.to_vec();
                 drop(history);
+                let counts = self.state().counts.clone();
                 let removed = compactor_engine::trim_function_call_history_to_fit_context_window(
                     &mut trimmed,
+                    &counts,
                     window,
                     &estimate,
                 );

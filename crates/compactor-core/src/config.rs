@@ -7,6 +7,7 @@ use compactor_engine::{
     DEFAULT_MAX_RETAINED_IMAGES, InputModalities, TruncationPolicy, WindowLimits,
     default_retained_budget_tokens,
 };
+use compactor_protocol::tokens::TokenCounter;
 use compactor_protocol::{
     CompactionImplementation, ContextManagement, ContextualMarkers, Reasoning, ResponseItem,
     ToolSpec, V2TriggerForm,
@@ -271,6 +272,26 @@ impl Default for CompactionSettings {
     }
 }
 
+/// Whether the session corrects its estimates with the usage servers report (D123).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Calibration {
+    /// Learn the ratio of reported to estimated input tokens and apply it.
+    #[default]
+    On,
+    /// Use the counter's figures as they are, as the reference does.
+    Off,
+}
+
+/// How the session counts tokens (D120, D123, D127).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenSettings {
+    /// The counter of every estimate. `O200k` needs the crate's `o200k` feature: a session
+    /// configured with it in a build without it fails to build.
+    pub counter: TokenCounter,
+    /// Whether reported usage corrects the estimates.
+    pub calibration: Calibration,
+}
+
 /// Everything a [`crate::Session`] is built from.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -287,6 +308,8 @@ pub struct SessionConfig {
     pub features: Features,
     /// Compaction settings.
     pub compaction: CompactionSettings,
+    /// How tokens are counted.
+    pub tokens: TokenSettings,
     /// The base instructions sent as `instructions`.
     pub base_instructions: String,
     /// The personality, when the harness sets one.
@@ -323,6 +346,7 @@ impl SessionConfig {
             model,
             features: Features::default(),
             compaction: CompactionSettings::default(),
+            tokens: TokenSettings::default(),
             base_instructions: String::new(),
             personality: None,
             tools: Vec::new(),

@@ -71,8 +71,8 @@ pub use compact::{
     LOCAL_COMPACT_ERROR_PREFIX, LOCAL_COMPACTION_WARNING, REMOTE_COMPACT_ERROR_PREFIX,
 };
 pub use config::{
-    CompactionSettings, Features, ModelInfo, ProviderKind, PruneSettings, ReactiveCompaction,
-    RemoteCompaction, SessionConfig,
+    Calibration, CompactionSettings, Features, ModelInfo, ProviderKind, PruneSettings,
+    ReactiveCompaction, RemoteCompaction, SessionConfig, TokenSettings,
 };
 pub use hooks::{CompactHookInput, CompactHooks, HookFuture, HookOutcome};
 pub use preview::{CompactionPreview, PreviewOptions};

@@ -1,6 +1,7 @@
 //! Pins (D140, D141): the session API that sets them, and what a compaction does with them.
 
 use compactor_engine::{pin_copy, pinned_tokens, same_content, without_pinned};
+use compactor_protocol::tokens::TokenCounter;
 use compactor_protocol::{
     CompactorError, ContentItem, Pin, PinContent, PinId, PinsItem, ResponseItem, RolloutItem,
     pin_slot_items,
@@ -159,16 +160,20 @@ impl PinsAtStart {
         contents
     }
 
-    /// The estimated tokens of the pin slot.
-    pub(crate) fn tokens(&self) -> u64 {
-        pinned_tokens(&self.items)
+    /// The tokens of the pin slot, counted with the session's `counter` (D120).
+    pub(crate) fn tokens(&self, counter: TokenCounter) -> u64 {
+        pinned_tokens(&self.items, counter)
     }
 
-    /// [`CompactorError::PinsOverBudget`] when the pin slot alone exceeds `budget_tokens` (D142);
-    /// `None` without a budget.
-    pub(crate) fn over_budget(&self, budget_tokens: Option<u64>) -> Option<CompactorError> {
+    /// [`CompactorError::PinsOverBudget`] when the pin slot alone, counted with `counter` as the
+    /// layout counts it, exceeds `budget_tokens` (D142); `None` without a budget.
+    pub(crate) fn over_budget(
+        &self,
+        budget_tokens: Option<u64>,
+        counter: TokenCounter,
+    ) -> Option<CompactorError> {
         let budget_tokens = budget_tokens?;
-        let pinned_tokens = self.tokens();
+        let pinned_tokens = self.tokens(counter);
         (pinned_tokens > budget_tokens)
             .then_some(CompactorError::PinsOverBudget { pinned_tokens, budget_tokens })
     }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use compactor_analytics::ChainPosition;
 use compactor_engine::{
-    Compacted, SUMMARIZATION_PROMPT, V2PromptOptions, append_v2_trigger, collect_user_messages,
-    compacted_history, summarization_prompt_with_focus, v2_request_messages,
+    Compacted, EstimateContext, SUMMARIZATION_PROMPT, V2PromptOptions, append_v2_trigger,
+    collect_user_messages, compacted_history, summarization_prompt_with_focus, v2_request_messages,
 };
 use compactor_protocol::{
     CompactionImplementation, CompactionPhase, CompactionReason, CompactionReceipt,
@@ -17,7 +17,7 @@ use compactor_protocol::{
 use crate::compact::add_v1_focus;
 use crate::pins::PinsAtStart;
 use crate::receipt::{ReceiptFacts, ReceiptHeader, ReceiptHistories, SentItems};
-use crate::session::Session;
+use crate::session::{Session, count_history};
 use crate::turn::TurnContext;
 
 /// The compaction id of a preview's receipt: a preview is no compaction.
@@ -95,7 +95,10 @@ impl Session {
         };
         let history = Arc::clone(&self.state().history);
         let pins = self.pins_at_start();
-        if let Some(error) = pins.over_budget(self.pins_budget(implementation, &turn.model)) {
+        if let Some(error) = pins.over_budget(
+            self.pins_budget(implementation, &turn.model),
+            self.inner.config.tokens.counter,
+        ) {
             return Err(error);
         }
         if let Some(usable) = turn.model.model_context_window()
@@ -135,9 +138,13 @@ impl Session {
         let exact = work.facts.produced == 0;
         let mut preview_history = work.new_history;
         if exact {
+            let (history, counts) = count_history(preview_history, &self.item_counter()).await?;
+            preview_history = history;
+            let estimate = self.estimate_context();
             receipt.tokens_after = Some(self.state().total_usage_after_install(
                 &preview_history,
-                &self.estimate_context(),
+                &counts,
+                &estimate,
                 &config.contextual_markers,
             ));
         } else {
@@ -154,9 +161,10 @@ impl Session {
     ) -> Result<PreviewWork, CompactorError> {
         let prepared = self.prepare_prune(turn, pins)?;
         let new_history = prepared.new_history;
+        // Estimated uncorrected, as the install estimates it (D123).
         if let Some(usable) = turn.model.model_context_window() {
-            let tokens =
-                i64::try_from(self.estimate_context().estimate(&new_history)).unwrap_or(i64::MAX);
+            let estimate = EstimateContext { calibration: None, ..self.estimate_context() };
+            let tokens = i64::try_from(estimate.estimate(&new_history)).unwrap_or(i64::MAX);
             if tokens > usable {
                 return Err(CompactorError::CompactionDoesNotFit { tokens, usable_window: usable });
             }

@@ -3,11 +3,9 @@
 
 use compactor_analytics::ChainPosition;
 use compactor_engine::{ReceiptInput, ReceiptTokens, Sent, account_items, unchanged_items};
-use compactor_protocol::tokens::{approx_token_count, approx_tokens_from_byte_count, json_len};
 use compactor_protocol::{
     CompactionImplementation, CompactionPhase, CompactionReason, CompactionReceipt,
     CompactionTrigger, CompactorError, PinPlacement, PinReceipt, ReceiptStatus, ResponseItem,
-    tokens::estimate_item_tokens,
 };
 
 use crate::pins::PinsAtStart;
@@ -85,15 +83,14 @@ impl ReceiptHeader<'_> {
 
 impl Session {
     /// The figures a receipt's totals add up to: `tokens_before`, with the session's
-    /// instructions and tool definitions.
+    /// instructions and tool definitions, all counted with the session's counter (D120).
     fn receipt_tokens(&self, tokens_before: i64) -> ReceiptTokens {
-        let config = &self.inner.config;
-        let tools_bytes =
-            config.tools.iter().fold(0u64, |total, tool| total.saturating_add(json_len(tool)));
+        let counter = self.inner.config.tokens.counter;
         ReceiptTokens {
+            counter,
             before: tokens_before,
-            instructions: approx_token_count(&config.base_instructions),
-            tools: approx_tokens_from_byte_count(tools_bytes),
+            instructions: counter.text_tokens(&self.inner.config.base_instructions),
+            tools: self.inner.tool_tokens,
         }
     }
 
@@ -122,14 +119,15 @@ impl Session {
             new_pin_slot: pinned.len(),
             produced: facts.produced,
         };
-        let (items, totals) = account_items(&input, &self.receipt_tokens(header.tokens_before));
+        let tokens = self.receipt_tokens(header.tokens_before);
+        let (items, totals) = account_items(&input, &tokens);
         let pins = pins
             .pins
             .iter()
             .zip(&pins.items)
             .map(|(pin, item)| PinReceipt {
                 id: pin.id,
-                tokens: estimate_item_tokens(item),
+                tokens: tokens.counter.item_tokens(item),
                 placement: if !server_managed {
                     PinPlacement::PinSlot
                 } else if histories.history.iter().any(|old| old == item) {

@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use compactor_analytics::AnalyticsClient;
 use compactor_client::{ClientNotice, ClientObserver, ModelClient};
-use compactor_engine::{EstimateContext, rebuild_legacy_compacted};
+use compactor_engine::{EstimateContext, HistoryCounts, ItemCounter, rebuild_legacy_compacted};
+use compactor_protocol::tokens::{TokenCalibration, json_len};
 use compactor_protocol::{
     CompactorError, EventMsg, ResponseItem, RolloutItem, SessionMeta, TokenUsageInfo,
 };
@@ -19,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ModelInfo, SessionConfig};
 use crate::hooks::CompactHooks;
-use crate::state::SessionState;
+use crate::state::{SessionState, UsageBasis};
 use crate::tools::{NoTools, ToolHandler};
 
 /// How many events may wait for the harness before a turn pauses for it to catch up.
@@ -48,6 +49,8 @@ impl std::fmt::Debug for Session {
 pub(crate) struct SessionInner {
     pub(crate) thread_id: String,
     pub(crate) config: SessionConfig,
+    /// The tokens of `config.tools`, which every request carries.
+    pub(crate) tool_tokens: u64,
     pub(crate) client: ModelClient,
     pub(crate) state: Mutex<SessionState>,
     /// Serializes turns and manual compactions.
@@ -121,6 +124,7 @@ impl SessionBuilder {
     ///
     /// Configuration errors, and rollout or trace files that cannot be created.
     pub async fn build(self) -> Result<(Session, mpsc::Receiver<EventMsg>), CompactorError> {
+        check_token_counter(&self.config)?;
         let thread_id = self.thread_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let rollout = match &self.config.rollout_path {
             Some(path) => Some(RolloutRecorder::create(path, RecorderOptions::default()).await?),
@@ -213,6 +217,7 @@ impl SessionBuilder {
         contents: RolloutContents,
         path: &Path,
     ) -> Result<(Session, mpsc::Receiver<EventMsg>), CompactorError> {
+        check_token_counter(&self.config)?;
         contents.check(path, self.damaged_lines)?;
         self.config.rollout_path = None;
         self.config.trace = TraceConfig::disabled();
@@ -225,15 +230,19 @@ impl SessionBuilder {
             .or_else(|| self.thread_id.clone())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let window_generation = resumed.window_generation;
-        let state = self.resumed_state(resumed);
+        let state = self.resumed_state(resumed).await?;
         let (session, events) = self.finish(thread_id, None, state).await?;
         session.inner.client.set_window_generation(window_generation);
         session.pin_configured_notes().await?;
         Ok((session, events))
     }
 
-    /// The state of a session resumed as `resumed` describes it; its history moves in.
-    fn resumed_state(&self, resumed: ReconstructedSession) -> SessionState {
+    /// The state of a session resumed as `resumed` describes it; its history moves in and is
+    /// counted once (D124).
+    async fn resumed_state(
+        &self,
+        resumed: ReconstructedSession,
+    ) -> Result<SessionState, CompactorError> {
         let previous_model = resumed.previous_turn_settings.as_ref().map(|settings| {
             if settings.model == self.config.model.slug {
                 self.config.model.clone()
@@ -241,8 +250,19 @@ impl SessionBuilder {
                 ModelInfo { slug: settings.model.clone(), ..self.config.model.clone() }
             }
         });
-        SessionState {
-            history: Arc::new(resumed.history),
+        let (history, counts) = count_history(
+            resumed.history,
+            &ItemCounter {
+                counter: self.config.tokens.counter,
+                pass_through: &self.config.provider.pass_through,
+            },
+        )
+        .await?;
+        Ok(SessionState {
+            history: Arc::new(history),
+            counts,
+            // The last usage line does not say which items it covered.
+            usage_basis: UsageBasis::Unknown,
             reference_context_item: resumed.reference_context_item,
             token_info: resumed.token_info.unwrap_or_default(),
             previous_model,
@@ -250,7 +270,7 @@ impl SessionBuilder {
             pin_slot: resumed.pin_slot,
             next_pin_number: resumed.next_pin_number,
             ..SessionState::default()
-        }
+        })
     }
 
     async fn resume_with(
@@ -258,6 +278,7 @@ impl SessionBuilder {
         contents: RolloutContents,
         rollout: RolloutRecorder,
     ) -> Result<(Session, mpsc::Receiver<EventMsg>), CompactorError> {
+        check_token_counter(&self.config)?;
         let path = rollout.path().to_path_buf();
         contents.check(&path, self.damaged_lines)?;
         let mut resumed = Replay::new(&rebuild_legacy_compacted, &self.config.contextual_markers)
@@ -283,7 +304,7 @@ impl SessionBuilder {
             ));
         }
         let window_generation = resumed.window_generation;
-        let state = self.resumed_state(resumed);
+        let state = self.resumed_state(resumed).await?;
         let (session, events) = self.finish(thread_id, Some(rollout), state).await?;
         session.inner.client.set_window_generation(window_generation);
         session.warn_all(warnings).await;
@@ -297,6 +318,10 @@ impl SessionBuilder {
         rollout: Option<RolloutRecorder>,
         state: SessionState,
     ) -> Result<(Session, mpsc::Receiver<EventMsg>), CompactorError> {
+        let tool_tokens = match &self.config.tools[..] {
+            [] => 0,
+            tools => self.config.tokens.counter.json_tokens(tools),
+        };
         let (events_tx, events_rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
         let notices = events_tx.clone();
         let observer = ClientObserver::new(move |notice: &ClientNotice| {
@@ -324,6 +349,7 @@ impl SessionBuilder {
             inner: Arc::new(SessionInner {
                 thread_id,
                 config: self.config,
+                tool_tokens,
                 client,
                 state: Mutex::new(state),
                 turn_lock: tokio::sync::Mutex::new(()),
@@ -380,10 +406,18 @@ impl Session {
         self.state().token_info
     }
 
+    /// The token count of every history item, in order, as the session counted each when it was
+    /// recorded (D124); they are never part of the items themselves.
+    pub fn item_token_counts(&self) -> Vec<u64> {
+        self.state().counts.iter().collect()
+    }
+
     /// The context size estimate that gates auto compaction (D36).
     pub fn total_token_usage(&self) -> i64 {
         let config = &self.inner.config;
-        self.state().total_usage(&config.contextual_markers, &config.provider.pass_through)
+        let state = self.state();
+        let estimate = self.estimate_context_with(state.calibration(config.tokens.calibration));
+        state.total_usage(&estimate, &config.contextual_markers)
     }
 
     /// The number of compactions installed in this thread.
@@ -435,14 +469,19 @@ impl Session {
         rollout.flush().await?;
         let contents = read_rollout(rollout.path()).await?;
         let resumed = self.replay().reconstruct_owned(contents.lines);
-        let mut state = self.state();
-        state.history = Arc::new(resumed.history);
-        state.reference_context_item = resumed.reference_context_item;
-        state.token_info = resumed.token_info.unwrap_or_default();
-        // Pins made in the rolled-back turns go with them; ids are never given again (D141).
-        state.pins = resumed.pins;
-        state.pin_slot = resumed.pin_slot;
-        state.next_pin_number = resumed.next_pin_number;
+        let (history, counts) = count_history(resumed.history, &self.item_counter()).await?;
+        let replaced = {
+            let mut state = self.state();
+            state.reference_context_item = resumed.reference_context_item;
+            state.token_info = resumed.token_info.unwrap_or_default();
+            state.usage_basis = UsageBasis::Unknown;
+            // Pins made in the rolled-back turns go with them; ids are never given again (D141).
+            state.pins = resumed.pins;
+            state.pin_slot = resumed.pin_slot;
+            state.next_pin_number = resumed.next_pin_number;
+            state.replace_history(Arc::new(history), counts)
+        };
+        crate::compact::drop_in_background(replaced);
         Ok(())
     }
 
@@ -518,11 +557,24 @@ impl Session {
         self.inner.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// How this session estimates, with the calibration it has learned so far.
     pub(crate) fn estimate_context(&self) -> EstimateContext<'_> {
+        let calibration = self.state().calibration(self.inner.config.tokens.calibration);
+        self.estimate_context_with(calibration)
+    }
+
+    /// [`Session::estimate_context`] for a caller that already holds the state.
+    pub(crate) fn estimate_context_with(
+        &self,
+        calibration: Option<TokenCalibration>,
+    ) -> EstimateContext<'_> {
         let config = &self.inner.config;
         EstimateContext {
             base_instructions: &config.base_instructions,
             pass_through: &config.provider.pass_through,
+            counter: config.tokens.counter,
+            tool_tokens: self.inner.tool_tokens,
+            calibration,
         }
     }
 
@@ -534,6 +586,12 @@ impl Session {
                 tracing::debug!("event receiver dropped");
             }
         }
+    }
+
+    /// How this session counts each item.
+    pub(crate) fn item_counter(&self) -> ItemCounter<'_> {
+        let config = &self.inner.config;
+        ItemCounter { counter: config.tokens.counter, pass_through: &config.provider.pass_through }
     }
 
     /// Sends `event` to the harness and records it in the rollout when the policy keeps it.
@@ -557,12 +615,14 @@ impl Session {
         if items.is_empty() {
             return Ok(());
         }
+        // Each item is counted once, here (D124).
+        let (items, counts) = count_history(items, &self.item_counter()).await?;
         if let Some(rollout) = &self.inner.rollout {
             let lines: Vec<RolloutItem> =
                 items.iter().cloned().map(RolloutItem::ResponseItem).collect();
             rollout.record(&lines).await?;
         }
-        Arc::make_mut(&mut self.state().history).extend(items);
+        self.state().append(items, &counts);
         Ok(())
     }
 
@@ -575,13 +635,55 @@ impl Session {
     }
 
     /// Emits `token_count` with the current accounting.
-    pub(crate) async fn emit_token_count(&self) {
+    /// Emits `token_count` with the current accounting and the distance to `model`'s
+    /// auto-compact limit (D126).
+    pub(crate) async fn emit_token_count(&self, model: &ModelInfo) {
         let (info, rate_limits) = {
             let state = self.state();
-            (state.token_info, state.rate_limits.clone())
+            let estimate =
+                self.estimate_context_with(state.calibration(self.inner.config.tokens.calibration));
+            let markers = &self.inner.config.contextual_markers;
+            (state.budget_info(&estimate, markers, model), state.rate_limits.clone())
         };
         self.emit(EventMsg::TokenCount { info: Some(info), rate_limits }).await;
     }
+}
+
+/// Above this much JSON, items are counted on the blocking pool, not on an async thread.
+const COUNT_INLINE_MAX_BYTES: u64 = 256 * 1024;
+
+/// `items` with their counts (D124). A tokenizer reads tens of megabytes a second, so a large
+/// batch (a resumed history, a huge tool output) is counted on the blocking pool.
+pub(crate) async fn count_history(
+    items: Vec<ResponseItem>,
+    counter: &ItemCounter<'_>,
+) -> Result<(Vec<ResponseItem>, HistoryCounts), CompactorError> {
+    let bytes = items.iter().fold(0u64, |bytes, item| bytes.saturating_add(json_len(item)));
+    if bytes <= COUNT_INLINE_MAX_BYTES {
+        let counts = HistoryCounts::new(&items, counter);
+        return Ok((items, counts));
+    }
+    let (token_counter, pass_through) = (counter.counter, counter.pass_through.clone());
+    tokio::task::spawn_blocking(move || {
+        let counter = ItemCounter { counter: token_counter, pass_through: &pass_through };
+        let counts = HistoryCounts::new(&items, &counter);
+        (items, counts)
+    })
+    .await
+    .map_err(|err| CompactorError::Fatal(format!("counting tokens failed: {err}")))
+}
+
+/// Fails when the configured counter is not compiled in (D120): a session never counts with
+/// another counter than the one it names.
+fn check_token_counter(config: &SessionConfig) -> Result<(), CompactorError> {
+    let counter = config.tokens.counter;
+    if counter.is_available() {
+        return Ok(());
+    }
+    Err(CompactorError::Config(format!(
+        "the token counter `{counter}` is not in this build: enable the `o200k` feature of \
+         compactor-core"
+    )))
 }
 
 /// Milliseconds since the Unix epoch.

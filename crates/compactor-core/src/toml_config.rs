@@ -20,6 +20,7 @@ use compactor_rollout_trace::TraceConfig;
 pub use self::error::ConfigFileError;
 use self::schema::{
     CompactionFileSettings, FeatureSettings, ModelSettings, ProviderSettings, RawFile,
+    TokenFileSettings,
 };
 use self::span::FileContext;
 use crate::config::SessionConfig;
@@ -161,6 +162,7 @@ pub struct CompactorToml {
     features: FeatureSettings,
     compaction: CompactionFileSettings,
     model: ModelSettings,
+    tokens: TokenFileSettings,
     trace_root: Option<PathBuf>,
     analytics: AnalyticsSettings,
 }
@@ -287,6 +289,9 @@ impl CompactorToml {
         }
         set(&mut target.effective_context_window_percent, model.effective_context_window_percent);
         set(&mut target.tool_output_limit, model.tool_output_limit);
+
+        set(&mut config.tokens.counter, self.tokens.counter);
+        set(&mut config.tokens.calibration, self.tokens.calibration);
 
         if let Some(root) = &self.trace_root {
             config.trace = TraceConfig::with_root(root.clone());

@@ -19,6 +19,7 @@ use crate::compact::{AutoCompaction, CompactionFailure};
 use crate::config::{ModelInfo, ReactiveCompaction};
 use crate::retry::{AfterFallback, StreamAttempt, StreamFailure, StreamRetries};
 use crate::session::Session;
+use crate::state::{SentEstimate, UsageBasis};
 use crate::tools::ToolCall;
 
 /// What a turn works with: its id, model and cancellation.
@@ -83,6 +84,9 @@ pub(crate) struct Sampled {
     pub(crate) response_id: String,
     pub(crate) usage: Option<TokenUsage>,
     end_turn: Option<bool>,
+    /// The session's estimate of the request, made before sending it (D123, D126); `None`
+    /// where the caller did not make one.
+    estimated_input: Option<SentEstimate>,
 }
 
 /// Why a turn stopped early. A reported failure already has its `error` event.
@@ -235,6 +239,7 @@ impl Session {
         self.record_context_if_needed(turn).await?;
         self.record_items(vec![message]).await?;
         self.emit(EventMsg::UserMessage { message: text }).await;
+        self.emit_token_count(&turn.model).await;
 
         let mut last_agent_message = None;
         let mut samples = 0u32;
@@ -252,9 +257,9 @@ impl Session {
                 }
             }
             if let Some(usage) = sampled.usage {
-                self.state().token_info.append_last_usage(&usage);
-                self.state().token_info.model_context_window = turn.model.model_context_window();
-                self.emit_token_count().await;
+                let mut state = self.state();
+                state.record_usage(&usage, sampled.estimated_input, config.tokens.calibration);
+                state.token_info.model_context_window = turn.model.model_context_window();
             }
             // A `compaction` item in a normal response: the server compacted by itself
             // (`context_management`); it and what followed it replace the history.
@@ -265,6 +270,10 @@ impl Session {
             };
             match output {
                 ResponseOutput::Compacted(compaction) => {
+                    // The reported usage, before the install replaces it with an estimate.
+                    if sampled.usage.is_some() {
+                        self.emit_token_count(&turn.model).await;
+                    }
                     let phase = if samples == 0 {
                         CompactionPhase::PreTurn
                     } else {
@@ -277,6 +286,13 @@ impl Session {
                 ResponseOutput::Plain(mut items) => {
                     self.truncate_on_record(turn, &mut items).await;
                     self.record_items(items).await?;
+                    if sampled.usage.is_some() {
+                        self.state().usage_covers_history();
+                    }
+                    // After the response's items: they are in the reported total (D126).
+                    if sampled.usage.is_some() {
+                        self.emit_token_count(&turn.model).await;
+                    }
                 }
             }
             samples += 1;
@@ -292,10 +308,14 @@ impl Session {
                 outputs.push(call.output_item(output));
             }
             self.truncate_on_record(turn, &mut outputs).await;
+            let recorded_outputs = !outputs.is_empty();
             self.record_items(outputs).await?;
             let needs_follow_up = !calls.is_empty() || sampled.end_turn == Some(false);
             if !needs_follow_up {
                 break;
+            }
+            if recorded_outputs {
+                self.emit_token_count(&turn.model).await;
             }
             // Mid-turn: compact between requests, keeping the turn's connection (D5), under the
             // loop guard (D104).
@@ -317,7 +337,9 @@ impl Session {
     /// telling the harness about each cut.
     async fn truncate_on_record(&self, turn: &TurnContext, items: &mut [ResponseItem]) {
         for item in items {
-            let Some(cut) = truncate_tool_output(item, turn.model.tool_output_limit) else {
+            let counter = self.inner.config.tokens.counter;
+            let Some(cut) = truncate_tool_output(item, turn.model.tool_output_limit, counter)
+            else {
                 continue;
             };
             let call_id = item.output_call_id().unwrap_or_default().to_owned();
@@ -393,20 +415,34 @@ impl Session {
         let settings = turn.settings(self);
         let mut reacted = false;
         loop {
-            let history = Arc::clone(&self.state().history);
+            // What the request will hold, as the session counts it: the figure reported usage is
+            // compared with (D123).
+            let (history, estimated_input) = {
+                let state = self.state();
+                let calibration = state.calibration(self.inner.config.tokens.calibration);
+                let estimate = self.estimate_context_with(calibration);
+                let sent = state.sent_estimate(&estimate, &self.inner.config.contextual_markers);
+                (Arc::clone(&state.history), sent)
+            };
             let prompt = self.turn_prompt(&turn.model, &history);
             let mut attempt = SampleAttempt { session: self, prompt: &prompt, settings: &settings };
             let sampled = self
                 .retry_stream(client_session, retries, &turn.cancel, &mut 0, &mut attempt)
                 .await;
             let error = match sampled {
-                Ok(sampled) => return Ok(sampled),
+                Ok(sampled) => {
+                    return Ok(Sampled { estimated_input: Some(estimated_input), ..sampled });
+                }
                 Err(error) if error == CompactorError::ContextWindowExceeded => error,
                 Err(error) => return Err(error.into()),
             };
             if let Some(window) = turn.model.model_context_window() {
-                self.state().token_info.fill_to_context_window(window);
-                self.emit_token_count().await;
+                {
+                    let mut state = self.state();
+                    state.token_info.fill_to_context_window(window);
+                    state.usage_basis = UsageBasis::Unknown;
+                }
+                self.emit_token_count(&turn.model).await;
             }
             if reacted || self.inner.config.compaction.reactive == ReactiveCompaction::Off {
                 return Err(error.into());
@@ -434,7 +470,13 @@ impl Session {
             match event? {
                 ResponseEvent::OutputItemDone { item } => items.push(item),
                 ResponseEvent::Completed { response_id, token_usage, end_turn } => {
-                    return Ok(Sampled { items, response_id, usage: token_usage, end_turn });
+                    return Ok(Sampled {
+                        items,
+                        response_id,
+                        usage: token_usage,
+                        end_turn,
+                        estimated_input: None,
+                    });
                 }
                 ResponseEvent::ServerReasoningIncluded { included } => {
                     self.state().reasoning = if included {

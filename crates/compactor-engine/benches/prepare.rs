@@ -29,9 +29,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use compactor_engine::{
-    Compacted, EstimateContext, InputModalities, Layout, PromptOptions, ReasoningAccounting,
-    TotalUsageInput, V2PromptOptions, append_v2_trigger, compacted_history,
-    default_retained_budget_tokens, estimate_history, prompt_input, total_token_usage,
+    Compacted, ContextUsageInput, EstimateContext, HistoryCounts, InputModalities, Layout,
+    PromptOptions, ReasoningAccounting, V2PromptOptions, append_v2_trigger, compacted_history,
+    context_usage, default_retained_budget_tokens, estimate_history, prompt_input,
     trim_function_call_history_to_fit_context_window, v2_request_messages,
 };
 use compactor_protocol::tokens::json_len;
@@ -57,6 +57,8 @@ const STEPS: [&str; 7] = [
 /// What the session holds.
 struct Session {
     history: Vec<ResponseItem>,
+    /// The history's cached counts (D124), kept up to date as core keeps them.
+    counts: HistoryCounts,
     window: u64,
     pass_through: PassThroughList,
     markers: ContextualMarkers,
@@ -66,17 +68,18 @@ struct Session {
 
 impl Session {
     fn estimate_context(&self) -> EstimateContext<'_> {
-        EstimateContext { base_instructions: BASE_INSTRUCTIONS, pass_through: &self.pass_through }
+        EstimateContext::new(BASE_INSTRUCTIONS, &self.pass_through)
     }
 
-    fn total_usage(&self, history: &[ResponseItem]) -> i64 {
-        total_token_usage(&TotalUsageInput {
+    fn total_usage(&self, history: &[ResponseItem], counts: &HistoryCounts) -> i64 {
+        context_usage(&ContextUsageInput {
             items: history,
+            counts,
             last_total_tokens: 0,
             history_len_at_last_usage: None,
             reasoning: ReasoningAccounting::Estimated,
             markers: &self.markers,
-            pass_through: &self.pass_through,
+            calibration: None,
         })
     }
 }
@@ -91,17 +94,18 @@ fn compact_once(session: &mut Session, compaction_item: &ResponseItem) -> [Durat
         clock = now;
     };
 
-    let tokens_before = session.total_usage(&session.history);
+    let tokens_before = session.total_usage(&session.history, &session.counts);
     black_box(tokens_before);
     lap(0);
 
     // As core's `compaction_prompt`: the history is copied only when it must be trimmed (and,
     // in core, when a trace wants it; tracing is off here).
     let input_history: Cow<'_, [ResponseItem]> =
-        if session.estimate_context().estimate(&session.history) > session.window {
+        if session.estimate_context().estimate_counted(&session.counts) > session.window {
             let mut copy = session.history.clone();
             trim_function_call_history_to_fit_context_window(
                 &mut copy,
+                &session.counts,
                 session.window,
                 &session.estimate_context(),
             );
@@ -160,8 +164,9 @@ fn compact_once(session: &mut Session, compaction_item: &ResponseItem) -> [Durat
 
     // Install moves the history out of the rollout line into the session.
     let installed = new_history;
-    let estimate = session.estimate_context().estimate(&installed);
-    let tokens_after = session.total_usage(&installed);
+    let counts = HistoryCounts::new(&installed, &session.estimate_context().item_counter());
+    let estimate = session.estimate_context().estimate_counted(&counts);
+    let tokens_after = session.total_usage(&installed, &counts);
     black_box((estimate, tokens_after));
     drop(prompt);
     drop((input_history, installed));
@@ -210,8 +215,13 @@ fn measure(items: usize, runs: usize) -> Measured {
     // Compaction runs when the estimate reaches 90 % of the window; the usable window is 95 %
     // of it, so the whole history is sent untrimmed.
     let window = estimate * 95 / 90;
+    let counts = HistoryCounts::new(
+        &history,
+        &EstimateContext::new(BASE_INSTRUCTIONS, &pass_through).item_counter(),
+    );
     let mut session = Session {
         history,
+        counts,
         window,
         pass_through,
         markers: ContextualMarkers::default(),

@@ -1,5 +1,6 @@
 //! Trimming and estimation scale linearly (D48): 100 000 items may cost at most 12x
-//! 10 000 items. Prints the timings and the ratio, and exits with status 1 when the target is
+//! 10 000 items. Estimation is counting every item into `HistoryCounts` (D124), which trimming
+//! then reads. Prints the timings and the ratio, and exits with status 1 when the target is
 //! missed, so `cargo xtask bench` fails.
 //!
 //! The histories come from `compactor_testkit::workload`: realistic agent sessions whose last
@@ -17,7 +18,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use compactor_engine::{
-    EstimateContext, estimate_history, trim_function_call_history_to_fit_context_window,
+    EstimateContext, HistoryCounts, estimate_history,
+    trim_function_call_history_to_fit_context_window,
 };
 use compactor_protocol::PassThroughList;
 use compactor_testkit::workload::{self, MeasuredRatio};
@@ -35,8 +37,7 @@ fn measure(
     runs: usize,
 ) -> (Duration, usize) {
     let pass_through = PassThroughList::default();
-    let context =
-        EstimateContext { base_instructions: BASE_INSTRUCTIONS, pass_through: &pass_through };
+    let context = EstimateContext::new(BASE_INSTRUCTIONS, &pass_through);
     let mut flush = vec![0u8; CACHE_FLUSH_BYTES];
     let mut best = Duration::MAX;
     let mut removed = 0;
@@ -45,8 +46,12 @@ fn measure(
         flush.fill(run as u8);
         black_box(&flush);
         let start = Instant::now();
-        let estimate = estimate_history(BASE_INSTRUCTIONS, black_box(&copy), &pass_through);
-        removed = trim_function_call_history_to_fit_context_window(&mut copy, window, &context);
+        // Counting every item is what a resumed session does once; trimming then only reads
+        // the counts.
+        let counts = HistoryCounts::new(black_box(&copy), &context.item_counter());
+        let estimate = context.estimate_counted(&counts);
+        removed =
+            trim_function_call_history_to_fit_context_window(&mut copy, &counts, window, &context);
         let elapsed = start.elapsed();
         black_box(estimate);
         best = best.min(elapsed);

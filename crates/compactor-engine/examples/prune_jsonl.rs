@@ -16,7 +16,8 @@ use std::error::Error;
 use std::path::PathBuf;
 
 use compactor_engine::{
-    EstimateContext, PruneConfig, prune, trim_function_call_history_to_fit_context_window,
+    EstimateContext, HistoryCounts, PruneConfig, prune,
+    trim_function_call_history_to_fit_context_window,
 };
 use compactor_protocol::display::format_history_truncated;
 use compactor_protocol::{ContextualMarkers, PassThroughList, ResponseItem};
@@ -40,9 +41,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
 
     let pass_through = PassThroughList::default();
-    let estimate = EstimateContext { base_instructions: "", pass_through: &pass_through };
+    // Counted the way the reference estimates (four bytes a token), each item once.
+    let estimate = EstimateContext::new("", &pass_through);
+    let counts = HistoryCounts::new(&history, &estimate.item_counter());
     let config = PruneConfig { protected_user_turns: 1, target_tokens };
-    let pruned = prune(&history, &config, &estimate, &ContextualMarkers::default());
+    let pruned = prune(&history, &counts, &config, &estimate, &ContextualMarkers::default());
     let report = pruned.report;
     println!("{}: {} items", path.display(), history.len());
     println!(
@@ -57,7 +60,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("{}", format_history_truncated(&pruned.history, 100));
 
     let mut trimmed = history.clone();
-    let removed = trim_function_call_history_to_fit_context_window(&mut trimmed, window, &estimate);
+    let removed =
+        trim_function_call_history_to_fit_context_window(&mut trimmed, &counts, window, &estimate);
     println!(
         "trim to a {window}-token window: {removed} trailing items removed, {} -> {} tokens",
         estimate.estimate(&history),

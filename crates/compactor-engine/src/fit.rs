@@ -1,12 +1,10 @@
 //! Whether a compaction can fit the window at all (D63): the fewest tokens
 //! the history an implementation installs can have, known before any request is made.
 
-use compactor_protocol::tokens::{
-    approx_token_count, approx_tokens_from_byte_count, estimate_item_tokens,
-};
+use compactor_protocol::tokens::TokenCounter;
 use compactor_protocol::{CompactionImplementation, ContentItem, ContextualMarkers, ResponseItem};
 
-/// A lower bound on the estimated tokens (with `base_instructions`) of the history that
+/// A lower bound on the tokens, as `counter` counts them (D120), with `base_instructions`, of the history that
 /// `implementation` installs when it compacts `history`; `None` when nothing useful is known
 /// before the model answers.
 ///
@@ -24,15 +22,17 @@ use compactor_protocol::{CompactionImplementation, ContentItem, ContextualMarker
 ///
 /// ```
 /// use compactor_engine::compacted_floor;
+/// use compactor_protocol::tokens::TokenCounter;
 /// use compactor_protocol::{CompactionImplementation, ContextualMarkers, ResponseItem};
 ///
 /// let history = [ResponseItem::user_text(&"x".repeat(4_000))];
 /// let markers = ContextualMarkers::default();
 /// let v2 = CompactionImplementation::ResponsesCompactionV2;
-/// assert_eq!(compacted_floor(v2, &history, "", &markers, 64_000), Some(1_000));
-/// assert_eq!(compacted_floor(v2, &history, "", &markers, 500), Some(0));
+/// let bytes4 = TokenCounter::Bytes4;
+/// assert_eq!(compacted_floor(v2, &history, "", &markers, 64_000, bytes4), Some(1_000));
+/// assert_eq!(compacted_floor(v2, &history, "", &markers, 500, bytes4), Some(0));
 /// let local = CompactionImplementation::Responses;
-/// assert_eq!(compacted_floor(local, &history, "", &markers, 64_000), None);
+/// assert_eq!(compacted_floor(local, &history, "", &markers, 64_000, bytes4), None);
 /// ```
 pub fn compacted_floor(
     implementation: CompactionImplementation,
@@ -40,6 +40,7 @@ pub fn compacted_floor(
     base_instructions: &str,
     markers: &ContextualMarkers,
     retained_budget_tokens: u64,
+    counter: TokenCounter,
 ) -> Option<u64> {
     let budgeted = match implementation {
         CompactionImplementation::ResponsesCompactionV2 => true,
@@ -56,20 +57,19 @@ pub fn compacted_floor(
     });
     let (text, estimate) = kept.fold((0u64, 0u64), |(text, estimate), item| {
         let ResponseItem::Message { content, .. } = item else { return (text, estimate) };
-        let item_text = content.iter().map(text_len).sum::<u64>();
-        (
-            text.saturating_add(approx_tokens_from_byte_count(item_text)),
-            estimate.saturating_add(estimate_item_tokens(item)),
-        )
+        let item_text = content.iter().map(|part| text_tokens(part, counter)).sum::<u64>();
+        (text.saturating_add(item_text), estimate.saturating_add(counter.item_tokens(item)))
     });
     let text = if budgeted && estimate > retained_budget_tokens { 0 } else { text };
-    Some(approx_token_count(base_instructions).saturating_add(text))
+    Some(counter.text_tokens(base_instructions).saturating_add(text))
 }
 
-/// The bytes of text in one content part: every estimate counts at least these.
-fn text_len(part: &ContentItem) -> u64 {
+/// The tokens of text in one content part: every count of its message counts at least these.
+fn text_tokens(part: &ContentItem, counter: TokenCounter) -> u64 {
     match part {
-        ContentItem::InputText { text } | ContentItem::OutputText { text, .. } => text.len() as u64,
+        ContentItem::InputText { text } | ContentItem::OutputText { text, .. } => {
+            counter.text_tokens(text)
+        }
         ContentItem::InputImage { .. } | ContentItem::Unknown(_) => 0,
     }
 }

@@ -1,7 +1,7 @@
 //! The one layout of every compacted history (see D102 in docs/decisions.md): whatever the
 //! implementation, [`compacted_history`] builds the history a compaction installs.
 
-use compactor_protocol::tokens::estimate_item_tokens;
+use compactor_protocol::tokens::TokenCounter;
 use compactor_protocol::{ContentItem, ContextualMarkers, InitialContextInjection, ResponseItem};
 
 use crate::context::{insert_initial_context, keep_in_compacted_history};
@@ -66,6 +66,8 @@ pub struct Layout<'a> {
     pub local_budget_tokens: u64,
     /// How many images the retained items keep; older ones become placeholders.
     pub max_retained_images: usize,
+    /// How the budgets count tokens: the session's counter (D120).
+    pub counter: TokenCounter,
 }
 
 impl<'a> Layout<'a> {
@@ -81,6 +83,7 @@ impl<'a> Layout<'a> {
             retained_budget_tokens: MAX_DEFAULT_RETAINED_BUDGET_TOKENS,
             local_budget_tokens: COMPACT_USER_MESSAGE_MAX_TOKENS,
             max_retained_images: DEFAULT_MAX_RETAINED_IMAGES,
+            counter: TokenCounter::Bytes4,
         }
     }
 }
@@ -151,7 +154,7 @@ pub fn compacted_history(
         .pinned
         .iter()
         .chain(layout.ledger)
-        .fold(0u64, |total, item| total.saturating_add(estimate_item_tokens(item)));
+        .fold(0u64, |total, item| total.saturating_add(layout.counter.item_tokens(item)));
     let within = |budget: u64| {
         budget
             .checked_sub(fixed)
@@ -162,18 +165,18 @@ pub fn compacted_history(
         Compacted::RemoteV2 { messages, item } => {
             let budget = within(layout.retained_budget_tokens)?;
             let retained = keep_for_history(messages, layout.markers);
-            (budgeted(retained, budget, layout.max_retained_images), vec![item])
+            (budgeted(retained, budget, layout), vec![item])
         }
         Compacted::RemoteV1 { output } => {
             let budget = within(layout.retained_budget_tokens)?;
             let (tail, retained): (Vec<_>, Vec<_>) = keep_for_history(output, layout.markers)
                 .into_iter()
                 .partition(ResponseItem::is_compaction);
-            (budgeted(retained, budget, layout.max_retained_images), tail)
+            (budgeted(retained, budget, layout), tail)
         }
         Compacted::Local { user_messages, summary } => {
             let budget = within(layout.local_budget_tokens)?;
-            let mut retained = select_user_messages(user_messages, budget);
+            let mut retained = select_user_messages(user_messages, budget, layout.counter);
             cap_images(&mut retained, layout.max_retained_images);
             let summary = if summary.is_empty() { summary_text("") } else { summary.to_owned() };
             (retained, vec![ResponseItem::user_text(summary)])
@@ -209,10 +212,10 @@ fn keep_for_history(
     items
 }
 
-/// The image cap, then the newest items within `budget`.
-fn budgeted(mut items: Vec<ResponseItem>, budget: u64, max_images: usize) -> Vec<ResponseItem> {
-    cap_images(&mut items, max_images);
-    retain_within_budget(items, budget)
+/// The image cap, then the newest items within `budget`, counted with the layout's counter.
+fn budgeted(mut items: Vec<ResponseItem>, budget: u64, layout: &Layout<'_>) -> Vec<ResponseItem> {
+    cap_images(&mut items, layout.max_retained_images);
+    retain_within_budget(items, budget, layout.counter)
 }
 
 #[cfg(test)]

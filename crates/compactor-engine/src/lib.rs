@@ -6,10 +6,12 @@
 //! [`collect_context_compaction_output`] consumes. It must not depend on tokio, on any networking
 //! crate, or on another L1 crate: it does no I/O and spawns nothing, so every algorithm can be
 //! unit- and property-tested without a runtime. Estimation and trimming are linear in the
-//! history, and each item is serialized at most once per call.
+//! history, and each item is counted once, when it is recorded (D124).
 //!
-//! - Estimation (D35): [`estimate_history`], [`total_token_usage`] with
-//!   [`TotalUsageInput`] and [`ReasoningAccounting`], and [`EstimateContext`].
+//! - Estimation (D35, D120): [`EstimateContext`] (instructions, tools, the session's counter and
+//!   calibration) and [`estimate_history`]; the usage gate (D36) [`context_usage`] with
+//!   [`ContextUsageInput`] and [`ReasoningAccounting`].
+//! - Cached counts (D124): [`HistoryCounts`], counted by an [`ItemCounter`].
 //! - Prompt normalization: [`for_prompt`] (or [`prompt_input`], borrowing) with [`PromptOptions`] and [`InputModalities`].
 //! - Pre-request trimming (D37): [`trim_function_call_history_to_fit_context_window`].
 //! - Remote compaction v2 (D39): [`append_v2_trigger`] with [`V2PromptOptions`],
@@ -68,6 +70,7 @@
 //! ```
 
 mod context;
+mod counts;
 mod error;
 mod estimate;
 mod fit;
@@ -86,9 +89,10 @@ mod server_managed;
 mod trim;
 mod truncate;
 
+pub use counts::{HistoryCounts, ItemCounter};
 pub use error::{Error, Result};
 pub use estimate::{
-    EstimateContext, ReasoningAccounting, TotalUsageInput, estimate_history, total_token_usage,
+    ContextUsageInput, EstimateContext, ReasoningAccounting, context_usage, estimate_history,
 };
 pub use fit::compacted_floor;
 pub use guard::{CompactionNeed, WindowLimits};

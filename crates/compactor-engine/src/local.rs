@@ -1,7 +1,9 @@
 //! Local compaction (D38): the summarization prompt, the summary prefix, and the rebuild of
 //! a history from the user's messages and the model's summary.
 
-use compactor_protocol::tokens::{approx_tokens_from_byte_count, image_estimate_bytes};
+use compactor_protocol::tokens::{
+    TokenCounter, approx_tokens_from_byte_count, image_estimate_bytes,
+};
 use compactor_protocol::{ContentItem, ContextualMarkers, ResponseItem};
 
 use crate::context::is_real_user_message;
@@ -114,19 +116,19 @@ pub fn collect_user_messages<'a>(
 /// The real user messages a local compaction keeps (D38): the newest that fit
 /// `max_tokens`, as `user` messages in chronological order with their parts (images included).
 ///
-/// The messages are walked newest first. A message that fits is kept whole and its cost (text
-/// bytes plus image estimates, over four) is subtracted; the first one that does not fit is cut
+/// The messages are walked newest first. A message that fits is kept whole and its cost (its
+/// text by `counter`, its images by their estimate) is subtracted; the first one that does not fit is cut
 /// to what is left by middle truncation (a `…N tokens truncated…` marker replaces the cut) and
 /// the walk stops.
 pub(crate) fn select_user_messages(
     user_messages: &[&[ContentItem]],
     max_tokens: u64,
+    counter: TokenCounter,
 ) -> Vec<ResponseItem> {
     let mut kept: Vec<Vec<ContentItem>> = Vec::new();
     let mut remaining = max_tokens;
     for content in user_messages.iter().rev() {
-        let (text_bytes, image_bytes) = content_bytes(content);
-        let cost = approx_tokens_from_byte_count(text_bytes.saturating_add(image_bytes));
+        let cost = content_tokens(content, counter);
         if cost <= remaining {
             remaining -= cost;
             kept.push(content.to_vec());
@@ -170,17 +172,19 @@ pub fn rebuild_legacy_compacted(
     }
 }
 
-/// The text bytes and the image estimate bytes of a message's parts.
-fn content_bytes(content: &[ContentItem]) -> (u64, u64) {
-    content.iter().fold((0, 0), |(text, images), part| match part {
-        ContentItem::InputText { text: t } | ContentItem::OutputText { text: t } => {
-            (text + t.len() as u64, images)
-        }
-        ContentItem::InputImage { image_url, detail } => {
-            (text, images + image_estimate_bytes(image_url, detail.as_deref()))
-        }
-        ContentItem::Unknown(_) => (text, images),
-    })
+/// The tokens of a message's parts: its text by `counter`, its images by their estimate.
+fn content_tokens(content: &[ContentItem], counter: TokenCounter) -> u64 {
+    let (text, image_bytes) =
+        content.iter().fold((0u64, 0u64), |(text, images), part| match part {
+            ContentItem::InputText { text: t } | ContentItem::OutputText { text: t } => {
+                (text.saturating_add(counter.text_tokens(t)), images)
+            }
+            ContentItem::InputImage { image_url, detail } => {
+                (text, images.saturating_add(image_estimate_bytes(image_url, detail.as_deref())))
+            }
+            ContentItem::Unknown(_) => (text, images),
+        });
+    text.saturating_add(approx_tokens_from_byte_count(image_bytes))
 }
 
 /// Middle-truncates a message's parts to `budget_tokens`, images counted at their estimate

@@ -2,7 +2,8 @@
 //! the pin slot a previous compaction left at the head of the history, and keeping the
 //! originals of pinned items out of the retained part so that nothing is there twice.
 
-use compactor_protocol::{ResponseItem, tokens::estimate_item_tokens};
+use compactor_protocol::ResponseItem;
+use compactor_protocol::tokens::TokenCounter;
 
 /// The copy of `item` a pin holds: a message as it is, without the `id` the server gave the
 /// original (the copy is a new item, and an id must not appear twice in one request); `None`
@@ -80,9 +81,10 @@ pub fn without_pinned(mut items: Vec<ResponseItem>, pinned: &[ResponseItem]) -> 
     items
 }
 
-/// The estimated tokens of the pin slot items `pinned`.
-pub fn pinned_tokens(pinned: &[ResponseItem]) -> u64 {
-    pinned.iter().fold(0u64, |total, item| total.saturating_add(estimate_item_tokens(item)))
+/// The tokens of the pin slot items `pinned`, counted with the session's `counter` as the layout
+/// counts them against the retained budget.
+pub fn pinned_tokens(pinned: &[ResponseItem], counter: TokenCounter) -> u64 {
+    pinned.iter().fold(0u64, |total, item| total.saturating_add(counter.item_tokens(item)))
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
 //! The `prune` strategy (D20): deterministic compaction without a model call.
 
-use compactor_protocol::tokens::{approx_token_count, estimate_item_tokens, image_estimate_bytes};
+use compactor_protocol::tokens::{TokenCounter, image_estimate_bytes};
 use compactor_protocol::{ContentItem, ContextualMarkers, ResponseItem, ToolOutput};
 
 use crate::context::is_real_user_message;
-use crate::estimate::{EstimateContext, item_token_estimates};
+use crate::counts::HistoryCounts;
+use crate::estimate::EstimateContext;
 use crate::pairs::{call_key, match_pairs, output_key};
 
 /// How [`prune`] prunes.
@@ -85,20 +86,26 @@ pub(crate) fn masked_output_text(tool: &str, tokens: u64) -> String {
 ///    belongs to the call that follows it). Pairs are never split; messages, unanswered calls
 ///    and unpaired items are never dropped.
 ///
-/// Linear in `history`: each item is estimated once, plus once more when masked.
+/// The estimates are `estimate`'s (its counter and calibration), over the cached `counts` of
+/// `history` (D124); `target_tokens` and the report are in calibrated tokens, the placeholders
+/// name the counter's tokens.
+///
+/// Linear in `history`: no item is counted again, only the masked outputs are counted anew.
 pub fn prune(
     history: &[ResponseItem],
+    counts: &HistoryCounts,
     config: &PruneConfig,
     estimate: &EstimateContext<'_>,
     markers: &ContextualMarkers,
 ) -> PruneOutcome {
+    let counter = estimate.item_counter();
     let mut items = history.to_vec();
-    let mut estimates = item_token_estimates(&items, estimate.pass_through);
-    let mut total =
-        estimates.iter().fold(approx_token_count(estimate.base_instructions), |total, tokens| {
-            total.saturating_add(*tokens)
-        });
-    let mut report = PruneReport { tokens_before: total, ..PruneReport::default() };
+    let mut estimates: Vec<u64> = counts.for_items(history, &counter).iter().collect();
+    let mut total = estimates
+        .iter()
+        .fold(estimate.fixed_tokens(), |total, tokens| total.saturating_add(*tokens));
+    let mut report =
+        PruneReport { tokens_before: estimate.calibrate(total), ..PruneReport::default() };
     let partners = match_pairs(&items);
 
     let protected_from = match config.protected_user_turns {
@@ -116,8 +123,8 @@ pub fn prune(
             Some(call) if output_key(&items[index]).is_some() => tool_name(call),
             _ => continue,
         };
-        let Some(masked) = masked_output(&items[index], tool) else { continue };
-        let masked_tokens = estimate_item_tokens(&masked);
+        let Some(masked) = masked_output(&items[index], tool, estimate.counter) else { continue };
+        let masked_tokens = counter.count(&masked);
         if masked_tokens < estimates[index] {
             total = total.saturating_sub(estimates[index] - masked_tokens);
             estimates[index] = masked_tokens;
@@ -128,7 +135,7 @@ pub fn prune(
 
     let mut dropped = vec![false; items.len()];
     for call in 0..items.len() {
-        if total <= config.target_tokens {
+        if estimate.calibrate(total) <= config.target_tokens {
             break;
         }
         let Some(output) = partners[call] else { continue };
@@ -155,7 +162,7 @@ pub fn prune(
         index += 1;
         keep
     });
-    report.tokens_after = total;
+    report.tokens_after = estimate.calibrate(total);
     PruneOutcome { history: items, report }
 }
 
@@ -170,7 +177,7 @@ fn tool_name(call: &ResponseItem) -> &str {
 
 /// `output` with its content replaced by the placeholder, or `None` when it cannot be masked (a
 /// `tool_search_output`) or is masked already.
-fn masked_output(output: &ResponseItem, tool: &str) -> Option<ResponseItem> {
+fn masked_output(output: &ResponseItem, tool: &str, counter: TokenCounter) -> Option<ResponseItem> {
     let (ResponseItem::FunctionCallOutput { call_id, output: content }
     | ResponseItem::CustomToolCallOutput { call_id, output: content, .. }) = output
     else {
@@ -178,19 +185,15 @@ fn masked_output(output: &ResponseItem, tool: &str) -> Option<ResponseItem> {
     };
     let text_tokens = match content {
         ToolOutput::Text(text) if is_masked(text) => return None,
-        ToolOutput::Text(text) => approx_token_count(text),
-        ToolOutput::Content(parts) => {
-            let bytes = parts.iter().fold(0u64, |bytes, part| match part {
-                ContentItem::InputText { text } | ContentItem::OutputText { text } => {
-                    bytes.saturating_add(text.len() as u64)
-                }
-                ContentItem::InputImage { image_url, detail } => {
-                    bytes.saturating_add(image_estimate_bytes(image_url, detail.as_deref()))
-                }
-                ContentItem::Unknown(value) => bytes.saturating_add(value.to_string().len() as u64),
-            });
-            bytes.div_ceil(4)
-        }
+        ToolOutput::Text(text) => counter.text_tokens(text),
+        ToolOutput::Content(parts) => parts.iter().fold(0u64, |tokens, part| match part {
+            ContentItem::InputText { text } | ContentItem::OutputText { text } => {
+                tokens.saturating_add(counter.text_tokens(text))
+            }
+            ContentItem::InputImage { image_url, detail } => tokens
+                .saturating_add(image_estimate_bytes(image_url, detail.as_deref()).div_ceil(4)),
+            ContentItem::Unknown(value) => tokens.saturating_add(counter.json_tokens(value)),
+        }),
     };
     let placeholder = ToolOutput::Text(masked_output_text(tool, text_tokens));
     Some(match output {

@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 
-use compactor_protocol::tokens::estimate_item_tokens;
+use compactor_protocol::tokens::{TokenCounter, estimate_item_tokens};
 use compactor_protocol::{ContentItem, ItemOutcome, ItemReceipt, ReceiptTotals, ResponseItem};
 
 use crate::pins::same_content;
@@ -63,9 +63,11 @@ pub struct ReceiptInput<'a> {
     pub produced: usize,
 }
 
-/// The figures the totals are made to add up to.
+/// The figures the totals are made to add up to, and how the items are counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReceiptTokens {
+    /// The session's counter (D120), which gives every item its tokens.
+    pub counter: TokenCounter,
     /// The context estimate the compaction reported before it ran.
     pub before: i64,
     /// The estimated tokens of the base instructions.
@@ -77,12 +79,13 @@ pub struct ReceiptTokens {
 /// One receipt line per item of `input.history`, in order, and the totals, which add up to
 /// `tokens.before` exactly (`unattributed` takes the difference).
 ///
-/// Linear in the sizes of both histories; each item is estimated once.
+/// Linear in the sizes of both histories; each item is counted once, with `tokens.counter`.
 ///
 /// # Examples
 ///
 /// ```
 /// use compactor_engine::{ReceiptInput, ReceiptTokens, Sent, account_items};
+/// use compactor_protocol::tokens::TokenCounter;
 /// use compactor_protocol::{ItemOutcome, ResponseItem};
 ///
 /// let history = [
@@ -100,9 +103,11 @@ pub struct ReceiptTokens {
 ///     new_pin_slot: 0,
 ///     produced: 1,
 /// };
-/// let (items, totals) =
-///     account_items(&input, &ReceiptTokens { before: 100, instructions: 10, tools: 0 });
+/// let tokens =
+///     ReceiptTokens { counter: TokenCounter::Bytes4, before: 100, instructions: 10, tools: 0 };
+/// let (items, totals) = account_items(&input, &tokens);
 /// assert_eq!(items[0].outcome, ItemOutcome::KeptVerbatim);
+/// assert_eq!(items[1].tokens, TokenCounter::Bytes4.item_tokens(&history[1]));
 /// assert_eq!(items[1].outcome, ItemOutcome::Summarized);
 /// assert_eq!(totals.sum(), 100);
 /// ```
@@ -184,7 +189,7 @@ pub fn account_items(
                 if was_sent { ItemOutcome::Summarized } else { ItemOutcome::Dropped }
             }
         });
-        let item_tokens = estimate_item_tokens(item);
+        let item_tokens = tokens.counter.item_tokens(item);
         if let Some(total) = totals.category_mut(outcome) {
             total.add(item_tokens);
         }

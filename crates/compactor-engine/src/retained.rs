@@ -1,7 +1,7 @@
 //! The retained budget of remote compaction: which items of a compacted history stay, newest
 //! first, within a token budget (see D101 in docs/decisions.md).
 
-use compactor_protocol::tokens::{approx_tokens_from_byte_count, estimate_item_tokens};
+use compactor_protocol::tokens::{TokenCounter, approx_tokens_from_byte_count};
 use compactor_protocol::{ContentItem, ResponseItem};
 
 use crate::images::replace_all_images;
@@ -47,11 +47,15 @@ pub fn default_retained_budget_tokens(context_window: Option<i64>) -> u64 {
 /// - A cut message keeps the head and tail of its text around a `…N tokens truncated…` marker;
 ///   when its images alone do not fit, they become placeholders.
 ///
-/// Items are measured by their model-visible estimate, images included. The result never
+/// Items are measured by `counter` (D120), images included. The result never
 /// exceeds `budget` when the budget is at least [`MIN_RETAINED_BUDGET_TOKENS`]; below that, the
 /// newest message is kept cut to its marker even if it does not fit.
-pub(crate) fn retain_within_budget(items: Vec<ResponseItem>, budget: u64) -> Vec<ResponseItem> {
-    let costs: Vec<u64> = items.iter().map(estimate_item_tokens).collect();
+pub(crate) fn retain_within_budget(
+    items: Vec<ResponseItem>,
+    budget: u64,
+    counter: TokenCounter,
+) -> Vec<ResponseItem> {
+    let costs: Vec<u64> = items.iter().map(|item| counter.item_tokens(item)).collect();
     if costs.iter().fold(0u64, |total, cost| total.saturating_add(*cost)) <= budget {
         return items;
     }
@@ -66,8 +70,8 @@ pub(crate) fn retain_within_budget(items: Vec<ResponseItem>, budget: u64) -> Vec
         if costs[newest] <= remaining {
             remaining -= costs[newest];
         } else {
-            let (message, _fits) = cut_message(&items[newest], remaining);
-            remaining = remaining.saturating_sub(estimate_item_tokens(&message));
+            let (message, _fits) = cut_message(&items[newest], remaining, counter);
+            remaining = remaining.saturating_sub(counter.item_tokens(&message));
             cut.push((newest, message));
         }
     }
@@ -90,7 +94,7 @@ pub(crate) fn retain_within_budget(items: Vec<ResponseItem>, budget: u64) -> Vec
             continue;
         }
         if other.is_none() && is_message(&items[index]) {
-            if let (message, true) = cut_message(&items[index], remaining) {
+            if let (message, true) = cut_message(&items[index], remaining, counter) {
                 kept[index] = true;
                 cut.push((index, message));
             }
@@ -112,13 +116,17 @@ fn is_message(item: &ResponseItem) -> bool {
     matches!(item, ResponseItem::Message { .. })
 }
 
-/// `message` cut so that its estimate is at most `max_tokens`, and whether it fits: when not even
-/// the marker alone fits, the marker-only message comes back with `false`.
+/// `message` cut so that its count by `counter` is at most `max_tokens`, and whether it fits:
+/// when not even the marker alone fits, the marker-only message comes back with `false`.
 ///
 /// The images stay when the cut text leaves room for them; otherwise they become placeholders.
-pub(crate) fn cut_message(message: &ResponseItem, max_tokens: u64) -> (ResponseItem, bool) {
+pub(crate) fn cut_message(
+    message: &ResponseItem,
+    max_tokens: u64,
+    counter: TokenCounter,
+) -> (ResponseItem, bool) {
     let ResponseItem::Message { id, role, content, phase, .. } = message else {
-        return (message.clone(), estimate_item_tokens(message) <= max_tokens);
+        return (message.clone(), counter.item_tokens(message) <= max_tokens);
     };
     let with = |parts| ResponseItem::Message {
         id: id.clone(),
@@ -133,14 +141,14 @@ pub(crate) fn cut_message(message: &ResponseItem, max_tokens: u64) -> (ResponseI
         let mut text_budget = max_tokens.saturating_mul(4).min(text_bytes(content));
         let mut candidate = with(truncate_parts(content, text_budget, Unit::Tokens, Images::Keep));
         for _ in 0..CUT_ROUNDS {
-            let cost = estimate_item_tokens(&candidate);
+            let cost = counter.item_tokens(&candidate);
             if cost <= max_tokens || text_budget == 0 {
                 break;
             }
             text_budget = text_budget.saturating_sub((cost - max_tokens).saturating_mul(4));
             candidate = with(truncate_parts(content, text_budget, Unit::Tokens, Images::Keep));
         }
-        let fits = estimate_item_tokens(&candidate) <= max_tokens;
+        let fits = counter.item_tokens(&candidate) <= max_tokens;
         (candidate, fits)
     };
     if approx_tokens_from_byte_count(image_bytes(content)) < max_tokens {

@@ -3,9 +3,9 @@
 use std::collections::{HashMap, VecDeque};
 
 use compactor_protocol::ResponseItem;
-use compactor_protocol::tokens::approx_token_count;
 
-use crate::estimate::{EstimateContext, item_token_estimates};
+use crate::counts::HistoryCounts;
+use crate::estimate::EstimateContext;
 use crate::pairs::{PairKind, call_key, output_key};
 
 /// Whether the harness, not the model or the user, produced `item`: a tool output
@@ -34,32 +34,31 @@ pub(crate) fn is_codex_generated(item: &ResponseItem) -> bool {
 /// Removes trailing harness-generated items from `history` while its estimate exceeds
 /// `context_window`, and returns how many items it removed (D37).
 ///
-/// While the estimate (with `estimate.base_instructions`, the session's instructions) is over the
-/// window, the last item is removed if the harness produced it (a tool output or a developer
-/// message), together with the call it answers; at the first other item (a user or assistant
-/// message, a call still waiting for its output, reasoning, ...) trimming stops. The count includes the removed calls. Older pairs and user
-/// messages are never touched. When the model's window is unknown, do not call this.
+/// While the estimate (`estimate`'s instructions, tools, counter and calibration, over the items'
+/// cached `counts`) is over the window, the last item is removed if [`is_codex_generated`],
+/// together with the call it answers; at the first other item (a user or assistant message, a
+/// call still waiting for its output, reasoning, ...) trimming stops. The count includes the
+/// removed calls. Older pairs and user messages are never touched. When the model's window is
+/// unknown, do not call this.
 ///
-/// Linear in `history`: every item is estimated once, the estimate is kept up to date as items
-/// go, and removed items are compacted away in one pass at the end.
+/// Linear in `history`: no item is counted again (D124), the estimate is kept up to date as
+/// items go, and removed items are compacted away in one pass at the end.
 pub fn trim_function_call_history_to_fit_context_window(
     history: &mut Vec<ResponseItem>,
+    counts: &HistoryCounts,
     context_window: u64,
     estimate: &EstimateContext<'_>,
 ) -> usize {
-    let estimates = item_token_estimates(history, estimate.pass_through);
-    let mut total =
-        estimates.iter().fold(approx_token_count(estimate.base_instructions), |total, tokens| {
-            total.saturating_add(*tokens)
-        });
-    if total <= context_window {
+    let counts = counts.for_items(history, &estimate.item_counter());
+    let mut total = estimate.raw_estimate_counted(&counts);
+    if estimate.calibrate(total) <= context_window {
         return 0;
     }
     let mut removed = vec![false; history.len()];
     let mut calls = CallFinder::new(history);
     let mut removed_count = 0;
     let mut end = history.len();
-    while total > context_window {
+    while estimate.calibrate(total) > context_window {
         while end > 0 && removed[end - 1] {
             end -= 1;
         }
@@ -70,13 +69,13 @@ pub fn trim_function_call_history_to_fit_context_window(
         }
         removed[last] = true;
         removed_count += 1;
-        total = total.saturating_sub(estimates[last]);
+        total = total.saturating_sub(counts.item(last));
         if let Some(key) = output_key(item)
             && let Some(call) = calls.find(key, last, &removed)
         {
             removed[call] = true;
             removed_count += 1;
-            total = total.saturating_sub(estimates[call]);
+            total = total.saturating_sub(counts.item(call));
         }
     }
     let mut index = 0;

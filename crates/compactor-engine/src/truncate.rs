@@ -6,7 +6,9 @@
 //! character boundaries, so the result is always valid UTF-8, and the item keeps its type, call id
 //! and shape.
 
-use compactor_protocol::tokens::{approx_tokens_from_byte_count, image_estimate_bytes, json_len};
+use compactor_protocol::tokens::{
+    TokenCounter, approx_tokens_from_byte_count, image_estimate_bytes, json_len,
+};
 use compactor_protocol::{ContentItem, ResponseItem, ToolOutput};
 
 /// The default limit of a recorded tool output, in tokens.
@@ -81,17 +83,22 @@ pub struct ToolOutputTruncation {
 /// - Tool search outputs: whole tool specs are kept from the first while their JSON fits, and the
 ///   rest are dropped (a half spec would not be valid).
 ///
+/// A token limit counts with `counter` (D120): with `O200k`, the text keeps as many bytes as the
+/// limit's tokens take in that text, and the figures reported are its tokens.
+///
 /// # Examples
 ///
 /// ```
 /// use compactor_engine::{TruncationPolicy, truncate_tool_output};
+/// use compactor_protocol::tokens::TokenCounter;
 /// use compactor_protocol::{ResponseItem, ToolOutput};
 ///
 /// let mut item = ResponseItem::FunctionCallOutput {
 ///     call_id: "call_1".into(),
 ///     output: ToolOutput::Text("0123456789".repeat(10)),
 /// };
-/// let cut = truncate_tool_output(&mut item, TruncationPolicy::Bytes(10)).unwrap();
+/// let cut = truncate_tool_output(&mut item, TruncationPolicy::Bytes(10), TokenCounter::Bytes4)
+///     .unwrap();
 /// let ResponseItem::FunctionCallOutput { output: ToolOutput::Text(text), .. } = &item else {
 ///     unreachable!()
 /// };
@@ -101,12 +108,20 @@ pub struct ToolOutputTruncation {
 pub fn truncate_tool_output(
     item: &mut ResponseItem,
     policy: TruncationPolicy,
+    counter: TokenCounter,
 ) -> Option<ToolOutputTruncation> {
     let budget = policy.budget_bytes();
     match item {
         ResponseItem::FunctionCallOutput { output, .. }
         | ResponseItem::CustomToolCallOutput { output, .. } => {
-            truncate_output(output, budget, policy.unit())
+            match (policy, counter.effective()) {
+                (TruncationPolicy::Tokens(tokens), TokenCounter::O200k) => {
+                    truncate_output_counted(output, with_slack(tokens), counter)
+                }
+                (TruncationPolicy::Tokens(_) | TruncationPolicy::Bytes(_), _) => {
+                    truncate_output(output, budget, policy.unit())
+                }
+            }
         }
         ResponseItem::ToolSearchOutput { tools, .. } => {
             let sizes: Vec<u64> = tools.iter().map(json_len).collect();
@@ -159,6 +174,50 @@ fn truncate_output(
                 kept_tokens: approx_tokens_from_byte_count(text_bytes(parts)),
             })
         }
+    }
+}
+
+/// [`truncate_output`] for a limit of `max_tokens` counted by `counter`: the text keeps the bytes
+/// that many of its own tokens take, so a dense text keeps fewer bytes than a sparse one.
+fn truncate_output_counted(
+    output: &mut ToolOutput,
+    max_tokens: u64,
+    counter: TokenCounter,
+) -> Option<ToolOutputTruncation> {
+    let texts = match output {
+        ToolOutput::Text(text) => vec![text.as_str()],
+        ToolOutput::Content(parts) => parts.iter().filter_map(part_text).collect(),
+    };
+    let original_tokens = texts.iter().map(|text| counter.text_tokens(text)).sum::<u64>();
+    if original_tokens <= max_tokens {
+        return None;
+    }
+    let original_bytes = texts.iter().map(|text| text.len() as u64).sum::<u64>();
+    // The bytes `max_tokens` of this text take, at its own bytes per token.
+    let budget = u64::try_from(
+        u128::from(original_bytes) * u128::from(max_tokens) / u128::from(original_tokens),
+    )
+    .unwrap_or(u64::MAX);
+    match output {
+        ToolOutput::Text(text) => *text = cut_middle(text, budget, Unit::Tokens),
+        ToolOutput::Content(parts) => {
+            *parts = truncate_parts(parts, budget, Unit::Tokens, Images::Keep);
+        }
+    }
+    let kept_tokens = match output {
+        ToolOutput::Text(text) => counter.text_tokens(text),
+        ToolOutput::Content(parts) => {
+            parts.iter().filter_map(part_text).map(|text| counter.text_tokens(text)).sum()
+        }
+    };
+    Some(ToolOutputTruncation { original_tokens, kept_tokens })
+}
+
+/// The text of a content part, for the parts that have one.
+fn part_text(part: &ContentItem) -> Option<&str> {
+    match part {
+        ContentItem::InputText { text } | ContentItem::OutputText { text, .. } => Some(text),
+        ContentItem::InputImage { .. } | ContentItem::Unknown(_) => None,
     }
 }
 

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::items::ResponseItem;
+use crate::tokens::{TokenCalibration, TokenCountAccuracy, TokenCounter};
 
 /// One server event as it appears in an SSE `data:` line or a WebSocket text frame.
 ///
@@ -281,6 +282,23 @@ pub struct TokenUsageInfo {
     /// The model's usable context window, when known.
     #[serde(default)]
     pub model_context_window: Option<i64>,
+    /// How many more tokens the context may take before the next check compacts it: the
+    /// auto-compact limit minus the session's estimate, never below 0 (D126).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_until_compaction: Option<i64>,
+    /// The counter behind the session's estimates (D120).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_counter: Option<TokenCounter>,
+    /// How far the session's estimates can be trusted (D123).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<TokenCountAccuracy>,
+    /// The session's estimate of the input of the request `last_token_usage` answers, made
+    /// before it was sent, as the usage gate computes it (D126).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_input_tokens: Option<i64>,
+    /// What the reported usage taught the session so far; restored on resume (D123).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<TokenCalibration>,
 }
 
 impl TokenUsageInfo {

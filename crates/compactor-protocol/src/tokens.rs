@@ -1,10 +1,15 @@
-//! Token estimates without a tokenizer (D35): four bytes per token, rounded up.
+//! Token counts: the [`TokenCounter`] every estimate goes through (D120), and the byte-based
+//! heuristics of [`TokenCounter::Bytes4`] (D35): four bytes per token, rounded up.
 //!
-//! The engine and the testkit's reference model both use these functions, so a session's
-//! estimate and the usage a test server reports agree exactly.
+//! The engine and the testkit's reference model both count with these functions, so a session
+//! counting with [`TokenCounter::O200k`] and the usage a test server reports agree exactly.
 
+mod counter;
 mod length;
+#[cfg(feature = "o200k")]
+mod o200k;
 
+pub use counter::{TokenCalibration, TokenCountAccuracy, TokenCounter, UnknownTokenCounter};
 pub use length::json_len;
 
 use crate::items::{ContentItem, ResponseItem, ToolOutput};

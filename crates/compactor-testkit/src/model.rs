@@ -7,12 +7,15 @@
 //!   carry a digest of the compacted items sealed with the [`SealKey`].
 //! - Sealed items in the input are verified; a tampered one is rejected with
 //!   `400 invalid_encrypted_content`.
-//! - `usage.input_tokens` is [`estimate_history_tokens`] of the instructions and the full input,
-//!   the same estimate the engine makes, so a sealed item counts by the encrypted-blob rule and
-//!   usage drops after a compaction. `usage.output_tokens` is the estimate of the output items.
+//! - `usage.input_tokens` counts the instructions, the tools and the full input with
+//!   [`TokenCounter::O200k`], as a real server counts with its tokenizer (D120): a session
+//!   counting with `O200k` agrees with it, one counting with `Bytes4` learns its error from it
+//!   (D123). A sealed item counts by the encrypted-blob rule, so usage drops after a compaction.
+//!   `usage.output_tokens` counts the output items the same way.
 //! - A model with a context window ([`ContextWindows`]) refuses any request, compaction requests
-//!   included, whose input estimate exceeds the window, as the API does: HTTP 400
-//!   `context_length_exceeded`, and on a WebSocket a `response.failed` with that code (D111).
+//!   included, whose input tokens (counted as the usage is) exceed the window, as the API does:
+//!   HTTP 400 `context_length_exceeded`, and on a WebSocket a `response.failed` with that code
+//!   (D111).
 //!
 //! The answer is a pure function of the request (plus a per-server id counter), structured as
 //! "verify, decide the output items, build the events", so server-managed compaction can later
@@ -21,8 +24,8 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use compactor_protocol::tokens::{estimate_history_tokens, estimate_item_tokens};
-use compactor_protocol::{CompactRequest, ResponseItem, ResponsesApiRequest};
+use compactor_protocol::tokens::TokenCounter;
+use compactor_protocol::{CompactRequest, ResponseItem, ResponsesApiRequest, ToolSpec};
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 
@@ -34,6 +37,9 @@ use crate::events::{
 };
 use crate::faults::ErrorReply;
 use crate::seal::SealKey;
+
+/// How the reference model counts usage: with a real tokenizer, as a server does.
+const USAGE_COUNTER: TokenCounter = TokenCounter::O200k;
 
 /// How many user messages a digest quotes (the most recent ones).
 const DIGEST_USER_MESSAGES: usize = 8;
@@ -180,7 +186,7 @@ impl ReferenceModel {
         let memory = self.verify_sealed(full_input).map_err(Refusal::Error)?;
         let response_id = self.next_id("resp");
         // Each item is serialized once for the estimate; the digest reuses it.
-        let input_tokens = estimate_history_tokens(&request.instructions, full_input);
+        let input_tokens = input_tokens(&request.instructions, &request.tools, full_input);
         if let Some(window) = self.window_exceeded(&request.model, input_tokens) {
             return Err(Refusal::ContextLength { input_tokens, window, response_id });
         }
@@ -199,7 +205,7 @@ impl ReferenceModel {
         if request.generate != Some(false) {
             let scope = |trigger: &ResponseItem| DigestScope {
                 model: &response.model,
-                tokens: input_tokens.saturating_sub(estimate_item_tokens(trigger)),
+                tokens: input_tokens.saturating_sub(USAGE_COUNTER.item_tokens(trigger)),
             };
             match full_input.split_last() {
                 Some((
@@ -268,7 +274,7 @@ impl ReferenceModel {
         input: &[ResponseItem],
     ) -> Result<Value, ErrorReply> {
         let memory = self.verify_sealed(input)?;
-        let input_tokens = estimate_history_tokens(&request.instructions, input);
+        let input_tokens = input_tokens(&request.instructions, &request.tools, input);
         if let Some(window) = self.window_exceeded(&request.model, input_tokens) {
             return Err(ErrorReply::context_length_exceeded(input_tokens, window));
         }
@@ -451,11 +457,17 @@ fn snippet(text: &str) -> String {
     }
 }
 
+/// The input tokens of a request: its instructions, its tools and its items.
+fn input_tokens(instructions: &str, tools: &[ToolSpec], input: &[ResponseItem]) -> u64 {
+    let tools = if tools.is_empty() { 0 } else { USAGE_COUNTER.json_tokens(tools) };
+    USAGE_COUNTER.history_tokens(instructions, input).saturating_add(tools)
+}
+
 fn output_tokens(output: &[Value]) -> u64 {
     output
         .iter()
         .filter_map(|item| ResponseItem::deserialize(item).ok())
-        .map(|item| estimate_item_tokens(&item))
+        .map(|item| USAGE_COUNTER.item_tokens(&item))
         .fold(0, u64::saturating_add)
 }
 

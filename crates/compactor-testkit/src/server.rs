@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::post;
-use compactor_protocol::tokens::estimate_history_tokens;
+use compactor_protocol::tokens::TokenCounter;
 use compactor_protocol::{ResponseItem, ResponsesApiRequest, into_owned_items};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -643,7 +643,8 @@ impl Shared {
         input: &[ResponseItem],
     ) -> Option<ErrorReply> {
         let limit = self.input_token_limit?;
-        let tokens = estimate_history_tokens(instructions, input);
+        // Counted as the reference model counts its usage, as a real server counts its window.
+        let tokens = TokenCounter::O200k.history_tokens(instructions, input);
         (tokens > limit).then(|| {
             self.violation_reply(
                 context,

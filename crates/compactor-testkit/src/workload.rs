@@ -22,6 +22,12 @@ use compactor_protocol::{
 };
 use serde_json::Value;
 
+mod accuracy;
+mod kinds;
+
+pub use accuracy::{ErrorSummary, RequestEstimate, request_estimates};
+pub use kinds::{ContentKind, kind_text};
+
 use crate::events::{
     ResponseObject, ResponseStatus, ev_content_part_added, ev_content_part_done,
     ev_output_item_added, ev_output_item_done, ev_output_text_delta, ev_output_text_done,
@@ -443,6 +449,16 @@ pub const TARGETS: &[(&str, Target, &str)] = &[
         "trim_estimate_100k_vs_10k",
         Target::AtMost(12.0),
         "trimming + estimation of 100 000 items vs 10 000 items",
+    ),
+    (
+        "o200k_count_10k_vs_to_vec",
+        Target::AtMost(60.0),
+        "counting 10 000 items with o200k from scratch vs one serde_json::to_vec (D128)",
+    ),
+    (
+        "cached_estimate_10k_vs_to_vec",
+        Target::AtMost(0.05),
+        "a turn's estimate at 10 000 items with cached counts vs one serde_json::to_vec (D128)",
     ),
     (
         "sse_decode_vs_serde_value",

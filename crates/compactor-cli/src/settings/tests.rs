@@ -15,6 +15,7 @@ fn no_flags() -> ModelArgs {
         window: None,
         transport: None,
         implementation: None,
+        token_counter: None,
         seal_key: None,
     }
 }
@@ -239,6 +240,21 @@ fn the_readme_example_is_a_valid_config_file() {
         Ok(settings) => assert_eq!(settings.endpoint, Endpoint::Remote),
         Err(err) => assert_eq!(err.exit, Exit::KeyUnset),
     }
+}
+
+#[test]
+fn the_token_counter_is_o200k_unless_the_file_or_a_flag_says_otherwise() {
+    use compactor_protocol::tokens::TokenCounter;
+
+    let counter = |file: Option<ConfigFile>, flag| {
+        let args = ModelArgs { token_counter: flag, ..no_flags() };
+        layer(&args, file, defaults()).unwrap().config.tokens.counter
+    };
+    assert_eq!(counter(None, None), TokenCounter::O200k);
+    let bytes4 = || Some(file("[tokens]\ncounter = \"bytes4\"\n"));
+    assert_eq!(counter(bytes4(), None), TokenCounter::Bytes4);
+    assert_eq!(counter(bytes4(), Some(TokenCounterArg::O200k)), TokenCounter::O200k);
+    assert_eq!(counter(None, Some(TokenCounterArg::Bytes4)), TokenCounter::Bytes4);
 }
 
 #[tokio::test]

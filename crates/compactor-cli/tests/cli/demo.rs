@@ -127,6 +127,38 @@ async fn compact_without_a_base_url_uses_the_embedded_model() {
     assert_eq!(compacted_lines(&rollout), before + 1);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_distance_to_compaction_falls_as_items_are_recorded_and_jumps_back_after_one() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path(), &[]).await;
+    let rollout = std::fs::read_to_string(dir.path().join("out/rollout.jsonl")).unwrap();
+    // The distances the session reported, cut into the stretches between two compactions.
+    let mut stretches: Vec<Vec<i64>> = vec![Vec::new()];
+    for line in rollout.lines() {
+        let line: Value = serde_json::from_str(line).unwrap();
+        if line["type"] == "compacted" {
+            stretches.push(Vec::new());
+        }
+        let until = &line["payload"]["info"]["tokens_until_compaction"];
+        if line["payload"]["type"] == "token_count"
+            && let Some(until) = until.as_i64()
+        {
+            stretches.last_mut().unwrap().push(until);
+        }
+    }
+    assert_eq!(stretches.len(), 4, "three compactions: {stretches:?}");
+    for stretch in &stretches {
+        assert!(stretch.len() >= 4, "{stretches:?}");
+        // Each item recorded brings the next compaction closer; nothing moves it away.
+        assert!(stretch.windows(2).all(|pair| pair[1] <= pair[0]), "{stretch:?}");
+        assert!(stretch.first() > stretch.last(), "{stretch:?}");
+    }
+    for pair in stretches.windows(2) {
+        let (before, after) = (pair[0].last().unwrap(), pair[1].first().unwrap());
+        assert!(after > before, "a compaction moves the next one away: {before} -> {after}");
+    }
+}
+
 /// The summary of the demo in `dir/out`.
 fn summary(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("out/summary.json")).unwrap()).unwrap()

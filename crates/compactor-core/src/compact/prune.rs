@@ -29,9 +29,13 @@ impl Session {
                 settings.target_percent,
             ),
         };
-        let history = Arc::clone(&self.state().history);
+        let estimate = self.estimate_context();
+        let (history, counts) = {
+            let state = self.state();
+            (Arc::clone(&state.history), state.counts.clone())
+        };
         let outcome =
-            prune(&history, &prune_config, &self.estimate_context(), &config.contextual_markers);
+            prune(&history, &counts, &prune_config, &estimate, &config.contextual_markers);
         let report = outcome.report;
         if report.masked_outputs == 0 && report.dropped_items == 0 {
             return Err(CompactorError::Fatal("prune found nothing to remove".to_owned()));

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use compactor_client::{KeySource, Prewarm, WebsocketMode};
 use compactor_engine::TruncationPolicy;
+use compactor_protocol::tokens::TokenCounter;
 use compactor_protocol::{CompactionImplementation, PassThroughList, V2TriggerForm};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{ProviderKind, ReactiveCompaction, RemoteCompaction};
+use crate::config::{Calibration, ProviderKind, ReactiveCompaction, RemoteCompaction};
 
 // The validated settings: what the file sets, `None` where it is silent.
 
@@ -58,6 +59,12 @@ pub(super) struct CompactionFileSettings {
     pub(super) max_retained_images: Option<usize>,
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct TokenFileSettings {
+    pub(super) counter: Option<TokenCounter>,
+    pub(super) calibration: Option<Calibration>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct ModelSettings {
     pub(super) slug: Option<String>,
@@ -81,6 +88,8 @@ pub(super) struct RawFile {
     pub(super) compaction: RawCompaction,
     #[serde(default)]
     pub(super) model: RawModel,
+    #[serde(default)]
+    pub(super) tokens: RawTokens,
     #[serde(default)]
     pub(super) trace: RawTrace,
     #[serde(default)]
@@ -159,6 +168,13 @@ pub(super) struct RawModel {
 pub(super) struct RawTruncation {
     pub(super) mode: Text,
     pub(super) limit: Int,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTokens {
+    pub(super) counter: Option<Text>,
+    pub(super) calibration: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

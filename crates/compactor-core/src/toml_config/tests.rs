@@ -285,7 +285,7 @@ fn unknown_keys_are_named() {
         ),
         (
             "[providers]\n",
-            "conf/compactor.toml:1: unknown key `providers` (expected one of provider, features, compaction, model, trace, analytics)",
+            "conf/compactor.toml:1: unknown key `providers` (expected one of provider, features, compaction, model, tokens, trace, analytics)",
         ),
         (
             "[compaction.prune]\ntarget = 3\n",
@@ -508,4 +508,22 @@ fn secrets_never_appear_in_errors() {
         parse("[provider.extra_headers]\nAuthorization = \"Bearer sk-secret\"\n").unwrap_err();
     assert!(!err.to_string().contains("sk-secret"));
     assert!(!format!("{err:?}").contains("sk-secret"));
+}
+
+#[test]
+fn the_token_counter_and_calibration_are_set_by_name() {
+    use compactor_protocol::tokens::TokenCounter;
+
+    use crate::config::{Calibration, TokenSettings};
+
+    let config = applied("[tokens]\ncounter = \"o200k\"\ncalibration = false\n");
+    assert_eq!(
+        config.tokens,
+        TokenSettings { counter: TokenCounter::O200k, calibration: Calibration::Off }
+    );
+    assert_eq!(applied("").tokens, TokenSettings::default());
+    check_error(
+        "[tokens]\ncounter = \"cl100k\"\n",
+        "conf/compactor.toml:2: invalid value for tokens.counter: \"cl100k\" (expected one of bytes4, o200k)",
+    );
 }

@@ -6,16 +6,17 @@ use std::time::Duration;
 
 use compactor_client::{KeySource, Prewarm, WebsocketMode};
 use compactor_engine::{MIN_RETAINED_BUDGET_TOKENS, TruncationPolicy};
+use compactor_protocol::tokens::TokenCounter;
 use compactor_protocol::{CompactionImplementation, PassThroughList, V2TriggerForm};
 
 use super::error::ConfigFileError;
 use super::schema::{
     CompactionFileSettings, FeatureSettings, Int, ModelSettings, ProviderSettings, RawCompaction,
-    RawFile, RawModel, RawProvider, RawTruncation, Text,
+    RawFile, RawModel, RawProvider, RawTruncation, Text, TokenFileSettings,
 };
 use super::span::{FileContext, dotted};
 use super::{AnalyticsSettings, CompactorToml};
-use crate::config::{ProviderKind, ReactiveCompaction, RemoteCompaction};
+use crate::config::{Calibration, ProviderKind, ReactiveCompaction, RemoteCompaction};
 
 impl FileContext<'_> {
     /// The settings `raw` holds once every value is checked, or the first value that is wrong.
@@ -41,6 +42,25 @@ impl FileContext<'_> {
             ));
         }
         let model = self.model(raw.model)?;
+        let tokens = TokenFileSettings {
+            counter: raw
+                .tokens
+                .counter
+                .map(|name| {
+                    name.get_ref().parse::<TokenCounter>().map_err(|_| {
+                        self.invalid(
+                            "tokens.counter",
+                            name.span(),
+                            format!("{:?} (expected one of bytes4, o200k)", name.get_ref()),
+                        )
+                    })
+                })
+                .transpose()?,
+            calibration: raw
+                .tokens
+                .calibration
+                .map(|on| if on { Calibration::On } else { Calibration::Off }),
+        };
         let trace_root =
             raw.trace.root.map(|root| self.path_value("trace.root", &root)).transpose()?;
         let mut analytics = AnalyticsSettings {
@@ -104,7 +124,7 @@ impl FileContext<'_> {
                 "set without analytics.http_url",
             ));
         }
-        Ok(CompactorToml { provider, features, compaction, model, trace_root, analytics })
+        Ok(CompactorToml { provider, features, compaction, model, tokens, trace_root, analytics })
     }
 
     fn provider(&self, raw: RawProvider) -> Result<ProviderSettings, ConfigFileError> {

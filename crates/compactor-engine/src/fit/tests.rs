@@ -4,9 +4,14 @@ use compactor_protocol::{InitialContextInjection, PassThroughList};
 use pretty_assertions::assert_eq;
 use proptest::prelude::*;
 
+use compactor_protocol::tokens::TokenCounter;
+
 use super::*;
 use crate::test_support::{assistant, call, developer, output, user, user_with_image};
-use crate::{Compacted, Layout, PruneConfig, compacted_history, estimate_history, prune};
+use crate::{
+    Compacted, EstimateContext, HistoryCounts, Layout, PruneConfig, compacted_history,
+    estimate_history, prune,
+};
 
 fn markers() -> ContextualMarkers {
     ContextualMarkers::default()
@@ -26,17 +31,30 @@ fn the_floor_counts_the_instructions_and_the_kept_user_text() {
     let v2 = CompactionImplementation::ResponsesCompactionV2;
     // 16 bytes of instructions, 400 and 4 bytes of kept user text.
     let instructions = "i".repeat(16);
-    assert_eq!(compacted_floor(v2, &history, &instructions, &markers(), 64_000), Some(4 + 100 + 1));
+    assert_eq!(
+        compacted_floor(v2, &history, &instructions, &markers(), 64_000, TokenCounter::Bytes4),
+        Some(4 + 100 + 1)
+    );
     // Over the retained budget, v2 keeps what the budget holds: no bound beyond the instructions.
-    assert_eq!(compacted_floor(v2, &history, &instructions, &markers(), 100), Some(4));
+    assert_eq!(
+        compacted_floor(v2, &history, &instructions, &markers(), 100, TokenCounter::Bytes4),
+        Some(4)
+    );
     let prune = CompactionImplementation::Prune;
-    assert_eq!(compacted_floor(prune, &history, "", &markers(), 100), Some(101));
+    assert_eq!(
+        compacted_floor(prune, &history, "", &markers(), 100, TokenCounter::Bytes4),
+        Some(101)
+    );
     for none in [
         CompactionImplementation::Responses,
         CompactionImplementation::ResponsesCompact,
         CompactionImplementation::ServerManaged,
     ] {
-        assert_eq!(compacted_floor(none, &history, "", &markers(), 64_000), None, "{none:?}");
+        assert_eq!(
+            compacted_floor(none, &history, "", &markers(), 64_000, TokenCounter::Bytes4),
+            None,
+            "{none:?}"
+        );
     }
 }
 
@@ -77,13 +95,14 @@ proptest! {
             &instructions,
             &markers,
             budget,
+            TokenCounter::Bytes4,
         );
         prop_assert!(v2.unwrap() <= estimate(&installed), "{v2:?} > {}", estimate(&installed));
         // Prune with a target nothing reaches: it removes all it can.
         let config = PruneConfig { protected_user_turns: 0, target_tokens: 0 };
-        let context = crate::EstimateContext { base_instructions: &instructions, pass_through: &pass_through };
-        let pruned = prune(&history, &config, &context, &markers);
-        let floor = compacted_floor(CompactionImplementation::Prune, &history, &instructions, &markers, budget);
+        let context = EstimateContext::new(&instructions, &pass_through);
+        let pruned = prune(&history, &HistoryCounts::new(&history, &context.item_counter()), &config, &context, &markers);
+        let floor = compacted_floor(CompactionImplementation::Prune, &history, &instructions, &markers, budget, TokenCounter::Bytes4);
         prop_assert!(floor.unwrap() <= estimate(&pruned.history));
     }
 }

@@ -7,6 +7,7 @@ use compactor_protocol::{ContentItem, InitialContextInjection, ResponseItem};
 use pretty_assertions::assert_eq;
 
 use super::*;
+use crate::counts::HistoryCounts;
 use crate::test_support::{
     assistant, call, compaction, context_compaction, developer, output, reasoning, user,
 };
@@ -91,9 +92,10 @@ fn every_implementation(layout: &Layout<'_>) -> Vec<(&'static str, Vec<ResponseI
     let local =
         Compacted::Local { user_messages: &user_messages, summary: "<SUMMARY_PREFIX>\nDID_X" };
     let pass_through = compactor_protocol::PassThroughList::default();
-    let estimate = EstimateContext { base_instructions: "", pass_through: &pass_through };
+    let estimate = EstimateContext::new("", &pass_through);
     let pruned = prune(
         &history,
+        &HistoryCounts::new(&history, &estimate.item_counter()),
         &PruneConfig { protected_user_turns: 1, target_tokens: 0 },
         &estimate,
         markers,

@@ -71,9 +71,14 @@ fn originals_of_pinned_items_leave_the_retained_part() {
 }
 
 #[test]
-fn pinned_tokens_add_the_estimates() {
+fn pinned_tokens_add_the_counts_of_the_session_counter() {
     let pinned = [user("p1"), developer("note")];
     let expected: u64 = pinned.iter().map(estimate_item_tokens).sum();
-    assert_eq!(pinned_tokens(&pinned), expected);
-    assert_eq!(pinned_tokens(&[]), 0);
+    assert_eq!(pinned_tokens(&pinned, TokenCounter::Bytes4), expected);
+    assert_eq!(pinned_tokens(&[], TokenCounter::Bytes4), 0);
+    // Russian text: o200k counts about half of what four bytes per token does.
+    let note = [developer(&"Не меняй публичный API без согласования. ".repeat(20))];
+    let exact = pinned_tokens(&note, TokenCounter::O200k);
+    assert_eq!(exact, TokenCounter::O200k.item_tokens(&note[0]));
+    assert!(exact < pinned_tokens(&note, TokenCounter::Bytes4), "{exact}");
 }

@@ -13,9 +13,14 @@ use crate::test_support::{
 
 fn run(history: &[ResponseItem], config: PruneConfig) -> PruneOutcome {
     let pass_through = PassThroughList::default();
-    let context =
-        EstimateContext { base_instructions: "instructions", pass_through: &pass_through };
-    let outcome = prune(history, &config, &context, &ContextualMarkers::default());
+    let context = EstimateContext::new("instructions", &pass_through);
+    let outcome = prune(
+        history,
+        &HistoryCounts::new(history, &context.item_counter()),
+        &config,
+        &context,
+        &ContextualMarkers::default(),
+    );
     // The report's estimates agree with a fresh estimate.
     assert_eq!(
         outcome.report.tokens_before,

@@ -1,7 +1,7 @@
 //! Tests of receipt accounting: one case per outcome, and property tests over random histories
 //! compacted by `prune` and by local compaction.
 
-use compactor_protocol::tokens::{approx_token_count, estimate_item_tokens};
+use compactor_protocol::tokens::{TokenCounter, approx_token_count, estimate_item_tokens};
 use compactor_protocol::{
     ContextualMarkers, ItemOutcome, ItemReceipt, PassThroughList, ResponseItem,
 };
@@ -15,13 +15,14 @@ use crate::test_support::{
     user,
 };
 use crate::{
-    Compacted, EstimateContext, Layout, PruneConfig, collect_user_messages, compacted_history,
-    drop_oldest, estimate_history, prune, summary_text,
+    Compacted, EstimateContext, HistoryCounts, Layout, PruneConfig, collect_user_messages,
+    compacted_history, drop_oldest, estimate_history, prune, summary_text,
 };
 
 use ItemOutcome::{Dropped, KeptTruncated, KeptVerbatim, Pinned, Summarized, TrimmedBeforeSending};
 
-const TOKENS: ReceiptTokens = ReceiptTokens { before: 10_000, instructions: 7, tools: 30 };
+const TOKENS: ReceiptTokens =
+    ReceiptTokens { counter: TokenCounter::Bytes4, before: 10_000, instructions: 7, tools: 30 };
 
 #[track_caller]
 fn check(input: &ReceiptInput<'_>, expected: &[ItemOutcome]) {
@@ -136,6 +137,18 @@ fn unattributed_may_be_negative_and_saturates() {
     assert_eq!(totals.sum(), 5);
     let (_, totals) = unchanged_items(&history, &ReceiptTokens { before: i64::MIN, ..TOKENS });
     assert_eq!(totals.unattributed, i64::MIN);
+}
+
+#[test]
+fn items_are_counted_with_the_session_counter() {
+    // Russian text: o200k counts about half of what four bytes per token does.
+    let history = [user(&"Когда окно контекста почти заполнено, история сжимается. ".repeat(20))];
+    let tokens = ReceiptTokens { counter: TokenCounter::O200k, ..TOKENS };
+    let (items, totals) = unchanged_items(&history, &tokens);
+    let exact = TokenCounter::O200k.item_tokens(&history[0]);
+    assert_eq!(items[0].tokens, exact);
+    assert!(exact < estimate_item_tokens(&history[0]), "{exact}");
+    assert_eq!(totals.sum(), i128::from(TOKENS.before));
 }
 
 // Property tests.
@@ -273,9 +286,10 @@ proptest! {
     ) {
         let markers = ContextualMarkers::default();
         let pass_through = PassThroughList::default();
-        let estimate = EstimateContext { base_instructions: "", pass_through: &pass_through };
+        let estimate = EstimateContext::new("", &pass_through);
         let config = PruneConfig { protected_user_turns: protected, target_tokens: target };
-        let pruned = prune(&history, &config, &estimate, &markers).history;
+        let cached = HistoryCounts::new(&history, &estimate.item_counter());
+        let pruned = prune(&history, &cached, &config, &estimate, &markers).history;
         let pruned =
             compacted_history(Compacted::Prune { history: pruned }, &Layout::new(&markers)).unwrap();
         let input = ReceiptInput {

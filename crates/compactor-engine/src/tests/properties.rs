@@ -9,6 +9,7 @@ use compactor_protocol::{ContextualMarkers, PassThroughList, ResponseItem};
 use proptest::prelude::*;
 
 use crate::context::is_real_user_message;
+use crate::counts::HistoryCounts;
 use crate::images::IMAGE_PLACEHOLDER_PREFIX;
 use crate::local::summary_text;
 use crate::pairs::{call_key, output_key};
@@ -206,7 +207,7 @@ proptest! {
         items in history(),
         budget in MIN_RETAINED_BUDGET_TOKENS..4_000,
     ) {
-        let kept = retain_within_budget(items.clone(), budget);
+        let kept = retain_within_budget(items.clone(), budget, compactor_protocol::tokens::TokenCounter::Bytes4);
         prop_assert!(tokens(&kept) <= budget, "{} > {budget}", tokens(&kept));
         let newest = |items: &[ResponseItem]| {
             items.iter().rev().find(|item| matches!(item, ResponseItem::Message { .. })).cloned()
@@ -290,11 +291,11 @@ proptest! {
         window_fraction in 0.0..1.2f64,
     ) {
         let pass_through = PassThroughList::default();
-        let context = EstimateContext { base_instructions: "base instructions", pass_through: &pass_through };
+        let context = EstimateContext::new("base instructions", &pass_through);
         let full = estimate_history("base instructions", &items, &pass_through);
         let window = (full as f64 * window_fraction) as u64;
         let mut trimmed = items.clone();
-        let removed = trim_function_call_history_to_fit_context_window(&mut trimmed, window, &context);
+        let removed = trim_function_call_history_to_fit_context_window(&mut trimmed, &HistoryCounts::default(), window, &context);
         prop_assert_eq!(removed, items.len() - trimmed.len());
         assert_pairs_and_users_kept(&items, &trimmed);
         // Trimming only removes: what is left keeps its order.
@@ -308,12 +309,12 @@ proptest! {
         window_fraction in 0.0..1.2f64,
     ) {
         let pass_through = PassThroughList::default();
-        let context = EstimateContext { base_instructions: "base", pass_through: &pass_through };
+        let context = EstimateContext::new("base", &pass_through);
         let window = (estimate_history("base", &items, &pass_through) as f64 * window_fraction) as u64;
         let mut smallest = items.clone();
-        trim_function_call_history_to_fit_context_window(&mut smallest, 0, &context);
+        trim_function_call_history_to_fit_context_window(&mut smallest, &HistoryCounts::default(), 0, &context);
         let mut trimmed = items.clone();
-        trim_function_call_history_to_fit_context_window(&mut trimmed, window, &context);
+        trim_function_call_history_to_fit_context_window(&mut trimmed, &HistoryCounts::default(), window, &context);
         let after = estimate_history("base", &trimmed, &pass_through);
         if estimate_history("base", &smallest, &pass_through) <= window {
             prop_assert!(after <= window, "{after} > {window}");
@@ -329,14 +330,14 @@ proptest! {
         target_fraction in 0.0..1.2f64,
     ) {
         let pass_through = PassThroughList::default();
-        let context = EstimateContext { base_instructions: "base", pass_through: &pass_through };
+        let context = EstimateContext::new("base", &pass_through);
         let markers = ContextualMarkers::default();
         let before = estimate_history("base", &items, &pass_through);
         let config = PruneConfig {
             protected_user_turns,
             target_tokens: (before as f64 * target_fraction) as u64,
         };
-        let outcome = prune(&items, &config, &context, &markers);
+        let outcome = prune(&items, &HistoryCounts::new(&items, &context.item_counter()), &config, &context, &markers);
         assert_pairs_and_users_kept(&items, &outcome.history);
         prop_assert!(is_fully_paired(&for_prompt(&outcome.history, &PromptOptions::default())));
         prop_assert_eq!(outcome.report.tokens_before, before);
@@ -347,7 +348,7 @@ proptest! {
         prop_assert!(outcome.report.tokens_after <= before);
         prop_assert_eq!(outcome.report.dropped_items, items.len() - outcome.history.len());
         // Pruning what was pruned with the same target changes nothing more.
-        let again = prune(&outcome.history, &config, &context, &markers);
+        let again = prune(&outcome.history, &HistoryCounts::new(&outcome.history, &context.item_counter()), &config, &context, &markers);
         prop_assert_eq!(again.report.masked_outputs, 0);
     }
 }

@@ -9,6 +9,7 @@ use compactor_protocol::{
 use futures::executor::block_on;
 use futures::stream;
 
+use crate::counts::HistoryCounts;
 use crate::test_support::{
     assistant, call, compaction, context_compaction, custom_call, custom_output, developer, output,
     reasoning, user, user_with_image,
@@ -67,9 +68,14 @@ fn v2_compaction(
     injection: InitialContextInjection,
 ) -> (Vec<ResponseItem>, Vec<ResponseItem>) {
     let pass_through = PassThroughList::default();
-    let context = EstimateContext { base_instructions: "base", pass_through: &pass_through };
+    let context = EstimateContext::new("base", &pass_through);
     let mut trimmed = history.to_vec();
-    trim_function_call_history_to_fit_context_window(&mut trimmed, 1_000_000, &context);
+    trim_function_call_history_to_fit_context_window(
+        &mut trimmed,
+        &HistoryCounts::default(),
+        1_000_000,
+        &context,
+    );
     let mut request = for_prompt(&trimmed, &PromptOptions::default());
     let prompt_len = append_v2_trigger(&mut request, &V2PromptOptions::default());
     let events: Vec<Result<ResponseEvent, CompactorError>> = vec![
@@ -215,14 +221,26 @@ fn prune_shapes() {
         call("c6", "shell"),
     ]);
     let pass_through = PassThroughList::default();
-    let context = EstimateContext { base_instructions: "base", pass_through: &pass_through };
+    let context = EstimateContext::new("base", &pass_through);
     let markers = ContextualMarkers::default();
     let masking_only = PruneConfig { protected_user_turns: 2, target_tokens: u64::MAX };
-    let masked = prune(&history, &masking_only, &context, &markers);
+    let masked = prune(
+        &history,
+        &HistoryCounts::new(&history, &context.item_counter()),
+        &masking_only,
+        &context,
+        &markers,
+    );
     // A target that needs the oldest pair dropped, and nothing more.
     let with_dropping =
         PruneConfig { protected_user_turns: 2, target_tokens: masked.report.tokens_after - 150 };
-    let dropped = prune(&history, &with_dropping, &context, &markers);
+    let dropped = prune(
+        &history,
+        &HistoryCounts::new(&history, &context.item_counter()),
+        &with_dropping,
+        &context,
+        &markers,
+    );
     assert_eq!(
         dropped.report.tokens_after,
         estimate_history("base", &dropped.history, &pass_through)

@@ -2,6 +2,7 @@
 
 use compactor_protocol::PassThroughList;
 use compactor_protocol::display::format_history;
+use compactor_protocol::tokens::TokenCalibration;
 use pretty_assertions::assert_eq;
 
 use super::*;
@@ -15,10 +16,15 @@ use crate::test_support::{
 #[track_caller]
 fn check(instructions: &str, history: &[ResponseItem], fits: &[ResponseItem]) {
     let pass_through = PassThroughList::default();
-    let context = EstimateContext { base_instructions: instructions, pass_through: &pass_through };
+    let context = EstimateContext::new(instructions, &pass_through);
     let window = estimate_history(instructions, fits, &pass_through);
     let mut trimmed = history.to_vec();
-    let removed = trim_function_call_history_to_fit_context_window(&mut trimmed, window, &context);
+    let removed = trim_function_call_history_to_fit_context_window(
+        &mut trimmed,
+        &HistoryCounts::default(),
+        window,
+        &context,
+    );
     assert_eq!(format_history(&trimmed), format_history(fits));
     assert_eq!(trimmed, fits);
     assert_eq!(removed, history.len() - fits.len());
@@ -52,20 +58,44 @@ fn trimming_stops_at_the_first_model_or_user_item() {
     // The tail after the pair is an assistant message: nothing can go.
     let history = [user("u"), call("c1", "shell"), output("c1", &big("x")), assistant("done")];
     let pass_through = PassThroughList::default();
-    let context = EstimateContext { base_instructions: "", pass_through: &pass_through };
+    let context = EstimateContext::new("", &pass_through);
     let mut trimmed = history.to_vec();
-    assert_eq!(trim_function_call_history_to_fit_context_window(&mut trimmed, 1, &context), 0);
+    assert_eq!(
+        trim_function_call_history_to_fit_context_window(
+            &mut trimmed,
+            &HistoryCounts::default(),
+            1,
+            &context
+        ),
+        0
+    );
     assert_eq!(trimmed, history);
 
     // A call still waiting for its output stops trimming too.
     let history = [user("u"), call("c1", "shell"), output("c1", &big("x")), call("c2", "shell")];
     let mut trimmed = history.to_vec();
-    assert_eq!(trim_function_call_history_to_fit_context_window(&mut trimmed, 1, &context), 0);
+    assert_eq!(
+        trim_function_call_history_to_fit_context_window(
+            &mut trimmed,
+            &HistoryCounts::default(),
+            1,
+            &context
+        ),
+        0
+    );
 
     // Everything trimmable goes, and the user message stays even when it does not fit.
     let history = [user(&big("u")), call("c1", "shell"), output("c1", "x"), developer("d")];
     let mut trimmed = history.to_vec();
-    assert_eq!(trim_function_call_history_to_fit_context_window(&mut trimmed, 1, &context), 3);
+    assert_eq!(
+        trim_function_call_history_to_fit_context_window(
+            &mut trimmed,
+            &HistoryCounts::default(),
+            1,
+            &context
+        ),
+        3
+    );
     assert_eq!(trimmed, [user(&big("u"))]);
 }
 
@@ -105,14 +135,27 @@ fn the_estimate_uses_the_session_instructions() {
     let pass_through = PassThroughList::default();
     let window = estimate_history("short", &history, &pass_through);
     let mut trimmed = history.to_vec();
-    let baseline = EstimateContext { base_instructions: "short", pass_through: &pass_through };
+    let baseline = EstimateContext::new("short", &pass_through);
     assert_eq!(
-        trim_function_call_history_to_fit_context_window(&mut trimmed, window, &baseline),
+        trim_function_call_history_to_fit_context_window(
+            &mut trimmed,
+            &HistoryCounts::default(),
+            window,
+            &baseline
+        ),
         0
     );
     let long = big("long instructions ");
-    let larger = EstimateContext { base_instructions: &long, pass_through: &pass_through };
-    assert_eq!(trim_function_call_history_to_fit_context_window(&mut trimmed, window, &larger), 2);
+    let larger = EstimateContext::new(&long, &pass_through);
+    assert_eq!(
+        trim_function_call_history_to_fit_context_window(
+            &mut trimmed,
+            &HistoryCounts::default(),
+            window,
+            &larger
+        ),
+        2
+    );
     assert_eq!(trimmed, history[..1]);
 }
 
@@ -120,4 +163,40 @@ fn the_estimate_uses_the_session_instructions() {
 fn an_orphan_output_goes_alone() {
     let history = [user("u"), output("ghost", &big("x"))];
     check("", &history, &history[..1]);
+}
+
+#[test]
+fn trimming_reads_cached_counts_and_the_calibration() {
+    let pass_through = PassThroughList::default();
+    let history = vec![
+        user("fix the build"),
+        call("call_1", "shell"),
+        output("call_1", &"x".repeat(4_000)),
+        call("call_2", "shell"),
+        output("call_2", &"y".repeat(4_000)),
+    ];
+    let context = EstimateContext::new("base", &pass_through);
+    let counts = HistoryCounts::new(&history, &context.item_counter());
+    let raw = context.estimate_counted(&counts);
+    // The window holds the raw estimate, so nothing goes...
+    let mut trimmed = history.clone();
+    assert_eq!(
+        trim_function_call_history_to_fit_context_window(&mut trimmed, &counts, raw, &context),
+        0
+    );
+    // ...until reported usage says the session undercounts by half: then the last pair goes.
+    let calibrated =
+        EstimateContext { calibration: TokenCalibration::observe(None, 3, 2), ..context };
+    assert_eq!(
+        trim_function_call_history_to_fit_context_window(&mut trimmed, &counts, raw, &calibrated),
+        2
+    );
+    assert_eq!(trimmed, history[..3]);
+    // Counts that are not this history's are not trusted: the history is counted again.
+    let mut again = history.clone();
+    let stale = HistoryCounts::new(&history[..1], &context.item_counter());
+    assert_eq!(
+        trim_function_call_history_to_fit_context_window(&mut again, &stale, raw, &calibrated),
+        2
+    );
 }

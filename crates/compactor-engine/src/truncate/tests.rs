@@ -20,7 +20,7 @@ fn text_of(item: &ResponseItem) -> &str {
 #[track_caller]
 fn check(policy: TruncationPolicy, text: &str, expected: &str, event: Option<(u64, u64)>) {
     let mut item = output("call_1", text);
-    let truncation = truncate_tool_output(&mut item, policy);
+    let truncation = truncate_tool_output(&mut item, policy, TokenCounter::Bytes4);
     assert_eq!(text_of(&item), expected);
     assert_eq!(truncation.map(|cut| (cut.original_tokens, cut.kept_tokens)), event);
 }
@@ -62,7 +62,7 @@ fn cuts_fall_on_character_boundaries() {
         for limit in 0..40u64 {
             let policy = TruncationPolicy::Bytes(limit);
             let mut item = output("call_1", &text);
-            truncate_tool_output(&mut item, policy);
+            truncate_tool_output(&mut item, policy, TokenCounter::Bytes4);
             let cut = text_of(&item);
             let (head, rest) = cut.split_once('…').unwrap_or((cut, ""));
             let tail = rest.rsplit_once('…').map_or(rest, |(_, tail)| tail);
@@ -111,7 +111,8 @@ fn two_megabyte_log() -> String {
 fn a_two_megabyte_output_is_recorded_within_the_limit_plus_the_marker() {
     let log = two_megabyte_log();
     let mut item = output("call_big", &log);
-    let truncation = truncate_tool_output(&mut item, TruncationPolicy::default()).unwrap();
+    let truncation =
+        truncate_tool_output(&mut item, TruncationPolicy::default(), TokenCounter::Bytes4).unwrap();
     let recorded = text_of(&item);
     let (head, rest) = recorded.split_once('…').unwrap();
     let (marker, tail) = rest.split_once('…').unwrap();
@@ -148,7 +149,8 @@ fn content_outputs_cut_their_text_and_keep_their_images() {
             ContentItem::InputText { text: "b".repeat(30) },
         ]),
     };
-    let truncation = truncate_tool_output(&mut item, TruncationPolicy::Bytes(10)).unwrap();
+    let truncation =
+        truncate_tool_output(&mut item, TruncationPolicy::Bytes(10), TokenCounter::Bytes4).unwrap();
     let ResponseItem::CustomToolCallOutput { output: ToolOutput::Content(parts), .. } = &item
     else {
         unreachable!()
@@ -178,14 +180,19 @@ fn tool_search_outputs_keep_whole_tools_from_the_first() {
     };
     // Room for three and a half tools: three stay.
     let limit = (size * 7 / 2) * 5 / 6;
-    let truncation = truncate_tool_output(&mut item, TruncationPolicy::Bytes(limit)).unwrap();
+    let truncation =
+        truncate_tool_output(&mut item, TruncationPolicy::Bytes(limit), TokenCounter::Bytes4)
+            .unwrap();
     let ResponseItem::ToolSearchOutput { tools: kept, .. } = &item else { unreachable!() };
     assert_eq!(kept, &tools[..3]);
     assert_eq!(truncation.kept_tokens, (3 * size).div_ceil(4));
     assert_eq!(truncation.original_tokens, (10 * size).div_ceil(4));
     // Within the limit nothing changes.
     let mut whole = item.clone();
-    assert_eq!(truncate_tool_output(&mut whole, TruncationPolicy::Bytes(10 * size)), None);
+    assert_eq!(
+        truncate_tool_output(&mut whole, TruncationPolicy::Bytes(10 * size), TokenCounter::Bytes4),
+        None
+    );
     assert_eq!(whole, item);
 }
 
@@ -199,7 +206,31 @@ fn only_tool_outputs_are_truncated() {
         crate::test_support::context_compaction(&long),
     ] {
         let before = item.clone();
-        assert_eq!(truncate_tool_output(&mut item, TruncationPolicy::Bytes(1)), None);
+        assert_eq!(
+            truncate_tool_output(&mut item, TruncationPolicy::Bytes(1), TokenCounter::Bytes4),
+            None
+        );
         assert_eq!(item, before);
     }
+}
+
+#[test]
+fn a_token_limit_counts_with_the_session_counter() {
+    // Digits are three to an o200k token: four bytes per token would keep a third too many.
+    let dense = "1234567890".repeat(2_000);
+    let mut exact = output("call_1", &dense);
+    let cut =
+        truncate_tool_output(&mut exact, TruncationPolicy::Tokens(1_000), TokenCounter::O200k)
+            .unwrap();
+    assert_eq!(cut.original_tokens, TokenCounter::O200k.text_tokens(&dense));
+    // The limit with its slack (1 200), give or take the marker and the cut's rounding.
+    assert!((1_150..=1_230).contains(&cut.kept_tokens), "{cut:?}");
+    let mut by_bytes = output("call_1", &dense);
+    truncate_tool_output(&mut by_bytes, TruncationPolicy::Tokens(1_000), TokenCounter::Bytes4)
+        .unwrap();
+    let kept = |item: &ResponseItem| match item {
+        ResponseItem::FunctionCallOutput { output: ToolOutput::Text(text), .. } => text.len(),
+        _ => 0,
+    };
+    assert!(kept(&exact) < kept(&by_bytes) * 4 / 5, "{} vs {}", kept(&exact), kept(&by_bytes));
 }

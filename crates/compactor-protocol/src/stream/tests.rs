@@ -130,3 +130,27 @@ fn response_event_json() {
     insta::assert_snapshot!(wire);
     assert_eq!(serde_json::from_str::<Vec<ResponseEvent>>(&wire).unwrap(), events);
 }
+
+#[test]
+fn token_accounting_fields_are_written_only_when_known() {
+    let mut info = TokenUsageInfo::default();
+    info.append_last_usage(&TokenUsage {
+        input_tokens: 1_210,
+        total_tokens: 1_250,
+        ..TokenUsage::default()
+    });
+    insta::assert_snapshot!("token_usage_info_bare", serde_json::to_string(&info).unwrap());
+    info.model_context_window = Some(95_000);
+    info.tokens_until_compaction = Some(84_250);
+    info.token_counter = Some(TokenCounter::Bytes4);
+    info.accuracy = Some(TokenCountAccuracy::Calibrated);
+    info.estimated_input_tokens = Some(1_190);
+    info.calibration =
+        Some(TokenCalibration { reported_input_tokens: 1_210, estimated_input_tokens: 1_100 });
+    let json = serde_json::to_string(&info).unwrap();
+    insta::assert_snapshot!("token_usage_info_full", json);
+    assert_eq!(serde_json::from_str::<TokenUsageInfo>(&json).unwrap(), info);
+    // An older line without the new fields still reads.
+    let old = r#"{"total_token_usage":{"total_tokens":5},"last_token_usage":{"total_tokens":5}}"#;
+    assert_eq!(serde_json::from_str::<TokenUsageInfo>(old).unwrap().calibration, None);
+}

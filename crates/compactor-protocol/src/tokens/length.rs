@@ -49,11 +49,43 @@ const ESCAPE_EXTRA: [u8; 256] = {
 /// assert_eq!(json_len(&value), serde_json::to_vec(&value).unwrap().len() as u64);
 /// ```
 pub fn json_len<T: Serialize + ?Sized>(value: &T) -> u64 {
-    let mut counter = Counter { len: 0 };
+    let mut counter = Counter { len: 0, text: None };
     match value.serialize(&mut counter) {
         Ok(()) => counter.len,
         Err(Unsupported) => serde_json_len(value),
     }
+}
+
+/// A value's JSON split in two: the bytes of its structure, and the tokens `count_text` gives
+/// the contents of its string values.
+///
+/// Keys, punctuation, numbers, literals and the quotes around strings count as bytes. Each
+/// string value's contents go to `count_text`, unescaped, except inline `data:image/` URLs,
+/// which stay bytes so the image rule can replace them (D122). A value this counter does not
+/// model is counted as bytes only.
+pub(crate) fn json_structure_and_text<T: Serialize + ?Sized>(
+    value: &T,
+    count_text: fn(&str) -> u64,
+) -> StructureAndText {
+    let mut counter = Counter { len: 0, text: Some(TextTokens { count: count_text, tokens: 0 }) };
+    match value.serialize(&mut counter) {
+        Ok(()) => StructureAndText {
+            structure_bytes: counter.len,
+            text_tokens: counter.text.map_or(0, |text| text.tokens),
+        },
+        Err(Unsupported) => {
+            StructureAndText { structure_bytes: serde_json_len(value), text_tokens: 0 }
+        }
+    }
+}
+
+/// What [`json_structure_and_text`] measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StructureAndText {
+    /// JSON bytes that are not the contents of a string value.
+    pub(crate) structure_bytes: u64,
+    /// Tokens of the string values' contents.
+    pub(crate) text_tokens: u64,
 }
 
 /// The length as `serde_json` writes it, into a writer that only counts.
@@ -142,6 +174,14 @@ impl ser::Error for Unsupported {
 
 struct Counter {
     len: u64,
+    /// When set, string values are counted as tokens here instead of as bytes.
+    text: Option<TextTokens>,
+}
+
+/// The tokens of the string values a [`Counter`] met.
+struct TextTokens {
+    count: fn(&str) -> u64,
+    tokens: u64,
 }
 
 /// A sequence, map or struct being counted: commas go before every element but the first.
@@ -268,7 +308,13 @@ impl<'a> ser::Serializer for &'a mut Counter {
     }
 
     fn serialize_str(self, value: &str) -> Result<(), Unsupported> {
-        self.len += escaped_str_len(value);
+        match &mut self.text {
+            Some(text) if !value.starts_with("data:image/") => {
+                self.len += 2;
+                text.tokens = text.tokens.saturating_add((text.count)(value));
+            }
+            _ => self.len += escaped_str_len(value),
+        }
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! Tests of the reference model, without a server.
 
 use compactor_protocol::into_owned_items;
-use compactor_protocol::tokens::estimate_item_tokens;
+use compactor_protocol::tokens::estimate_history_tokens;
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 
@@ -89,16 +89,27 @@ fn text_reply_is_deterministic_and_streams() {
 }
 
 #[test]
-fn usage_is_the_history_estimate() {
-    let input = conversation(5);
-    let events = respond(&model(), "be brief", &input).unwrap();
+fn usage_counts_instructions_tools_and_input_with_o200k() {
+    let mut input = conversation(5);
+    input.push(user("Когда окно контекста почти заполнено, история сжимается. 1234567890"));
+    let tools = json!([{"type": "function", "name": "shell", "description": "Runs a command.",
+                        "parameters": {"type": "object", "properties": {"command": {"type": "string"}}}}]);
+    let req =
+        request(json!({"model": "m", "instructions": "be brief", "input": input, "tools": tools}));
+    let model = model();
+    let events = model.respond(&req, &into_owned_items(req.input.clone())).unwrap();
     let usage = &completed(&events)["usage"];
-    let expected_input = estimate_history_tokens("be brief", &items(Value::from(input)));
-    let expected_output: u64 = output_items(&events).iter().map(estimate_item_tokens).sum();
+    let history = items(Value::from(input.clone()));
+    let expected_input = TokenCounter::O200k.history_tokens("be brief", &history)
+        + TokenCounter::O200k.json_tokens(&tools);
+    let expected_output: u64 =
+        output_items(&events).iter().map(|item| TokenCounter::O200k.item_tokens(item)).sum();
     assert_eq!(usage["input_tokens"], json!(expected_input));
     assert_eq!(usage["output_tokens"], json!(expected_output));
     assert_eq!(usage["total_tokens"], json!(expected_input + expected_output));
     assert_eq!(usage["input_tokens_details"], json!({"cached_tokens": 0, "cache_write_tokens": 0}));
+    // A real tokenizer, not the byte estimate the engine makes by default.
+    assert_ne!(expected_input, estimate_history_tokens("be brief", &history));
 }
 
 #[test]
@@ -113,8 +124,9 @@ fn both_triggers_seal_the_history() {
         assert_eq!(output.len(), 1);
         assert_eq!(output[0].item_type(), kind);
         assert!(output[0].is_compaction());
-        let replaced = estimate_history_tokens("", &items(Value::from(input[..80].to_vec())));
-        let sealed = estimate_item_tokens(&output[0]);
+        let replaced =
+            TokenCounter::O200k.history_tokens("", &items(Value::from(input[..80].to_vec())));
+        let sealed = TokenCounter::O200k.item_tokens(&output[0]);
         assert!(replaced > 8_000, "replaced {replaced}");
         assert!(sealed * 50 < replaced, "sealed {sealed} vs replaced {replaced}");
     }
@@ -274,7 +286,10 @@ fn compact_endpoint_keeps_user_messages() {
         output.iter().map(|item| item.role().unwrap_or(item.item_type()).to_owned()).collect();
     assert_eq!(roles, ["user", "user", "user", "compaction"]);
     assert_eq!(answer["object"], json!("response.compaction"));
-    assert_eq!(answer["usage"]["input_tokens"], json!(estimate_history_tokens("", &items)));
+    assert_eq!(
+        answer["usage"]["input_tokens"],
+        json!(TokenCounter::O200k.history_tokens("", &items))
+    );
     let ResponseItem::Compaction { encrypted_content, .. } = &output[3] else { panic!() };
     assert_eq!(SealKey::default().open(encrypted_content).unwrap()["items"], json!(7));
 }

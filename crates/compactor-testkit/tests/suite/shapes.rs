@@ -3,7 +3,7 @@
 //! model's context window is enforced as the API enforces it.
 
 use compactor_protocol::ResponseItem;
-use compactor_protocol::tokens::estimate_history_tokens;
+use compactor_protocol::tokens::TokenCounter;
 use compactor_testkit::{ContextWindows, Mode, ReferenceModelConfig, TestServer, TestServerConfig};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
@@ -54,7 +54,8 @@ fn check_answer(shape: &str, request: &Value, events: &[Value], text: &str) {
         }
         other => serde_json::from_value(other.clone()).unwrap(),
     };
-    let expected = estimate_history_tokens("", &input);
+    // The reference model counts its usage with o200k.
+    let expected = TokenCounter::O200k.history_tokens("", &input);
     assert!(expected > 0);
     assert_eq!(response["usage"]["input_tokens"], expected, "{shape}");
 }
@@ -181,10 +182,11 @@ async fn windowed(windows: ContextWindows) -> TestServer {
     .unwrap()
 }
 
-/// A user message of about `tokens` tokens.
+/// A user message of about `tokens` tokens, as the reference model counts them (o200k: one
+/// token a word, and a few for the message around them).
 fn message_of(tokens: usize) -> Value {
     json!({"type": "message", "role": "user", "content": [
-        {"type": "input_text", "text": "word ".repeat(tokens * 4 / 5)}
+        {"type": "input_text", "text": "word ".repeat(tokens)}
     ]})
 }
 
