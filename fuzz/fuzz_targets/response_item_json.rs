@@ -6,11 +6,10 @@
 //! come back one ulp off (e.g. `8.88888888888889e62` is written back as `8.888888888888891e62`).
 //! Items are compared with floats allowed to differ by a few ulps; everything else is exact.
 //!
-//! Second known limit: an object with a duplicate key (`{"type":"message","role":"user",
-//! "role":"user",...}`) fails the known variant's derive and falls back to `Unknown`, while its
-//! written form (keys deduplicated) parses as the known variant. The input is therefore first
-//! read as a `serde_json::Value` (last duplicate wins, as serde_json does) and the items are
-//! parsed from that canonical text.
+//! The input is first read as a `serde_json::Value` (last duplicate key wins, as serde_json does)
+//! and the items are parsed from that canonical text, so that the written form of an item with a
+//! duplicate key is compared with what was read. (The reader itself now reads such an object as
+//! its value, last key winning; `response_item_oracle` checks that.)
 
 #![no_main]
 

@@ -1,11 +1,15 @@
 //! `cargo xtask bench`: runs the bench targets in release, then gathers the ratios they measured
-//! (D48) into a table with pass or fail, written as JSON to `target/bench-summary.json`.
+//! (D48) into a table with pass or fail, written as JSON to `target/bench-summary.json`; with
+//! `--compare FILE`, it also prints how each ratio changed against a summary saved before.
 //!
 //! Each bench (`harness = false`) measures its ratios within one run and, when the environment
 //! variable [`RESULTS_ENV`] names a folder, writes them there as `<bench>.json`
-//! (`compactor_testkit::workload::report`). A missed target, a missing ratio or a failed bench
-//! fails the task. The end-to-end bench runs the testkit's server binary in its own process
-//! (D33), so that binary is built in release first.
+//! (`compactor_testkit::workload::report`, whose `TARGETS` table holds every target). A missed
+//! target, a missing ratio or a failed bench fails the task. The end-to-end bench runs the
+//! testkit's server binary in its own process (D33), so that binary is built in release first.
+//! The comparison with `async-openai` is the package `benches/peer-decode`, a workspace of its
+//! own so that no test or lint build compiles the peer's crates: it is built in release into the
+//! same `target/` and run after the bench targets, whenever `compactor-client` is in scope.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -18,17 +22,25 @@ use crate::{BenchMode, Ctx, Scope, metadata, run, show};
 /// The folder the benches write their ratios to (`compactor_testkit::workload::BENCH_RESULTS_ENV`).
 const RESULTS_ENV: &str = "COMPACTOR_BENCH_RESULTS";
 
-/// Every ratio of D48: the package whose bench measures it, and its name.
-const EXPECTED: &[(&str, &str)] = &[
+/// Every ratio of D48: the package whose bench measures it, and its name. The targets are in
+/// `TARGETS` of `crates/compactor-testkit/src/workload.rs`; a test checks that the two lists and
+/// D48 name the same ratios.
+pub(crate) const EXPECTED: &[(&str, &str)] = &[
     ("compactor-engine", "v2_prepare_install_vs_to_vec"),
     ("compactor-engine", "trim_estimate_100k_vs_10k"),
     ("compactor-engine", "o200k_count_10k_vs_to_vec"),
     ("compactor-engine", "cached_estimate_10k_vs_to_vec"),
     ("compactor-client", "sse_decode_vs_serde_value"),
     ("compactor-client", "websocket_decode_vs_serde_value"),
+    ("compactor-client", "sse_decode_vs_async_openai"),
+    ("compactor-client", "ws_turn_time_vs_to_vec"),
+    ("compactor-client", "ws_turn_memory_vs_history_json"),
+    ("compactor-testkit", "request_parse_vs_derived"),
     ("compactor-core", "e2e_ws_wall_vs_serialize_transfer"),
+    ("compactor-core", "e2e_ws_client_cpu_vs_to_vec"),
     ("compactor-core", "e2e_ws_peak_memory_vs_history_json"),
     ("compactor-core", "e2e_http_wall_vs_serialize_transfer"),
+    ("compactor-core", "e2e_http_client_cpu_vs_to_vec"),
     ("compactor-core", "e2e_http_peak_memory_vs_history_json"),
     ("compactor-core", "soak_ws_client_cpu_vs_to_vec_recorded"),
     ("compactor-core", "soak_ws_peak_memory_vs_final_history_json"),
@@ -37,6 +49,10 @@ const EXPECTED: &[(&str, &str)] = &[
     ("compactor-core", "soak_http_peak_memory_vs_final_history_json"),
     ("compactor-core", "soak_http_rollout_bytes_per_turn_last_vs_first_100"),
 ];
+
+/// The bench-only package that measures the Rust peer, and the package whose code it measures.
+const PEER_MANIFEST: &str = "benches/peer-decode/Cargo.toml";
+const PEER_SCOPE: &str = "compactor-client";
 
 /// The package that builds the server the end-to-end bench talks to.
 const SERVER_PACKAGE: &str = "compactor-testkit";
@@ -68,7 +84,25 @@ impl Ratio {
     }
 }
 
-pub(crate) fn bench(ctx: &Ctx, scope: &Scope, mode: BenchMode, extra: &[String]) -> Result<()> {
+pub(crate) fn bench(
+    ctx: &Ctx,
+    scope: &Scope,
+    mode: BenchMode,
+    compare: Option<&Path>,
+    extra: &[String],
+) -> Result<()> {
+    // Read the saved summary first: a wrong path fails before a long run, not after it.
+    let saved = match compare {
+        Some(path) => {
+            let text = fs::read_to_string(path).with_context(|| {
+                format!("cannot read the summary to compare with, {}", path.display())
+            })?;
+            let json: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", path.display()))?;
+            Some((path, json))
+        }
+        None => None,
+    };
     let metadata = ctx.workspace_metadata()?;
     let workspace = metadata::parse(&metadata)?;
     scope.check(&workspace)?;
@@ -81,17 +115,22 @@ pub(crate) fn bench(ctx: &Ctx, scope: &Scope, mode: BenchMode, extra: &[String])
     }
     let mut cmd = ctx.cargo(&["bench"]);
     cmd.args(scope.cargo_args()).args(["--bench", "*", "--locked"]);
+    let target_dir = metadata
+        .get("target_directory")
+        .and_then(Value::as_str)
+        .map_or_else(|| ctx.root.join("target"), PathBuf::from);
+    let peer = scope.includes(PEER_SCOPE);
     if mode == BenchMode::NoRun {
         cmd.arg("--no-run");
         if !extra.is_empty() {
             cmd.arg("--").args(extra);
         }
-        return run(cmd);
+        run(cmd)?;
+        if peer {
+            run(peer_command(ctx, &target_dir, &["build"]))?;
+        }
+        return Ok(());
     }
-    let target_dir = metadata
-        .get("target_directory")
-        .and_then(Value::as_str)
-        .map_or_else(|| ctx.root.join("target"), PathBuf::from);
     let expected: Vec<&str> = EXPECTED
         .iter()
         .filter(|(package, _)| scope.includes(package))
@@ -121,7 +160,17 @@ pub(crate) fn bench(ctx: &Ctx, scope: &Scope, mode: BenchMode, extra: &[String])
     }
     let shown = show(&cmd);
     println!("\n==> {shown}");
-    let status = cmd.status().with_context(|| format!("cannot start `{shown}`"))?;
+    let mut status = cmd.status().with_context(|| format!("cannot start `{shown}`"))?;
+    if peer {
+        let mut cmd = peer_command(ctx, &target_dir, &["run"]);
+        cmd.env(RESULTS_ENV, &results);
+        let shown = show(&cmd);
+        println!("\n==> {shown}");
+        let peer_status = cmd.status().with_context(|| format!("cannot start `{shown}`"))?;
+        if !peer_status.success() {
+            status = peer_status;
+        }
+    }
 
     let mut ratios = read_results(&results)?;
     // The order of D48; ratios nobody expects go last.
@@ -137,11 +186,111 @@ pub(crate) fn bench(ctx: &Ctx, scope: &Scope, mode: BenchMode, extra: &[String])
     fs::write(&path, format!("{summary:#}\n"))
         .with_context(|| format!("cannot write {}", path.display()))?;
     println!("written to {}", path.display());
-    ensure!(status.success(), "`{shown}` failed ({status})");
+    if let Some((saved_path, saved)) = &saved {
+        println!("\n==> change against {}", saved_path.display());
+        print!("{}", comparison(saved, &summary));
+    }
+    ensure!(status.success(), "a bench failed ({status})");
     if summary["pass"] != json!(true) {
         bail!("a D48 target is missed or was not measured (see the table above)");
     }
     Ok(())
+}
+
+/// `cargo build` or `cargo run` of the peer package in release, into the workspace's target
+/// folder (its dependencies shared with the benches where they resolve alike).
+fn peer_command(ctx: &Ctx, target_dir: &Path, verb: &[&str]) -> std::process::Command {
+    let mut cmd = ctx.cargo(verb);
+    cmd.args(["--release", "--locked", "--manifest-path"])
+        .arg(ctx.root.join(PEER_MANIFEST))
+        .arg("--target-dir")
+        .arg(target_dir);
+    cmd
+}
+
+/// How each ratio of `current` changed against `saved` (both `bench-summary.json` documents):
+/// one line per ratio with both values, the change in percent, and whether it moved toward its
+/// target (`better`), away from it (`worse`) or stayed within 2 % (`same`); ratios that only one
+/// side has are listed as such.
+pub(crate) fn comparison(saved: &Value, current: &Value) -> String {
+    let records = |summary: &Value| -> Vec<(String, f64, String)> {
+        summary
+            .get("ratios")
+            .and_then(Value::as_array)
+            .map(|ratios| {
+                ratios
+                    .iter()
+                    .filter_map(|ratio| {
+                        Some((
+                            ratio.get("name")?.as_str()?.to_owned(),
+                            ratio.get("value")?.as_f64()?,
+                            ratio.get("bound").and_then(Value::as_str).unwrap_or("").to_owned(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (old, new) = (records(saved), records(current));
+    let mut rows = vec![[
+        "ratio".to_owned(),
+        "saved".to_owned(),
+        "now".to_owned(),
+        "change".to_owned(),
+        String::new(),
+    ]];
+    for (name, value, bound) in &new {
+        let Some((_, before, _)) = old.iter().find(|(old_name, _, _)| old_name == name) else {
+            rows.push([name.clone(), "-".into(), format!("{value:.2}x"), "-".into(), "new".into()]);
+            continue;
+        };
+        let change = if *before == 0.0 { 0.0 } else { (value - before) / before * 100.0 };
+        let verdict = if change.abs() < 2.0 {
+            "same"
+        } else if (bound == "at_least") == (change > 0.0) {
+            "better"
+        } else {
+            "worse"
+        };
+        rows.push([
+            name.clone(),
+            format!("{before:.2}x"),
+            format!("{value:.2}x"),
+            format!("{change:+.1}%"),
+            verdict.to_owned(),
+        ]);
+    }
+    for (name, before, _) in &old {
+        if !new.iter().any(|(new_name, _, _)| new_name == name) {
+            rows.push([
+                name.clone(),
+                format!("{before:.2}x"),
+                "-".into(),
+                "-".into(),
+                "gone".into(),
+            ]);
+        }
+    }
+    let widths: Vec<usize> =
+        (0..4).map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in &rows {
+        let line = format!(
+            "{:<w0$}  {:>w1$}  {:>w2$}  {:>w3$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3],
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// The ratios of every `<bench>.json` in `dir`, in file name order.

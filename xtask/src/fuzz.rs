@@ -16,8 +16,13 @@ use anyhow::{Context, Result, bail, ensure};
 use crate::{Ctx, show};
 
 /// The targets, in the order they run.
-pub(crate) const TARGETS: [&str; 4] =
-    ["sse_decoder", "websocket_events", "response_item_json", "rollout_reader"];
+pub(crate) const TARGETS: [&str; 5] = [
+    "sse_decoder",
+    "websocket_events",
+    "response_item_json",
+    "response_item_oracle",
+    "rollout_reader",
+];
 
 const DEFAULT_SECONDS: u64 = 60;
 

@@ -34,10 +34,11 @@ tasks:
   doc                    RUSTDOCFLAGS=\"-D warnings\" cargo doc --workspace --no-deps
   tidy                   layering, manifests, module docs, ARCHITECTURE.md, stray snapshots,
                          citations (only docs/decisions.md and files in the repository)
-  bench [-p PACKAGE]... [--no-run] [-- ARGS]
-                         cargo bench over the bench targets (crates/*/benches), then a table of
-                         the D48 ratios (docs/decisions.md) with pass/fail, also in
-                         target/bench-summary.json
+  bench [-p PACKAGE]... [--no-run] [--compare FILE] [-- ARGS]
+                         cargo bench over the bench targets (crates/*/benches) and the peer
+                         bench (benches/peer-decode), then a table of the D48 ratios
+                         (docs/decisions.md) with pass/fail, also in target/bench-summary.json;
+                         --compare prints each ratio's change against a saved summary
   examples               runs every example of every crate (cargo run --example); each must
                          exit 0
   package                cargo package for every published-shaped crate (all but xtask and
@@ -74,7 +75,7 @@ enum Task {
     FmtCheck,
     Doc,
     Tidy,
-    Bench { scope: Scope, mode: BenchMode, extra: Vec<String> },
+    Bench { scope: Scope, mode: BenchMode, compare: Option<PathBuf>, extra: Vec<String> },
     Ci,
     Examples,
     Package,
@@ -142,6 +143,7 @@ fn parse(args: &[String]) -> Result<Task> {
     }
     let mut packages = Vec::new();
     let mut mode = BenchMode::Run;
+    let mut compare = None;
     let mut extra = Vec::new();
     let mut rest = rest.iter();
     while let Some(arg) = rest.next() {
@@ -151,6 +153,10 @@ fn parse(args: &[String]) -> Result<Task> {
                 packages.push(name.clone());
             }
             "--no-run" if task == "bench" => mode = BenchMode::NoRun,
+            "--compare" if task == "bench" => {
+                let file = rest.next().context("`--compare` needs a bench-summary.json file")?;
+                compare = Some(PathBuf::from(file));
+            }
             "--" if task == "bench" => extra.extend(rest.by_ref().cloned()),
             other => bail!("unexpected argument `{other}` for `{task}`\n\n{HELP}"),
         }
@@ -159,7 +165,7 @@ fn parse(args: &[String]) -> Result<Task> {
     let scope = if has_packages { Scope::Packages(packages) } else { Scope::Workspace };
     let parsed = match task.as_str() {
         "test" => Task::Test(scope),
-        "bench" => Task::Bench { scope, mode, extra },
+        "bench" => Task::Bench { scope, mode, compare, extra },
         "lint" => Task::Lint,
         "fmt" => Task::Fmt,
         "fmt-check" => Task::FmtCheck,
@@ -253,7 +259,9 @@ fn run_task(ctx: &Ctx, task: &Task) -> Result<()> {
         Task::FmtCheck => fmt_check(ctx),
         Task::Doc => doc(ctx),
         Task::Tidy => tidy(ctx, &ctx.workspace_metadata()?),
-        Task::Bench { scope, mode, extra } => bench::bench(ctx, scope, *mode, extra),
+        Task::Bench { scope, mode, compare, extra } => {
+            bench::bench(ctx, scope, *mode, compare.as_deref(), extra)
+        }
         Task::Examples => package::examples(ctx),
         Task::Package => package::package(ctx),
         Task::Interop => interop::interop(ctx),
@@ -265,7 +273,7 @@ fn run_task(ctx: &Ctx, task: &Task) -> Result<()> {
             test(ctx, &Scope::Workspace)?;
             package::examples(ctx)?;
             package::package(ctx)?;
-            bench::bench(ctx, &Scope::Workspace, BenchMode::NoRun, &[])?;
+            bench::bench(ctx, &Scope::Workspace, BenchMode::NoRun, None, &[])?;
             println!("\nxtask ci: all steps passed");
             Ok(())
         }

@@ -44,13 +44,30 @@ fn packages_and_bench_flags() {
     check("test --no-run", Err("unexpected argument `--no-run` for `test`"));
     check(
         "bench",
-        Ok(Task::Bench { scope: Scope::Workspace, mode: BenchMode::Run, extra: Vec::new() }),
+        Ok(Task::Bench {
+            scope: Scope::Workspace,
+            mode: BenchMode::Run,
+            compare: None,
+            extra: Vec::new(),
+        }),
     );
+    check(
+        "bench --compare old/bench-summary.json -p compactor-client",
+        Ok(Task::Bench {
+            scope: packages(&["compactor-client"]),
+            mode: BenchMode::Run,
+            compare: Some("old/bench-summary.json".into()),
+            extra: Vec::new(),
+        }),
+    );
+    check("bench --compare", Err("`--compare` needs a bench-summary.json file"));
+    check("test --compare x", Err("unexpected argument `--compare` for `test`"));
     check(
         "bench -p compactor-engine --no-run -- trim --sample-count 3",
         Ok(Task::Bench {
             scope: packages(&["compactor-engine"]),
             mode: BenchMode::NoRun,
+            compare: None,
             extra: ["trim", "--sample-count", "3"].map(str::to_owned).to_vec(),
         }),
     );

@@ -1,9 +1,11 @@
 //! Entry points for `cargo xtask bench` (D48; hidden from the docs, no stability promise):
-//! the transports' own decoding and mapping code, run over in-memory input.
+//! the transports' own decoding and mapping code, run over in-memory input, and the WebSocket
+//! transport's incremental-request bookkeeping without a socket.
 
-use compactor_protocol::CompactorError;
+use compactor_protocol::{CompactorError, ResponseItem, ResponsesApiRequest};
 
 use crate::http::Read;
+use crate::ws::Bookkeeping;
 
 /// Decodes one SSE response body that arrives in `chunks` exactly as the HTTP transport does
 /// (SSE framing, payload parsing, event mapping), and returns how many events it produced, the
@@ -24,6 +26,35 @@ pub fn sse_events(chunks: &[&[u8]]) -> Result<usize, CompactorError> {
 /// The error that ended the stream before `response.completed`.
 pub fn websocket_events(frames: &[&[u8]]) -> Result<usize, CompactorError> {
     completed(crate::ws::map_frames(frames))
+}
+
+/// The WebSocket transport's work around each request of a connection, without the
+/// connection: building the `response.create` (incremental when the input extends what the server
+/// holds) and keeping the baseline for the next one (D130).
+#[derive(Debug)]
+pub struct WebsocketTurns(Bookkeeping);
+
+impl Default for WebsocketTurns {
+    fn default() -> Self {
+        Self(Bookkeeping::new())
+    }
+}
+
+impl WebsocketTurns {
+    /// The message the transport sends for `request` on this connection; the request becomes the
+    /// baseline of the next one.
+    ///
+    /// # Errors
+    ///
+    /// The request does not serialize.
+    pub fn send(&mut self, request: &ResponsesApiRequest<'_>) -> Result<String, CompactorError> {
+        self.0.send(request)
+    }
+
+    /// Records that the last request was answered by `response_id` with `output`.
+    pub fn complete(&mut self, response_id: &str, output: &[ResponseItem]) {
+        self.0.complete(response_id, output);
+    }
 }
 
 fn completed(mut reads: Vec<Read>) -> Result<usize, CompactorError> {

@@ -3,12 +3,13 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex as StdMutex, PoisonError};
 use std::time::Duration;
 
 use compactor_protocol::{
-    CompactorError, ResponseEvent, ResponseItem, ResponsesApiRequest, StreamEventPayload,
-    WsClientMessage,
+    CompactorError, Fingerprint, FingerprintKey, ResponseEvent, ResponseItem, ResponsesApiRequest,
+    StreamEventPayload, WsClientMessage,
 };
 use futures::{SinkExt, StreamExt};
 use http::HeaderMap;
@@ -58,11 +59,101 @@ impl Connection {
     }
 }
 
-/// The last completed response on a connection: the baseline of the next incremental request.
+/// The last request sent on a connection, as the baseline of the next incremental request
+/// (D130): its settings, and its input as one fingerprint per item, never a copy of the items.
+#[derive(Debug)]
+struct Baseline {
+    /// Everything but the input (which is empty here), to compare settings with.
+    settings: ResponsesApiRequest<'static>,
+    /// The fingerprint of each input item, in order.
+    input: Vec<Fingerprint>,
+}
+
+impl Baseline {
+    fn new(request: &ResponsesApiRequest<'_>, input: Vec<Fingerprint>) -> Self {
+        Self { settings: settings_of(request), input }
+    }
+}
+
+/// The last completed response on a connection: with the last request, the baseline of the next
+/// incremental request.
 #[derive(Debug, Clone)]
 struct LastResponse {
     response_id: String,
-    items_added: Vec<ResponseItem>,
+    /// The fingerprint of each output item, in order.
+    added: Vec<Fingerprint>,
+    /// The position in `added` of the last `compaction` item, when the server compacted.
+    compaction_at: Option<usize>,
+}
+
+/// The fingerprints of a response's output items as they are read.
+#[derive(Debug)]
+struct OutputPrints {
+    key: FingerprintKey,
+    added: Vec<Fingerprint>,
+    compaction_at: Option<usize>,
+}
+
+impl OutputPrints {
+    fn new(key: FingerprintKey) -> Self {
+        Self { key, added: Vec::new(), compaction_at: None }
+    }
+
+    fn push(&mut self, item: &ResponseItem) {
+        if matches!(item, ResponseItem::Compaction { .. }) {
+            self.compaction_at = Some(self.added.len());
+        }
+        self.added.push(item.fingerprint(self.key));
+    }
+
+    /// The completed response, leaving this empty for the next one.
+    fn finish(&mut self, response_id: &str) -> LastResponse {
+        LastResponse {
+            response_id: response_id.to_owned(),
+            added: std::mem::take(&mut self.added),
+            compaction_at: self.compaction_at.take(),
+        }
+    }
+}
+
+/// The incremental-request bookkeeping of one connection without the connection: what the
+/// transport does around each request, for the benches (`crate::bench::WebsocketTurns`).
+#[derive(Debug)]
+pub(crate) struct Bookkeeping {
+    key: FingerprintKey,
+    last_request: Option<Baseline>,
+    last_response: Option<LastResponse>,
+}
+
+impl Bookkeeping {
+    pub(crate) fn new() -> Self {
+        Self { key: random_key(), last_request: None, last_response: None }
+    }
+
+    /// The `response.create` message for `request`, as [`attempt`] builds it; the baseline it
+    /// leaves replaces the last one.
+    pub(crate) fn send(
+        &mut self,
+        request: &ResponsesApiRequest<'_>,
+    ) -> Result<String, CompactorError> {
+        let Create { message, baseline } = create_message(
+            self.last_request.as_ref(),
+            self.last_response.take(),
+            request,
+            self.key,
+        )?;
+        self.last_request = baseline;
+        Ok(message)
+    }
+
+    /// Records a completed response with `output`, as the reader does.
+    pub(crate) fn complete(&mut self, response_id: &str, output: &[ResponseItem]) {
+        let mut prints = OutputPrints::new(self.key);
+        for item in output {
+            prints.push(item);
+        }
+        self.last_response = Some(prints.finish(response_id));
+    }
 }
 
 /// A turn's WebSocket state: the connection and the incremental-request baseline.
@@ -71,7 +162,9 @@ pub(crate) struct WsSession {
     connection: Arc<Mutex<Connection>>,
     /// The handshake answer's headers that become events at the start of each stream (D45).
     handshake_headers: HeaderMap,
-    last_request: Option<ResponsesApiRequest<'static>>,
+    /// The secret key of this connection's fingerprints.
+    key: FingerprintKey,
+    last_request: Option<Baseline>,
     last_response: Arc<StdMutex<Option<LastResponse>>>,
 }
 
@@ -80,6 +173,7 @@ impl WsSession {
         Self {
             connection: Arc::new(Mutex::new(Connection { socket: Some(socket) })),
             handshake_headers,
+            key: random_key(),
             last_request: None,
             last_response: Arc::new(StdMutex::new(None)),
         }
@@ -189,20 +283,19 @@ async fn attempt(
             AttemptError::by_class(CompactorError::stream("websocket session missing")).into()
         );
     };
-    let message = create_message(ws, request).map_err(AttemptError::final_error)?;
+    let last_response = ws.last_response.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let Create { message, baseline } =
+        create_message(ws.last_request.as_ref(), last_response, request, ws.key)
+            .map_err(AttemptError::final_error)?;
     report(&SentRequest::websocket(request, &message));
-    // No request extends one that ends with a compaction trigger (the next one starts from the
-    // compacted history), so its input, the whole history, is not copied as a baseline.
-    ws.last_request = match request.input.last() {
-        Some(item) if item.is_compaction_trigger() => None,
-        Some(_) | None => Some(owned_request(request)),
-    };
+    ws.last_request = baseline;
     *ws.last_response.lock().unwrap_or_else(PoisonError::into_inner) = None;
     // The reader owns the connection from the send on: if this future is dropped before the
     // response is read to its end, the connection is broken off, never reused with a stale
     // answer on its way.
-    let mut reader = WsReader::new(guard, config.stream_idle_timeout, ws.last_response.clone())
-        .redacting(redactor_of(&client));
+    let mut reader =
+        WsReader::new(guard, config.stream_idle_timeout, ws.last_response.clone(), ws.key)
+            .redacting(redactor_of(&client));
     send_text(&mut reader.guard, message, config.stream_idle_timeout).await?;
     let lead = reader.mapper.header_events(&ws.handshake_headers);
     let first = match reader.next().await {
@@ -228,14 +321,12 @@ async fn prewarm(
     let Some(ws) = session.ws_mut().as_mut() else {
         return Ok(());
     };
-    let mut warm = owned_request(request);
-    warm.input = Cow::Owned(Vec::new());
+    let mut warm = settings_of(request);
     warm.generate = Some(false);
-    warm.previous_response_id = None;
     let message = serde_json::to_string(&WsClientMessage::ResponseCreate(Box::new(warm.clone())))
         .map_err(|err| AttemptError::final_error(err.into()))?;
     let guard = ws.connection.clone().lock_owned().await;
-    let mut reader = WsReader::new(guard, idle, ws.last_response.clone()).redacting(key);
+    let mut reader = WsReader::new(guard, idle, ws.last_response.clone(), ws.key).redacting(key);
     send_text(&mut reader.guard, message, idle).await?;
     loop {
         match reader.next().await {
@@ -248,59 +339,80 @@ async fn prewarm(
         }
     }
     warm.generate = None;
-    ws.last_request = Some(warm);
+    ws.last_request = Some(Baseline { settings: warm, input: Vec::new() });
     Ok(())
+}
+
+/// A `response.create` message, and the baseline it leaves for the next request.
+struct Create {
+    message: String,
+    /// `None` after a request that ends with a compaction trigger: no request extends it (the
+    /// next one starts from the compacted history), so its input is not even fingerprinted.
+    baseline: Option<Baseline>,
 }
 
 /// The `response.create` to send: incremental when the new input extends the last request's
 /// input plus the last response's output (or, after a server-side compaction, starts with the
-/// compaction item and what followed it) and nothing else changed; full otherwise.
+/// compaction item and what followed it) and nothing else changed; full otherwise. Items are
+/// compared by fingerprint (D130).
 fn create_message(
-    ws: &WsSession,
+    baseline: Option<&Baseline>,
+    last_response: Option<LastResponse>,
     request: &ResponsesApiRequest<'_>,
-) -> Result<String, CompactorError> {
-    let last_response = ws.last_response.lock().unwrap_or_else(PoisonError::into_inner).clone();
-    let incremental = match (&ws.last_request, last_response) {
-        (Some(last), Some(response)) if same_settings(last, request) => {
-            // After a server-side compaction the server's state is the compaction item and what
-            // followed it, so a request that starts there chains (nothing pruned by hand).
-            let compaction = response
-                .items_added
-                .iter()
-                .rposition(|item| matches!(item, ResponseItem::Compaction { .. }));
-            let extends = match compaction {
-                Some(at) => {
-                    let tail = &response.items_added[at..];
-                    let starts = request.input.len() >= tail.len()
-                        && request.input.iter().zip(tail).all(|(sent, kept)| **sent == *kept);
-                    starts.then_some(tail.len())
-                }
-                None => {
-                    let prefix_len = last.input.len() + response.items_added.len();
-                    let extends = request.input.len() >= prefix_len
-                        && request.input[..last.input.len()] == last.input[..]
-                        && request.input[last.input.len()..prefix_len]
-                            .iter()
-                            .zip(&response.items_added)
-                            .all(|(sent, added)| **sent == *added);
-                    extends.then_some(prefix_len)
-                }
-            };
-            extends.map(|prefix_len| (response.response_id, prefix_len))
-        }
-        _ => None,
-    };
-    let message = match incremental {
-        Some((response_id, prefix_len)) => {
+    key: FingerprintKey,
+) -> Result<Create, CompactorError> {
+    let keep = !request.input.last().is_some_and(|item| item.is_compaction_trigger());
+    let (prefix, prints) = incremental_prefix(baseline, last_response.as_ref(), request, keep, key);
+    let message = match prefix.zip(last_response) {
+        Some((prefix_len, response)) => {
             let mut suffix = request.reborrow();
             suffix.input = Cow::Borrowed(&request.input[prefix_len..]);
-            suffix.previous_response_id = Some(response_id);
+            suffix.previous_response_id = Some(response.response_id);
             WsClientMessage::ResponseCreate(Box::new(suffix))
         }
         None => WsClientMessage::ResponseCreate(Box::new(request.reborrow())),
     };
     let body = crate::client::json_body(&message)?;
-    String::from_utf8(body).map_err(|err| CompactorError::Json(err.to_string()))
+    let message = String::from_utf8(body).map_err(|err| CompactorError::Json(err.to_string()))?;
+    Ok(Create { message, baseline: keep.then(|| Baseline::new(request, prints)) })
+}
+
+/// How much of `request`'s input the server already holds after `baseline` and `response`
+/// (`None`: send it whole), and the fingerprints of the input: all of them when `keep` (they
+/// become the next baseline), else only as many as the comparison needed.
+fn incremental_prefix(
+    baseline: Option<&Baseline>,
+    response: Option<&LastResponse>,
+    request: &ResponsesApiRequest<'_>,
+    keep: bool,
+    key: FingerprintKey,
+) -> (Option<usize>, Vec<Fingerprint>) {
+    // What the server holds, as fingerprints: `head` then `tail`.
+    let held = match (baseline, response) {
+        (Some(baseline), Some(response)) if same_settings(&baseline.settings, request) => {
+            match response.compaction_at {
+                // After a server-side compaction the server's state is the compaction item and
+                // what followed it, so a request that starts there chains (nothing pruned by
+                // hand).
+                Some(at) => Some((&[][..], &response.added[at..])),
+                None => Some((&baseline.input[..], &response.added[..])),
+            }
+        }
+        _ => None,
+    };
+    let input = &request.input;
+    let needed = held.map(|(head, tail)| head.len() + tail.len());
+    let count = if keep { input.len() } else { needed.filter(|&n| input.len() >= n).unwrap_or(0) };
+    let prints: Vec<Fingerprint> =
+        input[..count].iter().map(|item| item.fingerprint(key)).collect();
+    let prefix = held.and_then(|(head, tail)| {
+        let len = head.len() + tail.len();
+        let extends = prints.len() >= len
+            && prints[..head.len()] == *head
+            && prints[head.len()..len] == *tail;
+        extends.then_some(len)
+    });
+    (prefix, prints)
 }
 
 /// Whether two requests agree on everything but their input.
@@ -320,13 +432,13 @@ fn same_settings(a: &ResponsesApiRequest<'_>, b: &ResponsesApiRequest<'_>) -> bo
         && a.client_metadata == b.client_metadata
 }
 
-fn owned_request(request: &ResponsesApiRequest<'_>) -> ResponsesApiRequest<'static> {
+/// `request` without its input (and without `previous_response_id`), owned: never a copy of the
+/// history.
+fn settings_of(request: &ResponsesApiRequest<'_>) -> ResponsesApiRequest<'static> {
     ResponsesApiRequest {
         model: Cow::Owned(request.model.clone().into_owned()),
         instructions: Cow::Owned(request.instructions.clone().into_owned()),
-        input: Cow::Owned(
-            request.input.iter().map(|item| Cow::Owned(item.as_ref().clone())).collect(),
-        ),
+        input: Cow::Owned(Vec::new()),
         tools: Cow::Owned(request.tools.to_vec()),
         tool_choice: Cow::Owned(request.tool_choice.clone().into_owned()),
         parallel_tool_calls: request.parallel_tool_calls,
@@ -342,6 +454,13 @@ fn owned_request(request: &ResponsesApiRequest<'_>) -> ResponsesApiRequest<'stat
         generate: request.generate,
         client_metadata: request.client_metadata.clone(),
     }
+}
+
+/// A fresh secret key for a connection's fingerprints: two outputs of the standard library's
+/// randomly keyed SipHash, which draws its keys from the operating system.
+fn random_key() -> FingerprintKey {
+    let state = RandomState::new();
+    FingerprintKey::new(state.hash_one(0u8), state.hash_one(1u8))
 }
 
 /// Opens a connection; returns it with the handshake answer's headers that carry events.
@@ -477,7 +596,8 @@ struct WsReader {
     guard: OwnedMutexGuard<Connection>,
     mapper: EventMapper,
     idle_timeout: Duration,
-    items_added: Vec<ResponseItem>,
+    /// The fingerprints of the output items read so far.
+    output: OutputPrints,
     last_response: Arc<StdMutex<Option<LastResponse>>>,
     pending: VecDeque<Read>,
     /// The secrets redacted from error frames that echo them.
@@ -503,12 +623,13 @@ impl WsReader {
         guard: OwnedMutexGuard<Connection>,
         idle_timeout: Duration,
         last_response: Arc<StdMutex<Option<LastResponse>>>,
+        key: FingerprintKey,
     ) -> Self {
         Self {
             guard,
             mapper: EventMapper::default(),
             idle_timeout,
-            items_added: Vec::new(),
+            output: OutputPrints::new(key),
             last_response,
             pending: VecDeque::new(),
             redactor: Redactor::default(),
@@ -605,7 +726,7 @@ impl WsReader {
         let read = match map_event(payload) {
             Mapped::Event(event) => {
                 if let ResponseEvent::OutputItemDone { item } = &event {
-                    self.items_added.push(item.clone());
+                    self.output.push(item);
                 }
                 Read::Event(event)
             }
@@ -613,10 +734,7 @@ impl WsReader {
                 self.completed = true;
                 if let ResponseEvent::Completed { response_id, .. } = &event {
                     *self.last_response.lock().unwrap_or_else(PoisonError::into_inner) =
-                        Some(LastResponse {
-                            response_id: response_id.clone(),
-                            items_added: std::mem::take(&mut self.items_added),
-                        });
+                        Some(self.output.finish(response_id));
                 }
                 Read::Completed(event)
             }
@@ -641,7 +759,12 @@ pub(crate) fn map_frames(frames: &[&[u8]]) -> Vec<Read> {
     let Ok(guard) = connection.try_lock_owned() else {
         return Vec::new();
     };
-    let mut reader = WsReader::new(guard, Duration::ZERO, Arc::new(StdMutex::new(None)));
+    let mut reader = WsReader::new(
+        guard,
+        Duration::ZERO,
+        Arc::new(StdMutex::new(None)),
+        FingerprintKey::new(0, 0),
+    );
     let mut reads = Vec::new();
     let mut frames = frames.iter();
     loop {
@@ -778,3 +901,6 @@ pub(crate) async fn send_response_processed(session: &mut ModelClientSession, re
         tracing::debug!(error = %failure.error, "failed to send response.processed");
     }
 }
+
+#[cfg(test)]
+mod tests;

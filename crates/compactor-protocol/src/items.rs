@@ -5,7 +5,10 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+mod read;
 mod wire;
+
+pub(crate) use wire::PartKind;
 
 use crate::request::InputItems;
 
@@ -21,6 +24,9 @@ use crate::request::InputItems;
 /// part's `annotations`), in any key order. It is a real [`ResponseItem::Message`] (sent,
 /// estimated, counted as a user turn) and is written back in the form it came in; see
 /// [`Unmodelled`].
+///
+/// An item is read by a hand-written visitor over `type` that reads the common forms straight into
+/// their fields (see D131 in docs/decisions.md).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ResponseItem {
     /// A message from the user, the assistant, the developer or the system.
@@ -566,6 +572,63 @@ impl PassThroughList {
                     .map(|item| Cow::Borrowed(item.as_ref()))
                     .collect(),
             )
+        }
+    }
+}
+
+/// The general reading of items (a message by hand from its JSON object, every other item by the
+/// deserializer serde derives for the tagged form), for the tests, benches and fuzz targets that
+/// compare the hand-written reader with it (D131); not part of the API.
+#[doc(hidden)]
+pub mod oracle {
+    use std::fmt;
+
+    use serde::de::{IgnoredAny, MapAccess, Visitor};
+    use serde::{Deserialize, Deserializer};
+
+    use super::ResponseItem;
+    use super::wire::read_general;
+
+    /// An item read the general way, as it was read before the hand-written reader.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct ReferenceItem(pub ResponseItem);
+
+    impl<'de> Deserialize<'de> for ReferenceItem {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            read_general(deserializer).map(ReferenceItem)
+        }
+    }
+
+    /// The `input` of a request body, its items read the general way; the other
+    /// fields are skipped, not read.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct ReferenceInput(pub Vec<ResponseItem>);
+
+    impl<'de> Deserialize<'de> for ReferenceInput {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct InputVisitor;
+            impl<'de> Visitor<'de> for InputVisitor {
+                type Value = ReferenceInput;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a request body")
+                }
+                fn visit_map<A: MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<ReferenceInput, A::Error> {
+                    let mut input = Vec::new();
+                    while let Some(key) = map.next_key::<String>()? {
+                        if key == "input" {
+                            let items: Vec<ReferenceItem> = map.next_value()?;
+                            input = items.into_iter().map(|item| item.0).collect();
+                        } else {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                    Ok(ReferenceInput(input))
+                }
+            }
+            deserializer.deserialize_map(InputVisitor)
         }
     }
 }

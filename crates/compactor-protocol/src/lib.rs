@@ -2,7 +2,8 @@
 //!
 //! Every type that crosses a crate boundary lives here, with the serde attributes that produce
 //! the exact JSON of the Responses API and of Compactor's rollouts. This crate depends only on
-//! `serde`, `serde_json` and `thiserror`: no tokio, no I/O, and no other Compactor crate.
+//! `serde`, `serde_json`, `siphasher` and `thiserror`: no tokio, no I/O, and no other Compactor
+//! crate.
 //!
 //! - Items: [`ResponseItem`], [`ContentItem`], [`MessagePhase`], [`PassThroughList`].
 //! - Requests: [`Prompt`], [`TurnSettings`], [`ResponsesApiRequest`], [`WsClientMessage`],
@@ -22,6 +23,7 @@
 //!   [`CompactionStatus`], [`InitialContextInjection`], [`V2TriggerForm`].
 //! - User turns: [`ContextualMarkers`] and [`is_user_turn_boundary`], the one rule every crate
 //!   counts user turns by.
+//! - [`Fingerprint`]: keyed 128-bit fingerprints of items ([`ResponseItem::fingerprint`]).
 //! - [`tokens`]: the byte-based token estimates; [`display`]: one-line history rendering.
 //! - [`CompactorError`]: the error taxonomy, with [`CompactorError::is_retryable`].
 //!
@@ -41,6 +43,7 @@ pub mod compaction;
 pub mod display;
 pub mod error;
 pub mod events;
+pub mod fingerprint;
 pub mod items;
 pub mod ledger;
 pub mod pins;
@@ -58,6 +61,7 @@ pub use compaction::{
 };
 pub use error::{CompactorError, CompactorErrorInfo};
 pub use events::{ContextCompactionItem, ErrorEvent, EventMsg, HookEventName, TurnItem};
+pub use fingerprint::{Fingerprint, FingerprintKey};
 pub use items::{
     ContentItem, LocalShellAction, MessagePhase, PassThroughList, ReasoningContent,
     ReasoningSummary, ResponseItem, ToolOutput, WebSearchAction, content_text,

@@ -435,6 +435,129 @@ fn one_response(rng: &mut Rng, number: u64) -> Vec<Value> {
 /// `cargo xtask bench`, one `<bench>.json` file each.
 pub const BENCH_RESULTS_ENV: &str = "COMPACTOR_BENCH_RESULTS";
 
+/// Every ratio `cargo xtask bench` checks, with its target and what it compares: the one place
+/// the targets live (D48). A bench reports a ratio through [`MeasuredRatio::new`], which takes
+/// its target from here; `cargo xtask bench` expects each of these names, and its tests check that
+/// D48 in `docs/decisions.md` lists the same names and bounds.
+pub const TARGETS: &[(&str, Target, &str)] = &[
+    (
+        "v2_prepare_install_vs_to_vec",
+        Target::AtMost(2.0),
+        "v2 preparation + installation of 10 000 items vs one serde_json::to_vec",
+    ),
+    (
+        "trim_estimate_100k_vs_10k",
+        Target::AtMost(12.0),
+        "trimming + estimation of 100 000 items vs 10 000 items",
+    ),
+    (
+        "o200k_count_10k_vs_to_vec",
+        Target::AtMost(60.0),
+        "counting 10 000 items with o200k from scratch vs one serde_json::to_vec (D128)",
+    ),
+    (
+        "cached_estimate_10k_vs_to_vec",
+        Target::AtMost(0.05),
+        "a turn's estimate at 10 000 items with cached counts vs one serde_json::to_vec (D128)",
+    ),
+    (
+        "sse_decode_vs_serde_value",
+        Target::AtLeast(1.0),
+        "SSE decoding of a 50 MB event stream vs serde_json Value parsing (throughput)",
+    ),
+    (
+        "websocket_decode_vs_serde_value",
+        Target::AtLeast(1.0),
+        "WebSocket decoding of a 50 MB event stream vs serde_json Value parsing (throughput)",
+    ),
+    (
+        "sse_decode_vs_async_openai",
+        Target::AtLeast(1.5),
+        "SSE decoding of the same bytes vs async-openai's stream event types over \
+         eventsource-stream (throughput)",
+    ),
+    (
+        "ws_turn_time_vs_to_vec",
+        Target::AtMost(1.5),
+        "the WebSocket transport's work for a normal turn at 10 000 items vs one \
+         serde_json::to_vec of the history",
+    ),
+    (
+        "ws_turn_memory_vs_history_json",
+        Target::AtMost(0.2),
+        "the memory a normal WebSocket turn at 10 000 items adds vs the history's JSON",
+    ),
+    (
+        "request_parse_vs_derived",
+        Target::AtLeast(2.0),
+        "typed parse of a 10 000-item request, the general item reading's time (derived for \
+         all but messages) vs the hand-written reader's",
+    ),
+    (
+        "e2e_ws_wall_vs_serialize_transfer",
+        Target::AtMost(4.0),
+        "manual v2 compaction of 10 000 items over WebSocket vs one serialization + loopback \
+         transfer",
+    ),
+    (
+        "e2e_ws_client_cpu_vs_to_vec",
+        Target::AtMost(2.5),
+        "client CPU of a manual v2 compaction of 10 000 items over WebSocket vs one \
+         serde_json::to_vec of the request",
+    ),
+    (
+        "e2e_ws_peak_memory_vs_history_json",
+        Target::AtMost(4.0),
+        "client peak memory of a manual v2 compaction over WebSocket vs the history's JSON",
+    ),
+    (
+        "e2e_http_wall_vs_serialize_transfer",
+        Target::AtMost(4.0),
+        "manual v2 compaction of 10 000 items over HTTP vs one serialization + loopback transfer",
+    ),
+    (
+        "e2e_http_client_cpu_vs_to_vec",
+        Target::AtMost(2.5),
+        "client CPU of a manual v2 compaction of 10 000 items over HTTP vs one \
+         serde_json::to_vec of the request",
+    ),
+    (
+        "e2e_http_peak_memory_vs_history_json",
+        Target::AtMost(4.0),
+        "client peak memory of a manual v2 compaction over HTTP vs the history's JSON",
+    ),
+    (
+        "soak_ws_client_cpu_vs_to_vec_recorded",
+        Target::AtMost(60.0),
+        "client CPU of a 300-turn soak over WebSocket vs one to_vec of its rollout",
+    ),
+    (
+        "soak_ws_peak_memory_vs_final_history_json",
+        Target::AtMost(200.0),
+        "client peak memory of a 300-turn soak over WebSocket vs its final history's JSON",
+    ),
+    (
+        "soak_ws_rollout_bytes_per_turn_last_vs_first_100",
+        Target::AtMost(1.2),
+        "rollout bytes per turn of a soak over WebSocket: the last 100 turns vs the first 100",
+    ),
+    (
+        "soak_http_client_cpu_vs_to_vec_recorded",
+        Target::AtMost(60.0),
+        "client CPU of a 300-turn soak over HTTP vs one to_vec of its rollout",
+    ),
+    (
+        "soak_http_peak_memory_vs_final_history_json",
+        Target::AtMost(200.0),
+        "client peak memory of a 300-turn soak over HTTP vs its final history's JSON",
+    ),
+    (
+        "soak_http_rollout_bytes_per_turn_last_vs_first_100",
+        Target::AtMost(1.2),
+        "rollout bytes per turn of a soak over HTTP: the last 100 turns vs the first 100",
+    ),
+];
+
 /// Which side of a ratio a target bounds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Target {
@@ -460,6 +583,19 @@ pub struct MeasuredRatio {
 }
 
 impl MeasuredRatio {
+    /// The ratio `name` of [`TARGETS`], measured as `value`, with its target and description
+    /// from there. A name that is not in [`TARGETS`] gets a target no value meets, so a bench
+    /// cannot report a ratio nobody checks.
+    pub fn new(name: &str, value: f64, details: String) -> Self {
+        let (target, description) = TARGETS
+            .iter()
+            .find(|(known, _, _)| *known == name)
+            .map_or((Target::AtMost(f64::NEG_INFINITY), "not a ratio of TARGETS"), |entry| {
+                (entry.1, entry.2)
+            });
+        Self { name: name.to_owned(), description: description.to_owned(), value, target, details }
+    }
+
     /// Whether the ratio meets its target.
     pub fn passes(&self) -> bool {
         match self.target {

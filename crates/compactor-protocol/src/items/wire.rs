@@ -2,10 +2,12 @@
 //! whatever form it came (without `type`, with string content, with fields Compactor does not
 //! model, in any key order), written back in that form (D110).
 //!
-//! Reading takes the fast path when `type` is the first key, as every writer Compactor knows
-//! puts it: a message is read straight into its fields, any other item goes to the tagged
-//! reading with the key it already read. An object whose `type` comes later, or that has none, is
-//! read into a JSON object first.
+//! The reading here is the general one: when `type` is the first key, a message is read into a
+//! JSON object and then into its fields, any other item goes to the tagged reading with the key it
+//! already read; an object whose `type` comes later, or that has none, is read into a JSON object
+//! first. Items are read by the hand-written reader of `read.rs`, which takes the forms Compactor
+//! and the API write straight into their fields and hands everything else to [`from_object`];
+//! this reading stays as the reference it is checked against (D131).
 
 use std::fmt;
 
@@ -26,31 +28,31 @@ pub(crate) struct Leftovers {
     /// Message fields Compactor does not model, in order.
     pub(crate) fields: Map<String, Value>,
     /// The message's key order, when it was not the one Compactor writes.
-    order: Option<Vec<String>>,
+    pub(crate) order: Option<Vec<String>>,
     /// The message had no `type`.
     pub(crate) typeless: bool,
     /// The message's `content` was a string.
     pub(crate) string_content: bool,
     /// Text and image parts with fields Compactor does not model, or in another key order.
-    parts: Vec<PartLeftovers>,
+    pub(crate) parts: Vec<PartLeftovers>,
 }
 
 /// The leftovers of one content part.
 #[derive(Debug, Clone, PartialEq)]
-struct PartLeftovers {
+pub(crate) struct PartLeftovers {
     /// The part's position in the content.
-    index: usize,
+    pub(crate) index: usize,
     /// The part's `type`; the leftovers apply while the part at `index` has it.
-    kind: PartKind,
+    pub(crate) kind: PartKind,
     /// Part fields Compactor does not model, in order.
-    fields: Map<String, Value>,
+    pub(crate) fields: Map<String, Value>,
     /// The part's key order, when it was not the one Compactor writes.
-    order: Option<Vec<String>>,
+    pub(crate) order: Option<Vec<String>>,
 }
 
 /// The content parts Compactor models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PartKind {
+pub(crate) enum PartKind {
     InputText,
     OutputText,
     InputImage,
@@ -68,6 +70,11 @@ impl PartKind {
 }
 
 impl Unmodelled {
+    /// What is kept, when there is anything (for fingerprints, which follow `==`).
+    pub(crate) fn leftovers(&self) -> Option<&Leftovers> {
+        self.0.as_deref()
+    }
+
     /// A message that came as `{"role":..., "content":"..."}`: no `type`, string content.
     pub(crate) fn easy_input() -> Self {
         Self(Some(Box::new(Leftovers {
@@ -225,10 +232,13 @@ impl Serialize for ResponseItem {
     }
 }
 
-impl<'de> Deserialize<'de> for ResponseItem {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ItemVisitor)
-    }
+/// Reads an item the general way: a message by hand in any form, any other item through the
+/// derived tagged reading. The hand-written reader (`read.rs`) takes the common forms itself and
+/// hands the rest to [`from_object`]; this whole reading stays as its reference (D131).
+pub(super) fn read_general<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<ResponseItem, D::Error> {
+    deserializer.deserialize_any(ItemVisitor)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -347,7 +357,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for TypeFirst<A> {
 }
 
 /// An item from a whole JSON object.
-fn from_object(object: Map<String, Value>) -> Result<ResponseItem, serde_json::Error> {
+pub(super) fn from_object(object: Map<String, Value>) -> Result<ResponseItem, serde_json::Error> {
     match object.get("type") {
         Some(Value::String(kind)) if kind == "message" => Ok(read_message(object)),
         None if is_easy_message(&object) => Ok(read_message(object)),

@@ -1,0 +1,89 @@
+//! The typed parse of a request (D48): reading the request a v2 compaction of a 10 000-item
+//! history sends, as the testkit's server reads every request, takes the general `ResponseItem`
+//! reading (a message from its JSON object, any other item by the derived tagged deserializer)
+//! at least twice as long as the hand-written reader (D131).
+//!
+//! The body is the one the client sends (the history's items, then the v2 trigger). The
+//! hand-written side reads the whole body as a `ResponsesApiRequest`; the general side reads its
+//! `input` the general way (`compactor_protocol::items::oracle`) and skips the other fields, so
+//! the measured speed-up is, if anything, smaller than the real one. Both are timed in turn,
+//! several times, and keep their fastest run; `serde_json::from_slice::<Value>` of the body is
+//! printed for reading.
+
+#![allow(clippy::print_stdout, reason = "a bench reports on the terminal")]
+
+use std::borrow::Cow;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use compactor_protocol::items::oracle::ReferenceInput;
+use compactor_protocol::{Prompt, ResponseItem, ResponsesApiRequest, TurnSettings};
+use compactor_testkit::workload::{self, MeasuredRatio};
+
+const ITEMS: usize = 10_000;
+const RUNS: usize = 15;
+
+fn main() -> std::process::ExitCode {
+    let mut history = workload::realistic_history(ITEMS);
+    history.push(ResponseItem::context_compaction_trigger());
+    let prompt = Prompt {
+        input: history.iter().map(Cow::Borrowed).collect(),
+        base_instructions: "You are a coding agent working in a repository.".to_owned(),
+        ..Prompt::default()
+    };
+    let settings = TurnSettings { model: "gpt-bench".to_owned(), ..TurnSettings::default() };
+    let request = ResponsesApiRequest::from_prompt(&prompt, &settings);
+    let body = serde_json::to_vec(&request).unwrap_or_default();
+
+    let mut best = [Duration::MAX; 3];
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        let ours = serde_json::from_slice::<ResponsesApiRequest<'static>>(black_box(&body));
+        best[0] = best[0].min(start.elapsed());
+        let ours = ours.map(|request| request.input.len()).unwrap_or(0);
+
+        let start = Instant::now();
+        let theirs = serde_json::from_slice::<ReferenceInput>(black_box(&body));
+        best[1] = best[1].min(start.elapsed());
+        let theirs = theirs.map(|input| input.0.len()).unwrap_or(0);
+
+        let start = Instant::now();
+        let value = serde_json::from_slice::<serde_json::Value>(black_box(&body));
+        best[2] = best[2].min(start.elapsed());
+        drop(black_box(value));
+        if ours != history.len() || theirs != history.len() {
+            println!("FAILED: read {ours} and {theirs} items of {}", history.len());
+            return std::process::ExitCode::FAILURE;
+        }
+    }
+    let [ours, theirs, value] = best;
+    let ms = |time: Duration| time.as_secs_f64() * 1e3;
+    println!(
+        "request of {} items, {:.1} MB: hand-written {:.2} ms, general {:.2} ms, serde_json \
+         Value {:.2} ms",
+        history.len(),
+        body.len() as f64 / 1e6,
+        ms(ours),
+        ms(theirs),
+        ms(value),
+    );
+    let ratio = MeasuredRatio::new(
+        "request_parse_vs_derived",
+        theirs.as_secs_f64() / ours.as_secs_f64(),
+        format!(
+            "general {:.2} ms vs hand-written {:.2} ms ({:.1} MB; serde_json Value {:.2} ms)",
+            ms(theirs),
+            ms(ours),
+            body.len() as f64 / 1e6,
+            ms(value)
+        ),
+    );
+    match workload::report("parse", &[ratio]) {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(err) => {
+            println!("cannot write the bench results: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
