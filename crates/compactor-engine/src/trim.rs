@@ -35,8 +35,8 @@ pub(crate) fn is_codex_generated(item: &ResponseItem) -> bool {
 /// `context_window`, and returns how many items it removed (D37).
 ///
 /// While the estimate (`estimate`'s instructions, tools, counter and calibration, over the items'
-/// cached `counts`) is over the window, the last item is removed if [`is_codex_generated`],
-/// together with the call it answers; at the first other item (a user or assistant message, a
+/// cached `counts`) is over the window, the last item is removed if the harness produced it (a
+/// tool output or a developer message), together with the call it answers; at the first other item (a user or assistant message, a
 /// call still waiting for its output, reasoning, ...) trimming stops. The count includes the
 /// removed calls. Older pairs and user messages are never touched. When the model's window is
 /// unknown, do not call this.
