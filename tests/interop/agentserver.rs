@@ -284,12 +284,17 @@ async fn core_session_sends_the_server_compaction_item_back() {
     assert_eq!(answer.unwrap(), "agentserver read the output of call_agentserver_1");
     assert_eq!(h.tools.calls.lock().unwrap().len(), 1);
 
-    // The server compacts: its compaction item becomes the history.
+    // The server compacts: the session's progress ledger (of the tool round) and the server's
+    // compaction item become the history.
     let answer = turn(&mut h, "please compact").await;
     assert_eq!(answer, None);
     let history = h.session.history();
     assert!(
-        matches!(history.first(), Some(ResponseItem::Compaction { id: Some(_), .. })),
+        matches!(
+            history.as_slice(),
+            [ledger, ResponseItem::Compaction { id: Some(_), .. }]
+                if compactor_engine::is_ledger_message(ledger)
+        ),
         "{history:#?}"
     );
     assert_eq!(h.session.window_generation(), 1);
