@@ -27,7 +27,7 @@ const HELP: &str = "\
 cargo xtask <task> [options]
 
 tasks:
-  test [-p PACKAGE]...   fmt-check, clippy, tidy, then nextest (or cargo test) and doc tests
+  test [-p PACKAGE]...   fmt-check, clippy, tidy, doc, then nextest (or cargo test) and doc tests
   lint                   cargo clippy --workspace --all-targets --all-features -- -D warnings
   fmt                    cargo fmt --all
   fmt-check              cargo fmt --all -- --check
@@ -325,6 +325,9 @@ fn test(ctx: &Ctx, scope: &Scope) -> Result<()> {
     fmt_check(ctx)?;
     clippy(ctx, scope, Features::Default)?;
     tidy(ctx, &metadata)?;
+    // The API docs are part of every full run: a broken intra-doc link otherwise surfaces only in
+    // CI, after the tests passed.
+    doc(ctx)?;
 
     let nextest = ctx
         .cargo(&["nextest", "--version"])
