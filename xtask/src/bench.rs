@@ -271,26 +271,7 @@ pub(crate) fn comparison(saved: &Value, current: &Value) -> String {
             ]);
         }
     }
-    let widths: Vec<usize> =
-        (0..4).map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0)).collect();
-    let mut out = String::new();
-    for row in &rows {
-        let line = format!(
-            "{:<w0$}  {:>w1$}  {:>w2$}  {:>w3$}  {}",
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2],
-            w3 = widths[3],
-        );
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    columns(&rows, true)
 }
 
 /// The ratios of every `<bench>.json` in `dir`, in file name order.
@@ -402,27 +383,34 @@ pub(crate) fn table(ratios: &[Ratio], expected: &[&str]) -> String {
             "the bench did not report it".to_owned(),
         ]);
     }
+    columns(&rows, false)
+}
+
+#[cfg(test)]
+mod tests;
+
+/// `rows` as text columns two spaces apart, each as wide as its widest cell: the first column
+/// left-aligned, the second right-aligned, the third and fourth right-aligned when `numbers` and
+/// left-aligned otherwise; the last column as it is, and no trailing spaces.
+fn columns(rows: &[[String; 5]], numbers: bool) -> String {
     let widths: Vec<usize> =
         (0..4).map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0)).collect();
     let mut out = String::new();
-    for row in &rows {
-        let line = format!(
-            "{:<w0$}  {:>w1$}  {:<w2$}  {:<w3$}  {}",
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2],
-            w3 = widths[3],
-        );
+    for row in rows {
+        let (w0, w1, w2, w3) = (widths[0], widths[1], widths[2], widths[3]);
+        let line = if numbers {
+            format!(
+                "{:<w0$}  {:>w1$}  {:>w2$}  {:>w3$}  {}",
+                row[0], row[1], row[2], row[3], row[4]
+            )
+        } else {
+            format!(
+                "{:<w0$}  {:>w1$}  {:<w2$}  {:<w3$}  {}",
+                row[0], row[1], row[2], row[3], row[4]
+            )
+        };
         out.push_str(line.trim_end());
         out.push('\n');
     }
     out
 }
-
-#[cfg(test)]
-mod tests;
