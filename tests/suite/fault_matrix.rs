@@ -318,8 +318,9 @@ fn expected(implementation: Implementation, fault: FaultKind, stage: Stage) -> E
         (V2Ws, FaultKind::Overloaded, After) => fails(CompactorError::ServerOverloaded),
 
         // --- response.failed per code (D44) --------------------------------------------
-        (Local, FaultKind::Failed("context_length_exceeded"), _) => {
-            // Local compaction drops the oldest item and tries again (D38).
+        (Local | V2Ws | V2Http, FaultKind::Failed("context_length_exceeded"), _) => {
+            // Local compaction drops the oldest item and tries again (D38), v2 the oldest
+            // tenth of the history (D160).
             Expected::Recovers { notices: vec![], retries: 0 }
         }
         (_, FaultKind::Failed(code), stage) => match code {

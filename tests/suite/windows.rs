@@ -65,3 +65,70 @@ async fn reactive_compaction_recovers_from_a_refusal_over_http() {
 async fn reactive_compaction_recovers_from_a_refusal_over_websocket() {
     Box::pin(reactive_compaction_recovers(Transport::Ws)).await;
 }
+
+/// The `input` items of a recorded request body.
+fn input_items(body: &serde_json::Value) -> Vec<serde_json::Value> {
+    body["input"].as_array().cloned().unwrap_or_default()
+}
+
+/// As [`reactive_compaction_recovers`], with remote compaction v2 only: the v2 request holds the
+/// whole history and is refused too, so it is sent again without the oldest tenth of the history
+/// (D160) until it fits, and the turn goes on.
+async fn v2_recovers_from_its_own_overflow(transport: Transport) {
+    let server = enforcing_reference_model(ReferenceModelConfig::default(), 6_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options { transport, context_window: 100_000, ..Options::default() };
+    let mut config = session_config(&server, dir.path(), &options);
+    config.compaction.chain = vec![CompactionImplementation::ResponsesCompactionV2];
+    let mut h = Harness::with_config(server, config, dir).await;
+
+    for turn in 1..=6 {
+        h.turn(&long_text(turn, 1_500)).await.unwrap_or_else(|err| panic!("turn {turn}: {err}"));
+    }
+    let refused = h.server.refused_over_window();
+    assert!(refused >= 2, "the turn and the first v2 request are refused: {refused}");
+    let events = h.analytics_events(1).await;
+    assert!(
+        events.iter().all(|event| event.status == CompactionStatus::Completed
+            && event.implementation == CompactionImplementation::ResponsesCompactionV2),
+        "{events:#?}"
+    );
+    let errors: Vec<&EventMsg> =
+        h.seen.iter().filter(|event| matches!(event, EventMsg::Error(_))).collect();
+    assert_eq!(errors, Vec::<&EventMsg>::new(), "{:?}", event_types(&h.seen));
+    let history = h.session.history();
+    let shown = compactor_protocol::display::format_history_truncated(&history, 60);
+    assert_eq!(history.last().unwrap().role(), Some("assistant"), "{shown}");
+    assert!(
+        history
+            .iter()
+            .any(|item| item.message_text().is_some_and(|text| text.starts_with("turn 6"))),
+        "{shown}"
+    );
+    if transport == Transport::Http {
+        // Each v2 request sent again after a refusal is the refused one less items from the
+        // front: the newest items, the trigger last, are sent as they were.
+        let v2: Vec<Vec<serde_json::Value>> = h
+            .server
+            .responses_requests()
+            .iter()
+            .map(|request| input_items(request.body_json()))
+            .filter(|input| input.last().is_some_and(|item| item["type"] == "context_compaction"))
+            .collect();
+        let shrunk = v2
+            .windows(2)
+            .filter(|pair| pair[1].len() < pair[0].len() && pair[0].ends_with(&pair[1]));
+        assert!(shrunk.count() >= 1, "{} v2 requests", v2.len());
+    }
+    h.server.assert_no_violations();
+}
+
+#[tokio::test]
+async fn v2_recovers_from_its_own_overflow_over_http() {
+    Box::pin(v2_recovers_from_its_own_overflow(Transport::Http)).await;
+}
+
+#[tokio::test]
+async fn v2_recovers_from_its_own_overflow_over_websocket() {
+    Box::pin(v2_recovers_from_its_own_overflow(Transport::Ws)).await;
+}

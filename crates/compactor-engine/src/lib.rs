@@ -110,8 +110,8 @@ pub use ledger::{
 };
 pub use local::{
     COMPACT_USER_MESSAGE_MAX_TOKENS, SUMMARIZATION_PROMPT, SUMMARY_PREFIX, collect_user_messages,
-    drop_oldest, last_assistant_text, rebuild_legacy_compacted, summarization_prompt_with_focus,
-    summary_text,
+    drop_oldest, drop_oldest_tokens, last_assistant_text, rebuild_legacy_compacted,
+    summarization_prompt_with_focus, summary_text,
 };
 pub use normalize::{InputModalities, PromptOptions, for_prompt, prompt_input};
 pub use pins::{pin_copy, pin_slot_len, pinned_tokens, same_content, without_pinned};

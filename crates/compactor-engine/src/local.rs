@@ -4,9 +4,12 @@
 use compactor_protocol::tokens::{
     TokenCounter, approx_tokens_from_byte_count, image_estimate_bytes,
 };
+use std::collections::HashSet;
+
 use compactor_protocol::{ContentItem, ContextualMarkers, ResponseItem};
 
 use crate::context::is_real_user_message;
+use crate::counts::ItemCounter;
 use crate::layout::{Compacted, Layout, compacted_history};
 use crate::truncate::{Images, Unit, truncate_parts};
 
@@ -80,6 +83,36 @@ pub fn drop_oldest(history: &mut Vec<ResponseItem>) {
     if let Some(call_id) = first.call_id() {
         history.retain(|item| item.output_call_id() != Some(call_id));
     }
+}
+
+/// Drops the oldest items of `history`, with the outputs of the calls among them, until they
+/// count at least `at_least` tokens with `counter`, always keeping the newest item; returns how
+/// many items went. A remote compaction request the server refused as over its window is
+/// retried with what is left (D160): the oldest items matter least to a summary, and the front
+/// goes first so the prompt-cache prefix of the newer items stays stable. Linear in `history`.
+pub fn drop_oldest_tokens(
+    history: &mut Vec<ResponseItem>,
+    at_least: u64,
+    counter: &ItemCounter<'_>,
+) -> usize {
+    let mut prefix = 0;
+    let mut dropped_tokens = 0u64;
+    while prefix + 1 < history.len() && (prefix == 0 || dropped_tokens < at_least) {
+        dropped_tokens = dropped_tokens.saturating_add(counter.count(&history[prefix]));
+        prefix += 1;
+    }
+    let calls: HashSet<String> =
+        history[..prefix].iter().filter_map(ResponseItem::call_id).map(str::to_owned).collect();
+    let mut index = 0;
+    let mut removed = 0;
+    history.retain(|item| {
+        let drop =
+            index < prefix || item.output_call_id().is_some_and(|call_id| calls.contains(call_id));
+        index += 1;
+        removed += usize::from(drop);
+        !drop
+    });
+    removed
 }
 
 /// Whether `item` is a local compaction summary: a user message whose first text part starts

@@ -2,11 +2,12 @@
 //! with a trigger item, on the turn's own client session.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use compactor_client::{ModelClientSession, ResponseStream};
 use compactor_engine::{
-    CollectedCompaction, Compacted, V2PromptOptions, append_v2_trigger,
-    collect_context_compaction_output, v2_request_messages,
+    CollectedCompaction, Compacted, HistoryCounts, V2PromptOptions, append_v2_trigger,
+    collect_context_compaction_output, drop_oldest_tokens, v2_request_messages,
 };
 use compactor_protocol::{CompactorError, ResponseItem, V2TriggerForm};
 use compactor_rollout_trace::CompactionTraceContext;
@@ -40,36 +41,75 @@ impl Session {
     ) -> Result<Prepared, CompactorError> {
         let config = &self.inner.config;
         let history_len = self.state().history.len();
-        let input_history = self.compaction_history(turn);
-        let mut prompt = self.turn_prompt(&turn.model, &input_history);
+        let mut input_history = self.compaction_history(turn);
         let options =
             V2PromptOptions { trigger_form: config.compaction.v2_trigger, focus: request.focus };
-        let prompt_len = append_v2_trigger(&mut prompt.input, &options);
-        prompt.input.splice(prompt_len..prompt_len, pins.missing_from_history().map(Cow::Borrowed));
         let settings = turn.settings(self);
         let retries = StreamRetries {
             max_retries: config.compaction.v2_max_retries,
             after_fallback: AfterFallback::OneAttempt,
         };
-        let mut attempt = TracedStream {
-            prompt: &prompt,
-            settings: &settings,
-            trace,
-            bytes_sent: &mut stats.bytes_sent,
-            request_id: &mut stats.request_id,
-            read: CompactionOutput(options.trigger_form),
+        // What one retry after the server refused the request as over its window drops from
+        // the front: a tenth of the history first sent, so at most ten retries (D160).
+        let mut overflow_step = None;
+        let (prompt, prompt_len, collected) = loop {
+            let mut prompt = self.turn_prompt(&turn.model, &input_history);
+            let prompt_len = append_v2_trigger(&mut prompt.input, &options);
+            prompt
+                .input
+                .splice(prompt_len..prompt_len, pins.missing_from_history().map(Cow::Borrowed));
+            let mut attempt = TracedStream {
+                prompt: &prompt,
+                settings: &settings,
+                trace,
+                bytes_sent: &mut stats.bytes_sent,
+                request_id: &mut stats.request_id,
+                read: CompactionOutput(options.trigger_form),
+            };
+            let outcome = self
+                .retry_stream(
+                    client_session,
+                    retries,
+                    &turn.cancel,
+                    &mut stats.retries,
+                    &mut attempt,
+                )
+                .await;
+            match outcome {
+                Ok(collected) => break (prompt, prompt_len, collected),
+                // The pin slot leads the history and stays: the server must see every pin.
+                Err(CompactorError::ContextWindowExceeded)
+                    if input_history.len() > pins.old_slot.len() + 1 =>
+                {
+                    drop(prompt);
+                    let counter = self.estimate_context().item_counter();
+                    let step = *overflow_step.get_or_insert_with(|| {
+                        HistoryCounts::new(&input_history, &counter).total() / 10
+                    });
+                    let history = Arc::make_mut(&mut input_history);
+                    let mut rest = history.split_off(pins.old_slot.len());
+                    let removed = drop_oldest_tokens(&mut rest, step, &counter);
+                    history.append(&mut rest);
+                    tracing::info!(
+                        removed,
+                        remaining = input_history.len(),
+                        "the v2 compaction request was over the window: dropped the oldest items"
+                    );
+                }
+                Err(error) => return Err(error),
+            }
         };
-        let collected = self
-            .retry_stream(client_session, retries, &turn.cancel, &mut stats.retries, &mut attempt)
-            .await?;
         let compacted = Compacted::RemoteV2 {
             messages: pins.strip(v2_request_messages(&prompt.input[..prompt_len])),
             item: collected.item,
         };
         let new_history = self.lay_out(turn, request.injection, &pins.items, compacted)?;
+        // After an overflow the items sent are the history less its oldest items (and less what
+        // trimming took, which the receipt then counts as dropped too).
+        let dropped = overflow_step.is_some();
         let facts = ReceiptFacts {
-            sent: Some(SentItems::All),
-            trimmed: input_history.len() < history_len,
+            sent: Some(if dropped { SentItems::Input } else { SentItems::All }),
+            trimmed: !dropped && input_history.len() < history_len,
             produced: 1,
             response_id: Some(collected.response_id.clone()),
         };

@@ -89,6 +89,35 @@ fn drop_oldest_takes_the_first_item_with_its_outputs() {
 }
 
 #[test]
+fn drop_oldest_tokens_takes_a_counted_prefix_with_its_outputs_and_keeps_the_newest() {
+    let pass_through = compactor_protocol::PassThroughList::default();
+    let counter = ItemCounter { counter: TokenCounter::Bytes4, pass_through: &pass_through };
+    let history = vec![
+        user(&"a".repeat(400)),
+        call("c1", "shell"),
+        assistant(&"b".repeat(400)),
+        output("c1", &"o".repeat(400)),
+        user("newest"),
+    ];
+    let first = counter.count(&history[0]);
+    let check = |at_least: u64, expected: &[ResponseItem], removed: usize| {
+        let mut left = history.clone();
+        assert_eq!(drop_oldest_tokens(&mut left, at_least, &counter), removed, "{at_least}");
+        assert_eq!(format_history(&left), format_history(expected), "{at_least}");
+    };
+    // Nothing asked still drops one item, as an overflow must change the request.
+    check(0, &history[1..], 1);
+    check(first, &history[1..], 1);
+    // One token more takes the call too, and its output wherever it sits.
+    check(first + 1, &[history[2].clone(), history[4].clone()], 3);
+    // Never the newest item.
+    check(u64::MAX, &history[4..], 4);
+    let mut one = vec![user("only")];
+    assert_eq!(drop_oldest_tokens(&mut one, u64::MAX, &counter), 0);
+    assert_eq!(one.len(), 1);
+}
+
+#[test]
 fn the_summary_is_the_last_assistant_text() {
     let items = [assistant("first"), user("u"), assistant("SUMMARY"), output("c", "o")];
     assert_eq!(last_assistant_text(&items).as_deref(), Some("SUMMARY"));
