@@ -4,9 +4,10 @@
 //! line (mean and largest error over every request) is printed for each.
 //!
 //! It reports figures, not ratios: the bounds are checked by the tests. The embedded model
-//! refuses requests over the window as it counts them (o200k), and plain `Bytes4`, which
-//! undercounts the demo's logs, sends one: that run is reported with its error. The bench fails
-//! when a demo run prints no estimates or when a calibrated or exact run fails.
+//! refuses requests over the window as it counts them (o200k), and `Bytes4`, which undercounts
+//! the demo's logs, sends one: the refused compaction request goes again without its oldest
+//! items (D160). A plain `Bytes4` run that fails anyway is reported with its error. The bench
+//! fails when a demo run prints no estimates or when a calibrated or exact run fails.
 
 #![allow(clippy::print_stdout, reason = "a bench reports on the terminal")]
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "a bench fails loudly")]
