@@ -3,9 +3,10 @@
 //! [`CompactorToml`](super::CompactorToml) holds.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
-use compactor_client::{KeySource, Prewarm, WebsocketMode};
+use compactor_client::{KeySource, Prewarm, WebsocketMode, url_without_userinfo};
 use compactor_engine::TruncationPolicy;
 use compactor_protocol::tokens::TokenCounter;
 use compactor_protocol::{CompactionImplementation, PassThroughList, V2TriggerForm};
@@ -18,7 +19,9 @@ use crate::config::{
 
 // The validated settings: what the file sets, `None` where it is silent.
 
-#[derive(Debug, Clone, Default, PartialEq)]
+// Debug by hand: a base URL may carry credentials and a header value may be a key, and a
+// program that logs its configuration must log neither (D62).
+#[derive(Clone, Default, PartialEq)]
 pub(super) struct ProviderSettings {
     pub(super) name: Option<String>,
     pub(super) base_url: Option<String>,
@@ -37,6 +40,34 @@ pub(super) struct ProviderSettings {
     pub(super) v2_trigger: Option<V2TriggerForm>,
     pub(super) pass_through: Option<PassThroughList>,
     pub(super) extra_headers: Option<Vec<(String, String)>>,
+}
+
+impl fmt::Debug for ProviderSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let header_names = self
+            .extra_headers
+            .as_ref()
+            .map(|headers| headers.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>());
+        f.debug_struct("ProviderSettings")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url.as_deref().map(url_without_userinfo))
+            .field("kind", &self.kind)
+            .field("key", &self.key)
+            .field("websocket", &self.websocket)
+            .field("prewarm", &self.prewarm)
+            .field("max_retries", &self.max_retries)
+            .field("retry_base_delay", &self.retry_base_delay)
+            .field("retry_max_delay", &self.retry_max_delay)
+            .field("stream_idle_timeout", &self.stream_idle_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("websocket_connect_timeout", &self.websocket_connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("remote_compaction", &self.remote_compaction)
+            .field("v2_trigger", &self.v2_trigger)
+            .field("pass_through", &self.pass_through)
+            .field("extra_headers", &header_names)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

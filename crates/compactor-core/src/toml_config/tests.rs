@@ -535,3 +535,21 @@ fn the_token_counter_and_calibration_are_set_by_name() {
         "conf/compactor.toml:2: invalid value for tokens.counter: \"cl100k\" (expected one of bytes4, o200k)",
     );
 }
+
+#[test]
+fn debug_shows_neither_url_credentials_nor_header_values() {
+    let file = parse(
+        r#"
+[provider]
+base_url = "https://proxy-user:sk-url-secret@proxy.example/v1"
+extra_headers = { "x-api-key" = "sk-header-secret" }
+"#,
+    )
+    .unwrap();
+    let shown = format!("{file:?}");
+    assert!(!shown.contains("sk-url-secret"), "{shown}");
+    assert!(!shown.contains("proxy-user"), "{shown}");
+    assert!(!shown.contains("sk-header-secret"), "{shown}");
+    assert!(shown.contains("https://proxy.example/v1"), "{shown}");
+    assert!(shown.contains("x-api-key"), "{shown}");
+}
