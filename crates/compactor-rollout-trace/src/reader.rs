@@ -178,8 +178,9 @@ const READ_BUFFER: usize = 64 * 1024;
 ///
 /// # Errors
 ///
-/// [`Error::Io`] when the file cannot be read; damaged content is never an error (see
-/// [`parse_rollout`] and [`read_rollout_with`]).
+/// [`Error::Io`] when the file cannot be read or is not a regular file (a device or a pipe may
+/// never end); damaged content is never an error (see [`parse_rollout`] and
+/// [`read_rollout_with`]).
 ///
 /// # Cancel safety
 ///
@@ -189,6 +190,16 @@ pub async fn read_rollout(path: &Path) -> Result<RolloutContents> {
     let owned: PathBuf = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&owned).map_err(|err| Error::io(&owned, err))?;
+        // A device or a pipe may never end (`/dev/zero` is one endless line): only a regular
+        // file is read, so a read ends and holds at most the file's longest line.
+        let metadata = file.metadata().map_err(|err| Error::io(&owned, err))?;
+        if !metadata.is_file() {
+            let err = std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file: a rollout is read only from a regular file",
+            );
+            return Err(Error::io(&owned, err));
+        }
         read_lines(std::io::BufReader::with_capacity(READ_BUFFER, file))
             .map_err(|err| Error::io(&owned, err))
     })

@@ -208,6 +208,22 @@ async fn read_rollout_reads_a_file_and_reports_a_missing_one() {
     assert!(matches!(missing, Error::Io { .. }), "{missing:?}");
 }
 
+#[tokio::test]
+async fn read_rollout_refuses_what_is_not_a_regular_file() {
+    // `/dev/zero` is one line that never ends: reading it would never return.
+    let err = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        read_rollout(Path::new("/dev/zero")),
+    )
+    .await
+    .expect("the read ends at once")
+    .unwrap_err();
+    let Error::Io { source, .. } = &err else { panic!("{err:?}") };
+    assert_eq!(source.kind(), std::io::ErrorKind::InvalidInput, "{err:?}");
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(read_rollout(dir.path()).await, Err(Error::Io { .. })));
+}
+
 fn good_line() -> impl Strategy<Value = String> {
     prop_oneof![Just(GOOD.to_owned()), Just(USER.to_owned()), Just(FUTURE.to_owned())]
 }
