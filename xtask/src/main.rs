@@ -27,7 +27,7 @@ const HELP: &str = "\
 cargo xtask <task> [options]
 
 tasks:
-  test [-p PACKAGE]...   fmt-check, clippy, tidy, doc, then nextest (or cargo test) and doc tests
+  test [-p PACKAGE]...   fmt-check, clippy, tidy, the side lock files, doc, then nextest and doc tests
   lint                   cargo clippy --workspace --all-targets --all-features -- -D warnings
   fmt                    cargo fmt --all
   fmt-check              cargo fmt --all -- --check
@@ -317,6 +317,23 @@ fn tidy(ctx: &Ctx, metadata: &serde_json::Value) -> Result<()> {
     bail!("tidy found {} violation(s)", violations.len())
 }
 
+/// The workspaces of their own (`fuzz/`, the bench-only peer package): their lock files must
+/// follow the workspace's crates, which they depend on by path.
+const SIDE_MANIFESTS: [&str; 2] = ["fuzz/Cargo.toml", "benches/peer-decode/Cargo.toml"];
+
+/// Fails when a side workspace's lock file would change: its `--locked` build (`cargo xtask fuzz`,
+/// `cargo xtask bench`) would otherwise fail long after the change that made it stale.
+fn side_locks(ctx: &Ctx) -> Result<()> {
+    for manifest in SIDE_MANIFESTS {
+        let mut cmd = ctx.cargo(&["metadata", "--locked", "--format-version", "1"]);
+        cmd.arg("--manifest-path").arg(ctx.root.join(manifest)).stdout(Stdio::null());
+        run(cmd).with_context(|| {
+            format!("the lock file beside {manifest} is stale: run `cargo update --workspace --manifest-path {manifest}`")
+        })?;
+    }
+    Ok(())
+}
+
 fn test(ctx: &Ctx, scope: &Scope) -> Result<()> {
     let metadata = ctx.workspace_metadata()?;
     let workspace = metadata::parse(&metadata)?;
@@ -325,6 +342,7 @@ fn test(ctx: &Ctx, scope: &Scope) -> Result<()> {
     fmt_check(ctx)?;
     clippy(ctx, scope, Features::Default)?;
     tidy(ctx, &metadata)?;
+    side_locks(ctx)?;
     // The API docs are part of every full run: a broken intra-doc link otherwise surfaces only in
     // CI, after the tests passed.
     doc(ctx)?;
