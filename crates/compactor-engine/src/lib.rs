@@ -113,7 +113,7 @@ pub use local::{
     drop_oldest, drop_oldest_tokens, last_assistant_text, rebuild_legacy_compacted,
     summarization_prompt_with_focus, summary_text,
 };
-pub use normalize::{InputModalities, PromptOptions, for_prompt, prompt_input};
+pub use normalize::{InputModalities, PROMPT_INPUT_SPARE, PromptOptions, for_prompt, prompt_input};
 pub use pins::{pin_copy, pin_slot_len, pinned_tokens, same_content, without_pinned};
 pub use prune::{PruneConfig, PruneOutcome, PruneReport, prune, prune_target_tokens};
 pub use receipt::{ReceiptInput, ReceiptTokens, Sent, account_items, unchanged_items};

@@ -51,15 +51,22 @@ pub fn for_prompt(items: &[ResponseItem], options: &PromptOptions) -> Vec<Respon
     prompt_input(items, options).into_iter().map(Cow::into_owned).collect()
 }
 
+/// The spare room of [`prompt_input`]'s vector.
+pub const PROMPT_INPUT_SPARE: usize = 8;
+
 /// [`for_prompt`] borrowing every item it keeps unchanged from `items`: only synthetic outputs
-/// and image-stripped items are owned, so a prompt over a large history costs a pointer-sized
-/// entry per item instead of a copy of the history.
+/// and image-stripped items are owned, so a prompt over a large history costs one entry per item
+/// instead of a copy of the history.
+///
+/// The vector has room for [`PROMPT_INPUT_SPARE`] more items, so that appending what a compaction
+/// request adds (a focus message, the trigger, a few pins) does not move it: an entry is as large
+/// as an item, and a vector that doubles to take one more item costs twice its size at once.
 pub fn prompt_input<'a>(
     items: &'a [ResponseItem],
     options: &PromptOptions,
 ) -> Vec<Cow<'a, ResponseItem>> {
     let partner = match_pairs(items);
-    let mut out = Vec::with_capacity(items.len());
+    let mut out = Vec::with_capacity(items.len() + PROMPT_INPUT_SPARE);
     for (item, partner) in items.iter().zip(&partner) {
         if item.is_compaction_trigger() || !options.pass_through.allows(item) {
             continue;

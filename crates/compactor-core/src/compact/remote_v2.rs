@@ -54,6 +54,9 @@ impl Session {
         let mut overflow_step = None;
         let (prompt, prompt_len, collected) = loop {
             let mut prompt = self.turn_prompt(&turn.model, &input_history);
+            // Room for the pins, the focus and the trigger at once: the input has an entry per
+            // item of the history, and growing it by doubling would cost twice that.
+            prompt.input.reserve_exact(pins.missing_from_history().count() + 2);
             let prompt_len = append_v2_trigger(&mut prompt.input, &options);
             prompt
                 .input
