@@ -7,13 +7,16 @@
 //! turn ends with a long run of tool calls that the window forces trimming to pop, so both
 //! estimation and popping are measured. The 1 000-item history is measured for information.
 //!
-//! Each measured run works on a fresh copy of the history, as compaction does (it clones the
-//! session's history and trims the clone). Caches are flushed before every run: otherwise the
-//! freshly written 10 000-item copy would still sit in the CPU cache while the 100 000-item copy
-//! cannot, and the ratio would measure the cache size rather than the algorithm. The flush writes
-//! twice the machine's last-level cache, as the kernel reports it: a fixed 64 MB flush left both
-//! copies in a 480 MB L3 and the ratio read 14-16x where the work is linear (D48). The ratio with
-//! warm caches is printed too, for information.
+//! Each measured run works on fresh copies of the history, as compaction does (it clones the
+//! session's history and trims the clone), and the median run is kept. What would otherwise be
+//! measured is the cache size rather than the algorithm: a freshly written 10 000-item copy
+//! (5.6 MB) may still sit in a CPU cache that the 100 000-item one (55 MB) overflows. So every
+//! run moves the same memory whatever the size: it makes as many copies as add up to about
+//! 100 000 items (ten of the 10 000-item history), writes twice the machine's last-level cache
+//! (as the kernel reports it) to push them out, then times estimating and trimming each copy in
+//! turn; a copy's time is the run's divided by the copies. With one copy per run and only a
+//! 64 MB flush, a 480 MB L3 kept the small copy warm and the ratio read 14-16x for work that is
+//! linear (D48). The ratio without the flush is printed too, for information.
 
 #![allow(clippy::print_stdout, reason = "a bench reports on the terminal")]
 
@@ -68,37 +71,45 @@ fn parse_cache_size(text: &str) -> Option<usize> {
 
 const BASE_INSTRUCTIONS: &str = "You are a coding agent working in a repository. Use the tools.";
 
-/// The fastest of `runs` timings of estimating a fresh copy of `history` and trimming it to
-/// `window`, with the number of items trimming removed. With `flush`, it is overwritten before
-/// each run so the copy is read from memory.
+/// The median of `runs` timings of estimating a fresh copy of `history` and trimming it to
+/// `window`, with the number of items trimming removed. Each run works on `copies` fresh copies
+/// made before the timer starts and times them one after the other, so every size moves the
+/// same amount of memory per run; the time of one copy is the run's time divided by `copies`.
+/// With `flush`, it is overwritten after the copies are made, so they are read from memory.
 fn measure(
     history: &[compactor_protocol::ResponseItem],
     window: u64,
     runs: usize,
+    copies: usize,
     mut flush: Option<&mut [u8]>,
 ) -> (Duration, usize) {
     let pass_through = PassThroughList::default();
     let context = EstimateContext::new(BASE_INSTRUCTIONS, &pass_through);
-    let mut best = Duration::MAX;
+    let mut times = Vec::with_capacity(runs);
     let mut removed = 0;
     for run in 0..runs {
-        let mut copy = history.to_vec();
+        let mut batch: Vec<Vec<compactor_protocol::ResponseItem>> =
+            (0..copies).map(|_| history.to_vec()).collect();
         if let Some(flush) = flush.as_deref_mut() {
             flush.fill(run as u8);
             black_box(&flush);
         }
         let start = Instant::now();
-        // Counting every item is what a resumed session does once; trimming then only reads
-        // the counts.
-        let counts = HistoryCounts::new(black_box(&copy), &context.item_counter());
-        let estimate = context.estimate_counted(&counts);
-        removed =
-            trim_function_call_history_to_fit_context_window(&mut copy, &counts, window, &context);
+        for copy in &mut batch {
+            // Counting every item is what a resumed session does once; trimming then only
+            // reads the counts.
+            let counts = HistoryCounts::new(black_box(copy.as_slice()), &context.item_counter());
+            let estimate = context.estimate_counted(&counts);
+            removed =
+                trim_function_call_history_to_fit_context_window(copy, &counts, window, &context);
+            black_box(estimate);
+        }
         let elapsed = start.elapsed();
-        black_box(estimate);
-        best = best.min(elapsed);
+        times.push(elapsed / u32::try_from(copies).unwrap_or(u32::MAX));
+        drop(batch);
     }
-    (best, removed)
+    times.sort_unstable();
+    (times[times.len() / 2], removed)
 }
 
 fn main() -> std::process::ExitCode {
@@ -107,7 +118,10 @@ fn main() -> std::process::ExitCode {
     println!("cache flush between runs: {} MB", flush.len() >> 20);
     let mut times = Vec::new();
     let mut warm = Vec::new();
-    for (items, runs) in [(1_000usize, 40usize), (10_000, 25), (100_000, 15)] {
+    // Each run moves about the 100 000-item history's 55 MB, whatever the size.
+    for (items, runs, copies) in
+        [(1_000usize, 15usize, 100usize), (10_000, 15, 10), (100_000, 15, 1)]
+    {
         let tail_pairs = items / 20;
         let history = workload::history_with_tool_tail(items, tail_pairs);
         let full = estimate_history(BASE_INSTRUCTIONS, &history, &pass_through);
@@ -115,8 +129,8 @@ fn main() -> std::process::ExitCode {
         // A window that forces about half of the last turn's tool traffic out.
         let window = full - tail / 2;
         let bytes = serde_json::to_vec(&history).map_or(0, |json| json.len());
-        let (time, removed) = measure(&history, window, runs, Some(&mut flush));
-        let (warm_time, _) = measure(&history, window, runs, None);
+        let (time, removed) = measure(&history, window, runs, copies, Some(&mut flush));
+        let (warm_time, _) = measure(&history, window, runs, copies, None);
         println!(
             "trim+estimate {:>7} items ({:>5.1} MB, {:>9} tokens, {:>5} removed): {:>8.3} ms \
              (warm caches {:>8.3} ms)",
