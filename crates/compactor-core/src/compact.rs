@@ -17,8 +17,8 @@ use compactor_analytics::{
 };
 use compactor_client::{ModelClientSession, ResponseStream, SentRequest};
 use compactor_engine::{
-    Compacted, CompactionNeed, EstimateContext, Layout, ServerCompaction, WindowLimits,
-    compacted_history, pinned_tokens,
+    Compacted, CompactionNeed, EstimateContext, HistoryCounts, Layout, ServerCompaction,
+    WindowLimits, compacted_history, pinned_tokens,
 };
 use compactor_protocol::{
     CompactedItem, CompactionImplementation, CompactionPhase, CompactionReason, CompactionReceipt,
@@ -124,6 +124,8 @@ pub(crate) struct Installed {
 pub(crate) struct Install<'a> {
     header: &'a ReceiptHeader<'a>,
     history: &'a [ResponseItem],
+    /// The cached counts of `history`.
+    counts: &'a HistoryCounts,
     pins: &'a PinsAtStart,
     request_id: Option<String>,
 }
@@ -561,7 +563,11 @@ impl Session {
         }
         let trace = self.announce_compaction(turn, &item).await;
         // What every attempt starts from: the history and the pins as they are now.
-        let history = Arc::clone(&self.state().history);
+        // The counts come with it, so receipts need not count the history again (D124).
+        let (history, counts) = {
+            let state = self.state();
+            (Arc::clone(&state.history), state.counts.clone())
+        };
         let pins = self.pins_at_start();
         let mut last_error = None;
         let usable = turn.model.model_context_window();
@@ -589,7 +595,7 @@ impl Session {
                     })
                 });
             if let Some(error) = refused {
-                let receipt = self.failed_receipt(&header, &history, &error);
+                let receipt = self.failed_receipt(&header, &history, &counts, &error);
                 attempt.track(
                     AttemptOutcome::failed(&error, tokens_before).with_receipt(receipt.totals),
                 );
@@ -619,6 +625,7 @@ impl Session {
                     let install = Install {
                         header: &header,
                         history: &history,
+                        counts: &counts,
                         pins: &pins,
                         request_id: stats.request_id.take(),
                     };
@@ -646,7 +653,7 @@ impl Session {
                         attempt.track(outcome);
                         return Err(CompactionFailure(error));
                     }
-                    let receipt = self.failed_receipt(&header, &history, &error);
+                    let receipt = self.failed_receipt(&header, &history, &counts, &error);
                     outcome = outcome.with_receipt(receipt.totals);
                     attempt.track(outcome);
                     self.emit_receipt(receipt).await;
@@ -772,7 +779,10 @@ impl Session {
             AttemptSpec::new(CompactionImplementation::ServerManaged, tokens_before),
         );
         let trace = self.announce_compaction(turn, &item).await;
-        let history = Arc::clone(&self.state().history);
+        let (history, counts) = {
+            let state = self.state();
+            (Arc::clone(&state.history), state.counts.clone())
+        };
         // The server decides what it keeps: pins are not re-inserted, and the receipt says
         // which of them it was sent (D146).
         let pins = self.pins_at_start();
@@ -814,8 +824,13 @@ impl Session {
                         response_id: None,
                     },
                 };
-                let install =
-                    Install { header: &header, history: &history, pins: &pins, request_id: None };
+                let install = Install {
+                    header: &header,
+                    history: &history,
+                    counts: &counts,
+                    pins: &pins,
+                    request_id: None,
+                };
                 self.install(
                     turn,
                     &item,
@@ -838,7 +853,7 @@ impl Session {
                 Ok(after)
             }
             Err(error) => {
-                let receipt = self.failed_receipt(&header, &history, &error);
+                let receipt = self.failed_receipt(&header, &history, &counts, &error);
                 attempt.track(
                     AttemptOutcome::failed(&error, tokens_before).with_receipt(receipt.totals),
                 );
@@ -1014,6 +1029,7 @@ impl Session {
             let facts = ReceiptFacts { response_id: facts.response_id.take(), ..facts };
             let histories = ReceiptHistories {
                 history: install.history,
+                counts: Some(install.counts),
                 input: &input_history,
                 new_history: &new_history,
             };

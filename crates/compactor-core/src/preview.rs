@@ -93,7 +93,10 @@ impl Session {
             phase: CompactionPhase::StandaloneTurn,
             tokens_before: self.total_token_usage(),
         };
-        let history = Arc::clone(&self.state().history);
+        let (history, counts) = {
+            let state = self.state();
+            (Arc::clone(&state.history), state.counts.clone())
+        };
         let pins = self.pins_at_start();
         if let Some(error) = pins.over_budget(
             self.pins_budget(implementation, &turn.model),
@@ -125,6 +128,7 @@ impl Session {
         };
         let histories = ReceiptHistories {
             history: &history,
+            counts: Some(&counts),
             input: &work.input,
             new_history: &work.new_history,
         };

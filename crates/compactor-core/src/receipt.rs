@@ -2,7 +2,9 @@
 //! from, built from the facts its implementation reports.
 
 use compactor_analytics::ChainPosition;
-use compactor_engine::{ReceiptInput, ReceiptTokens, Sent, account_items, unchanged_items};
+use compactor_engine::{
+    HistoryCounts, ReceiptInput, ReceiptTokens, Sent, account_items_counted, unchanged_items,
+};
 use compactor_protocol::{
     CompactionImplementation, CompactionPhase, CompactionReason, CompactionReceipt,
     CompactionTrigger, CompactorError, PinPlacement, PinReceipt, ReceiptStatus, ResponseItem,
@@ -52,6 +54,8 @@ pub(crate) struct ReceiptHeader<'a> {
 pub(crate) struct ReceiptHistories<'a> {
     /// The session's history when the compaction started.
     pub(crate) history: &'a [ResponseItem],
+    /// Its cached counts, when the caller has them (D124).
+    pub(crate) counts: Option<&'a HistoryCounts>,
     /// The history the implementation worked on (trimmed, or less what an overflow dropped).
     pub(crate) input: &'a [ResponseItem],
     /// The new history, pin slot included.
@@ -120,7 +124,7 @@ impl Session {
             produced: facts.produced,
         };
         let tokens = self.receipt_tokens(header.tokens_before);
-        let (items, totals) = account_items(&input, &tokens);
+        let (items, totals) = account_items_counted(&input, &tokens, histories.counts);
         let pins = pins
             .pins
             .iter()
@@ -151,9 +155,11 @@ impl Session {
         &self,
         header: &ReceiptHeader<'_>,
         history: &[ResponseItem],
+        counts: &HistoryCounts,
         error: &CompactorError,
     ) -> CompactionReceipt {
-        let (items, totals) = unchanged_items(history, &self.receipt_tokens(header.tokens_before));
+        let tokens = self.receipt_tokens(header.tokens_before);
+        let (items, totals) = unchanged_items(history, &tokens, Some(counts));
         CompactionReceipt {
             error: Some(error.to_string()),
             tokens_after: Some(header.tokens_before),

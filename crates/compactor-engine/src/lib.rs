@@ -37,7 +37,7 @@
 //!   into a [`ResponseOutput`], a [`ServerCompaction`] when the server compacted by itself.
 //! - Pins (D140, D141): [`pin_copy`] (what a pin holds), [`pin_slot_len`], [`without_pinned`],
 //!   [`pinned_tokens`] and [`same_content`].
-//! - Receipts (D143): [`account_items`] with [`ReceiptInput`], [`ReceiptTokens`] and [`Sent`],
+//! - Receipts (D143): [`account_items`] (or [`account_items_counted`], from cached counts) with [`ReceiptInput`], [`ReceiptTokens`] and [`Sent`],
 //!   and [`unchanged_items`] for an attempt that changed nothing.
 //! - The progress ledger (D150 to D152): [`Ledger`], updated with [`LedgerRules`] as items are
 //!   recorded and rendered within a budget into a message [`is_ledger_message`] recognizes;
@@ -116,7 +116,9 @@ pub use local::{
 pub use normalize::{InputModalities, PROMPT_INPUT_SPARE, PromptOptions, for_prompt, prompt_input};
 pub use pins::{pin_copy, pin_slot_len, pinned_tokens, same_content, without_pinned};
 pub use prune::{PruneConfig, PruneOutcome, PruneReport, prune, prune_target_tokens};
-pub use receipt::{ReceiptInput, ReceiptTokens, Sent, account_items, unchanged_items};
+pub use receipt::{
+    ReceiptInput, ReceiptTokens, Sent, account_items, account_items_counted, unchanged_items,
+};
 pub use remote_v2::{
     CollectedCompaction, V2PromptOptions, append_v2_trigger, collect_context_compaction_output,
     v2_request_messages,

@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use compactor_protocol::tokens::{TokenCounter, estimate_item_tokens};
 use compactor_protocol::{ContentItem, ItemOutcome, ItemReceipt, ReceiptTotals, ResponseItem};
 
+use crate::counts::HistoryCounts;
 use crate::pins::same_content;
 
 /// How many characters of a message's first text identify the message it was cut from.
@@ -115,7 +116,20 @@ pub fn account_items(
     input: &ReceiptInput<'_>,
     tokens: &ReceiptTokens,
 ) -> (Vec<ItemReceipt>, ReceiptTotals) {
+    account_items_counted(input, tokens, None)
+}
+
+/// [`account_items`] reading each item's tokens from `counts`, the cached counts of
+/// `input.history` made with `tokens.counter` (D124), instead of counting the history again;
+/// counts of another length are not that history's, and it is counted as [`account_items`]
+/// counts it.
+pub fn account_items_counted(
+    input: &ReceiptInput<'_>,
+    tokens: &ReceiptTokens,
+    counts: Option<&HistoryCounts>,
+) -> (Vec<ItemReceipt>, ReceiptTotals) {
     let history = input.history;
+    let counts = counts.filter(|counts| counts.len() == history.len());
     let end = input.new_history.len().saturating_sub(input.produced);
     let body = input.new_history.get(input.new_pin_slot.min(end)..end).unwrap_or_default();
     let mut outcomes: Vec<Option<ItemOutcome>> = vec![None; history.len()];
@@ -189,7 +203,10 @@ pub fn account_items(
                 if was_sent { ItemOutcome::Summarized } else { ItemOutcome::Dropped }
             }
         });
-        let item_tokens = tokens.counter.item_tokens(item);
+        let item_tokens = match counts {
+            Some(counts) => counts.item(index),
+            None => tokens.counter.item_tokens(item),
+        };
         if let Some(total) = totals.category_mut(outcome) {
             total.add(item_tokens);
         }
@@ -205,10 +222,12 @@ pub fn account_items(
 }
 
 /// The receipt lines and totals of an attempt that changed nothing (a failed one): every item
-/// kept verbatim.
+/// kept verbatim. `counts`, the cached counts of `history`, spare counting it again, as in
+/// [`account_items_counted`].
 pub fn unchanged_items(
     history: &[ResponseItem],
     tokens: &ReceiptTokens,
+    counts: Option<&HistoryCounts>,
 ) -> (Vec<ItemReceipt>, ReceiptTotals) {
     let input = ReceiptInput {
         history,
@@ -219,7 +238,7 @@ pub fn unchanged_items(
         new_pin_slot: 0,
         produced: 0,
     };
-    account_items(&input, tokens)
+    account_items_counted(&input, tokens, counts)
 }
 
 /// `before` less everything the totals attribute, saturated to `i64`.

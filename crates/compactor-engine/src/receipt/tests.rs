@@ -123,7 +123,7 @@ fn duplicates_are_matched_once_each_newest_first() {
 #[test]
 fn an_unchanged_history_is_kept_verbatim() {
     let history = [user("u"), call("c1", "shell"), output("c1", "x"), reasoning(900)];
-    let (items, totals) = unchanged_items(&history, &TOKENS);
+    let (items, totals) = unchanged_items(&history, &TOKENS, None);
     assert!(items.iter().all(|item| item.outcome == KeptVerbatim));
     assert_eq!(totals.kept_verbatim.items, 4);
     assert_eq!(totals.sum(), i128::from(TOKENS.before));
@@ -132,10 +132,11 @@ fn an_unchanged_history_is_kept_verbatim() {
 #[test]
 fn unattributed_may_be_negative_and_saturates() {
     let history = [user(&"x".repeat(4_000))];
-    let (_, totals) = unchanged_items(&history, &ReceiptTokens { before: 5, ..TOKENS });
+    let (_, totals) = unchanged_items(&history, &ReceiptTokens { before: 5, ..TOKENS }, None);
     assert!(totals.unattributed < 0);
     assert_eq!(totals.sum(), 5);
-    let (_, totals) = unchanged_items(&history, &ReceiptTokens { before: i64::MIN, ..TOKENS });
+    let (_, totals) =
+        unchanged_items(&history, &ReceiptTokens { before: i64::MIN, ..TOKENS }, None);
     assert_eq!(totals.unattributed, i64::MIN);
 }
 
@@ -144,7 +145,7 @@ fn items_are_counted_with_the_session_counter() {
     // Russian text: o200k counts about half of what four bytes per token does.
     let history = [user(&"Когда окно контекста почти заполнено, история сжимается. ".repeat(20))];
     let tokens = ReceiptTokens { counter: TokenCounter::O200k, ..TOKENS };
-    let (items, totals) = unchanged_items(&history, &tokens);
+    let (items, totals) = unchanged_items(&history, &tokens, None);
     let exact = TokenCounter::O200k.item_tokens(&history[0]);
     assert_eq!(items[0].tokens, exact);
     assert!(exact < estimate_item_tokens(&history[0]), "{exact}");
@@ -304,6 +305,12 @@ proptest! {
         let tokens = ReceiptTokens { before, ..TOKENS };
         let (items, totals) = account_items(&input, &tokens);
         check_invariants(&history, &items, &totals, before);
+        // Read from the cached counts, the receipt is the same; counts of another history are
+        // not read.
+        let counted = account_items_counted(&input, &tokens, Some(&cached));
+        prop_assert_eq!(&counted, &(items.clone(), totals));
+        let other = account_items_counted(&input, &tokens, Some(&HistoryCounts::default()));
+        prop_assert_eq!(&other, &(items.clone(), totals));
         let outcomes: Vec<ItemOutcome> = items.iter().map(|item| item.outcome).collect();
         prop_assert_eq!(counts(&outcomes), naive_counts(&history, &pruned, Dropped));
         // Prune masks tool outputs and drops whole pairs; it never summarizes and never touches
