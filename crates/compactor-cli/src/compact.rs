@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use compactor_core::{ModelInfo, PreviewOptions, Session};
+use compactor_core::{PreviewOptions, Session};
 use compactor_engine::{COMPACT_USER_MESSAGE_MAX_TOKENS, EstimateContext};
 use compactor_protocol::{
     CompactionImplementation, CompactionStatus, EventMsg, ReceiptStatus, ResponseItem,
@@ -21,7 +21,7 @@ use crate::format;
 use crate::interrupt::InterruptWatch;
 use crate::receipt::receipt_lines;
 use crate::rollout::{self, ReadArgs};
-use crate::settings::{self, ConfigFile, DEFAULT_MODEL, ModelArgs};
+use crate::settings::{self, ConfigFile, ModelArgs};
 
 /// `compactor compact` flags.
 #[derive(Debug, Args)]
@@ -50,17 +50,7 @@ pub(crate) async fn run(args: CompactArgs, file: Option<ConfigFile>) -> Result<(
     let before = saved.session.history.clone();
 
     // Unless told otherwise, compact with the model and window the session was using.
-    let slug = saved
-        .session
-        .previous_turn_settings
-        .as_ref()
-        .map_or(DEFAULT_MODEL, |settings| settings.model.as_str());
-    let usable = saved.session.token_info.and_then(|info| info.model_context_window);
-    let model = ModelInfo {
-        context_window: usable.map(|usable| usable.saturating_mul(100) / 95),
-        ..ModelInfo::new(slug, 0)
-    };
-    let mut defaults = settings::cli_defaults(model);
+    let mut defaults = settings::cli_defaults(saved.model());
     defaults.base_instructions = saved.base_instructions().to_owned();
     defaults.cwd = saved.session.session_meta.as_ref().and_then(|meta| meta.cwd.clone());
     let mut settings = settings::layer(&args.model, file, defaults)?;

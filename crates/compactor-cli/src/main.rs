@@ -115,10 +115,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
     let config_flag: Option<PathBuf> = match &cli.command {
         Command::Demo(args) => args.model.config.clone(),
         Command::Compact(args) => args.model.config.clone(),
-        Command::Resume(_) | Command::Serve(_) | Command::Show(_) | Command::Pin(_) => None,
+        Command::Show(args) => args.config.clone(),
+        Command::Resume(_) | Command::Serve(_) | Command::Pin(_) => None,
     };
-    let uses_model = matches!(cli.command, Command::Demo(_) | Command::Compact(_));
-    let toml = if uses_model { settings::load_config_file(config_flag.as_deref())? } else { None };
+    let reads_config =
+        matches!(cli.command, Command::Demo(_) | Command::Compact(_) | Command::Show(_));
+    let toml =
+        if reads_config { settings::load_config_file(config_flag.as_deref())? } else { None };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -128,7 +131,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Command::Demo(args) => Box::pin(demo::run(args, toml)).await,
             Command::Compact(args) => Box::pin(compact::run(args, toml)).await,
             Command::Resume(args) => resume::run(args).await,
-            Command::Show(args) => show::run(args).await,
+            Command::Show(args) => show::run(args, toml).await,
             Command::Pin(args) => pin::run(args).await,
             Command::Serve(args) => serve::run(args).await,
         }

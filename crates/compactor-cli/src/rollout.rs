@@ -6,11 +6,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use compactor_core::ModelInfo;
 use compactor_engine::rebuild_legacy_compacted;
 use compactor_protocol::ContextualMarkers;
 use compactor_rollout_trace::{DamagedLines, ReconstructedSession, Replay, read_rollout};
 
 use crate::error::{CliError, Exit};
+use crate::settings::DEFAULT_MODEL;
 
 /// How strictly a rollout is read.
 #[derive(Debug, Args)]
@@ -40,6 +42,21 @@ impl SavedSession {
     /// The thread id, when the rollout records one.
     pub(crate) fn thread_id(&self) -> Option<&str> {
         self.session.session_meta.as_ref().map(|meta| meta.id.as_str())
+    }
+
+    /// The model the session was last using: its slug, and the window its usable window comes
+    /// from (the default model and an unknown window when the rollout does not say).
+    pub(crate) fn model(&self) -> ModelInfo {
+        let slug = self
+            .session
+            .previous_turn_settings
+            .as_ref()
+            .map_or(DEFAULT_MODEL, |settings| settings.model.as_str());
+        let usable = self.session.token_info.and_then(|info| info.model_context_window);
+        ModelInfo {
+            context_window: usable.map(|usable| usable.saturating_mul(100) / 95),
+            ..ModelInfo::new(slug, 0)
+        }
     }
 
     /// The base instructions the session was written with.

@@ -5,15 +5,17 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use compactor_core::DEFAULT_LEDGER_BUDGET_TOKENS;
+use compactor_core::ProgressLedger;
 use compactor_engine::{DefaultTools, Ledger, LedgerRules, rebuild_legacy_compacted};
-use compactor_protocol::{ContextualMarkers, LedgerSnapshot, ResponseItem};
+use compactor_protocol::{LedgerSnapshot, ResponseItem};
 use compactor_rollout_trace::{Replay, read_rollout};
 use serde_json::json;
 
 use crate::error::{CliError, Exit};
+use crate::format;
 use crate::receipt::{pin_lines, receipt_lines};
 use crate::rollout::{self, ReadArgs};
+use crate::settings::{self, ConfigFile};
 
 /// `compactor show` flags.
 #[derive(Debug, Args)]
@@ -24,11 +26,15 @@ pub(crate) struct ShowArgs {
     /// the pins, and the progress ledger.
     #[arg(long)]
     json: bool,
+    /// The compactor.toml whose `[compaction]` ledger settings the next compaction would use
+    /// [default: ./compactor.toml when it exists]
+    #[arg(long, value_name = "PATH")]
+    pub(crate) config: Option<PathBuf>,
     #[command(flatten)]
     read: ReadArgs,
 }
 
-pub(crate) async fn run(args: ShowArgs) -> Result<(), CliError> {
+pub(crate) async fn run(args: ShowArgs, file: Option<ConfigFile>) -> Result<(), CliError> {
     let saved = rollout::read(&args.rollout, args.read.damaged_lines()).await?;
     for warning in &saved.session.warnings {
         eprintln!("warning: {}: {warning}", saved.path.display());
@@ -38,7 +44,15 @@ pub(crate) async fn run(args: ShowArgs) -> Result<(), CliError> {
         CliError::new(Exit::BadRollout, err)
             .context(format!("cannot read rollout {}", saved.path.display()))
     })?;
-    let markers = ContextualMarkers::default();
+    // The ledger is rendered as the next compaction of this session would render it: within the
+    // budget its model's window and the config file give (D154).
+    let mut config = settings::cli_defaults(saved.model());
+    if let Some(file) = &file {
+        file.toml.apply(&mut config);
+    }
+    let markers = config.contextual_markers.clone();
+    let ledger_on = config.compaction.ledger == ProgressLedger::On;
+    let ledger_budget = config.compaction.ledger_budget(&config.model);
     let replay = Replay::new(&rebuild_legacy_compacted, &markers);
     let records = replay.compactions(&contents.lines);
     // The ledger a resumed session would hold, described by the default tools (D153).
@@ -119,14 +133,19 @@ pub(crate) async fn run(args: ShowArgs) -> Result<(), CliError> {
         }
     }
     outln!();
-    match ledger.render(DEFAULT_LEDGER_BUDGET_TOKENS).as_ref().and_then(ResponseItem::message_text)
-    {
+    let rendered = if ledger_on { ledger.render(ledger_budget) } else { None };
+    match rendered.as_ref().and_then(ResponseItem::message_text) {
         Some(text) => {
-            outln!("Progress ledger (laid out after the pins in the next compacted history):");
+            outln!(
+                "Progress ledger (laid out after the pins in the next compacted history, \
+                 within {} tokens):",
+                format::count(ledger_budget)
+            );
             for line in text.lines() {
                 outln!("  {line}");
             }
         }
+        None if !ledger_on => outln!("No progress ledger: the config file turns it off."),
         None => outln!("No progress ledger."),
     }
     Ok(())

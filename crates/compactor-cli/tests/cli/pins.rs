@@ -216,10 +216,29 @@ async fn show_prints_each_compactions_ledger_and_the_session_ledger_a_resume_hol
     assert_eq!(shown.code, 0, "{}", shown.stderr);
     let text = &shown.stdout;
     assert_eq!(text.matches("\n  ledger: ").count(), compactions.len(), "{text}");
-    let (_, ledger) = text
-        .split_once("Progress ledger (laid out after the pins in the next compacted history):\n")
-        .unwrap_or_else(|| panic!("{text}"));
+    let header = "Progress ledger (laid out after the pins in the next compacted history, within \
+                  2,000 tokens):\n";
+    let (_, ledger) = text.split_once(header).unwrap_or_else(|| panic!("{text}"));
     assert!(ledger.starts_with("  <progress_ledger>"), "{ledger}");
     assert!(ledger.contains("  - turn 2: cargo test --workspace (exit 0)"), "{ledger}");
     assert!(ledger.contains("  - src/storage/pager.rs: read (turn 1)"), "{ledger}");
+
+    // The config file's ledger settings are the next compaction's, and so `show`'s.
+    std::fs::write(dir.path().join("small.toml"), "[compaction]\nledger_budget_tokens = 150\n")
+        .unwrap();
+    let small = run(dir.path(), &["show", "out/rollout.jsonl", "--config", "small.toml"]).await;
+    assert_eq!(small.code, 0, "{}", small.stderr);
+    let header = "Progress ledger (laid out after the pins in the next compacted history, within \
+                  150 tokens):\n";
+    let (_, small_ledger) =
+        small.stdout.split_once(header).unwrap_or_else(|| panic!("{}", small.stdout));
+    assert!(small_ledger.lines().count() < ledger.lines().count(), "{small_ledger}");
+    std::fs::write(dir.path().join("off.toml"), "[compaction]\nledger = false\n").unwrap();
+    let off = run(dir.path(), &["show", "out/rollout.jsonl", "--config", "off.toml"]).await;
+    assert_eq!(off.code, 0, "{}", off.stderr);
+    assert!(
+        off.stdout.ends_with("No progress ledger: the config file turns it off.\n"),
+        "{}",
+        off.stdout
+    );
 }
