@@ -238,18 +238,24 @@ impl SessionBuilder {
         let ledger = replay_ledger(&self.config, &*self.tool_extractor, &contents.lines);
         let resumed = Replay::new(&rebuild_legacy_compacted, &self.config.contextual_markers)
             .reconstruct_contents(contents);
-        let thread_id = resumed
-            .session_meta
-            .as_ref()
-            .map(|meta| meta.id.clone())
-            .or_else(|| self.thread_id.clone())
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let thread_id = self.resumed_thread_id(&resumed);
         let window_generation = resumed.window_generation;
         let state = self.resumed_state(resumed, ledger).await?;
         let (session, events) = self.finish(thread_id, None, state).await?;
         session.inner.client.set_window_generation(window_generation);
         session.pin_configured_notes().await?;
         Ok((session, events))
+    }
+
+    /// The thread id of a resumed session: the rollout's, else the one the builder was given,
+    /// else a new one.
+    fn resumed_thread_id(&self, resumed: &ReconstructedSession) -> String {
+        resumed
+            .session_meta
+            .as_ref()
+            .map(|meta| meta.id.clone())
+            .or_else(|| self.thread_id.clone())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
     }
 
     /// The state of a session resumed as `resumed` describes it, with `ledger` replayed from the
@@ -304,12 +310,7 @@ impl SessionBuilder {
         for warning in &resumed.warnings {
             tracing::warn!(path = %path.display(), "{warning}");
         }
-        let thread_id = resumed
-            .session_meta
-            .as_ref()
-            .map(|meta| meta.id.clone())
-            .or_else(|| self.thread_id.clone())
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let thread_id = self.resumed_thread_id(&resumed);
         self.config.rollout_path = Some(path);
         let mut warnings = std::mem::take(&mut resumed.warnings);
         warnings.extend(rollout.lock_takeover_warning());

@@ -62,20 +62,24 @@ pub fn estimate_item_bytes(item: &ResponseItem) -> u64 {
         | ResponseItem::ContextCompaction { encrypted_content: Some(blob), .. } => {
             encrypted_blob_bytes(blob.len())
         }
-        _ => {
-            let mut bytes = serialized_len(item);
-            for part in content_parts(item) {
-                if let ContentItem::InputImage { image_url, detail } = part
-                    && let Some(payload_len) = data_url_payload_len(image_url)
-                {
-                    bytes = bytes
-                        .saturating_sub(payload_len as u64)
-                        .saturating_add(image_estimate_bytes(image_url, detail.as_deref()));
-                }
-            }
-            bytes
+        _ => with_images_estimated(item, serialized_len(item)),
+    }
+}
+
+/// `bytes`, the JSON length of `item` (or of its structure), with each inline image's base64
+/// payload replaced by [`image_estimate_bytes`]: the one image rule of both counters.
+pub(crate) fn with_images_estimated(item: &ResponseItem, bytes: u64) -> u64 {
+    let mut bytes = bytes;
+    for part in content_parts(item) {
+        if let ContentItem::InputImage { image_url, detail } = part
+            && let Some(payload_len) = data_url_payload_len(image_url)
+        {
+            bytes = bytes
+                .saturating_sub(payload_len as u64)
+                .saturating_add(image_estimate_bytes(image_url, detail.as_deref()));
         }
     }
+    bytes
 }
 
 /// [`estimate_item_bytes`] in tokens.

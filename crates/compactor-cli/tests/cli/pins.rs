@@ -7,8 +7,8 @@ use compactor_protocol::{CompactionReceipt, ReceiptStatus};
 use pretty_assertions::assert_eq;
 use serde_json::Value;
 
-use crate::common::{DEADLINE, compactor, run};
-use crate::rollouts::{demo_rollout, silent_endpoint, wait_for_lock};
+use crate::common::{DEADLINE, run};
+use crate::rollouts::{demo_rollout, hold_rollout};
 
 /// `compactor show --json` of `rollout`.
 async fn show_json(dir: &Path, rollout: &str) -> Value {
@@ -75,24 +75,7 @@ async fn pin_on_a_rollout_another_process_writes_fails_naming_the_holder() {
     let dir = tempfile::tempdir().unwrap();
     let rollout = demo_rollout(dir.path()).await;
     let lock = dir.path().join("out/rollout.jsonl.lock");
-    let (url, endpoint) = silent_endpoint().await;
-    let mut holder = compactor(
-        dir.path(),
-        &[
-            "compact",
-            "out/rollout.jsonl",
-            "--base-url",
-            &url,
-            "--api-key-env",
-            "",
-            "--transport",
-            "http",
-        ],
-    )
-    .spawn()
-    .unwrap();
-    let holder_pid = holder.id().unwrap();
-    wait_for_lock(&lock, holder_pid).await;
+    let (mut holder, holder_pid, endpoint) = hold_rollout(dir.path(), &lock).await;
     let before = std::fs::read(&rollout).unwrap();
 
     let pinned =

@@ -169,6 +169,29 @@ pub(crate) async fn wait_for_lock(path: &Path, pid: u32) {
         .expect("the first compact never took the lock");
 }
 
+/// A live session on the demo rollout in `dir`: `compact` against a model that never answers,
+/// once it holds the writer lock at `lock`. Returns the process, its pid and the endpoint's task.
+pub(crate) async fn hold_rollout(
+    dir: &Path,
+    lock: &Path,
+) -> (tokio::process::Child, u32, tokio::task::JoinHandle<()>) {
+    let (url, endpoint) = silent_endpoint().await;
+    let args = [
+        "compact",
+        "out/rollout.jsonl",
+        "--base-url",
+        &url,
+        "--api-key-env",
+        "",
+        "--transport",
+        "http",
+    ];
+    let holder = compactor(dir, &args).spawn().unwrap();
+    let holder_pid = holder.id().unwrap();
+    wait_for_lock(lock, holder_pid).await;
+    (holder, holder_pid, endpoint)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn one_writer_at_a_time_readers_always_and_a_dead_writers_lock_is_taken_over() {
     let dir = tempfile::tempdir().unwrap();
@@ -179,24 +202,7 @@ async fn one_writer_at_a_time_readers_always_and_a_dead_writers_lock_is_taken_ov
     let before = compactions(&std::fs::read(&rollout).unwrap());
 
     // A live session: `compact` against a model that never answers holds the rollout.
-    let (url, endpoint) = silent_endpoint().await;
-    let mut holder = compactor(
-        dir.path(),
-        &[
-            "compact",
-            "out/rollout.jsonl",
-            "--base-url",
-            &url,
-            "--api-key-env",
-            "",
-            "--transport",
-            "http",
-        ],
-    )
-    .spawn()
-    .unwrap();
-    let holder_pid = holder.id().unwrap();
-    wait_for_lock(&lock, holder_pid).await;
+    let (mut holder, holder_pid, endpoint) = hold_rollout(dir.path(), &lock).await;
 
     let second = run(dir.path(), &["compact", "out/rollout.jsonl"]).await;
     assert_eq!(second.code, 9, "stdout:\n{}\nstderr:\n{}", second.stdout, second.stderr);

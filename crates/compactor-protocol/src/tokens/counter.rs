@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::length::json_structure_and_text;
 use super::{
-    approx_token_count, approx_tokens_from_byte_count, content_parts, data_url_payload_len,
-    encrypted_blob_bytes, estimate_item_tokens, image_estimate_bytes,
+    approx_token_count, approx_tokens_from_byte_count, encrypted_blob_bytes, estimate_item_tokens,
+    with_images_estimated,
 };
-use crate::items::{ContentItem, ResponseItem};
+use crate::items::ResponseItem;
 
 /// How tokens are counted: for the history, each item, the auto-compaction gate, trimming, the
 /// retained budgets and the figures of analytics (D120).
@@ -93,7 +93,7 @@ impl TokenCounter {
     /// any other item (D67). Otherwise
     /// `Bytes4` counts the item's JSON four bytes per token, and `O200k` counts the text of its
     /// string values with the tokenizer and the rest of its JSON four bytes per token; with both,
-    /// an inline image counts [`image_estimate_bytes`] instead of its base64 payload (D122).
+    /// an inline image counts [`image_estimate_bytes`](super::image_estimate_bytes) instead of its base64 payload (D122).
     pub fn item_tokens(self, item: &ResponseItem) -> u64 {
         match self.effective() {
             TokenCounter::Bytes4 => estimate_item_tokens(item),
@@ -105,16 +105,7 @@ impl TokenCounter {
                 }
                 _ => {
                     let measured = json_structure_and_text(item, o200k_text_tokens);
-                    let mut bytes = measured.structure_bytes;
-                    for part in content_parts(item) {
-                        if let ContentItem::InputImage { image_url, detail } = part
-                            && let Some(payload_len) = data_url_payload_len(image_url)
-                        {
-                            bytes = bytes
-                                .saturating_sub(payload_len as u64)
-                                .saturating_add(image_estimate_bytes(image_url, detail.as_deref()));
-                        }
-                    }
+                    let bytes = with_images_estimated(item, measured.structure_bytes);
                     measured.text_tokens.saturating_add(approx_tokens_from_byte_count(bytes))
                 }
             },

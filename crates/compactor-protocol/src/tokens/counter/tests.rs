@@ -4,7 +4,7 @@ use pretty_assertions::assert_eq;
 use serde_json::json;
 
 use super::*;
-use crate::items::ToolOutput;
+use crate::items::{ContentItem, ToolOutput};
 use crate::tokens::{IMAGE_ESTIMATE_BYTES, estimate_history_tokens};
 
 fn items() -> Vec<ResponseItem> {
