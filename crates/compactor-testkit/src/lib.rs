@@ -66,6 +66,7 @@ mod script;
 mod seal;
 mod server;
 mod stream;
+mod token_cache;
 mod traffic;
 pub mod workload;
 mod ws;

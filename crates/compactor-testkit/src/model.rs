@@ -37,6 +37,7 @@ use crate::events::{
 };
 use crate::faults::ErrorReply;
 use crate::seal::SealKey;
+use crate::token_cache::TokenCache;
 
 /// How the reference model counts usage: with a real tokenizer, as a server does.
 const USAGE_COUNTER: TokenCounter = TokenCounter::O200k;
@@ -248,11 +249,29 @@ pub(crate) struct ReferenceModel {
     next_id: AtomicU64,
     /// Requests refused for an input over the window.
     refused_over_window: AtomicU64,
+    /// The usage counts of the items of recent requests (D162).
+    tokens: TokenCache,
 }
 
 impl ReferenceModel {
     pub(crate) fn new(config: ReferenceModelConfig) -> Self {
-        Self { config, next_id: AtomicU64::new(1), refused_over_window: AtomicU64::new(0) }
+        Self {
+            config,
+            next_id: AtomicU64::new(1),
+            refused_over_window: AtomicU64::new(0),
+            tokens: TokenCache::new(USAGE_COUNTER),
+        }
+    }
+
+    /// The input tokens of a request: its instructions, its tools and its items.
+    fn input_tokens(&self, instructions: &str, tools: &[ToolSpec], input: &[ResponseItem]) -> u64 {
+        let tools = if tools.is_empty() { 0 } else { USAGE_COUNTER.json_tokens(tools) };
+        self.history_tokens(instructions, input).saturating_add(tools)
+    }
+
+    /// The tokens of `instructions` and `input`, counted as the usage counts them.
+    pub(crate) fn history_tokens(&self, instructions: &str, input: &[ResponseItem]) -> u64 {
+        self.tokens.history_tokens(instructions, input)
     }
 
     fn next_id(&self, prefix: &str) -> String {
@@ -268,7 +287,7 @@ impl ReferenceModel {
         let memory = self.verify_sealed(full_input).map_err(Refusal::Error)?;
         let response_id = self.next_id("resp");
         // Each item is serialized once for the estimate; the digest reuses it.
-        let input_tokens = input_tokens(&request.instructions, &request.tools, full_input);
+        let input_tokens = self.input_tokens(&request.instructions, &request.tools, full_input);
         if let Some(window) = self.window_exceeded(&request.model, input_tokens) {
             return Err(Refusal::ContextLength { input_tokens, window, response_id });
         }
@@ -356,7 +375,7 @@ impl ReferenceModel {
         input: &[ResponseItem],
     ) -> Result<Value, ErrorReply> {
         let memory = self.verify_sealed(input)?;
-        let input_tokens = input_tokens(&request.instructions, &request.tools, input);
+        let input_tokens = self.input_tokens(&request.instructions, &request.tools, input);
         if let Some(window) = self.window_exceeded(&request.model, input_tokens) {
             return Err(ErrorReply::context_length_exceeded(input_tokens, window));
         }
@@ -545,12 +564,6 @@ fn snippet(text: &str) -> String {
         Some((cut, _)) => format!("{}...", &joined[..cut]),
         None => joined,
     }
-}
-
-/// The input tokens of a request: its instructions, its tools and its items.
-fn input_tokens(instructions: &str, tools: &[ToolSpec], input: &[ResponseItem]) -> u64 {
-    let tools = if tools.is_empty() { 0 } else { USAGE_COUNTER.json_tokens(tools) };
-    USAGE_COUNTER.history_tokens(instructions, input).saturating_add(tools)
 }
 
 fn output_tokens(output: &[Value]) -> u64 {

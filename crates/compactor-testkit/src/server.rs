@@ -644,7 +644,10 @@ impl Shared {
     ) -> Option<ErrorReply> {
         let limit = self.input_token_limit?;
         // Counted as the reference model counts its usage, as a real server counts its window.
-        let tokens = TokenCounter::O200k.history_tokens(instructions, input);
+        let tokens = match &self.model {
+            Some(model) => model.history_tokens(instructions, input),
+            None => TokenCounter::O200k.history_tokens(instructions, input),
+        };
         (tokens > limit).then(|| {
             self.violation_reply(
                 context,
