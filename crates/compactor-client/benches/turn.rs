@@ -85,7 +85,8 @@ fn main() -> std::process::ExitCode {
         let message = turns.send(&second).unwrap_or_default();
         turns.complete("resp_2", std::slice::from_ref(&answer));
         turn = turn.min(start.elapsed());
-        assert!(message.contains(r#""previous_response_id":"resp_1""#), "the turn is incremental");
+        let text = std::str::from_utf8(&message).unwrap_or_default();
+        assert!(text.contains(r#""previous_response_id":"resp_1""#), "the turn is incremental");
         sent = message.len();
         drop(black_box(message));
         drop(turns);

@@ -2,6 +2,7 @@
 //! the transports' own decoding and mapping code, run over in-memory input, and the WebSocket
 //! transport's incremental-request bookkeeping without a socket.
 
+use bytes::Bytes;
 use compactor_protocol::{CompactorError, ResponseItem, ResponsesApiRequest};
 
 use crate::http::Read;
@@ -47,7 +48,7 @@ impl WebsocketTurns {
     /// # Errors
     ///
     /// The request does not serialize.
-    pub fn send(&mut self, request: &ResponsesApiRequest<'_>) -> Result<String, CompactorError> {
+    pub fn send(&mut self, request: &ResponsesApiRequest<'_>) -> Result<Bytes, CompactorError> {
         self.0.send(request)
     }
 

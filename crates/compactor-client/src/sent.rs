@@ -28,7 +28,7 @@ enum Sent<'a> {
     Http(&'a Bytes),
     /// A WebSocket `response.create` text sent for a logical request that was never serialized
     /// as such (borrowed from the request sent, in its HTTP form).
-    Websocket { request: ResponsesApiRequest<'a>, message: &'a str },
+    Websocket { request: ResponsesApiRequest<'a>, message: &'a [u8] },
 }
 
 impl<'a> SentRequest<'a> {
@@ -38,7 +38,7 @@ impl<'a> SentRequest<'a> {
     }
 
     /// A WebSocket request: `message` went out for `request`.
-    pub(crate) fn websocket(request: &'a ResponsesApiRequest<'_>, message: &'a str) -> Self {
+    pub(crate) fn websocket(request: &'a ResponsesApiRequest<'_>, message: &'a [u8]) -> Self {
         let mut request = request.reborrow();
         request.stream = Some(true);
         request.previous_response_id = None;
@@ -61,8 +61,8 @@ impl<'a> SentRequest<'a> {
     }
 
     /// The message that went on the wire when it differs from the logical request: the text of
-    /// a WebSocket `response.create`; `None` over HTTP.
-    pub fn wire_message(&self) -> Option<&str> {
+    /// a WebSocket `response.create` (UTF-8 JSON); `None` over HTTP.
+    pub fn wire_message(&self) -> Option<&[u8]> {
         match &self.0 {
             Sent::Http(_) => None,
             Sent::Websocket { message, .. } => Some(message),

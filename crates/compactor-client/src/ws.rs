@@ -7,6 +7,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex as StdMutex, PoisonError};
 use std::time::Duration;
 
+use bytes::Bytes;
 use compactor_protocol::{
     CompactorError, Fingerprint, FingerprintKey, ResponseEvent, ResponseItem, ResponsesApiRequest,
     StreamEventPayload, WsClientMessage,
@@ -135,7 +136,7 @@ impl Bookkeeping {
     pub(crate) fn send(
         &mut self,
         request: &ResponsesApiRequest<'_>,
-    ) -> Result<String, CompactorError> {
+    ) -> Result<Bytes, CompactorError> {
         let Create { message, baseline } = create_message(
             self.last_request.as_ref(),
             self.last_response.take(),
@@ -327,7 +328,7 @@ async fn prewarm(
         .map_err(|err| AttemptError::final_error(err.into()))?;
     let guard = ws.connection.clone().lock_owned().await;
     let mut reader = WsReader::new(guard, idle, ws.last_response.clone(), ws.key).redacting(key);
-    send_text(&mut reader.guard, message, idle).await?;
+    send_text(&mut reader.guard, Bytes::from(message), idle).await?;
     loop {
         match reader.next().await {
             Read::Event(_) => {}
@@ -345,7 +346,8 @@ async fn prewarm(
 
 /// A `response.create` message, and the baseline it leaves for the next request.
 struct Create {
-    message: String,
+    /// The message's text.
+    message: Bytes,
     /// `None` after a request that ends with a compaction trigger: no request extends it (the
     /// next one starts from the compacted history), so its input is not even fingerprinted.
     baseline: Option<Baseline>,
@@ -372,8 +374,8 @@ fn create_message(
         }
         None => WsClientMessage::ResponseCreate(Box::new(request.reborrow())),
     };
-    let body = crate::client::json_body(&message)?;
-    let message = String::from_utf8(body).map_err(|err| CompactorError::Json(err.to_string()))?;
+    // JSON written by serde_json is UTF-8: the text is not checked again (D164).
+    let message = Bytes::from(crate::client::json_body(&message)?);
     Ok(Create { message, baseline: keep.then(|| Baseline::new(request, prints)) })
 }
 
@@ -544,7 +546,7 @@ const FRAGMENT_BYTES: usize = 256 * 1024;
 
 async fn send_text(
     connection: &mut Connection,
-    text: String,
+    text: Bytes,
     idle: Duration,
 ) -> Result<(), AttemptError> {
     let Some(socket) = connection.socket.as_mut() else {
@@ -553,22 +555,19 @@ async fn send_text(
         )));
     };
     let sent = async {
-        if text.len() <= FRAGMENT_BYTES {
-            return socket.send(Message::text(text)).await;
-        }
-        // A fragment boundary may split a UTF-8 sequence: receivers check the text of the
-        // whole message, not of each fragment.
-        let payload = tungstenite::Bytes::from(text.into_bytes());
+        // Sent as raw frames: a message's text is JSON written by serde_json, already UTF-8, and
+        // is not checked again (D164). A fragment boundary may split a UTF-8 sequence: receivers
+        // check the text of the whole message, not of each fragment.
         let mut start = 0;
-        while start < payload.len() {
-            let end = (start + FRAGMENT_BYTES).min(payload.len());
+        loop {
+            let end = (start + FRAGMENT_BYTES).min(text.len());
             let opcode = if start == 0 { OpData::Text } else { OpData::Continue };
-            let frame = Frame::message(
-                payload.slice(start..end),
-                OpCode::Data(opcode),
-                end == payload.len(),
-            );
+            let last = end == text.len();
+            let frame = Frame::message(text.slice(start..end), OpCode::Data(opcode), last);
             socket.feed(Message::Frame(frame)).await?;
+            if last {
+                break;
+            }
             start = end;
         }
         socket.flush().await
@@ -897,7 +896,7 @@ pub(crate) async fn send_response_processed(session: &mut ModelClientSession, re
         tracing::debug!("websocket connection is broken: response.processed not sent");
         return;
     }
-    if let Err(failure) = send_text(&mut connection, message, idle).await {
+    if let Err(failure) = send_text(&mut connection, Bytes::from(message), idle).await {
         tracing::debug!(error = %failure.error, "failed to send response.processed");
     }
 }

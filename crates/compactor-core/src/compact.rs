@@ -135,7 +135,7 @@ pub(crate) struct Install<'a> {
 /// docs/decisions.md). With the trace off nothing is copied or serialized.
 pub(crate) struct SentCapture<'t> {
     trace: &'t CompactionTraceContext,
-    json: Option<(Bytes, Option<String>)>,
+    json: Option<(Bytes, Option<Bytes>)>,
     wire_len: u64,
 }
 
@@ -152,7 +152,7 @@ impl<'t> SentCapture<'t> {
             return;
         }
         self.json = match sent.request_json() {
-            Ok(request) => Some((request, sent.wire_message().map(str::to_owned))),
+            Ok(request) => Some((request, sent.wire_message().map(Bytes::copy_from_slice))),
             Err(error) => {
                 tracing::warn!(%error, "the request could not be serialized for the trace");
                 None
@@ -170,10 +170,7 @@ impl<'t> SentCapture<'t> {
     pub(crate) async fn start_attempt(&self) -> CompactionTraceAttempt {
         match &self.json {
             Some((request, wire_message)) => {
-                let sent = SentRequestJson {
-                    request,
-                    wire_message: wire_message.as_deref().map(str::as_bytes),
-                };
+                let sent = SentRequestJson { request, wire_message: wire_message.as_deref() };
                 self.trace.start_attempt(sent).await
             }
             None => CompactionTraceAttempt::default(),

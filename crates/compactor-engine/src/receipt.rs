@@ -285,20 +285,36 @@ fn mark_in_order<'a>(
 enum ExactKey<'a> {
     /// A message: role, number of parts and bytes of text.
     Message { role: &'a str, parts: usize, text_bytes: usize },
-    /// A tool output: its type and call id.
-    Output { kind: &'a str, call_id: &'a str },
+    /// A call or a tool output: its type and call id.
+    Call { kind: &'a str, call_id: &'a str },
+    /// A reasoning item: its id and the sizes of what it holds.
+    Reasoning { id: Option<&'a str>, summary: usize, content: Option<usize>, encrypted: usize },
     /// Anything else: its type and estimated size.
     Other { kind: &'a str, tokens: u64 },
 }
 
 impl<'a> ExactKey<'a> {
     fn of(item: &'a ResponseItem) -> Self {
-        if let ResponseItem::Message { role, content, .. } = item {
-            let text_bytes = content.iter().map(|part| first_text(part).map_or(0, str::len)).sum();
-            return ExactKey::Message { role, parts: content.len(), text_bytes };
+        match item {
+            ResponseItem::Message { role, content, .. } => {
+                let text_bytes =
+                    content.iter().map(|part| first_text(part).map_or(0, str::len)).sum();
+                return ExactKey::Message { role, parts: content.len(), text_bytes };
+            }
+            // Taken apart without counting them: a history holds thousands of these, and an
+            // estimate walks the whole item.
+            ResponseItem::Reasoning { id, summary, content, encrypted_content } => {
+                return ExactKey::Reasoning {
+                    id: id.as_deref(),
+                    summary: summary.len(),
+                    content: content.as_ref().map(Vec::len),
+                    encrypted: encrypted_content.as_ref().map_or(0, String::len),
+                };
+            }
+            _ => {}
         }
-        match item.output_call_id() {
-            Some(call_id) => ExactKey::Output { kind: item.item_type(), call_id },
+        match item.output_call_id().or_else(|| item.call_id()) {
+            Some(call_id) => ExactKey::Call { kind: item.item_type(), call_id },
             None => ExactKey::Other { kind: item.item_type(), tokens: estimate_item_tokens(item) },
         }
     }

@@ -68,18 +68,17 @@ pub(crate) async fn responses(
                 Some(previous) => Resolution::Unresolved(previous.clone()),
                 None => Resolution::NotRequested,
             };
-            match shared.prepare_response(&context, request, base, answer) {
-                // HTTP keeps no history: the input is freed here, not on the way to the answer.
-                Prepared::Events { events, .. } => {
-                    Prepared::Events { full_input: Vec::new(), events }
-                }
-                reply @ (Prepared::Reply(_) | Prepared::Failed { .. }) => reply,
-            }
+            shared.prepare_response(&context, request, base, answer)
         })
         .await
     };
     let events = match prepared {
-        Ok(Prepared::Events { events, .. }) => events,
+        Ok(Prepared::Events { events, full_input }) => {
+            // HTTP keeps no history: the input is freed off the way to the answer (freeing a
+            // large history takes milliseconds).
+            tokio::task::spawn_blocking(move || drop(full_input));
+            events
+        }
         Ok(Prepared::Reply(reply) | Prepared::Failed { reply, .. }) => {
             return error_response(&reply);
         }

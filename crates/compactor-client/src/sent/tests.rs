@@ -36,9 +36,9 @@ fn websocket_reports_the_logical_request_in_its_http_form() {
     let message =
         serde_json::to_string(&WsClientMessage::ResponseCreate(Box::new(incremental))).unwrap();
 
-    let sent = SentRequest::websocket(&request, &message);
+    let sent = SentRequest::websocket(&request, message.as_bytes());
     assert_eq!(sent.request_json().unwrap(), http_body, "the body HTTP would have sent");
-    assert_eq!(sent.wire_message(), Some(message.as_str()));
+    assert_eq!(sent.wire_message(), Some(message.as_bytes()));
     assert_eq!(sent.wire_len(), u64::try_from(message.len()).unwrap());
     let logical: Value = serde_json::from_slice(&sent.request_json().unwrap()).unwrap();
     assert_eq!(logical["input"].as_array().map(Vec::len), Some(2), "the full input");

@@ -520,7 +520,11 @@ async fn stream_reporting(
     let mut reports = Vec::new();
     let stream = bounded(session.stream_with_report(prompt, &settings(), &mut |sent| {
         let request = sent.request_json().unwrap().to_vec();
-        reports.push((request, sent.wire_message().map(str::to_owned), sent.wire_len()));
+        reports.push((
+            request,
+            sent.wire_message().map(|wire| String::from_utf8(wire.to_vec()).unwrap()),
+            sent.wire_len(),
+        ));
     }))
     .await
     .unwrap();
