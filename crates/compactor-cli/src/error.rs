@@ -142,6 +142,7 @@ pub(crate) fn exit_for(error: &CompactorError) -> Exit {
         | CompactorError::RetryLimit { .. }
         | CompactorError::ResponseStreamFailed { .. }
         | CompactorError::Fatal(_)
+        | CompactorError::NothingToCompact { .. }
         | CompactorError::Io(_)
         | CompactorError::Json(_)
         | CompactorError::CompactionMadeNoProgress { .. }

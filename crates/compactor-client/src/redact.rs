@@ -126,6 +126,7 @@ impl Redactor {
             | CompactorError::ContextWindowExceeded
             | CompactorError::ServerOverloaded
             | CompactorError::InternalServerError
+            | CompactorError::NothingToCompact { .. }
             | CompactorError::CompactionMadeNoProgress { .. }
             | CompactorError::EventTooLarge { .. }
             | CompactorError::CompactionDoesNotFit { .. }

@@ -178,6 +178,44 @@ impl<'t> SentCapture<'t> {
     }
 }
 
+/// The failed attempts of a chain, and which of them the chain reports when all fail (D165).
+#[derive(Default)]
+struct ChainFailures {
+    /// The attempts in order, each with its rank (lower is reported first).
+    failures: Vec<(u8, CompactionImplementation, CompactorError)>,
+}
+
+impl ChainFailures {
+    /// Records a failed attempt; `latched` when it was v2's refusal that the chain went past.
+    fn push(
+        &mut self,
+        implementation: CompactionImplementation,
+        error: CompactorError,
+        latched: bool,
+    ) {
+        let rank = match &error {
+            // A rollout that cannot be written stopped the chain: that is the answer.
+            CompactorError::RolloutWrite { .. } | CompactorError::RolloutInUse { .. } => 0,
+            // An implementation with nothing to do explains nothing about the others.
+            CompactorError::NothingToCompact { .. } => 3,
+            // The provider's refusal of v2 was reported as a warning when the chain went past
+            // it.
+            _ if latched => 2,
+            _ => 1,
+        };
+        self.failures.push((rank, implementation, error));
+    }
+
+    /// The failure to report: the first of the lowest rank.
+    fn reported(self) -> Option<(CompactionImplementation, CompactorError)> {
+        let best = self.failures.iter().map(|(rank, ..)| *rank).min()?;
+        self.failures
+            .into_iter()
+            .find(|(rank, ..)| *rank == best)
+            .map(|(_, implementation, error)| (implementation, error))
+    }
+}
+
 /// How a compaction reads the answer to its stream request.
 pub(crate) trait ReadAnswer {
     /// What it reads.
@@ -566,7 +604,7 @@ impl Session {
             (Arc::clone(&state.history), state.counts.clone())
         };
         let pins = self.pins_at_start();
-        let mut last_error = None;
+        let mut failures = ChainFailures::default();
         let usable = turn.model.model_context_window();
         let mut chain = chain;
         let mut index = 0;
@@ -598,7 +636,7 @@ impl Session {
                 );
                 self.emit_receipt(receipt).await;
                 tracing::warn!(%implementation, error = %error, "compaction attempt skipped");
-                last_error = Some((implementation, error));
+                failures.push(implementation, error, false);
                 continue;
             }
             let prepared = {
@@ -675,7 +713,7 @@ impl Session {
                             chain.extend(missing);
                         }
                     }
-                    last_error = Some((implementation, error));
+                    failures.push(implementation, error, latched);
                     if rollout_failed {
                         break;
                     }
@@ -713,7 +751,8 @@ impl Session {
             }
             return Ok(());
         }
-        let (implementation, error) = last_error
+        let (implementation, error) = failures
+            .reported()
             .unwrap_or((first, CompactorError::Config("the compaction chain is empty".to_owned())));
         let prefix = match implementation {
             CompactionImplementation::ResponsesCompact

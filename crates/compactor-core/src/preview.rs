@@ -63,7 +63,8 @@ impl Session {
     /// # Errors
     ///
     /// What the compaction would fail with before its request: [`CompactorError::PinsOverBudget`],
-    /// [`CompactorError::CompactionDoesNotFit`], `prune` finding nothing to remove; and
+    /// [`CompactorError::CompactionDoesNotFit`], [`CompactorError::NothingToCompact`] from `prune`;
+    /// and
     /// [`CompactorError::Config`] for `server_managed`, which only a server can do.
     pub async fn preview_compaction(
         &self,

@@ -90,6 +90,13 @@ pub enum CompactorError {
     /// A failure no retry can fix (e.g. a malformed compaction result).
     #[error("{0}")]
     Fatal(String),
+    /// A compaction implementation found nothing it could remove from the history (`prune` with
+    /// no old tool output to mask and nothing to drop): nothing failed, there was no work.
+    #[error("{implementation} found nothing to remove")]
+    NothingToCompact {
+        /// The implementation's name.
+        implementation: String,
+    },
     /// An I/O failure.
     #[error("i/o error: {0}")]
     Io(String),
@@ -201,6 +208,7 @@ impl CompactorError {
             | CompactorError::UsageNotIncluded(_)
             | CompactorError::RetryLimit { .. }
             | CompactorError::Fatal(_)
+            | CompactorError::NothingToCompact { .. }
             | CompactorError::CompactionMadeNoProgress { .. }
             | CompactorError::EventTooLarge { .. }
             | CompactorError::CompactionDoesNotFit { .. }
@@ -269,6 +277,7 @@ impl CompactorError {
                 CompactorErrorInfo::Interrupted
             }
             CompactorError::Fatal(_)
+            | CompactorError::NothingToCompact { .. }
             | CompactorError::Io(_)
             | CompactorError::Json(_)
             | CompactorError::Rollout(_)

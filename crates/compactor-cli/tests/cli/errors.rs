@@ -66,6 +66,38 @@ async fn bad_inputs_give_their_exit_codes() {
             ],
             5,
         ),
+        // A chain whose every attempt fails reports the one that says why: the unreachable
+        // endpoint, not `prune` finding nothing to remove, whichever comes last.
+        (
+            &[
+                "compact",
+                "good.jsonl",
+                "--base-url",
+                "http://127.0.0.1:1/v1",
+                "--api-key-env",
+                "",
+                "--transport",
+                "http",
+                "--implementation",
+                "responses,prune",
+            ],
+            5,
+        ),
+        (
+            &[
+                "compact",
+                "good.jsonl",
+                "--base-url",
+                "http://127.0.0.1:1/v1",
+                "--api-key-env",
+                "",
+                "--transport",
+                "http",
+                "--implementation",
+                "prune,responses",
+            ],
+            5,
+        ),
         (
             &["demo", "--base-url", "http://127.0.0.1:1/v1", "--api-key-env", UNSET, "--out", "o2"],
             6,

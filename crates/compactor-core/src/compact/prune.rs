@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use compactor_engine::{Compacted, PruneConfig, prune, prune_target_tokens};
-use compactor_protocol::{CompactorError, InitialContextInjection};
+use compactor_protocol::{CompactionImplementation, CompactorError, InitialContextInjection};
 
 use super::Prepared;
 use crate::pins::PinsAtStart;
@@ -38,7 +38,9 @@ impl Session {
             prune(&history, &counts, &prune_config, &estimate, &config.contextual_markers);
         let report = outcome.report;
         if report.masked_outputs == 0 && report.dropped_items == 0 {
-            return Err(CompactorError::Fatal("prune found nothing to remove".to_owned()));
+            return Err(CompactorError::NothingToCompact {
+                implementation: CompactionImplementation::Prune.to_string(),
+            });
         }
         tracing::info!(
             masked = report.masked_outputs,
