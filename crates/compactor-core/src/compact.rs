@@ -1179,3 +1179,6 @@ pub(crate) fn drop_in_background<T: Send + 'static>(value: T) {
         Err(_) => drop(value),
     }
 }
+
+#[cfg(test)]
+mod tests;
