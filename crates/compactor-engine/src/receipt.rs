@@ -27,6 +27,7 @@ use compactor_protocol::tokens::{TokenCounter, estimate_item_tokens};
 use compactor_protocol::{ContentItem, ItemOutcome, ItemReceipt, ReceiptTotals, ResponseItem};
 
 use crate::counts::HistoryCounts;
+use crate::ledger::is_ledger_message;
 use crate::pins::same_content;
 
 /// How many characters of a message's first text identify the message it was cut from.
@@ -331,6 +332,11 @@ enum DerivedKey<'a> {
 
 impl<'a> DerivedKey<'a> {
     fn of(item: &'a ResponseItem) -> Option<Self> {
+        // A compaction renders the progress ledger anew: the old ledger message is not a cut of
+        // the new one, however alike they start.
+        if is_ledger_message(item) {
+            return None;
+        }
         if let ResponseItem::Message { role, content, .. } = item {
             let text = content.iter().find_map(first_text)?;
             let end = text.char_indices().nth(CUT_PREFIX_CHARS).map_or(text.len(), |(at, _)| at);

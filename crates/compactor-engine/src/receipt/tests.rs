@@ -15,8 +15,8 @@ use crate::test_support::{
     user,
 };
 use crate::{
-    Compacted, EstimateContext, HistoryCounts, Layout, PruneConfig, collect_user_messages,
-    compacted_history, drop_oldest, estimate_history, prune, summary_text,
+    Compacted, EstimateContext, HistoryCounts, LEDGER_TAG, Layout, PruneConfig,
+    collect_user_messages, compacted_history, drop_oldest, estimate_history, prune, summary_text,
 };
 
 use ItemOutcome::{Dropped, KeptTruncated, KeptVerbatim, Pinned, Summarized, TrimmedBeforeSending};
@@ -87,6 +87,18 @@ fn the_produced_summary_stands_for_nothing_it_resembles() {
     let history = [old_summary, user("u")];
     let new_history = [user("u"), user(&summary_text("now"))];
     check(&input(&history, &new_history), &[Summarized, KeptVerbatim]);
+}
+
+#[test]
+fn the_new_ledger_is_no_cut_of_the_old_one() {
+    let old_ledger = developer(&format!("{LEDGER_TAG}\nfiles read: src/main.rs"));
+    let new_ledger = developer(&format!("{LEDGER_TAG}\nfiles read: src/main.rs, src/lib.rs"));
+    let history = [old_ledger.clone(), user("u"), assistant("a")];
+    let new_history = [new_ledger, user("u"), context_compaction("SEALED")];
+    check(&input(&history, &new_history), &[Summarized, KeptVerbatim, Summarized]);
+    // An unchanged ledger is kept as it was.
+    let new_history = [old_ledger, user("u"), context_compaction("SEALED")];
+    check(&input(&history, &new_history), &[KeptVerbatim, KeptVerbatim, Summarized]);
 }
 
 #[test]
