@@ -1,3 +1,5 @@
+//! Tests of the reused token counts: totals equal to counting from scratch, entries kept bounded.
+
 use compactor_protocol::ResponseItem;
 use compactor_protocol::tokens::TokenCounter;
 use pretty_assertions::assert_eq;
