@@ -9,7 +9,9 @@ use clap::Args;
 use compactor_core::ModelInfo;
 use compactor_engine::rebuild_legacy_compacted;
 use compactor_protocol::ContextualMarkers;
-use compactor_rollout_trace::{DamagedLines, ReconstructedSession, Replay, read_rollout};
+use compactor_rollout_trace::{
+    DamagedLines, ReconstructedSession, Replay, RolloutContents, read_rollout,
+};
 
 use crate::error::{CliError, Exit};
 use crate::settings::DEFAULT_MODEL;
@@ -71,6 +73,24 @@ impl SavedSession {
 
 /// Reads the rollout at `path`; what it skipped is in the session's `warnings`.
 pub(crate) async fn read(path: &Path, damaged: DamagedLines) -> Result<SavedSession, CliError> {
+    let contents = read_contents(path, damaged).await?;
+    Ok(reconstruct(path, contents))
+}
+
+/// The session of `contents`, the lines read from the rollout at `path`.
+pub(crate) fn reconstruct(path: &Path, contents: RolloutContents) -> SavedSession {
+    let torn_tail_bytes = contents.report.torn_tail.map_or(0, |tail| tail.len);
+    let session = Replay::new(&rebuild_legacy_compacted, &ContextualMarkers::default())
+        .reconstruct_contents(contents);
+    SavedSession { path: path.to_path_buf(), session, torn_tail_bytes }
+}
+
+/// The lines of the rollout at `path`: a missing file, a directory, a damaged line under
+/// [`DamagedLines::Fail`] and a rollout without lines are errors.
+pub(crate) async fn read_contents(
+    path: &Path,
+    damaged: DamagedLines,
+) -> Result<RolloutContents, CliError> {
     match tokio::fs::metadata(path).await {
         Ok(metadata) if metadata.is_dir() => {
             return Err(CliError::msg(
@@ -119,10 +139,7 @@ pub(crate) async fn read(path: &Path, damaged: DamagedLines) -> Result<SavedSess
             format_args!("{} holds no rollout lines", path.display()),
         ));
     }
-    let torn_tail_bytes = contents.report.torn_tail.map_or(0, |tail| tail.len);
-    let session = Replay::new(&rebuild_legacy_compacted, &ContextualMarkers::default())
-        .reconstruct_contents(contents);
-    Ok(SavedSession { path: path.to_path_buf(), session, torn_tail_bytes })
+    Ok(contents)
 }
 
 /// Where lines appended to `saved`'s rollout from now on start: its length, less the torn tail

@@ -8,10 +8,10 @@ use clap::Args;
 use compactor_core::ProgressLedger;
 use compactor_engine::{DefaultTools, Ledger, LedgerRules, rebuild_legacy_compacted};
 use compactor_protocol::{LedgerSnapshot, ResponseItem};
-use compactor_rollout_trace::{Replay, read_rollout};
+use compactor_rollout_trace::Replay;
 use serde_json::json;
 
-use crate::error::{CliError, Exit};
+use crate::error::CliError;
 use crate::format;
 use crate::receipt::{pin_lines, receipt_lines};
 use crate::rollout::{self, ReadArgs};
@@ -35,15 +35,14 @@ pub(crate) struct ShowArgs {
 }
 
 pub(crate) async fn run(args: ShowArgs, file: Option<ConfigFile>) -> Result<(), CliError> {
-    let saved = rollout::read(&args.rollout, args.read.damaged_lines()).await?;
+    // The rollout is read once: a writer appending to it meanwhile cannot make the session and
+    // the compactions shown disagree. The compactions come from the lines themselves.
+    let contents = rollout::read_contents(&args.rollout, args.read.damaged_lines()).await?;
+    let lines = contents.lines.clone();
+    let saved = rollout::reconstruct(&args.rollout, contents);
     for warning in &saved.session.warnings {
         eprintln!("warning: {}: {warning}", saved.path.display());
     }
-    // The compactions come from the lines themselves; `rollout::read` reconstructed the session.
-    let contents = read_rollout(&saved.path).await.map_err(|err| {
-        CliError::new(Exit::BadRollout, err)
-            .context(format!("cannot read rollout {}", saved.path.display()))
-    })?;
     // The ledger is rendered as the next compaction of this session would render it: within the
     // budget its model's window and the config file give (D154).
     let mut config = settings::cli_defaults(saved.model());
@@ -54,11 +53,10 @@ pub(crate) async fn run(args: ShowArgs, file: Option<ConfigFile>) -> Result<(), 
     let ledger_on = config.compaction.ledger == ProgressLedger::On;
     let ledger_budget = config.compaction.ledger_budget(&config.model);
     let replay = Replay::new(&rebuild_legacy_compacted, &markers);
-    let records = replay.compactions(&contents.lines);
+    let records = replay.compactions(&lines);
     // The ledger a resumed session would hold, described by the default tools (D153).
     let rules = LedgerRules { tools: &DefaultTools, markers: &markers };
-    let ledger =
-        Ledger::from_rollout(replay.surviving(&contents.lines).map(|line| &line.item), &rules);
+    let ledger = Ledger::from_rollout(replay.surviving(&lines).map(|line| &line.item), &rules);
     let session = &saved.session;
     if args.json {
         let compactions: Vec<_> = records
