@@ -117,3 +117,96 @@ async fn v2_recovers_from_its_own_overflow_over_http() {
 async fn v2_recovers_from_its_own_overflow_over_websocket() {
     Box::pin(v2_recovers_from_its_own_overflow(Transport::Ws)).await;
 }
+
+/// A v2 request built from a history trimmed to fit the window, then refused as over the
+/// window and sent again without its oldest items: the receipt tells the trimmed tool traffic
+/// (never sent) from the items the retry dropped, and from those it summarized.
+#[tokio::test]
+async fn a_receipt_tells_trimmed_items_from_those_an_overflow_dropped() {
+    use compactor_protocol::{ItemOutcome, ResponseItem};
+    use compactor_testkit::events::{ev_completed, ev_context_compaction, ev_response_created};
+    use compactor_testkit::{Fault, TestServer};
+
+    let mut history: Vec<ResponseItem> =
+        (0..20).map(|turn| ResponseItem::user_text(long_text(turn, 200))).collect();
+    history.push(
+        serde_json::from_value(serde_json::json!({
+            "type": "function_call", "name": "shell", "arguments": "{\"cmd\":\"make\"}",
+            "call_id": "c1"
+        }))
+        .unwrap(),
+    );
+    history.push(
+        serde_json::from_value(serde_json::json!({
+            "type": "function_call_output", "call_id": "c1", "output": "error: ".repeat(2_000)
+        }))
+        .unwrap(),
+    );
+    let server = TestServer::scripted().await.unwrap();
+    server.push_http_faults([Fault::error(
+        400,
+        "context_length_exceeded",
+        "Your input exceeds the context window of this model.",
+    )]);
+    server.push_sse(vec![
+        ev_response_created("rc"),
+        ev_context_compaction("cc", "SEALED"),
+        ev_completed("rc"),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rollout.jsonl"),
+        compactor_testkit::workload::rollout_jsonl("thread-trim", &history),
+    )
+    .unwrap();
+    let options =
+        Options { transport: Transport::Http, response_processed: false, context_window: 0 };
+    let mut config = session_config(&server, dir.path(), &options);
+    // A window between the history without its trailing tool traffic and the whole history.
+    let estimate = |items: &[ResponseItem]| {
+        compactor_engine::estimate_history(
+            &config.base_instructions,
+            items,
+            &compactor_protocol::PassThroughList::default(),
+        )
+    };
+    let (whole, kept) = (estimate(&history), estimate(&history[..history.len() - 2]));
+    assert!(whole > kept + 1_000, "{whole} vs {kept}");
+    config.model.context_window = Some(i64::try_from((whole + kept) / 2).unwrap());
+    config.model.effective_context_window_percent = 100;
+    config.compaction.chain = vec![CompactionImplementation::ResponsesCompactionV2];
+    let mut h = Harness::resume(server, config, dir).await;
+    h.compact().await.unwrap();
+
+    let receipt = h
+        .seen
+        .iter()
+        .find_map(|event| match event {
+            EventMsg::CompactionReceipt { receipt } => Some(receipt.clone()),
+            _ => None,
+        })
+        .expect("a receipt");
+    let outcomes: Vec<ItemOutcome> = receipt.items.iter().map(|item| item.outcome).collect();
+    let (messages, tail) = outcomes.split_at(20);
+    assert_eq!(tail, [ItemOutcome::TrimmedBeforeSending; 2], "{outcomes:?}");
+    // The retry dropped the oldest messages; v2 summarized the rest or kept it (the newest cut
+    // to the retained budget).
+    let dropped = messages.iter().take_while(|outcome| **outcome == ItemOutcome::Dropped).count();
+    assert!(dropped >= 1, "{outcomes:?}");
+    assert!(
+        messages[dropped..].iter().all(|outcome| matches!(
+            outcome,
+            ItemOutcome::Summarized | ItemOutcome::KeptVerbatim | ItemOutcome::KeptTruncated
+        )),
+        "{outcomes:?}"
+    );
+    // The retry was the refused request less its oldest items.
+    let inputs: Vec<usize> = h
+        .server
+        .responses_requests()
+        .iter()
+        .map(|request| input_items(request.body_json()).len())
+        .collect();
+    assert_eq!(inputs.len(), 2, "{inputs:?}");
+    assert!(inputs[1] < inputs[0], "{inputs:?}");
+}

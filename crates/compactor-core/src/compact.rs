@@ -858,6 +858,7 @@ impl Session {
                         trimmed: false,
                         produced,
                         response_id: None,
+                        trimmed_history: None,
                     },
                 };
                 let install = Install {

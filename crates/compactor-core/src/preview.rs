@@ -235,6 +235,7 @@ impl Session {
             trimmed: input_history.len() < history_len,
             produced: 1,
             response_id: None,
+            trimmed_history: None,
         };
         Ok(PreviewWork {
             input: input_history.to_vec(),
@@ -275,6 +276,7 @@ impl Session {
             trimmed: false,
             produced: 1,
             response_id: None,
+            trimmed_history: None,
         };
         Ok(PreviewWork {
             new_history,

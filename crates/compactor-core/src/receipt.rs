@@ -1,6 +1,8 @@
 //! Compaction receipts (D143): what an attempt did with every item of the history it started
 //! from, built from the facts its implementation reports.
 
+use std::sync::Arc;
+
 use compactor_analytics::ChainPosition;
 use compactor_engine::{
     HistoryCounts, ReceiptInput, ReceiptTokens, Sent, account_items_counted, unchanged_items,
@@ -31,6 +33,10 @@ pub(crate) struct ReceiptFacts {
     pub(crate) sent: Option<SentItems>,
     /// Whether the input history is the session's history trimmed to fit the window.
     pub(crate) trimmed: bool,
+    /// The trimmed history, when what was sent is less than it (v2 after the server refused
+    /// its request as over the window): the receipt tells what trimming took from what the
+    /// overflow dropped.
+    pub(crate) trimmed_history: Option<Arc<Vec<ResponseItem>>>,
     /// How many trailing items of the new history the compaction produced.
     pub(crate) produced: usize,
     /// The id of the response that answered the compaction request.
@@ -117,7 +123,10 @@ impl Session {
         let input = ReceiptInput {
             history: histories.history,
             pinned,
-            trimmed: facts.trimmed.then_some(histories.input),
+            trimmed: match &facts.trimmed_history {
+                Some(trimmed) => Some(trimmed.as_slice()),
+                None => facts.trimmed.then_some(histories.input),
+            },
             sent,
             new_history: histories.new_history,
             new_pin_slot: pinned.len(),

@@ -95,6 +95,7 @@ impl Session {
                     trimmed: false,
                     produced: 1,
                     response_id: Some(response_id),
+                    trimmed_history: None,
                 },
             });
         }

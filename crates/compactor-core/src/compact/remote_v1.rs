@@ -58,6 +58,7 @@ impl Session {
             trimmed: input_history.len() < history_len,
             produced,
             response_id: None,
+            trimmed_history: None,
         };
         Ok(Prepared {
             input_history,

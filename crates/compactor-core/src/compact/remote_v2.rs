@@ -42,6 +42,10 @@ impl Session {
         let config = &self.inner.config;
         let history_len = self.state().history.len();
         let mut input_history = self.compaction_history(turn);
+        let trimmed = input_history.len() < history_len;
+        // After an overflow the items sent are fewer than the trimmed history: the receipt
+        // needs both. Holding it costs nothing until the overflow copies the history anyway.
+        let trimmed_history = trimmed.then(|| Arc::clone(&input_history));
         let options =
             V2PromptOptions { trigger_form: config.compaction.v2_trigger, focus: request.focus };
         let settings = turn.settings(self);
@@ -107,12 +111,12 @@ impl Session {
             item: collected.item,
         };
         let new_history = self.lay_out(turn, request.injection, &pins.items, compacted)?;
-        // After an overflow the items sent are the history less its oldest items (and less what
-        // trimming took, which the receipt then counts as dropped too).
+        // After an overflow the items sent are the trimmed history less its oldest items.
         let dropped = overflow_step.is_some();
         let facts = ReceiptFacts {
             sent: Some(if dropped { SentItems::Input } else { SentItems::All }),
-            trimmed: !dropped && input_history.len() < history_len,
+            trimmed: !dropped && trimmed,
+            trimmed_history: trimmed_history.filter(|_| dropped),
             produced: 1,
             response_id: Some(collected.response_id.clone()),
         };
