@@ -1,8 +1,7 @@
 //! Which tool output answers which call: the pairing every history transformation respects.
 
-use std::collections::HashMap;
-
 use compactor_protocol::ResponseItem;
+use foldhash::{HashMap, HashMapExt as _};
 
 /// The family of a call/output pair; an output only answers a call of its own family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

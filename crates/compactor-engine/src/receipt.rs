@@ -21,10 +21,9 @@
 //! compaction itself produced (the compaction item, the summary) and the new pin slot are left
 //! out of the matching.
 
-use std::collections::HashMap;
-
 use compactor_protocol::tokens::{TokenCounter, estimate_item_tokens};
 use compactor_protocol::{ContentItem, ItemOutcome, ItemReceipt, ReceiptTotals, ResponseItem};
+use foldhash::{HashMap, HashMapExt as _};
 
 use crate::counts::HistoryCounts;
 use crate::ledger::is_ledger_message;
