@@ -40,6 +40,20 @@ async fn bad_inputs_give_their_exit_codes() {
         &format!("[provider]\nbase_url = \"http://127.0.0.1:1/v1\"\napi_key_env = \"{UNSET}\"\n"),
     );
 
+    let unreachable_compact = |implementation| {
+        [
+            "compact",
+            "good.jsonl",
+            "--base-url",
+            "http://127.0.0.1:1/v1",
+            "--api-key-env",
+            "",
+            "--transport",
+            "http",
+            "--implementation",
+            implementation,
+        ]
+    };
     // (arguments, expected exit code)
     let cases: &[(&[&str], i32)] = &[
         (&["resume", "missing.jsonl"], 3),
@@ -49,55 +63,13 @@ async fn bad_inputs_give_their_exit_codes() {
         (&["compact", "--strict", "corrupt.jsonl"], 4),
         (&["resume", "empty.jsonl"], 4),
         (&["resume", "folder.jsonl"], 4),
-        (
-            &[
-                "compact",
-                "good.jsonl",
-                "--base-url",
-                "http://127.0.0.1:1/v1",
-                "--api-key-env",
-                "",
-                "--transport",
-                "http",
-                // Remote compaction, so the unreachable endpoint is what fails (on loopback the
-                // default chain would end with `prune`, which needs no endpoint).
-                "--implementation",
-                "v2",
-            ],
-            5,
-        ),
+        // Remote compaction, so the unreachable endpoint is what fails (on loopback the
+        // default chain would end with `prune`, which needs no endpoint).
+        (&unreachable_compact("v2"), 5),
         // A chain whose every attempt fails reports the one that says why: the unreachable
         // endpoint, not `prune` finding nothing to remove, whichever comes last.
-        (
-            &[
-                "compact",
-                "good.jsonl",
-                "--base-url",
-                "http://127.0.0.1:1/v1",
-                "--api-key-env",
-                "",
-                "--transport",
-                "http",
-                "--implementation",
-                "responses,prune",
-            ],
-            5,
-        ),
-        (
-            &[
-                "compact",
-                "good.jsonl",
-                "--base-url",
-                "http://127.0.0.1:1/v1",
-                "--api-key-env",
-                "",
-                "--transport",
-                "http",
-                "--implementation",
-                "prune,responses",
-            ],
-            5,
-        ),
+        (&unreachable_compact("responses,prune"), 5),
+        (&unreachable_compact("prune,responses"), 5),
         (
             &["demo", "--base-url", "http://127.0.0.1:1/v1", "--api-key-env", UNSET, "--out", "o2"],
             6,
