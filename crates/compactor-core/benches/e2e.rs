@@ -13,7 +13,9 @@
 //!
 //! For the reading of the wall-time ratio, the bench also times the least a server does with the
 //! request, one typed parse of its bytes (`ResponsesApiRequest`), and the testkit's whole round
-//! trip on a plain connection; both are printed beside the ratio.
+//! trip on a plain connection; both are printed beside the ratio. That round trip sends the
+//! history first, so the compactions find its items' token counts in the server's cache, as a
+//! provider finds the prefix of the turn before in its prompt cache (D162).
 //!
 //! Each compaction runs in a fresh client process: this bench binary started again with
 //! [`CHILD_ENV`] set. The child resumes the session from a generated rollout
