@@ -56,7 +56,7 @@ pub(crate) async fn responses(
         let shared = Arc::clone(&shared);
         let context = context.clone();
         tokio::task::spawn_blocking(move || {
-            let request: ResponsesApiRequest<'static> = match serde_json::from_slice(&body) {
+            let request: ResponsesApiRequest<'static> = match read_body(&body) {
                 Ok(request) => request,
                 Err(err) => {
                     let reply = invalid_body::<ResponsesApiRequest<'static>>(&body);
@@ -138,12 +138,11 @@ pub(crate) async fn compact(
         let shared = Arc::clone(&shared);
         let context = context.clone();
         tokio::task::spawn_blocking(move || -> Result<(u16, Value), ErrorReply> {
-            let mut request: CompactRequest<'static> =
-                serde_json::from_slice(&body).map_err(|err| {
-                    let reply = invalid_body::<CompactRequest<'static>>(&body);
-                    let message = format!("the body is not a compact request: {err}");
-                    shared.violation_with(&context, message, reply)
-                })?;
+            let mut request: CompactRequest<'static> = read_body(&body).map_err(|err| {
+                let reply = invalid_body::<CompactRequest<'static>>(&body);
+                let message = format!("the body is not a compact request: {err}");
+                shared.violation_with(&context, message, reply)
+            })?;
             let input = into_owned_items(std::mem::take(&mut request.input));
             let problems = check_input(&input);
             if !problems.is_empty() {
@@ -244,6 +243,16 @@ pub(crate) async fn log_request(
 }
 
 /// The HTTP answer of an error: status, `{"error":{...}}` and the reply's headers.
+/// A request body read as JSON: its text is checked as UTF-8 once, in one pass, and then read
+/// as a string, which reads faster than bytes checked string by string (a body that is not
+/// UTF-8 is read as bytes, for the error to name where it fails).
+fn read_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> serde_json::Result<T> {
+    match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(body),
+    }
+}
+
 pub(crate) fn error_response(reply: &ErrorReply) -> Response {
     let mut response = Response::new(Body::from(reply.body_json().to_string()));
     *response.status_mut() =
