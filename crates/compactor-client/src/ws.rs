@@ -374,7 +374,7 @@ fn create_message(
         }
         None => WsClientMessage::ResponseCreate(Box::new(request.reborrow())),
     };
-    // JSON written by serde_json is UTF-8: the text is not checked again (D164).
+    // JSON written by serde_json is UTF-8: the text is not checked again (D163).
     let message = Bytes::from(crate::client::json_body(&message)?);
     Ok(Create { message, baseline: keep.then(|| Baseline::new(request, prints)) })
 }
@@ -556,7 +556,7 @@ async fn send_text(
     };
     let sent = async {
         // Sent as raw frames: a message's text is JSON written by serde_json, already UTF-8, and
-        // is not checked again (D164). A fragment boundary may split a UTF-8 sequence: receivers
+        // is not checked again (D163). A fragment boundary may split a UTF-8 sequence: receivers
         // check the text of the whole message, not of each fragment.
         let mut start = 0;
         loop {

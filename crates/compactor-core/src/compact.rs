@@ -178,7 +178,7 @@ impl<'t> SentCapture<'t> {
     }
 }
 
-/// The failed attempts of a chain, and which of them the chain reports when all fail (D165).
+/// The failed attempts of a chain, and which of them the chain reports when all fail (D164).
 #[derive(Default)]
 struct ChainFailures {
     /// The attempts in order, each with its rank (lower is reported first).
