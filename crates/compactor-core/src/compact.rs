@@ -486,15 +486,19 @@ impl Session {
     /// implementation of the chain is known, before any request, to leave too much (D63).
     fn cannot_fit(&self, model: &crate::config::ModelInfo) -> Option<CompactorError> {
         let usable = model.model_context_window()?;
-        let history = Arc::clone(&self.state().history);
-        if history.is_empty() {
+        let chain = self.compaction_chain();
+        // The bound reads the history and its counts where they are: a few sums, no await.
+        let state = self.state();
+        if state.history.is_empty() {
             return None;
         }
         let mut smallest: Option<u64> = None;
-        for implementation in self.compaction_chain() {
-            let floor = self.compacted_floor(implementation, &history, model)?;
+        for implementation in chain {
+            let floor =
+                self.compacted_floor(implementation, &state.history, &state.counts, model)?;
             smallest = Some(smallest.map_or(floor, |smallest| smallest.min(floor)));
         }
+        drop(state);
         let tokens = i64::try_from(smallest?).unwrap_or(i64::MAX);
         (tokens > usable)
             .then_some(CompactorError::CompactionDoesNotFit { tokens, usable_window: usable })
@@ -507,12 +511,14 @@ impl Session {
         &self,
         implementation: CompactionImplementation,
         history: &[ResponseItem],
+        counts: &HistoryCounts,
         model: &crate::config::ModelInfo,
     ) -> Option<u64> {
         let config = &self.inner.config;
         compactor_engine::compacted_floor(
             implementation,
             history,
+            Some(counts),
             &config.base_instructions,
             &config.contextual_markers,
             config.compaction.retained_budget(model),
@@ -622,7 +628,8 @@ impl Session {
                 )
                 .or_else(|| {
                     let usable = usable?;
-                    let floor = self.compacted_floor(implementation, &history, &turn.model)?;
+                    let floor =
+                        self.compacted_floor(implementation, &history, &counts, &turn.model)?;
                     let tokens = i64::try_from(floor).unwrap_or(i64::MAX);
                     (tokens > usable).then_some(CompactorError::CompactionDoesNotFit {
                         tokens,

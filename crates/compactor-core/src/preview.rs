@@ -106,7 +106,8 @@ impl Session {
             return Err(error);
         }
         if let Some(usable) = turn.model.model_context_window()
-            && let Some(floor) = self.compacted_floor(implementation, &history, &turn.model)
+            && let Some(floor) =
+                self.compacted_floor(implementation, &history, &counts, &turn.model)
             && let tokens = i64::try_from(floor).unwrap_or(i64::MAX)
             && tokens > usable
         {

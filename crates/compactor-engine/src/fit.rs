@@ -4,6 +4,8 @@
 use compactor_protocol::tokens::TokenCounter;
 use compactor_protocol::{CompactionImplementation, ContentItem, ContextualMarkers, ResponseItem};
 
+use crate::HistoryCounts;
+
 /// A lower bound on the tokens, as `counter` counts them (D120), with `base_instructions`, of the history that
 /// `implementation` installs when it compacts `history`; `None` when nothing useful is known
 /// before the model answers.
@@ -18,6 +20,9 @@ use compactor_protocol::{CompactionImplementation, ContentItem, ContextualMarker
 /// is above the usable window cannot be compacted into it by that implementation, and a request
 /// would be wasted.
 ///
+/// `counts`, when given, are the history's item counts as `counter` counts them (D124): with them
+/// the bound counts no item again, and only the text of the messages it keeps when it needs it.
+///
 /// # Examples
 ///
 /// ```
@@ -29,14 +34,15 @@ use compactor_protocol::{CompactionImplementation, ContentItem, ContextualMarker
 /// let markers = ContextualMarkers::default();
 /// let v2 = CompactionImplementation::ResponsesCompactionV2;
 /// let bytes4 = TokenCounter::Bytes4;
-/// assert_eq!(compacted_floor(v2, &history, "", &markers, 64_000, bytes4), Some(1_000));
-/// assert_eq!(compacted_floor(v2, &history, "", &markers, 500, bytes4), Some(0));
+/// assert_eq!(compacted_floor(v2, &history, None, "", &markers, 64_000, bytes4), Some(1_000));
+/// assert_eq!(compacted_floor(v2, &history, None, "", &markers, 500, bytes4), Some(0));
 /// let local = CompactionImplementation::Responses;
-/// assert_eq!(compacted_floor(local, &history, "", &markers, 64_000, bytes4), None);
+/// assert_eq!(compacted_floor(local, &history, None, "", &markers, 64_000, bytes4), None);
 /// ```
 pub fn compacted_floor(
     implementation: CompactionImplementation,
     history: &[ResponseItem],
+    counts: Option<&HistoryCounts>,
     base_instructions: &str,
     markers: &ContextualMarkers,
     retained_budget_tokens: u64,
@@ -49,18 +55,36 @@ pub fn compacted_floor(
         | CompactionImplementation::ResponsesCompact
         | CompactionImplementation::ServerManaged => return None,
     };
-    let kept = history.iter().filter(|item| match item {
-        ResponseItem::Message { role, content, .. } => {
-            role == "user" && !markers.is_contextual(content)
+    // Counts that do not match the history item for item are not used.
+    let counts = counts.filter(|counts| counts.len() == history.len());
+    let kept = || {
+        history.iter().enumerate().filter(|(_, item)| match item {
+            ResponseItem::Message { role, content, .. } => {
+                role == "user" && !markers.is_contextual(content)
+            }
+            _ => false,
+        })
+    };
+    // Past the budget the text no longer matters, so neither does the rest of the estimate.
+    if budgeted {
+        let mut estimate = 0u64;
+        for (index, item) in kept() {
+            let tokens =
+                counts.map_or_else(|| counter.item_tokens(item), |counts| counts.item(index));
+            estimate = estimate.saturating_add(tokens);
+            if estimate > retained_budget_tokens {
+                return Some(counter.text_tokens(base_instructions));
+            }
         }
-        _ => false,
-    });
-    let (text, estimate) = kept.fold((0u64, 0u64), |(text, estimate), item| {
-        let ResponseItem::Message { content, .. } = item else { return (text, estimate) };
-        let item_text = content.iter().map(|part| text_tokens(part, counter)).sum::<u64>();
-        (text.saturating_add(item_text), estimate.saturating_add(counter.item_tokens(item)))
-    });
-    let text = if budgeted && estimate > retained_budget_tokens { 0 } else { text };
+    }
+    let text = kept()
+        .map(|(_, item)| match item {
+            ResponseItem::Message { content, .. } => {
+                content.iter().map(|part| text_tokens(part, counter)).sum::<u64>()
+            }
+            _ => 0,
+        })
+        .fold(0u64, u64::saturating_add);
     Some(counter.text_tokens(base_instructions).saturating_add(text))
 }
 

@@ -32,17 +32,25 @@ fn the_floor_counts_the_instructions_and_the_kept_user_text() {
     // 16 bytes of instructions, 400 and 4 bytes of kept user text.
     let instructions = "i".repeat(16);
     assert_eq!(
-        compacted_floor(v2, &history, &instructions, &markers(), 64_000, TokenCounter::Bytes4),
+        compacted_floor(
+            v2,
+            &history,
+            None,
+            &instructions,
+            &markers(),
+            64_000,
+            TokenCounter::Bytes4
+        ),
         Some(4 + 100 + 1)
     );
     // Over the retained budget, v2 keeps what the budget holds: no bound beyond the instructions.
     assert_eq!(
-        compacted_floor(v2, &history, &instructions, &markers(), 100, TokenCounter::Bytes4),
+        compacted_floor(v2, &history, None, &instructions, &markers(), 100, TokenCounter::Bytes4),
         Some(4)
     );
     let prune = CompactionImplementation::Prune;
     assert_eq!(
-        compacted_floor(prune, &history, "", &markers(), 100, TokenCounter::Bytes4),
+        compacted_floor(prune, &history, None, "", &markers(), 100, TokenCounter::Bytes4),
         Some(101)
     );
     for none in [
@@ -51,7 +59,7 @@ fn the_floor_counts_the_instructions_and_the_kept_user_text() {
         CompactionImplementation::ServerManaged,
     ] {
         assert_eq!(
-            compacted_floor(none, &history, "", &markers(), 64_000, TokenCounter::Bytes4),
+            compacted_floor(none, &history, None, "", &markers(), 64_000, TokenCounter::Bytes4),
             None,
             "{none:?}"
         );
@@ -89,20 +97,20 @@ proptest! {
         let compacted =
             Compacted::RemoteV2 { messages: crate::v2_request_messages(&history), item };
         let installed = compacted_history(compacted, &layout).unwrap();
-        let v2 = compacted_floor(
-            CompactionImplementation::ResponsesCompactionV2,
-            &history,
-            &instructions,
-            &markers,
-            budget,
-            TokenCounter::Bytes4,
-        );
+        let context = EstimateContext::new(&instructions, &pass_through);
+        let counts = HistoryCounts::new(&history, &context.item_counter());
+        let floor = |implementation, counts| {
+            compacted_floor(implementation, &history, counts, &instructions, &markers, budget, TokenCounter::Bytes4)
+        };
+        let v2 = floor(CompactionImplementation::ResponsesCompactionV2, None);
         prop_assert!(v2.unwrap() <= estimate(&installed), "{v2:?} > {}", estimate(&installed));
+        // The history's cached counts give the same bound as counting its items again.
+        prop_assert_eq!(floor(CompactionImplementation::ResponsesCompactionV2, Some(&counts)), v2);
         // Prune with a target nothing reaches: it removes all it can.
         let config = PruneConfig { protected_user_turns: 0, target_tokens: 0 };
-        let context = EstimateContext::new(&instructions, &pass_through);
-        let pruned = prune(&history, &HistoryCounts::new(&history, &context.item_counter()), &config, &context, &markers);
-        let floor = compacted_floor(CompactionImplementation::Prune, &history, &instructions, &markers, budget, TokenCounter::Bytes4);
-        prop_assert!(floor.unwrap() <= estimate(&pruned.history));
+        let pruned = prune(&history, &counts, &config, &context, &markers);
+        let prune_floor = floor(CompactionImplementation::Prune, None);
+        prop_assert!(prune_floor.unwrap() <= estimate(&pruned.history));
+        prop_assert_eq!(floor(CompactionImplementation::Prune, Some(&counts)), prune_floor);
     }
 }
