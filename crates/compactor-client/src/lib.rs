@@ -68,6 +68,7 @@
 
 #[doc(hidden)]
 pub mod bench;
+mod body;
 mod client;
 mod config;
 mod events;

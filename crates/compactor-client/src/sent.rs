@@ -2,7 +2,7 @@
 //! byte counts (see D80 in docs/decisions.md).
 
 use bytes::Bytes;
-use compactor_protocol::{CompactorError, ResponsesApiRequest};
+use compactor_protocol::{CompactorError, ResponsesApiRequest, WsClientMessage};
 
 use crate::client::json_body;
 
@@ -18,6 +18,9 @@ pub type SentReport<'r> = &'r mut (dyn FnMut(&SentRequest<'_>) + Send);
 /// request carries. The *wire message* is what went out instead when that differs: over
 /// WebSocket, the `response.create` text, which is incremental (`previous_response_id` and only
 /// the new input) when the connection allowed it.
+///
+/// Over WebSocket the client writes a message while it sends it and keeps no copy of its bytes
+/// (D165): the JSON is written again, the same bytes, only for a caller that asks for it.
 #[derive(Debug)]
 pub struct SentRequest<'a>(Sent<'a>);
 
@@ -26,9 +29,9 @@ pub struct SentRequest<'a>(Sent<'a>);
 enum Sent<'a> {
     /// An HTTP body: the logical request, serialized, and what went out.
     Http(&'a Bytes),
-    /// A WebSocket `response.create` text sent for a logical request that was never serialized
-    /// as such (borrowed from the request sent, in its HTTP form).
-    Websocket { request: ResponsesApiRequest<'a>, message: &'a [u8] },
+    /// A WebSocket `response.create` of `len` bytes creating `message` for a logical request
+    /// that was never serialized as such (borrowed from the request sent, in its HTTP form).
+    Websocket { request: ResponsesApiRequest<'a>, message: ResponsesApiRequest<'a>, len: u64 },
 }
 
 impl<'a> SentRequest<'a> {
@@ -37,13 +40,19 @@ impl<'a> SentRequest<'a> {
         Self(Sent::Http(body))
     }
 
-    /// A WebSocket request: `message` went out for `request`.
-    pub(crate) fn websocket(request: &'a ResponsesApiRequest<'_>, message: &'a [u8]) -> Self {
+    /// A WebSocket request: the `response.create` of `message`, `len` bytes, went out for
+    /// `request`.
+    pub(crate) fn websocket(
+        request: &'a ResponsesApiRequest<'_>,
+        message: &'a ResponsesApiRequest<'_>,
+        len: u64,
+    ) -> Self {
+        let message = message.reborrow();
         let mut request = request.reborrow();
         request.stream = Some(true);
         request.previous_response_id = None;
         request.generate = None;
-        Self(Sent::Websocket { request, message })
+        Self(Sent::Websocket { request, message, len })
     }
 
     /// The logical request as JSON. Over HTTP these are the very bytes sent, shared rather than
@@ -60,22 +69,28 @@ impl<'a> SentRequest<'a> {
         }
     }
 
-    /// The message that went on the wire when it differs from the logical request: the text of
-    /// a WebSocket `response.create` (UTF-8 JSON); `None` over HTTP.
-    pub fn wire_message(&self) -> Option<&[u8]> {
+    /// The message that went on the wire when it differs from the logical request, written by
+    /// this call: the text of a WebSocket `response.create` (UTF-8 JSON); `None` over HTTP.
+    ///
+    /// # Errors
+    ///
+    /// [`CompactorError::Json`] when the message cannot be serialized.
+    pub fn wire_message(&self) -> Result<Option<Bytes>, CompactorError> {
         match &self.0 {
-            Sent::Http(_) => None,
-            Sent::Websocket { message, .. } => Some(message),
+            Sent::Http(_) => Ok(None),
+            Sent::Websocket { message, .. } => {
+                let create = WsClientMessage::ResponseCreate(Box::new(message.reborrow()));
+                json_body(&create).map(|text| Some(Bytes::from(text)))
+            }
         }
     }
 
     /// The size in bytes of what went out: the body, or the WebSocket message.
     pub fn wire_len(&self) -> u64 {
-        let len = match &self.0 {
-            Sent::Http(body) => body.len(),
-            Sent::Websocket { message, .. } => message.len(),
-        };
-        u64::try_from(len).unwrap_or(u64::MAX)
+        match &self.0 {
+            Sent::Http(body) => u64::try_from(body.len()).unwrap_or(u64::MAX),
+            Sent::Websocket { len, .. } => *len,
+        }
     }
 }
 

@@ -23,6 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data as OpData, Op
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::body::{JsonPieces, PIECE_BYTES};
 use crate::client::ModelClientSession;
 use crate::config::Prewarm;
 use crate::events::{EventMapper, Mapped, map_event, parse_payload};
@@ -142,9 +143,10 @@ impl Bookkeeping {
             self.last_response.take(),
             request,
             self.key,
-        )?;
+        );
+        let text = JsonPieces::create(&message)?.collect()?;
         self.last_request = baseline;
-        Ok(message)
+        Ok(Bytes::from(text))
     }
 
     /// Records a completed response with `output`, as the reader does.
@@ -286,9 +288,8 @@ async fn attempt(
     };
     let last_response = ws.last_response.lock().unwrap_or_else(PoisonError::into_inner).clone();
     let Create { message, baseline } =
-        create_message(ws.last_request.as_ref(), last_response, request, ws.key)
-            .map_err(AttemptError::final_error)?;
-    report(&SentRequest::websocket(request, &message));
+        create_message(ws.last_request.as_ref(), last_response, request, ws.key);
+    let pieces = JsonPieces::create(&message).map_err(AttemptError::final_error)?;
     ws.last_request = baseline;
     *ws.last_response.lock().unwrap_or_else(PoisonError::into_inner) = None;
     // The reader owns the connection from the send on: if this future is dropped before the
@@ -297,7 +298,8 @@ async fn attempt(
     let mut reader =
         WsReader::new(guard, config.stream_idle_timeout, ws.last_response.clone(), ws.key)
             .redacting(redactor_of(&client));
-    send_text(&mut reader.guard, message, config.stream_idle_timeout).await?;
+    let len = send_text(&mut reader.guard, pieces, config.stream_idle_timeout).await?;
+    report(&SentRequest::websocket(request, &message, len));
     let lead = reader.mapper.header_events(&ws.handshake_headers);
     let first = match reader.next().await {
         Read::End(error) => {
@@ -324,11 +326,10 @@ async fn prewarm(
     };
     let mut warm = settings_of(request);
     warm.generate = Some(false);
-    let message = serde_json::to_string(&WsClientMessage::ResponseCreate(Box::new(warm.clone())))
-        .map_err(|err| AttemptError::final_error(err.into()))?;
+    let pieces = JsonPieces::create(&warm).map_err(AttemptError::final_error)?;
     let guard = ws.connection.clone().lock_owned().await;
     let mut reader = WsReader::new(guard, idle, ws.last_response.clone(), ws.key).redacting(key);
-    send_text(&mut reader.guard, Bytes::from(message), idle).await?;
+    send_text(&mut reader.guard, pieces, idle).await?;
     loop {
         match reader.next().await {
             Read::Event(_) => {}
@@ -345,9 +346,9 @@ async fn prewarm(
 }
 
 /// A `response.create` message, and the baseline it leaves for the next request.
-struct Create {
-    /// The message's text.
-    message: Bytes,
+struct Create<'r> {
+    /// The request the message creates (incremental, or the whole request).
+    message: ResponsesApiRequest<'r>,
     /// `None` after a request that ends with a compaction trigger: no request extends it (the
     /// next one starts from the compacted history), so its input is not even fingerprinted.
     baseline: Option<Baseline>,
@@ -357,12 +358,12 @@ struct Create {
 /// input plus the last response's output (or, after a server-side compaction, starts with the
 /// compaction item and what followed it) and nothing else changed; full otherwise. Items are
 /// compared by fingerprint (D130).
-fn create_message(
+fn create_message<'r>(
     baseline: Option<&Baseline>,
     last_response: Option<LastResponse>,
-    request: &ResponsesApiRequest<'_>,
+    request: &'r ResponsesApiRequest<'_>,
     key: FingerprintKey,
-) -> Result<Create, CompactorError> {
+) -> Create<'r> {
     let keep = !request.input.last().is_some_and(|item| item.is_compaction_trigger());
     let (prefix, prints) = incremental_prefix(baseline, last_response.as_ref(), request, keep, key);
     let message = match prefix.zip(last_response) {
@@ -370,13 +371,11 @@ fn create_message(
             let mut suffix = request.reborrow();
             suffix.input = Cow::Borrowed(&request.input[prefix_len..]);
             suffix.previous_response_id = Some(response.response_id);
-            WsClientMessage::ResponseCreate(Box::new(suffix))
+            suffix
         }
-        None => WsClientMessage::ResponseCreate(Box::new(request.reborrow())),
+        None => request.reborrow(),
     };
-    // JSON written by serde_json is UTF-8: the text is not checked again (D163).
-    let message = Bytes::from(crate::client::json_body(&message)?);
-    Ok(Create { message, baseline: keep.then(|| Baseline::new(request, prints)) })
+    Create { message, baseline: keep.then(|| Baseline::new(request, prints)) }
 }
 
 /// How much of `request`'s input the server already holds after `baseline` and `response`
@@ -537,18 +536,17 @@ async fn connect(session: &ModelClientSession) -> Result<(Socket, HeaderMap), Ws
     }
 }
 
-/// Messages longer than this go out as fragments of this size (RFC 6455, section 5.4).
+/// Sends the text `pieces` write as one message, a fragment per piece (RFC 6455, section 5.4), and
+/// returns its length in bytes.
 ///
-/// The WebSocket writer masks each frame into its own buffer: a multi-megabyte request sent as
-/// one frame is copied whole into that buffer (and the buffer keeps that capacity), while
-/// fragments bound the copy to one fragment at a time.
-const FRAGMENT_BYTES: usize = 256 * 1024;
-
+/// Each piece is written while the one before it is on its way (D165), so a multi-megabyte
+/// request is never whole in memory, and the WebSocket writer, which masks each frame into its
+/// own buffer, copies one fragment at a time.
 async fn send_text(
     connection: &mut Connection,
-    text: Bytes,
+    mut pieces: JsonPieces<'_>,
     idle: Duration,
-) -> Result<(), AttemptError> {
+) -> Result<u64, AttemptError> {
     let Some(socket) = connection.socket.as_mut() else {
         return Err(AttemptError::by_class(CompactorError::stream(
             "the websocket connection is closed",
@@ -558,35 +556,40 @@ async fn send_text(
         // Sent as raw frames: a message's text is JSON written by serde_json, already UTF-8, and
         // is not checked again (D163). A fragment boundary may split a UTF-8 sequence: receivers
         // check the text of the whole message, not of each fragment.
-        let mut start = 0;
+        let mut opcode = OpData::Text;
         loop {
-            let end = (start + FRAGMENT_BYTES).min(text.len());
-            let opcode = if start == 0 { OpData::Text } else { OpData::Continue };
-            let last = end == text.len();
-            let frame = Frame::message(text.slice(start..end), OpCode::Data(opcode), last);
-            socket.feed(Message::Frame(frame)).await?;
-            if last {
+            // Room for a piece and the item that overflows it: the buffer stays a heap block the
+            // next piece reuses.
+            let mut piece = Vec::with_capacity(PIECE_BYTES + PIECE_BYTES / 4);
+            let more = pieces.fill(&mut piece).map_err(SendError::Json)?;
+            let frame = Frame::message(Bytes::from(piece), OpCode::Data(opcode), !more);
+            socket.feed(Message::Frame(frame)).await.map_err(SendError::Socket)?;
+            if !more {
                 break;
             }
-            start = end;
+            opcode = OpData::Continue;
         }
-        socket.flush().await
+        socket.flush().await.map_err(SendError::Socket)
     };
-    match tokio::time::timeout(idle, sent).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(err)) => {
-            connection.break_off();
-            Err(AttemptError::by_class(CompactorError::stream(format!(
-                "error sending websocket request: {err}"
-            ))))
-        }
+    let failure = match tokio::time::timeout(idle, sent).await {
+        Ok(Ok(())) => return Ok(pieces.written()),
+        // Half a message went out: the connection cannot carry another one.
+        Ok(Err(SendError::Json(error))) => AttemptError::final_error(error),
+        Ok(Err(SendError::Socket(err))) => AttemptError::by_class(CompactorError::stream(format!(
+            "error sending websocket request: {err}"
+        ))),
         Err(_) => {
-            connection.break_off();
-            Err(AttemptError::by_class(CompactorError::stream(
-                "idle timeout sending websocket request",
-            )))
+            AttemptError::by_class(CompactorError::stream("idle timeout sending websocket request"))
         }
-    }
+    };
+    connection.break_off();
+    Err(failure)
+}
+
+/// Why a message could not be sent whole.
+enum SendError {
+    Json(CompactorError),
+    Socket(tungstenite::Error),
 }
 
 /// Reads one response's events from a locked connection. Dropped before the response was read
@@ -882,7 +885,7 @@ pub(crate) async fn send_response_processed(session: &mut ModelClientSession, re
         tracing::debug!("no websocket connection: response.processed not sent");
         return;
     };
-    let message = match serde_json::to_string(&WsClientMessage::ResponseProcessed {
+    let message = match serde_json::to_vec(&WsClientMessage::ResponseProcessed {
         response_id: response_id.to_owned(),
     }) {
         Ok(message) => message,
@@ -896,7 +899,7 @@ pub(crate) async fn send_response_processed(session: &mut ModelClientSession, re
         tracing::debug!("websocket connection is broken: response.processed not sent");
         return;
     }
-    if let Err(failure) = send_text(&mut connection, Bytes::from(message), idle).await {
+    if let Err(failure) = send_text(&mut connection, JsonPieces::whole(message), idle).await {
         tracing::debug!(error = %failure.error, "failed to send response.processed");
     }
 }

@@ -151,13 +151,14 @@ impl<'t> SentCapture<'t> {
         if !self.trace.is_enabled() {
             return;
         }
-        self.json = match sent.request_json() {
-            Ok(request) => Some((request, sent.wire_message().map(Bytes::copy_from_slice))),
-            Err(error) => {
-                tracing::warn!(%error, "the request could not be serialized for the trace");
-                None
-            }
-        };
+        self.json =
+            match sent.request_json().and_then(|request| Ok((request, sent.wire_message()?))) {
+                Ok(json) => Some(json),
+                Err(error) => {
+                    tracing::warn!(%error, "the request could not be serialized for the trace");
+                    None
+                }
+            };
     }
 
     /// The size of what went out for the request, in bytes; 0 when nothing did.

@@ -18,7 +18,7 @@ fn http_reports_the_body_it_sent() {
     let body = Bytes::from_static(br#"{"model":"m","stream":true}"#);
     let sent = SentRequest::http(&body);
     assert_eq!(sent.request_json().unwrap(), body);
-    assert_eq!(sent.wire_message(), None);
+    assert_eq!(sent.wire_message().unwrap(), None);
     assert_eq!(sent.wire_len(), 27);
 }
 
@@ -34,11 +34,13 @@ fn websocket_reports_the_logical_request_in_its_http_form() {
     incremental.input = (&request.input[1..]).into();
     incremental.previous_response_id = Some("resp-1".into());
     let message =
-        serde_json::to_string(&WsClientMessage::ResponseCreate(Box::new(incremental))).unwrap();
+        serde_json::to_string(&WsClientMessage::ResponseCreate(Box::new(incremental.reborrow())))
+            .unwrap();
 
-    let sent = SentRequest::websocket(&request, message.as_bytes());
+    let len = u64::try_from(message.len()).unwrap();
+    let sent = SentRequest::websocket(&request, &incremental, len);
     assert_eq!(sent.request_json().unwrap(), http_body, "the body HTTP would have sent");
-    assert_eq!(sent.wire_message(), Some(message.as_bytes()));
+    assert_eq!(sent.wire_message().unwrap().as_deref(), Some(message.as_bytes()));
     assert_eq!(sent.wire_len(), u64::try_from(message.len()).unwrap());
     let logical: Value = serde_json::from_slice(&sent.request_json().unwrap()).unwrap();
     assert_eq!(logical["input"].as_array().map(Vec::len), Some(2), "the full input");

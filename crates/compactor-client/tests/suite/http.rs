@@ -471,7 +471,7 @@ async fn the_report_is_the_body_the_server_received() {
     let mut keep = |sent: &compactor_client::SentRequest<'_>| {
         reports.push((
             sent.request_json().unwrap(),
-            sent.wire_message().is_some(),
+            sent.wire_message().unwrap().is_some(),
             sent.wire_len(),
         ));
     };

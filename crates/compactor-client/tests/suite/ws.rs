@@ -522,7 +522,7 @@ async fn stream_reporting(
         let request = sent.request_json().unwrap().to_vec();
         reports.push((
             request,
-            sent.wire_message().map(|wire| String::from_utf8(wire.to_vec()).unwrap()),
+            sent.wire_message().unwrap().map(|wire| String::from_utf8(wire.to_vec()).unwrap()),
             sent.wire_len(),
         ));
     }))

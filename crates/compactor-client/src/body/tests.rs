@@ -1,0 +1,125 @@
+//! Tests of requests written in pieces: joined, they are the JSON of the whole message.
+
+use compactor_protocol::{Prompt, TurnSettings, owned_items};
+use pretty_assertions::assert_eq;
+use proptest::prelude::*;
+use serde_json::json;
+
+use super::*;
+
+fn settings() -> TurnSettings {
+    TurnSettings { model: "m".into(), ..TurnSettings::default() }
+}
+
+fn request<'a>(prompt: &'a Prompt<'_>, settings: &'a TurnSettings) -> ResponsesApiRequest<'a> {
+    let mut request = ResponsesApiRequest::from_prompt(prompt, settings);
+    request.prompt_cache_key = Some("thread-1".into());
+    request.stream = Some(true);
+    request
+}
+
+/// The `response.create` of `request` written whole.
+fn create_json(request: &ResponsesApiRequest<'_>) -> Vec<u8> {
+    serde_json::to_vec(&WsClientMessage::ResponseCreate(Box::new(request.reborrow()))).unwrap()
+}
+
+/// Every piece of `pieces`, and whether `fill` said more would follow each.
+fn pieces(mut pieces: JsonPieces<'_>) -> Vec<(Vec<u8>, bool)> {
+    let mut out = Vec::new();
+    loop {
+        let mut piece = Vec::new();
+        let more = pieces.fill(&mut piece).unwrap();
+        out.push((piece, more));
+        if !more {
+            return out;
+        }
+    }
+}
+
+#[test]
+fn a_message_in_pieces_is_the_json_of_the_request() {
+    // Text that looks like the input list, in the instructions and inside a tool's schema.
+    let big = "x\"y\\z é ".repeat(4_000);
+    let prompt = Prompt {
+        input: owned_items(
+            (0..40).map(|n| ResponseItem::user_text(format!("{n} {big}"))).collect::<Vec<_>>(),
+        ),
+        base_instructions: r#"say "input":[] and {"input":[]}"#.to_owned(),
+        tools: vec![json!({"type": "function", "name": "f", "parameters": {"input": []}})],
+        ..Prompt::default()
+    };
+    let settings = settings();
+    let request = request(&prompt, &settings);
+    let whole = create_json(&request);
+    let pieces = pieces(JsonPieces::create(&request).unwrap());
+    assert!(pieces.len() > 2, "{} pieces", pieces.len());
+    let joined: Vec<u8> = pieces.iter().flat_map(|(piece, _)| piece.clone()).collect();
+    assert_eq!(String::from_utf8(joined).unwrap(), String::from_utf8(whole).unwrap());
+    let (last, rest) = pieces.split_last().unwrap();
+    assert!(!last.1 && rest.iter().all(|(_, more)| *more), "only the last piece ends the body");
+    // Whole items fill a piece up to its size: no piece holds much more than one item past it.
+    let item_len = serde_json::to_vec(&request.input[0]).unwrap().len();
+    assert!(rest.iter().all(|(piece, _)| piece.len() < PIECE_BYTES + item_len + 1));
+}
+
+#[test]
+fn a_create_message_in_pieces_is_its_json() {
+    let prompt = Prompt {
+        input: owned_items([ResponseItem::user_text("hi"), ResponseItem::assistant_text("ok")]),
+        ..Prompt::default()
+    };
+    let settings = settings();
+    let mut request = request(&prompt, &settings);
+    request.stream = None;
+    request.previous_response_id = Some("resp-1".into());
+    let whole = create_json(&request);
+    let mut written = JsonPieces::create(&request).unwrap();
+    let mut out = Vec::new();
+    assert!(!written.fill(&mut out).unwrap(), "a small message is one piece");
+    assert_eq!(written.written(), u64::try_from(whole.len()).unwrap());
+    assert_eq!(out, whole);
+}
+
+#[test]
+fn an_empty_input_is_an_empty_list() {
+    let settings = settings();
+    let prompt = Prompt::default();
+    let request = request(&prompt, &settings);
+    assert_eq!(JsonPieces::create(&request).unwrap().collect().unwrap(), create_json(&request));
+}
+
+#[test]
+fn the_input_list_is_found_only_at_the_top_level() {
+    assert_eq!(empty_input_at(br#"{"a":{"input":[]},"input":[]}"#), Some(26));
+    assert_eq!(empty_input_at(br#"{"a":"\"input\":[]","input":[]}"#), Some(28));
+    assert_eq!(empty_input_at(br#"{"input":"[]"}"#), None);
+    assert_eq!(empty_input_at(br#"{"a":["input"],"b":"input"}"#), None);
+    assert_eq!(empty_input_at(br#"{"a":"unterminated"#), None);
+}
+
+proptest! {
+    #[test]
+    fn any_input_in_pieces_is_the_json_of_the_message(
+        // Short random texts repeated: items of up to several KiB, bodies of several pieces.
+        texts in proptest::collection::vec(("[a-z \"\\\\{}\\[\\]:,é]{0,30}", 0..200usize), 0..60),
+        instructions in "[a-z \"\\\\{}\\[\\]:,]{0,40}",
+    ) {
+        let prompt = Prompt {
+            input: owned_items(
+                texts
+                    .iter()
+                    .map(|(text, times)| ResponseItem::user_text(text.repeat(*times)))
+                    .collect::<Vec<_>>(),
+            ),
+            base_instructions: instructions,
+            ..Prompt::default()
+        };
+        let settings = settings();
+    let request = request(&prompt, &settings);
+        let mut pieces = JsonPieces::create(&request).unwrap();
+        let mut joined = Vec::new();
+        while pieces.fill(&mut joined).unwrap() {}
+        prop_assert_eq!(pieces.written(), u64::try_from(joined.len()).unwrap());
+        prop_assert_eq!(joined, create_json(&request));
+    }
+}
