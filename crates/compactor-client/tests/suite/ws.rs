@@ -492,9 +492,12 @@ async fn a_request_larger_than_a_fragment_arrives_whole() {
     let server = TestServer::scripted().await.unwrap();
     server.push_ws_connection(WsConnectionScript::new([reply("resp_1", "read it")]));
     let client = client(ws_config(&server), &Notices::default());
-    // About 1.3 MB over several fragments, with multi-byte characters across their boundaries.
-    let text: String = "éa🦀".repeat(200_000);
-    let request = prompt(vec![user("summarize this"), user(&text)]);
+    // About 2.6 MB over many fragments: a hundred items of 13 KB, and one of 1.3 MB that
+    // makes a fragment of its own, larger than the others; multi-byte characters throughout.
+    let small: String = "éa🦀".repeat(2_000);
+    let mut items = vec![user("summarize this"), user(&"éa🦀".repeat(200_000))];
+    items.extend((0..100).map(|n| user(&format!("{n} {small}"))));
+    let request = prompt(items);
     let mut session = client.new_session();
     let (reports, collected) = stream_reporting(&mut session, &request).await;
     assert_eq!(collected.error, None);
@@ -505,7 +508,7 @@ async fn a_request_larger_than_a_fragment_arrives_whole() {
     assert_eq!(messages[0].input(), wire(&request.input));
     let sent = reports[0].2;
     assert_eq!(sent, messages[0].text.len() as u64, "the size the client reports is what it sent");
-    assert!(sent > 1_000_000, "{sent} bytes");
+    assert!(sent > 2_000_000, "{sent} bytes");
     server.assert_no_violations();
     server.shutdown().await.unwrap();
 }
