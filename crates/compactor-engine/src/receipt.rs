@@ -210,12 +210,7 @@ pub fn account_items_counted(
         if let Some(total) = totals.category_mut(outcome) {
             total.add(item_tokens);
         }
-        items.push(ItemReceipt {
-            item_type: item.item_type().to_owned(),
-            role: item.role().map(str::to_owned),
-            outcome,
-            tokens: item_tokens,
-        });
+        items.push(ItemReceipt::of(item, outcome, item_tokens));
     }
     totals.unattributed = unattributed(tokens.before, &totals);
     (items, totals)

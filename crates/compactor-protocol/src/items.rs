@@ -442,6 +442,16 @@ impl ResponseItem {
     /// The wire `type` of this item (for [`ResponseItem::Unknown`], the raw `type`, or `""`).
     pub fn item_type(&self) -> &str {
         match self {
+            ResponseItem::Unknown(raw) => raw.get("type").and_then(Value::as_str).unwrap_or(""),
+            modelled => modelled.modelled_type().unwrap_or_default(),
+        }
+    }
+
+    /// The wire `type` of a modelled item, as a string that lives as long as the program (so
+    /// that what records it by the thousand need not copy it); `None` for
+    /// [`ResponseItem::Unknown`].
+    pub fn modelled_type(&self) -> Option<&'static str> {
+        Some(match self {
             ResponseItem::Message { .. } => "message",
             ResponseItem::Reasoning { .. } => "reasoning",
             ResponseItem::LocalShellCall { .. } => "local_shell_call",
@@ -456,8 +466,8 @@ impl ResponseItem {
             ResponseItem::Compaction { .. } => "compaction",
             ResponseItem::ContextCompaction { .. } => "context_compaction",
             ResponseItem::CompactionTrigger => "compaction_trigger",
-            ResponseItem::Unknown(raw) => raw.get("type").and_then(Value::as_str).unwrap_or(""),
-        }
+            ResponseItem::Unknown(_) => return None,
+        })
     }
 
     /// The message's role, when this is a message.

@@ -5,11 +5,14 @@
 //! installed atomically with the history it describes. A failed attempt's receipt is only an
 //! event and analytics. A preview's receipt is marked [`ReceiptStatus::Preview`].
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::compaction::{
     CompactionImplementation, CompactionPhase, CompactionReason, CompactionTrigger,
 };
+use crate::items::ResponseItem;
 use crate::pins::PinId;
 
 /// What a compaction did with one item of the history it started from.
@@ -63,18 +66,40 @@ impl ItemOutcome {
 }
 
 /// The receipt line of one input item.
+///
+/// The type and role of a modelled item, and the usual roles, are static strings: a receipt has
+/// a line per item of the history, and copying the same few words into each cost more than the
+/// rest of the line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemReceipt {
     /// The item's `type`.
     #[serde(rename = "type")]
-    pub item_type: String,
+    pub item_type: Cow<'static, str>,
     /// A message's role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
+    pub role: Option<Cow<'static, str>>,
     /// What the compaction did with it.
     pub outcome: ItemOutcome,
     /// The item's estimated tokens.
     pub tokens: u64,
+}
+
+impl ItemReceipt {
+    /// The line of `item`, which met `outcome` and counted `tokens`.
+    pub fn of(item: &ResponseItem, outcome: ItemOutcome, tokens: u64) -> Self {
+        let item_type = match item.modelled_type() {
+            Some(name) => Cow::Borrowed(name),
+            None => Cow::Owned(item.item_type().to_owned()),
+        };
+        let role = item.role().map(|role| match role {
+            "user" => Cow::Borrowed("user"),
+            "assistant" => Cow::Borrowed("assistant"),
+            "developer" => Cow::Borrowed("developer"),
+            "system" => Cow::Borrowed("system"),
+            other => Cow::Owned(other.to_owned()),
+        });
+        Self { item_type, role, outcome, tokens }
+    }
 }
 
 /// How many input items went one way, and their estimated tokens.

@@ -104,3 +104,27 @@ fn outcome_names_are_their_json() {
     }
     assert_eq!(ReceiptTotals::default().category(ItemOutcome::Other), None);
 }
+
+#[test]
+fn an_item_line_names_the_type_and_role_as_the_item_does() {
+    let user = ItemReceipt::of(&ResponseItem::user_text("hi"), ItemOutcome::KeptVerbatim, 3);
+    assert!(matches!(user.item_type, Cow::Borrowed("message")), "{:?}", user.item_type);
+    assert!(matches!(user.role, Some(Cow::Borrowed("user"))), "{:?}", user.role);
+    let unusual: ResponseItem =
+        serde_json::from_value(json!({"type": "message", "role": "critic", "content": []}))
+            .unwrap();
+    let critic = ItemReceipt::of(&unusual, ItemOutcome::Dropped, 1);
+    assert_eq!(critic.role.as_deref(), Some("critic"));
+    let unknown: ResponseItem =
+        serde_json::from_value(json!({"type": "future_item", "data": 1})).unwrap();
+    let line = ItemReceipt::of(&unknown, ItemOutcome::Summarized, 9);
+    assert_eq!(line.item_type, "future_item");
+    assert_eq!(line.role, None);
+    // Static or copied, the JSON is the same, and it reads back as the line it was.
+    let value = serde_json::to_value(&user).unwrap();
+    assert_eq!(
+        value,
+        json!({"type": "message", "role": "user", "outcome": "kept_verbatim", "tokens": 3})
+    );
+    assert_eq!(serde_json::from_value::<ItemReceipt>(value).unwrap(), user);
+}
