@@ -1,9 +1,8 @@
 //! Request invariants checked on every request's (resolved) input, as Codex's mock server
 //! does: tool calls and their outputs come in pairs, and a compaction trigger is last.
 
-use std::collections::{HashMap, HashSet};
-
 use compactor_protocol::ResponseItem;
+use foldhash::HashMap;
 
 /// The problems of `input`, one message each; empty when the input is sound.
 ///
@@ -15,27 +14,34 @@ use compactor_protocol::ResponseItem;
 ///   is the last item.
 pub fn check_input(input: &[ResponseItem]) -> Vec<String> {
     let mut problems = Vec::new();
-    let mut calls_seen: HashSet<&str> = HashSet::new();
-    // The position of the last output of each call id, to check in linear time that every call
-    // is answered after it.
-    let mut last_output: HashMap<&str, usize> = HashMap::new();
+    // One hash per call or output: each call id gets a slot, found once by its id; the second
+    // pass reads the slots of the calls it checks by position. foldhash, not SipHash: hashing
+    // the ids was most of the check's time on a large history.
+    let mut slots: HashMap<&str, usize> = HashMap::default();
+    let mut ids: Vec<CallId> = Vec::new();
+    // The calls that need an output after them: their position, and their id's slot.
+    let mut awaiting: Vec<(usize, usize)> = Vec::new();
     for (index, item) in input.iter().enumerate() {
         if let Some(call_id) = item.output_call_id() {
+            let slot = slot(&mut slots, &mut ids, call_id);
             if call_id.is_empty() {
                 problems.push(format!("input[{index}] {} has an empty call_id", item.item_type()));
-            } else if !calls_seen.contains(call_id) {
+            } else if !ids[slot].called {
                 problems.push(format!(
                     "input[{index}] {} for call_id {call_id:?} has no matching call before it",
                     item.item_type()
                 ));
             }
-            last_output.insert(call_id, index);
+            ids[slot].last_output = Some(index);
         }
         if let Some(call_id) = item.call_id() {
+            let slot = slot(&mut slots, &mut ids, call_id);
             if call_id.is_empty() {
                 problems.push(format!("input[{index}] {} has an empty call_id", item.item_type()));
+            } else if needs_client_output(item) {
+                awaiting.push((index, slot));
             }
-            calls_seen.insert(call_id);
+            ids[slot].called = true;
         }
         if item.is_compaction_trigger() && index + 1 != input.len() {
             problems.push(format!(
@@ -45,24 +51,41 @@ pub fn check_input(input: &[ResponseItem]) -> Vec<String> {
             ));
         }
     }
-    for (index, item) in input.iter().enumerate() {
-        if let Some(call_id) = item.call_id()
-            && needs_client_output(item)
-            && !call_id.is_empty()
-            && last_output.get(call_id).is_none_or(|&at| at < index)
-        {
-            let name = match item {
-                ResponseItem::FunctionCall { name, .. }
-                | ResponseItem::CustomToolCall { name, .. } => format!(" {name:?}"),
-                _ => String::new(),
-            };
-            problems.push(format!(
-                "input[{index}] {}{name} (call_id {call_id:?}) has no output after it",
-                item.item_type()
-            ));
+    for (index, slot) in awaiting {
+        if ids[slot].last_output.is_some_and(|at| at > index) {
+            continue;
         }
+        let item = &input[index];
+        let call_id = item.call_id().unwrap_or_default();
+        let name = match item {
+            ResponseItem::FunctionCall { name, .. } | ResponseItem::CustomToolCall { name, .. } => {
+                format!(" {name:?}")
+            }
+            _ => String::new(),
+        };
+        problems.push(format!(
+            "input[{index}] {}{name} (call_id {call_id:?}) has no output after it",
+            item.item_type()
+        ));
     }
     problems
+}
+
+/// What the input shows of one call id so far.
+#[derive(Debug, Clone, Copy, Default)]
+struct CallId {
+    /// A call with this id came.
+    called: bool,
+    /// The position of the last output with this id.
+    last_output: Option<usize>,
+}
+
+/// The slot of `call_id`, made when it is new.
+fn slot<'a>(slots: &mut HashMap<&'a str, usize>, ids: &mut Vec<CallId>, call_id: &'a str) -> usize {
+    *slots.entry(call_id).or_insert_with(|| {
+        ids.push(CallId::default());
+        ids.len() - 1
+    })
 }
 
 fn needs_client_output(item: &ResponseItem) -> bool {

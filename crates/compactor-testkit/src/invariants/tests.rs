@@ -105,3 +105,28 @@ fn trigger_not_last() {
         &["input[0] compaction_trigger trigger is not the last input item (2 items follow it)"],
     );
 }
+
+#[test]
+fn problems_come_in_input_order_and_the_unanswered_calls_last() {
+    check(
+        json!([
+            call("c1"),
+            output("c1"),
+            // A second call with an answered id still needs an output after it.
+            call("c1"),
+            output("c2"),
+            call("c2"),
+            {"type": "context_compaction"},
+            {"type": "custom_tool_call", "call_id": "c3", "name": "patch", "input": "x"},
+            output("c3"),
+            call(""),
+        ]),
+        &[
+            r#"input[3] function_call_output for call_id "c2" has no matching call before it"#,
+            "input[5] context_compaction trigger is not the last input item (3 items follow it)",
+            "input[8] function_call has an empty call_id",
+            r#"input[2] function_call "shell" (call_id "c1") has no output after it"#,
+            r#"input[4] function_call "shell" (call_id "c2") has no output after it"#,
+        ],
+    );
+}
