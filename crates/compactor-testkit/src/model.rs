@@ -451,13 +451,16 @@ impl ReferenceModel {
         for item in items {
             *types.entry(item.item_type()).or_default() += 1;
         }
-        let user_messages: Vec<String> = items
+        // Read from the end: only the quoted messages' texts are built, not every user message's.
+        let mut recent: Vec<String> = items
             .iter()
+            .rev()
             .filter(|item| item.role() == Some("user"))
             .filter_map(ResponseItem::message_text)
+            .take(DIGEST_USER_MESSAGES)
             .map(|text| snippet(&text))
             .collect();
-        let recent = &user_messages[user_messages.len().saturating_sub(DIGEST_USER_MESSAGES)..];
+        recent.reverse();
         let sealed_before = items.iter().filter(|item| item.is_compaction()).count();
         let summarized = (items.len() - sealed_before) as u64;
         let digest = json!({

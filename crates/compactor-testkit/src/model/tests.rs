@@ -155,6 +155,30 @@ fn digest_of_a_small_history() {
 }
 
 #[test]
+fn a_digest_quotes_the_last_eight_user_messages_with_text_in_order() {
+    let mut input = Vec::new();
+    for turn in 0..12 {
+        input.push(user(&format!("question {turn} with more than eight words in it, cut")));
+        input.push(assistant(&format!("answer {turn}")));
+        if turn == 9 {
+            // A user message without text is not quoted, and does not take a place.
+            input.push(json!({"type": "message", "role": "user", "content": [
+                {"type": "input_image", "image_url": "data:image/png;base64,AAAA"}
+            ]}));
+        }
+    }
+    input.push(json!({"type": "compaction_trigger"}));
+    let events = respond(&model(), "", &input).unwrap();
+    let ResponseItem::Compaction { encrypted_content, .. } = &output_items(&events)[0] else {
+        panic!("expected a compaction item");
+    };
+    let quoted = SealKey::default().open(encrypted_content).unwrap()["user_messages"].clone();
+    let expected: Vec<String> =
+        (4..12).map(|turn| format!("question {turn} with more than eight words in")).collect();
+    assert_eq!(quoted, json!(expected));
+}
+
+#[test]
 fn sealed_items_are_accepted_back_and_usage_drops() {
     let model = model();
     let mut input = conversation(40);
