@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody as _};
 use axum::extract::{FromRequest, Request, State};
 use axum::response::Response;
 use bytes::Bytes;
@@ -11,6 +11,7 @@ use compactor_protocol::{CompactRequest, ResponsesApiRequest, into_owned_items};
 use futures::StreamExt as _;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use http_body_util::{BodyExt as _, Limited};
 use serde_json::Value;
 
 use crate::faults::{EarlyEnd, ErrorReply, Fault, FaultPlan, replaces_answer};
@@ -242,7 +243,6 @@ pub(crate) async fn log_request(
         .await;
 }
 
-/// The HTTP answer of an error: status, `{"error":{...}}` and the reply's headers.
 /// A request body read as JSON: its text is checked as UTF-8 once, in one pass, and then read
 /// as a string, which reads faster than bytes checked string by string (a body that is not
 /// UTF-8 is read as bytes, for the error to name where it fails).
@@ -253,6 +253,7 @@ fn read_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> serde_json::Result<
     }
 }
 
+/// The HTTP answer of an error: status, `{"error":{...}}` and the reply's headers.
 pub(crate) fn error_response(reply: &ErrorReply) -> Response {
     let mut response = Response::new(Body::from(reply.body_json().to_string()));
     *response.status_mut() =
@@ -287,7 +288,7 @@ impl FromRequest<Arc<Shared>> for Payload {
     type Rejection = Response;
 
     async fn from_request(request: Request, shared: &Arc<Shared>) -> Result<Self, Response> {
-        let read = axum::body::to_bytes(request.into_body(), shared.max_body_bytes);
+        let read = read_to_end(request.into_body(), shared.max_body_bytes);
         let read = tokio::time::timeout(shared.body_read_timeout, read);
         match shared.cancel.run_until_cancelled(read).await {
             Some(Ok(Ok(bytes))) => Ok(Payload(bytes)),
@@ -317,6 +318,22 @@ impl FromRequest<Arc<Shared>> for Payload {
             None => Err(error_response(&shutting_down())),
         }
     }
+}
+
+/// The body's bytes, failing as `axum::body::to_bytes` does past `limit` bytes. They are copied
+/// into one buffer as they arrive, sized from the declared length: a chunk is dropped as soon as
+/// it is copied, so hyper reads the next one into the buffer it already has instead of a fresh
+/// one, and the bytes are copied once, not gathered at the end.
+async fn read_to_end(body: Body, limit: usize) -> Result<Bytes, axum::Error> {
+    let mut body = Limited::new(body, limit);
+    let declared = usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX);
+    let mut bytes = Vec::with_capacity(declared.min(limit));
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.map_err(axum::Error::new)?.into_data() {
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(bytes))
 }
 
 /// The answer when the server stops during a delay.

@@ -205,3 +205,68 @@ async fn a_client_that_trickles_its_body_gets_408_and_is_disconnected() {
     assert!(answer.contains("request_timeout"), "{answer}");
     server.shutdown().await.unwrap();
 }
+
+/// Writes `raw` (a request, head and body) on a connection and reads the answer to its end.
+async fn exchange(server: &TestServer, raw: &[u8]) -> String {
+    let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    stream.write_all(raw).await.unwrap();
+    let mut answer = Vec::new();
+    bounded(stream.read_to_end(&mut answer)).await.unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// `body` in chunked transfer coding, `size` bytes a chunk.
+fn chunked(body: &[u8], size: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for chunk in body.chunks(size) {
+        out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        out.extend_from_slice(chunk);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+const HEAD: &str = "POST /v1/responses HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nconnection: close\r\n";
+
+#[tokio::test]
+async fn a_body_over_the_limit_gets_413_whether_its_length_is_declared_or_not() {
+    let server = TestServer::start(TestServerConfig {
+        max_body_bytes: 64,
+        ..model(RecordLimits::default())
+    })
+    .await
+    .unwrap();
+    let body = [b' '; 100];
+    let declared = [format!("{HEAD}content-length: 100\r\n\r\n").as_bytes(), &body].concat();
+    let unknown =
+        [format!("{HEAD}transfer-encoding: chunked\r\n\r\n").as_bytes(), &chunked(&body, 40)]
+            .concat();
+    for raw in [declared, unknown] {
+        let answer = exchange(&server, &raw).await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(
+            answer.ends_with(
+                r#"{"error":{"type":"invalid_request_error","code":"request_body_unreadable","message":"The request body could not be read (limit 64 bytes): length limit exceeded","param":null}}"#
+            ),
+            "{answer}"
+        );
+    }
+    assert_eq!(server.requests().len(), 0, "an unread body is not a request");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_body_in_many_chunks_is_read_whole() {
+    let server = TestServer::start(model(RecordLimits::default())).await.unwrap();
+    let body =
+        serde_json::to_vec(&request(&[user("the body arrives seven bytes at a time")])).unwrap();
+    let raw = [format!("{HEAD}transfer-encoding: chunked\r\n\r\n").as_bytes(), &chunked(&body, 7)]
+        .concat();
+    let answer = exchange(&server, &raw).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("the body arrives seven bytes at a time"), "{answer}");
+    assert_eq!(server.requests()[0].body.as_ref(), body.as_slice());
+    server.assert_no_violations();
+    server.shutdown().await.unwrap();
+}
