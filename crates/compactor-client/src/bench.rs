@@ -16,7 +16,7 @@ use crate::ws::Bookkeeping;
 ///
 /// The error that ended the stream before `response.completed`.
 pub fn sse_events(chunks: &[&[u8]]) -> Result<usize, CompactorError> {
-    completed(crate::http::decode_chunks(chunks))
+    completed(|each| crate::http::decode_chunks(chunks, each))
 }
 
 /// Maps one response's WebSocket text `frames` exactly as the WebSocket transport does, and
@@ -26,7 +26,7 @@ pub fn sse_events(chunks: &[&[u8]]) -> Result<usize, CompactorError> {
 ///
 /// The error that ended the stream before `response.completed`.
 pub fn websocket_events(frames: &[&[u8]]) -> Result<usize, CompactorError> {
-    completed(crate::ws::map_frames(frames))
+    completed(|each| crate::ws::map_frames(frames, each))
 }
 
 /// The WebSocket transport's work around each request of a connection, without the
@@ -58,9 +58,18 @@ impl WebsocketTurns {
     }
 }
 
-fn completed(mut reads: Vec<Read>) -> Result<usize, CompactorError> {
-    match reads.pop() {
-        Some(Read::Completed(_)) => Ok(reads.len() + 1),
+/// How many reads `decode` handed on, the completion included. Each read is dropped when the
+/// next comes, as a stream's consumer takes events one by one: the count costs nothing the
+/// transport does not.
+fn completed(decode: impl FnOnce(&mut dyn FnMut(Read))) -> Result<usize, CompactorError> {
+    let mut count = 0;
+    let mut last = None;
+    decode(&mut |read| {
+        count += 1;
+        last = Some(read);
+    });
+    match last {
+        Some(Read::Completed(_)) => Ok(count),
         Some(Read::End(error)) => Err(error),
         Some(Read::Event(_)) | None => {
             Err(CompactorError::stream("stream closed before response.completed"))

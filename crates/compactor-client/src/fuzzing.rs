@@ -6,11 +6,15 @@
 /// transport does, up to and including the first terminal read (`Completed` or the error that
 /// ends the stream).
 pub fn sse_reads(chunks: &[&[u8]]) -> Vec<String> {
-    crate::http::decode_chunks(chunks).iter().map(|read| format!("{read:?}")).collect()
+    let mut reads = Vec::new();
+    crate::http::decode_chunks(chunks, |read| reads.push(format!("{read:?}")));
+    reads
 }
 
 /// Maps WebSocket text `frames` exactly as the WebSocket transport does (wrapped `error` frames
 /// included), up to and including the first terminal read.
 pub fn websocket_reads(frames: &[&[u8]]) -> Vec<String> {
-    crate::ws::map_frames(frames).iter().map(|read| format!("{read:?}")).collect()
+    let mut reads = Vec::new();
+    crate::ws::map_frames(frames, |read| reads.push(format!("{read:?}")));
+    reads
 }

@@ -332,22 +332,22 @@ impl SseReader {
 }
 
 /// Reads an SSE body that arrives in `chunks` as [`SseReader::next`] does, up to and including
-/// the first terminal read (`Completed` or `End`), without I/O: the fuzz targets' entry point.
-pub(crate) fn decode_chunks(chunks: &[&[u8]]) -> Vec<Read> {
+/// the first terminal read (`Completed` or `End`), without I/O, handing each read to `each` as
+/// the transport hands it to the stream: the fuzz targets' and the benches' entry point.
+pub(crate) fn decode_chunks(chunks: &[&[u8]], mut each: impl FnMut(Read)) {
     let mut reader = SseReader::new(
         Box::pin(futures::stream::empty()),
         Duration::ZERO,
         crate::config::DEFAULT_MAX_EVENT_BYTES,
     );
-    let mut reads = Vec::new();
     let mut chunks = chunks.iter();
     loop {
         match reader.decoded() {
             Some(read) => {
                 let last = matches!(read, Read::Completed(_) | Read::End(_));
-                reads.push(read);
+                each(read);
                 if last {
-                    return reads;
+                    return;
                 }
             }
             None => match chunks.next() {

@@ -755,11 +755,12 @@ impl WsReader {
 }
 
 /// Maps text `frames` as [`WsReader::next`] does, up to and including the first terminal read,
-/// on a connection without a socket: the fuzz targets' entry point.
-pub(crate) fn map_frames(frames: &[&[u8]]) -> Vec<Read> {
+/// on a connection without a socket, handing each read to `each` as the transport hands it to
+/// the stream: the fuzz targets' and the benches' entry point.
+pub(crate) fn map_frames(frames: &[&[u8]], mut each: impl FnMut(Read)) {
     let connection = Arc::new(Mutex::new(Connection { socket: None }));
     let Ok(guard) = connection.try_lock_owned() else {
-        return Vec::new();
+        return;
     };
     let mut reader = WsReader::new(
         guard,
@@ -767,7 +768,6 @@ pub(crate) fn map_frames(frames: &[&[u8]]) -> Vec<Read> {
         Arc::new(StdMutex::new(None)),
         FingerprintKey::new(0, 0),
     );
-    let mut reads = Vec::new();
     let mut frames = frames.iter();
     loop {
         let read = match reader.pending.pop_front() {
@@ -777,13 +777,13 @@ pub(crate) fn map_frames(frames: &[&[u8]]) -> Vec<Read> {
                     Some(read) => read,
                     None => continue,
                 },
-                None => return reads,
+                None => return,
             },
         };
         let last = matches!(read, Read::Completed(_) | Read::End(_));
-        reads.push(read);
+        each(read);
         if last {
-            return reads;
+            return;
         }
     }
 }
