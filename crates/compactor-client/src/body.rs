@@ -9,7 +9,10 @@
 
 use std::borrow::Cow;
 
-use compactor_protocol::{CompactorError, ResponseItem, ResponsesApiRequest, WsClientMessage};
+use bytes::Bytes;
+use compactor_protocol::{
+    CompactRequest, CompactorError, ResponseItem, ResponsesApiRequest, WsClientMessage,
+};
 use serde::Serialize;
 
 /// About how much JSON each piece holds: whole items are written until a piece reaches it.
@@ -32,6 +35,29 @@ pub(crate) struct JsonPieces<'r> {
 }
 
 impl<'r> JsonPieces<'r> {
+    /// The body of a `POST /responses` of `request`.
+    pub(crate) fn body(request: &'r ResponsesApiRequest<'_>) -> Result<Self, CompactorError> {
+        let mut envelope = request.reborrow();
+        envelope.input = Cow::Borrowed(&[]);
+        Self::split(&envelope, &request.input)
+    }
+
+    /// The body of a `POST /responses/compact` of `request`.
+    pub(crate) fn compact(request: &'r CompactRequest<'_>) -> Result<Self, CompactorError> {
+        let envelope = CompactRequest {
+            model: Cow::Borrowed(&request.model),
+            input: Cow::Borrowed(&[]),
+            instructions: Cow::Borrowed(&request.instructions),
+            tools: Cow::Borrowed(&request.tools),
+            parallel_tool_calls: request.parallel_tool_calls,
+            reasoning: request.reasoning.clone(),
+            service_tier: request.service_tier.clone(),
+            prompt_cache_key: request.prompt_cache_key.clone(),
+            text: request.text.clone(),
+        };
+        Self::split(&envelope, &request.input)
+    }
+
     /// The `response.create` message of `request` as the WebSocket transport sends it.
     pub(crate) fn create(request: &'r ResponsesApiRequest<'_>) -> Result<Self, CompactorError> {
         let mut envelope = request.reborrow();
@@ -86,6 +112,22 @@ impl<'r> JsonPieces<'r> {
         Ok(!done)
     }
 
+    /// Every piece, written now: an HTTP body, which must be whole to declare its length.
+    pub(crate) fn all(mut self) -> Result<Vec<Bytes>, CompactorError> {
+        let mut pieces = Vec::new();
+        loop {
+            let mut piece = Vec::with_capacity(PIECE_BYTES + PIECE_BYTES / 4);
+            let more = self.fill(&mut piece)?;
+            // Kept until the body is sent: the room left for an overflowing item goes back
+            // (the allocator shrinks a block in place).
+            piece.shrink_to_fit();
+            pieces.push(Bytes::from(piece));
+            if !more {
+                return Ok(pieces);
+            }
+        }
+    }
+
     /// The bytes written so far.
     pub(crate) fn written(&self) -> u64 {
         self.written
@@ -96,6 +138,47 @@ impl<'r> JsonPieces<'r> {
         let mut out = Vec::new();
         while self.fill(&mut out)? {}
         Ok(out)
+    }
+}
+
+/// An HTTP request body, written whole in pieces before it is sent (D161): no pass counts its
+/// length first, its length is the pieces' sum, and a retry sends the same pieces again.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpBody {
+    pieces: Vec<Bytes>,
+    len: u64,
+}
+
+impl HttpBody {
+    /// The body `pieces` write.
+    pub(crate) fn new(pieces: JsonPieces<'_>) -> Result<Self, CompactorError> {
+        let pieces = pieces.all()?;
+        let len = pieces.iter().map(|piece| u64::try_from(piece.len()).unwrap_or(u64::MAX)).sum();
+        Ok(Self { pieces, len })
+    }
+
+    /// The body's length in bytes, for its `Content-Length`.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// The body for one attempt: its pieces shared, not copied.
+    pub(crate) fn reqwest_body(&self) -> reqwest::Body {
+        match self.pieces.as_slice() {
+            [one] => reqwest::Body::from(one.clone()),
+            // The stream owns its pieces (a clone of each is a reference count).
+            _ => reqwest::Body::wrap_stream(futures::stream::iter(
+                self.pieces.clone().into_iter().map(Ok::<Bytes, std::convert::Infallible>),
+            )),
+        }
+    }
+
+    /// The body's bytes in one buffer (copied only when there are several pieces).
+    pub(crate) fn to_bytes(&self) -> Bytes {
+        match self.pieces.as_slice() {
+            [one] => one.clone(),
+            pieces => Bytes::from(pieces.concat()),
+        }
     }
 }
 

@@ -9,7 +9,9 @@ use compactor_protocol::{
     TurnSettings,
 };
 use futures::StreamExt;
+use reqwest::header::{CONTENT_LENGTH, HeaderValue};
 
+use crate::body::{HttpBody, JsonPieces};
 use crate::config::{ProviderConfig, SecretString, WebsocketMode};
 use crate::http::{self, MAX_ERROR_BODY_READ, Read, SseReader, read_limited};
 use crate::retry::{AttemptError, ClientNotice, ClientObserver, with_retries};
@@ -253,10 +255,12 @@ impl ModelClient {
     ) -> Result<Vec<ResponseItem>, CompactorError> {
         let config = &self.inner.config;
         let request = self.compact_request(prompt, settings);
-        let body = Bytes::from(json_body(&request)?);
+        let body = HttpBody::new(JsonPieces::compact(&request)?)?;
         report(&SentRequest::http(&body));
-        let headers =
+        let mut headers =
             http::request_headers(config, key, &self.inner.thread_id, "application/json")?;
+        // A body of several pieces is a stream: its length is given, so it is not sent chunked.
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         let url = config.url("responses/compact");
         let max = config.max_event_bytes;
         let text = with_retries(&config.retry, self.inner.observer.as_ref(), || async {
@@ -266,7 +270,7 @@ impl ModelClient {
                 .post(&url)
                 .headers(headers.clone())
                 .timeout(config.request_timeout)
-                .body(body.clone())
+                .body(body.reqwest_body())
                 .send()
                 .await
                 .map_err(|err| http::transport_error(&err, redactor))?;
@@ -387,19 +391,22 @@ impl ModelClientSession {
         request: &ResponsesApiRequest<'_>,
         report: SentReport<'_>,
     ) -> Result<ResponseStream, CompactorError> {
-        let body = Bytes::from(json_body(request)?);
+        let body = HttpBody::new(JsonPieces::body(request)?)?;
         report(&SentRequest::http(&body));
         let inner = &self.client.inner;
         let config = &inner.config;
         let key = self.client.key()?;
         let redactor = config.redactor(key.as_ref());
-        let headers =
+        let mut headers =
             http::request_headers(config, key.as_ref(), &inner.thread_id, "text/event-stream")?;
+        // A body of several pieces is a stream: its length is given, so it is not sent chunked.
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         let url = config.url("responses");
         let idle = config.stream_idle_timeout;
         let (reader, first) = with_retries(&config.retry, inner.observer.as_ref(), || async {
             // The idle timeout also bounds the wait for the response head (D10).
-            let sent = inner.http.post(&url).headers(headers.clone()).body(body.clone()).send();
+            let sent =
+                inner.http.post(&url).headers(headers.clone()).body(body.reqwest_body()).send();
             let response = match tokio::time::timeout(idle, sent).await {
                 Ok(response) => response.map_err(|err| http::transport_error(&err, &redactor))?,
                 Err(_elapsed) => {

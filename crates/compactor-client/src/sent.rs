@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use compactor_protocol::{CompactorError, ResponsesApiRequest, WsClientMessage};
 
+use crate::body::HttpBody;
 use crate::client::json_body;
 
 /// Called with what the client sent, once per request it puts on the wire (a retry of opening
@@ -28,7 +29,7 @@ pub struct SentRequest<'a>(Sent<'a>);
 #[expect(clippy::large_enum_variant, reason = "a short-lived value on the stack, never stored")]
 enum Sent<'a> {
     /// An HTTP body: the logical request, serialized, and what went out.
-    Http(&'a Bytes),
+    Http(&'a HttpBody),
     /// A WebSocket `response.create` of `len` bytes creating `message` for a logical request
     /// that was never serialized as such (borrowed from the request sent, in its HTTP form).
     Websocket { request: ResponsesApiRequest<'a>, message: ResponsesApiRequest<'a>, len: u64 },
@@ -36,7 +37,7 @@ enum Sent<'a> {
 
 impl<'a> SentRequest<'a> {
     /// An HTTP request: `body` is the logical request and went out as it is.
-    pub(crate) fn http(body: &'a Bytes) -> Self {
+    pub(crate) fn http(body: &'a HttpBody) -> Self {
         Self(Sent::Http(body))
     }
 
@@ -55,16 +56,16 @@ impl<'a> SentRequest<'a> {
         Self(Sent::Websocket { request, message, len })
     }
 
-    /// The logical request as JSON. Over HTTP these are the very bytes sent, shared rather than
-    /// copied; over WebSocket the request is serialized by this call, so a caller that does not
-    /// ask pays nothing.
+    /// The logical request as JSON. Over HTTP these are the very bytes sent (joined when the body
+    /// went out in several pieces); over WebSocket the request is serialized by this call, so a
+    /// caller that does not ask pays nothing.
     ///
     /// # Errors
     ///
     /// [`CompactorError::Json`] when the request cannot be serialized.
     pub fn request_json(&self) -> Result<Bytes, CompactorError> {
         match &self.0 {
-            Sent::Http(body) => Ok((*body).clone()),
+            Sent::Http(body) => Ok(body.to_bytes()),
             Sent::Websocket { request, .. } => json_body(request).map(Bytes::from),
         }
     }
@@ -88,7 +89,7 @@ impl<'a> SentRequest<'a> {
     /// The size in bytes of what went out: the body, or the WebSocket message.
     pub fn wire_len(&self) -> u64 {
         match &self.0 {
-            Sent::Http(body) => u64::try_from(body.len()).unwrap_or(u64::MAX),
+            Sent::Http(body) => body.len(),
             Sent::Websocket { len, .. } => *len,
         }
     }

@@ -63,6 +63,30 @@ fn a_message_in_pieces_is_the_json_of_the_request() {
 }
 
 #[test]
+fn http_bodies_in_pieces_are_the_json_of_their_requests() {
+    let big = "x\"y\\z é ".repeat(4_000);
+    let prompt = Prompt {
+        input: owned_items(
+            (0..40).map(|n| ResponseItem::user_text(format!("{n} {big}"))).collect::<Vec<_>>(),
+        ),
+        base_instructions: r#"say "input":[]"#.to_owned(),
+        ..Prompt::default()
+    };
+    let settings = settings();
+    let request = request(&prompt, &settings);
+    let body = HttpBody::new(JsonPieces::body(&request).unwrap()).unwrap();
+    let whole = serde_json::to_vec(&request).unwrap();
+    assert!(body.pieces.len() > 2, "{} pieces", body.pieces.len());
+    assert_eq!(body.len(), u64::try_from(whole.len()).unwrap());
+    assert_eq!(body.to_bytes(), whole);
+
+    let mut compact = CompactRequest::from_prompt(&prompt, &settings);
+    compact.prompt_cache_key = Some("thread-1".into());
+    let body = HttpBody::new(JsonPieces::compact(&compact).unwrap()).unwrap();
+    assert_eq!(body.to_bytes(), serde_json::to_vec(&compact).unwrap());
+}
+
+#[test]
 fn a_create_message_in_pieces_is_its_json() {
     let prompt = Prompt {
         input: owned_items([ResponseItem::user_text("hi"), ResponseItem::assistant_text("ok")]),

@@ -489,3 +489,42 @@ async fn the_report_is_the_body_the_server_received() {
     }
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_body_of_many_pieces_goes_out_whole_with_its_length() {
+    let server = TestServer::scripted().await.unwrap();
+    server.push_sse(reply("resp_1", "read it"));
+    server.push_compact_json(json!({"output": [
+        {"type": "compaction", "encrypted_content": "ENC"}
+    ]}));
+    let client = client(http_config(&server), &Notices::default());
+    let mut session = client.new_session();
+    // About 2.6 MB: a hundred items of 13 KB, and one of 1.3 MB larger than a piece;
+    // multi-byte characters throughout.
+    let small: String = "éa🦀".repeat(2_000);
+    let mut items = vec![user("summarize this"), user(&"éa🦀".repeat(200_000))];
+    items.extend((0..100).map(|n| user(&format!("{n} {small}"))));
+    let prompt = prompt(items);
+    let mut reports = Vec::new();
+    let mut keep = |sent: &compactor_client::SentRequest<'_>| {
+        reports.push((sent.request_json().unwrap(), sent.wire_len()));
+    };
+    let stream =
+        bounded(session.stream_with_report(&prompt, &settings(), &mut keep)).await.unwrap();
+    collect(stream).await;
+    bounded(client.compact_with_report(&prompt, &settings(), &mut keep)).await.unwrap();
+
+    let recorded = server.requests();
+    assert_eq!(reports.len(), 2);
+    for ((body, len), recorded) in reports.iter().zip(&recorded) {
+        assert!(body.len() > 2_000_000, "{} bytes", body.len());
+        assert_eq!(body, &recorded.body, "{}", recorded.path());
+        assert_eq!(*len, body.len() as u64);
+        // The length is declared, not left to chunked transfer encoding.
+        assert_eq!(recorded.header("content-length"), Some(body.len().to_string().as_str()));
+        assert_eq!(recorded.header("transfer-encoding"), None);
+        assert_eq!(recorded.input().len(), 102);
+    }
+    server.assert_no_violations();
+    server.shutdown().await.unwrap();
+}
