@@ -1,6 +1,6 @@
-//! A WebSocket request's JSON written piece by piece while it is sent (D165): the text of a large
-//! request is never whole in memory, and the memory it passes through is reused from piece to
-//! piece.
+//! A request's JSON written in pieces of about 64 KiB, with no pass that counts it first: a
+//! WebSocket message piece by piece while it is sent, so that its text is never whole in memory
+//! (D165), and an HTTP body whole, as the pieces of its stream (D161).
 //!
 //! The request is split where its `input` items go: the JSON of the request with no input (the
 //! *envelope*) is cut around the empty `input` list, and the items are written one by one
