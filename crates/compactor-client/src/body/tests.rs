@@ -36,18 +36,23 @@ fn pieces(mut pieces: JsonPieces<'_>) -> Vec<(Vec<u8>, bool)> {
     }
 }
 
-#[test]
-fn a_message_in_pieces_is_the_json_of_the_request() {
-    // Text that looks like the input list, in the instructions and inside a tool's schema.
+/// A prompt of about 1.3 MB in 40 items with escapes and multi-byte text, and text that looks
+/// like the input list in the instructions and inside a tool's schema.
+fn large_prompt() -> Prompt<'static> {
     let big = "x\"y\\z é ".repeat(4_000);
-    let prompt = Prompt {
+    Prompt {
         input: owned_items(
             (0..40).map(|n| ResponseItem::user_text(format!("{n} {big}"))).collect::<Vec<_>>(),
         ),
         base_instructions: r#"say "input":[] and {"input":[]}"#.to_owned(),
         tools: vec![json!({"type": "function", "name": "f", "parameters": {"input": []}})],
         ..Prompt::default()
-    };
+    }
+}
+
+#[test]
+fn a_message_in_pieces_is_the_json_of_the_request() {
+    let prompt = large_prompt();
     let settings = settings();
     let request = request(&prompt, &settings);
     let whole = create_json(&request);
@@ -64,14 +69,7 @@ fn a_message_in_pieces_is_the_json_of_the_request() {
 
 #[test]
 fn http_bodies_in_pieces_are_the_json_of_their_requests() {
-    let big = "x\"y\\z é ".repeat(4_000);
-    let prompt = Prompt {
-        input: owned_items(
-            (0..40).map(|n| ResponseItem::user_text(format!("{n} {big}"))).collect::<Vec<_>>(),
-        ),
-        base_instructions: r#"say "input":[]"#.to_owned(),
-        ..Prompt::default()
-    };
+    let prompt = large_prompt();
     let settings = settings();
     let request = request(&prompt, &settings);
     let body = HttpBody::new(JsonPieces::body(&request).unwrap()).unwrap();

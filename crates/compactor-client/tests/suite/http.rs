@@ -457,16 +457,23 @@ fn the_api_works_across_tasks() {
     send(&client.compact(&prompt, &settings));
 }
 
-#[tokio::test]
-async fn the_report_is_the_body_the_server_received() {
+/// What one request reported (logical request, whether a wire message differed, size), and
+/// what the server received for it.
+type ReportedAndReceived = ((bytes::Bytes, bool, u64), compactor_testkit::RecordedRequest);
+
+/// Streams `items` and then compacts them over HTTP against a scripted server, keeping every
+/// report beside the request the server recorded.
+async fn stream_and_compact(
+    items: Vec<compactor_protocol::ResponseItem>,
+) -> Vec<ReportedAndReceived> {
     let server = TestServer::scripted().await.unwrap();
-    server.push_sse(reply("resp_1", "hi"));
+    server.push_sse(reply("resp_1", "read it"));
     server.push_compact_json(json!({"output": [
         {"type": "compaction", "encrypted_content": "ENC"}
     ]}));
     let client = client(http_config(&server), &Notices::default());
     let mut session = client.new_session();
-    let prompt = prompt(vec![user("hi")]);
+    let prompt = prompt(items);
     let mut reports = Vec::new();
     let mut keep = |sent: &compactor_client::SentRequest<'_>| {
         reports.push((
@@ -479,52 +486,36 @@ async fn the_report_is_the_body_the_server_received() {
         bounded(session.stream_with_report(&prompt, &settings(), &mut keep)).await.unwrap();
     collect(stream).await;
     bounded(client.compact_with_report(&prompt, &settings(), &mut keep)).await.unwrap();
-
     let recorded = server.requests();
-    assert_eq!(reports.len(), 2);
-    for ((body, has_wire, len), recorded) in reports.iter().zip(&recorded) {
-        assert_eq!(body, &recorded.body, "{}", recorded.path());
-        assert!(!has_wire, "over HTTP the body is what went out");
-        assert_eq!(*len, recorded.body.len() as u64);
-    }
+    server.assert_no_violations();
     server.shutdown().await.unwrap();
+    assert_eq!(reports.len(), 2);
+    reports.into_iter().zip(recorded).collect()
+}
+
+#[tokio::test]
+async fn the_report_is_the_body_the_server_received() {
+    for ((body, has_wire, len), recorded) in stream_and_compact(vec![user("hi")]).await {
+        assert_eq!(body, recorded.body, "{}", recorded.path());
+        assert!(!has_wire, "over HTTP the body is what went out");
+        assert_eq!(len, recorded.body.len() as u64);
+    }
 }
 
 #[tokio::test]
 async fn a_body_of_many_pieces_goes_out_whole_with_its_length() {
-    let server = TestServer::scripted().await.unwrap();
-    server.push_sse(reply("resp_1", "read it"));
-    server.push_compact_json(json!({"output": [
-        {"type": "compaction", "encrypted_content": "ENC"}
-    ]}));
-    let client = client(http_config(&server), &Notices::default());
-    let mut session = client.new_session();
     // About 2.6 MB: a hundred items of 13 KB, and one of 1.3 MB larger than a piece;
     // multi-byte characters throughout.
     let small: String = "éa🦀".repeat(2_000);
     let mut items = vec![user("summarize this"), user(&"éa🦀".repeat(200_000))];
     items.extend((0..100).map(|n| user(&format!("{n} {small}"))));
-    let prompt = prompt(items);
-    let mut reports = Vec::new();
-    let mut keep = |sent: &compactor_client::SentRequest<'_>| {
-        reports.push((sent.request_json().unwrap(), sent.wire_len()));
-    };
-    let stream =
-        bounded(session.stream_with_report(&prompt, &settings(), &mut keep)).await.unwrap();
-    collect(stream).await;
-    bounded(client.compact_with_report(&prompt, &settings(), &mut keep)).await.unwrap();
-
-    let recorded = server.requests();
-    assert_eq!(reports.len(), 2);
-    for ((body, len), recorded) in reports.iter().zip(&recorded) {
+    for ((body, _, len), recorded) in stream_and_compact(items).await {
         assert!(body.len() > 2_000_000, "{} bytes", body.len());
-        assert_eq!(body, &recorded.body, "{}", recorded.path());
-        assert_eq!(*len, body.len() as u64);
+        assert_eq!(body, recorded.body, "{}", recorded.path());
+        assert_eq!(len, body.len() as u64);
         // The length is declared, not left to chunked transfer encoding.
         assert_eq!(recorded.header("content-length"), Some(body.len().to_string().as_str()));
         assert_eq!(recorded.header("transfer-encoding"), None);
         assert_eq!(recorded.input().len(), 102);
     }
-    server.assert_no_violations();
-    server.shutdown().await.unwrap();
 }
