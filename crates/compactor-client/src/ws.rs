@@ -554,8 +554,8 @@ async fn send_text(
     };
     let sent = async {
         // Sent as raw frames: a message's text is JSON written by serde_json, already UTF-8, and
-        // is not checked again (D163). A fragment boundary may split a UTF-8 sequence: receivers
-        // check the text of the whole message, not of each fragment.
+        // is not checked again (D163). Fragments end between items, never inside a character,
+        // and receivers check the text of the whole message anyway.
         let mut opcode = OpData::Text;
         loop {
             // Room for a piece and the item that overflows it: the buffer stays a heap block the
