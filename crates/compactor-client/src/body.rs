@@ -37,9 +37,7 @@ pub(crate) struct JsonPieces<'r> {
 impl<'r> JsonPieces<'r> {
     /// The body of a `POST /responses` of `request`.
     pub(crate) fn body(request: &'r ResponsesApiRequest<'_>) -> Result<Self, CompactorError> {
-        let mut envelope = request.reborrow();
-        envelope.input = Cow::Borrowed(&[]);
-        Self::split(&envelope, &request.input)
+        Self::split(&without_input(request), &request.input)
     }
 
     /// The body of a `POST /responses/compact` of `request`.
@@ -60,9 +58,8 @@ impl<'r> JsonPieces<'r> {
 
     /// The `response.create` message of `request` as the WebSocket transport sends it.
     pub(crate) fn create(request: &'r ResponsesApiRequest<'_>) -> Result<Self, CompactorError> {
-        let mut envelope = request.reborrow();
-        envelope.input = Cow::Borrowed(&[]);
-        Self::split(&WsClientMessage::ResponseCreate(Box::new(envelope)), &request.input)
+        let envelope = WsClientMessage::ResponseCreate(Box::new(without_input(request)));
+        Self::split(&envelope, &request.input)
     }
 
     /// JSON already written whole (a short message): one piece.
@@ -112,12 +109,20 @@ impl<'r> JsonPieces<'r> {
         Ok(!done)
     }
 
+    /// The next piece in a buffer of its own, and whether more pieces follow.
+    pub(crate) fn next_piece(&mut self) -> Result<(Vec<u8>, bool), CompactorError> {
+        // Room for a piece and the item that overflows it: the buffer stays a heap block that a
+        // later piece reuses once this one is freed.
+        let mut piece = Vec::with_capacity(PIECE_BYTES + PIECE_BYTES / 4);
+        let more = self.fill(&mut piece)?;
+        Ok((piece, more))
+    }
+
     /// Every piece, written now: an HTTP body, which must be whole to declare its length.
     pub(crate) fn all(mut self) -> Result<Vec<Bytes>, CompactorError> {
         let mut pieces = Vec::new();
         loop {
-            let mut piece = Vec::with_capacity(PIECE_BYTES + PIECE_BYTES / 4);
-            let more = self.fill(&mut piece)?;
+            let (mut piece, more) = self.next_piece()?;
             // Kept until the body is sent: the room left for an overflowing item goes back
             // (the allocator shrinks a block in place).
             piece.shrink_to_fit();
@@ -139,6 +144,13 @@ impl<'r> JsonPieces<'r> {
         while self.fill(&mut out)? {}
         Ok(out)
     }
+}
+
+/// `request` with an empty input: the envelope its items are written into.
+fn without_input<'q>(request: &'q ResponsesApiRequest<'_>) -> ResponsesApiRequest<'q> {
+    let mut envelope = request.reborrow();
+    envelope.input = Cow::Borrowed(&[]);
+    envelope
 }
 
 /// An HTTP request body, written whole in pieces before it is sent (D161): no pass counts its

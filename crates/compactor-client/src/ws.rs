@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data as OpData, Op
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::body::{JsonPieces, PIECE_BYTES};
+use crate::body::JsonPieces;
 use crate::client::ModelClientSession;
 use crate::config::Prewarm;
 use crate::events::{EventMapper, Mapped, map_event, parse_payload};
@@ -558,10 +558,7 @@ async fn send_text(
         // and receivers check the text of the whole message anyway.
         let mut opcode = OpData::Text;
         loop {
-            // Room for a piece and the item that overflows it: the buffer stays a heap block the
-            // next piece reuses.
-            let mut piece = Vec::with_capacity(PIECE_BYTES + PIECE_BYTES / 4);
-            let more = pieces.fill(&mut piece).map_err(SendError::Json)?;
+            let (piece, more) = pieces.next_piece().map_err(SendError::Json)?;
             let frame = Frame::message(Bytes::from(piece), OpCode::Data(opcode), !more);
             socket.feed(Message::Frame(frame)).await.map_err(SendError::Socket)?;
             if !more {
