@@ -18,7 +18,8 @@
 //! provider finds the prefix of the turn before in its prompt cache (D162).
 //!
 //! Each compaction runs in a fresh client process: this bench binary started again with
-//! [`CHILD_ENV`] set. The child resumes the session from a generated rollout
+//! [`CHILD_ENV`] set. The child resumes the session from a generated rollout, synced to disk
+//! before the child starts
 //! (`SessionBuilder::resume`), resets the kernel's peak-memory mark, compacts once, and prints
 //! its timings and `/proc/self/status` figures as one JSON line. The server is
 //! `target/release/compactor-testkit --port 0`, which `cargo xtask bench` builds first.
@@ -109,6 +110,16 @@ fn cpu_ms(pid: &str) -> f64 {
         .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
         .sum();
     nanos as f64 / 1e6
+}
+
+/// Writes the session's rollout and waits until the disk holds it. A session that reached
+/// 10 000 items wrote its rollout long ago, and the kernel has written it back; left dirty, the
+/// whole file would be flushed by the compaction's own sync of its line (3-5 ms more on the
+/// development machine), a cost no real compaction pays.
+fn write_synced(path: &Path, bytes: &[u8]) {
+    let mut file = std::fs::File::create(path).unwrap();
+    std::io::Write::write_all(&mut file, bytes).unwrap();
+    file.sync_all().unwrap();
 }
 
 /// One compaction in this process; prints its figures as one JSON line.
@@ -342,7 +353,7 @@ async fn parent() -> ExitCode {
     for run in 0..RUNS {
         for transport in ["ws", "http"] {
             let path = dir.path().join(format!("rollout-{transport}-{run}.jsonl"));
-            std::fs::write(&path, &rollout).unwrap();
+            write_synced(&path, &rollout);
             let server_cpu = cpu_ms(&server_pid);
             let mut result = run_child(transport, &path, &base_url, window).await;
             result["server_cpu_ms"] = json!(cpu_ms(&server_pid) - server_cpu);
