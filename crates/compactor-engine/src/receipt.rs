@@ -136,7 +136,9 @@ pub fn account_items_counted(
 
     // Pins, then what the new history holds as it was.
     let mut exact: HashMap<ExactKey<'_>, Vec<usize>> = HashMap::new();
+    let mut exact_shapes = Shapes::default();
     for (index, item) in body.iter().enumerate().rev() {
+        exact_shapes.note(item);
         exact.entry(ExactKey::of(item)).or_default().push(index);
     }
     let mut used = vec![false; body.len()];
@@ -144,6 +146,9 @@ pub fn account_items_counted(
     for (outcome, item) in outcomes.iter_mut().zip(history).rev() {
         if input.pinned.iter().any(|pin| same_content(item, pin)) {
             *outcome = Some(ItemOutcome::Pinned);
+            continue;
+        }
+        if !exact_shapes.may_hold(item) {
             continue;
         }
         let Some(candidates) = exact.get_mut(&ExactKey::of(item)) else { continue };
@@ -157,15 +162,17 @@ pub fn account_items_counted(
 
     // What the new history holds changed.
     let mut derived: HashMap<DerivedKey<'_>, Vec<usize>> = HashMap::new();
+    let mut derived_shapes = Shapes::default();
     for (index, item) in body.iter().enumerate().rev() {
         if !used[index]
             && let Some(key) = DerivedKey::of(item)
         {
+            derived_shapes.note(item);
             derived.entry(key).or_default().push(index);
         }
     }
     for (outcome, item) in outcomes.iter_mut().zip(history).rev() {
-        if outcome.is_some() {
+        if outcome.is_some() || !derived_shapes.may_hold(item) {
             continue;
         }
         if let Some(candidates) = DerivedKey::of(item).and_then(|key| derived.get_mut(&key))
@@ -311,6 +318,41 @@ impl<'a> ExactKey<'a> {
         match item.output_call_id().or_else(|| item.call_id()) {
             Some(call_id) => ExactKey::Call { kind: item.item_type(), call_id },
             None => ExactKey::Other { kind: item.item_type(), tokens: estimate_item_tokens(item) },
+        }
+    }
+}
+
+/// The kinds of item a key map holds: a message role, reasoning, or anything else. An item of
+/// another kind cannot match any key in the map, so it needs no key: a history holds thousands of
+/// items where the new history holds a few kinds, and making a key reads the item's text (an
+/// estimate, for an item of a rare type).
+#[derive(Debug, Default)]
+struct Shapes<'a> {
+    roles: Vec<&'a str>,
+    reasoning: bool,
+    other: bool,
+}
+
+impl<'a> Shapes<'a> {
+    fn note(&mut self, item: &'a ResponseItem) {
+        match item {
+            ResponseItem::Message { role, .. } => {
+                if !self.roles.contains(&role.as_str()) {
+                    self.roles.push(role);
+                }
+            }
+            ResponseItem::Reasoning { .. } => self.reasoning = true,
+            _ => self.other = true,
+        }
+    }
+
+    /// Whether an item of `item`'s kind was noted; equal keys are only ever made from items of
+    /// one kind (a message key holds its role).
+    fn may_hold(&self, item: &ResponseItem) -> bool {
+        match item {
+            ResponseItem::Message { role, .. } => self.roles.contains(&role.as_str()),
+            ResponseItem::Reasoning { .. } => self.reasoning,
+            _ => self.other,
         }
     }
 }
