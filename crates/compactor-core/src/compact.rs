@@ -1096,7 +1096,7 @@ impl Session {
         ));
         let mut compacted = CompactedItem::new(message, new_history);
         compacted.pins = install.pins.record();
-        compacted.receipt = Some(Box::new(receipt.clone()));
+        compacted.receipt = Some(Box::new(receipt));
         // The ledger as it is now goes with the compaction: resume replays what follows it
         // (D153).
         if self.inner.config.compaction.ledger == ProgressLedger::On {
@@ -1115,12 +1115,17 @@ impl Session {
             lines.push(RolloutItem::Pins(PinsItem::new(current_pins)));
         }
         self.persist(&lines).await?;
-        // The history moves from the rollout line into the session: it is never copied.
+        // The history moves from the rollout line into the session, and the receipt back out of
+        // it: neither is copied.
         let RolloutItem::Compacted(CompactedItem {
-            replacement_history: Some(new_history), ..
+            replacement_history: Some(new_history),
+            receipt: Some(receipt),
+            ..
         }) = lines.swap_remove(0)
         else {
-            return Err(CompactorError::Fatal("the compacted line lost its history".to_owned()));
+            return Err(CompactorError::Fatal(
+                "the compacted line lost its history or its receipt".to_owned(),
+            ));
         };
         let replaced = {
             let estimate = self.estimate_context();
@@ -1147,7 +1152,7 @@ impl Session {
         })
         .await;
         self.emit(EventMsg::ContextCompacted {}).await;
-        Ok(Installed { response_id, usage, reset_websocket, receipt })
+        Ok(Installed { response_id, usage, reset_websocket, receipt: *receipt })
     }
 
     /// The history a compaction request is built from: the session's history, trimmed of

@@ -17,7 +17,7 @@ use compactor_protocol::{
 };
 use compactor_rollout_trace::{
     DamagedLines, ReconstructedSession, RecorderOptions, Replay, RolloutContents, RolloutRecorder,
-    ThreadTrace, TraceConfig, read_rollout,
+    ThreadTrace, TraceConfig, is_persisted_event, read_rollout,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -659,7 +659,9 @@ impl Session {
 
     /// Sends `event` to the harness and records it in the rollout when the policy keeps it.
     pub(crate) async fn emit(&self, event: EventMsg) {
+        // Checked first: most events are not written, and a receipt's is as long as the history.
         if let Some(rollout) = &self.inner.rollout
+            && is_persisted_event(&event)
             && let Err(err) = rollout.record(&[RolloutItem::EventMsg(event.clone())]).await
         {
             tracing::warn!(error = %err, "failed to record an event in the rollout");

@@ -74,7 +74,7 @@ mod trace;
 pub use clock::Clock;
 pub use error::{Error, Result};
 pub use files::{create_private_dir_all, explain_open_error, private_file_options, refused_link};
-pub use policy::is_persisted;
+pub use policy::{is_persisted, is_persisted_event};
 pub use reader::{
     CorruptLine, DamagedLines, ReadReport, RolloutContents, TornTail, parse_rollout, read_rollout,
     read_rollout_with,

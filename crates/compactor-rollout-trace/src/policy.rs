@@ -49,7 +49,9 @@ fn is_persisted_response_item(item: &ResponseItem) -> bool {
     }
 }
 
-fn is_persisted_event(event: &EventMsg) -> bool {
+/// Whether the event line of `event` belongs in a rollout, as [`is_persisted`] decides it: a
+/// caller that only has the event can skip making the line.
+pub fn is_persisted_event(event: &EventMsg) -> bool {
     match event {
         EventMsg::UserMessage { .. }
         | EventMsg::AgentMessage { .. }
