@@ -25,14 +25,13 @@
 //! One writer task owns the file. Callers hand it whole, already serialized batches over a
 //! bounded channel, so a caller that is cancelled never leaves half a line behind.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use compactor_protocol::RolloutItem;
 use serde::ser::{SerializeMap, Serializer};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -96,7 +95,9 @@ enum Durability {
 
 /// What the writer task owns.
 struct WriterState {
-    file: tokio::fs::File,
+    /// Written on the blocking pool straight from the batch's buffer: an asynchronous file would
+    /// copy every batch into a buffer of its own first, and a `compacted` line is megabytes.
+    file: Arc<std::fs::File>,
     /// The file's length: where the next batch starts, and where a failed one is cut back to.
     len: u64,
     lock: Option<WriterLock>,
@@ -192,7 +193,7 @@ impl RolloutRecorder {
         let len = file.metadata().map_or(0, |metadata| metadata.len());
         let lock_taken_over_from = lock.taken_over_from();
         let state = WriterState {
-            file: tokio::fs::File::from_std(file),
+            file: Arc::new(file),
             len,
             lock: Some(lock),
             failure: Arc::clone(&failure),
@@ -393,7 +394,7 @@ async fn run_writer(mut state: WriterState, mut rx: mpsc::Receiver<Command>) {
     while let Some(command) = rx.recv().await {
         match command {
             Command::Append { bytes, durability, ack } => {
-                let result = state.append(&bytes, durability).await;
+                let result = state.append(bytes, durability).await;
                 if let Some(ack) = ack {
                     let _ = ack.send(result);
                 }
@@ -419,22 +420,24 @@ async fn run_writer(mut state: WriterState, mut rx: mpsc::Receiver<Command>) {
 
 impl WriterState {
     /// Appends one batch: all of it, or, when the write fails, nothing that can be taken back.
-    async fn append(&mut self, bytes: &[u8], durability: Durability) -> Result<(), String> {
+    async fn append(&mut self, bytes: Vec<u8>, durability: Durability) -> Result<(), String> {
         self.check()?;
         if crash::reached(CrashPoint::MidLine) {
             // Half of the batch's first line, as a crash in the middle of the write leaves it.
             let first_line = bytes.iter().position(|&b| b == b'\n').unwrap_or(bytes.len());
-            let _ = append(&mut self.file, &bytes[..first_line / 2]).await;
+            let half = bytes[..first_line / 2].to_vec();
+            let _ = on_file(&self.file, move |mut file| file.write_all(&half)).await;
             crash::abort(CrashPoint::MidLine);
         }
-        if let Err(err) = append(&mut self.file, bytes).await {
+        let len = bytes.len() as u64;
+        if let Err(err) = on_file(&self.file, move |mut file| file.write_all(&bytes)).await {
             let message = self.fail(&err);
             self.cut_back().await;
             return Err(message);
         }
         if durability == Durability::Synced {
             crash::hit(CrashPoint::AfterCompactedWrite);
-            if let Err(err) = self.file.sync_data().await {
+            if let Err(err) = on_file(&self.file, std::fs::File::sync_data).await {
                 // The caller installs nothing, so the file must not keep the batch either.
                 let message = self.fail(&err);
                 self.cut_back().await;
@@ -442,13 +445,13 @@ impl WriterState {
             }
             crash::hit(CrashPoint::AfterCompactedSync);
         }
-        self.len += bytes.len() as u64;
+        self.len += len;
         Ok(())
     }
 
     async fn sync(&mut self) -> Result<(), String> {
         self.check()?;
-        sync(&mut self.file).await.map_err(|err| self.fail(&err))
+        on_file(&self.file, std::fs::File::sync_data).await.map_err(|err| self.fail(&err))
     }
 
     fn check(&self) -> Result<(), String> {
@@ -469,9 +472,10 @@ impl WriterState {
 
     /// Cuts off what a failed batch appended, so the file ends where it ended before the batch.
     async fn cut_back(&mut self) {
-        match self.file.metadata().await {
+        match on_file(&self.file, std::fs::File::metadata).await {
             Ok(metadata) if metadata.is_file() && metadata.len() > self.len => {
-                if let Err(err) = self.file.set_len(self.len).await {
+                let len = self.len;
+                if let Err(err) = on_file(&self.file, move |file| file.set_len(len)).await {
                     tracing::warn!(
                         path = %self.path.display(),
                         error = %err,
@@ -490,14 +494,16 @@ impl WriterState {
     }
 }
 
-async fn append(file: &mut tokio::fs::File, bytes: &[u8]) -> std::io::Result<()> {
-    file.write_all(bytes).await?;
-    file.flush().await
-}
-
-async fn sync(file: &mut tokio::fs::File) -> std::io::Result<()> {
-    file.flush().await?;
-    file.sync_data().await
+/// Runs `io` on `file` on the blocking pool, where file I/O may block.
+async fn on_file<T: Send + 'static>(
+    file: &Arc<std::fs::File>,
+    io: impl FnOnce(&std::fs::File) -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    let file = Arc::clone(file);
+    match tokio::task::spawn_blocking(move || io(&file)).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::other("the rollout's blocking file task failed")),
+    }
 }
 
 async fn run_blocking<T: Send + 'static>(
