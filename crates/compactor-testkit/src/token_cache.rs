@@ -44,8 +44,7 @@ impl TokenCache {
 
     /// The tokens of `instructions` and `items`, as [`TokenCounter::history_tokens`] counts them.
     pub(crate) fn history_tokens(&self, instructions: &str, items: &[ResponseItem]) -> u64 {
-        let prints: Vec<Fingerprint> =
-            items.iter().map(|item| item.fingerprint(self.key)).collect();
+        let prints = fingerprints(items, self.key);
         let mut counted: Vec<Counted> = Vec::with_capacity(items.len());
         let replaced = {
             let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
@@ -90,6 +89,30 @@ impl TokenCache {
         }
         total
     }
+}
+
+/// From how many items a request's fingerprints are taken on two threads.
+const TWO_THREADS_FROM: usize = 2_000;
+
+/// The fingerprints of `items`, in order. A long history's are taken half on another thread: the
+/// fingerprints are on the path of every answer, and a server does nothing else meanwhile (the
+/// halves cost about a millisecond each at 10 000 items, the thread tens of microseconds).
+fn fingerprints(items: &[ResponseItem], key: FingerprintKey) -> Vec<Fingerprint> {
+    if items.len() < TWO_THREADS_FROM {
+        return items.iter().map(|item| item.fingerprint(key)).collect();
+    }
+    let (first, second) = items.split_at(items.len() / 2);
+    let print_all = |half: &[ResponseItem]| -> Vec<Fingerprint> {
+        half.iter().map(|item| item.fingerprint(key)).collect()
+    };
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| print_all(second));
+        let mut prints = Vec::with_capacity(items.len());
+        prints.extend(first.iter().map(|item| item.fingerprint(key)));
+        // Taking a fingerprint cannot panic; were the thread lost, the half is taken here.
+        prints.extend(other.join().unwrap_or_else(|_| print_all(second)));
+        prints
+    })
 }
 
 /// How many leading items of `entry` have the fingerprints `prints` start with.

@@ -4,7 +4,7 @@ use compactor_protocol::ResponseItem;
 use compactor_protocol::tokens::TokenCounter;
 use pretty_assertions::assert_eq;
 
-use super::{ENTRIES, TokenCache};
+use super::{ENTRIES, TWO_THREADS_FROM, TokenCache, fingerprints};
 use crate::workload::realistic_history;
 
 const INSTRUCTIONS: &str = "You are a coding agent.";
@@ -85,4 +85,17 @@ fn the_cache_keeps_a_bounded_number_of_requests() {
     // An empty input keeps no entry and counts the instructions alone.
     assert_eq!(cache.history_tokens(INSTRUCTIONS, &[]), scratch(&[]));
     assert_eq!(entry_lengths(&cache).len(), ENTRIES);
+}
+
+#[test]
+fn a_long_request_s_fingerprints_taken_on_two_threads_are_the_ones_taken_in_turn() {
+    let history = realistic_history(TWO_THREADS_FROM + 501);
+    let key = compactor_protocol::FingerprintKey::new(7, 11);
+    let in_turn: Vec<_> = history.iter().map(|item| item.fingerprint(key)).collect();
+    assert_eq!(fingerprints(&history, key), in_turn);
+    // And the totals are still a count from scratch, before and after an extension.
+    let cache = cache();
+    let end = history.len() - 1;
+    assert_eq!(cache.history_tokens(INSTRUCTIONS, &history[..end]), scratch(&history[..end]));
+    assert_eq!(cache.history_tokens(INSTRUCTIONS, &history), scratch(&history));
 }
