@@ -97,7 +97,7 @@ impl<'r> JsonPieces<'r> {
             if next > 0 {
                 out.push(b',');
             }
-            serde_json::to_writer(&mut *out, &self.items[next])?;
+            compactor_protocol::json::write_json(out, &self.items[next])?;
             next += 1;
         }
         let done = next == self.items.len();

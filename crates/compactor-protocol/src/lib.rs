@@ -45,6 +45,7 @@ pub mod error;
 pub mod events;
 pub mod fingerprint;
 pub mod items;
+pub mod json;
 pub mod ledger;
 pub mod pins;
 pub mod receipt;

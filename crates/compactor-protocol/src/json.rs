@@ -1,0 +1,759 @@
+//! A value's compact JSON written as `serde_json::to_writer` writes it, byte for byte, only
+//! faster where requests spend their time: in strings (see D167 in docs/decisions.md).
+//!
+//! `serde_json` looks up every byte of a string in a table to find what to escape. A request's
+//! text is mostly bytes that need nothing, so [`write_json`] checks eight bytes at once and
+//! copies the runs between escapes whole. Everything else (numbers, brackets, commas) is written
+//! as `serde_json` writes it; a shape this writer does not model (a map key that is not a
+//! string, a number or a boolean; bytes) and any error are left to `serde_json`, which writes the
+//! value again from the start, so the result is always what `serde_json` gives.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde::ser::{self, Impossible};
+
+/// `serde_json`'s marker struct names for values written raw.
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+const NUMBER_TOKEN: &str = "$serde_json::private::Number";
+
+/// What `serde_json` writes for each byte that a string must escape (0 for the bytes written as
+/// they are): the character after the backslash, or `u` for `\u00XX`.
+const ESCAPE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = match byte {
+            0x08 => b'b',
+            0x09 => b't',
+            0x0a => b'n',
+            0x0c => b'f',
+            0x0d => b'r',
+            _ => b'u',
+        };
+        byte += 1;
+    }
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+/// Appends `value`'s compact JSON to `out`: the bytes `serde_json::to_writer(out, value)` writes.
+///
+/// # Errors
+///
+/// The error `serde_json` gives for `value`; `out` then holds what `serde_json` wrote before it.
+///
+/// # Examples
+///
+/// ```
+/// use compactor_protocol::json::write_json;
+///
+/// let value = serde_json::json!({ "text": "a \"quoted\"\nline\u{1}", "n": [1, -20, 3.5] });
+/// let mut out = Vec::new();
+/// write_json(&mut out, &value).unwrap();
+/// assert_eq!(out, serde_json::to_vec(&value).unwrap());
+/// ```
+pub fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> serde_json::Result<()> {
+    let start = out.len();
+    match value.serialize(&mut Writer { out: &mut *out }) {
+        Ok(()) => Ok(()),
+        Err(Unsupported) => {
+            out.truncate(start);
+            serde_json::to_writer(out, value)
+        }
+    }
+}
+
+/// Appends `text` as a JSON string, quotes included.
+fn write_str(out: &mut Vec<u8>, text: &str) {
+    let bytes = text.as_bytes();
+    out.push(b'"');
+    let mut run = 0;
+    let mut at = 0;
+    while let Some(block) = bytes.get(at..at + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(block);
+        let flags = escape_flags(u64::from_le_bytes(word));
+        if flags == 0 {
+            at += 8;
+            continue;
+        }
+        // The lowest flag is exact (only flags above a flagged byte can be false).
+        let index = at + (flags.trailing_zeros() / 8) as usize;
+        out.extend_from_slice(&bytes[run..index]);
+        write_escape(out, bytes[index], ESCAPE[usize::from(bytes[index])]);
+        run = index + 1;
+        at = index + 1;
+    }
+    for (index, &byte) in bytes.iter().enumerate().skip(at) {
+        let escape = ESCAPE[usize::from(byte)];
+        if escape != 0 {
+            out.extend_from_slice(&bytes[run..index]);
+            write_escape(out, byte, escape);
+            run = index + 1;
+        }
+    }
+    out.extend_from_slice(&bytes[run..]);
+    out.push(b'"');
+}
+
+/// The high bit of each byte of `word` that may be a control character, `"` or `\`: zero when
+/// none is, and the lowest set bit is always one that is.
+fn escape_flags(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // A byte below `n` (n <= 0x80) sets its high bit in `(x - n) & !x`; a byte equal to `c` is
+    // a zero byte of `x ^ c`.
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
+    let quote = zero_in(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero_in(word ^ (ONES * u64::from(b'\\')));
+    (below_space | quote | backslash) & HIGHS
+}
+
+fn write_escape(out: &mut Vec<u8>, byte: u8, escape: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    if escape == b'u' {
+        out.extend_from_slice(&[
+            b'\\',
+            b'u',
+            b'0',
+            b'0',
+            HEX[usize::from(byte >> 4)],
+            HEX[usize::from(byte & 0xf)],
+        ]);
+    } else {
+        out.extend_from_slice(&[b'\\', escape]);
+    }
+}
+
+/// Appends the decimal digits of `value`, with its sign.
+fn write_int(out: &mut Vec<u8>, value: i128) {
+    if value < 0 {
+        out.push(b'-');
+    }
+    write_uint(out, value.unsigned_abs());
+}
+
+fn write_uint(out: &mut Vec<u8>, mut value: u128) {
+    let mut digits = [0u8; 40];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        // A remainder below ten always fits a byte.
+        digits[start] = b'0' + u8::try_from(value % 10).unwrap_or(0);
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
+/// The writer met something it leaves to `serde_json`.
+#[derive(Debug)]
+struct Unsupported;
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("left to serde_json")
+    }
+}
+
+impl std::error::Error for Unsupported {}
+
+impl ser::Error for Unsupported {
+    fn custom<T: fmt::Display>(_msg: T) -> Self {
+        Unsupported
+    }
+}
+
+struct Writer<'o> {
+    out: &'o mut Vec<u8>,
+}
+
+/// A sequence, map or struct being written: commas go before every element but the first.
+struct Compound<'a, 'o> {
+    writer: &'a mut Writer<'o>,
+    first: bool,
+    /// Declared empty, its brackets written, and no element has come since.
+    empty: bool,
+    /// `]` or `}`.
+    bracket: u8,
+    /// Whether a variant's `}` follows.
+    outer: bool,
+}
+
+impl Compound<'_, '_> {
+    fn comma(&mut self) {
+        self.empty = false;
+        if self.first {
+            self.first = false;
+        } else {
+            self.writer.out.push(b',');
+        }
+    }
+
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        self.comma();
+        value.serialize(&mut *self.writer)
+    }
+
+    /// `"key":value`.
+    fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), Unsupported> {
+        self.comma();
+        write_str(self.writer.out, key);
+        self.writer.out.push(b':');
+        value.serialize(&mut *self.writer)
+    }
+
+    fn finish(self) -> Result<(), Unsupported> {
+        if !self.empty {
+            self.writer.out.push(self.bracket);
+        }
+        if self.outer {
+            self.writer.out.push(b'}');
+        }
+        Ok(())
+    }
+}
+
+impl<'o> Writer<'o> {
+    /// Opens an array or an object of `len` elements; `outer` closes a variant around it. Like
+    /// `serde_json`, a declared length of 0 writes both brackets at once, and elements that
+    /// still come follow them after a comma, closed by one more bracket.
+    fn compound<'a>(
+        &'a mut self,
+        len: Option<usize>,
+        brackets: [u8; 2],
+        outer: bool,
+    ) -> Compound<'a, 'o> {
+        let empty = len == Some(0);
+        if empty {
+            self.out.extend_from_slice(&brackets);
+        } else {
+            self.out.push(brackets[0]);
+        }
+        Compound { writer: self, first: !empty, empty, bracket: brackets[1], outer }
+    }
+
+    /// `{"variant":` before a variant's content.
+    fn variant_prefix(&mut self, variant: &str) {
+        self.out.push(b'{');
+        write_str(self.out, variant);
+        self.out.push(b':');
+    }
+
+    /// A number as `serde_json` writes it alone, which is how it writes it anywhere.
+    fn number<T: Serialize>(&mut self, value: T) -> Result<(), Unsupported> {
+        serde_json::to_writer(&mut *self.out, &value).map_err(|_| Unsupported)
+    }
+}
+
+impl<'a, 'o> ser::Serializer for &'a mut Writer<'o> {
+    type Ok = ();
+    type Error = Unsupported;
+    type SerializeSeq = Compound<'a, 'o>;
+    type SerializeTuple = Compound<'a, 'o>;
+    type SerializeTupleStruct = Compound<'a, 'o>;
+    type SerializeTupleVariant = Compound<'a, 'o>;
+    type SerializeMap = Compound<'a, 'o>;
+    type SerializeStruct = StructWriter<'a, 'o>;
+    type SerializeStructVariant = Compound<'a, 'o>;
+
+    fn serialize_bool(self, value: bool) -> Result<(), Unsupported> {
+        self.out.extend_from_slice(if value { b"true" } else { b"false" });
+        Ok(())
+    }
+
+    fn serialize_i8(self, value: i8) -> Result<(), Unsupported> {
+        self.serialize_i128(i128::from(value))
+    }
+
+    fn serialize_i16(self, value: i16) -> Result<(), Unsupported> {
+        self.serialize_i128(i128::from(value))
+    }
+
+    fn serialize_i32(self, value: i32) -> Result<(), Unsupported> {
+        self.serialize_i128(i128::from(value))
+    }
+
+    fn serialize_i64(self, value: i64) -> Result<(), Unsupported> {
+        self.serialize_i128(i128::from(value))
+    }
+
+    fn serialize_i128(self, value: i128) -> Result<(), Unsupported> {
+        write_int(self.out, value);
+        Ok(())
+    }
+
+    fn serialize_u8(self, value: u8) -> Result<(), Unsupported> {
+        self.serialize_u128(u128::from(value))
+    }
+
+    fn serialize_u16(self, value: u16) -> Result<(), Unsupported> {
+        self.serialize_u128(u128::from(value))
+    }
+
+    fn serialize_u32(self, value: u32) -> Result<(), Unsupported> {
+        self.serialize_u128(u128::from(value))
+    }
+
+    fn serialize_u64(self, value: u64) -> Result<(), Unsupported> {
+        self.serialize_u128(u128::from(value))
+    }
+
+    fn serialize_u128(self, value: u128) -> Result<(), Unsupported> {
+        write_uint(self.out, value);
+        Ok(())
+    }
+
+    fn serialize_f32(self, value: f32) -> Result<(), Unsupported> {
+        self.number(value)
+    }
+
+    fn serialize_f64(self, value: f64) -> Result<(), Unsupported> {
+        self.number(value)
+    }
+
+    fn serialize_char(self, value: char) -> Result<(), Unsupported> {
+        self.serialize_str(value.encode_utf8(&mut [0u8; 4]))
+    }
+
+    fn serialize_str(self, value: &str) -> Result<(), Unsupported> {
+        write_str(self.out, value);
+        Ok(())
+    }
+
+    fn serialize_bytes(self, _value: &[u8]) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+
+    fn serialize_none(self) -> Result<(), Unsupported> {
+        self.serialize_unit()
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Unsupported> {
+        value.serialize(self)
+    }
+
+    fn serialize_unit(self) -> Result<(), Unsupported> {
+        self.out.extend_from_slice(b"null");
+        Ok(())
+    }
+
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), Unsupported> {
+        self.serialize_unit()
+    }
+
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> Result<(), Unsupported> {
+        self.serialize_str(variant)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        self.variant_prefix(variant);
+        value.serialize(&mut *self)?;
+        self.out.push(b'}');
+        Ok(())
+    }
+
+    fn serialize_seq(self, len: Option<usize>) -> Result<Compound<'a, 'o>, Unsupported> {
+        Ok(self.compound(len, *b"[]", false))
+    }
+
+    fn serialize_tuple(self, len: usize) -> Result<Compound<'a, 'o>, Unsupported> {
+        self.serialize_seq(Some(len))
+    }
+
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        len: usize,
+    ) -> Result<Compound<'a, 'o>, Unsupported> {
+        self.serialize_seq(Some(len))
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Compound<'a, 'o>, Unsupported> {
+        self.variant_prefix(variant);
+        Ok(self.compound(Some(len), *b"[]", true))
+    }
+
+    fn serialize_map(self, len: Option<usize>) -> Result<Compound<'a, 'o>, Unsupported> {
+        Ok(self.compound(len, *b"{}", false))
+    }
+
+    fn serialize_struct(
+        self,
+        name: &'static str,
+        len: usize,
+    ) -> Result<StructWriter<'a, 'o>, Unsupported> {
+        if name == RAW_VALUE_TOKEN || name == NUMBER_TOKEN {
+            return Ok(StructWriter::Raw(self));
+        }
+        Ok(StructWriter::Object(self.compound(Some(len), *b"{}", false)))
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Compound<'a, 'o>, Unsupported> {
+        self.variant_prefix(variant);
+        Ok(self.compound(Some(len), *b"{}", true))
+    }
+}
+
+impl ser::SerializeSeq for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        self.element(value)
+    }
+
+    fn end(self) -> Result<(), Unsupported> {
+        self.finish()
+    }
+}
+
+impl ser::SerializeTuple for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        self.element(value)
+    }
+
+    fn end(self) -> Result<(), Unsupported> {
+        self.finish()
+    }
+}
+
+impl ser::SerializeTupleStruct for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        self.element(value)
+    }
+
+    fn end(self) -> Result<(), Unsupported> {
+        self.finish()
+    }
+}
+
+impl ser::SerializeTupleVariant for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        self.element(value)
+    }
+
+    fn end(self) -> Result<(), Unsupported> {
+        self.finish()
+    }
+}
+
+impl ser::SerializeMap for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Unsupported> {
+        self.comma();
+        key.serialize(KeyWriter(&mut *self.writer.out))?;
+        self.writer.out.push(b':');
+        Ok(())
+    }
+
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        value.serialize(&mut *self.writer)
+    }
+
+    fn end(self) -> Result<(), Unsupported> {
+        self.finish()
+    }
+}
+
+impl ser::SerializeStructVariant for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        self.field(key, value)
+    }
+
+    fn end(self) -> Result<(), Unsupported> {
+        self.finish()
+    }
+}
+
+/// A struct: an object, or one of `serde_json`'s raw-text markers.
+enum StructWriter<'a, 'o> {
+    Object(Compound<'a, 'o>),
+    Raw(&'a mut Writer<'o>),
+}
+
+impl ser::SerializeStruct for StructWriter<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        match self {
+            StructWriter::Object(compound) => compound.field(key, value),
+            StructWriter::Raw(writer) => value.serialize(RawWriter(&mut *writer.out)),
+        }
+    }
+
+    fn end(self) -> Result<(), Unsupported> {
+        match self {
+            StructWriter::Object(compound) => compound.finish(),
+            StructWriter::Raw(_) => Ok(()),
+        }
+    }
+}
+
+/// Writes a map key as `serde_json` does: strings as strings; integers and booleans quoted;
+/// anything else is left to `serde_json`.
+struct KeyWriter<'o>(&'o mut Vec<u8>);
+
+impl KeyWriter<'_> {
+    fn quoted(self, write: impl FnOnce(&mut Vec<u8>)) -> Result<(), Unsupported> {
+        self.0.push(b'"');
+        write(self.0);
+        self.0.push(b'"');
+        Ok(())
+    }
+}
+
+/// The serializer methods of a writer that takes only what the methods before the macro's call
+/// define, and leaves every other shape to `serde_json`.
+macro_rules! unsupported {
+    ($($method:ident($($arg:ty),*) -> $ret:ty;)*) => {
+        $(fn $method(self, $(_: $arg),*) -> Result<$ret, Unsupported> {
+            Err(Unsupported)
+        })*
+    };
+}
+
+impl ser::Serializer for KeyWriter<'_> {
+    type Ok = ();
+    type Error = Unsupported;
+    type SerializeSeq = Impossible<(), Unsupported>;
+    type SerializeTuple = Impossible<(), Unsupported>;
+    type SerializeTupleStruct = Impossible<(), Unsupported>;
+    type SerializeTupleVariant = Impossible<(), Unsupported>;
+    type SerializeMap = Impossible<(), Unsupported>;
+    type SerializeStruct = Impossible<(), Unsupported>;
+    type SerializeStructVariant = Impossible<(), Unsupported>;
+
+    fn serialize_bool(self, value: bool) -> Result<(), Unsupported> {
+        self.quoted(|out| out.extend_from_slice(if value { b"true" } else { b"false" }))
+    }
+
+    fn serialize_i8(self, value: i8) -> Result<(), Unsupported> {
+        self.quoted(|out| write_int(out, i128::from(value)))
+    }
+
+    fn serialize_i16(self, value: i16) -> Result<(), Unsupported> {
+        self.quoted(|out| write_int(out, i128::from(value)))
+    }
+
+    fn serialize_i32(self, value: i32) -> Result<(), Unsupported> {
+        self.quoted(|out| write_int(out, i128::from(value)))
+    }
+
+    fn serialize_i64(self, value: i64) -> Result<(), Unsupported> {
+        self.quoted(|out| write_int(out, i128::from(value)))
+    }
+
+    fn serialize_i128(self, value: i128) -> Result<(), Unsupported> {
+        self.quoted(|out| write_int(out, value))
+    }
+
+    fn serialize_u8(self, value: u8) -> Result<(), Unsupported> {
+        self.quoted(|out| write_uint(out, u128::from(value)))
+    }
+
+    fn serialize_u16(self, value: u16) -> Result<(), Unsupported> {
+        self.quoted(|out| write_uint(out, u128::from(value)))
+    }
+
+    fn serialize_u32(self, value: u32) -> Result<(), Unsupported> {
+        self.quoted(|out| write_uint(out, u128::from(value)))
+    }
+
+    fn serialize_u64(self, value: u64) -> Result<(), Unsupported> {
+        self.quoted(|out| write_uint(out, u128::from(value)))
+    }
+
+    fn serialize_u128(self, value: u128) -> Result<(), Unsupported> {
+        self.quoted(|out| write_uint(out, value))
+    }
+
+    fn serialize_char(self, value: char) -> Result<(), Unsupported> {
+        self.serialize_str(value.encode_utf8(&mut [0u8; 4]))
+    }
+
+    fn serialize_str(self, value: &str) -> Result<(), Unsupported> {
+        write_str(self.0, value);
+        Ok(())
+    }
+
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> Result<(), Unsupported> {
+        self.serialize_str(variant)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        value.serialize(self)
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _value: &T,
+    ) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+
+    unsupported! {
+        serialize_f32(f32) -> ();
+        serialize_f64(f64) -> ();
+        serialize_bytes(&[u8]) -> ();
+        serialize_none() -> ();
+        serialize_unit() -> ();
+        serialize_unit_struct(&'static str) -> ();
+        serialize_seq(Option<usize>) -> Self::SerializeSeq;
+        serialize_tuple(usize) -> Self::SerializeTuple;
+        serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct;
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Self::SerializeTupleVariant;
+        serialize_map(Option<usize>) -> Self::SerializeMap;
+        serialize_struct(&'static str, usize) -> Self::SerializeStruct;
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant;
+    }
+}
+
+/// The text of one of `serde_json`'s raw markers, written as it is.
+struct RawWriter<'o>(&'o mut Vec<u8>);
+
+impl ser::Serializer for RawWriter<'_> {
+    type Ok = ();
+    type Error = Unsupported;
+    type SerializeSeq = Impossible<(), Unsupported>;
+    type SerializeTuple = Impossible<(), Unsupported>;
+    type SerializeTupleStruct = Impossible<(), Unsupported>;
+    type SerializeTupleVariant = Impossible<(), Unsupported>;
+    type SerializeMap = Impossible<(), Unsupported>;
+    type SerializeStruct = Impossible<(), Unsupported>;
+    type SerializeStructVariant = Impossible<(), Unsupported>;
+
+    fn serialize_str(self, value: &str) -> Result<(), Unsupported> {
+        self.0.extend_from_slice(value.as_bytes());
+        Ok(())
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _value: &T,
+    ) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _value: &T,
+    ) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+
+    unsupported! {
+        serialize_bool(bool) -> ();
+        serialize_i8(i8) -> ();
+        serialize_i16(i16) -> ();
+        serialize_i32(i32) -> ();
+        serialize_i64(i64) -> ();
+        serialize_i128(i128) -> ();
+        serialize_u8(u8) -> ();
+        serialize_u16(u16) -> ();
+        serialize_u32(u32) -> ();
+        serialize_u64(u64) -> ();
+        serialize_u128(u128) -> ();
+        serialize_f32(f32) -> ();
+        serialize_f64(f64) -> ();
+        serialize_char(char) -> ();
+        serialize_bytes(&[u8]) -> ();
+        serialize_none() -> ();
+        serialize_unit() -> ();
+        serialize_unit_struct(&'static str) -> ();
+        serialize_unit_variant(&'static str, u32, &'static str) -> ();
+        serialize_seq(Option<usize>) -> Self::SerializeSeq;
+        serialize_tuple(usize) -> Self::SerializeTuple;
+        serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct;
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Self::SerializeTupleVariant;
+        serialize_map(Option<usize>) -> Self::SerializeMap;
+        serialize_struct(&'static str, usize) -> Self::SerializeStruct;
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant;
+    }
+}
+
+#[cfg(test)]
+mod tests;
