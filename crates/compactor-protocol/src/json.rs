@@ -2,8 +2,9 @@
 //! faster where requests spend their time: in strings (see D167 in docs/decisions.md).
 //!
 //! `serde_json` looks up every byte of a string in a table to find what to escape. A request's
-//! text is mostly bytes that need nothing, so [`write_json`] checks eight bytes at once and
-//! copies the runs between escapes whole. Everything else (numbers, brackets, commas) is written
+//! text is mostly long strings of bytes that need nothing, so [`write_json`] checks eight bytes
+//! at once and copies each clean word whole; it gains nothing on values made of short strings.
+//! Everything else (numbers, brackets, commas) is written
 //! as `serde_json` writes it; a shape this writer does not model (a map key that is not a
 //! string, a number or a boolean; bytes) and any error are left to `serde_json`, which writes the
 //! value again from the start, so the result is always what `serde_json` gives.
@@ -91,12 +92,18 @@ fn write_str(out: &mut Vec<u8>, text: &str) {
         write_escape(out, byte, ESCAPE[usize::from(byte)]);
         at += clean + 1;
     }
-    for &byte in &bytes[at..] {
-        match ESCAPE[usize::from(byte)] {
-            0 => out.push(byte),
-            escape => write_escape(out, byte, escape),
+    // The last few bytes, or a whole short string such as a key: looked up one by one, copied
+    // in runs.
+    let mut run = at;
+    for (index, &byte) in bytes.iter().enumerate().skip(at) {
+        let escape = ESCAPE[usize::from(byte)];
+        if escape != 0 {
+            out.extend_from_slice(&bytes[run..index]);
+            write_escape(out, byte, escape);
+            run = index + 1;
         }
     }
+    out.extend_from_slice(&bytes[run..]);
     out.push(b'"');
 }
 
@@ -138,16 +145,33 @@ fn write_int(out: &mut Vec<u8>, value: i128) {
     write_uint(out, value.unsigned_abs());
 }
 
-fn write_uint(out: &mut Vec<u8>, mut value: u128) {
+/// Appends the decimal digits of `value`; in 64-bit arithmetic when it fits, which is far
+/// cheaper than 128-bit division.
+fn write_uint(out: &mut Vec<u8>, value: u128) {
     let mut digits = [0u8; 40];
     let mut start = digits.len();
-    loop {
+    let mut push = |digit: u8| {
         start -= 1;
-        // A remainder below ten always fits a byte.
-        digits[start] = b'0' + u8::try_from(value % 10).unwrap_or(0);
-        value /= 10;
-        if value == 0 {
-            break;
+        digits[start] = b'0' + digit;
+    };
+    match u64::try_from(value) {
+        Ok(mut value) => loop {
+            // A remainder below ten always fits a byte.
+            push(u8::try_from(value % 10).unwrap_or(0));
+            value /= 10;
+            if value == 0 {
+                break;
+            }
+        },
+        Err(_) => {
+            let mut value = value;
+            loop {
+                push(u8::try_from(value % 10).unwrap_or(0));
+                value /= 10;
+                if value == 0 {
+                    break;
+                }
+            }
         }
     }
     out.extend_from_slice(&digits[start..]);

@@ -31,7 +31,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use compactor_protocol::RolloutItem;
-use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -363,26 +362,12 @@ impl RolloutRecorder {
 /// (a `compacted` line can hold megabytes of history).
 pub(crate) fn write_line(out: &mut Vec<u8>, timestamp: &str, item: &RolloutItem) -> Result<()> {
     let start = out.len();
-    if let Err(err) = compactor_protocol::json::write_json(out, &LineRef { timestamp, item }) {
-        out.truncate(start);
-        return Err(Error::Serialize(err));
-    }
-    out.push(b'\n');
-    Ok(())
-}
-
-/// A rollout line borrowing its item.
-struct LineRef<'a> {
-    timestamp: &'a str,
-    item: &'a RolloutItem,
-}
-
-impl Serialize for LineRef<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    let mut serializer = serde_json::Serializer::new(&mut *out);
+    let written = (|| {
         let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("timestamp", self.timestamp)?;
-        map.serialize_entry("type", self.item.kind())?;
-        match self.item {
+        map.serialize_entry("timestamp", timestamp)?;
+        map.serialize_entry("type", item.kind())?;
+        match item {
             RolloutItem::SessionMeta(meta) => map.serialize_entry("payload", meta)?,
             RolloutItem::ResponseItem(item) => map.serialize_entry("payload", item)?,
             RolloutItem::Compacted(compacted) => map.serialize_entry("payload", compacted)?,
@@ -396,7 +381,13 @@ impl Serialize for LineRef<'_> {
             RolloutItem::Unknown { payload: None, .. } => {}
         }
         map.end()
+    })();
+    if let Err(err) = written {
+        out.truncate(start);
+        return Err(Error::Serialize(err));
     }
+    out.push(b'\n');
+    Ok(())
 }
 
 async fn run_writer(mut state: WriterState, mut rx: mpsc::Receiver<Command>) {
