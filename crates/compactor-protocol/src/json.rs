@@ -57,7 +57,7 @@ const ESCAPE: [u8; 256] = {
 /// ```
 pub fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> serde_json::Result<()> {
     let start = out.len();
-    match value.serialize(&mut Writer { out: &mut *out }) {
+    match value.serialize(&mut Json(Buffer(&mut *out))) {
         Ok(()) => Ok(()),
         Err(Unsupported) => {
             out.truncate(start);
@@ -177,9 +177,9 @@ fn write_uint(out: &mut Vec<u8>, value: u128) {
     out.extend_from_slice(&digits[start..]);
 }
 
-/// The writer met something it leaves to `serde_json`.
+/// The serializer met something it leaves to `serde_json`.
 #[derive(Debug)]
-struct Unsupported;
+pub(crate) struct Unsupported;
 
 impl fmt::Display for Unsupported {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -195,13 +195,64 @@ impl ser::Error for Unsupported {
     }
 }
 
-struct Writer<'o> {
-    out: &'o mut Vec<u8>,
+/// Where a [`Json`] serializer's compact JSON goes: a buffer ([`write_json`]), or a count of its
+/// bytes (`tokens::json_len`). The serializer decides the grammar as `serde_json` does; a sink
+/// only says what each piece costs.
+pub(crate) trait Sink {
+    /// One byte of structure: a bracket, a comma, a colon, a key's quote.
+    fn push(&mut self, byte: u8);
+    /// Bytes written as they are: literals, raw values.
+    fn bytes(&mut self, bytes: &[u8]);
+    /// A string value, quoted and escaped.
+    fn value_str(&mut self, text: &str);
+    /// A key or a variant name, quoted and escaped.
+    fn key_str(&mut self, text: &str);
+    fn int(&mut self, value: i128);
+    fn uint(&mut self, value: u128);
+    /// A float, as `serde_json` writes it (`null` when it is not finite).
+    fn float<T: Serialize>(&mut self, value: T) -> Result<(), Unsupported>;
 }
 
-/// A sequence, map or struct being written: commas go before every element but the first.
-struct Compound<'a, 'o> {
-    writer: &'a mut Writer<'o>,
+/// The buffer [`write_json`] appends to.
+struct Buffer<'o>(&'o mut Vec<u8>);
+
+impl Sink for Buffer<'_> {
+    fn push(&mut self, byte: u8) {
+        self.0.push(byte);
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
+
+    fn value_str(&mut self, text: &str) {
+        write_str(self.0, text);
+    }
+
+    fn key_str(&mut self, text: &str) {
+        write_str(self.0, text);
+    }
+
+    fn int(&mut self, value: i128) {
+        write_int(self.0, value);
+    }
+
+    fn uint(&mut self, value: u128) {
+        write_uint(self.0, value);
+    }
+
+    fn float<T: Serialize>(&mut self, value: T) -> Result<(), Unsupported> {
+        // A number alone is written as it is written anywhere.
+        serde_json::to_writer(&mut *self.0, &value).map_err(|_| Unsupported)
+    }
+}
+
+/// A `serde::Serializer` of compact JSON into a [`Sink`].
+pub(crate) struct Json<S>(pub(crate) S);
+
+/// A sequence, map or struct being serialized: commas go before every element but the first.
+pub(crate) struct Compound<'a, S> {
+    json: &'a mut Json<S>,
     first: bool,
     /// Declared empty, its brackets written, and no element has come since.
     empty: bool,
@@ -211,144 +262,143 @@ struct Compound<'a, 'o> {
     outer: bool,
 }
 
-impl Compound<'_, '_> {
+impl<S: Sink> Compound<'_, S> {
     fn comma(&mut self) {
         self.empty = false;
         if self.first {
             self.first = false;
         } else {
-            self.writer.out.push(b',');
+            self.json.0.push(b',');
         }
     }
 
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
         self.comma();
-        value.serialize(&mut *self.writer)
+        value.serialize(&mut *self.json)
     }
 
     /// `"key":value`.
     fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), Unsupported> {
         self.comma();
-        write_str(self.writer.out, key);
-        self.writer.out.push(b':');
-        value.serialize(&mut *self.writer)
+        self.json.0.key_str(key);
+        self.json.0.push(b':');
+        value.serialize(&mut *self.json)
     }
 
     fn finish(self) -> Result<(), Unsupported> {
         if !self.empty {
-            self.writer.out.push(self.bracket);
+            self.json.0.push(self.bracket);
         }
         if self.outer {
-            self.writer.out.push(b'}');
+            self.json.0.push(b'}');
         }
         Ok(())
     }
 }
 
-impl<'o> Writer<'o> {
+impl<S: Sink> Json<S> {
     /// Opens an array or an object of `len` elements; `outer` closes a variant around it. Like
     /// `serde_json`, a declared length of 0 writes both brackets at once, and elements that
     /// still come follow them after a comma, closed by one more bracket.
-    fn compound<'a>(
-        &'a mut self,
-        len: Option<usize>,
-        brackets: [u8; 2],
-        outer: bool,
-    ) -> Compound<'a, 'o> {
+    fn compound(&mut self, len: Option<usize>, brackets: [u8; 2], outer: bool) -> Compound<'_, S> {
         let empty = len == Some(0);
         if empty {
-            self.out.extend_from_slice(&brackets);
+            self.0.bytes(&brackets);
         } else {
-            self.out.push(brackets[0]);
+            self.0.push(brackets[0]);
         }
-        Compound { writer: self, first: !empty, empty, bracket: brackets[1], outer }
+        Compound { json: self, first: !empty, empty, bracket: brackets[1], outer }
     }
 
     /// `{"variant":` before a variant's content.
     fn variant_prefix(&mut self, variant: &str) {
-        self.out.push(b'{');
-        write_str(self.out, variant);
-        self.out.push(b':');
-    }
-
-    /// A number as `serde_json` writes it alone, which is how it writes it anywhere.
-    fn number<T: Serialize>(&mut self, value: T) -> Result<(), Unsupported> {
-        serde_json::to_writer(&mut *self.out, &value).map_err(|_| Unsupported)
+        self.0.push(b'{');
+        self.0.key_str(variant);
+        self.0.push(b':');
     }
 }
 
-impl<'a, 'o> ser::Serializer for &'a mut Writer<'o> {
+/// The methods that hand their value on: integers to the 128-bit ones, a `char` and a unit
+/// variant's name to `serialize_str`, a newtype struct's content to the same serializer.
+macro_rules! widened {
+    () => {
+        widened! {
+            serialize_i8(i8) => serialize_i128(i128),
+            serialize_i16(i16) => serialize_i128(i128),
+            serialize_i32(i32) => serialize_i128(i128),
+            serialize_i64(i64) => serialize_i128(i128),
+            serialize_u8(u8) => serialize_u128(u128),
+            serialize_u16(u16) => serialize_u128(u128),
+            serialize_u32(u32) => serialize_u128(u128),
+            serialize_u64(u64) => serialize_u128(u128)
+        }
+
+        fn serialize_char(self, value: char) -> Result<(), Unsupported> {
+            self.serialize_str(value.encode_utf8(&mut [0u8; 4]))
+        }
+
+        fn serialize_unit_variant(
+            self,
+            _name: &'static str,
+            _index: u32,
+            variant: &'static str,
+        ) -> Result<(), Unsupported> {
+            self.serialize_str(variant)
+        }
+
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(
+            self,
+            _name: &'static str,
+            value: &T,
+        ) -> Result<(), Unsupported> {
+            value.serialize(self)
+        }
+    };
+    ($($method:ident($ty:ty) => $wide:ident($wide_ty:ty)),*) => {
+        $(fn $method(self, value: $ty) -> Result<(), Unsupported> {
+            self.$wide(<$wide_ty>::from(value))
+        })*
+    };
+}
+
+impl<'a, S: Sink> ser::Serializer for &'a mut Json<S> {
     type Ok = ();
     type Error = Unsupported;
-    type SerializeSeq = Compound<'a, 'o>;
-    type SerializeTuple = Compound<'a, 'o>;
-    type SerializeTupleStruct = Compound<'a, 'o>;
-    type SerializeTupleVariant = Compound<'a, 'o>;
-    type SerializeMap = Compound<'a, 'o>;
-    type SerializeStruct = StructWriter<'a, 'o>;
-    type SerializeStructVariant = Compound<'a, 'o>;
+    type SerializeSeq = Compound<'a, S>;
+    type SerializeTuple = Compound<'a, S>;
+    type SerializeTupleStruct = Compound<'a, S>;
+    type SerializeTupleVariant = Compound<'a, S>;
+    type SerializeMap = Compound<'a, S>;
+    type SerializeStruct = StructJson<'a, S>;
+    type SerializeStructVariant = Compound<'a, S>;
 
     fn serialize_bool(self, value: bool) -> Result<(), Unsupported> {
-        self.out.extend_from_slice(if value { b"true" } else { b"false" });
+        self.0.bytes(if value { b"true" } else { b"false" });
         Ok(())
     }
 
-    fn serialize_i8(self, value: i8) -> Result<(), Unsupported> {
-        self.serialize_i128(i128::from(value))
-    }
-
-    fn serialize_i16(self, value: i16) -> Result<(), Unsupported> {
-        self.serialize_i128(i128::from(value))
-    }
-
-    fn serialize_i32(self, value: i32) -> Result<(), Unsupported> {
-        self.serialize_i128(i128::from(value))
-    }
-
-    fn serialize_i64(self, value: i64) -> Result<(), Unsupported> {
-        self.serialize_i128(i128::from(value))
-    }
+    widened!();
 
     fn serialize_i128(self, value: i128) -> Result<(), Unsupported> {
-        write_int(self.out, value);
+        self.0.int(value);
         Ok(())
-    }
-
-    fn serialize_u8(self, value: u8) -> Result<(), Unsupported> {
-        self.serialize_u128(u128::from(value))
-    }
-
-    fn serialize_u16(self, value: u16) -> Result<(), Unsupported> {
-        self.serialize_u128(u128::from(value))
-    }
-
-    fn serialize_u32(self, value: u32) -> Result<(), Unsupported> {
-        self.serialize_u128(u128::from(value))
-    }
-
-    fn serialize_u64(self, value: u64) -> Result<(), Unsupported> {
-        self.serialize_u128(u128::from(value))
     }
 
     fn serialize_u128(self, value: u128) -> Result<(), Unsupported> {
-        write_uint(self.out, value);
+        self.0.uint(value);
         Ok(())
     }
 
     fn serialize_f32(self, value: f32) -> Result<(), Unsupported> {
-        self.number(value)
+        self.0.float(value)
     }
 
     fn serialize_f64(self, value: f64) -> Result<(), Unsupported> {
-        self.number(value)
-    }
-
-    fn serialize_char(self, value: char) -> Result<(), Unsupported> {
-        self.serialize_str(value.encode_utf8(&mut [0u8; 4]))
+        self.0.float(value)
     }
 
     fn serialize_str(self, value: &str) -> Result<(), Unsupported> {
-        write_str(self.out, value);
+        self.0.value_str(value);
         Ok(())
     }
 
@@ -365,29 +415,12 @@ impl<'a, 'o> ser::Serializer for &'a mut Writer<'o> {
     }
 
     fn serialize_unit(self) -> Result<(), Unsupported> {
-        self.out.extend_from_slice(b"null");
+        self.0.bytes(b"null");
         Ok(())
     }
 
     fn serialize_unit_struct(self, _name: &'static str) -> Result<(), Unsupported> {
         self.serialize_unit()
-    }
-
-    fn serialize_unit_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        variant: &'static str,
-    ) -> Result<(), Unsupported> {
-        self.serialize_str(variant)
-    }
-
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _name: &'static str,
-        value: &T,
-    ) -> Result<(), Unsupported> {
-        value.serialize(self)
     }
 
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -399,15 +432,15 @@ impl<'a, 'o> ser::Serializer for &'a mut Writer<'o> {
     ) -> Result<(), Unsupported> {
         self.variant_prefix(variant);
         value.serialize(&mut *self)?;
-        self.out.push(b'}');
+        self.0.push(b'}');
         Ok(())
     }
 
-    fn serialize_seq(self, len: Option<usize>) -> Result<Compound<'a, 'o>, Unsupported> {
+    fn serialize_seq(self, len: Option<usize>) -> Result<Compound<'a, S>, Unsupported> {
         Ok(self.compound(len, *b"[]", false))
     }
 
-    fn serialize_tuple(self, len: usize) -> Result<Compound<'a, 'o>, Unsupported> {
+    fn serialize_tuple(self, len: usize) -> Result<Compound<'a, S>, Unsupported> {
         self.serialize_seq(Some(len))
     }
 
@@ -415,7 +448,7 @@ impl<'a, 'o> ser::Serializer for &'a mut Writer<'o> {
         self,
         _name: &'static str,
         len: usize,
-    ) -> Result<Compound<'a, 'o>, Unsupported> {
+    ) -> Result<Compound<'a, S>, Unsupported> {
         self.serialize_seq(Some(len))
     }
 
@@ -425,12 +458,12 @@ impl<'a, 'o> ser::Serializer for &'a mut Writer<'o> {
         _index: u32,
         variant: &'static str,
         len: usize,
-    ) -> Result<Compound<'a, 'o>, Unsupported> {
+    ) -> Result<Compound<'a, S>, Unsupported> {
         self.variant_prefix(variant);
         Ok(self.compound(Some(len), *b"[]", true))
     }
 
-    fn serialize_map(self, len: Option<usize>) -> Result<Compound<'a, 'o>, Unsupported> {
+    fn serialize_map(self, len: Option<usize>) -> Result<Compound<'a, S>, Unsupported> {
         Ok(self.compound(len, *b"{}", false))
     }
 
@@ -438,11 +471,11 @@ impl<'a, 'o> ser::Serializer for &'a mut Writer<'o> {
         self,
         name: &'static str,
         len: usize,
-    ) -> Result<StructWriter<'a, 'o>, Unsupported> {
+    ) -> Result<StructJson<'a, S>, Unsupported> {
         if name == RAW_VALUE_TOKEN || name == NUMBER_TOKEN {
-            return Ok(StructWriter::Raw(self));
+            return Ok(StructJson::Raw(self));
         }
-        Ok(StructWriter::Object(self.compound(Some(len), *b"{}", false)))
+        Ok(StructJson::Object(self.compound(Some(len), *b"{}", false)))
     }
 
     fn serialize_struct_variant(
@@ -451,77 +484,50 @@ impl<'a, 'o> ser::Serializer for &'a mut Writer<'o> {
         _index: u32,
         variant: &'static str,
         len: usize,
-    ) -> Result<Compound<'a, 'o>, Unsupported> {
+    ) -> Result<Compound<'a, S>, Unsupported> {
         self.variant_prefix(variant);
         Ok(self.compound(Some(len), *b"{}", true))
     }
 }
 
-impl ser::SerializeSeq for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Unsupported;
+/// The element methods of the compound serializers: each writes its value after a comma.
+macro_rules! elements {
+    ($($trait:ident :: $method:ident),*) => {
+        $(impl<S: Sink> ser::$trait for Compound<'_, S> {
+            type Ok = ();
+            type Error = Unsupported;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        self.element(value)
-    }
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+                self.element(value)
+            }
 
-    fn end(self) -> Result<(), Unsupported> {
-        self.finish()
-    }
+            fn end(self) -> Result<(), Unsupported> {
+                self.finish()
+            }
+        })*
+    };
 }
 
-impl ser::SerializeTuple for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Unsupported;
+elements!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        self.element(value)
-    }
-
-    fn end(self) -> Result<(), Unsupported> {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Unsupported;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        self.element(value)
-    }
-
-    fn end(self) -> Result<(), Unsupported> {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Unsupported;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        self.element(value)
-    }
-
-    fn end(self) -> Result<(), Unsupported> {
-        self.finish()
-    }
-}
-
-impl ser::SerializeMap for Compound<'_, '_> {
+impl<S: Sink> ser::SerializeMap for Compound<'_, S> {
     type Ok = ();
     type Error = Unsupported;
 
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Unsupported> {
         self.comma();
-        key.serialize(KeyWriter(&mut *self.writer.out))?;
-        self.writer.out.push(b':');
+        key.serialize(KeyJson(&mut self.json.0))?;
+        self.json.0.push(b':');
         Ok(())
     }
 
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        value.serialize(&mut *self.writer)
+        value.serialize(&mut *self.json)
     }
 
     fn end(self) -> Result<(), Unsupported> {
@@ -529,7 +535,7 @@ impl ser::SerializeMap for Compound<'_, '_> {
     }
 }
 
-impl ser::SerializeStructVariant for Compound<'_, '_> {
+impl<S: Sink> ser::SerializeStructVariant for Compound<'_, S> {
     type Ok = ();
     type Error = Unsupported;
 
@@ -547,12 +553,12 @@ impl ser::SerializeStructVariant for Compound<'_, '_> {
 }
 
 /// A struct: an object, or one of `serde_json`'s raw-text markers.
-enum StructWriter<'a, 'o> {
-    Object(Compound<'a, 'o>),
-    Raw(&'a mut Writer<'o>),
+pub(crate) enum StructJson<'a, S> {
+    Object(Compound<'a, S>),
+    Raw(&'a mut Json<S>),
 }
 
-impl ser::SerializeStruct for StructWriter<'_, '_> {
+impl<S: Sink> ser::SerializeStruct for StructJson<'_, S> {
     type Ok = ();
     type Error = Unsupported;
 
@@ -562,34 +568,20 @@ impl ser::SerializeStruct for StructWriter<'_, '_> {
         value: &T,
     ) -> Result<(), Unsupported> {
         match self {
-            StructWriter::Object(compound) => compound.field(key, value),
-            StructWriter::Raw(writer) => value.serialize(RawWriter(&mut *writer.out)),
+            StructJson::Object(compound) => compound.field(key, value),
+            StructJson::Raw(json) => value.serialize(RawJson(&mut json.0)),
         }
     }
 
     fn end(self) -> Result<(), Unsupported> {
         match self {
-            StructWriter::Object(compound) => compound.finish(),
-            StructWriter::Raw(_) => Ok(()),
+            StructJson::Object(compound) => compound.finish(),
+            StructJson::Raw(_) => Ok(()),
         }
     }
 }
 
-/// Writes a map key as `serde_json` does: strings as strings; integers and booleans quoted;
-/// anything else is left to `serde_json`.
-struct KeyWriter<'o>(&'o mut Vec<u8>);
-
-impl KeyWriter<'_> {
-    fn quoted(self, write: impl FnOnce(&mut Vec<u8>)) -> Result<(), Unsupported> {
-        self.0.push(b'"');
-        write(self.0);
-        self.0.push(b'"');
-        Ok(())
-    }
-}
-
-/// The serializer methods of a writer that takes only what the methods before the macro's call
-/// define, and leaves every other shape to `serde_json`.
+/// The serializer methods that leave their shape to `serde_json`.
 macro_rules! unsupported {
     ($($method:ident($($arg:ty),*) -> $ret:ty;)*) => {
         $(fn $method(self, $(_: $arg),*) -> Result<$ret, Unsupported> {
@@ -598,100 +590,88 @@ macro_rules! unsupported {
     };
 }
 
-impl ser::Serializer for KeyWriter<'_> {
+/// The serializer methods that take a value and leave it to `serde_json`.
+macro_rules! unsupported_values {
+    () => {
+        fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<(), Unsupported> {
+            Err(Unsupported)
+        }
+
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            _name: &'static str,
+            _index: u32,
+            _variant: &'static str,
+            _value: &T,
+        ) -> Result<(), Unsupported> {
+            Err(Unsupported)
+        }
+    };
+}
+
+/// The compound types and methods of a serializer that takes no compound value.
+macro_rules! no_compounds {
+    () => {
+        type SerializeSeq = Impossible<(), Unsupported>;
+        type SerializeTuple = Impossible<(), Unsupported>;
+        type SerializeTupleStruct = Impossible<(), Unsupported>;
+        type SerializeTupleVariant = Impossible<(), Unsupported>;
+        type SerializeMap = Impossible<(), Unsupported>;
+        type SerializeStruct = Impossible<(), Unsupported>;
+        type SerializeStructVariant = Impossible<(), Unsupported>;
+
+        unsupported! {
+            serialize_seq(Option<usize>) -> Self::SerializeSeq;
+            serialize_tuple(usize) -> Self::SerializeTuple;
+            serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct;
+            serialize_tuple_variant(&'static str, u32, &'static str, usize)
+                -> Self::SerializeTupleVariant;
+            serialize_map(Option<usize>) -> Self::SerializeMap;
+            serialize_struct(&'static str, usize) -> Self::SerializeStruct;
+            serialize_struct_variant(&'static str, u32, &'static str, usize)
+                -> Self::SerializeStructVariant;
+        }
+    };
+}
+
+/// A map key, as `serde_json` writes it: strings as strings; integers and booleans quoted; any
+/// other key is left to `serde_json`.
+struct KeyJson<'s, S>(&'s mut S);
+
+impl<S: Sink> KeyJson<'_, S> {
+    fn quoted(self, write: impl FnOnce(&mut S)) -> Result<(), Unsupported> {
+        self.0.push(b'"');
+        write(self.0);
+        self.0.push(b'"');
+        Ok(())
+    }
+}
+
+impl<S: Sink> ser::Serializer for KeyJson<'_, S> {
     type Ok = ();
     type Error = Unsupported;
-    type SerializeSeq = Impossible<(), Unsupported>;
-    type SerializeTuple = Impossible<(), Unsupported>;
-    type SerializeTupleStruct = Impossible<(), Unsupported>;
-    type SerializeTupleVariant = Impossible<(), Unsupported>;
-    type SerializeMap = Impossible<(), Unsupported>;
-    type SerializeStruct = Impossible<(), Unsupported>;
-    type SerializeStructVariant = Impossible<(), Unsupported>;
+    no_compounds!();
 
     fn serialize_bool(self, value: bool) -> Result<(), Unsupported> {
-        self.quoted(|out| out.extend_from_slice(if value { b"true" } else { b"false" }))
+        self.quoted(|sink| sink.bytes(if value { b"true" } else { b"false" }))
     }
 
-    fn serialize_i8(self, value: i8) -> Result<(), Unsupported> {
-        self.quoted(|out| write_int(out, i128::from(value)))
-    }
-
-    fn serialize_i16(self, value: i16) -> Result<(), Unsupported> {
-        self.quoted(|out| write_int(out, i128::from(value)))
-    }
-
-    fn serialize_i32(self, value: i32) -> Result<(), Unsupported> {
-        self.quoted(|out| write_int(out, i128::from(value)))
-    }
-
-    fn serialize_i64(self, value: i64) -> Result<(), Unsupported> {
-        self.quoted(|out| write_int(out, i128::from(value)))
-    }
+    widened!();
 
     fn serialize_i128(self, value: i128) -> Result<(), Unsupported> {
-        self.quoted(|out| write_int(out, value))
-    }
-
-    fn serialize_u8(self, value: u8) -> Result<(), Unsupported> {
-        self.quoted(|out| write_uint(out, u128::from(value)))
-    }
-
-    fn serialize_u16(self, value: u16) -> Result<(), Unsupported> {
-        self.quoted(|out| write_uint(out, u128::from(value)))
-    }
-
-    fn serialize_u32(self, value: u32) -> Result<(), Unsupported> {
-        self.quoted(|out| write_uint(out, u128::from(value)))
-    }
-
-    fn serialize_u64(self, value: u64) -> Result<(), Unsupported> {
-        self.quoted(|out| write_uint(out, u128::from(value)))
+        self.quoted(|sink| sink.int(value))
     }
 
     fn serialize_u128(self, value: u128) -> Result<(), Unsupported> {
-        self.quoted(|out| write_uint(out, value))
-    }
-
-    fn serialize_char(self, value: char) -> Result<(), Unsupported> {
-        self.serialize_str(value.encode_utf8(&mut [0u8; 4]))
+        self.quoted(|sink| sink.uint(value))
     }
 
     fn serialize_str(self, value: &str) -> Result<(), Unsupported> {
-        write_str(self.0, value);
+        self.0.key_str(value);
         Ok(())
     }
 
-    fn serialize_unit_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        variant: &'static str,
-    ) -> Result<(), Unsupported> {
-        self.serialize_str(variant)
-    }
-
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _name: &'static str,
-        value: &T,
-    ) -> Result<(), Unsupported> {
-        value.serialize(self)
-    }
-
-    fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
-
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _value: &T,
-    ) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
+    unsupported_values!();
 
     unsupported! {
         serialize_f32(f32) -> ();
@@ -700,37 +680,21 @@ impl ser::Serializer for KeyWriter<'_> {
         serialize_none() -> ();
         serialize_unit() -> ();
         serialize_unit_struct(&'static str) -> ();
-        serialize_seq(Option<usize>) -> Self::SerializeSeq;
-        serialize_tuple(usize) -> Self::SerializeTuple;
-        serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct;
-        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Self::SerializeTupleVariant;
-        serialize_map(Option<usize>) -> Self::SerializeMap;
-        serialize_struct(&'static str, usize) -> Self::SerializeStruct;
-        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant;
     }
 }
 
-/// The text of one of `serde_json`'s raw markers, written as it is.
-struct RawWriter<'o>(&'o mut Vec<u8>);
+/// The text of one of `serde_json`'s raw markers (a raw value, an arbitrary-precision number),
+/// written as it is.
+struct RawJson<'s, S>(&'s mut S);
 
-impl ser::Serializer for RawWriter<'_> {
+impl<S: Sink> ser::Serializer for RawJson<'_, S> {
     type Ok = ();
     type Error = Unsupported;
-    type SerializeSeq = Impossible<(), Unsupported>;
-    type SerializeTuple = Impossible<(), Unsupported>;
-    type SerializeTupleStruct = Impossible<(), Unsupported>;
-    type SerializeTupleVariant = Impossible<(), Unsupported>;
-    type SerializeMap = Impossible<(), Unsupported>;
-    type SerializeStruct = Impossible<(), Unsupported>;
-    type SerializeStructVariant = Impossible<(), Unsupported>;
+    no_compounds!();
 
     fn serialize_str(self, value: &str) -> Result<(), Unsupported> {
-        self.0.extend_from_slice(value.as_bytes());
+        self.0.bytes(value.as_bytes());
         Ok(())
-    }
-
-    fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<(), Unsupported> {
-        Err(Unsupported)
     }
 
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
@@ -741,15 +705,7 @@ impl ser::Serializer for RawWriter<'_> {
         Err(Unsupported)
     }
 
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _value: &T,
-    ) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
+    unsupported_values!();
 
     unsupported! {
         serialize_bool(bool) -> ();
@@ -771,15 +727,8 @@ impl ser::Serializer for RawWriter<'_> {
         serialize_unit() -> ();
         serialize_unit_struct(&'static str) -> ();
         serialize_unit_variant(&'static str, u32, &'static str) -> ();
-        serialize_seq(Option<usize>) -> Self::SerializeSeq;
-        serialize_tuple(usize) -> Self::SerializeTuple;
-        serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct;
-        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Self::SerializeTupleVariant;
-        serialize_map(Option<usize>) -> Self::SerializeMap;
-        serialize_struct(&'static str, usize) -> Self::SerializeStruct;
-        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant;
     }
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::json_len;
+use crate::json::tests::arbitrary_json;
 use crate::{RolloutLine, StreamEventPayload};
 
 #[track_caller]
@@ -212,26 +213,6 @@ fn protocol_fixtures() {
     }))
     .unwrap();
     check(&event);
-}
-
-fn arbitrary_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_map(Value::from),
-        ".*".prop_map(Value::from),
-        proptest::collection::vec(any::<char>(), 0..200)
-            .prop_map(|chars| Value::from(chars.into_iter().collect::<String>())),
-    ];
-    leaf.prop_recursive(4, 64, 8, |inner| {
-        prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::from),
-            proptest::collection::btree_map(".*", inner, 0..8)
-                .prop_map(|map| Value::Object(map.into_iter().collect())),
-        ]
-    })
 }
 
 proptest! {
