@@ -2,9 +2,10 @@
 //! without writing it.
 //!
 //! Estimating a history (D35) measures every item's JSON, so this runs over every byte of a
-//! history each time it is estimated. A `serde::Serializer` that only adds up lengths avoids the
-//! writer calls of `serde_json`, and counts the characters JSON escapes in blocks the compiler
-//! vectorizes, which makes it several times faster than serializing into a byte counter.
+//! history each time it is estimated. The serializer of `crate::json`, over a sink that only adds
+//! up lengths, avoids the writer calls of `serde_json`, and counts the characters JSON escapes in
+//! blocks the compiler vectorizes, which makes it several times faster than serializing into a
+//! byte counter.
 //!
 //! Values `serde_json` would refuse (a map key that is not a string or a number) and shapes this
 //! counter does not model are counted by serializing them with `serde_json` instead, so the
