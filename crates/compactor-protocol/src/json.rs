@@ -4,10 +4,13 @@
 //! `serde_json` looks up every byte of a string in a table to find what to escape. A request's
 //! text is mostly long strings of bytes that need nothing, so [`write_json`] checks eight bytes
 //! at once and copies each clean word whole; it gains nothing on values made of short strings.
-//! Everything else (numbers, brackets, commas) is written
-//! as `serde_json` writes it; a shape this writer does not model (a map key that is not a
-//! string, a number or a boolean; bytes) and any error are left to `serde_json`, which writes the
-//! value again from the start, so the result is always what `serde_json` gives.
+//! Everything else (numbers, brackets, commas) is written as `serde_json` writes it; a shape
+//! this writer does not model (a map key that is not a string, an integer or a boolean; bytes)
+//! and any error are left to `serde_json`, which writes the value again from the start, so the
+//! result is always what `serde_json` gives.
+//!
+//! The serializer writes into a [`Sink`]: a buffer here, and a count of bytes for
+//! `tokens::json_len`, so both follow `serde_json`'s grammar from one place.
 
 use std::fmt;
 
