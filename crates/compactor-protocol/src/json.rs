@@ -9,7 +9,7 @@
 //! and any error are left to `serde_json`, which writes the value again from the start, so the
 //! result is always what `serde_json` gives.
 //!
-//! The serializer writes into a [`Sink`]: a buffer here, and a count of bytes for
+//! The serializer writes into a sink: a buffer here, and a count of bytes for
 //! `tokens::json_len`, so both follow `serde_json`'s grammar from one place.
 
 use std::fmt;
