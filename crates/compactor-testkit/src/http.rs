@@ -19,6 +19,7 @@ use crate::invariants::check_input;
 use crate::record::Endpoint;
 use crate::request_error::invalid_body;
 use crate::server::{Answer, Prepared, Resolution, Shared};
+use crate::split_read::{self, SplitInput};
 use crate::stream::{MALFORMED_JSON, drop_connection, frames, pause, sse_body};
 use crate::traffic::Traffic;
 
@@ -244,11 +245,12 @@ pub(crate) async fn log_request(
 }
 
 /// A request body read as JSON: its text is checked as UTF-8 once, in one pass, and then read
-/// as a string, which reads faster than bytes checked string by string (a body that is not
-/// UTF-8 is read as bytes, for the error to name where it fails).
-fn read_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> serde_json::Result<T> {
+/// as a string, which reads faster than bytes checked string by string, and a large input on
+/// two threads (D168); a body that is not UTF-8 is read as bytes, for the error to name where it
+/// fails.
+fn read_body<T: SplitInput>(body: &[u8]) -> serde_json::Result<T> {
     match std::str::from_utf8(body) {
-        Ok(text) => serde_json::from_str(text),
+        Ok(text) => split_read::from_str(text),
         Err(_) => serde_json::from_slice(body),
     }
 }

@@ -65,6 +65,7 @@ mod request_error;
 mod script;
 mod seal;
 mod server;
+mod split_read;
 mod stream;
 mod token_cache;
 mod traffic;

@@ -22,6 +22,7 @@ use crate::record::{Endpoint, Kept, KeptConnection, RecordedHandshake, RecordedW
 use crate::request_error::invalid_body;
 use crate::script::{AfterSlots, WsConnectionScript, WsSlot};
 use crate::server::{Answer, Prepared, Resolution, Shared};
+use crate::split_read;
 use crate::stream::{Frame, Step, completed_response, frames, pause, step};
 use crate::traffic::Traffic;
 
@@ -294,12 +295,13 @@ impl Connection {
 
 /// A client message. A `response.create` that starts with its `type` (as clients write it) is
 /// read straight into the request: the generic reading of a tagged message first buffers the
-/// whole message, a cost that grows with the history it carries.
+/// whole message, a cost that grows with the history it carries; a large input is read on two
+/// threads (D168).
 fn parse_client_message(text: &str) -> serde_json::Result<WsClientMessage<'static>> {
     const CREATE: &str = r#"{"type":"response.create","#;
     if text.starts_with(CREATE) {
         // `type` is not a field of the request, which ignores it.
-        serde_json::from_str::<ResponsesApiRequest<'static>>(text)
+        split_read::from_str::<ResponsesApiRequest<'static>>(text)
             .map(|request| WsClientMessage::ResponseCreate(Box::new(request)))
     } else {
         serde_json::from_str(text)
