@@ -1,6 +1,7 @@
-//! A request's JSON written in pieces of about 64 KiB, with no pass that counts it first: a
-//! WebSocket message piece by piece while it is sent, so that its text is never whole in memory
-//! (D165), and an HTTP body whole, as the pieces of its stream (D161).
+//! A request's JSON written in pieces while it is sent, so that its text is never whole in
+//! memory: a WebSocket message in pieces of about 64 KiB with no pass that counts it first
+//! (D165), and an HTTP body in pieces of about 512 KiB after a pass that counts its length, for
+//! its `Content-Length` (D161).
 //!
 //! The request is split where its `input` items go: the JSON of the request with no input (the
 //! *envelope*) is cut around the empty `input` list, and the items are written one by one
@@ -8,6 +9,7 @@
 //! request; tests hold them to it.
 
 use std::borrow::Cow;
+use std::{fmt, io};
 
 use bytes::Bytes;
 use compactor_protocol::{
@@ -22,7 +24,14 @@ use serde::Serialize;
 /// mapped and faulted in again every time.
 pub(crate) const PIECE_BYTES: usize = 64 * 1024;
 
+/// About how much JSON each piece of an HTTP body holds. Each piece is handed to the
+/// connection's task and written by a call of its own, so pieces are larger than a WebSocket
+/// message's; the first is mapped fresh, and the allocator then keeps memory of that size on the
+/// heap, where the next pieces reuse it (D161).
+pub(crate) const HTTP_PIECE_BYTES: usize = 512 * 1024;
+
 /// The JSON of one request, written in pieces of about [`PIECE_BYTES`].
+#[derive(Clone)]
 pub(crate) struct JsonPieces<'r> {
     /// The envelope up to and including the `[` that opens the input.
     head: Vec<u8>,
@@ -85,6 +94,11 @@ impl<'r> JsonPieces<'r> {
     /// Appends the next piece to `out`: whole items until it holds [`PIECE_BYTES`], and the
     /// envelope's halves where they come. Returns whether more pieces follow.
     pub(crate) fn fill(&mut self, out: &mut Vec<u8>) -> Result<bool, CompactorError> {
+        self.fill_to(out, PIECE_BYTES)
+    }
+
+    /// [`fill`](Self::fill) with pieces of about `piece_bytes`.
+    fn fill_to(&mut self, out: &mut Vec<u8>, piece_bytes: usize) -> Result<bool, CompactorError> {
         let start = out.len();
         let mut next = match self.next {
             Some(next) => next,
@@ -93,7 +107,7 @@ impl<'r> JsonPieces<'r> {
                 0
             }
         };
-        while next < self.items.len() && out.len() - start < PIECE_BYTES {
+        while next < self.items.len() && out.len() - start < piece_bytes {
             if next > 0 {
                 out.push(b',');
             }
@@ -118,19 +132,14 @@ impl<'r> JsonPieces<'r> {
         Ok((piece, more))
     }
 
-    /// Every piece, written now: an HTTP body, which must be whole to declare its length.
-    pub(crate) fn all(mut self) -> Result<Vec<Bytes>, CompactorError> {
-        let mut pieces = Vec::new();
-        loop {
-            let (mut piece, more) = self.next_piece()?;
-            // Kept until the body is sent: the room left for an overflowing item goes back
-            // (the allocator shrinks a block in place).
-            piece.shrink_to_fit();
-            pieces.push(Bytes::from(piece));
-            if !more {
-                return Ok(pieces);
-            }
-        }
+    /// The length of the whole JSON, counted without writing it: the envelope's halves, each
+    /// item's JSON as `tokens::json_len` counts it, and the commas between items.
+    fn counted_len(&self) -> u64 {
+        let items = self.items.iter().fold(0u64, |len, item| {
+            len.saturating_add(compactor_protocol::tokens::json_len(item.as_ref()))
+        });
+        let fixed = self.head.len() + self.tail.len() + self.items.len().saturating_sub(1);
+        items.saturating_add(u64::try_from(fixed).unwrap_or(u64::MAX))
     }
 
     /// The bytes written so far.
@@ -153,20 +162,26 @@ fn without_input<'q>(request: &'q ResponsesApiRequest<'_>) -> ResponsesApiReques
     envelope
 }
 
-/// An HTTP request body, written whole in pieces before it is sent (D161): no pass counts its
-/// length first, its length is the pieces' sum, and a retry sends the same pieces again.
-#[derive(Debug, Clone)]
-pub(crate) struct HttpBody {
-    pieces: Vec<Bytes>,
+/// An HTTP request body, written while it is sent (D161): its length is counted first, for its
+/// `Content-Length`, and each attempt writes its pieces again, so the whole body is never in
+/// memory at once.
+pub(crate) struct HttpBody<'r> {
+    /// The body's JSON before any of it is written.
+    pieces: JsonPieces<'r>,
     len: u64,
 }
 
-impl HttpBody {
+impl fmt::Debug for HttpBody<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpBody").field("len", &self.len).finish_non_exhaustive()
+    }
+}
+
+impl<'r> HttpBody<'r> {
     /// The body `pieces` write.
-    pub(crate) fn new(pieces: JsonPieces<'_>) -> Result<Self, CompactorError> {
-        let pieces = pieces.all()?;
-        let len = pieces.iter().map(|piece| u64::try_from(piece.len()).unwrap_or(u64::MAX)).sum();
-        Ok(Self { pieces, len })
+    pub(crate) fn new(pieces: JsonPieces<'r>) -> Self {
+        let len = pieces.counted_len();
+        Self { pieces, len }
     }
 
     /// The body's length in bytes, for its `Content-Length`.
@@ -174,23 +189,91 @@ impl HttpBody {
         self.len
     }
 
-    /// The body for one attempt: its pieces shared, not copied.
-    pub(crate) fn reqwest_body(&self) -> reqwest::Body {
-        match self.pieces.as_slice() {
-            [one] => reqwest::Body::from(one.clone()),
-            // The stream owns its pieces (a clone of each is a reference count).
-            _ => reqwest::Body::wrap_stream(futures::stream::iter(
-                self.pieces.clone().into_iter().map(Ok::<Bytes, std::convert::Infallible>),
-            )),
-        }
+    /// The body's pieces, written one by one as they are taken; the last is an error if the
+    /// pieces do not add up to the length counted.
+    pub(crate) fn pieces(&self) -> HttpPieces<'r> {
+        HttpPieces { pieces: self.pieces.clone(), len: self.len, more: true }
     }
 
-    /// The body's bytes in one buffer (copied only when there are several pieces).
-    pub(crate) fn to_bytes(&self) -> Bytes {
-        match self.pieces.as_slice() {
-            [one] => one.clone(),
-            pieces => Bytes::from(pieces.concat()),
+    /// The body for one attempt, and the writer that must run while it is sent: the body is a
+    /// stream that ends when the writer has handed it every piece (or is dropped).
+    pub(crate) fn attempt(&self) -> (reqwest::Body, BodyWriter<'r>) {
+        // Two pieces queued besides the one being written and the one being sent: the writer
+        // keeps ahead of the connection without holding much of the body.
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(2);
+        let stream = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx));
+        (reqwest::Body::wrap_stream(stream), BodyWriter { pieces: self.pieces(), sender })
+    }
+
+    /// The body's bytes in one buffer, written again (the same bytes as sent).
+    pub(crate) fn to_bytes(&self) -> Result<Bytes, CompactorError> {
+        self.pieces()
+            .try_fold(Vec::new(), |mut out, piece| {
+                out.extend_from_slice(&piece?);
+                Ok(out)
+            })
+            .map(Bytes::from)
+    }
+}
+
+/// The pieces of an [`HttpBody`], written as they are taken.
+pub(crate) struct HttpPieces<'r> {
+    pieces: JsonPieces<'r>,
+    len: u64,
+    more: bool,
+}
+
+impl Iterator for HttpPieces<'_> {
+    type Item = Result<Bytes, CompactorError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if !self.more {
+            return None;
         }
+        let mut piece = Vec::with_capacity(HTTP_PIECE_BYTES + HTTP_PIECE_BYTES / 4);
+        let written = self.pieces.fill_to(&mut piece, HTTP_PIECE_BYTES);
+        self.more = matches!(written, Ok(true));
+        let wrong_len = match written {
+            Ok(true) => self.pieces.written() > self.len,
+            Ok(false) => self.pieces.written() != self.len,
+            Err(err) => return Some(Err(err)),
+        };
+        if wrong_len {
+            self.more = false;
+            return Some(Err(CompactorError::Json(format!(
+                "the request body came to {} bytes where {} were counted",
+                self.pieces.written(),
+                self.len
+            ))));
+        }
+        Some(Ok(Bytes::from(piece)))
+    }
+}
+
+/// Hands an attempt's body its pieces as the connection takes them.
+pub(crate) struct BodyWriter<'r> {
+    pieces: HttpPieces<'r>,
+    sender: tokio::sync::mpsc::Sender<io::Result<Bytes>>,
+}
+
+impl BodyWriter<'_> {
+    /// Writes every piece into the body. A piece that cannot be written ends the body with an
+    /// error, so the request is not sent cut short, and is returned; a body the request no
+    /// longer reads (it failed, or was answered) ends the writing.
+    pub(crate) async fn write(self) -> Result<(), CompactorError> {
+        for piece in self.pieces {
+            let (piece, failure) = match piece {
+                Ok(piece) => (Ok(piece), None),
+                Err(err) => (Err(io::Error::other(err.to_string())), Some(err)),
+            };
+            if self.sender.send(piece).await.is_err() {
+                return Ok(());
+            }
+            if let Some(err) = failure {
+                return Err(err);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -11,7 +11,7 @@ use compactor_protocol::{
 use futures::StreamExt;
 use reqwest::header::{CONTENT_LENGTH, HeaderValue};
 
-use crate::body::{HttpBody, JsonPieces};
+use crate::body::{BodyWriter, HttpBody, JsonPieces};
 use crate::config::{ProviderConfig, SecretString, WebsocketMode};
 use crate::http::{self, MAX_ERROR_BODY_READ, Read, SseReader, read_limited};
 use crate::retry::{AttemptError, ClientNotice, ClientObserver, with_retries};
@@ -255,24 +255,26 @@ impl ModelClient {
     ) -> Result<Vec<ResponseItem>, CompactorError> {
         let config = &self.inner.config;
         let request = self.compact_request(prompt, settings);
-        let body = HttpBody::new(JsonPieces::compact(&request)?)?;
+        let body = HttpBody::new(JsonPieces::compact(&request)?);
         report(&SentRequest::http(&body));
         let mut headers =
             http::request_headers(config, key, &self.inner.thread_id, "application/json")?;
-        // A body of several pieces is a stream: its length is given, so it is not sent chunked.
+        // The body is a stream: its length is given, so it is not sent chunked.
         headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         let url = config.url("responses/compact");
         let max = config.max_event_bytes;
         let text = with_retries(&config.retry, self.inner.observer.as_ref(), || async {
-            let response = self
+            let (wire, writer) = body.attempt();
+            let sent = self
                 .inner
                 .http
                 .post(&url)
                 .headers(headers.clone())
                 .timeout(config.request_timeout)
-                .body(body.reqwest_body())
-                .send()
-                .await
+                .body(wire)
+                .send();
+            let response = while_writing(sent, writer)
+                .await?
                 .map_err(|err| http::transport_error(&err, redactor))?;
             let status = response.status();
             let response_headers = response.headers().clone();
@@ -298,6 +300,27 @@ impl ModelClient {
             )))
         })?;
         Ok(parsed.output)
+    }
+}
+
+/// Awaits `sent`, a request whose body `writer` writes, while the writer runs. A body that could
+/// not be written fails the attempt for good (writing it again would fail the same way); once
+/// `sent` is done, the writer is dropped, which ends a body the request no longer reads.
+async fn while_writing<T>(
+    sent: impl Future<Output = T>,
+    writer: BodyWriter<'_>,
+) -> Result<T, AttemptError> {
+    let writing = writer.write();
+    tokio::pin!(sent, writing);
+    let mut written = false;
+    loop {
+        tokio::select! {
+            outcome = &mut sent => return Ok(outcome),
+            result = &mut writing, if !written => {
+                result.map_err(AttemptError::final_error)?;
+                written = true;
+            }
+        }
     }
 }
 
@@ -391,7 +414,7 @@ impl ModelClientSession {
         request: &ResponsesApiRequest<'_>,
         report: SentReport<'_>,
     ) -> Result<ResponseStream, CompactorError> {
-        let body = HttpBody::new(JsonPieces::body(request)?)?;
+        let body = HttpBody::new(JsonPieces::body(request)?);
         report(&SentRequest::http(&body));
         let inner = &self.client.inner;
         let config = &inner.config;
@@ -399,15 +422,15 @@ impl ModelClientSession {
         let redactor = config.redactor(key.as_ref());
         let mut headers =
             http::request_headers(config, key.as_ref(), &inner.thread_id, "text/event-stream")?;
-        // A body of several pieces is a stream: its length is given, so it is not sent chunked.
+        // The body is a stream: its length is given, so it is not sent chunked.
         headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         let url = config.url("responses");
         let idle = config.stream_idle_timeout;
         let (reader, first) = with_retries(&config.retry, inner.observer.as_ref(), || async {
             // The idle timeout also bounds the wait for the response head (D10).
-            let sent =
-                inner.http.post(&url).headers(headers.clone()).body(body.reqwest_body()).send();
-            let response = match tokio::time::timeout(idle, sent).await {
+            let (wire, writer) = body.attempt();
+            let sent = inner.http.post(&url).headers(headers.clone()).body(wire).send();
+            let response = match while_writing(tokio::time::timeout(idle, sent), writer).await? {
                 Ok(response) => response.map_err(|err| http::transport_error(&err, &redactor))?,
                 Err(_elapsed) => {
                     return Err(AttemptError::by_class(CompactorError::Timeout(

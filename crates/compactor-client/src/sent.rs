@@ -20,16 +20,16 @@ pub type SentReport<'r> = &'r mut (dyn FnMut(&SentRequest<'_>) + Send);
 /// WebSocket, the `response.create` text, which is incremental (`previous_response_id` and only
 /// the new input) when the connection allowed it.
 ///
-/// Over WebSocket the client writes a message while it sends it and keeps no copy of its bytes
-/// (D165): the JSON is written again, the same bytes, only for a caller that asks for it.
+/// The client writes a request while it sends it and keeps no copy of its bytes (D161, D165):
+/// the JSON is written again, the same bytes, only for a caller that asks for it.
 #[derive(Debug)]
 pub struct SentRequest<'a>(Sent<'a>);
 
 #[derive(Debug)]
 #[expect(clippy::large_enum_variant, reason = "a short-lived value on the stack, never stored")]
 enum Sent<'a> {
-    /// An HTTP body: the logical request, serialized, and what went out.
-    Http(&'a HttpBody),
+    /// An HTTP body: the logical request, which went out as it is.
+    Http(&'a HttpBody<'a>),
     /// A WebSocket `response.create` of `len` bytes creating `message` for a logical request
     /// that was never serialized as such (borrowed from the request sent, in its HTTP form).
     Websocket { request: ResponsesApiRequest<'a>, message: ResponsesApiRequest<'a>, len: u64 },
@@ -37,7 +37,7 @@ enum Sent<'a> {
 
 impl<'a> SentRequest<'a> {
     /// An HTTP request: `body` is the logical request and went out as it is.
-    pub(crate) fn http(body: &'a HttpBody) -> Self {
+    pub(crate) fn http(body: &'a HttpBody<'a>) -> Self {
         Self(Sent::Http(body))
     }
 
@@ -56,16 +56,15 @@ impl<'a> SentRequest<'a> {
         Self(Sent::Websocket { request, message, len })
     }
 
-    /// The logical request as JSON. Over HTTP these are the very bytes sent (joined when the body
-    /// went out in several pieces); over WebSocket the request is serialized by this call, so a
-    /// caller that does not ask pays nothing.
+    /// The logical request as JSON, written by this call, so a caller that does not ask pays
+    /// nothing: over HTTP the bytes of the body sent, over WebSocket the request in its HTTP form.
     ///
     /// # Errors
     ///
     /// [`CompactorError::Json`] when the request cannot be serialized.
     pub fn request_json(&self) -> Result<Bytes, CompactorError> {
         match &self.0 {
-            Sent::Http(body) => Ok(body.to_bytes()),
+            Sent::Http(body) => body.to_bytes(),
             Sent::Websocket { request, .. } => json_body(request).map(Bytes::from),
         }
     }

@@ -72,16 +72,58 @@ fn http_bodies_in_pieces_are_the_json_of_their_requests() {
     let prompt = large_prompt();
     let settings = settings();
     let request = request(&prompt, &settings);
-    let body = HttpBody::new(JsonPieces::body(&request).unwrap()).unwrap();
+    let body = HttpBody::new(JsonPieces::body(&request).unwrap());
     let whole = serde_json::to_vec(&request).unwrap();
-    assert!(body.pieces.len() > 2, "{} pieces", body.pieces.len());
-    assert_eq!(body.len(), u64::try_from(whole.len()).unwrap());
-    assert_eq!(body.to_bytes(), whole);
+    assert_eq!(body.len(), u64::try_from(whole.len()).unwrap(), "the length counted is the body's");
+    let pieces: Vec<Bytes> = body.pieces().map(Result::unwrap).collect();
+    assert!(pieces.len() > 2, "{} pieces", pieces.len());
+    assert!(pieces.iter().all(|piece| piece.len() < HTTP_PIECE_BYTES * 2));
+    assert_eq!(pieces.concat(), whole);
+    assert_eq!(body.to_bytes().unwrap(), whole, "written again, the body is the same");
 
     let mut compact = CompactRequest::from_prompt(&prompt, &settings);
     compact.prompt_cache_key = Some("thread-1".into());
-    let body = HttpBody::new(JsonPieces::compact(&compact).unwrap()).unwrap();
-    assert_eq!(body.to_bytes(), serde_json::to_vec(&compact).unwrap());
+    let body = HttpBody::new(JsonPieces::compact(&compact).unwrap());
+    let whole = serde_json::to_vec(&compact).unwrap();
+    assert_eq!(body.len(), u64::try_from(whole.len()).unwrap());
+    assert_eq!(body.to_bytes().unwrap(), whole);
+}
+
+#[tokio::test]
+async fn an_attempt_streams_the_pieces_its_writer_writes() {
+    use http_body_util::BodyExt;
+
+    let prompt = large_prompt();
+    let settings = settings();
+    let request = request(&prompt, &settings);
+    let body = HttpBody::new(JsonPieces::body(&request).unwrap());
+    let (wire, writer) = body.attempt();
+    let read = async { wire.collect().await.map(http_body_util::Collected::to_bytes) };
+    let (read, written) = tokio::join!(read, writer.write());
+    written.unwrap();
+    assert_eq!(read.unwrap(), serde_json::to_vec(&request).unwrap());
+
+    // A body nobody reads any more ends the writing, which is not an error.
+    let (wire, writer) = body.attempt();
+    drop(wire);
+    writer.write().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_come_to_its_length_ends_in_an_error() {
+    use http_body_util::BodyExt;
+
+    let prompt = large_prompt();
+    let settings = settings();
+    let request = request(&prompt, &settings);
+    let mut body = HttpBody::new(JsonPieces::body(&request).unwrap());
+    body.len -= 1;
+    let err = body.to_bytes().unwrap_err();
+    assert!(matches!(&err, CompactorError::Json(message) if message.contains("counted")), "{err}");
+    let (wire, writer) = body.attempt();
+    let (read, written) = tokio::join!(wire.collect(), writer.write());
+    assert!(read.is_err(), "the stream ends in an error, not cut short");
+    assert!(matches!(written, Err(CompactorError::Json(_))));
 }
 
 #[test]

@@ -16,7 +16,7 @@ fn prompt() -> Prompt<'static> {
 #[test]
 fn http_reports_the_body_it_sent() {
     let json = br#"{"model":"m","stream":true}"#;
-    let body = HttpBody::new(crate::body::JsonPieces::whole(json.to_vec())).unwrap();
+    let body = HttpBody::new(crate::body::JsonPieces::whole(json.to_vec()));
     let sent = SentRequest::http(&body);
     assert_eq!(sent.request_json().unwrap(), &json[..]);
     assert_eq!(sent.wire_message().unwrap(), None);
