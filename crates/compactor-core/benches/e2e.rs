@@ -12,8 +12,9 @@
 //!   held before loading the session, at most 4x the history's JSON size.
 //!
 //! For the reading of the wall-time ratio, the bench also times the least a server does with the
-//! request, one typed parse of its bytes (`ResponsesApiRequest`), and the testkit's whole round
-//! trip on a plain connection; both are printed beside the ratio. That round trip sends the
+//! request, one typed parse of its bytes (`ResponsesApiRequest`) on one thread (the testkit
+//! reads a large request on two, D168), and the testkit's whole round trip on a plain
+//! connection; both are printed beside the ratio. That round trip sends the
 //! history first, so the compactions find its items' token counts in the server's cache, as a
 //! provider finds the prefix of the turn before in its prompt cache (D162).
 //!
@@ -408,8 +409,8 @@ async fn parent() -> ExitCode {
                 "{wall:.2} ms vs {baseline_ms:.2} ms (serialize {:.2} + transfer {:.2}); the \
                  testkit server's CPU during it {server_cpu:.1} ms ({:.0}% of the wall time, \
                  {:.2}x the baseline), client CPU {client_cpu:.1} ms; the server's round trip \
-                 alone {:.2} ms, of which a typed parse of the request {:.2} ms ({:.2}x the \
-                 baseline)",
+                 alone {:.2} ms; a typed parse of the request on one thread {:.2} ms ({:.2}x the \
+                 baseline), which the testkit reads on two (D168)",
                 serialize.as_secs_f64() * 1e3,
                 transfer.as_secs_f64() * 1e3,
                 100.0 * server_cpu / wall,
