@@ -196,13 +196,22 @@ impl<'r> HttpBody<'r> {
     }
 
     /// The body for one attempt, and the writer that must run while it is sent: the body is a
-    /// stream that ends when the writer has handed it every piece (or is dropped).
-    pub(crate) fn attempt(&self) -> (reqwest::Body, BodyWriter<'r>) {
+    /// stream that ends when the writer has handed it every piece (or is dropped). A body of one
+    /// piece is written here, whole, and its writer has nothing left to do.
+    ///
+    /// # Errors
+    ///
+    /// [`CompactorError::Json`] when a body of one piece cannot be written.
+    pub(crate) fn attempt(&self) -> Result<(reqwest::Body, BodyWriter<'r>), CompactorError> {
+        if self.len <= HTTP_PIECE_BYTES as u64 {
+            let whole = self.to_bytes()?;
+            return Ok((reqwest::Body::from(whole), BodyWriter(None)));
+        }
         // Two pieces queued besides the one being written and the one being sent: the writer
         // keeps ahead of the connection without holding much of the body.
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(2);
         let stream = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx));
-        (reqwest::Body::wrap_stream(stream), BodyWriter { pieces: self.pieces(), sender })
+        Ok((reqwest::Body::wrap_stream(stream), BodyWriter(Some((self.pieces(), sender)))))
     }
 
     /// The body's bytes in one buffer, written again (the same bytes as sent).
@@ -251,22 +260,23 @@ impl Iterator for HttpPieces<'_> {
 }
 
 /// Hands an attempt's body its pieces as the connection takes them.
-pub(crate) struct BodyWriter<'r> {
-    pieces: HttpPieces<'r>,
-    sender: tokio::sync::mpsc::Sender<io::Result<Bytes>>,
-}
+pub(crate) struct BodyWriter<'r>(
+    /// The pieces still to write and where they go; `None` for a body written whole.
+    Option<(HttpPieces<'r>, tokio::sync::mpsc::Sender<io::Result<Bytes>>)>,
+);
 
 impl BodyWriter<'_> {
     /// Writes every piece into the body. A piece that cannot be written ends the body with an
     /// error, so the request is not sent cut short, and is returned; a body the request no
     /// longer reads (it failed, or was answered) ends the writing.
     pub(crate) async fn write(self) -> Result<(), CompactorError> {
-        for piece in self.pieces {
+        let Some((pieces, sender)) = self.0 else { return Ok(()) };
+        for piece in pieces {
             let (piece, failure) = match piece {
                 Ok(piece) => (Ok(piece), None),
                 Err(err) => (Err(io::Error::other(err.to_string())), Some(err)),
             };
-            if self.sender.send(piece).await.is_err() {
+            if sender.send(piece).await.is_err() {
                 return Ok(());
             }
             if let Some(err) = failure {

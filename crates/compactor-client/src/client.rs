@@ -264,7 +264,7 @@ impl ModelClient {
         let url = config.url("responses/compact");
         let max = config.max_event_bytes;
         let text = with_retries(&config.retry, self.inner.observer.as_ref(), || async {
-            let (wire, writer) = body.attempt();
+            let (wire, writer) = body.attempt().map_err(AttemptError::final_error)?;
             let sent = self
                 .inner
                 .http
@@ -428,7 +428,7 @@ impl ModelClientSession {
         let idle = config.stream_idle_timeout;
         let (reader, first) = with_retries(&config.retry, inner.observer.as_ref(), || async {
             // The idle timeout also bounds the wait for the response head (D10).
-            let (wire, writer) = body.attempt();
+            let (wire, writer) = body.attempt().map_err(AttemptError::final_error)?;
             let sent = inner.http.post(&url).headers(headers.clone()).body(wire).send();
             let response = match while_writing(tokio::time::timeout(idle, sent), writer).await? {
                 Ok(response) => response.map_err(|err| http::transport_error(&err, &redactor))?,

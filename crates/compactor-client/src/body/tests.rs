@@ -97,14 +97,14 @@ async fn an_attempt_streams_the_pieces_its_writer_writes() {
     let settings = settings();
     let request = request(&prompt, &settings);
     let body = HttpBody::new(JsonPieces::body(&request).unwrap());
-    let (wire, writer) = body.attempt();
+    let (wire, writer) = body.attempt().unwrap();
     let read = async { wire.collect().await.map(http_body_util::Collected::to_bytes) };
     let (read, written) = tokio::join!(read, writer.write());
     written.unwrap();
     assert_eq!(read.unwrap(), serde_json::to_vec(&request).unwrap());
 
     // A body nobody reads any more ends the writing, which is not an error.
-    let (wire, writer) = body.attempt();
+    let (wire, writer) = body.attempt().unwrap();
     drop(wire);
     writer.write().await.unwrap();
 }
@@ -120,7 +120,7 @@ async fn a_body_that_does_not_come_to_its_length_ends_in_an_error() {
     body.len -= 1;
     let err = body.to_bytes().unwrap_err();
     assert!(matches!(&err, CompactorError::Json(message) if message.contains("counted")), "{err}");
-    let (wire, writer) = body.attempt();
+    let (wire, writer) = body.attempt().unwrap();
     let (read, written) = tokio::join!(wire.collect(), writer.write());
     assert!(read.is_err(), "the stream ends in an error, not cut short");
     assert!(matches!(written, Err(CompactorError::Json(_))));
@@ -186,4 +186,21 @@ proptest! {
         prop_assert_eq!(pieces.written(), u64::try_from(joined.len()).unwrap());
         prop_assert_eq!(joined, create_json(&request));
     }
+}
+
+#[tokio::test]
+async fn a_body_of_one_piece_is_written_before_its_attempt() {
+    use http_body_util::BodyExt;
+
+    let prompt =
+        Prompt { input: owned_items([ResponseItem::user_text("hi")]), ..Prompt::default() };
+    let settings = settings();
+    let request = request(&prompt, &settings);
+    let mut body = HttpBody::new(JsonPieces::body(&request).unwrap());
+    let (wire, writer) = body.attempt().unwrap();
+    writer.write().await.unwrap();
+    assert_eq!(wire.collect().await.unwrap().to_bytes(), serde_json::to_vec(&request).unwrap());
+    // Written before the attempt, a body that cannot be written fails it at once.
+    body.len += 1;
+    assert!(matches!(body.attempt(), Err(CompactorError::Json(_))));
 }
