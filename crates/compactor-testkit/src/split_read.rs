@@ -2,13 +2,13 @@
 //! halves at once, and the rest of the request (its *envelope*) by itself.
 //!
 //! The second half starts at an item boundary guessed from the text: the first `},{"type":"`
-//! after three fifths of the list that names an item type. The first half is read up to that point as
-//! a list cut short; it proves the guess right when it ends exactly between two items. The second
-//! half is read item by item from the guess to the list's end. The envelope is the body with
-//! `[]` in place of the list. Whenever anything does not fit (no guess, a wrong guess, an error
-//! anywhere), the whole body is read again the usual way, so the result and the error are
-//! always that reading's; the one difference is an item nested more than about 125 levels deep,
-//! which reads here where the whole body would exceed `serde_json`'s nesting limit.
+//! after three fifths of the list that names an item type. The first half is read up to that
+//! point as a list cut short; it proves the guess right when it ends exactly between two items.
+//! The second half is read item by item from the guess to the list's end. The envelope is the
+//! body with `[]` in place of the list. Whenever anything does not fit (no guess, a wrong guess,
+//! an error anywhere), the whole body is read again the usual way, so the result and the error
+//! are always that reading's; the one difference is an item nested more than about 125 levels
+//! deep, which reads here where the whole body would exceed `serde_json`'s nesting limit.
 
 use std::borrow::Cow;
 use std::cell::Cell;
