@@ -216,8 +216,14 @@ impl<'r> HttpBody<'r> {
 
     /// The body's bytes in one buffer, written again (the same bytes as sent).
     pub(crate) fn to_bytes(&self) -> Result<Bytes, CompactorError> {
-        self.pieces()
-            .try_fold(Vec::new(), |mut out, piece| {
+        let mut pieces = self.pieces();
+        let Some(first) = pieces.next().transpose()? else { return Ok(Bytes::new()) };
+        if !pieces.more {
+            // One piece, the body of every normal turn: it is the whole, with no copy.
+            return Ok(first);
+        }
+        pieces
+            .try_fold(first.to_vec(), |mut out, piece| {
                 out.extend_from_slice(&piece?);
                 Ok(out)
             })
@@ -239,7 +245,10 @@ impl Iterator for HttpPieces<'_> {
         if !self.more {
             return None;
         }
-        let mut piece = Vec::with_capacity(HTTP_PIECE_BYTES + HTTP_PIECE_BYTES / 4);
+        // Room for a piece and the item that overflows it, or for what is left of a short body
+        // (a normal turn's request is one small piece).
+        let left = usize::try_from(self.len.saturating_sub(self.pieces.written())).unwrap_or(0);
+        let mut piece = Vec::with_capacity(left.min(HTTP_PIECE_BYTES + HTTP_PIECE_BYTES / 4));
         let written = self.pieces.fill_to(&mut piece, HTTP_PIECE_BYTES);
         self.more = matches!(written, Ok(true));
         let wrong_len = match written {
