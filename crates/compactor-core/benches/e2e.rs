@@ -103,7 +103,17 @@ fn status_bytes(field: &str) -> u64 {
 }
 
 /// CPU time of every thread of process `pid` so far (`/proc/PID/task/*/schedstat`), in ms.
+///
+/// The kernel brings a running thread's figure up to date only at a scheduler tick (every 4 ms
+/// at 250 Hz) or when the thread is switched out: read as it runs, this process's own figure
+/// lags by up to a tick, and a compaction of 12-16 ms read that way was off by -2 to +4 ms.
+/// Yielding first switches the calling thread out, which makes its figure exact; the other
+/// threads of a client and the server's are normally asleep when they are read, and a sleeping
+/// thread's figure is exact.
 fn cpu_ms(pid: &str) -> f64 {
+    if pid == "self" {
+        std::thread::yield_now();
+    }
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0.0 };
     let nanos: u64 = tasks
         .filter_map(Result::ok)
