@@ -222,8 +222,11 @@ impl<'r> HttpBody<'r> {
             // One piece, the body of every normal turn: it is the whole, with no copy.
             return Ok(first);
         }
+        // Sized to the length counted, so the pieces are copied once, not again as it grows.
+        let mut out = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
+        out.extend_from_slice(&first);
         pieces
-            .try_fold(first.to_vec(), |mut out, piece| {
+            .try_fold(out, |mut out, piece| {
                 out.extend_from_slice(&piece?);
                 Ok(out)
             })
