@@ -84,7 +84,7 @@ async fn session_with(implementation: CompactionImplementation) -> Harness {
     // Prune removes every tool output it may: none is protected, and its target is small.
     config.compaction.prune.protected_user_turns = 0;
     config.compaction.prune.target_percent = 1;
-    start(server, config, dir).await
+    Box::pin(start(server, config, dir)).await
 }
 
 fn ledger_messages(items: &[ResponseItem]) -> Vec<String> {

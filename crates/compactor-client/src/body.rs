@@ -9,6 +9,8 @@
 //! request; tests hold them to it.
 
 use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::{fmt, io};
 
 use bytes::Bytes;
@@ -38,9 +40,19 @@ pub(crate) struct JsonPieces<'r> {
     /// The envelope from the `]` that closes the input.
     tail: Vec<u8>,
     items: &'r [Cow<'r, ResponseItem>],
+    /// The length each item's JSON was said to have, when the body's length was taken from them
+    /// (D169): each item is held to its length as it is written.
+    lens: Option<ItemLens<'r>>,
     /// The next item to write; `None` before the head is written.
     next: Option<usize>,
     written: u64,
+}
+
+/// The lengths an [`HttpBody`] was given for its items, and the mark it leaves when one is wrong.
+#[derive(Clone)]
+struct ItemLens<'r> {
+    lens: &'r [u64],
+    wrong: Arc<AtomicBool>,
 }
 
 impl<'r> JsonPieces<'r> {
@@ -73,7 +85,7 @@ impl<'r> JsonPieces<'r> {
 
     /// JSON already written whole (a short message): one piece.
     pub(crate) fn whole(json: Vec<u8>) -> Self {
-        Self { head: json, tail: Vec::new(), items: &[], next: None, written: 0 }
+        Self { head: json, tail: Vec::new(), items: &[], lens: None, next: None, written: 0 }
     }
 
     /// `envelope`'s JSON with `items` written as its `input`.
@@ -88,7 +100,7 @@ impl<'r> JsonPieces<'r> {
             ));
         };
         let tail = head.split_off(open + 1);
-        Ok(Self { head, tail, items, next: None, written: 0 })
+        Ok(Self { head, tail, items, lens: None, next: None, written: 0 })
     }
 
     /// Appends the next piece to `out`: whole items until it holds [`PIECE_BYTES`], and the
@@ -111,7 +123,18 @@ impl<'r> JsonPieces<'r> {
             if next > 0 {
                 out.push(b',');
             }
+            let before = out.len();
             compactor_protocol::json::write_json(out, &self.items[next])?;
+            if let Some(given) = &self.lens {
+                let len = u64::try_from(out.len() - before).unwrap_or(u64::MAX);
+                if given.lens.get(next) != Some(&len) {
+                    given.wrong.store(true, Ordering::Relaxed);
+                    return Err(CompactorError::Json(format!(
+                        "input item {next} came to {len} bytes of JSON where {} were given",
+                        given.lens.get(next).copied().unwrap_or(0)
+                    )));
+                }
+            }
             next += 1;
         }
         let done = next == self.items.len();
@@ -133,11 +156,15 @@ impl<'r> JsonPieces<'r> {
     }
 
     /// The length of the whole JSON, counted without writing it: the envelope's halves, each
-    /// item's JSON as `tokens::json_len` counts it, and the commas between items.
-    fn counted_len(&self) -> u64 {
-        let items = self.items.iter().fold(0u64, |len, item| {
-            len.saturating_add(compactor_protocol::tokens::json_len(item.as_ref()))
-        });
+    /// item's JSON as `tokens::json_len` counts it (or as `lens` gives it), and the commas
+    /// between items.
+    fn counted_len(&self, lens: Option<&[u64]>) -> u64 {
+        let items = match lens {
+            Some(lens) => lens.iter().fold(0u64, |len, &item| len.saturating_add(item)),
+            None => self.items.iter().fold(0u64, |len, item| {
+                len.saturating_add(compactor_protocol::tokens::json_len(item.as_ref()))
+            }),
+        };
         let fixed = self.head.len() + self.tail.len() + self.items.len().saturating_sub(1);
         items.saturating_add(u64::try_from(fixed).unwrap_or(u64::MAX))
     }
@@ -178,10 +205,24 @@ impl fmt::Debug for HttpBody<'_> {
 }
 
 impl<'r> HttpBody<'r> {
-    /// The body `pieces` write.
+    /// The body `pieces` write, its length counted.
     pub(crate) fn new(pieces: JsonPieces<'r>) -> Self {
-        let len = pieces.counted_len();
+        Self::with_lens(pieces, None)
+    }
+
+    /// The body `pieces` write, its length taken from `lens`, the length of each item's JSON,
+    /// when there is one per item (D169), else counted.
+    pub(crate) fn with_lens(mut pieces: JsonPieces<'r>, lens: Option<&'r [u64]>) -> Self {
+        let lens = lens.filter(|lens| lens.len() == pieces.items.len());
+        let len = pieces.counted_len(lens);
+        pieces.lens = lens.map(|lens| ItemLens { lens, wrong: Arc::new(AtomicBool::new(false)) });
         Self { pieces, len }
+    }
+
+    /// Whether an item's JSON turned out longer or shorter than the length given for it: the
+    /// body's declared length is then wrong, and so is every attempt to send it.
+    pub(crate) fn lens_were_wrong(&self) -> bool {
+        self.pieces.lens.as_ref().is_some_and(|given| given.wrong.load(Ordering::Relaxed))
     }
 
     /// The body's length in bytes, for its `Content-Length`.

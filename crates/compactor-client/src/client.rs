@@ -406,16 +406,42 @@ impl ModelClientSession {
             self.ws = None;
         }
         request.stream = Some(true);
-        self.stream_http(&request, report).await
+        // The lengths given for the prompt's items are the request's when it left none out.
+        let lens =
+            prompt.input_json_lens.as_deref().filter(|_| request.input.len() == prompt.input.len());
+        self.stream_http(&request, lens, report).await
     }
 
+    /// Sends `request` over HTTP, its body's length taken from `lens` when they are given
+    /// (D169). A length that turns out wrong as its item is written fails the attempt at once,
+    /// and the request is sent again with its length counted.
     async fn stream_http(
         &mut self,
         request: &ResponsesApiRequest<'_>,
+        mut lens: Option<&[u64]>,
         report: SentReport<'_>,
     ) -> Result<ResponseStream, CompactorError> {
-        let body = HttpBody::new(JsonPieces::body(request)?);
-        report(&SentRequest::http(&body));
+        loop {
+            let body = HttpBody::with_lens(JsonPieces::body(request)?, lens.take());
+            match self.stream_http_body(&body, report).await {
+                Err(error) if body.lens_were_wrong() => {
+                    tracing::warn!(
+                        %error,
+                        "an input item's JSON length was given wrong; sending the request again \
+                         with its length counted"
+                    );
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn stream_http_body(
+        &mut self,
+        body: &HttpBody<'_>,
+        report: SentReport<'_>,
+    ) -> Result<ResponseStream, CompactorError> {
+        report(&SentRequest::http(body));
         let inner = &self.client.inner;
         let config = &inner.config;
         let key = self.client.key()?;
@@ -430,7 +456,15 @@ impl ModelClientSession {
             // The idle timeout also bounds the wait for the response head (D10).
             let (wire, writer) = body.attempt().map_err(AttemptError::final_error)?;
             let sent = inner.http.post(&url).headers(headers.clone()).body(wire).send();
-            let response = match while_writing(tokio::time::timeout(idle, sent), writer).await? {
+            let written = while_writing(tokio::time::timeout(idle, sent), writer).await;
+            // The connection may report the body cut short before the writer says why: a wrong
+            // length fails every attempt alike, so none is retried.
+            if body.lens_were_wrong() {
+                return Err(AttemptError::final_error(CompactorError::Json(
+                    "an input item's JSON length was given wrong".to_owned(),
+                )));
+            }
+            let response = match written? {
                 Ok(response) => response.map_err(|err| http::transport_error(&err, &redactor))?,
                 Err(_elapsed) => {
                     return Err(AttemptError::by_class(CompactorError::Timeout(

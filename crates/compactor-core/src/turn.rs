@@ -1,9 +1,10 @@
 //! The turn runner: record input, sample, run tools, loop while the model needs follow-up, and
 //! compact when the context reaches the limit (D5).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use compactor_client::ModelClientSession;
+use compactor_client::{ModelClient, ModelClientSession};
 use compactor_engine::{
     PromptOptions, ResponseOutput, prompt_input, split_server_compaction, truncate_tool_output,
 };
@@ -388,6 +389,7 @@ impl Session {
         };
         Prompt {
             input: prompt_input(history, &options),
+            input_json_lens: None,
             tools: config.tools.clone(),
             parallel_tool_calls: config.parallel_tool_calls,
             base_instructions: config.base_instructions.clone(),
@@ -395,6 +397,24 @@ impl Session {
             output_schema: None,
             output_schema_strict: true,
         }
+    }
+
+    /// The JSON length of each item of `input`, drawn from `history`, for a request `client`
+    /// sends over HTTP, whose body declares its length (D169): an item of the session's history
+    /// takes its length from the history's counts, any other is counted. `None` over WebSocket,
+    /// which declares no length, and when `history` is not the session's history (a trimmed
+    /// copy), whose items would all be counted anyway.
+    pub(crate) fn input_json_lens(
+        &self,
+        client: &ModelClient,
+        history: &Arc<Vec<ResponseItem>>,
+        input: &[Cow<'_, ResponseItem>],
+    ) -> Option<Vec<u64>> {
+        if client.uses_websocket() {
+            return None;
+        }
+        let state = self.state();
+        Arc::ptr_eq(&state.history, history).then(|| state.counts.input_json_lens(history, input))
     }
 
     /// One sampling request, retried when the stream fails after opening (D11), then on
@@ -424,7 +444,9 @@ impl Session {
                 let sent = state.sent_estimate(&estimate, &self.inner.config.contextual_markers);
                 (Arc::clone(&state.history), sent)
             };
-            let prompt = self.turn_prompt(&turn.model, &history);
+            let mut prompt = self.turn_prompt(&turn.model, &history);
+            prompt.input_json_lens =
+                self.input_json_lens(client_session.client(), &history, &prompt.input);
             let mut attempt = SampleAttempt { session: self, prompt: &prompt, settings: &settings };
             let sampled = self
                 .retry_stream(client_session, retries, &turn.cancel, &mut 0, &mut attempt)
@@ -512,3 +534,6 @@ impl StreamAttempt for SampleAttempt<'_, '_> {
         self.session.consume(stream).await.map_err(StreamFailure::Stream)
     }
 }
+
+#[cfg(test)]
+mod tests;

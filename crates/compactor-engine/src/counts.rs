@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use compactor_protocol::tokens::TokenCounter;
+use compactor_protocol::tokens::{TokenCounter, json_len};
 use compactor_protocol::{PassThroughList, ResponseItem};
 
 /// How the items of a history are counted: the session's [`TokenCounter`], and the provider's
@@ -26,9 +26,16 @@ impl ItemCounter<'_> {
     pub fn count(&self, item: &ResponseItem) -> u64 {
         self.counter.item_tokens(item)
     }
+
+    /// [`count`](Self::count) and the length of `item`'s compact JSON, measured together:
+    /// [`TokenCounter::item_tokens_and_json_len`].
+    pub fn measure(&self, item: &ResponseItem) -> (u64, u64) {
+        self.counter.item_tokens_and_json_len(item)
+    }
 }
 
-/// The token counts of a history's items, in the history's order (D124).
+/// The token counts of a history's items, in the history's order (D124), with the length of each
+/// item's compact JSON, which an HTTP request declares without counting it again (D169).
 ///
 /// It is a parallel vector: it never lives on a [`ResponseItem`], so what is sent, persisted and
 /// resumed is exactly what it was without it. Running sums make the total of any range of items
@@ -57,11 +64,13 @@ pub struct HistoryCounts {
     cumulative: Vec<u64>,
     /// The same sums over encrypted reasoning items only, which the usage gate adds apart.
     reasoning: Vec<u64>,
+    /// Each item's compact JSON length (`tokens::json_len`), in order.
+    json_lens: Vec<u64>,
 }
 
 impl Default for HistoryCounts {
     fn default() -> Self {
-        Self { cumulative: vec![0], reasoning: vec![0] }
+        Self { cumulative: vec![0], reasoning: vec![0], json_lens: Vec::new() }
     }
 }
 
@@ -71,6 +80,7 @@ impl HistoryCounts {
         let mut counts = Self {
             cumulative: Vec::with_capacity(items.len() + 1),
             reasoning: Vec::with_capacity(items.len() + 1),
+            json_lens: Vec::with_capacity(items.len()),
         };
         counts.cumulative.push(0);
         counts.reasoning.push(0);
@@ -80,13 +90,15 @@ impl HistoryCounts {
 
     /// Counts `item` and appends its count.
     pub fn push(&mut self, item: &ResponseItem, counter: &ItemCounter<'_>) {
-        self.push_count(counter.count(item), is_encrypted_reasoning(item));
+        let (tokens, json_len) = counter.measure(item);
+        self.push_count(tokens, is_encrypted_reasoning(item), json_len);
     }
 
     /// Counts and appends every item of `items`.
     pub fn extend(&mut self, items: &[ResponseItem], counter: &ItemCounter<'_>) {
         self.cumulative.reserve(items.len());
         self.reasoning.reserve(items.len());
+        self.json_lens.reserve(items.len());
         for item in items {
             self.push(item, counter);
         }
@@ -96,13 +108,16 @@ impl HistoryCounts {
     pub fn extend_counted(&mut self, counted: &HistoryCounts) {
         self.cumulative.reserve(counted.len());
         self.reasoning.reserve(counted.len());
-        for (tokens, reasoning) in counted.iter().zip(counted.reasoning.windows(2)) {
+        self.json_lens.reserve(counted.len());
+        let each = counted.iter().zip(counted.reasoning.windows(2)).zip(&counted.json_lens);
+        for ((tokens, reasoning), &json_len) in each {
             let reasoning_tokens = reasoning[1] - reasoning[0];
-            self.push_count(tokens, reasoning_tokens > 0);
+            self.push_count(tokens, reasoning_tokens > 0, json_len);
         }
     }
 
-    fn push_count(&mut self, tokens: u64, encrypted_reasoning: bool) {
+    fn push_count(&mut self, tokens: u64, encrypted_reasoning: bool, json_len: u64) {
+        self.json_lens.push(json_len);
         let total = self.total();
         let reasoning = self.reasoning.last().copied().unwrap_or(0);
         self.cumulative.push(total.saturating_add(tokens));
@@ -165,6 +180,42 @@ impl HistoryCounts {
     pub fn truncate(&mut self, len: usize) {
         self.cumulative.truncate(len.saturating_add(1));
         self.reasoning.truncate(len.saturating_add(1));
+        self.json_lens.truncate(len);
+    }
+
+    /// The length of item `index`'s compact JSON (`None` past the end).
+    pub fn json_len(&self, index: usize) -> Option<u64> {
+        self.json_lens.get(index).copied()
+    }
+
+    /// The compact JSON length of each entry of `input`, a request's input drawn from `history`,
+    /// the items these counts are of (D169): an entry that is one of `history`'s items (the very
+    /// item, not an equal copy) takes its length from here, and any other entry (an item made
+    /// for the request, or a copy) is counted now. Counts of another length than `history` are
+    /// not `history`'s, so every entry is then counted.
+    pub fn input_json_lens(
+        &self,
+        history: &[ResponseItem],
+        input: &[Cow<'_, ResponseItem>],
+    ) -> Vec<u64> {
+        let known = (self.json_lens.len() == history.len()).then_some(&self.json_lens[..]);
+        let size = size_of::<ResponseItem>().max(1);
+        let start = history.as_ptr() as usize;
+        input
+            .iter()
+            .map(|entry| {
+                let item: &ResponseItem = entry;
+                // Where `item` lies in `history`, if it is one of its items: the address says
+                // which, and `ptr::eq` confirms it.
+                let index = (item as *const ResponseItem as usize).wrapping_sub(start) / size;
+                match (entry, known, history.get(index)) {
+                    (Cow::Borrowed(item), Some(lens), Some(at)) if std::ptr::eq(*item, at) => {
+                        lens[index]
+                    }
+                    _ => json_len(item),
+                }
+            })
+            .collect()
     }
 }
 

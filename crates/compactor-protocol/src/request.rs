@@ -59,6 +59,11 @@ pub fn borrowed_items(items: &[ResponseItem]) -> Vec<Cow<'_, ResponseItem>> {
 pub struct Prompt<'a> {
     /// The conversation so far, already normalized for the model.
     pub input: Vec<Cow<'a, ResponseItem>>,
+    /// The length of each `input` item's compact JSON ([`tokens::json_len`](crate::tokens::json_len)),
+    /// when the caller has them counted already: an HTTP request then declares its body's length
+    /// without counting its items again. A list of another length is ignored; a wrong length is
+    /// found as the item is written, and the request is then sent again with its length counted.
+    pub input_json_lens: Option<Vec<u64>>,
     /// The tools the model may call.
     pub tools: Vec<ToolSpec>,
     /// Whether the model may call tools in parallel.
@@ -77,6 +82,7 @@ impl Default for Prompt<'_> {
     fn default() -> Self {
         Self {
             input: Vec::new(),
+            input_json_lens: None,
             tools: Vec::new(),
             parallel_tool_calls: false,
             base_instructions: String::new(),

@@ -56,13 +56,19 @@ pub fn encrypted_blob_bytes(encoded_len: usize) -> u64 {
 /// caller that applies the list accounts for them. The item is serialized at most once and
 /// nothing is allocated for it.
 pub fn estimate_item_bytes(item: &ResponseItem) -> u64 {
+    match encrypted_state(item) {
+        Some(blob) => encrypted_blob_bytes(blob.len()),
+        None => with_images_estimated(item, serialized_len(item)),
+    }
+}
+
+/// The encrypted state `item` carries, which both counters count by its length alone.
+pub(crate) fn encrypted_state(item: &ResponseItem) -> Option<&str> {
     match item {
         ResponseItem::Reasoning { encrypted_content: Some(blob), .. }
         | ResponseItem::Compaction { encrypted_content: blob, .. }
-        | ResponseItem::ContextCompaction { encrypted_content: Some(blob), .. } => {
-            encrypted_blob_bytes(blob.len())
-        }
-        _ => with_images_estimated(item, serialized_len(item)),
+        | ResponseItem::ContextCompaction { encrypted_content: Some(blob), .. } => Some(blob),
+        _ => None,
     }
 }
 

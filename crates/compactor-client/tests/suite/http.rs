@@ -519,3 +519,75 @@ async fn a_body_of_many_pieces_goes_out_whole_with_its_length() {
         assert_eq!(recorded.input().len(), 102);
     }
 }
+
+/// Streams `items` over HTTP with `lens` given as their JSON lengths, and returns what was
+/// reported last, the requests the server recorded, and the stream's items.
+async fn stream_with_lens(
+    items: Vec<compactor_protocol::ResponseItem>,
+    lens: Vec<u64>,
+) -> ((bytes::Bytes, u64), Vec<compactor_testkit::RecordedRequest>, usize) {
+    let server = TestServer::scripted().await.unwrap();
+    server.push_sse(reply("resp_1", "read it"));
+    let client = client(http_config(&server), &Notices::default());
+    let mut session = client.new_session();
+    let mut prompt = prompt(items);
+    prompt.input_json_lens = Some(lens);
+    let mut last = None;
+    // A body whose given lengths are wrong cannot be written, for the report either.
+    let mut keep = |sent: &compactor_client::SentRequest<'_>| {
+        last = sent.request_json().ok().map(|json| (json, sent.wire_len()));
+    };
+    let stream =
+        bounded(session.stream_with_report(&prompt, &settings(), &mut keep)).await.unwrap();
+    let events = collect(stream).await.events.len();
+    let recorded = server.requests();
+    server.shutdown().await.unwrap();
+    (last.unwrap(), recorded, events)
+}
+
+/// Items in one piece, and items in many pieces with the last larger than a piece.
+fn short_and_long_inputs() -> [Vec<compactor_protocol::ResponseItem>; 2] {
+    let small: String = "éa🦀\n\"".repeat(2_000);
+    let mut long = vec![user("summarize this")];
+    long.extend((0..100).map(|n| user(&format!("{n} {small}"))));
+    long.push(user(&"éa🦀".repeat(200_000)));
+    [vec![user("hi"), user("there")], long]
+}
+
+#[tokio::test]
+async fn given_item_lengths_declare_the_body_without_counting_it() {
+    for items in short_and_long_inputs() {
+        let lens = items.iter().map(compactor_protocol::tokens::json_len).collect();
+        let count = items.len();
+        let ((body, len), recorded, events) = stream_with_lens(items, lens).await;
+        assert!(events > 0);
+        assert_eq!(recorded.len(), 1);
+        assert_eq!(body, recorded[0].body);
+        assert_eq!(len, body.len() as u64);
+        assert_eq!(recorded[0].header("content-length"), Some(body.len().to_string().as_str()));
+        assert_eq!(recorded[0].input().len(), count);
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_item_length_sends_the_request_again_counted() {
+    for items in short_and_long_inputs() {
+        let count = items.len();
+        // The last item is said to be one byte shorter, then one longer, than it is: in a
+        // long body the pieces before it have gone out by the time it is written.
+        for wrong in [-1i64, 1] {
+            let mut lens: Vec<u64> =
+                items.iter().map(compactor_protocol::tokens::json_len).collect();
+            let last = lens.len() - 1;
+            lens[last] = lens[last].saturating_add_signed(wrong);
+            let ((body, len), recorded, events) = stream_with_lens(items.clone(), lens).await;
+            assert!(events > 0, "the request is answered");
+            let answered = recorded.last().unwrap();
+            assert_eq!(body, answered.body, "the last report is the body that was answered");
+            assert_eq!(len, body.len() as u64);
+            assert_eq!(answered.header("content-length"), Some(body.len().to_string().as_str()));
+            assert_eq!(answered.input().len(), count);
+            assert_eq!(recorded.len(), 1, "a cut body is not a request");
+        }
+    }
+}

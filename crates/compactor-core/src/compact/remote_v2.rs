@@ -65,6 +65,8 @@ impl Session {
             prompt
                 .input
                 .splice(prompt_len..prompt_len, pins.missing_from_history().map(Cow::Borrowed));
+            prompt.input_json_lens =
+                self.input_json_lens(client_session.client(), &input_history, &prompt.input);
             let mut attempt = TracedStream {
                 prompt: &prompt,
                 settings: &settings,

@@ -27,6 +27,11 @@ fn check(items: &[ResponseItem], counter: &ItemCounter<'_>) {
     assert_eq!(counts.iter().collect::<Vec<_>>(), from_scratch);
     assert_eq!(counts.len(), items.len());
     assert_eq!(counts.total(), from_scratch.iter().sum::<u64>());
+    for (index, item) in items.iter().enumerate() {
+        let json = serde_json::to_vec(item).unwrap().len() as u64;
+        assert_eq!(counts.json_len(index), Some(json), "item {index}");
+    }
+    assert_eq!(counts.json_len(items.len()), None);
     // One at a time, as a session records them, gives the same counts.
     let mut pushed = HistoryCounts::default();
     for item in items {
@@ -85,6 +90,49 @@ fn out_of_range_queries_clamp_and_truncate_keeps_a_prefix() {
     assert_eq!(counts, HistoryCounts::new(&items[..4], &counter));
     assert!(HistoryCounts::default().is_empty());
     assert_eq!(HistoryCounts::default().total(), 0);
+}
+
+fn json_lens(input: &[Cow<'_, ResponseItem>]) -> Vec<u64> {
+    input.iter().map(|item| serde_json::to_vec(item).unwrap().len() as u64).collect()
+}
+
+#[test]
+fn a_requests_json_lengths_come_from_the_counts_or_are_counted() {
+    let pass_through = PassThroughList::default();
+    let counter = ItemCounter { counter: TokenCounter::Bytes4, pass_through: &pass_through };
+    let history = sample();
+    let counts = HistoryCounts::new(&history, &counter);
+    let copy = history[7].clone();
+    let made = user("a focus message made for the request");
+    // History items out of order and with gaps, an item made for the request, and an equal
+    // copy of a history item that is not in it.
+    let input: Vec<Cow<'_, ResponseItem>> = vec![
+        Cow::Borrowed(&history[0]),
+        Cow::Borrowed(&history[2]),
+        Cow::Borrowed(&history[1]),
+        Cow::Owned(made.clone()),
+        Cow::Borrowed(&copy),
+        Cow::Borrowed(&history[8]),
+        Cow::Owned(history[3].clone()),
+        Cow::Borrowed(&made),
+    ];
+    assert_eq!(counts.input_json_lens(&history, &input), json_lens(&input));
+    // Counts of a longer or shorter history are not this one's: everything is counted.
+    let mut longer = counts.clone();
+    longer.push(&user("later"), &counter);
+    assert_eq!(longer.input_json_lens(&history, &input), json_lens(&input));
+    let mut shorter = counts.clone();
+    shorter.truncate(3);
+    assert_eq!(shorter.input_json_lens(&history, &input), json_lens(&input));
+    assert_eq!(counts.input_json_lens(&history, &[]), Vec::<u64>::new());
+
+    // An item of the history takes its length from the counts without counting it: counts of
+    // another history of the same length show through.
+    let other: Vec<ResponseItem> = (0..history.len()).map(|n| user(&"x".repeat(n))).collect();
+    let others = HistoryCounts::new(&other, &counter);
+    let borrowed: Vec<Cow<'_, ResponseItem>> = history.iter().map(Cow::Borrowed).collect();
+    let taken: Vec<u64> = (0..other.len()).filter_map(|index| others.json_len(index)).collect();
+    assert_eq!(others.input_json_lens(&history, &borrowed), taken);
 }
 
 fn any_item() -> impl Strategy<Value = ResponseItem> {

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::length::json_structure_and_text;
 use super::{
-    approx_token_count, approx_tokens_from_byte_count, encrypted_blob_bytes, estimate_item_tokens,
-    with_images_estimated,
+    approx_token_count, approx_tokens_from_byte_count, encrypted_blob_bytes, encrypted_state,
+    estimate_item_tokens, with_images_estimated,
 };
 use crate::items::ResponseItem;
 
@@ -97,18 +97,29 @@ impl TokenCounter {
     pub fn item_tokens(self, item: &ResponseItem) -> u64 {
         match self.effective() {
             TokenCounter::Bytes4 => estimate_item_tokens(item),
-            TokenCounter::O200k => match item {
-                ResponseItem::Reasoning { encrypted_content: Some(blob), .. }
-                | ResponseItem::Compaction { encrypted_content: blob, .. }
-                | ResponseItem::ContextCompaction { encrypted_content: Some(blob), .. } => {
-                    approx_tokens_from_byte_count(encrypted_blob_bytes(blob.len()))
-                }
-                _ => {
+            TokenCounter::O200k => match encrypted_state(item) {
+                Some(blob) => approx_tokens_from_byte_count(encrypted_blob_bytes(blob.len())),
+                None => {
                     let measured = json_structure_and_text(item, o200k_text_tokens);
                     let bytes = with_images_estimated(item, measured.structure_bytes);
                     measured.text_tokens.saturating_add(approx_tokens_from_byte_count(bytes))
                 }
             },
+        }
+    }
+
+    /// [`item_tokens`](Self::item_tokens) of `item` and the length of its compact JSON
+    /// ([`json_len`](super::json_len)), measured in one pass where the counter reads that length
+    /// anyway (`Bytes4` on an item that is not encrypted state).
+    pub fn item_tokens_and_json_len(self, item: &ResponseItem) -> (u64, u64) {
+        match self.effective() {
+            TokenCounter::Bytes4 if encrypted_state(item).is_none() => {
+                let len = super::json_len(item);
+                (approx_tokens_from_byte_count(with_images_estimated(item, len)), len)
+            }
+            TokenCounter::Bytes4 | TokenCounter::O200k => {
+                (self.item_tokens(item), super::json_len(item))
+            }
         }
     }
 

@@ -222,3 +222,48 @@ fn calibration_smooths_bounds_and_applies_the_ratio() {
         json!({"reported_input_tokens": 3_900, "estimated_input_tokens": 2_750})
     );
 }
+
+#[test]
+fn tokens_and_json_length_measured_together_are_each_alone() {
+    let blob = "A".repeat(4000);
+    let mut items = items();
+    items.extend([
+        ResponseItem::Reasoning {
+            id: Some("rs_1".into()),
+            summary: vec![],
+            content: None,
+            encrypted_content: Some(blob.clone()),
+        },
+        ResponseItem::Reasoning {
+            id: None,
+            summary: vec![],
+            content: None,
+            encrypted_content: None,
+        },
+        ResponseItem::Compaction { id: None, encrypted_content: blob.clone(), created_by: None },
+        ResponseItem::ContextCompaction { id: None, encrypted_content: Some(blob) },
+        ResponseItem::ContextCompaction { id: None, encrypted_content: None },
+        ResponseItem::Message {
+            id: None,
+            role: "user".into(),
+            content: vec![ContentItem::InputImage {
+                image_url: format!("data:image/png;base64,{}", "B".repeat(10_000)),
+                detail: None,
+            }],
+            phase: None,
+            extra: Default::default(),
+        },
+        serde_json::from_value(json!({"type": "ghost_snapshot", "ghost_commit": {"id": "g1"}}))
+            .unwrap(),
+    ]);
+    for counter in TokenCounter::ALL {
+        for item in &items {
+            let json = serde_json::to_vec(item).unwrap().len() as u64;
+            assert_eq!(
+                counter.item_tokens_and_json_len(item),
+                (counter.item_tokens(item), json),
+                "{counter} {item:?}"
+            );
+        }
+    }
+}
