@@ -16,11 +16,12 @@ use anyhow::{Context, Result, bail, ensure};
 use crate::{Ctx, show};
 
 /// The targets, in the order they run.
-pub(crate) const TARGETS: [&str; 5] = [
+pub(crate) const TARGETS: [&str; 6] = [
     "sse_decoder",
     "websocket_events",
     "response_item_json",
     "response_item_oracle",
+    "direct_items",
     "rollout_reader",
 ];
 

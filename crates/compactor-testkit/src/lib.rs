@@ -85,3 +85,16 @@ pub use record::{
 pub use script::{AfterSlots, CompactScript, HttpScript, WsConnectionScript, WsSlot};
 pub use seal::{DEFAULT_SEAL_KEY, SealError, SealKey};
 pub use server::{Mode, TestServer, TestServerConfig, stop_signal};
+
+/// Reads a request body's text as the server reads a body too small to split (D170): its `input`
+/// list by the direct item reader, the rest by `serde_json`; for the parse bench.
+///
+/// # Errors
+///
+/// When the text is not a request, with `serde_json`'s error for it.
+#[doc(hidden)]
+pub fn read_request_on_one_thread(
+    text: &str,
+) -> serde_json::Result<compactor_protocol::ResponsesApiRequest<'static>> {
+    split_read::read_with(text, usize::MAX)
+}

@@ -1,22 +1,22 @@
-//! A large request read on two threads (D168): the items of its `input` list are read in two
-//! halves at once, and the rest of the request (its *envelope*) by itself.
+//! A request read with its `input` list apart (D170): the list's items by the direct item reader,
+//! in two halves at once on two threads when the request is large (D168), and the rest of the
+//! request (its *envelope*) by itself.
 //!
 //! The second half starts at an item boundary guessed from the text: the first `},{"type":"`
 //! after three fifths of the list that names an item type. The first half is read up to that
-//! point as a list cut short; it proves the guess right when it ends exactly between two items.
-//! The second half is read item by item from the guess to the list's end. The envelope is the
-//! body with `[]` in place of the list. Whenever anything does not fit (no guess, a wrong guess,
-//! an error anywhere), the whole body is read again the usual way, so the result and the error
-//! are always that reading's; the one difference is an item nested more than about 125 levels
-//! deep, which reads here where the whole body would exceed `serde_json`'s nesting limit.
+//! point; it proves the guess right when it reaches it exactly between two items. The envelope
+//! is the body with `[]` in place of the list. Whenever anything does not fit (no `input` list,
+//! no guess, a wrong guess, an error anywhere), the whole body is read again the usual way, so
+//! the result and the error are always that reading's.
 
 use std::borrow::Cow;
-use std::cell::Cell;
-use std::fmt;
 
+use compactor_protocol::items::direct::read_items;
 use compactor_protocol::{CompactRequest, ResponseItem, ResponsesApiRequest};
-use serde::Deserialize;
-use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, SeqAccess, Visitor};
+use serde::de::DeserializeOwned;
+
+/// The arrays and objects open where a request's items are: the body and its `input` list.
+const INPUT_DEPTH: usize = 2;
 
 /// Below this many bytes of items, a second thread costs more than it saves.
 const SPLIT_FROM_BYTES: usize = 1 << 20;
@@ -59,33 +59,34 @@ pub(crate) fn from_str<T: SplitInput>(text: &str) -> serde_json::Result<T> {
     read_with(text, SPLIT_FROM_BYTES)
 }
 
-fn read_with<T: SplitInput>(text: &str, split_from: usize) -> serde_json::Result<T> {
+pub(crate) fn read_with<T: SplitInput>(text: &str, split_from: usize) -> serde_json::Result<T> {
     match read_split(text, split_from) {
         Some(request) => Ok(request),
         None => serde_json::from_str(text),
     }
 }
 
-/// The request, read on two threads when its `input` list and what follows it hold at least
-/// `split_from` bytes; `None` when it is not, or cannot be, read that way.
+/// The request with its `input` list read apart from the rest: by the direct reader (D170), on
+/// two threads when the list and what follows it hold at least `split_from` bytes; `None` when
+/// the body cannot be read that way.
 fn read_split<T: SplitInput>(text: &str, split_from: usize) -> Option<T> {
     let open = input_list_at(text)?;
     let rest = text.get(open..)?;
-    if rest.len() < split_from {
-        return None;
-    }
-    // The second half is read item by item, each by a reader of its own, which costs more per
-    // item than the first half's one reader: it gets the smaller share.
-    let guess = open + boundary_after(rest, rest.len() / 5 * 3)?;
-    let (first, second) = std::thread::scope(|scope| {
-        let second = scope.spawn(|| items_from(text, guess));
-        let first = items_before(text.get(open..guess - 1)?);
-        Some((first?, second.join().ok()??))
-    })?;
-    let (mut items, (second, close)) = (first, second);
+    let (items, close) = if rest.len() < split_from {
+        read_items(text, open + 1, None, INPUT_DEPTH)?
+    } else {
+        // The second half's share is the smaller, as it once cost more per item (D168).
+        let guess = open + boundary_after(rest, rest.len() / 5 * 3)?;
+        std::thread::scope(|scope| {
+            let second = scope.spawn(|| read_items(text, guess, None, INPUT_DEPTH));
+            let (mut items, _) = read_items(text, open + 1, Some(guess), INPUT_DEPTH)?;
+            let (second, close) = second.join().ok()??;
+            items.extend(second);
+            Some((items, close))
+        })?
+    };
     let envelope = [text.get(..open)?, "[]", text.get(close + 1..)?].concat();
     let mut request: T = serde_json::from_str(&envelope).ok()?;
-    items.extend(second);
     request.set_input(items);
     Some(request)
 }
@@ -202,75 +203,6 @@ fn boundary_after(list: &str, from: usize) -> Option<usize> {
             return Some(at + 2);
         }
         at += MARK.len();
-    }
-}
-
-/// The items of `cut`, an `input` list from its `[` up to just before the `,` of a boundary
-/// guess; `None` unless the text ends right after a whole item of the list itself, which proves
-/// the guess is where an item starts.
-fn items_before(cut: &str) -> Option<Vec<Cow<'static, ResponseItem>>> {
-    let inside = Cell::new(false);
-    let mut items = Vec::new();
-    let mut deserializer = serde_json::Deserializer::from_str(cut);
-    let ended = deserializer.deserialize_seq(Collect { items: &mut items, inside: &inside });
-    match ended {
-        Err(err) if err.is_eof() && !inside.get() && !items.is_empty() => Some(items),
-        _ => None,
-    }
-}
-
-/// The items from `start` (where an item starts) to the end of their list, each read by itself,
-/// and where the list's `]` is.
-fn items_from(text: &str, start: usize) -> Option<(Vec<Cow<'static, ResponseItem>>, usize)> {
-    let bytes = text.as_bytes();
-    let mut items = Vec::new();
-    let mut at = start;
-    loop {
-        let mut stream =
-            serde_json::Deserializer::from_str(text.get(at..)?).into_iter::<ResponseItem>();
-        items.push(Cow::Owned(stream.next()?.ok()?));
-        at = skip_space(bytes, at + stream.byte_offset());
-        match bytes.get(at)? {
-            b',' => at = skip_space(bytes, at + 1),
-            b']' => return Some((items, at)),
-            _ => return None,
-        }
-    }
-}
-
-/// A list's items collected as they are read; `inside` tells whether the reading stopped inside
-/// an item.
-struct Collect<'x> {
-    items: &'x mut Vec<Cow<'static, ResponseItem>>,
-    inside: &'x Cell<bool>,
-}
-
-impl<'de> Visitor<'de> for Collect<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of input items")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(item) = seq.next_element_seed(Tracked(self.inside))? {
-            self.items.push(Cow::Owned(item));
-        }
-        Ok(())
-    }
-}
-
-/// One item, noting while it is read.
-struct Tracked<'x>(&'x Cell<bool>);
-
-impl<'de> DeserializeSeed<'de> for Tracked<'_> {
-    type Value = ResponseItem;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<ResponseItem, D::Error> {
-        self.0.set(true);
-        let item = ResponseItem::deserialize(deserializer)?;
-        self.0.set(false);
-        Ok(item)
     }
 }
 

@@ -44,7 +44,7 @@ enum Fit<T> {
 
 /// The variants the fast path reads.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Message,
     Reasoning,
     FunctionCall,
@@ -58,7 +58,7 @@ enum Kind {
 
 /// What a field holds on the fast path.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum FieldKind {
+pub(super) enum FieldKind {
     /// A string.
     Str,
     /// A string or `null`.
@@ -78,7 +78,7 @@ enum FieldKind {
 }
 
 /// The fields of a fast-path variant after `type`, in their declared (and written) order.
-fn fields(kind: Kind) -> &'static [(&'static str, FieldKind)] {
+pub(super) fn fields(kind: Kind) -> &'static [(&'static str, FieldKind)] {
     use FieldKind::{OptStr, Output, Parts, Phase, ReasoningParts, SomeStr, Str, Summary};
     match kind {
         Kind::Message => &[("id", SomeStr), ("role", Str), ("content", Parts), ("phase", Phase)],
@@ -107,7 +107,7 @@ fn fields(kind: Kind) -> &'static [(&'static str, FieldKind)] {
 }
 
 /// A field's value read on the fast path.
-enum Slot {
+pub(super) enum Slot {
     Str(String),
     OptStr(Option<String>),
     Phase(Option<MessagePhase>),
@@ -289,7 +289,7 @@ fn leave<'de, A: MapAccess<'de>>(
 
 /// The item of a fast-path variant from its fields, or `None` when a required one is missing
 /// (the slots are then left as they were).
-fn build(kind: Kind, slots: &mut [Option<Slot>; 5]) -> Option<ResponseItem> {
+pub(super) fn build(kind: Kind, slots: &mut [Option<Slot>; 5]) -> Option<ResponseItem> {
     let present = |index: usize| slots[index].is_some();
     let required: &[usize] = match kind {
         Kind::Message => &[1, 2],
@@ -412,6 +412,23 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
+/// The fast-path variant an item `type` names, and the name as it is written.
+pub(super) fn fast_kind(name: &str) -> Option<(&'static str, Kind)> {
+    const FAST: [(&str, Kind); 10] = [
+        ("message", Kind::Message),
+        ("reasoning", Kind::Reasoning),
+        ("function_call", Kind::FunctionCall),
+        ("function_call_output", Kind::FunctionCallOutput),
+        ("custom_tool_call", Kind::CustomToolCall),
+        ("custom_tool_call_output", Kind::CustomToolCallOutput),
+        ("compaction", Kind::Compaction),
+        ("compaction_summary", Kind::Compaction),
+        ("context_compaction", Kind::ContextCompaction),
+        ("compaction_trigger", Kind::CompactionTrigger),
+    ];
+    FAST.iter().find(|(known, _)| *known == name).copied()
+}
+
 /// The `type` of an item: a fast-path variant (with the name it came as), or any other value.
 enum Tag {
     Fast(&'static str, Kind),
@@ -436,20 +453,8 @@ impl<'de> Visitor<'de> for TagSeed {
     }
 
     fn visit_str<E: de::Error>(self, name: &str) -> Result<Tag, E> {
-        let fast = [
-            ("message", Kind::Message),
-            ("reasoning", Kind::Reasoning),
-            ("function_call", Kind::FunctionCall),
-            ("function_call_output", Kind::FunctionCallOutput),
-            ("custom_tool_call", Kind::CustomToolCall),
-            ("custom_tool_call_output", Kind::CustomToolCallOutput),
-            ("compaction", Kind::Compaction),
-            ("compaction_summary", Kind::Compaction),
-            ("context_compaction", Kind::ContextCompaction),
-            ("compaction_trigger", Kind::CompactionTrigger),
-        ];
-        Ok(match fast.iter().find(|(known, _)| *known == name) {
-            Some((known, kind)) => Tag::Fast(known, *kind),
+        Ok(match fast_kind(name) {
+            Some((known, kind)) => Tag::Fast(known, kind),
             None => Tag::Other(Value::String(name.to_owned())),
         })
     }
@@ -826,4 +831,4 @@ fn leave_part<'de, A: MapAccess<'de>>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -21,20 +21,22 @@ fn body_of(items: &[ResponseItem]) -> String {
     serde_json::to_string(&ResponsesApiRequest::from_prompt(&prompt, &settings)).unwrap()
 }
 
-/// Reads `text` split (from any size) and whole, and checks that they agree; returns whether it
-/// was read split.
+/// Reads `text` split in two (from any size), on one thread with its list apart, and whole with
+/// `serde_json`, and checks that they agree; returns whether it was read split.
 fn agree(text: &str) -> bool {
     let split = read_split::<ResponsesApiRequest<'static>>(text, 0);
-    let read = read_with::<ResponsesApiRequest<'static>>(text, 0);
     let whole = serde_json::from_str::<ResponsesApiRequest<'static>>(text);
-    match (&read, &whole) {
-        (Ok(read), Ok(whole)) => assert_eq!(
-            serde_json::to_value(read).unwrap(),
-            serde_json::to_value(whole).unwrap(),
-            "{text}"
-        ),
-        (Err(read), Err(whole)) => assert_eq!(read.to_string(), whole.to_string()),
-        _ => panic!("{text}: split {:?}, whole {:?}", read.is_ok(), whole.is_ok()),
+    for split_from in [0, usize::MAX] {
+        let read = read_with::<ResponsesApiRequest<'static>>(text, split_from);
+        match (&read, &whole) {
+            (Ok(read), Ok(whole)) => assert_eq!(
+                serde_json::to_value(read).unwrap(),
+                serde_json::to_value(whole).unwrap(),
+                "{text}"
+            ),
+            (Err(read), Err(whole)) => assert_eq!(read.to_string(), whole.to_string()),
+            _ => panic!("{text}: read {:?}, whole {:?}", read.is_ok(), whole.is_ok()),
+        }
     }
     split.is_some()
 }
@@ -107,6 +109,21 @@ fn bodies_of_every_shape_read_as_they_read_whole() {
     assert!(!agree(&duplicate));
     let escaped_key = text.replacen("\"input\"", "\"\\u0069nput\"", 1);
     assert!(!agree(&escaped_key));
+}
+
+#[test]
+fn an_item_nested_near_the_limit_reads_or_fails_as_the_whole_body_does() {
+    let history = serde_json::to_string(&workload::realistic_history(4)).unwrap();
+    let items = &history[1..history.len() - 1];
+    let mut read = 0;
+    for levels in 122..=128 {
+        let deep = format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+        let item = format!(r#"{{"type":"ghost","deep":{deep}}}"#);
+        let text = format!(r#"{{"model":"m","input":[{items},{item},{items}]}}"#);
+        agree(&text);
+        read += usize::from(serde_json::from_str::<Value>(&text).is_ok());
+    }
+    assert!((1..7).contains(&read), "some read and some do not: {read}");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use super::super::oracle::ReferenceItem;
 use super::*;
 
 /// Items of every variant and field, in the form Compactor writes.
-fn every_variant() -> Vec<Value> {
+pub(in crate::items) fn every_variant() -> Vec<Value> {
     vec![
         json!({"type": "message", "id": "msg_1", "role": "assistant",
             "content": [{"type": "output_text", "text": "hi"}, {"type": "input_text", "text": "yo"},
@@ -61,7 +61,7 @@ fn every_variant() -> Vec<Value> {
 /// JSON value, which differ only for duplicate keys, where the reader agrees with the value), and
 /// that a message is written back as it came.
 #[track_caller]
-fn check(text: &str) {
+pub(in crate::items) fn check(text: &str) {
     let Ok(value) = serde_json::from_str::<Value>(text) else { return };
     let ours = serde_json::from_str::<ResponseItem>(text).unwrap();
     let theirs = serde_json::from_value::<ReferenceItem>(value.clone()).unwrap().0;
@@ -78,11 +78,18 @@ fn check(text: &str) {
         assert_eq!(raw, &value, "{text}");
         assert_eq!(serde_json::to_string(raw).unwrap(), canonical);
     }
+    // The direct reader, when it takes the text, reads the same item from all of it.
+    for text in [text, canonical.as_str()] {
+        if let Some((direct, end)) = super::super::direct::read_item(text, 0) {
+            assert_eq!(direct, ours, "{text}");
+            assert!(text[end..].trim_start_matches([' ', '\n', '\t', '\r']).is_empty(), "{text}");
+        }
+    }
 }
 
 /// `value` with one change: a leaf changed in kind or content, an entry removed, an entry added,
 /// or the keys of an object reversed; every such change of every node.
-fn changes(value: &Value) -> Vec<Value> {
+pub(in crate::items) fn changes(value: &Value) -> Vec<Value> {
     let mut out = Vec::new();
     match value {
         Value::Null => out.extend([json!(""), json!(0)]),
