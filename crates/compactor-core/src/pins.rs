@@ -1,5 +1,7 @@
 //! Pins (D140, D141): the session API that sets them, and what a compaction does with them.
 
+use std::borrow::Borrow;
+
 use compactor_engine::{pin_copy, pinned_tokens, same_content, without_pinned};
 use compactor_protocol::tokens::TokenCounter;
 use compactor_protocol::{
@@ -131,9 +133,9 @@ impl PinsAtStart {
     /// (D102): the previous slot's items leave (the first of each, which is the slot itself, so
     /// an original the slot copied stays), and so do the items the pins hold, originals
     /// included, so that nothing is in the new history twice.
-    pub(crate) fn strip(&self, mut items: Vec<ResponseItem>) -> Vec<ResponseItem> {
+    pub(crate) fn strip<T: Borrow<ResponseItem>>(&self, mut items: Vec<T>) -> Vec<T> {
         for old in &self.old_slot {
-            if let Some(at) = items.iter().position(|item| same_content(item, old)) {
+            if let Some(at) = items.iter().position(|item| same_content(item.borrow(), old)) {
                 items.remove(at);
             }
         }

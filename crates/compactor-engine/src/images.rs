@@ -1,6 +1,8 @@
 //! The image cap of a compacted history: the newest images stay, older ones become a short text
 //! placeholder that names their size (see D103 in docs/decisions.md).
 
+use std::borrow::Cow;
+
 use compactor_protocol::{ContentItem, ResponseItem, ToolOutput};
 
 /// How many images a compacted history keeps by default.
@@ -30,26 +32,57 @@ pub(crate) fn image_placeholder(image_url: &str) -> String {
 /// Returns how many images were replaced.
 pub(crate) fn cap_images(items: &mut [ResponseItem], max_images: usize) -> usize {
     let mut seen = 0usize;
-    let mut replaced = 0usize;
+    items.iter_mut().rev().map(|item| cap_item(item, &mut seen, max_images)).sum()
+}
+
+/// [`cap_images`] on items that may be borrowed: only an item that loses an image is copied.
+pub(crate) fn cap_borrowed_images(items: &mut [Cow<'_, ResponseItem>], max_images: usize) -> usize {
+    let mut seen = 0usize;
+    let mut replaced = 0;
     for item in items.iter_mut().rev() {
-        let parts = match item {
-            ResponseItem::Message { content, .. } => content,
-            ResponseItem::FunctionCallOutput { output: ToolOutput::Content(parts), .. }
-            | ResponseItem::CustomToolCallOutput { output: ToolOutput::Content(parts), .. } => {
-                parts
-            }
-            _ => continue,
-        };
-        for part in parts.iter_mut().rev() {
-            let ContentItem::InputImage { image_url, .. } = part else { continue };
-            seen += 1;
-            if seen > max_images {
-                *part = ContentItem::InputText { text: image_placeholder(image_url) };
-                replaced += 1;
-            }
+        let images = image_parts(item).iter().filter(|part| is_image(part)).count();
+        if images == 0 || seen + images <= max_images {
+            seen += images;
+        } else {
+            replaced += cap_item(item.to_mut(), &mut seen, max_images);
         }
     }
     replaced
+}
+
+/// Replaces the images of `item` that come after the newest `max_images`, `seen` of which were
+/// in newer items; returns how many it replaced.
+fn cap_item(item: &mut ResponseItem, seen: &mut usize, max_images: usize) -> usize {
+    let parts = match item {
+        ResponseItem::Message { content, .. } => content,
+        ResponseItem::FunctionCallOutput { output: ToolOutput::Content(parts), .. }
+        | ResponseItem::CustomToolCallOutput { output: ToolOutput::Content(parts), .. } => parts,
+        _ => return 0,
+    };
+    let mut replaced = 0;
+    for part in parts.iter_mut().rev() {
+        let ContentItem::InputImage { image_url, .. } = part else { continue };
+        *seen += 1;
+        if *seen > max_images {
+            *part = ContentItem::InputText { text: image_placeholder(image_url) };
+            replaced += 1;
+        }
+    }
+    replaced
+}
+
+/// The parts of `item` that may hold images: a message's content, a tool output's parts.
+fn image_parts(item: &ResponseItem) -> &[ContentItem] {
+    match item {
+        ResponseItem::Message { content, .. } => content,
+        ResponseItem::FunctionCallOutput { output: ToolOutput::Content(parts), .. }
+        | ResponseItem::CustomToolCallOutput { output: ToolOutput::Content(parts), .. } => parts,
+        _ => &[],
+    }
+}
+
+fn is_image(part: &ContentItem) -> bool {
+    matches!(part, ContentItem::InputImage { .. })
 }
 
 /// Replaces every image of `content` with its placeholder.

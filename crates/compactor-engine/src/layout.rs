@@ -1,12 +1,14 @@
 //! The one layout of every compacted history (see D102 in docs/decisions.md): whatever the
 //! implementation, [`compacted_history`] builds the history a compaction installs.
 
+use std::borrow::{Borrow, Cow};
+
 use compactor_protocol::tokens::TokenCounter;
 use compactor_protocol::{ContentItem, ContextualMarkers, InitialContextInjection, ResponseItem};
 
 use crate::context::{insert_initial_context, keep_in_compacted_history};
 use crate::error::{Error, Result};
-use crate::images::{DEFAULT_MAX_RETAINED_IMAGES, cap_images};
+use crate::images::{DEFAULT_MAX_RETAINED_IMAGES, cap_borrowed_images, cap_images};
 use crate::ledger::is_ledger_message;
 use crate::local::{COMPACT_USER_MESSAGE_MAX_TOKENS, select_user_messages, summary_text};
 use crate::retained::{MAX_DEFAULT_RETAINED_BUDGET_TOKENS, retain_within_budget};
@@ -17,8 +19,9 @@ pub enum Compacted<'a> {
     /// Remote compaction v2: the messages of the request input (see [`crate::v2_request_messages`])
     /// and the compaction item the server returned.
     RemoteV2 {
-        /// The request's user, developer and system messages, in order.
-        messages: Vec<ResponseItem>,
+        /// The request's user, developer and system messages, in order, borrowed from the
+        /// request where they can be.
+        messages: Vec<Cow<'a, ResponseItem>>,
         /// The new `context_compaction` (or `compaction`) item.
         item: ResponseItem,
     },
@@ -121,16 +124,16 @@ impl<'a> Layout<'a> {
 /// # Examples
 ///
 /// ```
+/// use std::borrow::Cow;
+///
 /// use compactor_engine::{Compacted, Layout, compacted_history};
 /// use compactor_protocol::{ContextualMarkers, InitialContextInjection, ResponseItem};
 ///
 /// let markers = ContextualMarkers::default();
 /// let context = [ResponseItem::developer_text("<permissions>")];
 /// let item = ResponseItem::ContextCompaction { id: None, encrypted_content: Some("SEALED".into()) };
-/// let compacted = Compacted::RemoteV2 {
-///     messages: vec![ResponseItem::user_text("first"), ResponseItem::user_text("second")],
-///     item: item.clone(),
-/// };
+/// let sent = [ResponseItem::user_text("first"), ResponseItem::user_text("second")];
+/// let compacted = Compacted::RemoteV2 { messages: sent.iter().map(Cow::Borrowed).collect(), item: item.clone() };
 /// let layout = Layout {
 ///     initial_context: &context,
 ///     injection: InitialContextInjection::BeforeLastUserMessage,
@@ -174,7 +177,7 @@ pub fn compacted_history(
             let (tail, retained): (Vec<_>, Vec<_>) = keep_for_history(output, layout.markers)
                 .into_iter()
                 .partition(ResponseItem::is_compaction);
-            (budgeted(retained, budget, layout), tail)
+            (budgeted(retained.into_iter().map(Cow::Owned).collect(), budget, layout), tail)
         }
         Compacted::Local { user_messages, summary } => {
             let budget = within(layout.local_budget_tokens)?;
@@ -209,18 +212,23 @@ pub fn compacted_history(
 }
 
 /// What of a remote result a compacted history keeps (see [`keep_in_compacted_history`]).
-fn keep_for_history(
-    mut items: Vec<ResponseItem>,
+fn keep_for_history<T: Borrow<ResponseItem>>(
+    mut items: Vec<T>,
     markers: &ContextualMarkers,
-) -> Vec<ResponseItem> {
-    items.retain(|item| keep_in_compacted_history(item, markers));
+) -> Vec<T> {
+    items.retain(|item| keep_in_compacted_history(item.borrow(), markers));
     items
 }
 
-/// The image cap, then the newest items within `budget`, counted with the layout's counter.
-fn budgeted(mut items: Vec<ResponseItem>, budget: u64, layout: &Layout<'_>) -> Vec<ResponseItem> {
-    cap_images(&mut items, layout.max_retained_images);
-    retain_within_budget(items, budget, layout.counter)
+/// The image cap, then the newest items within `budget`, counted with the layout's counter; only
+/// the items kept are copied.
+fn budgeted(
+    mut items: Vec<Cow<'_, ResponseItem>>,
+    budget: u64,
+    layout: &Layout<'_>,
+) -> Vec<ResponseItem> {
+    cap_borrowed_images(&mut items, layout.max_retained_images);
+    retain_within_budget(items, budget, layout.counter).into_iter().map(Cow::into_owned).collect()
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! Which tool output answers which call: the pairing every history transformation respects.
 
+use std::borrow::Borrow;
+
 use compactor_protocol::ResponseItem;
 use foldhash::{HashMap, HashMapExt as _};
 
@@ -78,10 +80,10 @@ pub(crate) fn output_key(item: &ResponseItem) -> Option<(PairKind, &str)> {
 /// the same id, so an output never answers a later call, each call gets at most one output and
 /// each output at most one call. A call whose id is reused before it is answered stays
 /// unanswered. Linear in `items`.
-pub(crate) fn match_pairs(items: &[ResponseItem]) -> Vec<Option<usize>> {
+pub(crate) fn match_pairs<T: Borrow<ResponseItem>>(items: &[T]) -> Vec<Option<usize>> {
     let mut partner = vec![None; items.len()];
     let mut open: HashMap<(PairKind, &str), usize> = HashMap::new();
-    for (index, item) in items.iter().enumerate() {
+    for (index, item) in items.iter().map(Borrow::borrow).enumerate() {
         if let Some(key) = call_key(item) {
             open.insert(key, index);
         } else if let Some(key) = output_key(item)

@@ -2,6 +2,8 @@
 //! the pin slot a previous compaction left at the head of the history, and keeping the
 //! originals of pinned items out of the retained part so that nothing is there twice.
 
+use std::borrow::Borrow;
+
 use compactor_protocol::ResponseItem;
 use compactor_protocol::tokens::TokenCounter;
 
@@ -74,9 +76,12 @@ pub fn pin_slot_len(history: &[ResponseItem], pinned: &[ResponseItem]) -> usize 
 }
 
 /// `items` without those that say the same as one of `pinned`: the pin slot keeps them already.
-pub fn without_pinned(mut items: Vec<ResponseItem>, pinned: &[ResponseItem]) -> Vec<ResponseItem> {
+pub fn without_pinned<T: Borrow<ResponseItem>>(
+    mut items: Vec<T>,
+    pinned: &[ResponseItem],
+) -> Vec<T> {
     if !pinned.is_empty() {
-        items.retain(|item| !pinned.iter().any(|pin| same_content(item, pin)));
+        items.retain(|item| !pinned.iter().any(|pin| same_content(item.borrow(), pin)));
     }
     items
 }

@@ -1,7 +1,7 @@
 //! Remote compaction v2 (D39): the trigger, collecting the one compaction item from the
 //! stream, and the history it installs.
 
-use std::borrow::Borrow;
+use std::borrow::{Borrow, Cow};
 use std::pin::pin;
 
 use compactor_protocol::{CompactorError, ResponseEvent, ResponseItem, TokenUsage, V2TriggerForm};
@@ -168,15 +168,18 @@ where
 /// The messages of a v2 request that its compacted history starts from (D39):
 /// every user, developer and system message of `prompt_input`, in order. Assistant messages,
 /// tool traffic, reasoning, old compaction items and triggers are left out.
-/// [`crate::compacted_history`] takes them as [`crate::Compacted::RemoteV2`].
+/// [`crate::compacted_history`] takes them as [`crate::Compacted::RemoteV2`]. They are borrowed
+/// from `prompt_input`: the layout copies only the few it keeps.
 ///
 /// `prompt_input` is the request input without the v2 tail (see [`append_v2_trigger`]).
-pub fn v2_request_messages<T: Borrow<ResponseItem>>(prompt_input: &[T]) -> Vec<ResponseItem> {
+pub fn v2_request_messages<T: Borrow<ResponseItem>>(
+    prompt_input: &[T],
+) -> Vec<Cow<'_, ResponseItem>> {
     prompt_input
         .iter()
         .map(Borrow::borrow)
         .filter(|item: &&ResponseItem| matches!(item.role(), Some("user" | "developer" | "system")))
-        .cloned()
+        .map(Cow::Borrowed)
         .collect()
 }
 

@@ -1,6 +1,8 @@
 //! The retained budget of remote compaction: which items of a compacted history stay, newest
 //! first, within a token budget (see D101 in docs/decisions.md).
 
+use std::borrow::Cow;
+
 use compactor_protocol::tokens::{TokenCounter, approx_tokens_from_byte_count};
 use compactor_protocol::{ContentItem, ResponseItem};
 
@@ -50,13 +52,25 @@ pub fn default_retained_budget_tokens(context_window: Option<i64>) -> u64 {
 /// Items are measured by `counter` (D120), images included. The result never
 /// exceeds `budget` when the budget is at least [`MIN_RETAINED_BUDGET_TOKENS`]; below that, the
 /// newest message is kept cut to its marker even if it does not fit.
-pub(crate) fn retain_within_budget(
-    items: Vec<ResponseItem>,
+///
+/// The items may be borrowed: only the cut messages are made anew. Items are counted as the walk
+/// reaches them, so a long list of which only the newest fit costs what those cost.
+pub(crate) fn retain_within_budget<'a>(
+    items: Vec<Cow<'a, ResponseItem>>,
     budget: u64,
     counter: TokenCounter,
-) -> Vec<ResponseItem> {
-    let costs: Vec<u64> = items.iter().map(|item| counter.item_tokens(item)).collect();
-    if costs.iter().fold(0u64, |total, cost| total.saturating_add(*cost)) <= budget {
+) -> Vec<Cow<'a, ResponseItem>> {
+    let mut counted: Vec<Option<u64>> = vec![None; items.len()];
+    let mut cost = |index: usize| -> u64 {
+        *counted[index].get_or_insert_with(|| counter.item_tokens(&items[index]))
+    };
+    // Everything fits: the common case of a short history, decided newest first so that a
+    // long one stops counting at the first item over the budget.
+    let mut total = 0u64;
+    if (0..items.len()).rev().all(|index| {
+        total = total.saturating_add(cost(index));
+        total <= budget
+    }) {
         return items;
     }
     let partner = match_pairs(&items);
@@ -64,11 +78,11 @@ pub(crate) fn retain_within_budget(
     let mut cut: Vec<(usize, ResponseItem)> = Vec::new();
     let mut remaining = budget;
 
-    let newest_message = items.iter().rposition(is_message);
+    let newest_message = items.iter().rposition(|item| is_message(item));
     if let Some(newest) = newest_message {
         kept[newest] = true;
-        if costs[newest] <= remaining {
-            remaining -= costs[newest];
+        if cost(newest) <= remaining {
+            remaining -= cost(newest);
         } else {
             let (message, _fits) = cut_message(&items[newest], remaining, counter);
             remaining = remaining.saturating_sub(counter.item_tokens(&message));
@@ -84,9 +98,9 @@ pub(crate) fn retain_within_budget(
         if other.is_some_and(|other| other > index) {
             continue;
         }
-        let cost = costs[index].saturating_add(other.map_or(0, |other| costs[other]));
-        if cost <= remaining {
-            remaining -= cost;
+        let unit = cost(index).saturating_add(other.map_or(0, &mut cost));
+        if unit <= remaining {
+            remaining -= unit;
             kept[index] = true;
             if let Some(other) = other {
                 kept[other] = true;
@@ -106,7 +120,7 @@ pub(crate) fn retain_within_budget(
         .enumerate()
         .filter(|(index, _)| kept[*index])
         .map(|(index, item)| match cut.iter().position(|(at, _)| *at == index) {
-            Some(at) => cut.swap_remove(at).1,
+            Some(at) => Cow::Owned(cut.swap_remove(at).1),
             None => item,
         })
         .collect()

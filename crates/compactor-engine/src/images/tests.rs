@@ -50,8 +50,18 @@ fn shape(items: &[ResponseItem]) -> Vec<String> {
 
 #[track_caller]
 fn check(mut items: Vec<ResponseItem>, max_images: usize, expected: &[&str], replaced: usize) {
+    // Borrowed, the same images go, and only the items that lose one are copied.
+    let mut borrowed: Vec<Cow<'_, ResponseItem>> = items.iter().map(Cow::Borrowed).collect();
+    assert_eq!(cap_borrowed_images(&mut borrowed, max_images), replaced);
+    let copied: Vec<bool> = borrowed.iter().map(|item| matches!(item, Cow::Owned(_))).collect();
+    let borrowed: Vec<ResponseItem> = borrowed.into_iter().map(Cow::into_owned).collect();
+
     assert_eq!(cap_images(&mut items, max_images), replaced);
     assert_eq!(shape(&items), expected);
+    assert_eq!(borrowed, items);
+    let placeholders =
+        |item: &ResponseItem| shape(std::slice::from_ref(item)).iter().any(|s| s.starts_with('P'));
+    assert_eq!(copied, items.iter().map(placeholders).collect::<Vec<_>>());
 }
 
 #[test]

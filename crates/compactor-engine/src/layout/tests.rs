@@ -16,6 +16,11 @@ use crate::{
     prune, v2_request_messages,
 };
 
+/// `items` as owned messages of a v2 compaction.
+fn owned(items: &[ResponseItem]) -> Vec<Cow<'static, ResponseItem>> {
+    items.iter().cloned().map(Cow::Owned).collect()
+}
+
 fn initial_context() -> Vec<ResponseItem> {
     vec![
         developer("<PERMISSIONS_INSTRUCTIONS>"),
@@ -176,8 +181,10 @@ fn pins_and_the_ledger_come_first_and_count_against_the_budget() {
     // Pins over the budget fail the compaction of every budgeted implementation.
     let big = [user(&"p".repeat(4_000))];
     let over = Layout { pinned: &big, ..layout };
-    let compacted =
-        Compacted::RemoteV2 { messages: vec![user("m")], item: context_compaction("S") };
+    let compacted = Compacted::RemoteV2 {
+        messages: vec![Cow::Owned(user("m"))],
+        item: context_compaction("S"),
+    };
     assert_eq!(
         compacted_history(compacted, &over),
         Err(Error::PinnedOverBudget {
@@ -207,7 +214,7 @@ fn the_initial_context_does_not_count_against_the_budget() {
     };
     let compact = |layout: &Layout<'_>| {
         let compacted =
-            Compacted::RemoteV2 { messages: messages.clone(), item: context_compaction("S") };
+            Compacted::RemoteV2 { messages: owned(&messages), item: context_compaction("S") };
         compacted_history(compacted, layout).unwrap()
     };
     let plain = compact(&without);
@@ -249,7 +256,8 @@ fn images_beyond_the_cap_become_placeholders() {
     let messages: Vec<ResponseItem> =
         ('a'..='l').map(|tag| user_with_screenshot(&format!("shot {tag}"), tag)).collect();
     let layout = Layout::new(&markers);
-    let compacted = Compacted::RemoteV2 { messages, item: context_compaction("S") };
+    let compacted =
+        Compacted::RemoteV2 { messages: owned(&messages), item: context_compaction("S") };
     let installed = compacted_history(compacted, &layout).unwrap();
     let kinds: Vec<&str> = installed[..12]
         .iter()

@@ -249,7 +249,7 @@ fn v2_history_matches_the_retention_shape() {
         user("second"),
     ];
     assert_eq!(
-        v2_request_messages(&prompt_input),
+        v2_request_messages(&prompt_input).into_iter().map(Cow::into_owned).collect::<Vec<_>>(),
         [
             developer("dev instructions"),
             message("system", "system text"),

@@ -207,7 +207,16 @@ proptest! {
         items in history(),
         budget in MIN_RETAINED_BUDGET_TOKENS..4_000,
     ) {
-        let kept = retain_within_budget(items.clone(), budget, compactor_protocol::tokens::TokenCounter::Bytes4);
+        let borrowed = items.iter().map(std::borrow::Cow::Borrowed).collect();
+        let counter = compactor_protocol::tokens::TokenCounter::Bytes4;
+        let kept = retain_within_budget(borrowed, budget, counter);
+        // Only a cut message is made anew: every other item kept is still the caller's.
+        let made_anew = |item: &std::borrow::Cow<'_, ResponseItem>| match item {
+            std::borrow::Cow::Borrowed(_) => false,
+            std::borrow::Cow::Owned(item) => !matches!(item, ResponseItem::Message { .. }),
+        };
+        prop_assert!(!kept.iter().any(made_anew), "an item other than a message was copied");
+        let kept: Vec<ResponseItem> = kept.into_iter().map(std::borrow::Cow::into_owned).collect();
         prop_assert!(tokens(&kept) <= budget, "{} > {budget}", tokens(&kept));
         let newest = |items: &[ResponseItem]| {
             items.iter().rev().find(|item| matches!(item, ResponseItem::Message { .. })).cloned()
