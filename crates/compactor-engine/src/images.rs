@@ -5,6 +5,8 @@ use std::borrow::Cow;
 
 use compactor_protocol::{ContentItem, ResponseItem, ToolOutput};
 
+use crate::normalize::content_parts;
+
 /// How many images a compacted history keeps by default.
 pub const DEFAULT_MAX_RETAINED_IMAGES: usize = 8;
 
@@ -40,7 +42,10 @@ pub(crate) fn cap_borrowed_images(items: &mut [Cow<'_, ResponseItem>], max_image
     let mut seen = 0usize;
     let mut replaced = 0;
     for item in items.iter_mut().rev() {
-        let images = image_parts(item).iter().filter(|part| is_image(part)).count();
+        let images = content_parts(item)
+            .iter()
+            .filter(|part| matches!(part, ContentItem::InputImage { .. }))
+            .count();
         if images == 0 || seen + images <= max_images {
             seen += images;
         } else {
@@ -69,20 +74,6 @@ fn cap_item(item: &mut ResponseItem, seen: &mut usize, max_images: usize) -> usi
         }
     }
     replaced
-}
-
-/// The parts of `item` that may hold images: a message's content, a tool output's parts.
-fn image_parts(item: &ResponseItem) -> &[ContentItem] {
-    match item {
-        ResponseItem::Message { content, .. } => content,
-        ResponseItem::FunctionCallOutput { output: ToolOutput::Content(parts), .. }
-        | ResponseItem::CustomToolCallOutput { output: ToolOutput::Content(parts), .. } => parts,
-        _ => &[],
-    }
-}
-
-fn is_image(part: &ContentItem) -> bool {
-    matches!(part, ContentItem::InputImage { .. })
 }
 
 /// Replaces every image of `content` with its placeholder.
