@@ -3,7 +3,7 @@
 //! request (its *envelope*) by itself.
 //!
 //! The second half starts at an item boundary guessed from the text: the first `},{"type":"`
-//! after three fifths of the list that names an item type. The first half is read up to that
+//! after the middle of the list that names an item type. The first half is read up to that
 //! point; it proves the guess right when it reaches it exactly between two items. The envelope
 //! is the body with `[]` in place of the list. Whenever anything does not fit (no `input` list,
 //! no guess, a wrong guess, an error anywhere), the whole body is read again the usual way, so
@@ -75,8 +75,8 @@ fn read_split<T: SplitInput>(text: &str, split_from: usize) -> Option<T> {
     let (items, close) = if rest.len() < split_from {
         read_items(text, open + 1, None, INPUT_DEPTH)?
     } else {
-        // The second half's share is the smaller, as it once cost more per item (D168).
-        let guess = open + boundary_after(rest, rest.len() / 5 * 3)?;
+        // Both halves are read the same way, so they are cut at the middle.
+        let guess = open + boundary_after(rest, rest.len() / 2)?;
         std::thread::scope(|scope| {
             let second = scope.spawn(|| read_items(text, guess, None, INPUT_DEPTH));
             let (mut items, _) = read_items(text, open + 1, Some(guess), INPUT_DEPTH)?;
@@ -192,7 +192,9 @@ fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
 /// starts whose text begins `{"type":"<an item type>"`, right after a `},`.
 fn boundary_after(list: &str, from: usize) -> Option<usize> {
     const MARK: &str = "},{\"type\":\"";
-    let mut at = from;
+    // `from` may fall inside a character of a string's text: the search starts at the next
+    // character, or the list would never be split.
+    let mut at = (from..=list.len()).find(|&at| list.is_char_boundary(at))?;
     loop {
         at += list.get(at..)?.find(MARK)?;
         let after = list.get(at + MARK.len()..)?;

@@ -72,6 +72,23 @@ fn a_large_history_is_read_in_two_halves_as_it_is_read_whole() {
 }
 
 #[test]
+fn a_list_is_split_wherever_its_middle_falls_inside_a_character() {
+    // Every character of the messages' text takes two bytes, so the place the guess starts from
+    // falls inside one for about half the sizes.
+    let mut inside = 0;
+    for items in 200..230 {
+        let history: Vec<ResponseItem> =
+            (0..items).map(|n| ResponseItem::user_text("é".repeat(50 + n % 7))).collect();
+        let text = body_of(&history);
+        let open = super::input_list_at(&text).unwrap();
+        let from = (text.len() - open) / 2;
+        inside += usize::from(!text.is_char_boundary(open + from));
+        assert!(agree(&text), "{items} items are read split");
+    }
+    assert!(inside > 5, "{inside}");
+}
+
+#[test]
 fn a_guess_inside_an_item_reads_the_body_whole() {
     // Every item holds a list whose second object looks like the start of a message item, so
     // the boundary guess falls inside an item.
