@@ -73,10 +73,11 @@ pub fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> serde_
 ///
 /// Eight bytes at a time: a word with nothing to escape is copied whole, and one with something
 /// is copied up to it, then the escape is written. Copying words of a known size compiles to
-/// single stores, where copying each run between escapes called `memcpy` for a few bytes.
+/// single stores, where copying each run between escapes called `memcpy` for a few bytes; the
+/// same holds for the last bytes, which most strings of a receipt or a key consist of.
 fn write_str(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
-    out.reserve(bytes.len() + 2);
+    out.reserve(bytes.len() + 10);
     out.push(b'"');
     let mut at = 0;
     while let Some(block) = bytes.get(at..at + 8) {
@@ -95,8 +96,22 @@ fn write_str(out: &mut Vec<u8>, text: &str) {
         write_escape(out, byte, ESCAPE[usize::from(byte)]);
         at += clean + 1;
     }
-    // The last few bytes, or a whole short string such as a key: looked up one by one, copied
-    // in runs.
+    // The last few bytes (all of a short string, such as a key) are put together as one word:
+    // when none needs an escape, they are written as one word cut to size.
+    let rest = bytes.len() - at;
+    if rest > 0 {
+        let word = last_bytes(bytes, rest);
+        // The zeros above the string's last byte are flagged, and a false flag is only ever
+        // above a true one: the bytes below the mask are told exactly.
+        let mask = (1u64 << (8 * rest)) - 1;
+        if escape_flags(word) & mask == 0 {
+            out.extend_from_slice(&word.to_le_bytes());
+            out.truncate(out.len() - (8 - rest));
+            out.push(b'"');
+            return;
+        }
+    }
+    // Last bytes with something to escape: looked up one by one, copied in runs.
     let mut run = at;
     for (index, &byte) in bytes.iter().enumerate().skip(at) {
         let escape = ESCAPE[usize::from(byte)];
@@ -108,6 +123,31 @@ fn write_str(out: &mut Vec<u8>, text: &str) {
     }
     out.extend_from_slice(&bytes[run..]);
     out.push(b'"');
+}
+
+/// The last `rest` bytes of `bytes` (1 to 7 of them) as the low bytes of a word, zero above.
+///
+/// No copy of a variable length: a longer string's last eight bytes are read as a word and
+/// shifted; a shorter one is put together from two reads that may overlap, which `memcpy` would
+/// otherwise be called for.
+fn last_bytes(bytes: &[u8], rest: usize) -> u64 {
+    let len = bytes.len();
+    if let Some(block) = bytes.get(len.wrapping_sub(8)..) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(block);
+        return u64::from_le_bytes(word) >> (8 * (8 - rest));
+    }
+    let byte = |at: usize| u64::from(bytes.get(at).copied().unwrap_or(0));
+    if let (Some(low), Some(high)) = (bytes.get(..4), bytes.get(len.wrapping_sub(4)..)) {
+        let (mut first, mut last) = ([0u8; 4], [0u8; 4]);
+        first.copy_from_slice(low);
+        last.copy_from_slice(high);
+        // The reads overlap when there are fewer than eight bytes: the bytes they share are
+        // the same in both, so or-ing them changes nothing.
+        return u64::from(u32::from_le_bytes(first))
+            | u64::from(u32::from_le_bytes(last)) << (8 * (len - 4));
+    }
+    byte(0) | byte(len / 2) << (8 * (len / 2)) | byte(len - 1) << (8 * (len - 1))
 }
 
 /// The high bit of each byte of `word` that may be a control character, `"` or `\`: zero when
@@ -220,26 +260,32 @@ pub(crate) trait Sink {
 struct Buffer<'o>(&'o mut Vec<u8>);
 
 impl Sink for Buffer<'_> {
+    #[inline]
     fn push(&mut self, byte: u8) {
         self.0.push(byte);
     }
 
+    #[inline]
     fn bytes(&mut self, bytes: &[u8]) {
         self.0.extend_from_slice(bytes);
     }
 
+    #[inline]
     fn value_str(&mut self, text: &str) {
         write_str(self.0, text);
     }
 
+    #[inline]
     fn key_str(&mut self, text: &str) {
         write_str(self.0, text);
     }
 
+    #[inline]
     fn int(&mut self, value: i128) {
         write_int(self.0, value);
     }
 
+    #[inline]
     fn uint(&mut self, value: u128) {
         write_uint(self.0, value);
     }

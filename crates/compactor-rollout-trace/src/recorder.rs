@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use compactor_protocol::RolloutItem;
+use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -359,15 +360,30 @@ impl RolloutRecorder {
 
 /// Serializes one rollout line and its newline into `out`, exactly as
 /// `serde_json::to_writer(&RolloutLine::new(timestamp, item.clone()))` would, without the clone
-/// (a `compacted` line can hold megabytes of history).
+/// (a `compacted` line can hold megabytes of history), and with the protocol's own JSON writer,
+/// which writes the same bytes faster (see D167 in docs/decisions.md).
 pub(crate) fn write_line(out: &mut Vec<u8>, timestamp: &str, item: &RolloutItem) -> Result<()> {
     let start = out.len();
-    let mut serializer = serde_json::Serializer::new(&mut *out);
-    let written = (|| {
+    if let Err(err) = compactor_protocol::json::write_json(out, &LineRef { timestamp, item }) {
+        out.truncate(start);
+        return Err(Error::Serialize(err));
+    }
+    out.push(b'\n');
+    Ok(())
+}
+
+/// A rollout line that borrows its item.
+struct LineRef<'a> {
+    timestamp: &'a str,
+    item: &'a RolloutItem,
+}
+
+impl Serialize for LineRef<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("timestamp", timestamp)?;
-        map.serialize_entry("type", item.kind())?;
-        match item {
+        map.serialize_entry("timestamp", self.timestamp)?;
+        map.serialize_entry("type", self.item.kind())?;
+        match self.item {
             RolloutItem::SessionMeta(meta) => map.serialize_entry("payload", meta)?,
             RolloutItem::ResponseItem(item) => map.serialize_entry("payload", item)?,
             RolloutItem::Compacted(compacted) => map.serialize_entry("payload", compacted)?,
@@ -381,13 +397,7 @@ pub(crate) fn write_line(out: &mut Vec<u8>, timestamp: &str, item: &RolloutItem)
             RolloutItem::Unknown { payload: None, .. } => {}
         }
         map.end()
-    })();
-    if let Err(err) = written {
-        out.truncate(start);
-        return Err(Error::Serialize(err));
     }
-    out.push(b'\n');
-    Ok(())
 }
 
 async fn run_writer(mut state: WriterState, mut rx: mpsc::Receiver<Command>) {

@@ -32,6 +32,32 @@ fn every_escape_is_the_one_serde_json_writes() {
     }
 }
 
+/// Strings of every length up to three words with an escape (or a non-ASCII character) at every
+/// position, alone and twice: the last bytes of a string are checked as one word put together
+/// from overlapping reads, and each length and position takes a different path through it.
+#[test]
+fn an_escape_anywhere_in_a_string_of_any_short_length_is_written_as_serde_json_writes_it() {
+    for len in 0..=24usize {
+        for special in ["\"", "\\", "\n", "\u{0}", "\u{1f}", " ", "\u{7f}", "é", "🦀"] {
+            for at in 0..=len {
+                for second in [None, Some(len.saturating_sub(1)), Some(at + 3)] {
+                    let mut text: Vec<String> = (0..len)
+                        .map(|i| char::from(b'a' + u8::try_from(i).unwrap()).to_string())
+                        .collect();
+                    if at < len {
+                        text[at] = special.to_owned();
+                    }
+                    if let Some(second) = second.filter(|&second| second < len) {
+                        text[second] = special.to_owned();
+                    }
+                    let text = text.concat();
+                    assert_eq!(written(&text), serde_json::to_vec(&text).unwrap(), "{text:?}");
+                }
+            }
+        }
+    }
+}
+
 #[derive(Serialize)]
 enum Shapes {
     Unit,

@@ -4,7 +4,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use compactor_protocol::{
-    CompactedItem, EventMsg, ResponseItem, RolloutItem, RolloutLine, SessionMeta, TurnContextItem,
+    CompactedItem, CompactionImplementation, CompactionPhase, CompactionReason, CompactionReceipt,
+    CompactionTrigger, EventMsg, ItemOutcome, ItemReceipt, ReceiptStatus, ReceiptTotals,
+    ResponseItem, RolloutItem, RolloutLine, SessionMeta, TurnContextItem,
 };
 use pretty_assertions::assert_eq;
 use serde_json::json;
@@ -49,6 +51,81 @@ fn write_line_matches_the_protocol_serializer() {
         expected.push(b'\n');
         assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(expected).unwrap());
     }
+}
+
+/// The bytes `serde_json` writes for `item`'s line, which `write_line` must write.
+fn serde_line(item: RolloutItem) -> String {
+    let mut expected = serde_json::to_vec(&RolloutLine::new(TS, item)).unwrap();
+    expected.push(b'\n');
+    String::from_utf8(expected).unwrap()
+}
+
+fn written_line(item: &RolloutItem) -> String {
+    let mut out = Vec::new();
+    write_line(&mut out, TS, item).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn a_compacted_line_with_its_receipt_is_written_as_serde_json_writes_it() {
+    let history = vec![
+        ResponseItem::user_text("keep \"this\"\n\u{1}é"),
+        ResponseItem::assistant_text("done"),
+    ];
+    let kinds =
+        [("message", Some("user")), ("function_call", None), ("we\"ird\u{7}", Some("tool"))];
+    let items = (0..300u64)
+        .map(|index| {
+            let (item_type, role) = kinds[(index % 3) as usize];
+            ItemReceipt {
+                item_type: item_type.to_owned().into(),
+                role: role.map(|role| role.to_owned().into()),
+                outcome: ItemOutcome::ALL[(index % 6) as usize],
+                tokens: index * 977 % 100_003,
+            }
+        })
+        .collect();
+    let receipt = CompactionReceipt {
+        compaction_id: "cmp-\u{2028}1".into(),
+        implementation: CompactionImplementation::ResponsesCompactionV2,
+        chain_position: 1,
+        chain_length: 2,
+        trigger: CompactionTrigger::Auto,
+        reason: CompactionReason::ContextLimit,
+        phase: CompactionPhase::MidTurn,
+        status: ReceiptStatus::Completed,
+        error: None,
+        request_id: Some("compaction_request:1".into()),
+        response_id: None,
+        tokens_before: i64::MAX,
+        tokens_after: Some(-3),
+        items,
+        totals: ReceiptTotals { unattributed: i64::MIN, ..ReceiptTotals::default() },
+        pins: Vec::new(),
+    };
+    let mut compacted = CompactedItem::new("summary\twith \\ escapes", history);
+    compacted.receipt = Some(Box::new(receipt));
+    compacted.extra.insert("future".into(), json!({"nested": [1.5, null, "x\"y"]}));
+    let item = RolloutItem::Compacted(compacted);
+    assert_eq!(written_line(&item), serde_line(item));
+}
+
+#[test]
+fn every_line_of_a_real_codex_rollout_is_written_back_as_serde_json_writes_it() {
+    let text =
+        include_str!("../../../../tests/fixtures/codex-rollouts/codex-0.171-exec-compacted.jsonl");
+    let mut lines = 0;
+    for line in text.lines().filter(|line| !line.trim().is_empty()) {
+        let line: RolloutLine = serde_json::from_str(line).unwrap();
+        let mut out = Vec::new();
+        write_line(&mut out, &line.timestamp, &line.item).unwrap();
+        let mut expected =
+            serde_json::to_vec(&RolloutLine::new(line.timestamp, line.item)).unwrap();
+        expected.push(b'\n');
+        assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(expected).unwrap());
+        lines += 1;
+    }
+    assert!(lines > 10, "the fixture has {lines} lines");
 }
 
 #[tokio::test]
